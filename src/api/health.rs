@@ -1,0 +1,18 @@
+//! `GET /health`: liveness plus a database round trip, for load balancers.
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health));
+}
+
+async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .read(|db| crate::store::channels::list(db).map(|_| ()))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
+}

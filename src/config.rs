@@ -1,0 +1,99 @@
+//! `Settings`: everything the server can be told, from flags or `TIDINGS_*` env vars
+//! (clap reads both; nothing else in the crate reads the environment).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Largest request body accepted anywhere (Knock's trigger `data` limit is 10 MB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Server settings. `Application::build` takes this, so tests build it directly.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, env = "TIDINGS_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// SQLite database file (created if missing).
+    #[arg(long, env = "TIDINGS_DB", default_value = "tidings.db")]
+    pub db: PathBuf,
+
+    /// Directory of workflow definitions in knock-cli's layout (`<key>/workflow.json`).
+    /// A missing directory is fine: workflows can be upserted over HTTP.
+    #[arg(long, env = "TIDINGS_WORKFLOWS", default_value = "workflows")]
+    pub workflows: PathBuf,
+
+    /// Secret API key (`sk_…`). Generated and stored on first start when unset.
+    #[arg(long, env = "TIDINGS_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Public API key (`pk_…`). Generated and stored on first start when unset.
+    #[arg(long, env = "TIDINGS_PUBLIC_KEY")]
+    pub public_key: Option<String>,
+
+    /// RSA public key (PEM, or base64 of the PEM) that verifies user tokens. When unset, a
+    /// key pair is generated once and stored, and `tidings token` signs with it.
+    #[arg(long, env = "TIDINGS_SIGNING_PUBLIC_KEY")]
+    pub signing_public_key: Option<String>,
+
+    /// Require a signed user token on every public-key request (Knock's enhanced security).
+    #[arg(long, env = "TIDINGS_ENHANCED_SECURITY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enhanced_security: bool,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "TIDINGS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// `full` makes every acknowledged write survive power loss; `normal` survives a process
+    /// crash only, and is faster.
+    #[arg(long, env = "TIDINGS_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
+    pub synchronous: String,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "TIDINGS_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Seconds without any frame after which a WebSocket is closed.
+    #[arg(long, env = "TIDINGS_WS_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub ws_idle_timeout_secs: u64,
+
+    /// Topics one WebSocket may join at once.
+    #[arg(long, env = "TIDINGS_WS_MAX_TOPICS", default_value_t = 100)]
+    pub ws_max_topics: usize,
+
+    /// Pushes queued per WebSocket before a slow client is evicted.
+    #[arg(long, env = "TIDINGS_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
+
+    /// Allowed CORS origins, comma-separated; `*` allows any origin.
+    #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+}
+
+impl Settings {
+    /// Defaults for a server on a random loopback port using `db`; what tests start from.
+    pub fn for_database(db: PathBuf) -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db,
+            workflows: PathBuf::from("workflows"),
+            secret_key: None,
+            public_key: None,
+            signing_public_key: None,
+            enhanced_security: true,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            synchronous: "full".into(),
+            workers: None,
+            ws_idle_timeout_secs: 60,
+            ws_max_topics: 100,
+            ws_queue: 256,
+            cors_origins: "*".into(),
+        }
+    }
+
+    pub fn synchronous_full(&self) -> bool {
+        self.synchronous != "normal"
+    }
+}

@@ -1,0 +1,17 @@
+//! Tidings: a self-hosted, multi-tenant notification server with live in-app feeds,
+//! wire-compatible with Knock's v1 API. See `DESIGN.md` in the shared docs for the map.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod realtime;
+pub mod startup;
+pub mod store;
+
+pub use config::Settings;
+pub use startup::Application;

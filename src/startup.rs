@@ -1,0 +1,157 @@
+//! `Application::build(settings)`: opens the store, loads keys and workflows, starts the
+//! engine and binds the HTTP server. `main` and the integration tests both use it, so
+//! tests exercise exactly what ships.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, dev::Server, web};
+
+use crate::auth::Keys;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::realtime::Hub;
+use crate::store::Store;
+use crate::{api, realtime};
+
+/// Shared state every handler reaches through `web::Data<AppState>`.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub keys: Keys,
+    pub engine: Engine,
+    pub hub: Hub,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("opening the database {path}: {source}")]
+    Store {
+        path: String,
+        source: crate::store::StoreError,
+    },
+    #[error(transparent)]
+    Keys(#[from] crate::auth::keys::KeyError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = Store::open(&settings.db, settings.synchronous_full()).map_err(|source| {
+            StartupError::Store {
+                path: settings.db.display().to_string(),
+                source,
+            }
+        })?;
+        let keys = Keys::load(
+            &store,
+            settings.secret_key.clone(),
+            settings.public_key.clone(),
+            settings.signing_public_key.clone(),
+        )
+        .await?;
+        let hub = Hub::new(store.clone(), settings.ws_queue);
+        let engine = Engine::start(store.clone(), hub.clone(), &settings.workflows).await?;
+        let listener = TcpListener::bind(settings.addr).map_err(|source| StartupError::Bind {
+            addr: settings.addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.addr.to_string(),
+                source,
+            })?
+            .port();
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            store,
+            keys,
+            engine,
+            hub,
+        });
+        let server = build_server(listener, state.clone(), &settings).map_err(|source| {
+            StartupError::Bind {
+                addr: settings.addr.to_string(),
+                source,
+            }
+        })?;
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The state, for printing keys at start and for the shutdown sequence.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the server gracefully (what SIGTERM does).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT or `handle().stop(true)`), then closes sockets
+    /// and drains the writer so every acknowledged write is committed.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let result = self.server.await;
+        state.hub.shutdown();
+        state.engine.shutdown().await;
+        state.store.shutdown().await;
+        result
+    }
+}
+
+fn build_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    settings: &Settings,
+) -> std::io::Result<Server> {
+    let max_body = settings.max_body_bytes;
+    let cors_origins = settings.cors_origins.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(api::json_config(max_body))
+            .app_data(api::payload_config(max_body))
+            .app_data(api::query_config())
+            .app_data(api::path_config())
+            .wrap(api::cors(&cors_origins))
+            .wrap(api::request_id())
+            .wrap(tracing_actix())
+            .configure(api::configure)
+            .configure(realtime::configure)
+            .default_service(web::to(api::fallback))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .client_request_timeout(Duration::from_secs(30));
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers.max(1));
+    }
+    Ok(server.run())
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("tidings::http")
+}

@@ -1,0 +1,66 @@
+//! The channel registry: in-app feed channels by `key` and UUID. SDKs address feeds by
+//! UUID; workflow steps name a `channel_key`.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Db, StoreResult};
+use crate::{clock, ids};
+
+/// The channel a fresh database starts with.
+pub const DEFAULT_CHANNEL_KEY: &str = "in-app-feed";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Channel {
+    pub id: String,
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub inserted_at: String,
+}
+
+pub(super) fn ensure_default(conn: &rusqlite::Connection) -> StoreResult<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3)",
+        params![ids::uuid(), DEFAULT_CHANNEL_KEY, clock::now()],
+    )?;
+    Ok(())
+}
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Channel> {
+    Ok(Channel {
+        id: row.get(0)?,
+        key: row.get(1)?,
+        kind: row.get(2)?,
+        inserted_at: row.get(3)?,
+    })
+}
+
+pub fn list(db: &Db<'_>) -> StoreResult<Vec<Channel>> {
+    let mut stmt = db.0.prepare_cached(
+        "SELECT id, key, type, inserted_at FROM channels ORDER BY inserted_at, key",
+    )?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Finds a channel by UUID or by key (feed paths accept either).
+pub fn find(db: &Db<'_>, id_or_key: &str) -> StoreResult<Option<Channel>> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "SELECT id, key, type, inserted_at FROM channels WHERE id = ?1 OR key = ?1 LIMIT 1",
+        )?
+        .query_row([id_or_key], from_row)
+        .optional()?)
+}
+
+/// Returns the channel with `key`, creating an in-app feed channel for it if new.
+pub fn ensure(db: &Db<'_>, key: &str) -> StoreResult<Channel> {
+    db.0.prepare_cached("INSERT OR IGNORE INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3)")?
+        .execute(params![ids::uuid(), key, clock::now()])?;
+    Ok(db
+        .0
+        .prepare_cached("SELECT id, key, type, inserted_at FROM channels WHERE key = ?1")?
+        .query_row([key], from_row)?)
+}

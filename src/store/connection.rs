@@ -1,0 +1,41 @@
+//! Opening connections with the PRAGMAs every connection needs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreResult;
+
+/// The one read-write connection, owned by the writer thread. `synchronous=FULL` makes
+/// each commit durable against power loss: an acknowledged write is on disk.
+pub(super) fn open_read_write(path: &Path, synchronous_full: bool) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if synchronous_full { "FULL" } else { "NORMAL" },
+    )?;
+    common_pragmas(&conn)?;
+    Ok(conn)
+}
+
+/// A read-only connection for queries; WAL lets it read while the writer commits.
+pub(super) fn open_read_only(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    common_pragmas(&conn)?;
+    Ok(conn)
+}
+
+fn common_pragmas(conn: &Connection) -> StoreResult<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! Message rows (feed items) and the badge counters kept beside them.
+//!
+//! Invariant: `feed_counters` holds, per (channel, recipient, tenant), the number of
+//! non-archived messages, and of those the unread and unseen ones. Every function here
+//! that changes a message adjusts the counters in the same transaction.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+use super::{Db, StoreResult};
+use crate::model::RecipientRef;
+
+/// A message the engine wants stored. `id` and timestamps are chosen by the caller.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub channel_id: String,
+    pub recipient: RecipientRef,
+    pub tenant: Option<String>,
+    pub workflow_key: String,
+    pub workflow_version_id: String,
+    pub workflow_categories: Vec<String>,
+    pub workflow_run_id: String,
+    pub workflow_recipient_run_id: String,
+    pub step_ref: String,
+    pub actors: Vec<RecipientRef>,
+    pub data: Value,
+    pub blocks: Value,
+    pub inserted_at: String,
+}
+
+/// A stored message row, as every read path sees it.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub seq: i64,
+    pub id: String,
+    pub channel_id: String,
+    pub recipient: RecipientRef,
+    pub tenant: Option<String>,
+    pub workflow_key: String,
+    pub workflow_version_id: String,
+    pub workflow_categories: Vec<String>,
+    pub workflow_run_id: String,
+    pub workflow_recipient_run_id: String,
+    pub step_ref: String,
+    pub actors: Vec<RecipientRef>,
+    pub data: Value,
+    pub blocks: Value,
+    pub metadata: Value,
+    pub inserted_at: String,
+    pub updated_at: String,
+    pub seen_at: Option<String>,
+    pub read_at: Option<String>,
+    pub archived_at: Option<String>,
+    pub interacted_at: Option<String>,
+    pub link_clicked_at: Option<String>,
+}
+
+/// Columns in the order [`row_to_message`] reads them; prefix-free so callers can alias.
+pub const MESSAGE_COLUMNS: &str = "seq, id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
+     workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
+     actors, data, blocks, metadata, inserted_at, updated_at, seen_at, read_at, archived_at, interacted_at, link_clicked_at";
+
+pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+    let json = |i: usize| -> rusqlite::Result<Value> {
+        let text: String = row.get(i)?;
+        serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let kind: String = row.get(3)?;
+    let collection: String = row.get(4)?;
+    let recipient_id: String = row.get(5)?;
+    let categories = json(9)?;
+    let actors = json(13)?;
+    Ok(MessageRow {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        channel_id: row.get(2)?,
+        recipient: RecipientRef::from_stored(&kind, &collection, &recipient_id),
+        tenant: row.get(6)?,
+        workflow_key: row.get(7)?,
+        workflow_version_id: row.get(8)?,
+        workflow_categories: serde_json::from_value(categories).unwrap_or_default(),
+        workflow_run_id: row.get(10)?,
+        workflow_recipient_run_id: row.get(11)?,
+        step_ref: row.get(12)?,
+        actors: serde_json::from_value(actors).unwrap_or_default(),
+        data: json(14)?,
+        blocks: json(15)?,
+        metadata: json(16)?,
+        inserted_at: row.get(17)?,
+        updated_at: row.get(18)?,
+        seen_at: row.get(19)?,
+        read_at: row.get(20)?,
+        archived_at: row.get(21)?,
+        interacted_at: row.get(22)?,
+        link_clicked_at: row.get(23)?,
+    })
+}
+
+/// Inserts a message unless its (recipient run, step) already produced one, and bumps the
+/// counters. Returns the stored row when it was new, `None` when it was a replay — this is
+/// what makes re-running a run after a crash exactly-once.
+pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
+    let inserted = db
+        .0
+        .prepare_cached(
+            "INSERT OR IGNORE INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
+             workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
+             actors, data, blocks, metadata, inserted_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16)",
+        )?
+        .execute(params![
+            m.id,
+            m.channel_id,
+            m.recipient.kind(),
+            m.recipient.collection(),
+            m.recipient.id(),
+            m.tenant,
+            m.workflow_key,
+            m.workflow_version_id,
+            serde_json::to_string(&m.workflow_categories)?,
+            m.workflow_run_id,
+            m.workflow_recipient_run_id,
+            m.step_ref,
+            serde_json::to_string(&m.actors)?,
+            serde_json::to_string(&m.data)?,
+            serde_json::to_string(&m.blocks)?,
+            m.inserted_at,
+        ])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let row = get(db, &m.id)?;
+    if let Some(row) = &row {
+        adjust_counters(
+            db,
+            row,
+            CounterDelta {
+                total: 1,
+                unread: 1,
+                unseen: 1,
+            },
+        )?;
+    }
+    Ok(row)
+}
+
+/// Loads one message by id.
+pub fn get(db: &Db<'_>, id: &str) -> StoreResult<Option<MessageRow>> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
+    Ok(db
+        .0
+        .prepare_cached(&sql)?
+        .query_row([id], row_to_message)
+        .optional()?)
+}
+
+/// How one change moves a feed's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub total: i64,
+    pub unread: i64,
+    pub unseen: i64,
+}
+
+impl CounterDelta {
+    /// What a message contributes to the counters in its current state.
+    pub fn contribution(m: &MessageRow) -> Self {
+        if m.archived_at.is_some() {
+            return CounterDelta::default();
+        }
+        CounterDelta {
+            total: 1,
+            unread: i64::from(m.read_at.is_none()),
+            unseen: i64::from(m.seen_at.is_none()),
+        }
+    }
+
+    /// `after - before`.
+    pub fn between(before: &MessageRow, after: &MessageRow) -> Self {
+        let (b, a) = (Self::contribution(before), Self::contribution(after));
+        CounterDelta {
+            total: a.total - b.total,
+            unread: a.unread - b.unread,
+            unseen: a.unseen - b.unseen,
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == CounterDelta::default()
+    }
+}
+
+/// Applies `delta` to the counter row of `m`'s feed (creating it at zero first).
+pub fn adjust_counters(db: &Db<'_>, m: &MessageRow, delta: CounterDelta) -> StoreResult<()> {
+    if delta.is_zero() {
+        return Ok(());
+    }
+    db.0.prepare_cached(
+        "INSERT INTO feed_counters(channel_id, recipient_kind, recipient_collection, recipient_id, tenant, total, unread, unseen) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT(channel_id, recipient_kind, recipient_collection, recipient_id, tenant) DO UPDATE SET \
+         total = total + excluded.total, unread = unread + excluded.unread, unseen = unseen + excluded.unseen",
+    )?
+    .execute(params![
+        m.channel_id,
+        m.recipient.kind(),
+        m.recipient.collection(),
+        m.recipient.id(),
+        m.tenant.as_deref().unwrap_or(""),
+        delta.total,
+        delta.unread,
+        delta.unseen,
+    ])?;
+    Ok(())
+}
+
+/// Sets a message's engagement timestamps to `after`'s values and moves the counters by
+/// the difference. The one way status changes are written.
+pub fn update_engagement(db: &Db<'_>, before: &MessageRow, after: &MessageRow) -> StoreResult<()> {
+    db.0.prepare_cached(
+        "UPDATE messages SET seen_at = ?2, read_at = ?3, archived_at = ?4, interacted_at = ?5, \
+         link_clicked_at = ?6, metadata = ?7, updated_at = ?8 WHERE id = ?1",
+    )?
+    .execute(params![
+        after.id,
+        after.seen_at,
+        after.read_at,
+        after.archived_at,
+        after.interacted_at,
+        after.link_clicked_at,
+        serde_json::to_string(&after.metadata)?,
+        after.updated_at,
+    ])?;
+    adjust_counters(db, before, CounterDelta::between(before, after))
+}

@@ -1,0 +1,20 @@
+//! Embedded, numbered, forward-only migrations tracked by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::StoreResult;
+
+/// Migration `i` (0-based) moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// Applies every migration newer than the database, all in one transaction.
+pub(super) fn apply(conn: &mut Connection) -> StoreResult<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tx = conn.transaction()?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

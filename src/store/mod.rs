@@ -1,0 +1,99 @@
+//! SQLite storage. Owns every SQL statement and every `rusqlite` type: nothing from
+//! `rusqlite` leaves this module.
+//!
+//! Invariants:
+//! - All writes go through the single [`Writer`] thread, which group-commits queued
+//!   commands in one transaction and replies only after `COMMIT` returned.
+//! - Reads use separate read-only connections on the blocking pool ([`Store::read`]).
+
+mod connection;
+mod migrations;
+mod readers;
+mod writer;
+
+pub mod bulk;
+pub mod channels;
+pub mod messages;
+pub mod meta;
+pub mod recipients;
+pub mod runs;
+pub mod workflows;
+
+use std::path::{Path, PathBuf};
+
+pub use writer::WriterHandle;
+
+/// What can go wrong below the API. Mapped to HTTP once, in `crate::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored JSON is corrupt: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the writer thread has stopped")]
+    WriterGone,
+    #[error("the blocking pool failed: {0}")]
+    Blocking(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Connection-level handle the query functions receive. Opaque outside `store/`.
+pub struct Db<'a>(&'a rusqlite::Connection);
+
+/// The store: one writer, a pool of readers, all on one SQLite file.
+#[derive(Clone)]
+pub struct Store {
+    writer: WriterHandle,
+    readers: readers::ReaderPool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies migrations and starts the writer.
+    pub fn open(path: &Path, synchronous_full: bool) -> StoreResult<Self> {
+        let mut conn = connection::open_read_write(path, synchronous_full)?;
+        migrations::apply(&mut conn)?;
+        channels::ensure_default(&conn)?;
+        let writer = writer::spawn(conn);
+        let readers = readers::ReaderPool::new(path.to_path_buf());
+        Ok(Store {
+            writer,
+            readers,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs `f` inside the writer's transaction (its own savepoint) and returns its result
+    /// once the whole group has committed. An `Err` from `f` rolls back only `f`'s work.
+    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Db<'_>) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    /// Runs `f` on a read-only connection on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Db<'_>) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.readers.run(f).await
+    }
+
+    /// Stops the writer after it has drained and committed every queued command.
+    pub async fn shutdown(&self) {
+        self.writer.shutdown().await;
+    }
+
+    /// Where the database lives (shown at start).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,21 @@
+use crate::helpers::{assert_error, spawn_app};
+
+#[tokio::test]
+async fn health_answers_200() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_404_in_knocks_error_shape() {
+    let app = spawn_app().await;
+    let res = app.get("/v1/nope").send().await.expect("request");
+    assert_error(res, 404, "route_missing").await;
+}

@@ -1,0 +1,186 @@
+//! Shared test helpers: `spawn_app`, authenticated request builders, token minting.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tidings::{Application, Settings};
+
+pub const SECRET_KEY: &str = "sk_test_secret";
+pub const PUBLIC_KEY: &str = "pk_test_public";
+
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+pub fn signing_private_pem() -> String {
+    std::fs::read_to_string(fixture("signing_key.pem")).expect("fixture signing key")
+}
+
+/// A running server and a client for it. The temp dir (and database) lives as long as this.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    pub workflows_dir: PathBuf,
+    pub handle: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+/// Settings every test server uses: port 0, a temp database, fixed keys.
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut settings = Settings::for_database(dir.join("tidings.db"));
+    settings.workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    settings.secret_key = Some(SECRET_KEY.into());
+    settings.public_key = Some(PUBLIC_KEY.into());
+    settings.signing_public_key =
+        Some(std::fs::read_to_string(fixture("signing_key.pub.pem")).expect("fixture public key"));
+    settings.workers = Some(2);
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `customize` adjusts its settings.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    customize(&mut settings);
+    let db_path = settings.db.clone();
+    let workflows_dir = settings.workflows.clone();
+    let app = Application::build(settings).await.expect("server builds");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::new(),
+        db_path,
+        workflows_dir,
+        handle,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request with the secret key.
+    pub fn server(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(SECRET_KEY)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.server(reqwest::Method::GET, path)
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
+        self.server(reqwest::Method::PUT, path).json(&body)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
+        self.server(reqwest::Method::POST, path).json(&body)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.server(reqwest::Method::DELETE, path)
+    }
+
+    /// A request as a browser: public key plus `user`'s token.
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(PUBLIC_KEY)
+            .header("x-knock-user-token", user_token(user, json!(null)))
+    }
+
+    /// Triggers `workflow` and returns the run id (asserting 200).
+    pub async fn trigger(&self, workflow: &str, body: Value) -> String {
+        let res = self
+            .post(&format!("/v1/workflows/{workflow}/trigger"), body)
+            .send()
+            .await
+            .expect("trigger sent");
+        let status = res.status();
+        let body: Value = res.json().await.expect("trigger answers JSON");
+        assert_eq!(status, 200, "trigger failed: {body}");
+        body["workflow_run_id"]
+            .as_str()
+            .expect("workflow_run_id")
+            .to_owned()
+    }
+
+    /// Polls the feed until it holds `count` entries or ~10 s pass; returns the last body.
+    /// Runs complete asynchronously, so tests wait on the observable result, not a sleep.
+    pub async fn wait_for_feed(&self, user: &str, query: &str, count: usize) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let body: Value = self
+                .get(&format!("/v1/users/{user}/feeds/in-app-feed?{query}"))
+                .send()
+                .await
+                .expect("feed request")
+                .json()
+                .await
+                .expect("feed JSON");
+            let len = body["entries"].as_array().map_or(0, Vec::len);
+            if len >= count || std::time::Instant::now() > deadline {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Signs a user token with the test key, valid for an hour.
+pub fn user_token(user: &str, grants: Value) -> String {
+    sign_claims(json!({"sub": user, "iat": now(), "exp": now() + 3600, "grants": grants}))
+}
+
+pub fn sign_claims(claims: Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(signing_private_pem().as_bytes())
+        .expect("test key");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .expect("sign")
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Asserts a response is a Knock error with `status` and `code`; returns the body.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = res.status().as_u16();
+    let body: Value = res.json().await.expect("error body is JSON");
+    assert_eq!(actual, status, "unexpected status, body: {body}");
+    assert_eq!(body["code"], code, "unexpected code, body: {body}");
+    assert_eq!(body["status"], status, "body status mismatch: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "missing message: {body}"
+    );
+    assert!(body["type"].is_string(), "missing type: {body}");
+    body
+}

@@ -1,0 +1,6 @@
+//! Integration tests: each starts the real server on a random port with a fresh database
+//! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
+
+mod helpers;
+
+mod health;
