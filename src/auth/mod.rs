@@ -1,6 +1,7 @@
 //! Who may do what: API keys, RS256 user tokens and their grants, and the extractors
 //! handlers use (`ServerKey`, `Caller`). The one place that decides access.
 
+pub mod access;
 pub mod extract;
 pub mod keys;
 pub mod token;
