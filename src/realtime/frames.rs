@@ -202,11 +202,11 @@ mod tests {
     fn replies_serialize_as_phoenix_arrays() {
         let ok = Frame::reply_ok(Some("3".into()), Some("4".into()), "t", json!({}));
         assert_eq!(
-            ok.to_text().as_ref(),
+            &*ok.to_text(),
             r#"["3","4","t","phx_reply",{"response":{},"status":"ok"}]"#
         );
         let err = Frame::reply_error(None, Some("4".into()), "t", "unauthorized");
-        let parsed: Value = serde_json::from_str(err.to_text().as_ref()).unwrap();
+        let parsed: Value = serde_json::from_str(&err.to_text()).unwrap();
         assert_eq!(
             parsed,
             json!([null, "4", "t", "phx_reply", {"status": "error", "response": {"reason": "unauthorized"}}])
@@ -216,13 +216,13 @@ mod tests {
     #[test]
     fn pushes_have_a_null_ref_and_escape_their_strings() {
         let text = push_text(Some("9"), "feeds:c:\"u\"", "new-message", r#"{"a":1}"#);
-        let parsed: Value = serde_json::from_str(text.as_ref()).unwrap();
+        let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             parsed,
             json!(["9", null, "feeds:c:\"u\"", "new-message", {"a": 1}])
         );
         let text = push_text(None, "t", "new-message", "{}");
-        assert_eq!(text.as_ref(), r#"[null,null,"t","new-message",{}]"#);
+        assert_eq!(&*text, r#"[null,null,"t","new-message",{}]"#);
     }
 
     #[test]

@@ -71,12 +71,12 @@ async fn websocket(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if state.hub.is_shutting_down() {
-        return Ok(ApiError::Unavailable.into());
+        return Err(ApiError::Unavailable.into());
     }
     let params = SocketParams::parse(req.query_string());
     if let Some(vsn) = &params.vsn {
         if !vsn.starts_with("2.") {
-            return Ok(ApiError::invalid(
+            return Err(ApiError::invalid(
                 "vsn",
                 format!("serializer version `{vsn}` is not supported; use 2.0.0"),
             )

@@ -4,3 +4,8 @@
 mod helpers;
 
 mod health;
+mod ws;
+
+mod realtime;
+mod realtime_auth;
+mod realtime_limits;
