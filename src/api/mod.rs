@@ -3,6 +3,7 @@
 
 mod common;
 mod health;
+mod pages;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -13,4 +14,5 @@ use actix_web::web;
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
+    pages::routes(cfg);
 }

@@ -7,12 +7,14 @@
 //! - Reads use separate read-only connections on the blocking pool ([`Store::read`]).
 
 mod connection;
+mod feed_sql;
 mod migrations;
 mod readers;
 mod writer;
 
 pub mod bulk;
 pub mod channels;
+pub mod feeds;
 pub mod messages;
 pub mod meta;
 pub mod recipients;
