@@ -113,9 +113,11 @@ async fn token(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("--grant: {e}"))?;
     if settings.signing_public_key.is_some() {
-        return Err("TIDINGS_SIGNING_PUBLIC_KEY is set, so the private signing key lives \
+        return Err(
+            "TIDINGS_SIGNING_PUBLIC_KEY is set, so the private signing key lives \
                     elsewhere; sign tokens with it (e.g. @knocklabs/node signUserToken)"
-            .into());
+                .into(),
+        );
     }
     let keys = load_keys(&settings).await?;
     let private = keys
@@ -127,7 +129,10 @@ async fn token(
         explicit_grants,
         ttl_secs,
     };
-    println!("{}", dev_token::sign(&private, &request, tidings::clock::unix_now())?);
+    println!(
+        "{}",
+        dev_token::sign(&private, &request, tidings::clock::unix_now())?
+    );
     Ok(())
 }
 

@@ -114,10 +114,7 @@ impl Application {
     /// and drains the writer so every acknowledged write is committed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
-        let signals = tokio::spawn(stop_on_signal(
-            state.hub.clone(),
-            self.server.handle(),
-        ));
+        let signals = tokio::spawn(stop_on_signal(state.hub.clone(), self.server.handle()));
         let result = self.server.await;
         signals.abort();
         state.hub.shutdown();

@@ -85,8 +85,7 @@ fn tenants_holding(claims: &UserClaims, grant: &str) -> Vec<String> {
         .iter()
         .filter_map(|(path, names)| {
             let tenant = tenant_of(path)?;
-            (!claims.explicit_grants || names.iter().any(|n| n == grant))
-                .then(|| tenant.to_owned())
+            (!claims.explicit_grants || names.iter().any(|n| n == grant)).then(|| tenant.to_owned())
         })
         .collect()
 }
@@ -204,7 +203,11 @@ pub fn object_feed(
         )),
         Caller::User(claims) => {
             let grant = access.feed_grant();
-            if holds(claims, &format!("/v1/objects/{collection}/{object_id}"), grant) {
+            if holds(
+                claims,
+                &format!("/v1/objects/{collection}/{object_id}"),
+                grant,
+            ) {
                 return Ok(None);
             }
             let tenants = tenants_holding(claims, grant);

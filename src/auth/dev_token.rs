@@ -145,7 +145,13 @@ mod tests {
 
     #[test]
     fn bad_grant_specs_say_why() {
-        for bad in ["tenant:", "object:projects", "object:/p1", "users/u1", "user="] {
+        for bad in [
+            "tenant:",
+            "object:projects",
+            "object:/p1",
+            "users/u1",
+            "user=",
+        ] {
             assert!(parse_grant(bad, "u1").is_err(), "{bad}");
         }
     }

@@ -248,10 +248,7 @@ impl Drop for Registration {
     }
 }
 
-async fn publisher(
-    hub: std::sync::Weak<Inner>,
-    mut rx: mpsc::UnboundedReceiver<Vec<MessageRow>>,
-) {
+async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<MessageRow>>) {
     while let Some(mut batch) = rx.recv().await {
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
@@ -295,7 +292,8 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
                 .iter()
                 .map(|f| {
                     msgs.iter().any(|m| {
-                        f.matches_new_message(m) && restriction_admits(restriction, m.tenant.as_deref())
+                        f.matches_new_message(m)
+                            && restriction_admits(restriction, m.tenant.as_deref())
                     })
                 })
                 .collect();
@@ -331,7 +329,11 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
             .iter()
             .map(|&i| counts.get(i).copied().unwrap_or_default())
             .collect();
-        let payload = p.subscriber.params.new_message_payload(&c, &p.attn).to_string();
+        let payload = p
+            .subscriber
+            .params
+            .new_message_payload(&c, &p.attn)
+            .to_string();
         let text = push_text(
             p.subscriber.join_ref.as_deref(),
             &p.subscriber.topic,
@@ -381,7 +383,10 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
         }
         Err(mpsc::error::TrySendError::Full(_)) => {
             hub.inner.evictions.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(session = link.id, "realtime: evicting a session that fell behind");
+            tracing::info!(
+                session = link.id,
+                "realtime: evicting a session that fell behind"
+            );
             link.evict();
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -91,8 +91,13 @@ pub(super) async fn join(
                 .await;
         }
     };
-    out.frame(Frame::reply_ok(join_ref.clone(), msg_ref, &topic, json!({})))
-        .await?;
+    out.frame(Frame::reply_ok(
+        join_ref.clone(),
+        msg_ref,
+        &topic,
+        json!({}),
+    ))
+    .await?;
     let attn = vec![true; counts.len()];
     let payload = accepted.params.new_message_payload(&counts, &attn);
     out.text_raw(push_text(
@@ -105,16 +110,12 @@ pub(super) async fn join(
 }
 
 /// Parses and authorizes a join; the error is the reply's `reason`.
-async fn authorize(
-    ctx: &SessionContext,
-    topic: &str,
-    payload: &Value,
-) -> Result<Accepted, String> {
+async fn authorize(ctx: &SessionContext, topic: &str, payload: &Value) -> Result<Accepted, String> {
     let feed = FeedTopic::parse(topic).map_err(|e| format!("unmatched topic: {e}"))?;
-    if let Caller::User(claims) = &ctx.caller {
-        if claims.expires_at < crate::clock::unix_now() {
-            return Err("unauthorized: the user token has expired".into());
-        }
+    if let Caller::User(claims) = &ctx.caller
+        && claims.expires_at < crate::clock::unix_now()
+    {
+        return Err("unauthorized: the user token has expired".into());
     }
     let params = JoinParams::parse(payload).map_err(|e| format!("invalid params: {e}"))?;
     let restriction = match &feed.recipient {

@@ -212,7 +212,10 @@ async fn client_message(
             Err(e) => {
                 *bad_frames += 1;
                 if *bad_frames > MAX_BAD_FRAMES {
-                    return Err(Stop::Server(CloseCode::Invalid, "too many malformed frames"));
+                    return Err(Stop::Server(
+                        CloseCode::Invalid,
+                        "too many malformed frames",
+                    ));
                 }
                 match Frame::salvage(&text) {
                     Some((join_ref, msg_ref, topic)) => {
@@ -287,4 +290,3 @@ async fn handle_frame(ctx: &SessionContext, out: &mut Out<'_>, frame: Frame) -> 
         }
     }
 }
-

@@ -74,17 +74,19 @@ async fn websocket(
         return Err(ApiError::Unavailable.into());
     }
     let params = SocketParams::parse(req.query_string());
-    if let Some(vsn) = &params.vsn {
-        if !vsn.starts_with("2.") {
-            return Err(ApiError::invalid(
-                "vsn",
-                format!("serializer version `{vsn}` is not supported; use 2.0.0"),
-            )
-            .into());
-        }
+    if let Some(vsn) = &params.vsn
+        && !vsn.starts_with("2.")
+    {
+        return Err(ApiError::invalid(
+            "vsn",
+            format!("serializer version `{vsn}` is not supported; use 2.0.0"),
+        )
+        .into());
     }
-    let bearer = header(&req, "authorization")
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let bearer = header(&req, "authorization").and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    });
     let Some(key) = params.api_key.as_deref().or(bearer) else {
         return Ok(refuse(&ApiError::AuthenticationRequired));
     };

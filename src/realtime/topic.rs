@@ -33,9 +33,7 @@ impl FeedTopic {
             let (Some(channel), Some(collection), Some(id)) =
                 (parts.next(), parts.next(), parts.next())
             else {
-                return Err(
-                    "expected `object_feeds:{channel_id}:{collection}:{object_id}`".into(),
-                );
+                return Err("expected `object_feeds:{channel_id}:{collection}:{object_id}`".into());
             };
             let collection =
                 CollectionName::parse(collection).map_err(|e| format!("collection {e}"))?;

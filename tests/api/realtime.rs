@@ -50,7 +50,11 @@ async fn a_committed_item_is_pushed_with_the_join_ref_and_per_ref_counts() {
         .await;
     app.deliver(Item::for_user("u1").tenant("t1")).await;
     let frame = ws.next_event("new-message").await;
-    assert_eq!(frame[0], json!(join_ref), "push carries the current join_ref");
+    assert_eq!(
+        frame[0],
+        json!(join_ref),
+        "push carries the current join_ref"
+    );
     assert_eq!(frame[1], Value::Null, "pushes have no ref");
     assert_eq!(frame[2], json!(topic));
     let payload = &frame[4];
@@ -85,7 +89,11 @@ async fn tenant_refs_get_attn_for_their_tenant_and_untenanted_items_unless_has_t
     };
     app.deliver(Item::for_user("u1").tenant("beta")).await;
     let frame = ws.next_event("new-message").await;
-    assert_eq!(attn(&frame), ["client_any"], "tenant B item: only the unfiltered ref");
+    assert_eq!(
+        attn(&frame),
+        ["client_any"],
+        "tenant B item: only the unfiltered ref"
+    );
     assert_eq!(frame[4]["data"]["client_a"]["metadata"], counts(0, 0, 0));
 
     app.deliver(Item::for_user("u1")).await;
@@ -96,12 +104,18 @@ async fn tenant_refs_get_attn_for_their_tenant_and_untenanted_items_unless_has_t
         "untenanted item: tenant ref unless has_tenant"
     );
     assert_eq!(frame[4]["data"]["client_a"]["metadata"], counts(1, 1, 1));
-    assert_eq!(frame[4]["data"]["client_strict"]["metadata"], counts(0, 0, 0));
+    assert_eq!(
+        frame[4]["data"]["client_strict"]["metadata"],
+        counts(0, 0, 0)
+    );
 
     app.deliver(Item::for_user("u1").tenant("acme")).await;
     let frame = ws.next_event("new-message").await;
     assert_eq!(attn(&frame), ["client_a", "client_any", "client_strict"]);
-    assert_eq!(frame[4]["data"]["client_strict"]["metadata"], counts(1, 1, 1));
+    assert_eq!(
+        frame[4]["data"]["client_strict"]["metadata"],
+        counts(1, 1, 1)
+    );
     assert_eq!(frame[4]["data"]["client_any"]["metadata"], counts(3, 3, 3));
 }
 
@@ -229,11 +243,19 @@ async fn malformed_and_unknown_frames_get_error_replies_and_the_socket_lives_on(
     assert_eq!(reply[1], "1");
     assert_eq!(reply[3], "phx_reply");
     assert_eq!(reply[4]["status"], "error");
-    assert!(reply[4]["response"]["reason"].as_str().unwrap().contains("malformed"));
+    assert!(
+        reply[4]["response"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("malformed")
+    );
     // Unknown event on a topic never joined.
     let r = ws.push(Some("9"), "feeds:x:u1", "shout", json!({})).await;
     let reply = ws.reply_to(&r).await;
-    assert_eq!(reply, json!({"status": "error", "response": {"reason": "unmatched topic"}}));
+    assert_eq!(
+        reply,
+        json!({"status": "error", "response": {"reason": "unmatched topic"}})
+    );
     // Unknown event on a joined topic.
     let topic = format!("feeds:{channel}:u1");
     let (join_ref, _) = ws.join_ok(&topic, json!({})).await;

@@ -82,9 +82,11 @@ async fn the_upgrade_tolerates_phoenix_empty_segments_and_the_secret_key() {
     let app = spawn_app().await;
     let token = user_token("u1", json!(null));
     assert!(
-        app.ws_connect_query(&format!("&&user_token={token}&&api_key={PUBLIC_KEY}&&vsn=2.0.0&"))
-            .await
-            .is_ok()
+        app.ws_connect_query(&format!(
+            "&&user_token={token}&&api_key={PUBLIC_KEY}&&vsn=2.0.0&"
+        ))
+        .await
+        .is_ok()
     );
     let mut server = app
         .ws_connect_query(&format!("api_key={SECRET_KEY}&vsn=2.0.0"))
@@ -130,12 +132,16 @@ async fn tenant_grants_limit_joins_and_pushes_to_granted_tenants() {
         json!({"https://api.knock.app/v1/objects/$tenants/acme": {"user/feed_read": []}}),
     );
     let mut ws = app
-        .ws_connect_query(&format!("user_token={token}&api_key={PUBLIC_KEY}&vsn=2.0.0"))
+        .ws_connect_query(&format!(
+            "user_token={token}&api_key={PUBLIC_KEY}&vsn=2.0.0"
+        ))
         .await
         .ok()
         .unwrap();
     let topic = format!("feeds:{channel}:u1");
-    let (_, reply) = ws.join(&topic, json!({"client_x": {"tenant": "beta"}})).await;
+    let (_, reply) = ws
+        .join(&topic, json!({"client_x": {"tenant": "beta"}}))
+        .await;
     assert_eq!(reply["status"], "error", "ungranted tenant");
     let (_, reply) = ws.join(&topic, json!({"client_x": {}})).await;
     assert_eq!(reply["status"], "error", "no tenant: needs a user grant");
@@ -203,10 +209,7 @@ async fn object_feeds_need_a_grant_on_the_object_or_its_tenant() {
     app.deliver(item).await;
     // The tenant admin sees only the acme item (the first push it gets is for it).
     let frame = admin.next_event("new-message").await;
-    assert_eq!(
-        frame[4]["data"]["client_adm"]["metadata"]["total_count"],
-        1
-    );
+    assert_eq!(frame[4]["data"]["client_adm"]["metadata"]["total_count"], 1);
 }
 
 #[tokio::test]

@@ -33,8 +33,10 @@ async fn an_oversize_frame_closes_the_socket_with_1009() {
     let app = spawn_app().await;
     let mut ws = app.ws_connect("u1").await;
     let big = "x".repeat(200 * 1024);
-    ws.send_text(&format!(r#"[null,"1","phoenix","heartbeat",{{"pad":"{big}"}}]"#))
-        .await;
+    ws.send_text(&format!(
+        r#"[null,"1","phoenix","heartbeat",{{"pad":"{big}"}}]"#
+    ))
+    .await;
     let (close, _) = ws.closed().await;
     assert_eq!(u16::from(close.expect("close frame").code), 1009);
 }
@@ -63,7 +65,9 @@ async fn a_silent_socket_is_closed_after_the_idle_timeout_and_heartbeats_keep_it
 /// once the test stops reading it.
 async fn stalled_client(app: &crate::helpers::TestApp) -> WsClient {
     let token = user_token("u1", json!(null));
-    let url = app.ws_url(&format!("user_token={token}&api_key={PUBLIC_KEY}&vsn=2.0.0"));
+    let url = app.ws_url(&format!(
+        "user_token={token}&api_key={PUBLIC_KEY}&vsn=2.0.0"
+    ));
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket

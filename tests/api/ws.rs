@@ -123,7 +123,11 @@ impl WsClient {
             "join of {topic} refused"
         );
         let push = self.next_event("new-message").await;
-        assert_eq!(push[0], json!(join_ref), "initial push carries the join_ref");
+        assert_eq!(
+            push[0],
+            json!(join_ref),
+            "initial push carries the join_ref"
+        );
         (join_ref, push[4].clone())
     }
 
