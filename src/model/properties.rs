@@ -80,6 +80,10 @@ impl RecipientProperties {
         for key in SERVER_OWNED {
             raw.remove(*key);
         }
+        if kind == RecipientKind::Object {
+            // Inline object refs carry their collection; it addresses, it is not a property.
+            raw.remove("collection");
+        }
         let mut errors = Vec::new();
         for field in kind.string_fields() {
             if let Some(v) = raw.get(*field)
@@ -213,6 +217,15 @@ mod tests {
                 json!({"name": "Ann", "created_at": "2026-01-01T00:00:00.000000Z", "plan": {"tier": 1}})
             )
         );
+    }
+
+    #[test]
+    fn an_inline_objects_collection_is_not_a_property() {
+        let parsed = RecipientProperties::parse_object(map(
+            json!({"id": "p1", "collection": "projects", "name": "P"}),
+        ))
+        .map(RecipientProperties::into_map);
+        assert_eq!(parsed.map(Value::Object), Ok(json!({"name": "P"})));
     }
 
     #[test]
