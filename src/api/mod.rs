@@ -2,6 +2,7 @@
 //! and shape Knock's JSON. No SQL here.
 
 mod bulk_operations;
+mod channel_data;
 mod common;
 mod health;
 mod objects;
@@ -24,4 +25,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     objects::routes(cfg);
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
+    channel_data::routes(cfg);
 }

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod channel_data;
 mod health;
 mod objects;
 mod tenants;
 mod users;
+mod users_rejected;
