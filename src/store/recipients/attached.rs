@@ -122,17 +122,30 @@ pub fn merge_preference_set(
     Ok(body)
 }
 
-fn delete_preference_set(
+/// Removes one preference set; `true` when it existed.
+pub fn delete_preference_set(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     set_id: &str,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     db.0.prepare_cached(
         "DELETE FROM preference_sets WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
          AND recipient_id = ?3 AND set_id = ?4",
     )?
-    .execute(params![owner.kind, owner.collection, owner.id, set_id])?;
-    Ok(())
+    .execute(params![owner.kind, owner.collection, owner.id, set_id])
+    .map(|n| n > 0)
+    .map_err(Into::into)
+}
+
+/// Replaces a preference set with `body` (a `PUT` without `__persistence_strategy__: merge`).
+pub fn replace_preference_set(
+    db: &Db<'_>,
+    owner: ChannelDataOwner<'_>,
+    set_id: &str,
+    body: &Map<String, Value>,
+) -> StoreResult<()> {
+    delete_preference_set(db, owner, set_id)?;
+    merge_preference_set(db, owner, set_id, body).map(|_| ())
 }
 
 /// Channel data for one channel, as stored (`{tokens: [...]}` etc.).
@@ -275,7 +288,9 @@ pub(super) fn apply_inline(
                 Value::Object(patch) => {
                     merge_preference_set(db, owner, set_id, patch)?;
                 }
-                Value::Null => delete_preference_set(db, owner, set_id)?,
+                Value::Null => {
+                    delete_preference_set(db, owner, set_id)?;
+                }
                 _ => {}
             }
         }
