@@ -144,7 +144,7 @@ async fn put(
                 recipients::get_preference_set(db, owner.as_ref(), &key)?.map(Value::Object);
             let next = preferences::apply_put(existing.as_ref(), &body);
             let map = next.as_object().cloned().unwrap_or_default();
-            recipients::replace_preference_set(db, owner.as_ref(), &key, &map)?;
+            recipients::put_preference_set(db, owner.as_ref(), &key, &map)?;
             Ok(map)
         })
         .await?;

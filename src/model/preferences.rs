@@ -11,6 +11,8 @@ use serde_json::{Map, Value, json};
 use super::conditions;
 use crate::error::FieldError;
 
+/// The keys a preference set may hold.
+const SECTIONS: &[&str] = &["channel_types", "channels", "categories", "workflows"];
 /// Channel types Knock knows (§5.1).
 pub const CHANNEL_TYPES: &[&str] = &["email", "in_app_feed", "sms", "push", "chat", "http"];
 
@@ -256,6 +258,21 @@ pub fn evaluate(set: &Value, ctx: &PreferenceContext<'_>) -> Verdict {
         ));
     }
     Verdict::Send
+}
+
+/// The `PreferenceSet` wire shape; unset sections are `null`.
+pub fn to_wire(set_id: &str, body: &Value) -> Value {
+    let mut out = json!({"__typename": "PreferenceSet", "id": set_id});
+    for section in SECTIONS {
+        out[*section] = body.get(*section).cloned().unwrap_or(Value::Null);
+    }
+    if set_id == "default" {
+        out["commercial_subscribed"] = body
+            .get("commercial_subscribed")
+            .cloned()
+            .unwrap_or(Value::Null);
+    }
+    out
 }
 
 /// What is stored for a PUT: `replace` (default) keeps only the body; `merge` deep-merges

@@ -25,7 +25,7 @@ use crate::model::RecipientRef;
 pub use attached::{
     ChannelDataOwner, delete_channel_data, delete_preference_set, get_channel_data,
     get_preference_set, list_channel_data, list_preference_sets, merge_preference_set,
-    replace_preference_set, set_channel_data,
+    put_preference_set, set_channel_data,
 };
 pub use merge::deep_merge;
 pub use objects::{delete_object, get_object, list_objects, upsert_object};

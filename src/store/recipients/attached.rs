@@ -122,30 +122,19 @@ pub fn merge_preference_set(
     Ok(body)
 }
 
-/// Removes one preference set; `true` when it existed.
+/// Removes one preference set; returns whether it existed.
 pub fn delete_preference_set(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     set_id: &str,
 ) -> StoreResult<bool> {
-    db.0.prepare_cached(
-        "DELETE FROM preference_sets WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
-         AND recipient_id = ?3 AND set_id = ?4",
-    )?
-    .execute(params![owner.kind, owner.collection, owner.id, set_id])
-    .map(|n| n > 0)
-    .map_err(Into::into)
-}
-
-/// Replaces a preference set with `body` (a `PUT` without `__persistence_strategy__: merge`).
-pub fn replace_preference_set(
-    db: &Db<'_>,
-    owner: ChannelDataOwner<'_>,
-    set_id: &str,
-    body: &Map<String, Value>,
-) -> StoreResult<()> {
-    delete_preference_set(db, owner, set_id)?;
-    merge_preference_set(db, owner, set_id, body).map(|_| ())
+    let n =
+        db.0.prepare_cached(
+            "DELETE FROM preference_sets WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
+             AND recipient_id = ?3 AND set_id = ?4",
+        )?
+        .execute(params![owner.kind, owner.collection, owner.id, set_id])?;
+    Ok(n > 0)
 }
 
 /// Channel data for one channel, as stored (`{tokens: [...]}` etc.).
@@ -214,8 +203,9 @@ pub fn list_channel_data(
     Ok(out)
 }
 
-/// Stores a whole preference-set body (no merge), for copying sets between recipients.
-fn put_preference_set(
+/// Stores a whole preference-set body, replacing what was there (PUT without the merge
+/// strategy, and copying sets between recipients). Strips `__typename`/`id`/strategy keys.
+pub fn put_preference_set(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     set_id: &str,
@@ -232,7 +222,7 @@ fn put_preference_set(
         owner.collection,
         owner.id,
         set_id,
-        serde_json::to_string(body)?,
+        serde_json::to_string(&strip(body))?,
         clock::now()
     ])?;
     Ok(())
