@@ -7,6 +7,7 @@ mod common;
 mod health;
 mod objects;
 mod pages;
+mod preferences;
 mod recipient_input;
 mod tenants;
 mod users;
@@ -26,4 +27,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
     channel_data::routes(cfg);
+    preferences::routes(cfg);
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod channel_data;
 mod health;
 mod objects;
+mod preferences;
 mod tenants;
 mod users;
 mod users_rejected;
