@@ -1,9 +1,16 @@
 //! The HTTP API: one file per resource. Handlers parse, authorize, call `engine`/`store`,
 //! and shape Knock's JSON. No SQL here.
 
+mod bulk_operations;
+mod channel_data;
 mod common;
 mod health;
+mod objects;
 mod pages;
+mod preferences;
+mod recipient_input;
+mod tenants;
+mod users;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -15,4 +22,10 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     pages::routes(cfg);
+    users::routes(cfg);
+    objects::routes(cfg);
+    tenants::routes(cfg);
+    bulk_operations::routes(cfg);
+    channel_data::routes(cfg);
+    preferences::routes(cfg);
 }

@@ -1,10 +1,12 @@
 //! Domain types parsed at the edge. Once a value is one of these types it is valid; the
 //! layers behind the API trust it. No I/O here.
 
+pub mod conditions;
 pub mod feed;
 pub mod feed_params;
 pub mod ids;
 pub mod page;
+pub mod preferences;
 pub mod properties;
 pub mod recipient;
 

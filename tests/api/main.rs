@@ -3,9 +3,14 @@
 
 mod helpers;
 
+mod channel_data;
 mod health;
-mod ws;
-
+mod objects;
+mod preferences;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod tenants;
+mod users;
+mod users_rejected;
+mod ws;
