@@ -1,10 +1,13 @@
 //! Domain types parsed at the edge. Once a value is one of these types it is valid; the
 //! layers behind the API trust it. No I/O here.
 
+pub mod engagement;
 pub mod feed;
 pub mod feed_params;
 pub mod ids;
+pub mod message_params;
 pub mod recipient;
+pub mod views;
 
 pub use feed::{ArchivedFilter, FeedFilters, FeedMode, FeedQuery, StatusFilter, TimeRange};
 pub use ids::{CollectionName, EntityId};
