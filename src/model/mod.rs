@@ -6,9 +6,13 @@ pub mod feed;
 pub mod feed_params;
 pub mod ids;
 pub mod message_params;
+pub mod page;
+pub mod properties;
 pub mod recipient;
 pub mod views;
 
 pub use feed::{ArchivedFilter, FeedFilters, FeedMode, FeedQuery, StatusFilter, TimeRange};
 pub use ids::{CollectionName, EntityId};
+pub use page::{Page, PageQuery};
+pub use properties::{PropertyError, RecipientProperties};
 pub use recipient::RecipientRef;

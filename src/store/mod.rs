@@ -42,6 +42,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The request was well-formed but the stored result would break a rule (e.g. the
+    /// merged custom properties exceed 256 kB). Maps to 422.
+    #[error("`{field}`: {message}")]
+    Invalid { field: String, message: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
