@@ -2,8 +2,13 @@
 //! and shape Knock's JSON. No SQL here.
 
 mod common;
+mod feeds;
 mod health;
+mod message_bulk;
+mod message_status;
+mod messages;
 mod pages;
+mod raw_input;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -15,4 +20,8 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     pages::routes(cfg);
+    feeds::routes(cfg);
+    message_status::routes(cfg);
+    message_bulk::routes(cfg);
+    messages::routes(cfg);
 }
