@@ -1,14 +1,19 @@
 //! The HTTP API: one file per resource. Handlers parse, authorize, call `engine`/`store`,
 //! and shape Knock's JSON. No SQL here.
 
+mod bulk_operations;
 mod common;
 mod feeds;
 mod health;
 mod message_bulk;
 mod message_status;
 mod messages;
+mod objects;
 mod pages;
 mod raw_input;
+mod recipient_input;
+mod tenants;
+mod users;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -24,4 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     message_status::routes(cfg);
     message_bulk::routes(cfg);
     messages::routes(cfg);
+    users::routes(cfg);
+    objects::routes(cfg);
+    tenants::routes(cfg);
+    bulk_operations::routes(cfg);
 }

@@ -4,3 +4,6 @@
 mod helpers;
 
 mod health;
+mod objects;
+mod tenants;
+mod users;
