@@ -1,9 +1,12 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
+mod feed_support;
 mod helpers;
 
+mod feeds;
 mod health;
+mod messages;
 mod objects;
 mod tenants;
 mod users;
