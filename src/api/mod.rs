@@ -2,6 +2,7 @@
 //! and shape Knock's JSON. No SQL here.
 
 mod bulk_operations;
+mod channel_data;
 mod common;
 mod feeds;
 mod health;
@@ -10,6 +11,7 @@ mod message_status;
 mod messages;
 mod objects;
 mod pages;
+mod preferences;
 mod raw_input;
 mod recipient_input;
 mod tenants;
@@ -33,4 +35,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     objects::routes(cfg);
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
+    channel_data::routes(cfg);
+    preferences::routes(cfg);
 }

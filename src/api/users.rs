@@ -32,6 +32,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/v1/users/{user_id}/merge")
+            .route(web::post().to(merge))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/v1/users/{user_id}")
             .route(web::get().to(get))
             .route(web::put().to(identify))
@@ -92,6 +97,40 @@ async fn delete(
     } else {
         Err(missing(id.as_str()))
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct MergeRequest {
+    from_user_id: String,
+}
+
+/// `POST /v1/users/{id}/merge`: folds `from_user_id` into this user and deletes it.
+async fn merge(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<String>,
+    body: web::Json<MergeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let into = path_id("user_id", &path)?;
+    let from = path_id("from_user_id", &body.into_inner().from_user_id)?;
+    if into == from {
+        return Err(ApiError::invalid(
+            "from_user_id",
+            "must name a different user than the one merged into",
+        ));
+    }
+    let (i, f) = (into.clone(), from.clone());
+    let merged = state
+        .store
+        .write(move |db| recipients::merge_users(db, i.as_str(), f.as_str()))
+        .await?;
+    merged.map(|u| HttpResponse::Ok().json(u)).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "One of the users `{}` and `{}`",
+            into.as_str(),
+            from.as_str()
+        ))
+    })
 }
 
 async fn list(

@@ -1,12 +1,14 @@
 //! Domain types parsed at the edge. Once a value is one of these types it is valid; the
 //! layers behind the API trust it. No I/O here.
 
+pub mod conditions;
 pub mod engagement;
 pub mod feed;
 pub mod feed_params;
 pub mod ids;
 pub mod message_params;
 pub mod page;
+pub mod preferences;
 pub mod properties;
 pub mod recipient;
 pub mod views;

@@ -4,9 +4,12 @@
 mod feed_support;
 mod helpers;
 
+mod channel_data;
 mod feeds;
 mod health;
 mod messages;
 mod objects;
+mod preferences;
 mod tenants;
 mod users;
+mod users_rejected;

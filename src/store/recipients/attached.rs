@@ -122,17 +122,19 @@ pub fn merge_preference_set(
     Ok(body)
 }
 
-fn delete_preference_set(
+/// Removes one preference set; returns whether it existed.
+pub fn delete_preference_set(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     set_id: &str,
-) -> StoreResult<()> {
-    db.0.prepare_cached(
-        "DELETE FROM preference_sets WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
-         AND recipient_id = ?3 AND set_id = ?4",
-    )?
-    .execute(params![owner.kind, owner.collection, owner.id, set_id])?;
-    Ok(())
+) -> StoreResult<bool> {
+    let n =
+        db.0.prepare_cached(
+            "DELETE FROM preference_sets WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
+             AND recipient_id = ?3 AND set_id = ?4",
+        )?
+        .execute(params![owner.kind, owner.collection, owner.id, set_id])?;
+    Ok(n > 0)
 }
 
 /// Channel data for one channel, as stored (`{tokens: [...]}` etc.).
@@ -158,7 +160,7 @@ pub fn get_channel_data(
 }
 
 /// Replaces the channel data for one channel (channel data merges shallowly by channel).
-fn set_channel_data(
+pub fn set_channel_data(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     channel_id: &str,
@@ -178,6 +180,71 @@ fn set_channel_data(
         serde_json::to_string(data)?,
         clock::now()
     ])?;
+    Ok(())
+}
+
+/// Every channel's data for a recipient, ordered by channel id.
+pub fn list_channel_data(
+    db: &Db<'_>,
+    owner: ChannelDataOwner<'_>,
+) -> StoreResult<Vec<(String, Value)>> {
+    let mut stmt = db.0.prepare_cached(
+        "SELECT channel_id, data FROM channel_data WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
+         AND recipient_id = ?3 ORDER BY channel_id",
+    )?;
+    let rows = stmt.query_map(params![owner.kind, owner.collection, owner.id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (channel_id, data) = row?;
+        out.push((channel_id, serde_json::from_str(&data)?));
+    }
+    Ok(out)
+}
+
+/// Stores a whole preference-set body, replacing what was there (PUT without the merge
+/// strategy, and copying sets between recipients). Strips `__typename`/`id`/strategy keys.
+pub fn put_preference_set(
+    db: &Db<'_>,
+    owner: ChannelDataOwner<'_>,
+    set_id: &str,
+    body: &Map<String, Value>,
+) -> StoreResult<()> {
+    db.0.prepare_cached(
+        "INSERT INTO preference_sets(recipient_kind, recipient_collection, recipient_id, set_id, body, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT(recipient_kind, recipient_collection, recipient_id, set_id) \
+         DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        owner.kind,
+        owner.collection,
+        owner.id,
+        set_id,
+        serde_json::to_string(&strip(body))?,
+        clock::now()
+    ])?;
+    Ok(())
+}
+
+/// Copies `from`'s preference sets and channel data to `to` where `to` has none of its
+/// own (shallow: by set id and by channel id). Used by user merge, where the primary wins.
+pub(super) fn adopt_missing(
+    db: &Db<'_>,
+    to: ChannelDataOwner<'_>,
+    from: ChannelDataOwner<'_>,
+) -> StoreResult<()> {
+    for (set_id, body) in list_preference_sets(db, from)? {
+        if get_preference_set(db, to, &set_id)?.is_none() {
+            put_preference_set(db, to, &set_id, &body)?;
+        }
+    }
+    for (channel_id, data) in list_channel_data(db, from)? {
+        if get_channel_data(db, to, &channel_id)?.is_none() {
+            set_channel_data(db, to, &channel_id, &data)?;
+        }
+    }
     Ok(())
 }
 
@@ -211,7 +278,9 @@ pub(super) fn apply_inline(
                 Value::Object(patch) => {
                     merge_preference_set(db, owner, set_id, patch)?;
                 }
-                Value::Null => delete_preference_set(db, owner, set_id)?,
+                Value::Null => {
+                    delete_preference_set(db, owner, set_id)?;
+                }
                 _ => {}
             }
         }

@@ -303,3 +303,52 @@ fn deleting_a_user_removes_its_preferences_and_channel_data() {
         None
     );
 }
+
+#[test]
+fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
+    let conn = db();
+    let db = Db(&conn);
+    upsert_user(
+        &db,
+        "main",
+        &map(json!({"name": "Main", "prefs": {"a": 1}, "preferences": {"default": {"channel_types": {"email": true}}},
+                    "channel_data": {"c1": {"tokens": ["main"]}}})),
+    )
+    .expect("main");
+    upsert_user(
+        &db,
+        "old",
+        &map(json!({"name": "Old", "email": "old@x", "prefs": {"a": 2, "b": 3},
+                    "preferences": {"default": {"channel_types": {"sms": false}}, "acme": {"workflows": {"w": false}}},
+                    "channel_data": {"c1": {"tokens": ["old"]}, "c2": {"tokens": ["old2"]}}})),
+    )
+    .expect("old");
+    let merged = merge_users(&db, "main", "old")
+        .expect("merge")
+        .expect("both exist");
+    assert_eq!(merged["name"], "Main");
+    assert_eq!(merged["email"], "old@x");
+    assert_eq!(merged["prefs"], json!({"a": 1, "b": 3}));
+    assert_eq!(get_user(&db, "old").expect("get"), None);
+    let sets: Vec<String> = list_preference_sets(&db, ChannelDataOwner::user("main"))
+        .expect("sets")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(sets, ["acme", "default"]);
+    assert_eq!(
+        get_preference_set(&db, ChannelDataOwner::user("main"), "default")
+            .expect("set")
+            .map(Value::Object),
+        Some(json!({"channel_types": {"email": true}}))
+    );
+    assert_eq!(
+        get_channel_data(&db, ChannelDataOwner::user("main"), "c1").expect("c1"),
+        Some(json!({"tokens": ["main"]}))
+    );
+    assert_eq!(
+        get_channel_data(&db, ChannelDataOwner::user("main"), "c2").expect("c2"),
+        Some(json!({"tokens": ["old2"]}))
+    );
+    assert_eq!(merge_users(&db, "main", "ghost").expect("merge"), None);
+}

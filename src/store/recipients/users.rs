@@ -116,6 +116,27 @@ pub fn delete_user(db: &Db<'_>, id: &str) -> StoreResult<bool> {
     Ok(n > 0)
 }
 
+/// Merges user `from` into `into` (spec §4.1): properties deep-merge with `into` winning
+/// conflicts, preference sets and channel data are adopted where `into` has none, and
+/// `from` is deleted. Returns the merged `User`, or `None` when either user is missing
+/// (then nothing changes).
+pub fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Value>> {
+    let (Some((primary, _)), Some((secondary, _))) = (stored(db, into)?, stored(db, from)?) else {
+        return Ok(None);
+    };
+    let merged = merged(Some(secondary), &primary)?;
+    let now = clock::now();
+    db.0.prepare_cached("UPDATE users SET properties = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![into, serde_json::to_string(&merged)?, now])?;
+    attached::adopt_missing(
+        db,
+        ChannelDataOwner::user(into),
+        ChannelDataOwner::user(from),
+    )?;
+    delete_user(db, from)?;
+    Ok(Some(wire(into, merged, now)))
+}
+
 /// One page of users in identify order. With `include_preferences`, each user carries
 /// `preferences: {set_id: PreferenceSet}`.
 pub fn list_users(
@@ -169,15 +190,5 @@ pub(super) fn preference_map(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreR
 
 /// A stored preference-set body in the `PreferenceSet` wire shape (unset keys `null`).
 pub fn preference_set_wire(set_id: &str, body: Map<String, Value>) -> Value {
-    let mut out = Map::new();
-    for key in ["categories", "channel_types", "channels", "workflows"] {
-        out.insert(key.into(), Value::Null);
-    }
-    if set_id == "default" {
-        out.insert("commercial_subscribed".into(), Value::Null);
-    }
-    out.extend(body);
-    out.insert("__typename".into(), json!("PreferenceSet"));
-    out.insert("id".into(), json!(set_id));
-    Value::Object(out)
+    crate::model::preferences::to_wire(set_id, &Value::Object(body))
 }
