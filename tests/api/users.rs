@@ -448,3 +448,37 @@ async fn identify_with_no_body_at_all_counts_as_an_empty_object() {
     assert_eq!(user["id"], "u1");
     assert_eq!(stored(&app, "u1").await["id"], "u1");
 }
+
+#[tokio::test]
+async fn without_enhanced_security_the_public_key_alone_may_identify_and_read_a_user() {
+    let app = crate::helpers::spawn_app_with(|s| s.enhanced_security = false).await;
+    let put = app
+        .client
+        .put(app.url("/v1/users/u1"))
+        .bearer_auth(crate::helpers::PUBLIC_KEY)
+        .json(&json!({"name": "Ann"}))
+        .send()
+        .await
+        .expect("put");
+    let (status, user) = body(put).await;
+    assert_eq!(status, 200, "{user}");
+    let get = app
+        .client
+        .get(app.url("/v1/users/u1"))
+        .bearer_auth(crate::helpers::PUBLIC_KEY)
+        .send()
+        .await
+        .expect("get");
+    let (status, fetched) = body(get).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["name"], "Ann");
+    let delete = app
+        .client
+        .delete(app.url("/v1/users/u1"))
+        .bearer_auth(crate::helpers::PUBLIC_KEY)
+        .send()
+        .await
+        .expect("delete");
+    assert_error(delete, 403, "incorrect_token_type").await;
+    assert_eq!(stored(&app, "u1").await["name"], "Ann");
+}
