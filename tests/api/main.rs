@@ -12,4 +12,5 @@ mod objects;
 mod preferences;
 mod tenants;
 mod users;
+mod users_bulk;
 mod users_rejected;
