@@ -1,10 +1,13 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
+mod feed_support;
 mod helpers;
 
 mod channel_data;
+mod feeds;
 mod health;
+mod messages;
 mod objects;
 mod preferences;
 mod realtime;
@@ -12,5 +15,6 @@ mod realtime_auth;
 mod realtime_limits;
 mod tenants;
 mod users;
+mod users_bulk;
 mod users_rejected;
 mod ws;
