@@ -10,6 +10,7 @@ mod pages;
 mod preferences;
 mod recipient_input;
 mod tenants;
+mod unsupported;
 mod users;
 
 pub use common::{
@@ -28,4 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     bulk_operations::routes(cfg);
     channel_data::routes(cfg);
     preferences::routes(cfg);
+    // Last, so that every implemented route wins.
+    unsupported::routes(cfg);
 }

@@ -8,5 +8,6 @@ mod health;
 mod objects;
 mod preferences;
 mod tenants;
+mod unsupported;
 mod users;
 mod users_rejected;
