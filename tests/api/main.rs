@@ -10,4 +10,5 @@ mod preferences;
 mod tenants;
 mod unsupported;
 mod users;
+mod users_bulk;
 mod users_rejected;
