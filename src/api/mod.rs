@@ -4,10 +4,15 @@
 mod bulk_operations;
 mod channel_data;
 mod common;
+mod feeds;
 mod health;
+mod message_bulk;
+mod message_status;
+mod messages;
 mod objects;
 mod pages;
 mod preferences;
+mod raw_input;
 mod recipient_input;
 mod tenants;
 mod unsupported;
@@ -23,6 +28,10 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     pages::routes(cfg);
+    feeds::routes(cfg);
+    message_status::routes(cfg);
+    message_bulk::routes(cfg);
+    messages::routes(cfg);
     users::routes(cfg);
     objects::routes(cfg);
     tenants::routes(cfg);
