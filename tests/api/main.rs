@@ -14,6 +14,7 @@ mod realtime;
 mod realtime_auth;
 mod realtime_limits;
 mod tenants;
+mod unsupported;
 mod users;
 mod users_bulk;
 mod users_rejected;
