@@ -4,6 +4,7 @@
 mod feed_support;
 mod helpers;
 
+mod browser;
 mod browser_auth;
 mod channel_data;
 mod feeds;
