@@ -59,6 +59,9 @@ const server = createServer((req, res) => {
   if (req.url === "/bundle.js") {
     res.writeHead(200, { "content-type": "text/javascript" });
     res.end(bundle);
+  } else if (req.url === "/favicon.ico") {
+    res.writeHead(204);
+    res.end();
   } else if (req.url === "/" || req.url === "/index.html") {
     res.writeHead(200, { "content-type": "text/html" });
     res.end(html);
@@ -74,7 +77,7 @@ async function trigger(data) {
   const res = await fetch(`${cfg.host}/v1/workflows/new-comment/trigger`, {
     method: "POST",
     headers: { authorization: `Bearer ${secretKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ recipients: [cfg.userId], actor: "e2e-actor", data }),
+    body: JSON.stringify({ recipients: [cfg.userId], actor: { id: "e2e-actor", name: "E2E Actor" }, data }),
   });
   if (res.status !== 200) fail(`trigger answered ${res.status}: ${await res.text()}`);
 }
@@ -108,7 +111,7 @@ try {
   await page.waitForFunction(() => window.e2e !== undefined);
 
   const first = await page.evaluate((c) => window.e2e.start(c), cfg);
-  check(first.status === 200 && first.entries === 0, "fetch() returns the empty feed", first);
+  check(first.status === "ok" && first.entries === 0, "fetch() returns the empty feed", first);
 
   // The server pushes current counts after every join; the client answers with a refetch
   // announced as items.received.realtime. That proves the socket joined.
@@ -127,7 +130,7 @@ try {
   check(optimistic.metadata.unread_count === 0 && optimistic.items[0].read_at,
     "the client shows it read with unread_count 0", optimistic);
   const server_ = await page.evaluate(() => window.e2e.refetch());
-  check(server_.status === 200 && server_.meta.unread_count === 0 && server_.meta.total_count === 1,
+  check(server_.status === "ok" && server_.meta.unread_count === 0 && server_.meta.total_count === 1,
     "the server's counts agree after a refetch", server_);
 
   await trigger({ page_url: "https://example.com/p/2", comment: "second" });
