@@ -11,6 +11,7 @@ mod preferences;
 mod recipient_input;
 mod tenants;
 mod users;
+mod users_bulk;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     pages::routes(cfg);
     users::routes(cfg);
+    users_bulk::routes(cfg);
     objects::routes(cfg);
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
