@@ -4,12 +4,18 @@
 mod bulk_operations;
 mod channel_data;
 mod common;
+mod feeds;
 mod health;
+mod message_bulk;
+mod message_status;
+mod messages;
 mod objects;
 mod pages;
 mod preferences;
+mod raw_input;
 mod recipient_input;
 mod tenants;
+mod unsupported;
 mod users;
 mod users_bulk;
 
@@ -23,6 +29,10 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     pages::routes(cfg);
+    feeds::routes(cfg);
+    message_status::routes(cfg);
+    message_bulk::routes(cfg);
+    messages::routes(cfg);
     users::routes(cfg);
     users_bulk::routes(cfg);
     objects::routes(cfg);
@@ -30,4 +40,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     bulk_operations::routes(cfg);
     channel_data::routes(cfg);
     preferences::routes(cfg);
+    // Last, so that every implemented route wins.
+    unsupported::routes(cfg);
 }

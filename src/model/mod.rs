@@ -2,13 +2,16 @@
 //! layers behind the API trust it. No I/O here.
 
 pub mod conditions;
+pub mod engagement;
 pub mod feed;
 pub mod feed_params;
 pub mod ids;
+pub mod message_params;
 pub mod page;
 pub mod preferences;
 pub mod properties;
 pub mod recipient;
+pub mod views;
 
 pub use feed::{ArchivedFilter, FeedFilters, FeedMode, FeedQuery, StatusFilter, TimeRange};
 pub use ids::{CollectionName, EntityId};
