@@ -15,6 +15,7 @@ mod preferences;
 mod raw_input;
 mod recipient_input;
 mod tenants;
+mod unsupported;
 mod users;
 
 pub use common::{
@@ -37,4 +38,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     bulk_operations::routes(cfg);
     channel_data::routes(cfg);
     preferences::routes(cfg);
+    // Last, so that every implemented route wins.
+    unsupported::routes(cfg);
 }
