@@ -17,6 +17,7 @@ mod recipient_input;
 mod tenants;
 mod unsupported;
 mod users;
+mod users_bulk;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     message_bulk::routes(cfg);
     messages::routes(cfg);
     users::routes(cfg);
+    users_bulk::routes(cfg);
     objects::routes(cfg);
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
