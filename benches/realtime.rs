@@ -99,7 +99,8 @@ async fn main() {
         let (mut socket, _) = tokio_tungstenite::connect_async(&url)
             .await
             .expect("connect");
-        let join = json!(["1", "1", topic, "phx_join", {format!("client_{i}"): {"archived": "exclude"}}]);
+        let join =
+            json!(["1", "1", topic, "phx_join", {format!("client_{i}"): {"archived": "exclude"}}]);
         socket
             .send(Message::text(join.to_string()))
             .await

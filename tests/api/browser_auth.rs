@@ -222,3 +222,49 @@ async fn cors_preflights_from_a_browser_are_answered() {
         .to_lowercase();
     assert!(exposed.contains("retry-after"));
 }
+
+#[tokio::test]
+async fn a_public_key_with_a_valid_token_cannot_call_secret_only_endpoints() {
+    let app = spawn_app().await;
+    let token = user_token("u1", json!(null));
+    for (method, path, body) in [
+        (Method::GET, "/v1/users", Value::Null),
+        (Method::GET, "/v1/messages", Value::Null),
+        (Method::GET, "/v1/users/u1/messages", Value::Null),
+        (Method::PUT, "/v1/tenants/t1", json!({"name": "T"})),
+        (Method::PUT, "/v1/objects/projects/p1", json!({"name": "P"})),
+        (
+            Method::POST,
+            "/v1/users/bulk/identify",
+            json!({"users": [{"id": "u9"}]}),
+        ),
+    ] {
+        let mut req = as_token(&app, method.clone(), path, &token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        assert_error(res, 403, "incorrect_token_type").await;
+    }
+    // Nothing was written by the refused calls.
+    for path in ["/v1/tenants/t1", "/v1/objects/projects/p1", "/v1/users/u9"] {
+        let res = app.get(path).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path} must not exist");
+    }
+}
+
+#[tokio::test]
+async fn the_generated_private_signing_key_is_never_served() {
+    let app = crate::helpers::spawn_app_with(|s| s.signing_public_key = None).await;
+    assert!(
+        app.state.keys.signing_private_pem.is_some(),
+        "a dev key pair was generated"
+    );
+    for path in ["/", "/admin", "/health", "/static/feed.js", "/v1/nope"] {
+        let text = app.get(path).send().await.unwrap().text().await.unwrap();
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "{path} leaks the private key"
+        );
+    }
+}
