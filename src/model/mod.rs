@@ -3,6 +3,8 @@
 
 pub mod ids;
 pub mod recipient;
+pub mod trigger;
+pub mod workflow;
 
 pub use ids::{CollectionName, EntityId};
 pub use recipient::RecipientRef;
