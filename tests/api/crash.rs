@@ -14,7 +14,7 @@ use crate::db;
 use crate::helpers::{SECRET_KEY, fixture};
 
 /// Recipients per trigger.
-const RECIPIENTS: usize = 3;
+const RECIPIENTS: usize = 20;
 /// Triggers fired at once.
 const BURST: usize = 400;
 /// Acknowledged triggers after which the server is killed.
@@ -129,8 +129,11 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
         "only {} triggers were acknowledged before the kill",
         acknowledged.len()
     );
+    let left_queued: i64 = rusqlite::Connection::open(&db_path)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'", [], |r| r.get(0)))
+        .expect("count queued runs");
     eprintln!(
-        "{} of {BURST} triggers acknowledged before SIGKILL",
+        "{} of {BURST} triggers acknowledged before SIGKILL; {left_queued} runs left queued",
         acknowledged.len()
     );
 
@@ -160,9 +163,10 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
         0,
         "no run produced a duplicate item"
     );
-    assert_eq!(
-        db::count(&db_path, "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'"),
-        0,
-        "every committed run was resumed"
-    );
+    // Runs that committed but whose answer was lost in the kill are resumed too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db::count(&db_path, "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'") > 0 {
+        assert!(Instant::now() < deadline, "a committed run was never resumed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
