@@ -48,7 +48,12 @@ async fn list(
     let all = state.engine.registry().list();
     let rest: Vec<_> = all
         .iter()
-        .filter(|w| query.after.as_deref().is_none_or(|a| w.def.key.as_str() > a))
+        .filter(|w| {
+            query
+                .after
+                .as_deref()
+                .is_none_or(|a| w.def.key.as_str() > a)
+        })
         .collect();
     let page: Vec<Value> = rest.iter().take(page_size).map(|w| w.to_wire()).collect();
     let after = (rest.len() > page_size)

@@ -162,16 +162,14 @@ pub(super) async fn accept(
     if let Some(actor) = &trigger.actor {
         check_inline(actor, "actor", &mut errors);
     }
-    if let Some(tenant) = &trigger.tenant {
-        if let Some(props) = &tenant.inline {
-            if let Err(problems) = RecipientProperties::parse_tenant(props.clone()) {
-                errors.extend(
-                    problems
-                        .into_iter()
-                        .map(|p| FieldError::new(format!("tenant.{}", p.field), p.message)),
-                );
-            }
-        }
+    if let Some(props) = trigger.tenant.as_ref().and_then(|t| t.inline.as_ref())
+        && let Err(problems) = RecipientProperties::parse_tenant(props.clone())
+    {
+        errors.extend(
+            problems
+                .into_iter()
+                .map(|p| FieldError::new(format!("tenant.{}", p.field), p.message)),
+        );
     }
     if let Err(mut schema_errors) = workflow.validate_data(&Value::Object(trigger.data.clone())) {
         errors.append(&mut schema_errors);
@@ -291,7 +289,10 @@ mod tests {
 
     #[test]
     fn trigger_data_merges_over_data_for_one_recipient() {
-        let data = json!({"a": 1, "b": 2}).as_object().cloned().unwrap_or_default();
+        let data = json!({"a": 1, "b": 2})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let td = json!({"b": 3}).as_object().cloned();
         assert_eq!(merged_data(&data, td.as_ref()), json!({"a": 1, "b": 3}));
         assert_eq!(merged_data(&data, None), json!({"a": 1, "b": 2}));

@@ -129,7 +129,9 @@ fn read_reference(reference: &Value, root: &Path, in_template: bool) -> Result<V
         .filter(|s| !s.is_empty())
         .ok_or("must be a relative file path string")?;
     if Path::new(rel).is_absolute() {
-        return Err(format!("`{rel}` must be a path relative to the workflow folder"));
+        return Err(format!(
+            "`{rel}` must be a path relative to the workflow folder"
+        ));
     }
     let file = root
         .join(rel)
@@ -212,8 +214,7 @@ mod tests {
         );
         let err = read_dir(dir.path()).expect_err("refused");
         assert!(
-            err.message
-                .contains("steps[0].template.markdown_body@"),
+            err.message.contains("steps[0].template.markdown_body@"),
             "{err}"
         );
     }
@@ -225,10 +226,6 @@ mod tests {
         let err = read_dir(dir.path()).expect_err("refused");
         assert!(err.to_string().contains("broken/workflow.json"), "{err}");
         assert!(err.message.contains("not valid JSON"), "{err}");
-        assert!(
-            read_dir(&dir.path().join("absent"))
-                .expect("ok")
-                .is_empty()
-        );
+        assert!(read_dir(&dir.path().join("absent")).expect("ok").is_empty());
     }
 }

@@ -39,12 +39,18 @@ pub struct Engine {
 impl Engine {
     /// Loads stored workflows, then the directory (which wins and is persisted, so a
     /// restart can run queued runs even of workflows later removed from disk).
-    pub async fn start(store: Store, hub: Hub, workflows_dir: &Path) -> Result<Engine, EngineError> {
+    pub async fn start(
+        store: Store,
+        hub: Hub,
+        workflows_dir: &Path,
+    ) -> Result<Engine, EngineError> {
         let registry = Arc::new(Registry::new(store.clone()));
         registry.load_stored().await?;
         for file in loader::read_dir(workflows_dir)? {
             match registry.upsert(&file.key, &file.body, "").await {
-                Ok(w) => tracing::info!(workflow = %w.def.key, version = %w.stored.version_id, "workflow loaded"),
+                Ok(w) => {
+                    tracing::info!(workflow = %w.def.key, version = %w.stored.version_id, "workflow loaded")
+                }
                 Err(UpsertError::Invalid(errors)) => {
                     return Err(EngineError::Definition {
                         path: file.path.display().to_string(),

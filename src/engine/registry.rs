@@ -61,10 +61,10 @@ impl CompiledWorkflow {
             .iter_errors(data)
             .map(|e| {
                 let mut field = pointer_to_field("data", e.instance_path.as_str());
-                if let jsonschema::error::ValidationErrorKind::Required { property } = &e.kind {
-                    if let Some(p) = property.as_str() {
-                        field = format!("{field}.{p}");
-                    }
+                if let jsonschema::error::ValidationErrorKind::Required { property } = &e.kind
+                    && let Some(p) = property.as_str()
+                {
+                    field = format!("{field}.{p}");
                 }
                 FieldError::new(field, e.to_string())
             })
@@ -79,7 +79,9 @@ impl CompiledWorkflow {
     /// The management-API `Workflow` object.
     pub fn to_wire(&self) -> Value {
         let mut wire = self.stored.definition.clone();
-        let sha = hex(&Sha256::digest(self.stored.definition.to_string().as_bytes()));
+        let sha = hex(&Sha256::digest(
+            self.stored.definition.to_string().as_bytes(),
+        ));
         if let Some(obj) = wire.as_object_mut() {
             obj.entry("categories").or_insert_with(|| json!([]));
             obj.entry("conditions").or_insert(Value::Null);
@@ -116,7 +118,11 @@ fn pointer_to_field(root: &str, pointer: &str) -> String {
 }
 
 /// Parses and compiles `body` as workflow `key`; errors are prefixed with `prefix`.
-fn prepare(key: &str, body: &Value, prefix: &str) -> Result<(WorkflowDef, Compiled), Vec<FieldError>> {
+fn prepare(
+    key: &str,
+    body: &Value,
+    prefix: &str,
+) -> Result<(WorkflowDef, Compiled), Vec<FieldError>> {
     let def = WorkflowDef::parse(key, body, prefix)?;
     let at = |field: &str| {
         if prefix.is_empty() {
@@ -197,7 +203,9 @@ impl Registry {
                         Some(steps) => {
                             self.insert(def, row, steps, compiled.schema);
                         }
-                        None => tracing::error!(workflow = %row.key, "stored workflow names an unknown channel; skipped"),
+                        None => {
+                            tracing::error!(workflow = %row.key, "stored workflow names an unknown channel; skipped")
+                        }
                     }
                 }
                 Err(errors) => {
@@ -255,8 +263,7 @@ impl Registry {
             steps,
             schema,
         });
-        self.map
-            .insert(compiled.def.key.clone(), compiled.clone());
+        self.map.insert(compiled.def.key.clone(), compiled.clone());
         compiled
     }
 }

@@ -212,7 +212,9 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
     let workflow = ctx.registry.get(&run.workflow_key);
     let (request, workflow) = match (request, workflow) {
         (Ok(r), Some(w)) => (r, w),
-        (Err(e), _) => return fail_run(ctx, run_id, &format!("stored request is corrupt: {e}")).await,
+        (Err(e), _) => {
+            return fail_run(ctx, run_id, &format!("stored request is corrupt: {e}")).await;
+        }
         (_, None) => return fail_run(ctx, run_id, "its workflow no longer exists").await,
     };
     let refs: Vec<RecipientRef> = request.recipients.iter().map(|(r, _)| r.clone()).collect();
@@ -226,7 +228,9 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
                 .map(|r| recipients::get_recipient(db, r))
                 .collect::<Result<Vec<_>, _>>()?;
             let actor_value = match &actor {
-                Some(a) => Some(recipients::get_recipient(db, a)?.unwrap_or_else(|| recipients::minimal(a))),
+                Some(a) => Some(
+                    recipients::get_recipient(db, a)?.unwrap_or_else(|| recipients::minimal(a)),
+                ),
                 None => None,
             };
             let tenant_value = match &tenant {
@@ -238,7 +242,14 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
         .await?;
     let run_id_owned = run_id.to_owned();
     let plans = tokio::task::spawn_blocking(move || {
-        plan_run(&workflow, &run_id_owned, request, loaded, actor_value, tenant_value)
+        plan_run(
+            &workflow,
+            &run_id_owned,
+            request,
+            loaded,
+            actor_value,
+            tenant_value,
+        )
     })
     .await
     .map_err(|e| StoreError::Blocking(e.to_string()))?;
@@ -250,7 +261,13 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
             let mut rows = Vec::new();
             for plan in plans {
                 let events = Value::Array(plan.events);
-                let rr = runs::ensure_recipient_run(db, &run_id_owned, &plan.reference, plan.status, &events)?;
+                let rr = runs::ensure_recipient_run(
+                    db,
+                    &run_id_owned,
+                    &plan.reference,
+                    plan.status,
+                    &events,
+                )?;
                 for mut message in plan.messages {
                     message.workflow_recipient_run_id = rr.clone();
                     if let Some(row) = messages::insert(db, &message)? {

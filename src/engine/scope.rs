@@ -125,7 +125,10 @@ impl ObjectView for Scope {
         self.entries().count() as i64
     }
     fn keys<'k>(&'k self) -> Box<dyn Iterator<Item = KStringCow<'k>> + 'k> {
-        Box::new(self.entries().map(|(k, _)| KStringCow::from_ref(k.as_str())))
+        Box::new(
+            self.entries()
+                .map(|(k, _)| KStringCow::from_ref(k.as_str())),
+        )
     }
     fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn ValueView> + 'k> {
         Box::new(self.entries().map(|(_, v)| v as &dyn ValueView))
@@ -405,11 +408,17 @@ mod tests {
             "there"
         );
         assert_eq!(
-            render("{% if data.missing %}y{% else %}n{% endif %}", scope.clone()),
+            render(
+                "{% if data.missing %}y{% else %}n{% endif %}",
+                scope.clone()
+            ),
             "n"
         );
         assert_eq!(
-            render("{% for i in data.items %}{{ i }}{% endfor %}", scope.clone()),
+            render(
+                "{% for i in data.items %}{{ i }}{% endfor %}",
+                scope.clone()
+            ),
             "ab"
         );
         assert_eq!(render("{{ data.items.size }}", scope.clone()), "2");

@@ -4,6 +4,8 @@
 //! Invariants: at most [`MAX_RECIPIENTS`] recipients, deduplicated by reference (first
 //! occurrence keeps its place); every id is valid (§1.2); `data` is an object.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::{EntityId, RecipientRef};
@@ -60,13 +62,18 @@ impl Trigger {
             }
             Some(Value::Array(list)) => {
                 let mut out: Vec<RecipientInput> = Vec::with_capacity(list.len());
+                let mut seen: HashMap<RecipientRef, usize> = HashMap::with_capacity(list.len());
                 for (i, item) in list.iter().enumerate() {
-                    match parse_recipient(item, &format!("recipients[{i}]"), &mut errors) {
-                        Some(r) => match out.iter_mut().find(|o| o.reference == r.reference) {
-                            Some(existing) => merge_duplicate(existing, r),
-                            None => out.push(r),
-                        },
-                        None => {}
+                    let Some(r) = parse_recipient(item, &format!("recipients[{i}]"), &mut errors)
+                    else {
+                        continue;
+                    };
+                    match seen.get(&r.reference) {
+                        Some(&at) => merge_duplicate(&mut out[at], r),
+                        None => {
+                            seen.insert(r.reference.clone(), out.len());
+                            out.push(r);
+                        }
                     }
                 }
                 out
@@ -159,7 +166,10 @@ fn merge_duplicate(existing: &mut RecipientInput, later: RecipientInput) {
         existing.inline.get_or_insert_with(Map::new).extend(props);
     }
     if let Some(td) = later.trigger_data {
-        existing.trigger_data.get_or_insert_with(Map::new).extend(td);
+        existing
+            .trigger_data
+            .get_or_insert_with(Map::new)
+            .extend(td);
     }
 }
 
@@ -331,7 +341,10 @@ mod tests {
         assert_eq!(t.actor.as_ref().map(|a| a.reference.id()), Some("a1"));
         assert_eq!(t.tenant.as_ref().map(|t| t.id.as_str()), Some("acme"));
         let stored = t.to_stored();
-        assert_eq!(stored["recipients"][2]["ref"], json!({"id": "p1", "collection": "projects"}));
+        assert_eq!(
+            stored["recipients"][2]["ref"],
+            json!({"id": "p1", "collection": "projects"})
+        );
         assert_eq!(stored["recipients"][1]["trigger_data"], json!({"x": 1}));
         assert_eq!(stored["actor"], "a1");
     }

@@ -152,7 +152,11 @@ impl WorkflowDef {
         };
         let Some(obj) = body.as_object() else {
             return Err(vec![FieldError::new(
-                if prefix.is_empty() { "workflow" } else { prefix },
+                if prefix.is_empty() {
+                    "workflow"
+                } else {
+                    prefix
+                },
                 "must be a JSON object",
             )]);
         };
@@ -169,9 +173,7 @@ impl WorkflowDef {
         definition.insert("key".into(), Value::String(key.clone()));
 
         let name = match obj.get("name") {
-            Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => {
-                n.clone()
-            }
+            Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
             Some(Value::String(_)) => {
                 errors.push("name", "must be 1 to 255 characters");
                 String::new()
@@ -289,12 +291,18 @@ fn parse_steps(steps: &[Value], errors: &mut Errors) -> Vec<Step> {
         let step_ref = match s.get("ref") {
             Some(Value::String(r)) if !r.is_empty() && r.len() <= 255 => {
                 if !refs.insert(r.clone()) {
-                    errors.push(&format!("{at}.ref"), format!("`{r}` is used by another step"));
+                    errors.push(
+                        &format!("{at}.ref"),
+                        format!("`{r}` is used by another step"),
+                    );
                 }
                 r.clone()
             }
             _ => {
-                errors.push(&format!("{at}.ref"), "is required: a unique string per workflow");
+                errors.push(
+                    &format!("{at}.ref"),
+                    "is required: a unique string per workflow",
+                );
                 String::new()
             }
         };
@@ -359,7 +367,10 @@ fn parse_channel_step(
     let channel_key = match s.get("channel_key") {
         Some(Value::String(k)) if !k.is_empty() && k.len() <= 255 => k.clone(),
         _ => {
-            errors.push(&format!("{at}.channel_key"), "is required: the in-app channel's key");
+            errors.push(
+                &format!("{at}.channel_key"),
+                "is required: the in-app channel's key",
+            );
             String::new()
         }
     };
@@ -374,11 +385,7 @@ fn parse_channel_step(
     })
 }
 
-fn parse_template(
-    v: Option<&Value>,
-    at: &str,
-    errors: &mut Errors,
-) -> Option<InAppTemplateSource> {
+fn parse_template(v: Option<&Value>, at: &str, errors: &mut Errors) -> Option<InAppTemplateSource> {
     let Some(t) = v.and_then(Value::as_object) else {
         errors.push(at, "is required: an object with `markdown_body`");
         return None;
@@ -386,7 +393,10 @@ fn parse_template(
     let markdown_body = match t.get("markdown_body") {
         Some(Value::String(b)) => b.clone(),
         _ => {
-            errors.push(&format!("{at}.markdown_body"), "is required and must be a string");
+            errors.push(
+                &format!("{at}.markdown_body"),
+                "is required and must be a string",
+            );
             String::new()
         }
     };

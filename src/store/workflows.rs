@@ -65,7 +65,12 @@ pub fn upsert(db: &Db<'_>, key: &str, definition: &Value) -> StoreResult<StoredW
         db.0.prepare_cached(
             "UPDATE workflows SET definition = ?2, version_id = ?3, updated_at = ?4 WHERE key = ?1",
         )?
-        .execute(params![key, serde_json::to_string(definition)?, version_id, now])?;
+        .execute(params![
+            key,
+            serde_json::to_string(definition)?,
+            version_id,
+            now
+        ])?;
         return Ok(StoredWorkflow {
             key: key.to_owned(),
             definition: definition.clone(),

@@ -130,7 +130,13 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
         acknowledged.len()
     );
     let left_queued: i64 = rusqlite::Connection::open(&db_path)
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'", [], |r| r.get(0)))
+        .and_then(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'",
+                [],
+                |r| r.get(0),
+            )
+        })
         .expect("count queued runs");
     eprintln!(
         "{} of {BURST} triggers acknowledged before SIGKILL; {left_queued} runs left queued",
@@ -152,7 +158,11 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
         let mut recipients: Vec<&str> = messages.iter().map(|m| m.recipient_id.as_str()).collect();
         recipients.sort_unstable();
         recipients.dedup();
-        assert_eq!(recipients.len(), RECIPIENTS, "run {run_id} has a duplicate item");
+        assert_eq!(
+            recipients.len(),
+            RECIPIENTS,
+            "run {run_id} has a duplicate item"
+        );
     }
     assert_eq!(
         db::count(
@@ -165,8 +175,15 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
     );
     // Runs that committed but whose answer was lost in the kill are resumed too.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while db::count(&db_path, "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'") > 0 {
-        assert!(Instant::now() < deadline, "a committed run was never resumed");
+    while db::count(
+        &db_path,
+        "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'",
+    ) > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a committed run was never resumed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

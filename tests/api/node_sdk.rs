@@ -15,7 +15,8 @@ use crate::helpers::{SECRET_KEY, spawn_app};
 async fn the_official_node_sdk_identifies_triggers_lists_the_feed_and_marks_read() {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
     assert!(
-        js.join("node_modules/@knocklabs/node/package.json").is_file(),
+        js.join("node_modules/@knocklabs/node/package.json")
+            .is_file(),
         "the Knock node SDK is not installed: run `npm ci --prefix tests/js`"
     );
     let app = spawn_app().await;

@@ -64,11 +64,17 @@ async fn trigger_answers_a_uuid_v4_run_id_and_creates_one_item_per_recipient() {
     assert_eq!(blocks[1]["name"], "action_url");
     assert_eq!(blocks[1]["rendered"], "https://example.com/p/1");
     assert_eq!(blocks[2]["name"], "actions");
-    assert_eq!(blocks[2]["buttons"][0]["action"], "https://example.com/p/1#reply");
+    assert_eq!(
+        blocks[2]["buttons"][0]["action"],
+        "https://example.com/p/1#reply"
+    );
     let runs = db::recipient_runs(&app.db_path, &run_id);
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|(_, status, _)| status == "completed"));
-    assert_ne!(messages[0].workflow_recipient_run_id, messages[1].workflow_recipient_run_id);
+    assert_ne!(
+        messages[0].workflow_recipient_run_id,
+        messages[1].workflow_recipient_run_id
+    );
 }
 
 #[tokio::test]
@@ -94,17 +100,25 @@ async fn inline_recipients_actor_and_tenant_are_upserted_before_the_run() {
     );
     assert_eq!(users, 2);
     let ada_props: String = db::open(&app.db_path)
-        .query_row("SELECT properties FROM users WHERE id = 'ada'", [], |r| r.get(0))
+        .query_row("SELECT properties FROM users WHERE id = 'ada'", [], |r| {
+            r.get(0)
+        })
         .expect("ada stored");
     let ada_props: Value = serde_json::from_str(&ada_props).expect("json");
     assert_eq!(ada_props["email"], "ada@example.com");
     assert_eq!(ada_props["plan"], "pro");
     assert_eq!(
-        db::count(&app.db_path, "SELECT COUNT(*) FROM objects WHERE collection = 'projects' AND id = 'p1'"),
+        db::count(
+            &app.db_path,
+            "SELECT COUNT(*) FROM objects WHERE collection = 'projects' AND id = 'p1'"
+        ),
         1
     );
     assert_eq!(
-        db::count(&app.db_path, "SELECT COUNT(*) FROM tenants WHERE id = 'acme'"),
+        db::count(
+            &app.db_path,
+            "SELECT COUNT(*) FROM tenants WHERE id = 'acme'"
+        ),
         1
     );
 }
@@ -118,7 +132,10 @@ async fn a_tenant_string_auto_creates_the_tenant_and_tags_every_item() {
     let messages = run_messages(&app, &run_id).await;
     assert_eq!(messages[0].tenant.as_deref(), Some("brand-new-tenant"));
     assert_eq!(
-        db::count(&app.db_path, "SELECT COUNT(*) FROM tenants WHERE id = 'brand-new-tenant'"),
+        db::count(
+            &app.db_path,
+            "SELECT COUNT(*) FROM tenants WHERE id = 'brand-new-tenant'"
+        ),
         1
     );
 }
@@ -152,12 +169,19 @@ async fn recipient_trigger_data_overrides_data_for_that_recipient_only() {
         )
         .await;
     let messages = run_messages(&app, &run_id).await;
-    let by = |id: &str| messages.iter().find(|m| m.recipient_id == id).expect("item");
+    let by = |id: &str| {
+        messages
+            .iter()
+            .find(|m| m.recipient_id == id)
+            .expect("item")
+    };
     assert_eq!(by("ada").data["page_title"], "Ada's view");
     assert!(
         by("ada").blocks[0]["rendered"]
             .as_str()
-            .is_some_and(|h| h.contains("Ada's view") || h.contains("Ada&#39;s view") || h.contains("Ada’s view")),
+            .is_some_and(|h| h.contains("Ada's view")
+                || h.contains("Ada&#39;s view")
+                || h.contains("Ada’s view")),
         "{}",
         by("ada").blocks[0]["rendered"]
     );
@@ -183,9 +207,15 @@ async fn values_from_data_cannot_inject_script_into_rendered_blocks() {
     let html = blocks[0]["rendered"].as_str().expect("rendered");
     assert!(!html.contains("<script"), "{html}");
     assert!(!html.contains("onerror"), "{html}");
-    assert!(!html.to_ascii_lowercase().contains("href=\"javascript"), "{html}");
+    assert!(
+        !html.to_ascii_lowercase().contains("href=\"javascript"),
+        "{html}"
+    );
     assert_eq!(blocks[1]["rendered"], "", "action_url neutralized");
-    assert_eq!(blocks[2]["buttons"][0]["action"], "", "button action neutralized");
+    assert_eq!(
+        blocks[2]["buttons"][0]["action"], "",
+        "button action neutralized"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +225,10 @@ async fn trigger_with_1001_recipients_is_rejected_with_422() {
     let res = post_trigger(&app, "new-comment", json!({"recipients": recipients})).await;
     let body = assert_error(res, 422, "invalid_params").await;
     assert_eq!(body["errors"][0]["field"], "recipients");
-    assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"), 0);
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"),
+        0
+    );
     let recipients: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
     let run_id = app
         .trigger("new-comment", json!({"recipients": recipients}))
@@ -226,11 +259,20 @@ async fn invalid_trigger_bodies_are_rejected_and_change_nothing() {
         (json!({"recipients": "u1"}), "recipients"),
         (json!({"recipients": [5]}), "recipients[0]"),
         (json!({"recipients": ["a/b"]}), "recipients[0]"),
-        (json!({"recipients": [{"name": "no id"}]}), "recipients[0].id"),
-        (json!({"recipients": [{"id": "u1", "email": 5}]}), "recipients[0].email"),
+        (
+            json!({"recipients": [{"name": "no id"}]}),
+            "recipients[0].id",
+        ),
+        (
+            json!({"recipients": [{"id": "u1", "email": 5}]}),
+            "recipients[0].email",
+        ),
         (json!({"recipients": ["u1"], "data": "x"}), "data"),
         (json!({"recipients": ["u1"], "tenant": 7}), "tenant"),
-        (json!({"recipients": ["u1"], "cancellation_key": 7}), "cancellation_key"),
+        (
+            json!({"recipients": ["u1"], "cancellation_key": 7}),
+            "cancellation_key",
+        ),
         (json!({"recipients": ["u1"], "actor": 7}), "actor"),
         (json!([1, 2]), "body"),
     ] {
@@ -249,7 +291,10 @@ async fn invalid_trigger_bodies_are_rejected_and_change_nothing() {
     )
     .await;
     assert_error(res, 422, "invalid_params").await;
-    assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"), 0);
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"),
+        0
+    );
     assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM users"), 0);
 }
 
@@ -257,9 +302,17 @@ async fn invalid_trigger_bodies_are_rejected_and_change_nothing() {
 async fn an_oversized_trigger_is_413() {
     let app = spawn_app().await;
     let big = "x".repeat(11 * 1024 * 1024);
-    let res = post_trigger(&app, "new-comment", json!({"recipients": ["u1"], "data": {"big": big}})).await;
+    let res = post_trigger(
+        &app,
+        "new-comment",
+        json!({"recipients": ["u1"], "data": {"big": big}}),
+    )
+    .await;
     assert_error(res, 413, "payload_too_large").await;
-    assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"), 0);
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -279,8 +332,11 @@ async fn a_string_actor_never_identified_is_422_actor_missing() {
         json!({"recipients": [{"id": "ghost", "name": "G"}], "actor": "ghost"}),
     )
     .await;
-    app.trigger("new-comment", json!({"recipients": ["ada"], "actor": "ghost"}))
-        .await;
+    app.trigger(
+        "new-comment",
+        json!({"recipients": ["ada"], "actor": "ghost"}),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -300,7 +356,10 @@ async fn trigger_data_failing_the_workflow_schema_is_422_listing_the_fields() {
     for expected in ["data.project_name", "data.role", "data.invite_url"] {
         assert!(fields.contains(&expected), "{expected} not in {fields:?}");
     }
-    assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"), 0);
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"),
+        0
+    );
     let run_id = app
         .trigger(
             "project-invite",
@@ -338,41 +397,69 @@ async fn an_idempotency_key_replays_the_same_run() {
     let second = send().await.expect("request");
     assert_eq!(second.status(), 200);
     assert_eq!(
-        second.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()),
+        second
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
         Some("true")
     );
     assert_eq!(
-        second.headers().get("original-x-request-id").and_then(|v| v.to_str().ok()),
+        second
+            .headers()
+            .get("original-x-request-id")
+            .and_then(|v| v.to_str().ok()),
         Some(first_request_id.as_str())
     );
     let second_body: Value = second.json().await.expect("json");
-    assert_eq!(first_body["workflow_run_id"], second_body["workflow_run_id"]);
+    assert_eq!(
+        first_body["workflow_run_id"],
+        second_body["workflow_run_id"]
+    );
     let run_id = first_body["workflow_run_id"].as_str().expect("id");
     assert_eq!(run_messages(&app, run_id).await.len(), 1);
-    assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"), 1);
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"),
+        1
+    );
 }
 
 #[tokio::test]
 async fn reusing_an_idempotency_key_with_a_different_body_is_a_clear_400() {
     let app = spawn_app().await;
     let res = app
-        .post("/v1/workflows/new-comment/trigger", comment_body(json!(["ada"])))
+        .post(
+            "/v1/workflows/new-comment/trigger",
+            comment_body(json!(["ada"])),
+        )
         .header("idempotency-key", "key-1")
         .send()
         .await
         .expect("request");
     assert_eq!(res.status(), 200);
     let res = app
-        .post("/v1/workflows/new-comment/trigger", comment_body(json!(["linus"])))
+        .post(
+            "/v1/workflows/new-comment/trigger",
+            comment_body(json!(["linus"])),
+        )
         .header("idempotency-key", "key-1")
         .send()
         .await
         .expect("request");
     let body = assert_error(res, 400, "idempotency_key_reused").await;
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("Idempotency-Key")));
-    assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"), 1);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Idempotency-Key"))
+    );
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"),
+        1
+    );
     let res = app
-        .post("/v1/workflows/new-comment/trigger", comment_body(json!(["ada"])))
+        .post(
+            "/v1/workflows/new-comment/trigger",
+            comment_body(json!(["ada"])),
+        )
         .header("idempotency-key", "k".repeat(256))
         .send()
         .await
@@ -384,14 +471,20 @@ async fn reusing_an_idempotency_key_with_a_different_body_is_a_clear_400() {
 async fn a_failed_trigger_does_not_burn_its_idempotency_key() {
     let app = spawn_app().await;
     let res = app
-        .post("/v1/workflows/new-comment/trigger", json!({"recipients": "bad"}))
+        .post(
+            "/v1/workflows/new-comment/trigger",
+            json!({"recipients": "bad"}),
+        )
         .header("idempotency-key", "retry-me")
         .send()
         .await
         .expect("request");
     assert_error(res, 422, "invalid_params").await;
     let res = app
-        .post("/v1/workflows/new-comment/trigger", comment_body(json!(["ada"])))
+        .post(
+            "/v1/workflows/new-comment/trigger",
+            comment_body(json!(["ada"])),
+        )
         .header("idempotency-key", "retry-me")
         .send()
         .await
@@ -415,7 +508,10 @@ async fn a_template_that_fails_to_render_is_logged_on_the_recipient_run_and_the_
         .expect("request");
     assert_eq!(res.status(), 200);
     let run_id = app
-        .trigger("fragile", json!({"recipients": ["ada"], "data": {"n": 1, "zero": 0}}))
+        .trigger(
+            "fragile",
+            json!({"recipients": ["ada"], "data": {"n": 1, "zero": 0}}),
+        )
         .await;
     assert_eq!(db::wait_for_run(&app.db_path, &run_id).await, "completed");
     assert!(db::messages_of_run(&app.db_path, &run_id).is_empty());
@@ -424,7 +520,9 @@ async fn a_template_that_fails_to_render_is_logged_on_the_recipient_run_and_the_
     assert_eq!(runs[0].1, "failed");
     let events = runs[0].2.as_array().expect("events");
     assert!(
-        events.iter().any(|e| e["event"] == "step_failed" && e["status"] == "error"),
+        events
+            .iter()
+            .any(|e| e["event"] == "step_failed" && e["status"] == "error"),
         "{events:?}"
     );
 }
@@ -444,7 +542,10 @@ async fn an_upserted_workflow_is_triggerable_at_once() {
         .expect("request");
     assert_eq!(res.status(), 200);
     let run_id = app
-        .trigger("welcome", json!({"recipients": [{"id": "ada", "name": "Ada"}, "nobody"]}))
+        .trigger(
+            "welcome",
+            json!({"recipients": [{"id": "ada", "name": "Ada"}, "nobody"]}),
+        )
         .await;
     let messages = run_messages(&app, &run_id).await;
     let html = |id: &str| {

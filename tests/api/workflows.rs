@@ -68,7 +68,11 @@ async fn get_one_workflow_answers_the_management_api_shape() {
 #[tokio::test]
 async fn get_unknown_workflow_is_404_workflow_missing() {
     let app = spawn_app().await;
-    let res = app.get("/v1/workflows/nope-nope").send().await.expect("request");
+    let res = app
+        .get("/v1/workflows/nope-nope")
+        .send()
+        .await
+        .expect("request");
     assert_error(res, 404, "workflow_missing").await;
 }
 
@@ -76,7 +80,10 @@ async fn get_unknown_workflow_is_404_workflow_missing() {
 async fn put_creates_a_workflow_and_a_changed_put_makes_a_new_version() {
     let app = spawn_app().await;
     let res = app
-        .put("/v1/workflows/greeting", definition("Hello {{ recipient.name }}"))
+        .put(
+            "/v1/workflows/greeting",
+            definition("Hello {{ recipient.name }}"),
+        )
         .send()
         .await
         .expect("request");
@@ -87,10 +94,16 @@ async fn put_creates_a_workflow_and_a_changed_put_makes_a_new_version() {
     let first_sha = created["workflow"]["sha"].clone();
 
     let (_, again) = get_json(&app, "/v1/workflows/greeting").await;
-    assert_eq!(again["sha"], first_sha, "an unchanged definition keeps its version");
+    assert_eq!(
+        again["sha"], first_sha,
+        "an unchanged definition keeps its version"
+    );
 
     let res = app
-        .put("/v1/workflows/greeting", definition("Howdy {{ recipient.name }}"))
+        .put(
+            "/v1/workflows/greeting",
+            definition("Howdy {{ recipient.name }}"),
+        )
         .send()
         .await
         .expect("request");
@@ -149,7 +162,11 @@ async fn put_with_an_unimplemented_step_type_is_refused_and_stores_nothing() {
             hit["message"].as_str().is_some_and(|m| m.contains(words)),
             "{hit}"
         );
-        let res = app.get("/v1/workflows/refused").send().await.expect("request");
+        let res = app
+            .get("/v1/workflows/refused")
+            .send()
+            .await
+            .expect("request");
         assert_error(res, 404, "workflow_missing").await;
     }
 }
@@ -221,7 +238,11 @@ async fn put_rejects_malformed_bodies_and_bad_keys() {
         .await
         .expect("request");
     assert_error(res, 413, "payload_too_large").await;
-    let res = app.get("/v1/workflows/greeting").send().await.expect("request");
+    let res = app
+        .get("/v1/workflows/greeting")
+        .send()
+        .await
+        .expect("request");
     assert_error(res, 404, "workflow_missing").await;
 }
 
@@ -299,7 +320,10 @@ async fn a_step_naming_a_new_channel_key_registers_that_channel() {
         .as_array()
         .map(|e| e.iter().filter_map(|c| c["key"].as_str()).collect())
         .unwrap_or_default();
-    assert!(keys.contains(&"team-feed") && keys.contains(&"in-app-feed"), "{keys:?}");
+    assert!(
+        keys.contains(&"team-feed") && keys.contains(&"in-app-feed"),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test]
@@ -321,7 +345,10 @@ async fn cancel_validates_and_answers_204_since_no_run_is_ever_paused() {
         .expect("request");
     assert_error(res, 422, "invalid_params").await;
     let res = app
-        .post("/v1/workflows/nope-nope/cancel", json!({"cancellation_key": "c"}))
+        .post(
+            "/v1/workflows/nope-nope/cancel",
+            json!({"cancellation_key": "c"}),
+        )
         .send()
         .await
         .expect("request");
