@@ -188,6 +188,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("The resource".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid { field, message } => ApiError::invalid(field, message),
             StoreError::WriterGone => ApiError::Unavailable,
             other => ApiError::Internal(other.to_string()),
         }

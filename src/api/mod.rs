@@ -1,9 +1,16 @@
 //! The HTTP API: one file per resource. Handlers parse, authorize, call `engine`/`store`,
 //! and shape Knock's JSON. No SQL here.
 
+mod bulk_operations;
+mod channel_data;
 mod channels;
 mod common;
 mod health;
+mod objects;
+mod pages;
+mod recipient_input;
+mod tenants;
+mod users;
 mod workflows;
 
 pub use common::{
@@ -15,6 +22,12 @@ use actix_web::web;
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
+    pages::routes(cfg);
+    users::routes(cfg);
+    objects::routes(cfg);
+    tenants::routes(cfg);
+    bulk_operations::routes(cfg);
+    channel_data::routes(cfg);
     workflows::routes(cfg);
     channels::routes(cfg);
 }

@@ -12,6 +12,10 @@ use super::Caller;
 use super::token::UserClaims;
 use crate::error::ApiError;
 
+/// In a tenant restriction, stands for "items without a tenant are allowed too".
+/// `store::feeds` reads restrictions the same way (its counters use `''` for no tenant).
+pub const NO_TENANT: &str = "";
+
 /// Whether a call reads or changes data (grants distinguish them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -55,7 +59,8 @@ pub fn user_resource(caller: &Caller, user_id: &str) -> Result<(), ApiError> {
 
 /// A user's feed, optionally scoped to `tenant` (the feed's `tenant` filter).
 /// Returns the tenants the caller is limited to (`None` = unrestricted), which the
-/// caller must apply to what it reads or writes.
+/// caller must apply to what it reads or writes; the list holds [`NO_TENANT`] when items
+/// without a tenant are visible too.
 pub fn user_feed(
     caller: &Caller,
     user_id: &str,
@@ -66,16 +71,21 @@ pub fn user_feed(
     let Caller::User(claims) = caller else {
         return Ok(None);
     };
-    let tenants = granted_tenants(claims);
+    let mut tenants = granted_tenants(claims);
     if tenants.is_empty() {
         return Ok(None);
+    }
+    let user_grant = claims.grants.contains_key(&format!("/v1/users/{user_id}"));
+    if user_grant {
+        // Items without a tenant belong to the user's own feed, which the user grant covers.
+        tenants.push(NO_TENANT.to_owned());
     }
     match tenant {
         Some(t) if tenants.iter().any(|g| g == t) => Ok(Some(tenants)),
         Some(t) => Err(forbidden(format!(
             "The user token has no grant for tenant `{t}`."
         ))),
-        None if claims.grants.contains_key(&format!("/v1/users/{user_id}")) => Ok(Some(tenants)),
+        None if user_grant => Ok(Some(tenants)),
         None => Err(forbidden(
             "The user token is limited to tenants; pass `tenant`.",
         )),

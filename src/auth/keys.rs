@@ -75,19 +75,19 @@ impl Keys {
         public: Option<String>,
         signing_public: Option<String>,
     ) -> Result<Keys, KeyError> {
-        if let Some(sk) = &secret {
-            if !sk.starts_with("sk_") {
-                return Err(KeyError::BadApiKey(
-                    "TIDINGS_SECRET_KEY must start with `sk_`".into(),
-                ));
-            }
+        if let Some(sk) = &secret
+            && !sk.starts_with("sk_")
+        {
+            return Err(KeyError::BadApiKey(
+                "TIDINGS_SECRET_KEY must start with `sk_`".into(),
+            ));
         }
-        if let Some(pk) = &public {
-            if !pk.starts_with("pk_") {
-                return Err(KeyError::BadApiKey(
-                    "TIDINGS_PUBLIC_KEY must start with `pk_`".into(),
-                ));
-            }
+        if let Some(pk) = &public
+            && !pk.starts_with("pk_")
+        {
+            return Err(KeyError::BadApiKey(
+                "TIDINGS_PUBLIC_KEY must start with `pk_`".into(),
+            ));
         }
         let mut generated = false;
         let secret_key = match secret {

@@ -1,10 +1,19 @@
 //! Domain types parsed at the edge. Once a value is one of these types it is valid; the
 //! layers behind the API trust it. No I/O here.
 
+pub mod conditions;
+pub mod feed;
+pub mod feed_params;
 pub mod ids;
+pub mod page;
+pub mod preferences;
+pub mod properties;
 pub mod recipient;
 pub mod trigger;
 pub mod workflow;
 
+pub use feed::{ArchivedFilter, FeedFilters, FeedMode, FeedQuery, StatusFilter, TimeRange};
 pub use ids::{CollectionName, EntityId};
+pub use page::{Page, PageQuery};
+pub use properties::{PropertyError, RecipientProperties};
 pub use recipient::RecipientRef;

@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use super::StoreResult;
 
 /// Migration `i` (0-based) moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_channel_data.sql"),
+];
 
 /// Applies every migration newer than the database, all in one transaction.
 pub(super) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -7,12 +7,14 @@
 //! - Reads use separate read-only connections on the blocking pool ([`Store::read`]).
 
 mod connection;
+mod feed_sql;
 mod migrations;
 mod readers;
 mod writer;
 
 pub mod bulk;
 pub mod channels;
+pub mod feeds;
 pub mod messages;
 pub mod meta;
 pub mod recipients;
@@ -38,6 +40,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The request was well-formed but the stored result would break a rule (e.g. the
+    /// merged custom properties exceed 256 kB). Maps to 422.
+    #[error("`{field}`: {message}")]
+    Invalid { field: String, message: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

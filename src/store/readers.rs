@@ -38,10 +38,10 @@ impl ReaderPool {
                 _ => connection::open_read_only(&pool.path)?,
             };
             let result = f(&Db(&conn));
-            if let Ok(mut idle) = pool.idle.lock() {
-                if idle.len() < MAX_IDLE {
-                    idle.push(conn);
-                }
+            if let Ok(mut idle) = pool.idle.lock()
+                && idle.len() < MAX_IDLE
+            {
+                idle.push(conn);
             }
             result
         })

@@ -4,8 +4,12 @@
 mod db;
 mod helpers;
 
+mod channel_data;
 mod crash;
 mod health;
-mod node_sdk;
+mod objects;
+mod tenants;
 mod trigger;
+mod users;
+mod users_rejected;
 mod workflows;

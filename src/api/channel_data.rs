@@ -1,0 +1,207 @@
+//! Channel data (spec §4.1, §8): `GET`/`PUT`/`DELETE /v1/users/{id}/channel_data/{channel_id}`
+//! and the same under `/v1/objects/{collection}/{id}`. Shape
+//! `{__typename: "ChannelData", channel_id, data}`. A `PUT` replaces that channel's data
+//! and creates the recipient if it was never identified (the browser client may call it
+//! right after its fire-and-forget identify). User paths accept a user token for its own
+//! user; object paths need the secret key.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::recipient_input::{method_not_allowed, path_collection, path_id};
+use crate::auth::{Caller, ServerKey, access};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::recipients::{self, ChannelDataOwner};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/users/{user_id}/channel_data/{channel_id}")
+            .route(web::get().to(get_user_data))
+            .route(web::put().to(put_user_data))
+            .route(web::delete().to(delete_user_data))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/objects/{collection}/{id}/channel_data/{channel_id}")
+            .route(web::get().to(get_object_data))
+            .route(web::put().to(put_object_data))
+            .route(web::delete().to(delete_object_data))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+#[derive(Debug, Deserialize)]
+struct ChannelDataRequest {
+    data: Map<String, Value>,
+}
+
+/// Who the path names, validated.
+enum Owner {
+    User(String),
+    Object(String, String),
+}
+
+impl Owner {
+    fn as_owner(&self) -> ChannelDataOwner<'_> {
+        match self {
+            Owner::User(id) => ChannelDataOwner::user(id),
+            Owner::Object(c, id) => ChannelDataOwner::object(c, id),
+        }
+    }
+}
+
+fn channel(raw: &str) -> Result<String, ApiError> {
+    if raw.is_empty() || raw.len() > 256 {
+        return Err(ApiError::invalid(
+            "channel_id",
+            "must be 1 to 256 characters",
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+fn wire(channel_id: &str, data: Value) -> Value {
+    json!({"__typename": "ChannelData", "channel_id": channel_id, "data": data})
+}
+
+fn user_owner(caller: &Caller, user_id: &str) -> Result<Owner, ApiError> {
+    let id = path_id("user_id", user_id)?;
+    access::user_resource(caller, id.as_str())?;
+    Ok(Owner::User(id.into_string()))
+}
+
+fn object_owner(collection: &str, id: &str) -> Result<Owner, ApiError> {
+    let collection = path_collection(collection)?;
+    let id = path_id("id", id)?;
+    Ok(Owner::Object(
+        collection.as_str().to_owned(),
+        id.into_string(),
+    ))
+}
+
+async fn read(
+    state: &AppState,
+    owner: Owner,
+    channel_id: String,
+) -> Result<HttpResponse, ApiError> {
+    let c = channel_id.clone();
+    let data = state
+        .store
+        .read(move |db| recipients::get_channel_data(db, owner.as_owner(), &c))
+        .await?;
+    data.map(|d| HttpResponse::Ok().json(wire(&channel_id, d)))
+        .ok_or_else(|| ApiError::NotFound(format!("Channel data for channel `{channel_id}`")))
+}
+
+async fn write(
+    state: &AppState,
+    owner: Owner,
+    channel_id: String,
+    data: Map<String, Value>,
+) -> Result<HttpResponse, ApiError> {
+    let c = channel_id.clone();
+    let data = Value::Object(data);
+    let stored = data.clone();
+    state
+        .store
+        .write(move |db| {
+            match &owner {
+                Owner::User(id) => {
+                    if !recipients::user_exists(db, id)? {
+                        recipients::upsert_user(db, id, &Map::new())?;
+                    }
+                }
+                Owner::Object(collection, id) => {
+                    if recipients::get_object(db, collection, id)?.is_none() {
+                        recipients::upsert_object(db, collection, id, &Map::new())?;
+                    }
+                }
+            }
+            recipients::set_channel_data(db, owner.as_owner(), &c, &stored)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(wire(&channel_id, data)))
+}
+
+async fn remove(
+    state: &AppState,
+    owner: Owner,
+    channel_id: String,
+) -> Result<HttpResponse, ApiError> {
+    let c = channel_id.clone();
+    let existed = state
+        .store
+        .write(move |db| recipients::delete_channel_data(db, owner.as_owner(), &c))
+        .await?;
+    if existed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "Channel data for channel `{channel_id}`"
+        )))
+    }
+}
+
+async fn get_user_data(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, channel_id) = path.into_inner();
+    let owner = user_owner(&caller, &user_id)?;
+    read(&state, owner, channel(&channel_id)?).await
+}
+
+async fn put_user_data(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<ChannelDataRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, channel_id) = path.into_inner();
+    let owner = user_owner(&caller, &user_id)?;
+    write(&state, owner, channel(&channel_id)?, body.into_inner().data).await
+}
+
+async fn delete_user_data(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, channel_id) = path.into_inner();
+    let owner = user_owner(&caller, &user_id)?;
+    remove(&state, owner, channel(&channel_id)?).await
+}
+
+async fn get_object_data(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, channel_id) = path.into_inner();
+    let owner = object_owner(&collection, &id)?;
+    read(&state, owner, channel(&channel_id)?).await
+}
+
+async fn put_object_data(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<ChannelDataRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, channel_id) = path.into_inner();
+    let owner = object_owner(&collection, &id)?;
+    write(&state, owner, channel(&channel_id)?, body.into_inner().data).await
+}
+
+async fn delete_object_data(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, channel_id) = path.into_inner();
+    let owner = object_owner(&collection, &id)?;
+    remove(&state, owner, channel(&channel_id)?).await
+}

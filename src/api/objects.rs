@@ -1,0 +1,202 @@
+//! Objects (spec §4.2): set/get/delete one object, list a collection, bulk set and bulk
+//! delete. Secret key only. Exact paths only, so the sub-resources other modules own
+//! (`/feeds`, `/messages`, `/subscriptions`, `/preferences`, `/channel_data`) stay theirs.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::recipient_input::{
+    bulk_item, check_bulk_len, list_query, method_not_allowed, path_collection, path_id, properties,
+};
+use crate::auth::ServerKey;
+use crate::error::ApiError;
+use crate::model::EntityId;
+use crate::model::properties::RecipientKind;
+use crate::startup::AppState;
+use crate::store::{StoreError, bulk, recipients};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/objects/{collection}")
+            .route(web::get().to(list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/objects/{collection}/bulk/set")
+            .route(web::post().to(bulk_set))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/objects/{collection}/bulk/delete")
+            .route(web::post().to(bulk_delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/objects/{collection}/{id}")
+            .route(web::get().to(get))
+            .route(web::put().to(set))
+            .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+fn missing(collection: &str, id: &str) -> ApiError {
+    ApiError::NotFound(format!("The object `{id}` in collection `{collection}`"))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id) = path.into_inner();
+    let collection = path_collection(&collection)?;
+    let id = path_id("id", &id)?;
+    let (c, i) = (collection.clone(), id.clone());
+    let object = state
+        .store
+        .read(move |db| recipients::get_object(db, c.as_str(), i.as_str()))
+        .await?;
+    object
+        .map(|o| HttpResponse::Ok().json(o))
+        .ok_or_else(|| missing(collection.as_str(), id.as_str()))
+}
+
+async fn set(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id) = path.into_inner();
+    let collection = path_collection(&collection)?;
+    let id = path_id("id", &id)?;
+    let props = properties(RecipientKind::Object, body.into_inner())?;
+    let object = state
+        .store
+        .write(move |db| {
+            recipients::upsert_object(db, collection.as_str(), id.as_str(), props.as_map())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(object))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id) = path.into_inner();
+    let collection = path_collection(&collection)?;
+    let id = path_id("id", &id)?;
+    let (c, i) = (collection.clone(), id.clone());
+    let existed = state
+        .store
+        .write(move |db| recipients::delete_object(db, c.as_str(), i.as_str()))
+        .await?;
+    if existed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(missing(collection.as_str(), id.as_str()))
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let collection = path_collection(&path)?;
+    let query = list_query(&req, &[])?;
+    let (page, include) = (query.page, query.include_preferences);
+    let result = state
+        .store
+        .read(move |db| recipients::list_objects(db, collection.as_str(), &page, include))
+        .await?;
+    Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkSetRequest {
+    objects: Vec<Map<String, Value>>,
+}
+
+async fn bulk_set(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<String>,
+    body: web::Json<BulkSetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let collection = path_collection(&path)?;
+    let objects = body.into_inner().objects;
+    check_bulk_len("objects", objects.len())?;
+    let operation = state
+        .store
+        .write(move |db| {
+            let c = collection.as_str();
+            let mut applied = 0;
+            let mut errors = Vec::new();
+            for mut item in objects {
+                // Items may repeat the collection; it is the path's either way.
+                item.remove("collection");
+                match bulk_item(RecipientKind::Object, item) {
+                    Ok((id, props)) => {
+                        match recipients::upsert_object(db, c, id.as_str(), props.as_map()) {
+                            Ok(_) => applied += 1,
+                            Err(StoreError::Invalid { message, .. }) => errors.push(
+                                json!({"id": id.as_str(), "collection": c, "message": message}),
+                            ),
+                            Err(other) => return Err(other),
+                        }
+                    }
+                    Err((id, message)) => {
+                        errors.push(json!({"id": id, "collection": c, "message": message}));
+                    }
+                }
+            }
+            bulk::record_completed(db, "objects.bulk_set", applied, errors)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(operation))
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkDeleteRequest {
+    object_ids: Vec<String>,
+}
+
+async fn bulk_delete(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<String>,
+    body: web::Json<BulkDeleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let collection = path_collection(&path)?;
+    let ids = body.into_inner().object_ids;
+    check_bulk_len("object_ids", ids.len())?;
+    let operation = state
+        .store
+        .write(move |db| {
+            let c = collection.as_str();
+            let mut applied = 0;
+            let mut errors = Vec::new();
+            for id in ids {
+                if let Err(message) = EntityId::parse(&id) {
+                    errors.push(
+                        json!({"id": id, "collection": c, "message": format!("`id` {message}")}),
+                    );
+                } else if recipients::delete_object(db, c, &id)? {
+                    applied += 1;
+                } else {
+                    errors.push(
+                        json!({"id": id, "collection": c, "message": "the object does not exist"}),
+                    );
+                }
+            }
+            bulk::record_completed(db, "objects.bulk_delete", applied, errors)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(operation))
+}

@@ -1,0 +1,217 @@
+//! Users (spec §4.1): identify/get/delete one user, list users, bulk identify and bulk
+//! delete. `GET`/`PUT /v1/users/{id}` also serve the browser client (public key + user
+//! token, which acts only for its own user); the rest need the secret key.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::recipient_input::{
+    bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, properties,
+};
+use crate::auth::{Caller, ServerKey, access};
+use crate::error::ApiError;
+use crate::model::properties::RecipientKind;
+use crate::startup::AppState;
+use crate::store::{StoreError, bulk, recipients};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/users")
+            .route(web::get().to(list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/users/bulk/identify")
+            .route(web::post().to(bulk_identify))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/users/bulk/delete")
+            .route(web::post().to(bulk_delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/users/{user_id}/merge")
+            .route(web::post().to(merge))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/users/{user_id}")
+            .route(web::get().to(get))
+            .route(web::put().to(identify))
+            .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+fn missing(id: &str) -> ApiError {
+    ApiError::NotFound(format!("The user `{id}`"))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("user_id", &path)?;
+    access::user_resource(&caller, id.as_str())?;
+    let key = id.as_str().to_owned();
+    let user = state
+        .store
+        .read(move |db| recipients::get_user(db, &key))
+        .await?;
+    user.map(|u| HttpResponse::Ok().json(u))
+        .ok_or_else(|| missing(id.as_str()))
+}
+
+async fn identify(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("user_id", &path)?;
+    access::user_resource(&caller, id.as_str())?;
+    let props = properties(RecipientKind::User, body.into_inner())?;
+    let user = state
+        .store
+        .write(move |db| recipients::upsert_user(db, id.as_str(), props.as_map()))
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id("user_id", &path)?;
+    let key = id.as_str().to_owned();
+    let existed = state
+        .store
+        .write(move |db| recipients::delete_user(db, &key))
+        .await?;
+    if existed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(missing(id.as_str()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MergeRequest {
+    from_user_id: String,
+}
+
+/// `POST /v1/users/{id}/merge`: folds `from_user_id` into this user and deletes it.
+async fn merge(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<String>,
+    body: web::Json<MergeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let into = path_id("user_id", &path)?;
+    let from = path_id("from_user_id", &body.into_inner().from_user_id)?;
+    if into == from {
+        return Err(ApiError::invalid(
+            "from_user_id",
+            "must name a different user than the one merged into",
+        ));
+    }
+    let (i, f) = (into.clone(), from.clone());
+    let merged = state
+        .store
+        .write(move |db| recipients::merge_users(db, i.as_str(), f.as_str()))
+        .await?;
+    merged.map(|u| HttpResponse::Ok().json(u)).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "One of the users `{}` and `{}`",
+            into.as_str(),
+            from.as_str()
+        ))
+    })
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query = list_query(&req, &[])?;
+    let (page, include) = (query.page, query.include_preferences);
+    let result = state
+        .store
+        .read(move |db| recipients::list_users(db, &page, include))
+        .await?;
+    Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkIdentifyRequest {
+    users: Vec<Map<String, Value>>,
+}
+
+async fn bulk_identify(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    body: web::Json<BulkIdentifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let users = body.into_inner().users;
+    check_bulk_len("users", users.len())?;
+    let operation = state
+        .store
+        .write(move |db| {
+            let mut applied = 0;
+            let mut errors = Vec::new();
+            for item in users {
+                match bulk_item(RecipientKind::User, item) {
+                    Ok((id, props)) => {
+                        match recipients::upsert_user(db, id.as_str(), props.as_map()) {
+                            Ok(_) => applied += 1,
+                            Err(StoreError::Invalid { message, .. }) => {
+                                errors.push(json!({"id": id.as_str(), "message": message}));
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                    Err((id, message)) => errors.push(json!({"id": id, "message": message})),
+                }
+            }
+            bulk::record_completed(db, "users.bulk_identify", applied, errors)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(operation))
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkDeleteRequest {
+    user_ids: Vec<String>,
+}
+
+async fn bulk_delete(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    body: web::Json<BulkDeleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ids = body.into_inner().user_ids;
+    check_bulk_len("user_ids", ids.len())?;
+    let operation = state
+        .store
+        .write(move |db| {
+            let mut applied = 0;
+            let mut errors = Vec::new();
+            for id in ids {
+                if let Err(message) = crate::model::EntityId::parse(&id) {
+                    errors.push(json!({"id": id, "message": format!("`id` {message}")}));
+                } else if recipients::delete_user(db, &id)? {
+                    applied += 1;
+                } else {
+                    errors.push(json!({"id": id, "message": "the user does not exist"}));
+                }
+            }
+            bulk::record_completed(db, "users.bulk_delete", applied, errors)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(operation))
+}

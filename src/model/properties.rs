@@ -1,0 +1,274 @@
+//! The body of an identify/set call for a user, object or tenant, parsed (spec §4.1, §4.2,
+//! §4.4): typed standard fields, `created_at` normalized, `preferences` and
+//! `channel_data` shaped as maps, custom properties within the 256 kB limit.
+//!
+//! Invariant: a [`RecipientProperties`] holds only keys a client may set. Server-owned keys
+//! (`id`, `__typename`, `updated_at`) are dropped, so a client may send back what it read.
+
+use serde_json::{Map, Value};
+
+use super::EntityId;
+use crate::clock;
+
+/// Custom properties may take at most this many bytes as JSON (spec §9).
+pub const MAX_CUSTOM_PROPERTIES_BYTES: usize = 256 * 1024;
+
+/// Keys the server owns; a body may carry them (e.g. a round-tripped User) but they are ignored.
+const SERVER_OWNED: &[&str] = &["id", "__typename", "updated_at"];
+
+/// Which kind of recipient a body describes; each has its own standard fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientKind {
+    User,
+    Object,
+    Tenant,
+}
+
+impl RecipientKind {
+    fn string_fields(self) -> &'static [&'static str] {
+        match self {
+            RecipientKind::User => &[
+                "name",
+                "email",
+                "phone_number",
+                "avatar",
+                "timezone",
+                "locale",
+            ],
+            RecipientKind::Object => &["name", "locale", "timezone"],
+            RecipientKind::Tenant => &["name"],
+        }
+    }
+}
+
+/// A field that failed to parse: `field` is a dotted path within the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> PropertyError {
+    PropertyError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Validated properties, ready for `store::recipients::upsert_*`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecipientProperties(Map<String, Value>);
+
+impl RecipientProperties {
+    pub fn parse_user(raw: Map<String, Value>) -> Result<Self, Vec<PropertyError>> {
+        Self::parse(RecipientKind::User, raw)
+    }
+
+    pub fn parse_object(raw: Map<String, Value>) -> Result<Self, Vec<PropertyError>> {
+        Self::parse(RecipientKind::Object, raw)
+    }
+
+    pub fn parse_tenant(raw: Map<String, Value>) -> Result<Self, Vec<PropertyError>> {
+        Self::parse(RecipientKind::Tenant, raw)
+    }
+
+    /// Checks every field and reports all problems at once.
+    pub fn parse(
+        kind: RecipientKind,
+        mut raw: Map<String, Value>,
+    ) -> Result<Self, Vec<PropertyError>> {
+        for key in SERVER_OWNED {
+            raw.remove(*key);
+        }
+        if kind == RecipientKind::Object {
+            // Inline object refs carry their collection; it addresses, it is not a property.
+            raw.remove("collection");
+        }
+        let mut errors = Vec::new();
+        for field in kind.string_fields() {
+            if let Some(v) = raw.get(*field)
+                && !(v.is_string() || v.is_null())
+            {
+                errors.push(err(*field, "must be a string or null"));
+            }
+        }
+        if kind != RecipientKind::Tenant
+            && let Some(v) = raw.get_mut("created_at")
+        {
+            match v {
+                Value::Null => {}
+                Value::String(s) => match clock::normalize(s) {
+                    Some(normal) => *v = Value::String(normal),
+                    None => errors.push(err("created_at", "must be an ISO-8601 date-time")),
+                },
+                _ => errors.push(err("created_at", "must be an ISO-8601 date-time or null")),
+            }
+        }
+        if let Some(prefs) = raw.get("preferences") {
+            check_keyed_objects("preferences", prefs, true, &mut errors);
+        }
+        if let Some(data) = raw.get("channel_data") {
+            check_keyed_objects("channel_data", data, false, &mut errors);
+        }
+        if kind == RecipientKind::Tenant {
+            check_tenant_settings(raw.get("settings"), &mut errors);
+        }
+        let custom_size = raw
+            .iter()
+            .filter(|(k, _)| k.as_str() != "preferences" && k.as_str() != "channel_data")
+            .map(|(k, v)| k.len() + serde_json::to_string(v).map_or(usize::MAX / 2, |s| s.len()))
+            .sum::<usize>();
+        if custom_size > MAX_CUSTOM_PROPERTIES_BYTES {
+            errors.push(err(
+                "properties",
+                format!("custom properties must total at most {MAX_CUSTOM_PROPERTIES_BYTES} bytes"),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(RecipientProperties(raw))
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+    }
+}
+
+/// `preferences` and `channel_data` are maps from a set id / channel id to an object
+/// (or `null`, which removes that entry).
+fn check_keyed_objects(field: &str, value: &Value, ids: bool, errors: &mut Vec<PropertyError>) {
+    match value {
+        Value::Null => {}
+        Value::Object(map) => {
+            for (key, entry) in map {
+                if ids {
+                    if let Err(m) = EntityId::parse(key) {
+                        errors.push(err(format!("{field}.{key}"), format!("set id {m}")));
+                    }
+                } else if key.is_empty() || key.len() > 256 {
+                    errors.push(err(
+                        format!("{field}.{key}"),
+                        "channel id must be 1 to 256 characters",
+                    ));
+                }
+                if !(entry.is_object() || entry.is_null()) {
+                    errors.push(err(format!("{field}.{key}"), "must be an object or null"));
+                }
+            }
+        }
+        _ => errors.push(err(field, "must be an object keyed by id, or null")),
+    }
+}
+
+fn check_tenant_settings(settings: Option<&Value>, errors: &mut Vec<PropertyError>) {
+    match settings {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(s)) => {
+            for key in ["branding", "preference_set"] {
+                if let Some(v) = s.get(key)
+                    && !(v.is_object() || v.is_null())
+                {
+                    errors.push(err(format!("settings.{key}"), "must be an object or null"));
+                }
+            }
+            if let Some(Value::Object(branding)) = s.get("branding") {
+                for (k, v) in branding {
+                    if !(v.is_string() || v.is_null()) {
+                        errors.push(err(
+                            format!("settings.branding.{k}"),
+                            "must be a string or null",
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => errors.push(err("settings", "must be an object or null")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn server_owned_keys_are_dropped_and_created_at_is_normalized() {
+        let parsed = RecipientProperties::parse_user(map(json!({
+            "id": "x", "__typename": "User", "updated_at": "t",
+            "name": "Ann", "created_at": "2026-01-01T02:00:00+02:00", "plan": {"tier": 1}
+        })))
+        .map(RecipientProperties::into_map);
+        assert_eq!(
+            parsed.map(Value::Object),
+            Ok(
+                json!({"name": "Ann", "created_at": "2026-01-01T00:00:00.000000Z", "plan": {"tier": 1}})
+            )
+        );
+    }
+
+    #[test]
+    fn an_inline_objects_collection_is_not_a_property() {
+        let parsed = RecipientProperties::parse_object(map(
+            json!({"id": "p1", "collection": "projects", "name": "P"}),
+        ))
+        .map(RecipientProperties::into_map);
+        assert_eq!(parsed.map(Value::Object), Ok(json!({"name": "P"})));
+    }
+
+    #[test]
+    fn wrong_types_are_reported_per_field() {
+        let errors = RecipientProperties::parse_user(map(json!({
+            "email": 5, "created_at": "yesterday", "preferences": [], "channel_data": {"c": 1}
+        })))
+        .err()
+        .unwrap_or_default();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["email", "created_at", "preferences", "channel_data.c"]
+        );
+    }
+
+    #[test]
+    fn custom_properties_over_256_kb_are_rejected() {
+        let big = "x".repeat(MAX_CUSTOM_PROPERTIES_BYTES);
+        assert!(RecipientProperties::parse_object(map(json!({"blob": big}))).is_err());
+        let fits = "x".repeat(1000);
+        assert!(RecipientProperties::parse_object(map(json!({"blob": fits}))).is_ok());
+    }
+
+    #[test]
+    fn tenant_settings_must_be_objects() {
+        assert!(RecipientProperties::parse_tenant(map(json!({"settings": 1}))).is_err());
+        assert!(
+            RecipientProperties::parse_tenant(map(json!({"settings": {"branding": 1}}))).is_err()
+        );
+        assert!(
+            RecipientProperties::parse_tenant(map(
+                json!({"settings": {"branding": {"primary_color": "#fff"}}})
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn preference_set_ids_follow_id_rules() {
+        assert!(RecipientProperties::parse_user(map(json!({"preferences": {"a/b": {}}}))).is_err());
+        assert!(
+            RecipientProperties::parse_user(map(json!({"preferences": {"default": {}}}))).is_ok()
+        );
+    }
+}

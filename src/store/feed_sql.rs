@@ -1,0 +1,183 @@
+//! Builds the `WHERE` clause for a feed view from [`FeedFilters`]: the SQL twin of
+//! `FeedFilters::matches`. Kept in one place so listing, counting and bulk updates select
+//! exactly the same messages.
+//!
+//! Statements are still `prepare_cached`: the text depends only on which filters are set
+//! (not their values, which are bound), so the cache holds a handful of shapes.
+
+use rusqlite::types::Value as SqlValue;
+use serde_json::Value;
+
+use crate::model::{ArchivedFilter, FeedFilters, RecipientRef, StatusFilter};
+
+/// A clause under construction: SQL joined with `AND`, and its bound values in order.
+#[derive(Debug, Default)]
+pub(super) struct Where {
+    parts: Vec<String>,
+    pub(super) params: Vec<SqlValue>,
+}
+
+impl Where {
+    pub(super) fn push(
+        &mut self,
+        sql: impl Into<String>,
+        params: impl IntoIterator<Item = SqlValue>,
+    ) {
+        self.parts.push(sql.into());
+        self.params.extend(params);
+    }
+
+    pub(super) fn sql(&self) -> String {
+        if self.parts.is_empty() {
+            "1".into()
+        } else {
+            self.parts.join(" AND ")
+        }
+    }
+}
+
+fn text(s: &str) -> SqlValue {
+    SqlValue::Text(s.to_owned())
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The channel and recipient of one feed (matches the `messages_feed` index prefix).
+pub(super) fn feed(w: &mut Where, channel_id: &str, recipient: &RecipientRef) {
+    w.push(
+        "channel_id = ? AND recipient_kind = ? AND recipient_collection = ? AND recipient_id = ?",
+        [
+            text(channel_id),
+            text(recipient.kind()),
+            text(recipient.collection()),
+            text(recipient.id()),
+        ],
+    );
+}
+
+/// The `tenant`/`has_tenant` rule and the caller's tenant restriction, over `column`
+/// whose "no tenant" value is `''` (use `coalesce(tenant, '')` on messages).
+/// In `restriction`, `""` stands for "items without a tenant are allowed".
+pub(super) fn tenant(
+    w: &mut Where,
+    column: &str,
+    filters: &FeedFilters,
+    restriction: Option<&[String]>,
+) {
+    match (filters.has_tenant, filters.tenant.as_deref()) {
+        (Some(false), _) => w.push(format!("{column} = ''"), []),
+        (Some(true), None) => w.push(format!("{column} <> ''"), []),
+        (Some(true), Some(t)) => w.push(format!("{column} = ?"), [text(t)]),
+        (None, Some(t)) => w.push(format!("{column} IN (?, '')"), [text(t)]),
+        (None, None) => {}
+    }
+    if let Some(allowed) = restriction {
+        if allowed.is_empty() {
+            w.push("0", []);
+        } else {
+            w.push(
+                format!("{column} IN ({})", placeholders(allowed.len())),
+                allowed.iter().map(|t| text(t)),
+            );
+        }
+    }
+}
+
+/// Everything in the feed's scope except tenant, status and archived.
+pub(super) fn content(w: &mut Where, filters: &FeedFilters) {
+    if let Some(source) = &filters.source {
+        w.push("workflow_key = ?", [text(source)]);
+    }
+    if !filters.workflow_categories.is_empty() {
+        w.push(
+            format!(
+                "EXISTS (SELECT 1 FROM json_each(messages.workflow_categories) c WHERE c.value IN ({}))",
+                placeholders(filters.workflow_categories.len())
+            ),
+            filters.workflow_categories.iter().map(|c| text(c)),
+        );
+    }
+    if let Some(wanted) = &filters.trigger_data {
+        for (key, value) in wanted {
+            trigger_value(w, key, value);
+        }
+    }
+    let range = &filters.inserted_at;
+    for (op, bound) in [
+        (">", &range.gt),
+        (">=", &range.gte),
+        ("<", &range.lt),
+        ("<=", &range.lte),
+    ] {
+        if let Some(bound) = bound {
+            w.push(format!("inserted_at {op} ?"), [text(bound)]);
+        }
+    }
+}
+
+/// One `trigger_data` key: the top-level data value must equal `value` (a scalar).
+/// `json_each` exposes the key verbatim, so keys need no JSON-path quoting.
+fn trigger_value(w: &mut Where, key: &str, value: &Value) {
+    let probe = "EXISTS (SELECT 1 FROM json_each(messages.data) d WHERE d.key = ? AND ";
+    match value {
+        Value::Null => w.push(format!("{probe}d.type = 'null')"), [text(key)]),
+        Value::Bool(true) => w.push(format!("{probe}d.type = 'true')"), [text(key)]),
+        Value::Bool(false) => w.push(format!("{probe}d.type = 'false')"), [text(key)]),
+        Value::String(s) => w.push(
+            format!("{probe}d.type = 'text' AND substr(d.atom, 1, 256) = ?)"),
+            [text(key), text(s)],
+        ),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => w.push(
+                format!("{probe}d.type IN ('integer', 'real') AND d.atom = ?)"),
+                [text(key), SqlValue::Integer(i)],
+            ),
+            None => w.push(
+                format!("{probe}d.type IN ('integer', 'real') AND d.atom = ?)"),
+                [text(key), SqlValue::Real(n.as_f64().unwrap_or(f64::NAN))],
+            ),
+        },
+        // Parsing refuses nested values; should one get here, it matches nothing.
+        Value::Array(_) | Value::Object(_) => w.push("0", []),
+    }
+}
+
+pub(super) fn archived(w: &mut Where, filter: ArchivedFilter) {
+    match filter {
+        ArchivedFilter::Exclude => w.push("archived_at IS NULL", []),
+        ArchivedFilter::Include => {}
+        ArchivedFilter::Only => w.push("archived_at IS NOT NULL", []),
+    }
+}
+
+pub(super) fn status(w: &mut Where, filter: StatusFilter) {
+    let sql = match filter {
+        StatusFilter::All => return,
+        StatusFilter::Unread => "read_at IS NULL",
+        StatusFilter::Read => "read_at IS NOT NULL",
+        StatusFilter::Unseen => "seen_at IS NULL",
+        StatusFilter::Seen => "seen_at IS NOT NULL",
+    };
+    w.push(sql, []);
+}
+
+/// The whole view over `messages`: feed, tenant, content, archived and (optionally) status.
+pub(super) fn view(
+    channel_id: &str,
+    recipient: &RecipientRef,
+    filters: &FeedFilters,
+    restriction: Option<&[String]>,
+    with_status: bool,
+) -> Where {
+    let mut w = Where::default();
+    feed(&mut w, channel_id, recipient);
+    tenant(&mut w, "coalesce(tenant, '')", filters, restriction);
+    content(&mut w, filters);
+    archived(&mut w, filters.archived);
+    if with_status {
+        status(&mut w, filters.status);
+    }
+    w
+}

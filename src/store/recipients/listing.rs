@@ -1,0 +1,78 @@
+//! Keyset pagination over a table's `rowid` (insertion order, stable under upserts), shared
+//! by the user, object and tenant lists.
+
+use rusqlite::ToSql;
+
+use crate::model::{Page, PageQuery};
+use crate::store::{Db, StoreResult};
+
+/// What to list: `columns` must start with `rowid`; `filter` is a SQL condition over named
+/// parameters given in `params` (use `1` for none).
+pub(super) struct Listing<'a> {
+    pub table: &'static str,
+    pub columns: &'static str,
+    pub filter: &'static str,
+    pub params: Vec<(&'static str, &'a dyn ToSql)>,
+}
+
+/// Fetches one page in ascending `rowid` order. `after` pages forward, `before` backward
+/// (the page right before that position), both together bound a window.
+pub(super) fn fetch<R>(
+    db: &Db<'_>,
+    listing: &Listing<'_>,
+    q: &PageQuery,
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<(i64, R)>,
+) -> StoreResult<Page<R>> {
+    let backward = q.before.is_some() && q.after.is_none();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE ({}) AND rowid > :lo AND rowid < :hi ORDER BY rowid {} LIMIT :limit",
+        listing.columns,
+        listing.table,
+        listing.filter,
+        if backward { "DESC" } else { "ASC" }
+    );
+    let lo = q.after.unwrap_or(i64::MIN);
+    let hi = q.before.unwrap_or(i64::MAX);
+    let limit = i64::from(q.page_size);
+    let mut params = listing.params.clone();
+    params.push((":lo", &lo));
+    params.push((":hi", &hi));
+    params.push((":limit", &limit));
+    let mut stmt = db.0.prepare_cached(&sql)?;
+    let mut rows: Vec<(i64, R)> = stmt
+        .query_map(params.as_slice(), row)?
+        .collect::<Result<_, _>>()?;
+    if backward {
+        rows.reverse();
+    }
+    let (first, last) = match (rows.first(), rows.last()) {
+        (Some(f), Some(l)) => (f.0, l.0),
+        _ => {
+            return Ok(Page {
+                entries: Vec::new(),
+                after: None,
+                before: None,
+            });
+        }
+    };
+    let has_before = exists(db, listing, "<", first)?;
+    let has_after = exists(db, listing, ">", last)?;
+    Ok(Page {
+        entries: rows.into_iter().map(|(_, r)| r).collect(),
+        after: has_after.then_some(last),
+        before: has_before.then_some(first),
+    })
+}
+
+fn exists(db: &Db<'_>, listing: &Listing<'_>, op: &str, pos: i64) -> StoreResult<bool> {
+    let sql = format!(
+        "SELECT EXISTS(SELECT 1 FROM {} WHERE ({}) AND rowid {op} :pos)",
+        listing.table, listing.filter
+    );
+    let mut params = listing.params.clone();
+    params.push((":pos", &pos));
+    Ok(db
+        .0
+        .prepare_cached(&sql)?
+        .query_row(params.as_slice(), |r| r.get(0))?)
+}

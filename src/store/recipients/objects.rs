@@ -1,0 +1,120 @@
+//! Objects: custom properties nest under `properties` in the `Object` wire shape (spec
+//! §4.2); `created_at`, when the client set it, is shown at the top level.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use super::attached::{self, ChannelDataOwner};
+use super::listing::{self, Listing};
+use super::users::{merged, parse_props, preference_map, split};
+use crate::clock;
+use crate::model::{Page, PageQuery};
+use crate::store::{Db, StoreResult};
+
+fn wire(collection: &str, id: &str, mut props: Map<String, Value>, updated_at: String) -> Value {
+    let created_at = props.remove("created_at").unwrap_or(Value::Null);
+    json!({
+        "__typename": "Object",
+        "id": id,
+        "collection": collection,
+        "properties": props,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    })
+}
+
+fn stored(
+    db: &Db<'_>,
+    collection: &str,
+    id: &str,
+) -> StoreResult<Option<(Map<String, Value>, String)>> {
+    let row: Option<(String, String)> =
+        db.0.prepare_cached(
+            "SELECT properties, updated_at FROM objects WHERE collection = ?1 AND id = ?2",
+        )?
+        .query_row([collection, id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        Some((props, updated_at)) => Ok(Some((parse_props(&props)?, updated_at))),
+        None => Ok(None),
+    }
+}
+
+/// Set: creates the object or deep-merges `props` into it; returns the `Object`.
+/// `props` should come from `RecipientProperties::parse_object`.
+pub fn upsert_object(
+    db: &Db<'_>,
+    collection: &str,
+    id: &str,
+    props: &Map<String, Value>,
+) -> StoreResult<Value> {
+    let (custom, preferences, channel_data) = split(props);
+    let merged = merged(stored(db, collection, id)?.map(|(p, _)| p), &custom)?;
+    let now = clock::now();
+    db.0.prepare_cached(
+        "INSERT INTO objects(collection, id, properties, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) \
+         ON CONFLICT(collection, id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
+    )?
+    .execute(params![collection, id, serde_json::to_string(&merged)?, now])?;
+    attached::apply_inline(
+        db,
+        ChannelDataOwner::object(collection, id),
+        preferences,
+        channel_data,
+    )?;
+    Ok(wire(collection, id, merged, now))
+}
+
+/// The `Object`, or `None` if it was never set (or deleted).
+pub fn get_object(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<Option<Value>> {
+    Ok(stored(db, collection, id)?
+        .map(|(props, updated_at)| wire(collection, id, props, updated_at)))
+}
+
+/// Deletes the object with its preference sets and channel data. Returns whether it existed.
+pub fn delete_object(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<bool> {
+    let n =
+        db.0.prepare_cached("DELETE FROM objects WHERE collection = ?1 AND id = ?2")?
+            .execute([collection, id])?;
+    attached::delete_all(db, ChannelDataOwner::object(collection, id))?;
+    Ok(n > 0)
+}
+
+/// One page of a collection's objects in creation order.
+pub fn list_objects(
+    db: &Db<'_>,
+    collection: &str,
+    q: &PageQuery,
+    include_preferences: bool,
+) -> StoreResult<Page<Value>> {
+    let collection_param = collection.to_owned();
+    let listing = Listing {
+        table: "objects",
+        columns: "rowid, id, properties, updated_at",
+        filter: "collection = :collection",
+        params: vec![(":collection", &collection_param)],
+    };
+    let page = listing::fetch(db, &listing, q, |r| {
+        Ok((
+            r.get(0)?,
+            (
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ),
+        ))
+    })?;
+    let mut entries = Vec::with_capacity(page.entries.len());
+    for (id, props, updated_at) in page.entries {
+        let mut object = wire(collection, &id, parse_props(&props)?, updated_at);
+        if include_preferences {
+            object["preferences"] = preference_map(db, ChannelDataOwner::object(collection, &id))?;
+        }
+        entries.push(object);
+    }
+    Ok(Page {
+        entries,
+        after: page.after,
+        before: page.before,
+    })
+}

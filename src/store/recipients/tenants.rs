@@ -1,0 +1,163 @@
+//! Tenants (spec §4.4): `name`, `settings: {branding, preference_set}` and flattened custom
+//! properties. The tenant's default preference set lives in `settings.preference_set` and
+//! merges on update unless the patch says `"__persistence_strategy__": "replace"`.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use super::attached::{self, ChannelDataOwner};
+use super::listing::{self, Listing};
+use super::users::{merged, parse_props, split};
+use crate::clock;
+use crate::model::{Page, PageQuery};
+use crate::store::{Db, StoreResult};
+
+/// Optional exact-match filters of `GET /v1/tenants`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantFilter {
+    pub tenant_id: Option<String>,
+    pub name: Option<String>,
+}
+
+fn wire(id: &str, mut props: Map<String, Value>, updated_at: String) -> Value {
+    let mut settings = match props.remove("settings") {
+        Some(Value::Object(s)) => s,
+        _ => Map::new(),
+    };
+    let branding = settings.remove("branding").unwrap_or(Value::Null);
+    let preference_set = match settings.remove("preference_set") {
+        Some(Value::Object(mut set)) => {
+            set.insert("id".into(), json!("default"));
+            Value::Object(set)
+        }
+        _ => Value::Null,
+    };
+    settings.insert("branding".into(), branding);
+    settings.insert("preference_set".into(), preference_set);
+    let mut out = Map::new();
+    out.insert("name".into(), Value::Null);
+    out.insert("created_at".into(), Value::Null);
+    out.extend(props);
+    out.insert("__typename".into(), json!("Tenant"));
+    out.insert("id".into(), json!(id));
+    out.insert("settings".into(), Value::Object(settings));
+    out.insert("updated_at".into(), json!(updated_at));
+    Value::Object(out)
+}
+
+fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, String)>> {
+    let row: Option<(String, String)> =
+        db.0.prepare_cached("SELECT properties, updated_at FROM tenants WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+    match row {
+        Some((props, updated_at)) => Ok(Some((parse_props(&props)?, updated_at))),
+        None => Ok(None),
+    }
+}
+
+/// Handles `settings.preference_set` before the generic merge: honours the replace
+/// strategy and strips the strategy marker so it is never stored.
+fn prepare_settings(existing: &mut Map<String, Value>, patch: &mut Map<String, Value>) {
+    let Some(Value::Object(settings)) = patch.get_mut("settings") else {
+        return;
+    };
+    let Some(Value::Object(set)) = settings.get_mut("preference_set") else {
+        return;
+    };
+    let strategy = set.remove("__persistence_strategy__");
+    set.remove("__typename");
+    set.remove("id");
+    if strategy.as_ref().and_then(Value::as_str) == Some("replace")
+        && let Some(Value::Object(old)) = existing.get_mut("settings")
+    {
+        old.remove("preference_set");
+    }
+}
+
+/// Set: creates the tenant or deep-merges `props` into it; returns the `Tenant`.
+/// `props` should come from `RecipientProperties::parse_tenant`.
+pub fn upsert_tenant(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Value> {
+    let (mut custom, preferences, channel_data) = split(props);
+    let mut existing = stored(db, id)?.map(|(p, _)| p).unwrap_or_default();
+    prepare_settings(&mut existing, &mut custom);
+    let merged = merged(Some(existing), &custom)?;
+    let now = clock::now();
+    db.0.prepare_cached(
+        "INSERT INTO tenants(id, properties, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+         ON CONFLICT(id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
+    )?
+    .execute(params![id, serde_json::to_string(&merged)?, now])?;
+    attached::apply_inline(db, ChannelDataOwner::tenant(id), preferences, channel_data)?;
+    Ok(wire(id, merged, now))
+}
+
+/// Creates an empty tenant if `id` is unknown; a trigger naming a tenant uses this.
+pub fn ensure_tenant(db: &Db<'_>, id: &str) -> StoreResult<()> {
+    let now = clock::now();
+    db.0.prepare_cached(
+        "INSERT OR IGNORE INTO tenants(id, properties, inserted_at, updated_at) VALUES (?1, '{}', ?2, ?2)",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+/// The `Tenant`, or `None`.
+pub fn get_tenant(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
+    Ok(stored(db, id)?.map(|(props, updated_at)| wire(id, props, updated_at)))
+}
+
+/// The tenant's default preference set (`settings.preference_set`) as stored, for
+/// preference evaluation; `None` when the tenant or its set does not exist.
+pub fn tenant_preference_set(db: &Db<'_>, id: &str) -> StoreResult<Option<Map<String, Value>>> {
+    let Some((mut props, _)) = stored(db, id)? else {
+        return Ok(None);
+    };
+    let mut settings = match props.remove("settings") {
+        Some(Value::Object(s)) => s,
+        _ => return Ok(None),
+    };
+    Ok(match settings.remove("preference_set") {
+        Some(Value::Object(set)) => Some(set),
+        _ => None,
+    })
+}
+
+/// Deletes the tenant (and anything attached to it). Returns whether it existed.
+pub fn delete_tenant(db: &Db<'_>, id: &str) -> StoreResult<bool> {
+    let n =
+        db.0.prepare_cached("DELETE FROM tenants WHERE id = ?1")?
+            .execute([id])?;
+    attached::delete_all(db, ChannelDataOwner::tenant(id))?;
+    Ok(n > 0)
+}
+
+/// One page of tenants in creation order, optionally filtered by exact id and/or name.
+pub fn list_tenants(db: &Db<'_>, filter: &TenantFilter, q: &PageQuery) -> StoreResult<Page<Value>> {
+    let listing = Listing {
+        table: "tenants",
+        columns: "rowid, id, properties, updated_at",
+        filter: "(:tenant_id IS NULL OR id = :tenant_id) \
+                 AND (:name IS NULL OR json_extract(properties, '$.name') = :name)",
+        params: vec![(":tenant_id", &filter.tenant_id), (":name", &filter.name)],
+    };
+    let page = listing::fetch(db, &listing, q, |r| {
+        Ok((
+            r.get(0)?,
+            (
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ),
+        ))
+    })?;
+    let mut entries = Vec::with_capacity(page.entries.len());
+    for (id, props, updated_at) in page.entries {
+        entries.push(wire(&id, parse_props(&props)?, updated_at));
+    }
+    Ok(Page {
+        entries,
+        after: page.after,
+        before: page.before,
+    })
+}

@@ -1,0 +1,204 @@
+//! Users: stored properties are flattened into the `User` wire shape (spec §4.1).
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use super::attached::{self, ChannelDataOwner};
+use super::listing::{self, Listing};
+use super::merge::{deep_merge, json_size};
+use crate::clock;
+use crate::model::properties::MAX_CUSTOM_PROPERTIES_BYTES;
+use crate::model::{Page, PageQuery};
+use crate::store::{Db, StoreError, StoreResult};
+
+/// Standard fields every `User` shows, `null` when unset.
+const STANDARD: &[&str] = &[
+    "name",
+    "email",
+    "phone_number",
+    "avatar",
+    "timezone",
+    "created_at",
+];
+
+/// Splits a body into (custom properties, preferences, channel_data).
+pub(super) fn split(
+    props: &Map<String, Value>,
+) -> (Map<String, Value>, Option<&Value>, Option<&Value>) {
+    let custom = props
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "preferences" | "channel_data"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (custom, props.get("preferences"), props.get("channel_data"))
+}
+
+/// Merges `patch` into `stored`, refusing a result over the size limit.
+pub(super) fn merged(
+    stored: Option<Map<String, Value>>,
+    patch: &Map<String, Value>,
+) -> StoreResult<Map<String, Value>> {
+    let mut merged = stored.unwrap_or_default();
+    deep_merge(&mut merged, patch);
+    if json_size(&merged) > MAX_CUSTOM_PROPERTIES_BYTES {
+        return Err(StoreError::Invalid {
+            field: "properties".into(),
+            message: format!(
+                "custom properties would total more than {MAX_CUSTOM_PROPERTIES_BYTES} bytes after merging"
+            ),
+        });
+    }
+    Ok(merged)
+}
+
+pub(super) fn parse_props(text: &str) -> StoreResult<Map<String, Value>> {
+    Ok(serde_json::from_str(text)?)
+}
+
+fn wire(id: &str, props: Map<String, Value>, updated_at: String) -> Value {
+    let mut out = Map::new();
+    for field in STANDARD {
+        out.insert((*field).to_owned(), Value::Null);
+    }
+    out.extend(props);
+    out.insert("__typename".into(), json!("User"));
+    out.insert("id".into(), json!(id));
+    out.insert("updated_at".into(), json!(updated_at));
+    Value::Object(out)
+}
+
+fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, String)>> {
+    let row: Option<(String, String)> =
+        db.0.prepare_cached("SELECT properties, updated_at FROM users WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+    match row {
+        Some((props, updated_at)) => Ok(Some((parse_props(&props)?, updated_at))),
+        None => Ok(None),
+    }
+}
+
+/// Identify: creates the user or deep-merges `props` into it; returns the `User`.
+/// `props` should come from `RecipientProperties::parse_user`.
+pub fn upsert_user(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Value> {
+    let (custom, preferences, channel_data) = split(props);
+    let merged = merged(stored(db, id)?.map(|(p, _)| p), &custom)?;
+    let now = clock::now();
+    db.0.prepare_cached(
+        "INSERT INTO users(id, properties, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+         ON CONFLICT(id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
+    )?
+    .execute(params![id, serde_json::to_string(&merged)?, now])?;
+    attached::apply_inline(db, ChannelDataOwner::user(id), preferences, channel_data)?;
+    Ok(wire(id, merged, now))
+}
+
+/// The `User`, or `None` if never identified (or deleted).
+pub fn get_user(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
+    Ok(stored(db, id)?.map(|(props, updated_at)| wire(id, props, updated_at)))
+}
+
+/// Whether a user exists (cheaper than loading it; used for `actor_missing`).
+pub fn user_exists(db: &Db<'_>, id: &str) -> StoreResult<bool> {
+    Ok(db
+        .0
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))?)
+}
+
+/// Deletes the user with its preference sets and channel data. Messages that name the
+/// user stay (feeds show a minimal stand-in). Returns whether the user existed.
+pub fn delete_user(db: &Db<'_>, id: &str) -> StoreResult<bool> {
+    let n =
+        db.0.prepare_cached("DELETE FROM users WHERE id = ?1")?
+            .execute([id])?;
+    attached::delete_all(db, ChannelDataOwner::user(id))?;
+    Ok(n > 0)
+}
+
+/// Merges user `from` into `into` (spec §4.1): properties deep-merge with `into` winning
+/// conflicts, preference sets and channel data are adopted where `into` has none, and
+/// `from` is deleted. Returns the merged `User`, or `None` when either user is missing
+/// (then nothing changes).
+pub fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Value>> {
+    let (Some((primary, _)), Some((secondary, _))) = (stored(db, into)?, stored(db, from)?) else {
+        return Ok(None);
+    };
+    let merged = merged(Some(secondary), &primary)?;
+    let now = clock::now();
+    db.0.prepare_cached("UPDATE users SET properties = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![into, serde_json::to_string(&merged)?, now])?;
+    attached::adopt_missing(
+        db,
+        ChannelDataOwner::user(into),
+        ChannelDataOwner::user(from),
+    )?;
+    delete_user(db, from)?;
+    Ok(Some(wire(into, merged, now)))
+}
+
+/// One page of users in identify order. With `include_preferences`, each user carries
+/// `preferences: {set_id: PreferenceSet}`.
+pub fn list_users(
+    db: &Db<'_>,
+    q: &PageQuery,
+    include_preferences: bool,
+) -> StoreResult<Page<Value>> {
+    let listing = Listing {
+        table: "users",
+        columns: "rowid, id, properties, updated_at",
+        filter: "1",
+        params: Vec::new(),
+    };
+    let page = listing::fetch(db, &listing, q, |r| {
+        Ok((
+            r.get(0)?,
+            (
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ),
+        ))
+    })?;
+    let mut entries = Vec::with_capacity(page.entries.len());
+    for (id, props, updated_at) in page.entries {
+        let mut user = wire(&id, parse_props(&props)?, updated_at);
+        if include_preferences {
+            user["preferences"] = preference_map(db, ChannelDataOwner::user(&id))?;
+        }
+        entries.push(user);
+    }
+    Ok(Page {
+        entries,
+        after: page.after,
+        before: page.before,
+    })
+}
+
+/// `{set_id: PreferenceSet}` for a recipient.
+pub(super) fn preference_map(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreResult<Value> {
+    let sets = attached::list_preference_sets(db, owner)?;
+    Ok(Value::Object(
+        sets.into_iter()
+            .map(|(set_id, body)| {
+                let wire = preference_set_wire(&set_id, body);
+                (set_id, wire)
+            })
+            .collect(),
+    ))
+}
+
+/// A stored preference-set body in the `PreferenceSet` wire shape (unset keys `null`).
+pub fn preference_set_wire(set_id: &str, body: Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    for key in ["categories", "channel_types", "channels", "workflows"] {
+        out.insert(key.into(), Value::Null);
+    }
+    if set_id == "default" {
+        out.insert("commercial_subscribed".into(), Value::Null);
+    }
+    out.extend(body);
+    out.insert("__typename".into(), json!("PreferenceSet"));
+    out.insert("id".into(), json!(set_id));
+    Value::Object(out)
+}

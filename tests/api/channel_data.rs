@@ -1,0 +1,151 @@
+//! `/v1/users/{id}/channel_data/{channel_id}` and the object equivalent.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{PUBLIC_KEY, assert_error, spawn_app, user_token};
+
+const CHANNEL: &str = "8209a4a4-5c2a-4e0a-9f0b-1c2d3e4f5a6b";
+
+async fn body(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn user_channel_data_round_trips_and_stays_out_of_the_user() {
+    let app = spawn_app().await;
+    let path = format!("/v1/users/u1/channel_data/{CHANNEL}");
+    assert_error(
+        app.get(&path).send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+    let (status, put) = body(
+        app.put(&path, json!({"data": {"tokens": ["a"]}}))
+            .send()
+            .await
+            .expect("put"),
+    )
+    .await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(
+        put,
+        json!({"__typename": "ChannelData", "channel_id": CHANNEL, "data": {"tokens": ["a"]}})
+    );
+    let (status, got) = body(app.get(&path).send().await.expect("get")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, put);
+    let (status, user) = body(app.get("/v1/users/u1").send().await.expect("user")).await;
+    assert_eq!(status, 200, "PUT channel data creates the user: {user}");
+    assert!(user.get("channel_data").is_none());
+    assert_eq!(
+        app.delete(&path).send().await.expect("delete").status(),
+        204
+    );
+    assert_error(
+        app.get(&path).send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_browser_user_manages_only_its_own_channel_data() {
+    let app = spawn_app().await;
+    let mine = format!("/v1/users/u1/channel_data/{CHANNEL}");
+    let res = app
+        .as_user(Method::PUT, &mine, "u1")
+        .json(&json!({"data": {"tokens": ["t"]}}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status(), 200);
+    let theirs = format!("/v1/users/u2/channel_data/{CHANNEL}");
+    app.put(&theirs, json!({"data": {"tokens": ["theirs"]}}))
+        .send()
+        .await
+        .expect("put");
+    let res = app
+        .as_user(Method::PUT, &theirs, "u1")
+        .json(&json!({"data": {"tokens": ["x"]}}))
+        .send()
+        .await
+        .expect("put");
+    assert_error(res, 403, "authorization").await;
+    let (_, still) = body(app.get(&theirs).send().await.expect("get")).await;
+    assert_eq!(still["data"], json!({"tokens": ["theirs"]}));
+}
+
+#[tokio::test]
+async fn bad_channel_data_bodies_are_rejected_and_change_nothing() {
+    let app = spawn_app().await;
+    let path = format!("/v1/users/u1/channel_data/{CHANNEL}");
+    app.put(&path, json!({"data": {"tokens": ["a"]}}))
+        .send()
+        .await
+        .expect("put");
+    for bad in [json!({"tokens": ["b"]}), json!({"data": "b"}), json!([])] {
+        assert_error(
+            app.put(&path, bad).send().await.expect("put"),
+            422,
+            "invalid_params",
+        )
+        .await;
+    }
+    let res = app
+        .server(Method::PUT, &path)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .expect("put");
+    assert_error(res, 400, "invalid_json").await;
+    let res = app
+        .client
+        .put(app.url(&path))
+        .json(&json!({"data": {}}))
+        .send()
+        .await
+        .expect("put");
+    assert_error(res, 401, "authentication_required").await;
+    let (_, got) = body(app.get(&path).send().await.expect("get")).await;
+    assert_eq!(got["data"], json!({"tokens": ["a"]}));
+}
+
+#[tokio::test]
+async fn object_channel_data_needs_the_secret_key() {
+    let app = spawn_app().await;
+    let path = format!("/v1/objects/projects/p1/channel_data/{CHANNEL}");
+    let (status, put) = body(
+        app.put(&path, json!({"data": {"connections": []}}))
+            .send()
+            .await
+            .expect("put"),
+    )
+    .await;
+    assert_eq!(status, 200, "{put}");
+    let (status, object) = body(
+        app.get("/v1/objects/projects/p1")
+            .send()
+            .await
+            .expect("object"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(object["properties"], json!({}));
+    let res = app
+        .client
+        .put(app.url(&path))
+        .bearer_auth(PUBLIC_KEY)
+        .header("x-knock-user-token", user_token("u1", Value::Null))
+        .json(&json!({"data": {"connections": ["x"]}}))
+        .send()
+        .await
+        .expect("put");
+    assert_error(res, 403, "incorrect_token_type").await;
+    let (_, got) = body(app.get(&path).send().await.expect("get")).await;
+    assert_eq!(got["data"], json!({"connections": []}));
+}

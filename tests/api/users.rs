@@ -1,0 +1,435 @@
+//! `/v1/users`: identify, get, delete, list, bulk identify/delete, and the browser path.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_error, spawn_app};
+
+async fn body(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Identifies `id` with `props` and asserts 200.
+async fn identify(app: &TestApp, id: &str, props: Value) -> Value {
+    let (status, user) = body(
+        app.put(&format!("/v1/users/{id}"), props)
+            .send()
+            .await
+            .expect("put"),
+    )
+    .await;
+    assert_eq!(status, 200, "identify failed: {user}");
+    user
+}
+
+/// The stored user as the API shows it (or the 404 body), for before/after comparisons.
+async fn stored(app: &TestApp, id: &str) -> Value {
+    body(
+        app.get(&format!("/v1/users/{id}"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await
+    .1
+}
+
+fn is_iso_micros(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.len() == 27 && s.ends_with('Z') && s.as_bytes()[19] == b'.')
+}
+
+#[tokio::test]
+async fn identify_creates_a_user_in_knocks_wire_shape() {
+    let app = spawn_app().await;
+    let user = identify(
+        &app,
+        "u1",
+        json!({"name": "Ann", "email": "ann@example.com", "plan": "pro"}),
+    )
+    .await;
+    assert!(is_iso_micros(&user["updated_at"]), "updated_at: {user}");
+    let mut expected = json!({
+        "__typename": "User", "id": "u1", "name": "Ann", "email": "ann@example.com",
+        "phone_number": null, "avatar": null, "timezone": null, "created_at": null,
+        "plan": "pro", "updated_at": user["updated_at"].clone(),
+    });
+    assert_eq!(user, expected);
+    let fetched = stored(&app, "u1").await;
+    expected["updated_at"] = fetched["updated_at"].clone();
+    assert_eq!(fetched, expected);
+}
+
+#[tokio::test]
+async fn identify_deep_merges_and_null_sets_null_without_removing() {
+    let app = spawn_app().await;
+    identify(
+        &app,
+        "u1",
+        json!({"name": "Ann", "settings": {"theme": "dark", "lang": "en"}}),
+    )
+    .await;
+    let user = identify(
+        &app,
+        "u1",
+        json!({"name": null, "settings": {"lang": "fr"}, "n": 1}),
+    )
+    .await;
+    assert_eq!(user["name"], Value::Null);
+    assert!(user.as_object().is_some_and(|u| u.contains_key("name")));
+    assert_eq!(user["settings"], json!({"theme": "dark", "lang": "fr"}));
+    assert_eq!(user["n"], 1);
+    assert_eq!(
+        stored(&app, "u1").await["settings"],
+        json!({"theme": "dark", "lang": "fr"})
+    );
+}
+
+#[tokio::test]
+async fn created_at_is_shown_only_when_the_client_set_it() {
+    let app = spawn_app().await;
+    let user = identify(&app, "u1", json!({})).await;
+    assert_eq!(user["created_at"], Value::Null);
+    let user = identify(
+        &app,
+        "u1",
+        json!({"created_at": "2026-01-01T02:00:00+02:00"}),
+    )
+    .await;
+    assert_eq!(user["created_at"], "2026-01-01T00:00:00.000000Z");
+}
+
+#[tokio::test]
+async fn preferences_and_channel_data_are_not_custom_properties() {
+    let app = spawn_app().await;
+    let user = identify(
+        &app,
+        "u1",
+        json!({"name": "Ann", "preferences": {"default": {"channel_types": {"email": false}}},
+               "channel_data": {"8209a4a4-5c2a-4e0a-9f0b-1c2d3e4f5a6b": {"tokens": ["t"]}}}),
+    )
+    .await;
+    assert!(user.get("preferences").is_none(), "{user}");
+    assert!(user.get("channel_data").is_none(), "{user}");
+    identify(
+        &app,
+        "u1",
+        json!({"preferences": {"default": {"workflows": {"w": false}}}}),
+    )
+    .await;
+    let (status, list) = body(
+        app.get("/v1/users?include[]=preferences")
+            .send()
+            .await
+            .expect("list"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let prefs = &list["entries"][0]["preferences"]["default"];
+    assert_eq!(prefs["__typename"], "PreferenceSet");
+    assert_eq!(prefs["id"], "default");
+    assert_eq!(prefs["channel_types"], json!({"email": false}));
+    assert_eq!(prefs["workflows"], json!({"w": false}));
+    let (_, plain) = body(app.get("/v1/users").send().await.expect("list")).await;
+    assert!(plain["entries"][0].get("preferences").is_none());
+}
+
+#[tokio::test]
+async fn get_and_delete_of_an_unknown_user_are_404_resource_missing() {
+    let app = spawn_app().await;
+    assert_error(
+        app.get("/v1/users/nobody").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+    assert_error(
+        app.delete("/v1/users/nobody").send().await.expect("delete"),
+        404,
+        "resource_missing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn delete_answers_204_and_the_user_is_gone() {
+    let app = spawn_app().await;
+    identify(&app, "u1", json!({"name": "Ann"})).await;
+    identify(&app, "u2", json!({"name": "Bob"})).await;
+    let res = app.delete("/v1/users/u1").send().await.expect("delete");
+    assert_eq!(res.status(), 204);
+    assert!(res.bytes().await.expect("body").is_empty());
+    assert_error(
+        app.get("/v1/users/u1").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+    assert_eq!(stored(&app, "u2").await["name"], "Bob");
+}
+
+#[tokio::test]
+async fn list_pages_forward_and_back_with_opaque_cursors() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        identify(&app, &format!("u{i}"), json!({})).await;
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["entries"].as_array().map_or(vec![], |e| {
+            e.iter()
+                .map(|u| u["id"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+    };
+    let (status, first) = body(app.get("/v1/users?page_size=2").send().await.expect("list")).await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&first), ["u0", "u1"]);
+    assert_eq!(first["page_info"]["__typename"], "PageInfo");
+    assert_eq!(first["page_info"]["page_size"], 2);
+    assert_eq!(first["page_info"]["before"], Value::Null);
+    let after = first["page_info"]["after"]
+        .as_str()
+        .expect("after cursor")
+        .to_owned();
+    let (_, second) = body(
+        app.get(&format!("/v1/users?page_size=2&after={after}"))
+            .send()
+            .await
+            .expect("list"),
+    )
+    .await;
+    assert_eq!(ids(&second), ["u2", "u3"]);
+    let after = second["page_info"]["after"]
+        .as_str()
+        .expect("after cursor")
+        .to_owned();
+    let (_, third) = body(
+        app.get(&format!("/v1/users?page_size=2&after={after}"))
+            .send()
+            .await
+            .expect("list"),
+    )
+    .await;
+    assert_eq!(ids(&third), ["u4"]);
+    assert_eq!(third["page_info"]["after"], Value::Null);
+    let before = second["page_info"]["before"]
+        .as_str()
+        .expect("before cursor")
+        .to_owned();
+    let (_, back) = body(
+        app.get(&format!("/v1/users?page_size=2&before={before}"))
+            .send()
+            .await
+            .expect("list"),
+    )
+    .await;
+    assert_eq!(ids(&back), ["u0", "u1"]);
+    let (_, all) = body(app.get("/v1/users").send().await.expect("list")).await;
+    assert_eq!(all["page_info"]["page_size"], 50);
+    assert_eq!(ids(&all).len(), 5);
+}
+
+#[tokio::test]
+async fn list_rejects_bad_page_sizes_cursors_and_includes_with_422() {
+    let app = spawn_app().await;
+    for query in [
+        "page_size=0",
+        "page_size=51",
+        "page_size=ten",
+        "after=garbage",
+        "include[]=secrets",
+    ] {
+        let res = app
+            .get(&format!("/v1/users?{query}"))
+            .send()
+            .await
+            .expect("list");
+        let err = assert_error(res, 422, "invalid_params").await;
+        assert!(err["errors"].is_array(), "{query}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn bulk_identify_applies_valid_users_reports_invalid_ones_and_is_retrievable() {
+    let app = spawn_app().await;
+    identify(&app, "u1", json!({"name": "Ann", "keep": true})).await;
+    let (status, op) = body(
+        app.post(
+            "/v1/users/bulk/identify",
+            json!({"users": [
+                {"id": "u1", "email": "ann@example.com"},
+                {"id": "u2", "name": "Bob", "preferences": {"default": {"channel_types": {"sms": false}}}},
+                {"id": "bad/id"},
+                {"name": "no id"},
+                {"id": "u3", "email": 7}
+            ]}),
+        )
+        .send()
+        .await
+        .expect("bulk"),
+    )
+    .await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(op["__typename"], "BulkOperation");
+    assert_eq!(op["status"], "completed");
+    assert_eq!(op["name"], "users.bulk_identify");
+    assert_eq!(op["success_count"], 2);
+    assert_eq!(op["error_count"], 3);
+    assert_eq!(op["processed_rows"], 5);
+    assert_eq!(op["estimated_total_rows"], 5);
+    assert_eq!(op["failed_at"], Value::Null);
+    assert!(is_iso_micros(&op["completed_at"]));
+    let error_ids: Vec<&str> = op["error_items"]
+        .as_array()
+        .expect("error_items")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert_eq!(error_ids, ["bad/id", "", "u3"]);
+    let id = op["id"].as_str().expect("id");
+    assert_eq!(op["progress_path"], format!("/v1/bulk_operations/{id}"));
+    let u1 = stored(&app, "u1").await;
+    assert_eq!(
+        (u1["name"].clone(), u1["email"].clone(), u1["keep"].clone()),
+        (json!("Ann"), json!("ann@example.com"), json!(true))
+    );
+    assert_eq!(stored(&app, "u2").await["name"], "Bob");
+    assert_error(
+        app.get("/v1/users/u3").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+    let (status, fetched) = body(
+        app.get(&format!("/v1/bulk_operations/{id}"))
+            .send()
+            .await
+            .expect("op"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched, op);
+}
+
+#[tokio::test]
+async fn bulk_identify_with_a_wrong_body_shape_or_over_1000_users_is_422_and_stores_nothing() {
+    let app = spawn_app().await;
+    let too_many: Vec<Value> = (0..1001).map(|i| json!({"id": format!("n{i}")})).collect();
+    for bad in [
+        json!({"users": too_many}),
+        json!({"users": "u1"}),
+        json!({"users": ["u1"]}),
+        json!({}),
+    ] {
+        let res = app
+            .post("/v1/users/bulk/identify", bad)
+            .send()
+            .await
+            .expect("bulk");
+        assert_error(res, 422, "invalid_params").await;
+    }
+    let (_, list) = body(app.get("/v1/users").send().await.expect("list")).await;
+    assert_eq!(list["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn bulk_delete_removes_the_named_users() {
+    let app = spawn_app().await;
+    identify(&app, "u1", json!({})).await;
+    identify(&app, "u2", json!({})).await;
+    let (status, op) = body(
+        app.post(
+            "/v1/users/bulk/delete",
+            json!({"user_ids": ["u1", "ghost"]}),
+        )
+        .send()
+        .await
+        .expect("bulk"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (op["success_count"].clone(), op["error_count"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_error(
+        app.get("/v1/users/u1").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+    assert_eq!(stored(&app, "u2").await["id"], "u2");
+}
+
+#[tokio::test]
+async fn unknown_bulk_operations_are_404() {
+    let app = spawn_app().await;
+    let res = app
+        .get("/v1/bulk_operations/00000000-0000-4000-8000-000000000000")
+        .send()
+        .await
+        .expect("get");
+    assert_error(res, 404, "resource_missing").await;
+}
+
+#[tokio::test]
+async fn merge_folds_the_secondary_user_into_the_primary_and_deletes_it() {
+    let app = spawn_app().await;
+    identify(
+        &app,
+        "main",
+        json!({"name": "Main", "plan": {"tier": "pro"}}),
+    )
+    .await;
+    identify(
+        &app,
+        "old",
+        json!({"name": "Old", "email": "old@x", "plan": {"tier": "free", "seats": 2}}),
+    )
+    .await;
+    let (status, user) = body(
+        app.post("/v1/users/main/merge", json!({"from_user_id": "old"}))
+            .send()
+            .await
+            .expect("merge"),
+    )
+    .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["__typename"], "User");
+    assert_eq!(user["name"], "Main");
+    assert_eq!(user["email"], "old@x");
+    assert_eq!(user["plan"], json!({"tier": "pro", "seats": 2}));
+    assert_eq!(stored(&app, "main").await, user);
+    assert_error(
+        app.get("/v1/users/old").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn merge_with_an_unknown_or_identical_user_is_rejected_and_changes_nothing() {
+    let app = spawn_app().await;
+    identify(&app, "main", json!({"name": "Main"})).await;
+    let before = stored(&app, "main").await;
+    let res = app
+        .post("/v1/users/main/merge", json!({"from_user_id": "ghost"}))
+        .send()
+        .await
+        .expect("merge");
+    assert_error(res, 404, "resource_missing").await;
+    let res = app
+        .post("/v1/users/main/merge", json!({"from_user_id": "main"}))
+        .send()
+        .await
+        .expect("merge");
+    assert_error(res, 422, "invalid_params").await;
+    let res = app
+        .post("/v1/users/main/merge", json!({"from": "x"}))
+        .send()
+        .await
+        .expect("merge");
+    assert_error(res, 422, "invalid_params").await;
+    assert_eq!(stored(&app, "main").await, before);
+}
