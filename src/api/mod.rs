@@ -8,6 +8,7 @@ mod common;
 mod health;
 mod objects;
 mod pages;
+mod preferences;
 mod recipient_input;
 mod tenants;
 mod users;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
     channel_data::routes(cfg);
+    preferences::routes(cfg);
     workflows::routes(cfg);
     channels::routes(cfg);
 }

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::EntityId;
+use super::{EntityId, preferences};
 use crate::clock;
 
 /// Custom properties may take at most this many bytes as JSON (spec §9).
@@ -141,7 +141,7 @@ impl RecipientProperties {
 }
 
 /// `preferences` and `channel_data` are maps from a set id / channel id to an object
-/// (or `null`, which removes that entry).
+/// (or `null`, which removes that entry). Preference sets must also be valid sets.
 fn check_keyed_objects(field: &str, value: &Value, ids: bool, errors: &mut Vec<PropertyError>) {
     match value {
         Value::Null => {}
@@ -159,10 +159,23 @@ fn check_keyed_objects(field: &str, value: &Value, ids: bool, errors: &mut Vec<P
                 }
                 if !(entry.is_object() || entry.is_null()) {
                     errors.push(err(format!("{field}.{key}"), "must be an object or null"));
+                } else if ids && entry.is_object() {
+                    check_preference_set(&format!("{field}.{key}"), entry, errors);
                 }
             }
         }
         _ => errors.push(err(field, "must be an object keyed by id, or null")),
+    }
+}
+
+/// Runs the preference-set validator and prefixes its field paths with `prefix`.
+fn check_preference_set(prefix: &str, set: &Value, errors: &mut Vec<PropertyError>) {
+    if let Err(found) = preferences::validate(set) {
+        errors.extend(
+            found
+                .into_iter()
+                .map(|e| err(format!("{prefix}.{}", e.field), e.message)),
+        );
     }
 }
 
@@ -176,6 +189,9 @@ fn check_tenant_settings(settings: Option<&Value>, errors: &mut Vec<PropertyErro
                 {
                     errors.push(err(format!("settings.{key}"), "must be an object or null"));
                 }
+            }
+            if let Some(set @ Value::Object(_)) = s.get("preference_set") {
+                check_preference_set("settings.preference_set", set, errors);
             }
             if let Some(Value::Object(branding)) = s.get("branding") {
                 for (k, v) in branding {
@@ -261,6 +277,25 @@ mod tests {
                 json!({"settings": {"branding": {"primary_color": "#fff"}}})
             ))
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn inline_preference_sets_must_be_valid_sets() {
+        let errors = RecipientProperties::parse_user(map(
+            json!({"preferences": {"default": {"channel_types": 5}}}),
+        ))
+        .err()
+        .unwrap_or_default();
+        assert_eq!(
+            errors.first().map(|e| e.field.as_str()),
+            Some("preferences.default.channel_types")
+        );
+        assert!(
+            RecipientProperties::parse_tenant(map(
+                json!({"settings": {"preference_set": {"bogus": true}}})
+            ))
+            .is_err()
         );
     }
 

@@ -8,6 +8,7 @@ mod channel_data;
 mod crash;
 mod health;
 mod objects;
+mod preferences;
 mod tenants;
 mod trigger;
 mod users;

@@ -190,15 +190,5 @@ pub(super) fn preference_map(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreR
 
 /// A stored preference-set body in the `PreferenceSet` wire shape (unset keys `null`).
 pub fn preference_set_wire(set_id: &str, body: Map<String, Value>) -> Value {
-    let mut out = Map::new();
-    for key in ["categories", "channel_types", "channels", "workflows"] {
-        out.insert(key.into(), Value::Null);
-    }
-    if set_id == "default" {
-        out.insert("commercial_subscribed".into(), Value::Null);
-    }
-    out.extend(body);
-    out.insert("__typename".into(), json!("PreferenceSet"));
-    out.insert("id".into(), json!(set_id));
-    Value::Object(out)
+    crate::model::preferences::to_wire(set_id, &Value::Object(body))
 }

@@ -1,0 +1,313 @@
+//! Preference sets (spec §5.2) for users and objects: list, get, put (replace, or deep
+//! merge with `__persistence_strategy__: "merge"`), delete, and the deprecated
+//! sub-resource PUTs the browser client's `preferences.*` helpers still call.
+//! User preferences are reachable by a browser (public key + that user's token).
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+use super::recipient_input::{path_collection, path_id};
+use crate::auth::{Caller, ServerKey, access};
+use crate::error::ApiError;
+use crate::model::preferences;
+use crate::startup::AppState;
+use crate::store::recipients::{self, ChannelDataOwner};
+
+/// Preference set ids are `default` or a tenant id; both follow the id rules.
+const SUB_RESOURCES: &[&str] = &["channel_types", "workflows", "categories"];
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/users/{user_id}/preferences", web::get().to(list_user))
+        .route(
+            "/v1/users/{user_id}/preferences/{set_id}",
+            web::get().to(get_user_set),
+        )
+        .route(
+            "/v1/users/{user_id}/preferences/{set_id}",
+            web::put().to(put_user_set),
+        )
+        .route(
+            "/v1/users/{user_id}/preferences/{set_id}",
+            web::delete().to(delete_user_set),
+        )
+        .route(
+            "/v1/users/{user_id}/preferences/{set_id}/{section}",
+            web::put().to(put_user_section),
+        )
+        .route(
+            "/v1/users/{user_id}/preferences/{set_id}/{section}/{key}",
+            web::put().to(put_user_setting),
+        )
+        .route(
+            "/v1/objects/{collection}/{object_id}/preferences",
+            web::get().to(list_object),
+        )
+        .route(
+            "/v1/objects/{collection}/{object_id}/preferences/{set_id}",
+            web::get().to(get_object_set),
+        )
+        .route(
+            "/v1/objects/{collection}/{object_id}/preferences/{set_id}",
+            web::put().to(put_object_set),
+        )
+        .route(
+            "/v1/objects/{collection}/{object_id}/preferences/{set_id}",
+            web::delete().to(delete_object_set),
+        );
+}
+
+/// An owned preference owner, parsed from the path.
+struct Owner {
+    kind: &'static str,
+    collection: String,
+    id: String,
+}
+
+impl Owner {
+    fn user(caller: &Caller, raw_id: &str) -> Result<Owner, ApiError> {
+        let id = path_id("user_id", raw_id)?;
+        access::user_resource(caller, id.as_str())?;
+        Ok(Owner {
+            kind: "user",
+            collection: String::new(),
+            id: id.into_string(),
+        })
+    }
+
+    fn object(collection: &str, raw_id: &str) -> Result<Owner, ApiError> {
+        let collection = path_collection(collection)?;
+        let id = path_id("object_id", raw_id)?;
+        Ok(Owner {
+            kind: "object",
+            collection: collection.as_str().to_owned(),
+            id: id.into_string(),
+        })
+    }
+
+    fn as_ref(&self) -> ChannelDataOwner<'_> {
+        if self.kind == "object" {
+            ChannelDataOwner::object(&self.collection, &self.id)
+        } else {
+            ChannelDataOwner::user(&self.id)
+        }
+    }
+}
+
+fn set_id(raw: &str) -> Result<String, ApiError> {
+    path_id("set_id", raw).map(|id| id.into_string())
+}
+
+fn body_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid("body", "must be a JSON object")),
+    }
+}
+
+async fn list(state: &AppState, owner: Owner) -> Result<HttpResponse, ApiError> {
+    let sets = state
+        .store
+        .read(move |db| recipients::list_preference_sets(db, owner.as_ref()))
+        .await?;
+    let wire: Vec<Value> = sets
+        .into_iter()
+        .map(|(id, body)| recipients::preference_set_wire(&id, body))
+        .collect();
+    Ok(HttpResponse::Ok().json(wire))
+}
+
+async fn get(state: &AppState, owner: Owner, set_id: String) -> Result<HttpResponse, ApiError> {
+    let key = set_id.clone();
+    let body = state
+        .store
+        .read(move |db| recipients::get_preference_set(db, owner.as_ref(), &key))
+        .await?;
+    // A set never written is all-unset (everything allowed), not an error: clients render it.
+    Ok(HttpResponse::Ok().json(recipients::preference_set_wire(
+        &set_id,
+        body.unwrap_or_default(),
+    )))
+}
+
+async fn put(
+    state: &AppState,
+    owner: Owner,
+    set_id: String,
+    body: Value,
+) -> Result<HttpResponse, ApiError> {
+    preferences::validate(&body).map_err(ApiError::invalid_fields)?;
+    let key = set_id.clone();
+    let stored = state
+        .store
+        .write(move |db| {
+            let existing =
+                recipients::get_preference_set(db, owner.as_ref(), &key)?.map(Value::Object);
+            let next = preferences::apply_put(existing.as_ref(), &body);
+            let map = next.as_object().cloned().unwrap_or_default();
+            recipients::put_preference_set(db, owner.as_ref(), &key, &map)?;
+            Ok(map)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(recipients::preference_set_wire(&set_id, stored)))
+}
+
+async fn delete(state: &AppState, owner: Owner, set_id: String) -> Result<HttpResponse, ApiError> {
+    let key = set_id.clone();
+    let existed = state
+        .store
+        .write(move |db| recipients::delete_preference_set(db, owner.as_ref(), &key))
+        .await?;
+    if existed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound(format!("The preference set `{set_id}`")))
+    }
+}
+
+/// Deprecated `PUT …/preferences/{set}/{channel_types|workflows|categories}`: replaces
+/// that section of the set.
+fn section_body(section: &str, body: Value) -> Result<Value, ApiError> {
+    if !SUB_RESOURCES.contains(&section) {
+        return Err(ApiError::RouteMissing(format!(
+            "preferences sub-resource `{section}`"
+        )));
+    }
+    Ok(json!({"__persistence_strategy__": "merge", section: body_object(body)?}))
+}
+
+/// Deprecated `PUT …/{section}/{key}` with `{subscribed: bool}` (or, for workflows and
+/// categories, a settings object): sets that one setting.
+fn setting_body(section: &str, key: &str, body: Value) -> Result<Value, ApiError> {
+    if !SUB_RESOURCES.contains(&section) {
+        return Err(ApiError::RouteMissing(format!(
+            "preferences sub-resource `{section}`"
+        )));
+    }
+    let map = body_object(body)?;
+    let value = match map.get("subscribed") {
+        Some(Value::Bool(b)) => Value::Bool(*b),
+        Some(_) => return Err(ApiError::invalid("subscribed", "must be a boolean")),
+        None if section != "channel_types" => Value::Object(map),
+        None => return Err(ApiError::invalid("subscribed", "is required")),
+    };
+    Ok(json!({"__persistence_strategy__": "merge", section: {key: value}}))
+}
+
+async fn list_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    list(&state, Owner::user(&caller, &path)?).await
+}
+
+async fn get_user_set(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, set) = path.into_inner();
+    get(&state, Owner::user(&caller, &user)?, set_id(&set)?).await
+}
+
+async fn put_user_set(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, set) = path.into_inner();
+    put(
+        &state,
+        Owner::user(&caller, &user)?,
+        set_id(&set)?,
+        body.into_inner(),
+    )
+    .await
+}
+
+async fn delete_user_set(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, set) = path.into_inner();
+    delete(&state, Owner::user(&caller, &user)?, set_id(&set)?).await
+}
+
+async fn put_user_section(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, set, section) = path.into_inner();
+    let owner = Owner::user(&caller, &user)?;
+    put(
+        &state,
+        owner,
+        set_id(&set)?,
+        section_body(&section, body.into_inner())?,
+    )
+    .await
+}
+
+async fn put_user_setting(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String, String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, set, section, key) = path.into_inner();
+    let owner = Owner::user(&caller, &user)?;
+    put(
+        &state,
+        owner,
+        set_id(&set)?,
+        setting_body(&section, &key, body.into_inner())?,
+    )
+    .await
+}
+
+async fn list_object(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id) = path.into_inner();
+    list(&state, Owner::object(&collection, &id)?).await
+}
+
+async fn get_object_set(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, set) = path.into_inner();
+    get(&state, Owner::object(&collection, &id)?, set_id(&set)?).await
+}
+
+async fn put_object_set(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, set) = path.into_inner();
+    put(
+        &state,
+        Owner::object(&collection, &id)?,
+        set_id(&set)?,
+        body.into_inner(),
+    )
+    .await
+}
+
+async fn delete_object_set(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, set) = path.into_inner();
+    delete(&state, Owner::object(&collection, &id)?, set_id(&set)?).await
+}
