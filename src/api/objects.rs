@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::recipient_input::{
-    bulk_item, check_bulk_len, list_query, method_not_allowed, path_collection, path_id, properties,
+    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_collection,
+    path_id, properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
@@ -67,12 +68,12 @@ async fn set(
     state: web::Data<AppState>,
     _key: ServerKey,
     path: web::Path<(String, String)>,
-    body: web::Json<Value>,
+    body: IdentifyBody,
 ) -> Result<HttpResponse, ApiError> {
     let (collection, id) = path.into_inner();
     let collection = path_collection(&collection)?;
     let id = path_id("id", &id)?;
-    let props = properties(RecipientKind::Object, body.into_inner())?;
+    let props = properties(RecipientKind::Object, body.0)?;
     let object = state
         .store
         .write(move |db| {

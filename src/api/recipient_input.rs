@@ -131,3 +131,31 @@ pub fn list_query(req: &HttpRequest, filters: &[&str]) -> Result<ListQuery, ApiE
 pub async fn method_not_allowed(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(req.method().to_string()))
 }
+
+/// An identify/set body where an empty request body means `{}`: the SDKs send `{}` for
+/// a bare identify, but a hand-written `PUT` with no body should not be a JSON error.
+/// Anything non-empty goes through the normal JSON extractor (limits, 400/413/422).
+pub struct IdentifyBody(pub Value);
+
+impl actix_web::FromRequest for IdentifyBody {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+        let headers = req.headers();
+        let declared_empty = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        let no_body =
+            !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING);
+        if declared_empty || no_body {
+            return Box::pin(std::future::ready(Ok(IdentifyBody(Value::Object(
+                Map::new(),
+            )))));
+        }
+        let json = actix_web::web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move { json.await.map(|j| IdentifyBody(j.into_inner())) })
+    }
+}

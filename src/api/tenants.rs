@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::recipient_input::{
-    bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, properties,
+    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
@@ -65,10 +65,10 @@ async fn set(
     state: web::Data<AppState>,
     _key: ServerKey,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: IdentifyBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("id", &path)?;
-    let props = properties(RecipientKind::Tenant, body.into_inner())?;
+    let props = properties(RecipientKind::Tenant, body.0)?;
     let tenant = state
         .store
         .write(move |db| recipients::upsert_tenant(db, id.as_str(), props.as_map()))

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::recipient_input::{
-    bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, properties,
+    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, properties,
 };
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
@@ -69,11 +69,11 @@ async fn identify(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: IdentifyBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("user_id", &path)?;
     access::user_resource(&caller, id.as_str())?;
-    let props = properties(RecipientKind::User, body.into_inner())?;
+    let props = properties(RecipientKind::User, body.0)?;
     let user = state
         .store
         .write(move |db| recipients::upsert_user(db, id.as_str(), props.as_map()))

@@ -433,3 +433,18 @@ async fn merge_with_an_unknown_or_identical_user_is_rejected_and_changes_nothing
     assert_error(res, 422, "invalid_params").await;
     assert_eq!(stored(&app, "main").await, before);
 }
+
+#[tokio::test]
+async fn identify_with_no_body_at_all_counts_as_an_empty_object() {
+    let app = spawn_app().await;
+    let res = app
+        .server(reqwest::Method::PUT, "/v1/users/u1")
+        .header("content-length", "0")
+        .send()
+        .await
+        .expect("put");
+    let (status, user) = body(res).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["id"], "u1");
+    assert_eq!(stored(&app, "u1").await["id"], "u1");
+}

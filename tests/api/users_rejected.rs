@@ -61,6 +61,7 @@ async fn wrong_types_are_422_with_field_errors_and_the_user_is_unchanged() {
         json!({"email": 5, "name": "Changed"}),
         json!({"created_at": "last tuesday"}),
         json!({"preferences": ["default"]}),
+        json!({"preferences": {"default": {"channel_types": 5}}}),
         json!({"channel_data": {"c": "token"}}),
         json!(["not", "an", "object"]),
     ] {
