@@ -246,7 +246,7 @@ pub fn decode_cursor(cursor: &str) -> Option<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::RecipientRef;
     use serde_json::json;

@@ -29,7 +29,7 @@ pub struct ParamError {
 }
 
 impl ParamError {
-    fn new(field: &str, message: impl Into<String>) -> Self {
+    pub(super) fn new(field: &str, message: impl Into<String>) -> Self {
         ParamError {
             field: field.to_owned(),
             message: message.into(),
@@ -109,7 +109,7 @@ impl FeedFilters {
 
 /// Folds query pairs into a map: `k[]`/`k[n]` collect into arrays, `k[sub]` becomes `k.sub`.
 /// Later scalars win over earlier ones.
-fn fold_query(pairs: &[(String, String)]) -> Map<String, Value> {
+pub(super) fn fold_query(pairs: &[(String, String)]) -> Map<String, Value> {
     let mut map = Map::new();
     for (key, value) in pairs {
         let (base, sub) = match key.split_once('[') {
@@ -145,7 +145,7 @@ fn fold_query(pairs: &[(String, String)]) -> Map<String, Value> {
 }
 
 /// A scalar parameter as text; absent when missing, null or empty.
-fn text(map: &Map<String, Value>, field: &str) -> Result<Option<String>, ParamError> {
+pub(super) fn text(map: &Map<String, Value>, field: &str) -> Result<Option<String>, ParamError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -191,8 +191,13 @@ pub fn filters_from_map(map: &Map<String, Value>) -> Result<FeedFilters, ParamEr
     Ok(f)
 }
 
-fn categories(value: Option<&Value>) -> Result<Vec<String>, ParamError> {
-    let field = "workflow_categories";
+pub(super) fn categories(value: Option<&Value>) -> Result<Vec<String>, ParamError> {
+    string_list(value, "workflow_categories")
+}
+
+/// A list of strings from `k[]=a&k[]=b`, `k=a`, or a JSON array; empty strings and nulls
+/// are skipped (the browser client serializes `[undefined]` as `[null]`).
+pub(super) fn string_list(value: Option<&Value>, field: &str) -> Result<Vec<String>, ParamError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(s)) => vec![Value::String(s.clone())],
@@ -202,6 +207,7 @@ fn categories(value: Option<&Value>) -> Result<Vec<String>, ParamError> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         match item {
+            Value::Null => {}
             Value::String(s) if s.is_empty() => {}
             Value::String(s) => out.push(s),
             _ => return Err(ParamError::new(field, "must be a list of strings")),
@@ -210,7 +216,9 @@ fn categories(value: Option<&Value>) -> Result<Vec<String>, ParamError> {
     Ok(out)
 }
 
-fn trigger_data(value: Option<&Value>) -> Result<Option<Map<String, Value>>, ParamError> {
+pub(super) fn trigger_data(
+    value: Option<&Value>,
+) -> Result<Option<Map<String, Value>>, ParamError> {
     let field = "trigger_data";
     let object = match value {
         None | Some(Value::Null) => return Ok(None),
@@ -243,7 +251,7 @@ fn trigger_data(value: Option<&Value>) -> Result<Option<Map<String, Value>>, Par
     Ok((!flat.is_empty()).then_some(flat))
 }
 
-fn time_range(map: &Map<String, Value>) -> Result<TimeRange, ParamError> {
+pub(super) fn time_range(map: &Map<String, Value>) -> Result<TimeRange, ParamError> {
     let mut range = TimeRange::default();
     for op in RANGE_OPS {
         let field = format!("inserted_at.{op}");

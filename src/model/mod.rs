@@ -2,14 +2,17 @@
 //! layers behind the API trust it. No I/O here.
 
 pub mod conditions;
+pub mod engagement;
 pub mod feed;
 pub mod feed_params;
 pub mod ids;
+pub mod message_params;
 pub mod page;
 pub mod preferences;
 pub mod properties;
 pub mod recipient;
 pub mod trigger;
+pub mod views;
 pub mod workflow;
 
 pub use feed::{ArchivedFilter, FeedFilters, FeedMode, FeedQuery, StatusFilter, TimeRange};

@@ -66,12 +66,36 @@ pub(super) fn tenant(
     filters: &FeedFilters,
     restriction: Option<&[String]>,
 ) {
-    match (filters.has_tenant, filters.tenant.as_deref()) {
+    tenants(
+        w,
+        column,
+        filters.tenant.as_slice(),
+        filters.has_tenant,
+        restriction,
+    );
+}
+
+/// The tenant rule for a list of tenants (bulk updates take several): items with one of
+/// them, plus items without a tenant unless `has_tenant` is set.
+pub(super) fn tenants(
+    w: &mut Where,
+    column: &str,
+    tenants: &[String],
+    has_tenant: Option<bool>,
+    restriction: Option<&[String]>,
+) {
+    match (has_tenant, tenants.is_empty()) {
         (Some(false), _) => w.push(format!("{column} = ''"), []),
-        (Some(true), None) => w.push(format!("{column} <> ''"), []),
-        (Some(true), Some(t)) => w.push(format!("{column} = ?"), [text(t)]),
-        (None, Some(t)) => w.push(format!("{column} IN (?, '')"), [text(t)]),
-        (None, None) => {}
+        (Some(true), true) => w.push(format!("{column} <> ''"), []),
+        (Some(true), false) => w.push(
+            format!("{column} IN ({})", placeholders(tenants.len())),
+            tenants.iter().map(|t| text(t)),
+        ),
+        (None, false) => w.push(
+            format!("{column} IN ({}, '')", placeholders(tenants.len())),
+            tenants.iter().map(|t| text(t)),
+        ),
+        (None, true) => {}
     }
     if let Some(allowed) = restriction {
         if allowed.is_empty() {
@@ -100,11 +124,13 @@ pub(super) fn content(w: &mut Where, filters: &FeedFilters) {
         );
     }
     if let Some(wanted) = &filters.trigger_data {
-        for (key, value) in wanted {
-            trigger_value(w, key, value);
-        }
+        trigger_data(w, wanted);
     }
-    let range = &filters.inserted_at;
+    time_range(w, &filters.inserted_at);
+}
+
+/// `inserted_at` bounds (normalized timestamps compare lexically).
+pub(super) fn time_range(w: &mut Where, range: &crate::model::TimeRange) {
     for (op, bound) in [
         (">", &range.gt),
         (">=", &range.gte),
@@ -114,6 +140,13 @@ pub(super) fn content(w: &mut Where, filters: &FeedFilters) {
         if let Some(bound) = bound {
             w.push(format!("inserted_at {op} ?"), [text(bound)]);
         }
+    }
+}
+
+/// `trigger_data`: every key must match.
+pub(super) fn trigger_data(w: &mut Where, wanted: &serde_json::Map<String, Value>) {
+    for (key, value) in wanted {
+        trigger_value(w, key, value);
     }
 }
 

@@ -131,15 +131,21 @@ pub fn page(
     tenant_restriction: Option<&[String]>,
     bounds: PageBounds,
 ) -> StoreResult<FeedPage> {
+    let scope = feed_sql::view(channel_id, recipient, filters, tenant_restriction, true);
+    page_in(db, &scope, bounds)
+}
+
+/// Pages through the messages `scope` selects, by `seq`. Shared with the messages API.
+pub(super) fn page_in(db: &Db<'_>, scope: &Where, bounds: PageBounds) -> StoreResult<FeedPage> {
+    use rusqlite::types::Value as SqlValue;
     let limit = i64::from(bounds.page_size.max(1));
-    let mut w = feed_sql::view(channel_id, recipient, filters, tenant_restriction, true);
-    let scope_params = w.params.clone();
-    let scope_sql = w.sql();
+    let mut w = Where::default();
+    w.push(format!("({})", scope.sql()), scope.params.iter().cloned());
     if let Some(after) = bounds.after {
-        w.push("seq < ?", [rusqlite::types::Value::Integer(after)]);
+        w.push("seq < ?", [SqlValue::Integer(after)]);
     }
     if let Some(before) = bounds.before {
-        w.push("seq > ?", [rusqlite::types::Value::Integer(before)]);
+        w.push("seq > ?", [SqlValue::Integer(before)]);
     }
     let order = if bounds.before.is_some() {
         "ASC"
@@ -150,8 +156,8 @@ pub fn page(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {} ORDER BY seq {order} LIMIT ?",
         w.sql()
     );
-    let mut params = w.params.clone();
-    params.push(rusqlite::types::Value::Integer(limit + 1));
+    let mut params = w.params;
+    params.push(SqlValue::Integer(limit + 1));
     let mut items: Vec<MessageRow> =
         db.0.prepare_cached(&sql)?
             .query_map(params_from_iter(params.iter()), row_to_message)?
@@ -159,10 +165,12 @@ pub fn page(
     let overflow = items.len() as i64 > limit;
     items.truncate(limit as usize);
     let exists = |op: &str, seq: i64| -> StoreResult<bool> {
-        let sql =
-            format!("SELECT EXISTS (SELECT 1 FROM messages WHERE {scope_sql} AND seq {op} ?)");
-        let mut params = scope_params.clone();
-        params.push(rusqlite::types::Value::Integer(seq));
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE {} AND seq {op} ?)",
+            scope.sql()
+        );
+        let mut params = scope.params.clone();
+        params.push(SqlValue::Integer(seq));
         Ok(db
             .0
             .prepare_cached(&sql)?

@@ -15,6 +15,8 @@ mod writer;
 pub mod bulk;
 pub mod channels;
 pub mod feeds;
+pub mod message_queries;
+pub mod message_status;
 pub mod messages;
 pub mod meta;
 pub mod recipients;

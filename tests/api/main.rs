@@ -2,15 +2,20 @@
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
 mod db;
+mod feed_support;
 mod helpers;
 
 mod channel_data;
 mod crash;
+mod feeds;
 mod health;
+mod messages;
+mod node_sdk;
 mod objects;
 mod preferences;
 mod tenants;
 mod trigger;
 mod users;
+mod users_bulk;
 mod users_rejected;
 mod workflows;

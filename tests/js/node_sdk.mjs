@@ -45,7 +45,8 @@ assert.deepEqual(item.source.categories, ["collaboration"]);
 assert.equal(item.read_at, null);
 const body = item.blocks.find((b) => b.name === "body");
 assert.ok(body && body.rendered.includes("<strong>Sdk Actor</strong>"), JSON.stringify(item.blocks));
-assert.equal(page.meta.unread_count, 1);
+// The page object keeps the whole response body (entries, meta, page_info, vars).
+assert.equal(page.body.meta.unread_count, 1);
 
 const message = await knock.messages.markAsRead(item.id);
 assert.equal(message.id, item.id);
@@ -53,6 +54,6 @@ assert.ok(message.read_at, "markAsRead sets read_at");
 
 const after = await feed();
 assert.ok(after.entries[0].read_at, "the feed shows the item read");
-assert.equal(after.meta.unread_count, 0);
+assert.equal(after.body.meta.unread_count, 0);
 
 console.log(`node sdk: ok (user ${userId}, run ${workflow_run_id}, message ${item.id})`);

@@ -1,0 +1,116 @@
+//! Reading messages (spec §6.4): `GET /v1/messages/{id}` (browsers may read their own),
+//! and the secret-key lists `GET /v1/messages` and `GET /v1/users/{id}/messages` in the
+//! `{items, page_info}` envelope.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::feeds::parse_user_id;
+use super::raw_input::query_pairs;
+use crate::auth::access;
+use crate::auth::{Caller, ServerKey};
+use crate::error::ApiError;
+use crate::model::RecipientRef;
+use crate::model::feed::encode_cursor;
+use crate::model::message_params::MessageListQuery;
+use crate::model::views;
+use crate::startup::AppState;
+use crate::store::feeds::FeedPage;
+use crate::store::messages::{self, MessageRow};
+use crate::store::{StoreResult, channels, message_queries};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/messages", web::get().to(list_all))
+        .route("/v1/users/{user_id}/messages", web::get().to(list_for_user))
+        .route("/v1/messages/{message_id}", web::get().to(get_one));
+}
+
+/// The user a message belongs to, for the access policy (`None` for object recipients).
+pub(super) fn recipient_user(m: &MessageRow) -> Option<&str> {
+    match &m.recipient {
+        RecipientRef::User(id) => Some(id),
+        RecipientRef::Object { .. } => None,
+    }
+}
+
+pub(super) fn message_missing(id: &str) -> ApiError {
+    ApiError::NotFound(format!("The message `{id}`"))
+}
+
+async fn get_one(
+    path: web::Path<String>,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let wanted = id.clone();
+    let message = state
+        .store
+        .read(move |db| messages::get(db, &wanted))
+        .await?
+        .ok_or_else(|| message_missing(&id))?;
+    access::message(&caller, recipient_user(&message), message.tenant.as_deref())?;
+    Ok(HttpResponse::Ok().json(views::message(&message)))
+}
+
+async fn list_all(
+    req: HttpRequest,
+    _key: ServerKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = MessageListQuery::from_query(&query_pairs(&req))?;
+    list(&state, None, query).await
+}
+
+async fn list_for_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    _key: ServerKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = parse_user_id(&path.into_inner())?;
+    let query = MessageListQuery::from_query(&query_pairs(&req))?;
+    list(&state, Some(RecipientRef::User(user_id)), query).await
+}
+
+async fn list(
+    state: &AppState,
+    recipient: Option<RecipientRef>,
+    query: MessageListQuery,
+) -> Result<HttpResponse, ApiError> {
+    let page_size = query.page_size;
+    let page = state
+        .store
+        .read(move |db| -> StoreResult<FeedPage> {
+            // `channel_id` is a filter: an unknown channel simply has no messages.
+            let channel_id = match &query.channel {
+                None => None,
+                Some(wanted) => match channels::find(db, wanted)? {
+                    Some(c) => Some(c.id),
+                    None => return Ok(FeedPage::default()),
+                },
+            };
+            message_queries::list(db, recipient.as_ref(), channel_id.as_deref(), &query)
+        })
+        .await?;
+    let items: Vec<Value> = page.items.iter().map(views::message).collect();
+    let after = page
+        .items
+        .last()
+        .filter(|_| page.has_older)
+        .map(|m| encode_cursor(m.seq));
+    let before = page
+        .items
+        .first()
+        .filter(|_| page.has_newer)
+        .map(|m| encode_cursor(m.seq));
+    Ok(HttpResponse::Ok().json(json!({
+        "items": items,
+        "page_info": {
+            "__typename": "PageInfo",
+            "after": after,
+            "before": before,
+            "page_size": page_size,
+        },
+    })))
+}

@@ -1,0 +1,176 @@
+//! Wire views of a stored message: the `FeedItem` of a feed (spec §6.1) and the `Message`
+//! of the messages API (spec §6.4). Pure shaping; recipients are looked up by the caller
+//! and passed in, so this module does no I/O.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::engagement::engagement_statuses;
+use super::feed::{FeedMode, encode_cursor};
+use super::recipient::RecipientRef;
+use crate::store::messages::MessageRow;
+
+/// Full recipient objects by reference, for `actors` and `activities[].recipient`.
+pub type RecipientMap = HashMap<RecipientRef, Value>;
+
+fn recipient_json(map: &RecipientMap, r: &RecipientRef) -> Value {
+    map.get(r).cloned().unwrap_or_else(|| match r {
+        RecipientRef::User(id) => json!({"__typename": "User", "id": id}),
+        RecipientRef::Object { id, collection } => {
+            json!({"__typename": "Object", "id": id, "collection": collection})
+        }
+    })
+}
+
+/// Compact mode keeps only top-level scalars of `data`.
+fn compact_data(data: &Value) -> Value {
+    match data {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_object() && !v.is_array())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Map<_, _>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// One `FeedItem`. Compact mode caps `actors` at one, drops `activities` and nested data.
+pub fn feed_item(m: &MessageRow, recipients: &RecipientMap, mode: FeedMode) -> Value {
+    let actors: Vec<Value> = match mode {
+        FeedMode::Compact => m.actors.iter().take(1),
+        FeedMode::Rich => m.actors.iter().take(usize::MAX),
+    }
+    .map(|a| recipient_json(recipients, a))
+    .collect();
+    let mut item = json!({
+        "__cursor": encode_cursor(m.seq),
+        "__typename": "FeedItem",
+        "id": m.id,
+        "actors": actors,
+        "total_actors": m.actors.len(),
+        "blocks": m.blocks,
+        "data": if mode == FeedMode::Compact { compact_data(&m.data) } else { m.data.clone() },
+        "inserted_at": m.inserted_at,
+        "updated_at": m.updated_at,
+        "read_at": m.read_at,
+        "seen_at": m.seen_at,
+        "archived_at": m.archived_at,
+        "interacted_at": m.interacted_at,
+        "link_clicked_at": m.link_clicked_at,
+        "clicked_at": m.link_clicked_at,
+        "source": {
+            "__typename": "NotificationSource",
+            "key": m.workflow_key,
+            "version_id": m.workflow_version_id,
+            "categories": m.workflow_categories,
+        },
+        "tenant": m.tenant,
+    });
+    if mode == FeedMode::Rich {
+        // Each message records one triggering activity: its actor, recipient and data.
+        item["activities"] = json!([{
+            "__typename": "Activity",
+            "id": m.id,
+            "inserted_at": m.inserted_at,
+            "updated_at": m.inserted_at,
+            "actor": m.actors.first().map(|a| recipient_json(recipients, a)),
+            "recipient": recipient_json(recipients, &m.recipient),
+            "data": m.data,
+        }]);
+        item["total_activities"] = json!(1);
+    }
+    item
+}
+
+/// One `Message` (spec §6.4). In-app messages are `delivered` as soon as they exist.
+pub fn message(m: &MessageRow) -> Value {
+    json!({
+        "__typename": "Message",
+        "id": m.id,
+        "channel_id": m.channel_id,
+        "recipient": m.recipient.to_wire(),
+        "actors": m.actors.iter().map(RecipientRef::to_wire).collect::<Vec<_>>(),
+        "workflow": m.workflow_key,
+        "tenant": m.tenant,
+        "status": "delivered",
+        "engagement_statuses": engagement_statuses(m),
+        "read_at": m.read_at,
+        "seen_at": m.seen_at,
+        "archived_at": m.archived_at,
+        "interacted_at": m.interacted_at,
+        "link_clicked_at": m.link_clicked_at,
+        "clicked_at": m.link_clicked_at,
+        "scheduled_at": null,
+        "inserted_at": m.inserted_at,
+        "updated_at": m.updated_at,
+        "source": {
+            "__typename": "NotificationSource",
+            "key": m.workflow_key,
+            "version_id": m.workflow_version_id,
+            "categories": m.workflow_categories,
+            "step_ref": m.step_ref,
+            "type": "workflow",
+            "workflow_run_id": m.workflow_run_id,
+            "workflow_recipient_run_id": m.workflow_recipient_run_id,
+        },
+        "data": m.data,
+        "metadata": m.metadata,
+    })
+}
+
+/// Drops `exclude` paths (`entries.archived_at`, `meta`, up to three levels) from a
+/// response; arrays apply the rest of the path to each element.
+pub fn exclude_paths(body: &mut Value, paths: &[String]) {
+    for path in paths {
+        let parts: Vec<&str> = path.split('.').take(3).collect();
+        drop_path(body, &parts);
+    }
+}
+
+fn drop_path(value: &mut Value, parts: &[&str]) {
+    match (value, parts) {
+        (_, []) => {}
+        (Value::Array(items), _) => items.iter_mut().for_each(|v| drop_path(v, parts)),
+        (Value::Object(map), [last]) => {
+            map.remove(*last);
+        }
+        (Value::Object(map), [head, rest @ ..]) => {
+            if let Some(child) = map.get_mut(*head) {
+                drop_path(child, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_items_drop_nested_data_and_activities() {
+        let mut m = crate::model::feed::tests::row(Some("acme"));
+        m.actors = vec![
+            RecipientRef::User("a1".into()),
+            RecipientRef::User("a2".into()),
+        ];
+        let compact = feed_item(&m, &RecipientMap::new(), FeedMode::Compact);
+        assert_eq!(compact["data"], json!({"page": "p1", "n": 3}));
+        assert_eq!(compact["actors"].as_array().map(Vec::len), Some(1));
+        assert_eq!(compact["total_actors"], 2);
+        assert!(compact.get("activities").is_none());
+        let rich = feed_item(&m, &RecipientMap::new(), FeedMode::Rich);
+        assert_eq!(rich["data"]["nested"], json!({"a": 1}));
+        assert_eq!(rich["total_activities"], 1);
+        assert_eq!(rich["activities"][0]["recipient"]["id"], "u");
+    }
+
+    #[test]
+    fn exclude_drops_fields_inside_arrays() {
+        let mut body = json!({"entries": [{"a": 1, "b": 2}], "vars": {}});
+        exclude_paths(&mut body, &["entries.a".into(), "vars".into()]);
+        assert_eq!(body, json!({"entries": [{"b": 2}]}));
+    }
+}

@@ -1,0 +1,607 @@
+//! `GET /v1/users/{id}/feeds/{channel}`, its settings, and object feeds: wire shape, every
+//! filter, cursors, counts and access.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::feed_support::{
+    as_browser, assert_counts_exact, channel_id, comment, entries, feed, ids, invite, seed,
+};
+use crate::helpers::{PUBLIC_KEY, assert_error, spawn_app};
+
+#[tokio::test]
+async fn rich_feed_items_carry_every_field_with_full_actor_objects() {
+    let app = spawn_app().await;
+    comment(
+        &app,
+        json!(["ada"]),
+        json!({"meta": {"deep": true}, "tags": ["a"]}),
+        None,
+    )
+    .await;
+    let body = app.wait_for_feed("ada", "", 1).await;
+    assert_eq!(body["vars"], json!({}));
+    assert_eq!(
+        body["meta"],
+        json!({"__typename": "FeedMetadata", "total_count": 1, "unread_count": 1, "unseen_count": 1})
+    );
+    assert_eq!(
+        body["page_info"],
+        json!({"__typename": "PageInfo", "after": null, "before": null, "page_size": 50, "total_count": 1})
+    );
+    let item = &entries(&body)[0];
+    assert_eq!(item["__typename"], "FeedItem");
+    assert!(item["__cursor"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(item["id"].as_str().map(str::len), Some(27));
+    assert_eq!(item["actors"][0]["__typename"], "User");
+    assert_eq!(item["actors"][0]["id"], "grace");
+    assert_eq!(item["actors"][0]["name"], "Grace Hopper");
+    assert_eq!(item["total_actors"], 1);
+    assert_eq!(item["total_activities"], 1);
+    assert_eq!(item["activities"][0]["__typename"], "Activity");
+    assert_eq!(item["activities"][0]["recipient"]["id"], "ada");
+    assert_eq!(item["activities"][0]["actor"]["id"], "grace");
+    assert_eq!(
+        item["data"]["meta"],
+        json!({"deep": true}),
+        "rich keeps nested data"
+    );
+    assert_eq!(item["blocks"][0]["name"], "body");
+    for field in [
+        "read_at",
+        "seen_at",
+        "archived_at",
+        "interacted_at",
+        "link_clicked_at",
+        "clicked_at",
+        "tenant",
+    ] {
+        assert!(item[field].is_null(), "{field} should be null: {item}");
+    }
+    assert!(
+        item["inserted_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert!(item["updated_at"].is_string());
+    assert_eq!(item["source"]["__typename"], "NotificationSource");
+    assert_eq!(item["source"]["key"], "new-comment");
+    assert_eq!(item["source"]["categories"], json!(["collaboration"]));
+    assert!(item["source"]["version_id"].is_string());
+    assert!(item.get("channel_id").is_none() && item.get("recipient").is_none());
+}
+
+#[tokio::test]
+async fn compact_mode_drops_activities_and_nested_data() {
+    let app = spawn_app().await;
+    comment(
+        &app,
+        json!(["ada"]),
+        json!({"meta": {"deep": true}, "tags": ["a"]}),
+        None,
+    )
+    .await;
+    app.wait_for_feed("ada", "", 1).await;
+    let body = feed(&app, "ada", "mode=compact").await;
+    let item = &entries(&body)[0];
+    assert!(item.get("activities").is_none() && item.get("total_activities").is_none());
+    assert!(item["data"].get("meta").is_none() && item["data"].get("tags").is_none());
+    assert_eq!(item["data"]["page_title"], "Launch plan");
+    assert_eq!(item["actors"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn an_unknown_user_has_an_empty_feed_not_a_404() {
+    let app = spawn_app().await;
+    let body = feed(&app, "never-identified", "").await;
+    assert_eq!(body["entries"], json!([]));
+    assert_eq!(body["meta"]["total_count"], 0);
+    assert_eq!(body["meta"]["unread_count"], 0);
+    assert_eq!(body["page_info"]["after"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_channel_may_be_given_by_uuid_or_key_and_an_unknown_one_is_404() {
+    let app = spawn_app().await;
+    comment(&app, json!(["ada"]), json!({}), None).await;
+    let body = app.wait_for_feed("ada", "", 1).await;
+    let id = ids(&body)[0].clone();
+    let channel = channel_id(&app, &id).await;
+    let by_uuid: Value = app
+        .get(&format!("/v1/users/ada/feeds/{channel}"))
+        .send()
+        .await
+        .expect("feed")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(ids(&by_uuid), vec![id]);
+    let res = app
+        .get("/v1/users/ada/feeds/no-such-channel")
+        .send()
+        .await
+        .expect("feed");
+    assert_error(res, 404, "channel_invalid").await;
+}
+
+#[tokio::test]
+async fn tenant_matches_its_items_and_no_tenant_items_unless_has_tenant() {
+    let app = spawn_app().await;
+    comment(&app, json!(["ada"]), json!({"n": 1}), Some("acme")).await;
+    comment(&app, json!(["ada"]), json!({"n": 2}), Some("globex")).await;
+    comment(&app, json!(["ada"]), json!({"n": 3}), None).await;
+    app.wait_for_feed("ada", "", 3).await;
+    let tenants = |body: &Value| -> Vec<Value> {
+        entries(body).iter().map(|e| e["tenant"].clone()).collect()
+    };
+    let acme = feed(&app, "ada", "tenant=acme").await;
+    assert_eq!(tenants(&acme), vec![Value::Null, json!("acme")]);
+    assert_eq!(acme["meta"]["total_count"], 2);
+    assert_eq!(acme["meta"]["unread_count"], 2);
+    let strict = feed(&app, "ada", "tenant=acme&has_tenant=true").await;
+    assert_eq!(tenants(&strict), vec![json!("acme")]);
+    assert_eq!(strict["meta"]["unseen_count"], 1);
+    let any = feed(&app, "ada", "has_tenant=true").await;
+    assert_eq!(tenants(&any), vec![json!("globex"), json!("acme")]);
+    let none = feed(&app, "ada", "has_tenant=false").await;
+    assert_eq!(tenants(&none), vec![Value::Null]);
+    assert_eq!(none["meta"]["total_count"], 1);
+    let all = feed(&app, "ada", "").await;
+    assert_eq!(all["meta"]["total_count"], 3);
+}
+
+#[tokio::test]
+async fn source_categories_and_trigger_data_narrow_entries_and_counts() {
+    let app = spawn_app().await;
+    comment(&app, json!(["ada"]), json!({"page_id": "p1", "n": 1}), None).await;
+    comment(&app, json!(["ada"]), json!({"page_id": "p2", "n": 2}), None).await;
+    invite(&app, "ada", None).await;
+    app.wait_for_feed("ada", "", 3).await;
+    let count = |body: &Value| (entries(body).len(), body["meta"]["total_count"].clone());
+    let invites = feed(&app, "ada", "source=project-invite").await;
+    assert_eq!(count(&invites), (1, json!(1)));
+    assert_eq!(invites["meta"]["unread_count"], 1);
+    assert_eq!(
+        count(&feed(&app, "ada", "workflow_categories[]=invites").await),
+        (1, json!(1))
+    );
+    assert_eq!(
+        count(&feed(&app, "ada", "workflow_categories=collaboration").await),
+        (3, json!(3))
+    );
+    assert_eq!(
+        count(
+            &feed(
+                &app,
+                "ada",
+                "workflow_categories[]=nope&workflow_categories[]=invites"
+            )
+            .await
+        ),
+        (1, json!(1))
+    );
+    let p1 = feed(&app, "ada", "trigger_data=%7B%22page_id%22%3A%22p1%22%7D").await;
+    assert_eq!(count(&p1), (1, json!(1)));
+    assert_eq!(entries(&p1)[0]["data"]["page_id"], "p1");
+    let typed = feed(
+        &app,
+        "ada",
+        "trigger_data=%7B%22n%22%3A2%2C%22page_id%22%3A%22p2%22%7D",
+    )
+    .await;
+    assert_eq!(count(&typed), (1, json!(1)));
+    let miss = feed(&app, "ada", "trigger_data=%7B%22n%22%3A%222%22%7D").await;
+    assert_eq!(
+        count(&miss),
+        (0, json!(0)),
+        "a string does not equal a number"
+    );
+    assert_eq!(
+        count(&feed(&app, "ada", "source=nothing").await),
+        (0, json!(0))
+    );
+}
+
+#[tokio::test]
+async fn inserted_at_filters_work_in_both_encodings() {
+    let app = spawn_app().await;
+    comment(&app, json!(["ada"]), json!({"n": 1}), None).await;
+    let first = app.wait_for_feed("ada", "", 1).await;
+    let t1 = entries(&first)[0]["inserted_at"]
+        .as_str()
+        .expect("time")
+        .to_owned();
+    comment(&app, json!(["ada"]), json!({"n": 2}), None).await;
+    let both = app.wait_for_feed("ada", "", 2).await;
+    let t2 = entries(&both)[0]["inserted_at"]
+        .as_str()
+        .expect("time")
+        .to_owned();
+    assert!(t2 > t1);
+    let enc = |t: &str| t.replace(':', "%3A");
+    for query in [
+        format!("inserted_at.gt={}", enc(&t1)),
+        format!("inserted_at[gt]={}", enc(&t1)),
+        format!("inserted_at.gte={}", enc(&t2)),
+        format!("inserted_at[gte]={}", enc(&t2)),
+    ] {
+        let body = feed(&app, "ada", &query).await;
+        assert_eq!(entries(&body).len(), 1, "{query}");
+        assert_eq!(entries(&body)[0]["inserted_at"], json!(t2), "{query}");
+        assert_eq!(body["meta"]["total_count"], 1, "{query}");
+    }
+    for query in [
+        format!("inserted_at.lt={}", enc(&t2)),
+        format!("inserted_at[lte]={}", enc(&t1)),
+    ] {
+        let body = feed(&app, "ada", &query).await;
+        assert_eq!(entries(&body).len(), 1, "{query}");
+        assert_eq!(entries(&body)[0]["inserted_at"], json!(t1), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn status_and_archived_filter_entries_while_badges_ignore_status() {
+    let app = spawn_app().await;
+    let body = seed(&app, "ada", 4).await;
+    let ids = ids(&body);
+    for (id, status) in [(&ids[0], "read"), (&ids[1], "seen"), (&ids[2], "archived")] {
+        let res = app
+            .put(&format!("/v1/messages/{id}/{status}"), json!({}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(res.status(), 200);
+    }
+    let expect = |query: &str, want: Vec<&String>| {
+        let query = query.to_owned();
+        let want: Vec<String> = want.into_iter().cloned().collect();
+        let app = &app;
+        async move {
+            let body = feed(app, "ada", &query).await;
+            assert_eq!(crate::feed_support::ids(&body), want, "{query}");
+            assert_eq!(body["meta"]["total_count"], want.len(), "{query}");
+            body
+        }
+    };
+    let unread = expect("status=unread", vec![&ids[1], &ids[3]]).await;
+    assert_eq!(unread["meta"]["unread_count"], 2);
+    assert_eq!(
+        unread["meta"]["unseen_count"], 2,
+        "badges follow the scope, not status"
+    );
+    expect("status=read", vec![&ids[0]]).await;
+    expect("status=seen", vec![&ids[1]]).await;
+    expect("status=unseen", vec![&ids[0], &ids[3]]).await;
+    expect("status=all", vec![&ids[0], &ids[1], &ids[3]]).await;
+    let only = expect("archived=only", vec![&ids[2]]).await;
+    assert_eq!(only["meta"]["unread_count"], 1);
+    expect("archived=include", vec![&ids[0], &ids[1], &ids[2], &ids[3]]).await;
+    expect(
+        "archived=include&status=unread",
+        vec![&ids[1], &ids[2], &ids[3]],
+    )
+    .await;
+    assert_counts_exact(&app, "ada").await;
+}
+
+#[tokio::test]
+async fn after_and_before_cursors_walk_the_feed_without_gaps_or_duplicates() {
+    let app = spawn_app().await;
+    let all = ids(&seed(&app, "ada", 12).await);
+    let mut walked = Vec::new();
+    let mut query = "page_size=5".to_owned();
+    let mut pages = 0;
+    loop {
+        let body = feed(&app, "ada", &query).await;
+        pages += 1;
+        assert_eq!(body["page_info"]["page_size"], 5);
+        assert_eq!(body["meta"]["total_count"], 12);
+        if pages == 1 {
+            assert_eq!(
+                body["page_info"]["before"],
+                Value::Null,
+                "nothing newer than page 1"
+            );
+        } else {
+            assert_eq!(body["page_info"]["before"], entries(&body)[0]["__cursor"]);
+        }
+        walked.extend(ids(&body));
+        match body["page_info"]["after"].as_str() {
+            Some(after) => {
+                assert_eq!(
+                    Some(after),
+                    entries(&body).last().and_then(|e| e["__cursor"].as_str())
+                );
+                query = format!("page_size=5&after={after}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(walked, all);
+
+    // `before` returns the items immediately newer than the cursor, newest first.
+    let oldest = feed(&app, "ada", "page_size=50").await;
+    let oldest_cursor = entries(&oldest)[11]["__cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    let newer = feed(&app, "ada", &format!("page_size=3&before={oldest_cursor}")).await;
+    assert_eq!(ids(&newer), all[8..11].to_vec());
+    assert!(
+        newer["page_info"]["before"].is_string(),
+        "still newer items above"
+    );
+    assert!(
+        newer["page_info"]["after"].is_string(),
+        "the cursor item is older"
+    );
+    let head = entries(&oldest)[0]["__cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    let none = feed(&app, "ada", &format!("before={head}")).await;
+    assert_eq!(none["entries"], json!([]), "nothing is newer than the head");
+    assert_eq!(
+        none["meta"]["total_count"], 12,
+        "counts stay the feed's counts"
+    );
+}
+
+#[tokio::test]
+async fn a_realtime_before_refetch_returns_exactly_the_new_items() {
+    let app = spawn_app().await;
+    let first = seed(&app, "ada", 2).await;
+    let head = entries(&first)[0]["__cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    comment(&app, json!(["ada"]), json!({"n": 9}), None).await;
+    let now = app.wait_for_feed("ada", "", 3).await;
+    let refetch = feed(&app, "ada", &format!("before={head}&mode=compact")).await;
+    assert_eq!(ids(&refetch), vec![ids(&now)[0].clone()]);
+    assert_eq!(refetch["meta"]["unread_count"], 3);
+}
+
+#[tokio::test]
+async fn bad_query_values_are_422_naming_the_field() {
+    let app = spawn_app().await;
+    seed(&app, "ada", 1).await;
+    for (query, field) in [
+        ("page_size=0", "page_size"),
+        ("page_size=51", "page_size"),
+        ("page_size=ten", "page_size"),
+        ("status=bogus", "status"),
+        ("archived=sometimes", "archived"),
+        ("has_tenant=yes", "has_tenant"),
+        ("mode=fancy", "mode"),
+        ("after=not-a-cursor", "after"),
+        ("before=not-a-cursor", "before"),
+        ("inserted_at.gte=yesterday", "inserted_at.gte"),
+        ("inserted_at[lt]=2026-13-45", "inserted_at.lt"),
+        (
+            "trigger_data=%7B%22a%22%3A%7B%22b%22%3A1%7D%7D",
+            "trigger_data",
+        ),
+        ("trigger_data=not-json", "trigger_data"),
+    ] {
+        let res = app
+            .get(&format!("/v1/users/ada/feeds/in-app-feed?{query}"))
+            .send()
+            .await
+            .expect("feed");
+        let body = assert_error(res, 422, "invalid_params").await;
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    assert_eq!(
+        feed(&app, "ada", "").await["meta"]["total_count"],
+        1,
+        "data unchanged"
+    );
+}
+
+#[tokio::test]
+async fn exclude_drops_the_named_fields() {
+    let app = spawn_app().await;
+    seed(&app, "ada", 1).await;
+    let body = feed(&app, "ada", "exclude=entries.archived_at,vars").await;
+    assert!(body.get("vars").is_none());
+    assert!(entries(&body)[0].get("archived_at").is_none());
+    assert!(entries(&body)[0].get("read_at").is_some());
+}
+
+#[tokio::test]
+async fn a_user_token_reads_its_own_feed_but_not_another_users() {
+    let app = spawn_app().await;
+    seed(&app, "ada", 1).await;
+    let own = as_browser(
+        &app,
+        Method::GET,
+        "/v1/users/ada/feeds/in-app-feed",
+        "ada",
+        json!(null),
+    )
+    .send()
+    .await
+    .expect("feed");
+    assert_eq!(own.status(), 200);
+    let own: Value = own.json().await.expect("JSON");
+    assert_eq!(entries(&own).len(), 1);
+    let other = as_browser(
+        &app,
+        Method::GET,
+        "/v1/users/ada/feeds/in-app-feed",
+        "bob",
+        json!(null),
+    )
+    .send()
+    .await
+    .expect("feed");
+    assert_error(other, 403, "authorization").await;
+    let no_token = app
+        .client
+        .get(app.url("/v1/users/ada/feeds/in-app-feed"))
+        .bearer_auth(PUBLIC_KEY)
+        .send()
+        .await
+        .expect("feed");
+    assert_error(no_token, 401, "missing_user_token").await;
+    let no_key = app
+        .client
+        .get(app.url("/v1/users/ada/feeds/in-app-feed"))
+        .send()
+        .await
+        .expect("feed");
+    assert_error(no_key, 401, "authentication_required").await;
+    let bad_key = app
+        .client
+        .get(app.url("/v1/users/ada/feeds/in-app-feed"))
+        .bearer_auth("sk_wrong")
+        .send()
+        .await
+        .expect("feed");
+    assert_error(bad_key, 401, "api_key_missing").await;
+}
+
+#[tokio::test]
+async fn a_tenant_scoped_token_sees_only_its_tenants_items() {
+    let app = spawn_app().await;
+    comment(&app, json!(["ada"]), json!({}), Some("acme")).await;
+    comment(&app, json!(["ada"]), json!({}), Some("globex")).await;
+    comment(&app, json!(["ada"]), json!({}), None).await;
+    app.wait_for_feed("ada", "", 3).await;
+    let grants = json!({"https://api.knock.app/v1/objects/$tenants/acme": {"user/feed_read": {}}});
+    let path = "/v1/users/ada/feeds/in-app-feed";
+    let scoped = as_browser(
+        &app,
+        Method::GET,
+        &format!("{path}?tenant=acme"),
+        "ada",
+        grants.clone(),
+    )
+    .send()
+    .await
+    .expect("feed");
+    assert_eq!(scoped.status(), 200);
+    let scoped: Value = scoped.json().await.expect("JSON");
+    let tenants: Vec<Value> = entries(&scoped)
+        .iter()
+        .map(|e| e["tenant"].clone())
+        .collect();
+    assert_eq!(
+        tenants,
+        vec![json!("acme")],
+        "no-tenant items need a grant on the user"
+    );
+    assert_eq!(scoped["meta"]["total_count"], 1);
+    assert_eq!(scoped["meta"]["unread_count"], 1);
+    let other = as_browser(
+        &app,
+        Method::GET,
+        &format!("{path}?tenant=globex"),
+        "ada",
+        grants,
+    )
+    .send()
+    .await
+    .expect("feed");
+    assert_error(other, 403, "authorization").await;
+}
+
+#[tokio::test]
+async fn feed_settings_report_no_branding() {
+    let app = spawn_app().await;
+    let res = as_browser(
+        &app,
+        Method::GET,
+        "/v1/users/ada/feeds/in-app-feed/settings",
+        "ada",
+        json!(null),
+    )
+    .send()
+    .await
+    .expect("settings");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("JSON");
+    assert_eq!(body, json!({"features": {"branding_required": false}}));
+    let missing = app
+        .get("/v1/users/ada/feeds/nope/settings")
+        .send()
+        .await
+        .expect("settings");
+    assert_error(missing, 404, "channel_invalid").await;
+    let other = as_browser(
+        &app,
+        Method::GET,
+        "/v1/users/ada/feeds/in-app-feed/settings",
+        "bob",
+        json!(null),
+    )
+    .send()
+    .await
+    .expect("settings");
+    assert_error(other, 403, "authorization").await;
+}
+
+#[tokio::test]
+async fn object_feeds_list_the_objects_items_for_the_secret_key_and_granted_tokens() {
+    let app = spawn_app().await;
+    let project = json!({"id": "p1", "collection": "projects"});
+    comment(&app, json!([project]), json!({}), Some("acme")).await;
+    let path = "/v1/objects/projects/p1/feeds/in-app-feed";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let body: Value = app
+            .get(path)
+            .send()
+            .await
+            .expect("feed")
+            .json()
+            .await
+            .expect("JSON");
+        if !entries(&body).is_empty() || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(entries(&body).len(), 1, "{body}");
+    assert_eq!(body["meta"]["unread_count"], 1);
+    assert_eq!(
+        entries(&body)[0]["activities"][0]["recipient"]["collection"],
+        "projects"
+    );
+    let denied = as_browser(&app, Method::GET, path, "ada", json!(null))
+        .send()
+        .await
+        .expect("feed");
+    assert_error(denied, 403, "authorization").await;
+    let granted = as_browser(
+        &app,
+        Method::GET,
+        path,
+        "ada",
+        json!({"https://api.knock.app/v1/objects/projects/p1": {"user/feed_read": {}}}),
+    )
+    .send()
+    .await
+    .expect("feed");
+    assert_eq!(granted.status(), 200);
+    let admin = as_browser(
+        &app,
+        Method::GET,
+        path,
+        "ada",
+        json!({"https://api.knock.app/v1/objects/$tenants/globex": {"user/feed_read": {}}}),
+    )
+    .send()
+    .await
+    .expect("feed");
+    let admin: Value = admin.json().await.expect("JSON");
+    assert_eq!(
+        admin["entries"],
+        json!([]),
+        "a globex admin sees none of acme's items"
+    );
+    assert_eq!(admin["meta"]["total_count"], 0);
+}

@@ -1,0 +1,225 @@
+//! `/v1/users`: bulk identify/delete, `GET /v1/bulk_operations/{id}` and user merge.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_error, spawn_app};
+
+async fn body(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Identifies `id` with `props` and asserts 200.
+async fn identify(app: &TestApp, id: &str, props: Value) -> Value {
+    let (status, user) = body(
+        app.put(&format!("/v1/users/{id}"), props)
+            .send()
+            .await
+            .expect("put"),
+    )
+    .await;
+    assert_eq!(status, 200, "identify failed: {user}");
+    user
+}
+
+/// The stored user as the API shows it (or the 404 body), for before/after comparisons.
+async fn stored(app: &TestApp, id: &str) -> Value {
+    body(
+        app.get(&format!("/v1/users/{id}"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await
+    .1
+}
+
+fn is_iso_micros(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.len() == 27 && s.ends_with('Z') && s.as_bytes()[19] == b'.')
+}
+
+#[tokio::test]
+async fn bulk_identify_applies_valid_users_reports_invalid_ones_and_is_retrievable() {
+    let app = spawn_app().await;
+    identify(&app, "u1", json!({"name": "Ann", "keep": true})).await;
+    let (status, op) = body(
+        app.post(
+            "/v1/users/bulk/identify",
+            json!({"users": [
+                {"id": "u1", "email": "ann@example.com"},
+                {"id": "u2", "name": "Bob", "preferences": {"default": {"channel_types": {"sms": false}}}},
+                {"id": "bad/id"},
+                {"name": "no id"},
+                {"id": "u3", "email": 7}
+            ]}),
+        )
+        .send()
+        .await
+        .expect("bulk"),
+    )
+    .await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(op["__typename"], "BulkOperation");
+    assert_eq!(op["status"], "completed");
+    assert_eq!(op["name"], "users.bulk_identify");
+    assert_eq!(op["success_count"], 2);
+    assert_eq!(op["error_count"], 3);
+    assert_eq!(op["processed_rows"], 5);
+    assert_eq!(op["estimated_total_rows"], 5);
+    assert_eq!(op["failed_at"], Value::Null);
+    assert!(is_iso_micros(&op["completed_at"]));
+    let error_ids: Vec<&str> = op["error_items"]
+        .as_array()
+        .expect("error_items")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert_eq!(error_ids, ["bad/id", "", "u3"]);
+    let id = op["id"].as_str().expect("id");
+    assert_eq!(op["progress_path"], format!("/v1/bulk_operations/{id}"));
+    let u1 = stored(&app, "u1").await;
+    assert_eq!(
+        (u1["name"].clone(), u1["email"].clone(), u1["keep"].clone()),
+        (json!("Ann"), json!("ann@example.com"), json!(true))
+    );
+    assert_eq!(stored(&app, "u2").await["name"], "Bob");
+    assert_error(
+        app.get("/v1/users/u3").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+    let (status, fetched) = body(
+        app.get(&format!("/v1/bulk_operations/{id}"))
+            .send()
+            .await
+            .expect("op"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched, op);
+}
+
+#[tokio::test]
+async fn bulk_identify_with_a_wrong_body_shape_or_over_1000_users_is_422_and_stores_nothing() {
+    let app = spawn_app().await;
+    let too_many: Vec<Value> = (0..1001).map(|i| json!({"id": format!("n{i}")})).collect();
+    for bad in [
+        json!({"users": too_many}),
+        json!({"users": "u1"}),
+        json!({"users": ["u1"]}),
+        json!({}),
+    ] {
+        let res = app
+            .post("/v1/users/bulk/identify", bad)
+            .send()
+            .await
+            .expect("bulk");
+        assert_error(res, 422, "invalid_params").await;
+    }
+    let (_, list) = body(app.get("/v1/users").send().await.expect("list")).await;
+    assert_eq!(list["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn bulk_delete_removes_the_named_users() {
+    let app = spawn_app().await;
+    identify(&app, "u1", json!({})).await;
+    identify(&app, "u2", json!({})).await;
+    let (status, op) = body(
+        app.post(
+            "/v1/users/bulk/delete",
+            json!({"user_ids": ["u1", "ghost"]}),
+        )
+        .send()
+        .await
+        .expect("bulk"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (op["success_count"].clone(), op["error_count"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_error(
+        app.get("/v1/users/u1").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+    assert_eq!(stored(&app, "u2").await["id"], "u2");
+}
+
+#[tokio::test]
+async fn unknown_bulk_operations_are_404() {
+    let app = spawn_app().await;
+    let res = app
+        .get("/v1/bulk_operations/00000000-0000-4000-8000-000000000000")
+        .send()
+        .await
+        .expect("get");
+    assert_error(res, 404, "resource_missing").await;
+}
+
+#[tokio::test]
+async fn merge_folds_the_secondary_user_into_the_primary_and_deletes_it() {
+    let app = spawn_app().await;
+    identify(
+        &app,
+        "main",
+        json!({"name": "Main", "plan": {"tier": "pro"}}),
+    )
+    .await;
+    identify(
+        &app,
+        "old",
+        json!({"name": "Old", "email": "old@x", "plan": {"tier": "free", "seats": 2}}),
+    )
+    .await;
+    let (status, user) = body(
+        app.post("/v1/users/main/merge", json!({"from_user_id": "old"}))
+            .send()
+            .await
+            .expect("merge"),
+    )
+    .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["__typename"], "User");
+    assert_eq!(user["name"], "Main");
+    assert_eq!(user["email"], "old@x");
+    assert_eq!(user["plan"], json!({"tier": "pro", "seats": 2}));
+    assert_eq!(stored(&app, "main").await, user);
+    assert_error(
+        app.get("/v1/users/old").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn merge_with_an_unknown_or_identical_user_is_rejected_and_changes_nothing() {
+    let app = spawn_app().await;
+    identify(&app, "main", json!({"name": "Main"})).await;
+    let before = stored(&app, "main").await;
+    let res = app
+        .post("/v1/users/main/merge", json!({"from_user_id": "ghost"}))
+        .send()
+        .await
+        .expect("merge");
+    assert_error(res, 404, "resource_missing").await;
+    let res = app
+        .post("/v1/users/main/merge", json!({"from_user_id": "main"}))
+        .send()
+        .await
+        .expect("merge");
+    assert_error(res, 422, "invalid_params").await;
+    let res = app
+        .post("/v1/users/main/merge", json!({"from": "x"}))
+        .send()
+        .await
+        .expect("merge");
+    assert_error(res, 422, "invalid_params").await;
+    assert_eq!(stored(&app, "main").await, before);
+}
