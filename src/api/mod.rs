@@ -16,6 +16,7 @@ mod preferences;
 mod raw_input;
 mod recipient_input;
 mod tenants;
+mod unsupported;
 mod users;
 mod workflows;
 
@@ -41,4 +42,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     preferences::routes(cfg);
     workflows::routes(cfg);
     channels::routes(cfg);
+    // Last, so that every implemented route wins.
+    unsupported::routes(cfg);
 }

@@ -53,6 +53,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/objects/{collection}/{object_id}/preferences/{set_id}",
             web::delete().to(delete_object_set),
+        )
+        .route(
+            "/v1/objects/{collection}/{object_id}/preferences/{set_id}/{section}",
+            web::put().to(put_object_section),
+        )
+        .route(
+            "/v1/objects/{collection}/{object_id}/preferences/{set_id}/{section}/{key}",
+            web::put().to(put_object_setting),
         );
 }
 
@@ -310,4 +318,38 @@ async fn delete_object_set(
 ) -> Result<HttpResponse, ApiError> {
     let (collection, id, set) = path.into_inner();
     delete(&state, Owner::object(&collection, &id)?, set_id(&set)?).await
+}
+
+async fn put_object_section(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, set, section) = path.into_inner();
+    let owner = Owner::object(&collection, &id)?;
+    put(
+        &state,
+        owner,
+        set_id(&set)?,
+        section_body(&section, body.into_inner())?,
+    )
+    .await
+}
+
+async fn put_object_setting(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    path: web::Path<(String, String, String, String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id, set, section, key) = path.into_inner();
+    let owner = Owner::object(&collection, &id)?;
+    put(
+        &state,
+        owner,
+        set_id(&set)?,
+        setting_body(&section, &key, body.into_inner())?,
+    )
+    .await
 }

@@ -15,6 +15,7 @@ mod objects;
 mod preferences;
 mod tenants;
 mod trigger;
+mod unsupported;
 mod users;
 mod users_bulk;
 mod users_rejected;
