@@ -18,6 +18,7 @@ mod recipient_input;
 mod tenants;
 mod unsupported;
 mod users;
+mod users_bulk;
 mod workflows;
 
 pub use common::{
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     message_bulk::routes(cfg);
     messages::routes(cfg);
     users::routes(cfg);
+    users_bulk::routes(cfg);
     objects::routes(cfg);
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
