@@ -3,6 +3,7 @@
 
 mod bulk_operations;
 mod channel_data;
+mod channels;
 mod common;
 mod feeds;
 mod health;
@@ -18,6 +19,7 @@ mod tenants;
 mod unsupported;
 mod users;
 mod users_bulk;
+mod workflows;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -40,6 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     bulk_operations::routes(cfg);
     channel_data::routes(cfg);
     preferences::routes(cfg);
+    workflows::routes(cfg);
+    channels::routes(cfg);
     // Last, so that every implemented route wins.
     unsupported::routes(cfg);
 }
