@@ -10,6 +10,7 @@ mod health;
 mod messages;
 mod objects;
 mod preferences;
+mod python_sdk;
 mod tenants;
 mod unsupported;
 mod users;
