@@ -13,6 +13,11 @@ pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Now, in Unix seconds (JWT `exp`/`iat` arithmetic).
+pub fn unix_now() -> u64 {
+    u64::try_from(Utc::now().timestamp()).unwrap_or(0)
+}
+
 /// Parses any RFC 3339 timestamp (any offset) into the stored UTC form, or `None`.
 pub fn normalize(input: &str) -> Option<String> {
     DateTime::parse_from_rfc3339(input)

@@ -114,7 +114,9 @@ impl Application {
     /// and drains the writer so every acknowledged write is committed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
+        let signals = tokio::spawn(stop_on_signal(state.hub.clone(), self.server.handle()));
         let result = self.server.await;
+        signals.abort();
         state.hub.shutdown();
         state.engine.shutdown().await;
         state.store.shutdown().await;
@@ -144,12 +146,47 @@ fn build_server(
             .default_service(web::to(api::fallback))
     })
     .listen(listener)?
+    // SIGTERM/SIGINT are handled by `stop_on_signal`, which closes sockets first.
+    .disable_signals()
     .shutdown_timeout(10)
     .client_request_timeout(Duration::from_secs(30));
     if let Some(workers) = settings.workers {
         server = server.workers(workers.max(1));
     }
     Ok(server.run())
+}
+
+/// On SIGTERM or SIGINT: close every socket with 1001 (so long-lived sockets do not hold
+/// the graceful stop open), then stop the server gracefully.
+async fn stop_on_signal(hub: crate::realtime::Hub, server: actix_web::dev::ServerHandle) {
+    wait_for_signal().await;
+    tracing::info!("signal received: closing sockets and stopping");
+    hub.shutdown();
+    server.stop(true).await;
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn tracing_actix() -> actix_web::middleware::Logger {

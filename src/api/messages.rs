@@ -1,6 +1,6 @@
 //! Reading messages (spec §6.4): `GET /v1/messages/{id}` (browsers may read their own),
-//! and the secret-key lists `GET /v1/messages` and `GET /v1/users/{id}/messages` in the
-//! `{items, page_info}` envelope.
+//! and the secret-key lists `GET /v1/messages`, `GET /v1/users/{id}/messages` and
+//! `GET /v1/objects/{collection}/{id}/messages` in the `{items, page_info}` envelope.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -10,10 +10,10 @@ use super::raw_input::query_pairs;
 use crate::auth::access;
 use crate::auth::{Caller, ServerKey};
 use crate::error::ApiError;
-use crate::model::RecipientRef;
 use crate::model::feed::encode_cursor;
 use crate::model::message_params::MessageListQuery;
 use crate::model::views;
+use crate::model::{CollectionName, EntityId, RecipientRef};
 use crate::startup::AppState;
 use crate::store::feeds::FeedPage;
 use crate::store::messages::{self, MessageRow};
@@ -22,6 +22,10 @@ use crate::store::{StoreResult, channels, message_queries};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/messages", web::get().to(list_all))
         .route("/v1/users/{user_id}/messages", web::get().to(list_for_user))
+        .route(
+            "/v1/objects/{collection}/{object_id}/messages",
+            web::get().to(list_for_object),
+        )
         .route("/v1/messages/{message_id}", web::get().to(get_one));
 }
 
@@ -71,6 +75,24 @@ async fn list_for_user(
     let user_id = parse_user_id(&path.into_inner())?;
     let query = MessageListQuery::from_query(&query_pairs(&req))?;
     list(&state, Some(RecipientRef::User(user_id)), query).await
+}
+
+async fn list_for_object(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    _key: ServerKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, object_id) = path.into_inner();
+    let collection = CollectionName::parse(&collection)
+        .map_err(|m| ApiError::invalid("collection", m))?
+        .as_str()
+        .to_owned();
+    let id = EntityId::parse(&object_id)
+        .map_err(|m| ApiError::invalid("object_id", m))?
+        .into_string();
+    let query = MessageListQuery::from_query(&query_pairs(&req))?;
+    list(&state, Some(RecipientRef::Object { id, collection }), query).await
 }
 
 async fn list(

@@ -3,6 +3,7 @@
 
 mod bulk_operations;
 mod channel_data;
+mod channels;
 mod common;
 mod feeds;
 mod health;
@@ -17,6 +18,8 @@ mod recipient_input;
 mod tenants;
 mod unsupported;
 mod users;
+mod users_bulk;
+mod workflows;
 
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
@@ -33,11 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     message_bulk::routes(cfg);
     messages::routes(cfg);
     users::routes(cfg);
+    users_bulk::routes(cfg);
     objects::routes(cfg);
     tenants::routes(cfg);
     bulk_operations::routes(cfg);
     channel_data::routes(cfg);
     preferences::routes(cfg);
+    workflows::routes(cfg);
+    channels::routes(cfg);
     // Last, so that every implemented route wins.
     unsupported::routes(cfg);
 }

@@ -1,34 +1,22 @@
-//! Users (spec §4.1): identify/get/delete one user, list users, bulk identify and bulk
-//! delete. `GET`/`PUT /v1/users/{id}` also serve the browser client (public key + user
-//! token, which acts only for its own user); the rest need the secret key.
+//! Users (spec §4.1): identify, get and delete one user, list users, and merge two users
+//! (the bulk endpoints live in `users_bulk.rs`). `GET`/`PUT /v1/users/{id}` also serve the
+//! browser client (public key + user token, which acts only for its own user); the rest
+//! need the secret key.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
 
-use super::recipient_input::{
-    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, properties,
-};
+use super::recipient_input::{IdentifyBody, list_query, method_not_allowed, path_id, properties};
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
 use crate::model::properties::RecipientKind;
 use crate::startup::AppState;
-use crate::store::{StoreError, bulk, recipients};
+use crate::store::recipients;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/users")
             .route(web::get().to(list))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/users/bulk/identify")
-            .route(web::post().to(bulk_identify))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/users/bulk/delete")
-            .route(web::post().to(bulk_delete))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -145,73 +133,4 @@ async fn list(
         .read(move |db| recipients::list_users(db, &page, include))
         .await?;
     Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
-}
-
-#[derive(Debug, Deserialize)]
-struct BulkIdentifyRequest {
-    users: Vec<Map<String, Value>>,
-}
-
-async fn bulk_identify(
-    state: web::Data<AppState>,
-    _key: ServerKey,
-    body: web::Json<BulkIdentifyRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let users = body.into_inner().users;
-    check_bulk_len("users", users.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for item in users {
-                match bulk_item(RecipientKind::User, item) {
-                    Ok((id, props)) => {
-                        match recipients::upsert_user(db, id.as_str(), props.as_map()) {
-                            Ok(_) => applied += 1,
-                            Err(StoreError::Invalid { message, .. }) => {
-                                errors.push(json!({"id": id.as_str(), "message": message}));
-                            }
-                            Err(other) => return Err(other),
-                        }
-                    }
-                    Err((id, message)) => errors.push(json!({"id": id, "message": message})),
-                }
-            }
-            bulk::record_completed(db, "users.bulk_identify", applied, errors)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
-}
-
-#[derive(Debug, Deserialize)]
-struct BulkDeleteRequest {
-    user_ids: Vec<String>,
-}
-
-async fn bulk_delete(
-    state: web::Data<AppState>,
-    _key: ServerKey,
-    body: web::Json<BulkDeleteRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let ids = body.into_inner().user_ids;
-    check_bulk_len("user_ids", ids.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for id in ids {
-                if let Err(message) = crate::model::EntityId::parse(&id) {
-                    errors.push(json!({"id": id, "message": format!("`id` {message}")}));
-                } else if recipients::delete_user(db, &id)? {
-                    applied += 1;
-                } else {
-                    errors.push(json!({"id": id, "message": "the user does not exist"}));
-                }
-            }
-            bulk::record_completed(db, "users.bulk_delete", applied, errors)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
 }

@@ -2,6 +2,7 @@
 //! handlers use (`ServerKey`, `Caller`). The one place that decides access.
 
 pub mod access;
+pub mod dev_token;
 pub mod extract;
 pub mod keys;
 pub mod token;

@@ -13,12 +13,14 @@ pub struct UserClaims {
     /// Resource path (host stripped, e.g. `/v1/users/u1`) → grant names (aliases normalized).
     pub grants: BTreeMap<String, Vec<String>>,
     pub explicit_grants: bool,
+    /// `exp`, in Unix seconds: a socket authenticated by this token stops accepting
+    /// joins (and closes) once it passes.
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Deserialize)]
 struct RawClaims {
     sub: String,
-    #[allow(dead_code)]
     exp: u64,
     #[serde(default)]
     grants: Option<BTreeMap<String, BTreeMap<String, Value>>>,
@@ -55,6 +57,7 @@ pub fn verify(token: &str, public_pem: &str) -> Result<UserClaims, String> {
         user_id: raw.sub,
         grants,
         explicit_grants: raw.explicit_grants.unwrap_or(false),
+        expires_at: raw.exp,
     })
 }
 

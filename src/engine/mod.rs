@@ -1,33 +1,107 @@
-//! Runs workflows: accepts triggers durably, then walks each recipient through the steps.
-//! Speaks no HTTP.
+//! Runs workflows: holds the workflow registry, accepts triggers durably, then walks
+//! each recipient through the steps on the runner task. Speaks no HTTP.
+//!
+//! Invariant: a trigger is acknowledged only after its run row committed; the runner
+//! finishes every committed run exactly once, including after a crash (see `runner`).
+
+pub mod accept;
+pub mod loader;
+pub mod registry;
+pub mod runner;
+pub mod scope;
+pub mod templates;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::realtime::Hub;
 use crate::store::Store;
+
+pub use registry::{CompiledWorkflow, Registry, UpsertError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("loading workflows: {0}")]
+    Load(#[from] loader::LoadError),
+    #[error("loading workflows: {path}: invalid definition: {details}")]
+    Definition { path: String, details: String },
 }
 
 /// The workflow engine handle held in `AppState`.
 pub struct Engine {
-    #[allow(dead_code)]
     store: Store,
-    #[allow(dead_code)]
-    hub: Hub,
+    registry: Arc<Registry>,
+    runner: runner::Runner,
 }
 
 impl Engine {
+    /// Loads stored workflows, then the directory (which wins and is persisted, so a
+    /// restart can run queued runs even of workflows later removed from disk).
     pub async fn start(
         store: Store,
         hub: Hub,
-        _workflows_dir: &Path,
+        workflows_dir: &Path,
     ) -> Result<Engine, EngineError> {
-        Ok(Engine { store, hub })
+        let registry = Arc::new(Registry::new(store.clone()));
+        registry.load_stored().await?;
+        for file in loader::read_dir(workflows_dir)? {
+            match registry.upsert(&file.key, &file.body, "").await {
+                Ok(w) => {
+                    tracing::info!(workflow = %w.def.key, version = %w.stored.version_id, "workflow loaded")
+                }
+                Err(UpsertError::Invalid(errors)) => {
+                    return Err(EngineError::Definition {
+                        path: file.path.display().to_string(),
+                        details: errors
+                            .iter()
+                            .map(|e| format!("`{}` {}", e.field, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    });
+                }
+                Err(UpsertError::Store(e)) => return Err(e.into()),
+            }
+        }
+        let runner = runner::Runner::spawn(store.clone(), hub, registry.clone());
+        Ok(Engine {
+            store,
+            registry,
+            runner,
+        })
     }
 
-    pub async fn shutdown(&self) {}
+    /// The workflow registry (definitions by key).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Accepts a trigger durably (see `accept`) and hands a new run to the runner.
+    pub async fn trigger(
+        &self,
+        key: &str,
+        body: &serde_json::Value,
+        idempotency_key: Option<&str>,
+        request_id: &str,
+    ) -> Result<accept::Accepted, crate::error::ApiError> {
+        let accepted = accept::accept(
+            &self.store,
+            &self.registry,
+            key,
+            body,
+            idempotency_key,
+            request_id,
+        )
+        .await?;
+        if let accept::Accepted::New { run_id } = &accepted {
+            self.runner.enqueue(run_id.clone());
+        }
+        Ok(accepted)
+    }
+
+    /// Stops taking runs and lets the ones writing finish; queued runs resume at start.
+    pub async fn shutdown(&self) {
+        self.runner.shutdown().await;
+    }
 }

@@ -271,14 +271,21 @@ pub(super) fn time_range(map: &Map<String, Value>) -> Result<TimeRange, ParamErr
     Ok(range)
 }
 
-/// RFC 3339, or a bare date (midnight UTC).
-fn normalize_time(raw: &str) -> Option<String> {
-    clock::normalize(raw).or_else(|| {
-        chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| clock::format(t.and_utc()))
-    })
+/// RFC 3339; a datetime without offset (what Python's `isoformat()` gives for a naive
+/// datetime) or a bare date are taken as UTC.
+pub(super) fn normalize_time(raw: &str) -> Option<String> {
+    clock::normalize(raw)
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| clock::format(t.and_utc()))
+        })
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| clock::format(t.and_utc()))
+        })
 }
 
 #[cfg(test)]
@@ -323,8 +330,20 @@ mod tests {
             a.filters.inserted_at.lt.as_deref(),
             Some("2026-02-01T00:00:00.000000Z")
         );
-        let b = FeedFilters::from_query(&q("workflow_categories=a")).expect("parses");
+        let b = FeedFilters::from_query(&q(
+            "workflow_categories=a&inserted_at.gt=2026-01-01T10:00:00&inserted_at.lte=2026-01-02",
+        ))
+        .expect("parses");
         assert_eq!(b.filters.workflow_categories, vec!["a"]);
+        assert_eq!(
+            b.filters.inserted_at.gt.as_deref(),
+            Some("2026-01-01T10:00:00.000000Z"),
+            "naive datetimes are UTC"
+        );
+        assert_eq!(
+            b.filters.inserted_at.lte.as_deref(),
+            Some("2026-01-02T00:00:00.000000Z")
+        );
     }
 
     #[test]

@@ -7,10 +7,9 @@ use serde_json::{Map, Value};
 use super::engagement::EngagementStatus;
 use super::feed::{ArchivedFilter, MAX_PAGE_SIZE, TimeRange, decode_cursor};
 use super::feed_params::{
-    ParamError, categories, fold_query, string_list, text, time_range, trigger_data,
+    ParamError, categories, fold_query, normalize_time, string_list, text, time_range, trigger_data,
 };
 use super::recipient::RecipientRef;
-use crate::clock;
 use crate::error::ApiError;
 
 /// Most `message_ids` a list filter may name (spec §9).
@@ -190,7 +189,7 @@ impl BulkScope {
         ] {
             if let Some(raw) = text(map, field)? {
                 *slot = Some(
-                    clock::normalize(&raw)
+                    normalize_time(&raw)
                         .ok_or_else(|| ParamError::new(field, "must be an ISO-8601 datetime"))?,
                 );
             }

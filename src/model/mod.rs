@@ -11,7 +11,9 @@ pub mod page;
 pub mod preferences;
 pub mod properties;
 pub mod recipient;
+pub mod trigger;
 pub mod views;
+pub mod workflow;
 
 pub use feed::{ArchivedFilter, FeedFilters, FeedMode, FeedQuery, StatusFilter, TimeRange};
 pub use ids::{CollectionName, EntityId};

@@ -1,24 +1,394 @@
 //! The hub: which sessions are joined to which feed, and publishing after commit.
+//!
+//! Invariants:
+//! - The registry maps a feed (channel UUID, recipient) to its subscribers; a
+//!   [`Registration`] (one per socket) removes its entries when dropped.
+//! - `publish` is called only after the messages committed, never blocks and never
+//!   awaits: it hands the batch to one publisher task, which computes counts on the
+//!   read-only pool (off the writer path), serializes each payload once and `try_send`s
+//!   it. A session whose queue is full is evicted (the client reconnects and refetches).
+//! - Batches are delivered in commit order; queued batches are folded into one pass, so
+//!   a burst for one feed becomes one push whose counts are current.
+//! - No `.await` while a DashMap guard is held: subscribers are cloned out first.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytestring::ByteString;
+use dashmap::DashMap;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::frames::push_text;
+use super::join::JoinParams;
+use crate::auth::access::restriction_admits;
+use crate::model::{FeedFilters, RecipientRef};
 use crate::store::Store;
+use crate::store::feeds::{self, FeedCounts};
 use crate::store::messages::MessageRow;
 
+/// A feed: (channel UUID, recipient).
+pub type FeedKey = (String, RecipientRef);
+
+/// What the hub knows about one socket.
+struct SessionLink {
+    id: u64,
+    tx: mpsc::Sender<ByteString>,
+    evicted: AtomicBool,
+    wake: Notify,
+}
+
+impl SessionLink {
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// One joined topic of one session.
+#[derive(Clone)]
+struct Subscriber {
+    link: Arc<SessionLink>,
+    topic: Arc<str>,
+    join_ref: Option<Arc<str>>,
+    params: Arc<JoinParams>,
+    restriction: Option<Arc<[String]>>,
+}
+
+/// Counters for operators and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    pub sessions: usize,
+    pub feeds: usize,
+    pub pushes: u64,
+    pub evictions: u64,
+}
+
+struct Inner {
+    store: Store,
+    queue: usize,
+    feeds: DashMap<FeedKey, Vec<Subscriber>>,
+    sessions: DashMap<u64, Arc<SessionLink>>,
+    next_id: AtomicU64,
+    pushes: AtomicU64,
+    evictions: AtomicU64,
+    publish_tx: mpsc::UnboundedSender<Vec<MessageRow>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Cheap to clone; every clone is the same hub.
 #[derive(Clone)]
 pub struct Hub {
-    #[allow(dead_code)]
-    store: Store,
-    #[allow(dead_code)]
-    queue: usize,
+    inner: Arc<Inner>,
 }
 
 impl Hub {
+    /// Creates the hub and starts its publisher task; call inside the tokio runtime.
+    /// `queue` is each session's push queue depth.
     pub fn new(store: Store, queue: usize) -> Self {
-        Hub { store, queue }
+        let (publish_tx, publish_rx) = mpsc::unbounded_channel();
+        let (shutdown, _) = watch::channel(false);
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                store,
+                queue: queue.max(1),
+                feeds: DashMap::new(),
+                sessions: DashMap::new(),
+                next_id: AtomicU64::new(1),
+                pushes: AtomicU64::new(0),
+                evictions: AtomicU64::new(0),
+                publish_tx,
+                shutdown,
+            }),
+        };
+        // The task holds only a weak handle, so dropping the last `Hub` ends it.
+        let weak = Arc::downgrade(&hub.inner);
+        tokio::spawn(publisher(weak, publish_rx));
+        hub
     }
 
-    /// Called by the engine after messages committed.
-    pub fn publish(&self, _messages: &[MessageRow]) {}
+    /// Called by the engine after messages committed. Never blocks.
+    pub fn publish(&self, messages: &[MessageRow]) {
+        if messages.is_empty() || self.inner.feeds.is_empty() {
+            return;
+        }
+        let _ = self.inner.publish_tx.send(messages.to_vec());
+    }
 
-    /// Closes every socket (code 1001) on shutdown.
-    pub fn shutdown(&self) {}
+    /// Closes every socket (code 1001) and refuses new ones; called on shutdown.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// A receiver that turns true when the server is shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            sessions: self.inner.sessions.len(),
+            feeds: self.inner.feeds.len(),
+            pushes: self.inner.pushes.load(Ordering::Relaxed),
+            evictions: self.inner.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Registers a new socket: its registration handle and the receiving end of its queue.
+    pub fn register(&self) -> (Registration, mpsc::Receiver<ByteString>) {
+        let (tx, rx) = mpsc::channel(self.inner.queue);
+        let link = Arc::new(SessionLink {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            tx,
+            evicted: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        self.inner.sessions.insert(link.id, link.clone());
+        let registration = Registration {
+            hub: self.clone(),
+            link,
+            topics: HashMap::new(),
+        };
+        (registration, rx)
+    }
+
+    fn remove(&self, key: &FeedKey, session: u64, topic: &str) {
+        let now_empty = match self.inner.feeds.get_mut(key) {
+            Some(mut subs) => {
+                subs.retain(|s| !(s.link.id == session && &*s.topic == topic));
+                subs.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.inner.feeds.remove_if(key, |_, subs| subs.is_empty());
+        }
+    }
+}
+
+/// A socket's membership in the hub. Dropping it unregisters every topic.
+pub struct Registration {
+    hub: Hub,
+    link: Arc<SessionLink>,
+    topics: HashMap<String, FeedKey>,
+}
+
+impl Registration {
+    pub fn id(&self) -> u64 {
+        self.link.id
+    }
+
+    /// Subscribes `topic` to `key`, replacing any earlier join of the same topic.
+    pub fn join(
+        &mut self,
+        topic: &str,
+        key: FeedKey,
+        join_ref: Option<&str>,
+        params: Arc<JoinParams>,
+        restriction: Option<Vec<String>>,
+    ) {
+        self.leave(topic);
+        let subscriber = Subscriber {
+            link: self.link.clone(),
+            topic: Arc::from(topic),
+            join_ref: join_ref.map(Arc::from),
+            params,
+            restriction: restriction.map(Arc::from),
+        };
+        self.hub
+            .inner
+            .feeds
+            .entry(key.clone())
+            .or_default()
+            .push(subscriber);
+        self.topics.insert(topic.to_owned(), key);
+    }
+
+    /// Unsubscribes `topic`; false when it was not joined.
+    pub fn leave(&mut self, topic: &str) -> bool {
+        match self.topics.remove(topic) {
+            Some(key) => {
+                self.hub.remove(&key, self.link.id, topic);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_joined(&self, topic: &str) -> bool {
+        self.topics.contains_key(topic)
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// Completes once the hub evicted this session (its queue overflowed).
+    pub async fn evicted(&self) {
+        while !self.link.evicted.load(Ordering::SeqCst) {
+            self.link.wake.notified().await;
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        for (topic, key) in std::mem::take(&mut self.topics) {
+            self.hub.remove(&key, self.link.id, &topic);
+        }
+        self.hub.inner.sessions.remove(&self.link.id);
+    }
+}
+
+async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<MessageRow>>) {
+    while let Some(mut batch) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+        }
+        let Some(inner) = hub.upgrade() else { return };
+        deliver(Hub { inner }, batch).await;
+    }
+}
+
+/// A count query: one distinct (feed, filters, restriction).
+type CountJob = (FeedKey, FeedFilters, Option<Arc<[String]>>);
+
+/// One push to build once the counts are known.
+struct Pending {
+    subscriber: Subscriber,
+    count_jobs: Vec<usize>,
+    attn: Vec<bool>,
+}
+
+async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
+    let mut by_feed: HashMap<FeedKey, Vec<MessageRow>> = HashMap::new();
+    for m in messages {
+        by_feed
+            .entry((m.channel_id.clone(), m.recipient.clone()))
+            .or_default()
+            .push(m);
+    }
+    let mut jobs: Vec<CountJob> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    for (key, msgs) in &by_feed {
+        // Clone out and drop the guard before anything else.
+        let subscribers = match hub.inner.feeds.get(key) {
+            Some(subs) => subs.clone(),
+            None => continue,
+        };
+        for subscriber in subscribers {
+            let restriction = subscriber.restriction.as_deref();
+            let attn: Vec<bool> = subscriber
+                .params
+                .filters()
+                .iter()
+                .map(|f| {
+                    msgs.iter().any(|m| {
+                        f.matches_new_message(m)
+                            && restriction_admits(restriction, m.tenant.as_deref())
+                    })
+                })
+                .collect();
+            if !attn.contains(&true) {
+                continue;
+            }
+            let count_jobs = subscriber
+                .params
+                .filters()
+                .into_iter()
+                .map(|f| job_index(&mut jobs, key, f, &subscriber.restriction))
+                .collect();
+            pending.push(Pending {
+                subscriber,
+                count_jobs,
+                attn,
+            });
+        }
+    }
+    if pending.is_empty() {
+        return;
+    }
+    let counts = match hub.inner.store.read(move |db| count_all(db, &jobs)).await {
+        Ok(counts) => counts,
+        Err(e) => {
+            tracing::error!(error = %e, "realtime: counting feeds for a push failed");
+            return;
+        }
+    };
+    for p in pending {
+        let c: Vec<FeedCounts> = p
+            .count_jobs
+            .iter()
+            .map(|&i| counts.get(i).copied().unwrap_or_default())
+            .collect();
+        let payload = p
+            .subscriber
+            .params
+            .new_message_payload(&c, &p.attn)
+            .to_string();
+        let text = push_text(
+            p.subscriber.join_ref.as_deref(),
+            &p.subscriber.topic,
+            "new-message",
+            &payload,
+        );
+        send(&hub, &p.subscriber, text);
+    }
+}
+
+fn job_index(
+    jobs: &mut Vec<CountJob>,
+    key: &FeedKey,
+    filters: &FeedFilters,
+    restriction: &Option<Arc<[String]>>,
+) -> usize {
+    if let Some(i) = jobs
+        .iter()
+        .position(|(k, f, r)| k == key && f == filters && r == restriction)
+    {
+        return i;
+    }
+    jobs.push((key.clone(), filters.clone(), restriction.clone()));
+    jobs.len() - 1
+}
+
+fn count_all(
+    db: &crate::store::Db<'_>,
+    jobs: &[CountJob],
+) -> crate::store::StoreResult<Vec<FeedCounts>> {
+    jobs.iter()
+        .map(|((channel, recipient), filters, restriction)| {
+            feeds::counts(db, channel, recipient, filters, restriction.as_deref())
+        })
+        .collect()
+}
+
+/// Queues `text` for the subscriber's session without waiting; evicts it when full.
+fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
+    let link = &subscriber.link;
+    if link.evicted.load(Ordering::SeqCst) {
+        return;
+    }
+    match link.tx.try_send(text) {
+        Ok(()) => {
+            hub.inner.pushes.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            hub.inner.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                session = link.id,
+                "realtime: evicting a session that fell behind"
+            );
+            link.evict();
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
 }

@@ -1,10 +1,22 @@
-//! Real-time feed updates over Knock's Phoenix-channel socket.
+//! Real-time feed updates over Knock's Phoenix-channel socket (spec §7).
+//!
+//! `frames` speaks Phoenix v2 JSON, `topic` and `join` parse what a client asks for,
+//! `socket` authenticates the upgrade, `session` runs one socket, `joins` handles
+//! `phx_join`, and `hub` maps feeds to sessions and publishes after commit.
 
+pub mod frames;
 pub mod hub;
+pub mod join;
+mod joins;
+mod session;
+mod socket;
+pub mod topic;
 
-pub use hub::Hub;
+pub use hub::{Hub, HubStats};
 
 use actix_web::web;
 
-/// Registers the socket route.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+/// Registers the socket route (`GET /ws/v1/websocket`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    socket::routes(cfg);
+}

@@ -1,1 +1,217 @@
-//! (in progress)
+//! Workflow runs, recipient runs and the trigger idempotency cache.
+//!
+//! Invariants:
+//! - A run row is written in the same transaction as everything its trigger upserted,
+//!   and stays `queued` until the transaction that stores its messages marks it
+//!   `completed`; so a crash at any point leaves either nothing or a resumable run.
+//! - One recipient run per (run, recipient): [`ensure_recipient_run`] returns the
+//!   existing id on a repeat, which (with the messages' UNIQUE(recipient run, step))
+//!   makes re-running a run exactly-once.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+use super::{Db, StoreResult};
+use crate::model::RecipientRef;
+use crate::{clock, ids};
+
+/// A run as accepted.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub workflow_key: String,
+    /// The normalized trigger (`model::trigger::Trigger::to_stored`).
+    pub request: Value,
+    pub cancellation_key: Option<String>,
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: String,
+    pub workflow_key: String,
+    pub request: Value,
+    pub cancellation_key: Option<String>,
+    pub tenant: Option<String>,
+    pub status: String,
+    pub inserted_at: String,
+}
+
+/// A remembered `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotencyRow {
+    pub request_hash: String,
+    pub workflow_run_id: String,
+    pub request_id: String,
+}
+
+pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
+    let now = clock::now();
+    db.0.prepare_cached(
+        "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+    )?
+    .execute(params![
+        run.id,
+        run.workflow_key,
+        serde_json::to_string(&run.request)?,
+        run.cancellation_key,
+        run.tenant,
+        now
+    ])?;
+    Ok(())
+}
+
+pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
+    db.0.prepare_cached(
+        "SELECT id, workflow_key, request, cancellation_key, tenant, status, inserted_at FROM workflow_runs WHERE id = ?1",
+    )?
+    .query_row([id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Option<String>>(3)?,
+            row.get::<_, Option<String>>(4)?,
+            row.get::<_, String>(5)?,
+            row.get::<_, String>(6)?,
+        ))
+    })
+    .optional()?
+    .map(
+        |(id, workflow_key, request, cancellation_key, tenant, status, inserted_at)| {
+            Ok(RunRow {
+                id,
+                workflow_key,
+                request: serde_json::from_str(&request)?,
+                cancellation_key,
+                tenant,
+                status,
+                inserted_at,
+            })
+        },
+    )
+    .transpose()
+}
+
+/// Ids of runs still waiting to be processed, oldest first (resume after a restart).
+pub fn queued_run_ids(db: &Db<'_>) -> StoreResult<Vec<String>> {
+    let mut stmt = db.0.prepare_cached(
+        "SELECT id FROM workflow_runs WHERE status = 'queued' ORDER BY inserted_at, id",
+    )?;
+    let rows = stmt.query_map([], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Moves a run to `status` (`completed`, or `failed` when it cannot run at all).
+pub fn set_run_status(db: &Db<'_>, id: &str, status: &str) -> StoreResult<()> {
+    db.0.prepare_cached("UPDATE workflow_runs SET status = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, status, clock::now()])?;
+    Ok(())
+}
+
+/// Returns the recipient run of (`run_id`, `recipient`), creating it with `status` and
+/// `events` when new.
+pub fn ensure_recipient_run(
+    db: &Db<'_>,
+    run_id: &str,
+    recipient: &RecipientRef,
+    status: &str,
+    events: &Value,
+) -> StoreResult<String> {
+    let now = clock::now();
+    db.0.prepare_cached(
+        "INSERT OR IGNORE INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_collection, \
+         recipient_id, status, events, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+    )?
+    .execute(params![
+        ids::uuid(),
+        run_id,
+        recipient.kind(),
+        recipient.collection(),
+        recipient.id(),
+        status,
+        serde_json::to_string(events)?,
+        now
+    ])?;
+    Ok(db
+        .0
+        .prepare_cached(
+            "SELECT id FROM workflow_recipient_runs WHERE workflow_run_id = ?1 AND recipient_kind = ?2 \
+             AND recipient_collection = ?3 AND recipient_id = ?4",
+        )?
+        .query_row(
+            params![run_id, recipient.kind(), recipient.collection(), recipient.id()],
+            |row| row.get(0),
+        )?)
+}
+
+/// The recipient runs of a run: (recipient, id, status, events), for logs and tests.
+pub fn recipient_runs(
+    db: &Db<'_>,
+    run_id: &str,
+) -> StoreResult<Vec<(RecipientRef, String, String, Value)>> {
+    let mut stmt = db.0.prepare_cached(
+        "SELECT recipient_kind, recipient_collection, recipient_id, id, status, events \
+         FROM workflow_recipient_runs WHERE workflow_run_id = ?1 ORDER BY inserted_at, id",
+    )?;
+    let rows = stmt.query_map([run_id], |row| {
+        Ok((
+            RecipientRef::from_stored(
+                &row.get::<_, String>(0)?,
+                &row.get::<_, String>(1)?,
+                &row.get::<_, String>(2)?,
+            ),
+            row.get::<_, String>(3)?,
+            row.get::<_, String>(4)?,
+            row.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (r, id, status, events) = row?;
+        out.push((r, id, status, serde_json::from_str(&events)?));
+    }
+    Ok(out)
+}
+
+/// The remembered use of `key` at or after `since` (older entries have expired).
+pub fn get_idempotency(db: &Db<'_>, key: &str, since: &str) -> StoreResult<Option<IdempotencyRow>> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "SELECT request_hash, workflow_run_id, request_id FROM idempotency_keys WHERE key = ?1 AND inserted_at >= ?2",
+        )?
+        .query_row(params![key, since], |row| {
+            Ok(IdempotencyRow {
+                request_hash: row.get(0)?,
+                workflow_run_id: row.get(1)?,
+                request_id: row.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Remembers `key` for this run, replacing an expired entry.
+pub fn put_idempotency(db: &Db<'_>, key: &str, row: &IdempotencyRow) -> StoreResult<()> {
+    db.0.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency_keys(key, request_hash, workflow_run_id, request_id, inserted_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key,
+        row.request_hash,
+        row.workflow_run_id,
+        row.request_id,
+        clock::now()
+    ])?;
+    Ok(())
+}
+
+/// Forgets keys older than `before` (called now and then so the table stays small).
+pub fn purge_idempotency(db: &Db<'_>, before: &str) -> StoreResult<usize> {
+    Ok(db
+        .0
+        .prepare_cached("DELETE FROM idempotency_keys WHERE inserted_at < ?1")?
+        .execute([before])?)
+}

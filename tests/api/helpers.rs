@@ -27,6 +27,8 @@ pub struct TestApp {
     pub db_path: PathBuf,
     pub workflows_dir: PathBuf,
     pub handle: actix_web::dev::ServerHandle,
+    /// The server's state, for tests that observe internals (hub counters, store).
+    pub state: actix_web::web::Data<tidings::startup::AppState>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,6 +58,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings).await.expect("server builds");
     let port = app.port();
     let handle = app.handle();
+    let state = app.state();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -64,6 +67,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         db_path,
         workflows_dir,
         handle,
+        state,
         _dir: dir,
     }
 }

@@ -1,18 +1,27 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
+mod db;
 mod feed_support;
 mod helpers;
 
 mod channel_data;
+mod crash;
 mod feeds;
 mod health;
 mod messages;
+mod node_sdk;
 mod objects;
 mod preferences;
 mod python_sdk;
+mod realtime;
+mod realtime_auth;
+mod realtime_limits;
 mod tenants;
+mod trigger;
 mod unsupported;
 mod users;
 mod users_bulk;
 mod users_rejected;
+mod workflows;
+mod ws;

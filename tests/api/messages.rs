@@ -684,3 +684,56 @@ async fn message_lists_use_the_items_envelope_and_need_the_secret_key() {
     .expect("list");
     assert_error(browser, 403, "incorrect_token_type").await;
 }
+
+#[tokio::test]
+async fn an_objects_messages_are_listed_for_the_secret_key_only() {
+    let app = spawn_app().await;
+    let project = json!({"id": "p1", "collection": "projects"});
+    comment(&app, json!([project]), json!({}), None).await;
+    let path = "/v1/objects/projects/p1/messages";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let body: Value = app
+            .get(path)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("JSON");
+        if body["items"].as_array().is_some_and(|i| !i.is_empty())
+            || std::time::Instant::now() > deadline
+        {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(
+        body["items"][0]["recipient"],
+        json!({"id": "p1", "collection": "projects"})
+    );
+    let other: Value = app
+        .get("/v1/objects/projects/p2/messages")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(other["items"], json!([]));
+    let res = app
+        .get("/v1/objects/bad%20name/p1/messages")
+        .send()
+        .await
+        .expect("list");
+    assert_error(res, 422, "invalid_params").await;
+    let public = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(PUBLIC_KEY)
+        .send()
+        .await
+        .expect("list");
+    assert_error(public, 403, "incorrect_token_type").await;
+}

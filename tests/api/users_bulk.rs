@@ -223,3 +223,96 @@ async fn merge_with_an_unknown_or_identical_user_is_rejected_and_changes_nothing
     assert_error(res, 422, "invalid_params").await;
     assert_eq!(stored(&app, "main").await, before);
 }
+
+#[tokio::test]
+async fn bulk_preferences_replace_one_set_for_every_named_user() {
+    let app = spawn_app().await;
+    identify(&app, "u1", json!({"preferences": {"default": {"channel_types": {"email": false}, "workflows": {"w": false}}}})).await;
+    let (status, op) = body(
+        app.post(
+            "/v1/users/bulk/preferences",
+            json!({"user_ids": ["u1", "u2", "bad/id"], "preferences": {"channel_types": {"sms": false}}}),
+        )
+        .send()
+        .await
+        .expect("bulk"),
+    )
+    .await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(
+        (op["success_count"].clone(), op["error_count"].clone()),
+        (json!(2), json!(1))
+    );
+    let (_, set) = body(
+        app.get("/v1/users/u1/preferences/default")
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(set["channel_types"], json!({"sms": false}));
+    assert_eq!(
+        set["workflows"],
+        Value::Null,
+        "bulk preferences replace the set: {set}"
+    );
+    let (_, set) = body(
+        app.get("/v1/users/u2/preferences/default")
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(set["channel_types"], json!({"sms": false}));
+    let (status, op) = body(
+        app.post(
+            "/v1/users/bulk/preferences",
+            json!({"user_ids": ["u1"], "preferences": {"id": "acme", "workflows": {"w": true}}}),
+        )
+        .send()
+        .await
+        .expect("bulk"),
+    )
+    .await;
+    assert_eq!(status, 200, "{op}");
+    let (_, set) = body(
+        app.get("/v1/users/u1/preferences/acme")
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(set["workflows"], json!({"w": true}));
+}
+
+#[tokio::test]
+async fn bulk_preferences_with_an_invalid_set_are_422_and_change_nothing() {
+    let app = spawn_app().await;
+    identify(
+        &app,
+        "u1",
+        json!({"preferences": {"default": {"channel_types": {"email": false}}}}),
+    )
+    .await;
+    for bad in [
+        json!({"user_ids": ["u1"], "preferences": {"channel_types": 5}}),
+        json!({"user_ids": ["u1"]}),
+        json!({"user_ids": "u1", "preferences": {}}),
+        json!({"user_ids": ["u1"], "preferences": {"id": "a/b"}}),
+    ] {
+        let res = app
+            .post("/v1/users/bulk/preferences", bad.clone())
+            .send()
+            .await
+            .expect("bulk");
+        assert_error(res, 422, "invalid_params").await;
+    }
+    let (_, set) = body(
+        app.get("/v1/users/u1/preferences/default")
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(set["channel_types"], json!({"email": false}));
+}

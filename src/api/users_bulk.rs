@@ -1,0 +1,166 @@
+//! Bulk user endpoints (spec §4.1, §4.5): `POST /v1/users/bulk/identify`, `/bulk/delete`
+//! and `/bulk/preferences`. Each applies synchronously in one write transaction and
+//! answers the recorded, `completed` `BulkOperation`. Items that fail validation are
+//! reported in `error_items`; a body of the wrong shape or over 1,000 items is a 422 and
+//! changes nothing. Secret key only.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::recipient_input::{bulk_item, check_bulk_len, method_not_allowed, path_id};
+use crate::auth::ServerKey;
+use crate::error::ApiError;
+use crate::model::properties::RecipientKind;
+use crate::model::{EntityId, preferences};
+use crate::startup::AppState;
+use crate::store::recipients::ChannelDataOwner;
+use crate::store::{StoreError, bulk, recipients};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for (path, handler) in [
+        ("/v1/users/bulk/identify", web::post().to(bulk_identify)),
+        ("/v1/users/bulk/delete", web::post().to(bulk_delete)),
+        (
+            "/v1/users/bulk/preferences",
+            web::post().to(bulk_preferences),
+        ),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(handler)
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkIdentifyRequest {
+    users: Vec<Map<String, Value>>,
+}
+
+async fn bulk_identify(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    body: web::Json<BulkIdentifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let users = body.into_inner().users;
+    check_bulk_len("users", users.len())?;
+    let operation = state
+        .store
+        .write(move |db| {
+            let mut applied = 0;
+            let mut errors = Vec::new();
+            for item in users {
+                match bulk_item(RecipientKind::User, item) {
+                    Ok((id, props)) => {
+                        match recipients::upsert_user(db, id.as_str(), props.as_map()) {
+                            Ok(_) => applied += 1,
+                            Err(StoreError::Invalid { message, .. }) => {
+                                errors.push(json!({"id": id.as_str(), "message": message}));
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                    Err((id, message)) => errors.push(json!({"id": id, "message": message})),
+                }
+            }
+            bulk::record_completed(db, "users.bulk_identify", applied, errors)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(operation))
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkDeleteRequest {
+    user_ids: Vec<String>,
+}
+
+async fn bulk_delete(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    body: web::Json<BulkDeleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ids = body.into_inner().user_ids;
+    check_bulk_len("user_ids", ids.len())?;
+    let operation = state
+        .store
+        .write(move |db| {
+            let mut applied = 0;
+            let mut errors = Vec::new();
+            for id in ids {
+                if let Err(message) = EntityId::parse(&id) {
+                    errors.push(json!({"id": id, "message": format!("`id` {message}")}));
+                } else if recipients::delete_user(db, &id)? {
+                    applied += 1;
+                } else {
+                    errors.push(json!({"id": id, "message": "the user does not exist"}));
+                }
+            }
+            bulk::record_completed(db, "users.bulk_delete", applied, errors)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(operation))
+}
+
+#[derive(Debug, Deserialize)]
+struct BulkPreferencesRequest {
+    user_ids: Vec<String>,
+    preferences: Map<String, Value>,
+}
+
+/// Replaces one preference set (`preferences.id`, default `default`) for every user named.
+async fn bulk_preferences(
+    state: web::Data<AppState>,
+    _key: ServerKey,
+    body: web::Json<BulkPreferencesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let BulkPreferencesRequest {
+        user_ids,
+        preferences: set,
+    } = body.into_inner();
+    check_bulk_len("user_ids", user_ids.len())?;
+    let set = Value::Object(set);
+    preferences::validate(&set).map_err(|errors| {
+        ApiError::invalid_fields(
+            errors
+                .into_iter()
+                .map(|e| {
+                    crate::error::FieldError::new(format!("preferences.{}", e.field), e.message)
+                })
+                .collect(),
+        )
+    })?;
+    let set_id = match set.get("id") {
+        None | Some(Value::Null) => EntityId::parse("default").map_err(ApiError::Internal)?,
+        Some(Value::String(s)) => path_id("preferences.id", s)?,
+        Some(_) => return Err(ApiError::invalid("preferences.id", "must be a string")),
+    };
+    // Bulk preferences always replace the set (spec: a destructive operation).
+    let body = match preferences::apply_put(None, &set) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let operation = state
+        .store
+        .write(move |db| {
+            let mut applied = 0;
+            let mut errors = Vec::new();
+            for id in user_ids {
+                if let Err(message) = EntityId::parse(&id) {
+                    errors.push(json!({"id": id, "message": format!("`id` {message}")}));
+                    continue;
+                }
+                recipients::put_preference_set(
+                    db,
+                    ChannelDataOwner::user(&id),
+                    set_id.as_str(),
+                    &body,
+                )?;
+                applied += 1;
+            }
+            bulk::record_completed(db, "users.bulk_set_preferences", applied, errors)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(operation))
+}

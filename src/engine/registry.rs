@@ -1,0 +1,315 @@
+//! The workflow registry: every known workflow, parsed and compiled once per version.
+//!
+//! Invariants:
+//! - The `workflows` table is the source of truth; the in-memory map mirrors it. A
+//!   definition enters the map only after its row committed.
+//! - Liquid templates and the trigger-data JSON Schema are compiled when a version is
+//!   stored, never per trigger.
+//! - Upserts are serialized (one at a time), so the map never ends up holding an older
+//!   version than the table.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::templates::InAppTemplate;
+use crate::error::FieldError;
+use crate::model::workflow::{Step, WorkflowDef};
+use crate::store::channels::{self, Channel};
+use crate::store::workflows::{self, StoredWorkflow};
+use crate::store::{Store, StoreError};
+
+/// One executable channel step.
+pub struct CompiledStep {
+    pub step_ref: String,
+    pub channel: Channel,
+    pub template: InAppTemplate,
+}
+
+/// A workflow version ready to run.
+pub struct CompiledWorkflow {
+    pub def: WorkflowDef,
+    pub stored: StoredWorkflow,
+    pub steps: Vec<CompiledStep>,
+    schema: Option<jsonschema::Validator>,
+}
+
+/// What compiling a parsed definition produces before its channels are known.
+struct Compiled {
+    templates: Vec<InAppTemplate>,
+    schema: Option<jsonschema::Validator>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpsertError {
+    #[error("the workflow definition is invalid")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CompiledWorkflow {
+    /// Validates trigger `data` against `trigger_data_json_schema`, listing every failure
+    /// as a field under `data`.
+    pub fn validate_data(&self, data: &Value) -> Result<(), Vec<FieldError>> {
+        let Some(schema) = &self.schema else {
+            return Ok(());
+        };
+        let errors: Vec<FieldError> = schema
+            .iter_errors(data)
+            .map(|e| {
+                let mut field = pointer_to_field("data", e.instance_path.as_str());
+                if let jsonschema::error::ValidationErrorKind::Required { property } = &e.kind
+                    && let Some(p) = property.as_str()
+                {
+                    field = format!("{field}.{p}");
+                }
+                FieldError::new(field, e.to_string())
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The management-API `Workflow` object.
+    pub fn to_wire(&self) -> Value {
+        let mut wire = self.stored.definition.clone();
+        let sha = hex(&Sha256::digest(
+            self.stored.definition.to_string().as_bytes(),
+        ));
+        if let Some(obj) = wire.as_object_mut() {
+            obj.entry("categories").or_insert_with(|| json!([]));
+            obj.entry("conditions").or_insert(Value::Null);
+            obj.entry("description").or_insert(Value::Null);
+            obj.entry("settings").or_insert_with(|| json!({}));
+            obj.entry("tags").or_insert_with(|| json!([]));
+            obj.entry("trigger_data_json_schema").or_insert(Value::Null);
+            obj.entry("trigger_frequency")
+                .or_insert_with(|| json!("every_trigger"));
+            obj.insert("active".into(), json!(true));
+            obj.insert("valid".into(), json!(true));
+            // Tidings has one environment; knock-cli's default is `development`.
+            obj.insert("environment".into(), json!("development"));
+            obj.insert("created_at".into(), json!(self.stored.inserted_at));
+            obj.insert("updated_at".into(), json!(self.stored.updated_at));
+            obj.insert("sha".into(), json!(sha));
+        }
+        wire
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `/a/0/b` under `data` → `data.a.0.b`.
+fn pointer_to_field(root: &str, pointer: &str) -> String {
+    let mut field = root.to_owned();
+    for segment in pointer.split('/').filter(|s| !s.is_empty()) {
+        field.push('.');
+        field.push_str(&segment.replace("~1", "/").replace("~0", "~"));
+    }
+    field
+}
+
+/// Parses and compiles `body` as workflow `key`; errors are prefixed with `prefix`.
+fn prepare(
+    key: &str,
+    body: &Value,
+    prefix: &str,
+) -> Result<(WorkflowDef, Compiled), Vec<FieldError>> {
+    let def = WorkflowDef::parse(key, body, prefix)?;
+    let at = |field: &str| {
+        if prefix.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{prefix}.{field}")
+        }
+    };
+    let mut errors = Vec::new();
+    let mut templates = Vec::new();
+    for (i, step) in def.steps.iter().enumerate() {
+        let Step::InAppFeed(s) = step;
+        match InAppTemplate::compile(&s.template, &at(&format!("steps[{i}].template"))) {
+            Ok(t) => templates.push(t),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    let schema = match &def.trigger_data_json_schema {
+        None => None,
+        Some(schema) => match jsonschema::validator_for(schema) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.push(FieldError::new(
+                    at("trigger_data_json_schema"),
+                    format!("is not a valid JSON Schema: {e}"),
+                ));
+                None
+            }
+        },
+    };
+    if errors.is_empty() {
+        Ok((def, Compiled { templates, schema }))
+    } else {
+        Err(errors)
+    }
+}
+
+/// All workflows, by key.
+pub struct Registry {
+    store: Store,
+    map: DashMap<String, Arc<CompiledWorkflow>>,
+    upserts: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    /// An empty registry over `store`.
+    pub fn new(store: Store) -> Registry {
+        Registry {
+            store,
+            map: DashMap::new(),
+            upserts: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<CompiledWorkflow>> {
+        self.map.get(key).map(|w| w.clone())
+    }
+
+    /// Every workflow, sorted by key.
+    pub fn list(&self) -> Vec<Arc<CompiledWorkflow>> {
+        let mut all: Vec<_> = self.map.iter().map(|w| w.value().clone()).collect();
+        all.sort_by(|a, b| a.def.key.cmp(&b.def.key));
+        all
+    }
+
+    /// Loads every stored workflow into memory (what a restart needs to run queued runs).
+    /// A stored definition that no longer compiles is logged and left out.
+    pub async fn load_stored(&self) -> Result<(), StoreError> {
+        let stored = self.store.read(workflows::list).await?;
+        let channels = self.store.read(channels::list).await?;
+        for row in stored {
+            match prepare(&row.key, &row.definition, "") {
+                Ok((def, compiled)) => {
+                    let steps = attach_channels(&def, compiled.templates, |key| {
+                        channels.iter().find(|c| c.key == key).cloned()
+                    });
+                    match steps {
+                        Some(steps) => {
+                            self.insert(def, row, steps, compiled.schema);
+                        }
+                        None => {
+                            tracing::error!(workflow = %row.key, "stored workflow names an unknown channel; skipped")
+                        }
+                    }
+                }
+                Err(errors) => {
+                    tracing::error!(workflow = %row.key, ?errors, "stored workflow no longer compiles; skipped")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates, compiles and stores a definition, then makes it live.
+    pub async fn upsert(
+        &self,
+        key: &str,
+        body: &Value,
+        prefix: &str,
+    ) -> Result<Arc<CompiledWorkflow>, UpsertError> {
+        let (def, compiled) = prepare(key, body, prefix).map_err(UpsertError::Invalid)?;
+        let _serial = self.upserts.lock().await;
+        let channel_keys: Vec<String> = def
+            .steps
+            .iter()
+            .map(|Step::InAppFeed(s)| s.channel_key.clone())
+            .collect();
+        let key_owned = def.key.clone();
+        let definition = def.definition.clone();
+        let (stored, channels) = self
+            .store
+            .write(move |db| {
+                let mut channels = Vec::with_capacity(channel_keys.len());
+                for k in &channel_keys {
+                    channels.push(channels::ensure(db, k)?);
+                }
+                let stored = workflows::upsert(db, &key_owned, &definition)?;
+                Ok((stored, channels))
+            })
+            .await?;
+        let steps = attach_channels(&def, compiled.templates, |key| {
+            channels.iter().find(|c| c.key == key).cloned()
+        })
+        .ok_or_else(|| StoreError::Conflict("a step's channel vanished".into()))?;
+        Ok(self.insert(def, stored, steps, compiled.schema))
+    }
+
+    fn insert(
+        &self,
+        def: WorkflowDef,
+        stored: StoredWorkflow,
+        steps: Vec<CompiledStep>,
+        schema: Option<jsonschema::Validator>,
+    ) -> Arc<CompiledWorkflow> {
+        let compiled = Arc::new(CompiledWorkflow {
+            def,
+            stored,
+            steps,
+            schema,
+        });
+        self.map.insert(compiled.def.key.clone(), compiled.clone());
+        compiled
+    }
+}
+
+/// Pairs each step with its channel and compiled template; `None` if a channel is unknown.
+fn attach_channels(
+    def: &WorkflowDef,
+    templates: Vec<InAppTemplate>,
+    channel: impl Fn(&str) -> Option<Channel>,
+) -> Option<Vec<CompiledStep>> {
+    def.steps
+        .iter()
+        .zip(templates)
+        .map(|(Step::InAppFeed(s), template)| {
+            Some(CompiledStep {
+                step_ref: s.step_ref.clone(),
+                channel: channel(&s.channel_key)?,
+                template,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_pointers_become_dotted_fields() {
+        assert_eq!(pointer_to_field("data", ""), "data");
+        assert_eq!(pointer_to_field("data", "/a/0/b~1c"), "data.a.0.b/c");
+    }
+
+    #[test]
+    fn invalid_schemas_and_liquid_are_refused_at_compile_time() {
+        let body = json!({"name": "x", "trigger_data_json_schema": {"type": 12},
+            "steps": [{"ref": "s", "type": "channel", "channel_key": "in-app-feed",
+                       "template": {"markdown_body": "{% if %}"}}]});
+        let errors = prepare("abc", &body, "workflow").err().unwrap_or_default();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "workflow.steps[0].template.markdown_body",
+                "workflow.trigger_data_json_schema"
+            ]
+        );
+    }
+}

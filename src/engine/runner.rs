@@ -1,0 +1,397 @@
+//! The runner: one task that takes committed run ids (from `accept`, and at start from
+//! the `queued` rows a crash left behind) and completes each run.
+//!
+//! For a run it loads the inputs, renders every (recipient, step) on the blocking pool,
+//! then performs ONE write: recipient runs + messages + `status = completed`. Only after
+//! that write returned are the new messages published to sockets.
+//!
+//! Invariants:
+//! - Exactly once: the write is one transaction, recipient runs are unique per (run,
+//!   recipient) and messages per (recipient run, step), and a run is skipped unless it is
+//!   still `queued`. A run interrupted anywhere is redone from scratch without duplicates.
+//! - A template that fails to render fails that recipient's step (recorded in the
+//!   recipient run's `events`), never the whole run, and is never retried forever.
+//! - Shutdown stops taking runs; runs already writing finish; the rest stay `queued`
+//!   and resume at the next start.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dashmap::DashSet;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::accept::merged_data;
+use super::registry::{CompiledWorkflow, Registry};
+use super::scope::{Scope, shared_entries};
+use crate::model::RecipientRef;
+use crate::realtime::Hub;
+use crate::store::messages::{self, MessageRow, NewMessage};
+use crate::store::{Store, StoreError, recipients, runs};
+use crate::{clock, ids};
+
+/// Run ids waiting in memory; beyond this the runner rescans the table instead.
+const QUEUE_DEPTH: usize = 10_000;
+/// Runs processed at once; their writes share group commits.
+const MAX_CONCURRENT_RUNS: usize = 16;
+/// Attempts at a run whose write fails (e.g. the disk is full) before leaving it queued
+/// for the next start.
+const WRITE_ATTEMPTS: u32 = 3;
+
+struct Ctx {
+    store: Store,
+    hub: Hub,
+    registry: Arc<Registry>,
+    in_flight: DashSet<String>,
+    stopping: AtomicBool,
+    rescan: AtomicBool,
+    permits: Arc<Semaphore>,
+}
+
+/// Handle to the runner task.
+pub struct Runner {
+    tx: mpsc::Sender<String>,
+    ctx: Arc<Ctx>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Runner {
+    /// Starts the runner; it first resumes every run left `queued`.
+    pub fn spawn(store: Store, hub: Hub, registry: Arc<Registry>) -> Runner {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (stop, stop_rx) = watch::channel(false);
+        let ctx = Arc::new(Ctx {
+            store,
+            hub,
+            registry,
+            in_flight: DashSet::new(),
+            stopping: AtomicBool::new(false),
+            rescan: AtomicBool::new(true),
+            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_RUNS)),
+        });
+        let task = tokio::spawn(run_loop(ctx.clone(), rx, stop_rx));
+        Runner {
+            tx,
+            ctx,
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Hands a committed run to the runner. Never blocks: when the queue is full the
+    /// runner rescans the table (the run is durable either way).
+    pub fn enqueue(&self, run_id: String) {
+        if self.tx.try_send(run_id).is_err() {
+            self.ctx.rescan.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Stops taking runs and waits for the ones already running.
+    pub async fn shutdown(&self) {
+        self.ctx.stopping.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch::Receiver<bool>) {
+    let mut tasks = JoinSet::new();
+    loop {
+        if ctx.rescan.swap(false, Ordering::SeqCst) {
+            match ctx.store.read(runs::queued_run_ids).await {
+                Ok(ids) => {
+                    if !ids.is_empty() {
+                        tracing::info!(count = ids.len(), "resuming queued workflow runs");
+                    }
+                    for id in ids {
+                        tasks.spawn(process(ctx.clone(), id));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not scan queued runs"),
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            msg = rx.recv() => match msg {
+                Some(id) => { tasks.spawn(process(ctx.clone(), id)); }
+                None => break,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    // Runs waiting for a permit see `stopping` and return; running ones finish.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Removes a run from the in-flight set however processing ends.
+struct InFlight<'a>(&'a DashSet<String>, String);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.remove(&self.1);
+    }
+}
+
+async fn process(ctx: Arc<Ctx>, run_id: String) {
+    let Ok(_permit) = ctx.permits.clone().acquire_owned().await else {
+        return;
+    };
+    if ctx.stopping.load(Ordering::SeqCst) || !ctx.in_flight.insert(run_id.clone()) {
+        return;
+    }
+    let _guard = InFlight(&ctx.in_flight, run_id.clone());
+    for attempt in 1..=WRITE_ATTEMPTS {
+        match run_once(&ctx, &run_id).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(run = %run_id, attempt, error = %e, "workflow run failed");
+                if ctx.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt * attempt))).await;
+            }
+        }
+    }
+    tracing::error!(run = %run_id, "giving up on this run until the next start; it stays queued");
+}
+
+/// The normalized trigger stored with a run (see `Trigger::to_stored`).
+struct StoredRequest {
+    recipients: Vec<(RecipientRef, Option<Map<String, Value>>)>,
+    actor: Option<RecipientRef>,
+    data: Map<String, Value>,
+    tenant: Option<String>,
+}
+
+impl StoredRequest {
+    fn parse(v: &Value) -> Result<StoredRequest, String> {
+        let recipients = v["recipients"]
+            .as_array()
+            .ok_or("recipients missing")?
+            .iter()
+            .map(|r| {
+                let reference = RecipientRef::parse(&r["ref"])?;
+                Ok((reference, r["trigger_data"].as_object().cloned()))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let actor = match &v["actor"] {
+            Value::Null => None,
+            a => Some(RecipientRef::parse(a)?),
+        };
+        Ok(StoredRequest {
+            recipients,
+            actor,
+            data: v["data"].as_object().cloned().unwrap_or_default(),
+            tenant: v["tenant"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+/// What one recipient's pass through the steps produced.
+struct RecipientPlan {
+    reference: RecipientRef,
+    status: &'static str,
+    events: Vec<Value>,
+    messages: Vec<NewMessage>,
+}
+
+async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
+    let id = run_id.to_owned();
+    let Some(run) = ctx.store.read(move |db| runs::get_run(db, &id)).await? else {
+        return Ok(());
+    };
+    if run.status != "queued" {
+        return Ok(());
+    }
+    let request = StoredRequest::parse(&run.request);
+    let workflow = ctx.registry.get(&run.workflow_key);
+    let (request, workflow) = match (request, workflow) {
+        (Ok(r), Some(w)) => (r, w),
+        (Err(e), _) => {
+            return fail_run(ctx, run_id, &format!("stored request is corrupt: {e}")).await;
+        }
+        (_, None) => return fail_run(ctx, run_id, "its workflow no longer exists").await,
+    };
+    let refs: Vec<RecipientRef> = request.recipients.iter().map(|(r, _)| r.clone()).collect();
+    let actor = request.actor.clone();
+    let tenant = request.tenant.clone();
+    let (loaded, actor_value, tenant_value) = ctx
+        .store
+        .read(move |db| {
+            let loaded = refs
+                .iter()
+                .map(|r| recipients::get_recipient(db, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let actor_value = match &actor {
+                Some(a) => Some(
+                    recipients::get_recipient(db, a)?.unwrap_or_else(|| recipients::minimal(a)),
+                ),
+                None => None,
+            };
+            let tenant_value = match &tenant {
+                Some(t) => recipients::get_tenant(db, t)?,
+                None => None,
+            };
+            Ok((loaded, actor_value, tenant_value))
+        })
+        .await?;
+    let run_id_owned = run_id.to_owned();
+    let plans = tokio::task::spawn_blocking(move || {
+        plan_run(
+            &workflow,
+            &run_id_owned,
+            request,
+            loaded,
+            actor_value,
+            tenant_value,
+        )
+    })
+    .await
+    .map_err(|e| StoreError::Blocking(e.to_string()))?;
+
+    let run_id_owned = run_id.to_owned();
+    let inserted: Vec<MessageRow> = ctx
+        .store
+        .write(move |db| {
+            let mut rows = Vec::new();
+            for plan in plans {
+                let events = Value::Array(plan.events);
+                let rr = runs::ensure_recipient_run(
+                    db,
+                    &run_id_owned,
+                    &plan.reference,
+                    plan.status,
+                    &events,
+                )?;
+                for mut message in plan.messages {
+                    message.workflow_recipient_run_id = rr.clone();
+                    if let Some(row) = messages::insert(db, &message)? {
+                        rows.push(row);
+                    }
+                }
+            }
+            runs::set_run_status(db, &run_id_owned, "completed")?;
+            Ok(rows)
+        })
+        .await?;
+    ctx.hub.publish(&inserted);
+    Ok(())
+}
+
+async fn fail_run(ctx: &Ctx, run_id: &str, why: &str) -> Result<(), StoreError> {
+    tracing::error!(run = %run_id, reason = why, "workflow run cannot execute; marking it failed");
+    let id = run_id.to_owned();
+    ctx.store
+        .write(move |db| runs::set_run_status(db, &id, "failed"))
+        .await
+}
+
+/// A recipient's template view: objects expose their properties at the top level too
+/// (`{{ recipient.name }}` works for users and objects alike).
+fn scope_entity(value: Value) -> Value {
+    let Value::Object(mut map) = value else {
+        return value;
+    };
+    if let Some(Value::Object(props)) = map.get("properties").cloned() {
+        for (k, v) in props {
+            map.entry(k).or_insert(v);
+        }
+    }
+    Value::Object(map)
+}
+
+/// Renders every step for every recipient (CPU only; runs on the blocking pool).
+fn plan_run(
+    workflow: &CompiledWorkflow,
+    run_id: &str,
+    request: StoredRequest,
+    loaded: Vec<Option<Value>>,
+    actor: Option<Value>,
+    tenant: Option<Value>,
+) -> Vec<RecipientPlan> {
+    let def = &workflow.def;
+    let shared = shared_entries(&json!({
+        "data": request.data,
+        "actor": actor.map(scope_entity),
+        "tenant": tenant.map(scope_entity),
+        "vars": {},
+        "workflow": {
+            "id": workflow.stored.version_id,
+            "key": def.key,
+            "categories": def.categories,
+            "commercial": def.is_commercial,
+            "override_preferences": def.override_preferences,
+        },
+    }));
+    let actors: Vec<RecipientRef> = request.actor.iter().cloned().collect();
+    request
+        .recipients
+        .into_iter()
+        .zip(loaded)
+        .map(|((reference, trigger_data), found)| {
+            let mut events = Vec::new();
+            if found.is_none() {
+                events.push(json!({"event": "recipient_not_identified", "status": "ok", "data": {}}));
+            }
+            let recipient = scope_entity(found.unwrap_or_else(|| recipients::minimal(&reference)));
+            let data = merged_data(&request.data, trigger_data.as_ref());
+            let mut messages = Vec::new();
+            let mut status = "completed";
+            for step in &workflow.steps {
+                let id = ids::message_id();
+                let now = clock::now();
+                let mut own = json!({
+                    "recipient": recipient,
+                    "timestamp": now,
+                    "current_message": {"id": id, "inserted_at": now, "updated_at": now},
+                });
+                if trigger_data.is_some() {
+                    own["data"] = data.clone();
+                }
+                let scope = Scope::with_shared(shared.clone(), &own);
+                match step.template.render(&scope) {
+                    Ok(blocks) => {
+                        events.push(json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,
+                                           "step_type": "channel", "data": {"message_id": id}}));
+                        messages.push(NewMessage {
+                            id,
+                            channel_id: step.channel.id.clone(),
+                            recipient: reference.clone(),
+                            tenant: request.tenant.clone(),
+                            workflow_key: def.key.clone(),
+                            workflow_version_id: workflow.stored.version_id.clone(),
+                            workflow_categories: def.categories.clone(),
+                            workflow_run_id: run_id.to_owned(),
+                            workflow_recipient_run_id: String::new(),
+                            step_ref: step.step_ref.clone(),
+                            actors: actors.clone(),
+                            data: data.clone(),
+                            blocks,
+                            inserted_at: now,
+                        });
+                    }
+                    Err(e) => {
+                        // Rendering is deterministic: retrying cannot help, so the step
+                        // fails and (as in Knock) the recipient's run halts here.
+                        tracing::warn!(run = %run_id, step = %step.step_ref, error = %e, "template render failed");
+                        events.push(json!({"event": "step_failed", "status": "error", "step_ref": step.step_ref,
+                                           "step_type": "channel", "data": {"error": e.to_string()}}));
+                        status = "failed";
+                        break;
+                    }
+                }
+            }
+            RecipientPlan {
+                reference,
+                status,
+                events,
+                messages,
+            }
+        })
+        .collect()
+}

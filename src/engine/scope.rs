@@ -1,0 +1,434 @@
+//! The Liquid render scope: JSON turned into a tree that Liquid reads leniently.
+//!
+//! The `liquid` crate treats a missing variable or key as a render *error*. Knock's Liquid
+//! renders it as nothing, and real templates depend on that (`{{ recipient.name }}` for a
+//! user who never set a name). [`Scope`] therefore answers every missing key — at any
+//! depth, and past the end of arrays — with a value that is nil, falsy, empty and still
+//! indexable, so `{{ data.a.b.c }}` renders `""` and `{{ x | default: "y" }}` works.
+//!
+//! Invariant: the tree is built once per render from `serde_json::Value` and never mutated.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use liquid::model::{
+    ArrayView, DisplayCow, KStringCow, ObjectView, ScalarCow, State, Value, ValueView,
+};
+use serde_json::Value as Json;
+
+/// A node of the scope tree.
+#[derive(Debug)]
+pub enum Node {
+    /// A scalar (string, number, bool) or JSON `null`.
+    Leaf(Value),
+    List(Vec<Node>),
+    Map(BTreeMap<String, Node>),
+    /// What a lookup of something absent yields: nil, yet indexable.
+    Missing,
+}
+
+/// The one shared "absent" node every missing lookup borrows.
+static MISSING: Node = Node::Missing;
+
+/// The root object handed to `Template::render`: per-recipient entries (`own`) over
+/// entries shared by every recipient of a run (`shared`, e.g. a large `data`), so a run
+/// with many recipients converts its shared JSON once.
+#[derive(Debug)]
+pub struct Scope {
+    shared: Arc<BTreeMap<String, Node>>,
+    own: BTreeMap<String, Node>,
+}
+
+/// Converts the top-level entries of a JSON object for [`Scope::with_shared`].
+pub fn shared_entries(root: &Json) -> Arc<BTreeMap<String, Node>> {
+    Arc::new(match root {
+        Json::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), Node::from_json(v)))
+            .collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
+impl Scope {
+    /// Builds a scope from a JSON object (anything else gives an empty scope).
+    pub fn new(root: &Json) -> Scope {
+        Scope::with_shared(Arc::new(BTreeMap::new()), root)
+    }
+
+    /// `own`'s top-level entries win over `shared`'s.
+    pub fn with_shared(shared: Arc<BTreeMap<String, Node>>, own: &Json) -> Scope {
+        let own = match own {
+            Json::Object(map) => map
+                .iter()
+                .map(|(k, v)| (k.clone(), Node::from_json(v)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Scope { shared, own }
+    }
+
+    pub fn as_object(&self) -> &dyn ObjectView {
+        self
+    }
+
+    fn lookup(&self, key: &str) -> Option<&Node> {
+        self.own.get(key).or_else(|| self.shared.get(key))
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.own.iter().chain(
+            self.shared
+                .iter()
+                .filter(|(k, _)| !self.own.contains_key(k.as_str())),
+        )
+    }
+}
+
+impl ValueView for Scope {
+    fn as_debug(&self) -> &dyn fmt::Debug {
+        self
+    }
+    fn render(&self) -> DisplayCow<'_> {
+        DisplayCow::Borrowed(&"")
+    }
+    fn source(&self) -> DisplayCow<'_> {
+        DisplayCow::Borrowed(&"")
+    }
+    fn type_name(&self) -> &'static str {
+        "object"
+    }
+    fn query_state(&self, state: State) -> bool {
+        matches!(state, State::Truthy)
+    }
+    fn to_kstr(&self) -> KStringCow<'_> {
+        KStringCow::from_static("")
+    }
+    fn to_value(&self) -> Value {
+        Value::Object(
+            self.entries()
+                .map(|(k, v)| (k.clone().into(), v.to_value()))
+                .collect(),
+        )
+    }
+    fn as_object(&self) -> Option<&dyn ObjectView> {
+        Some(self)
+    }
+}
+
+impl ObjectView for Scope {
+    fn as_value(&self) -> &dyn ValueView {
+        self
+    }
+    fn size(&self) -> i64 {
+        self.entries().count() as i64
+    }
+    fn keys<'k>(&'k self) -> Box<dyn Iterator<Item = KStringCow<'k>> + 'k> {
+        Box::new(
+            self.entries()
+                .map(|(k, _)| KStringCow::from_ref(k.as_str())),
+        )
+    }
+    fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn ValueView> + 'k> {
+        Box::new(self.entries().map(|(_, v)| v as &dyn ValueView))
+    }
+    fn iter<'k>(&'k self) -> Box<dyn Iterator<Item = (KStringCow<'k>, &'k dyn ValueView)> + 'k> {
+        Box::new(
+            self.entries()
+                .map(|(k, v)| (KStringCow::from_ref(k.as_str()), v as &dyn ValueView)),
+        )
+    }
+    fn contains_key(&self, _index: &str) -> bool {
+        true
+    }
+    fn get<'s>(&'s self, index: &str) -> Option<&'s dyn ValueView> {
+        Some(self.lookup(index).unwrap_or(&MISSING))
+    }
+}
+
+impl Node {
+    pub fn from_json(value: &Json) -> Node {
+        match value {
+            // `null` reads exactly like an absent key (and stays indexable).
+            Json::Null => Node::Missing,
+            Json::Bool(b) => Node::Leaf(Value::scalar(*b)),
+            Json::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Node::Leaf(Value::scalar(i)),
+                (None, Some(f)) => Node::Leaf(Value::scalar(f)),
+                (None, None) => Node::Leaf(Value::scalar(n.to_string())),
+            },
+            Json::String(s) => Node::Leaf(Value::scalar(s.clone())),
+            Json::Array(items) => Node::List(items.iter().map(Node::from_json).collect()),
+            Json::Object(map) => Node::Map(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Node::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn is_empty_container(&self) -> bool {
+        match self {
+            Node::List(items) => items.is_empty(),
+            Node::Map(map) => map.is_empty(),
+            Node::Missing => true,
+            Node::Leaf(_) => false,
+        }
+    }
+}
+
+/// Renders a container the way `liquid` renders its own arrays and objects.
+struct Rendered(String);
+
+impl fmt::Display for Rendered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ValueView for Node {
+    fn as_debug(&self) -> &dyn fmt::Debug {
+        self
+    }
+
+    fn render(&self) -> DisplayCow<'_> {
+        match self {
+            Node::Leaf(v) => v.render(),
+            Node::Missing => DisplayCow::Borrowed(&""),
+            _ => DisplayCow::Owned(Box::new(Rendered(self.to_value().render().to_string()))),
+        }
+    }
+
+    fn source(&self) -> DisplayCow<'_> {
+        match self {
+            Node::Leaf(v) => v.source(),
+            Node::Missing => DisplayCow::Borrowed(&"nil"),
+            _ => DisplayCow::Owned(Box::new(Rendered(self.to_value().source().to_string()))),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Node::Leaf(v) => v.type_name(),
+            Node::List(_) => "array",
+            Node::Map(_) => "object",
+            Node::Missing => "nil",
+        }
+    }
+
+    fn query_state(&self, state: State) -> bool {
+        match self {
+            Node::Leaf(v) => v.query_state(state),
+            Node::Missing => !matches!(state, State::Truthy),
+            _ => match state {
+                State::Truthy => true,
+                State::DefaultValue | State::Empty | State::Blank => self.is_empty_container(),
+            },
+        }
+    }
+
+    fn to_kstr(&self) -> KStringCow<'_> {
+        match self {
+            Node::Leaf(v) => v.to_kstr(),
+            Node::Missing => KStringCow::from_static(""),
+            _ => KStringCow::from_string(self.render().to_string()),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Node::Leaf(v) => v.clone(),
+            Node::Missing => Value::Nil,
+            Node::List(items) => Value::array(items.iter().map(ValueView::to_value)),
+            Node::Map(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone().into(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn as_scalar(&self) -> Option<ScalarCow<'_>> {
+        match self {
+            Node::Leaf(v) => v.as_scalar(),
+            _ => None,
+        }
+    }
+
+    fn as_array(&self) -> Option<&dyn ArrayView> {
+        match self {
+            Node::List(_) => Some(self),
+            _ => None,
+        }
+    }
+
+    fn as_object(&self) -> Option<&dyn ObjectView> {
+        match self {
+            Node::Map(_) | Node::Missing => Some(self),
+            _ => None,
+        }
+    }
+
+    fn is_nil(&self) -> bool {
+        match self {
+            Node::Leaf(v) => v.is_nil(),
+            Node::Missing => true,
+            _ => false,
+        }
+    }
+}
+
+impl ArrayView for Node {
+    fn as_value(&self) -> &dyn ValueView {
+        self
+    }
+
+    fn size(&self) -> i64 {
+        match self {
+            Node::List(items) => items.len() as i64,
+            _ => 0,
+        }
+    }
+
+    fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn ValueView> + 'k> {
+        match self {
+            Node::List(items) => Box::new(items.iter().map(|n| n as &dyn ValueView)),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
+    fn contains_key(&self, index: i64) -> bool {
+        self.get_index(index).is_some()
+    }
+
+    fn get(&self, index: i64) -> Option<&dyn ValueView> {
+        Some(self.get_index(index).unwrap_or(&MISSING))
+    }
+}
+
+impl Node {
+    fn get_index(&self, index: i64) -> Option<&Node> {
+        let Node::List(items) = self else {
+            return None;
+        };
+        let len = items.len() as i64;
+        let i = if index < 0 { len + index } else { index };
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| <[Node]>::get(items.as_slice(), i))
+    }
+}
+
+impl ObjectView for Node {
+    fn as_value(&self) -> &dyn ValueView {
+        self
+    }
+
+    fn size(&self) -> i64 {
+        match self {
+            Node::Map(map) => map.len() as i64,
+            _ => 0,
+        }
+    }
+
+    fn keys<'k>(&'k self) -> Box<dyn Iterator<Item = KStringCow<'k>> + 'k> {
+        match self {
+            Node::Map(map) => Box::new(map.keys().map(|k| KStringCow::from_ref(k.as_str()))),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
+    fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn ValueView> + 'k> {
+        match self {
+            Node::Map(map) => Box::new(map.values().map(|n| n as &dyn ValueView)),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
+    fn iter<'k>(&'k self) -> Box<dyn Iterator<Item = (KStringCow<'k>, &'k dyn ValueView)> + 'k> {
+        match self {
+            Node::Map(map) => Box::new(
+                map.iter()
+                    .map(|(k, v)| (KStringCow::from_ref(k.as_str()), v as &dyn ValueView)),
+            ),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
+    /// Every key "exists": absent ones read as nil rather than failing the render.
+    fn contains_key(&self, _index: &str) -> bool {
+        true
+    }
+
+    fn get<'s>(&'s self, index: &str) -> Option<&'s dyn ValueView> {
+        let found = match self {
+            Node::Map(map) => map.get(index),
+            _ => None,
+        };
+        match found {
+            Some(node) => Some(node),
+            // Let Liquid's built-in `size` answer for objects without a `size` key.
+            None if index == "size" => None,
+            None => Some(&MISSING),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(source: &str, scope: Json) -> String {
+        let parser = liquid::ParserBuilder::with_stdlib()
+            .build()
+            .expect("parser");
+        let template = parser.parse(source).expect("parses");
+        template
+            .render(Scope::new(&scope).as_object())
+            .expect("renders")
+    }
+
+    #[test]
+    fn missing_variables_render_as_nothing_at_any_depth() {
+        let scope = json!({"data": {"a": 1}, "recipient": {"id": "u1"}});
+        assert_eq!(render("[{{ recipient.name }}]", scope.clone()), "[]");
+        assert_eq!(render("[{{ data.x.y.z }}]", scope.clone()), "[]");
+        assert_eq!(render("[{{ nothing }}]", scope.clone()), "[]");
+        assert_eq!(render("[{{ data.list[3] }}]", scope.clone()), "[]");
+        assert_eq!(render("{{ data.a }}", scope), "1");
+    }
+
+    #[test]
+    fn defaults_conditionals_and_loops_behave_like_liquid() {
+        let scope = json!({"data": {"items": ["a", "b"], "flag": false, "n": 2.5}});
+        assert_eq!(
+            render("{{ recipient.name | default: 'there' }}", scope.clone()),
+            "there"
+        );
+        assert_eq!(
+            render(
+                "{% if data.missing %}y{% else %}n{% endif %}",
+                scope.clone()
+            ),
+            "n"
+        );
+        assert_eq!(
+            render(
+                "{% for i in data.items %}{{ i }}{% endfor %}",
+                scope.clone()
+            ),
+            "ab"
+        );
+        assert_eq!(render("{{ data.items.size }}", scope.clone()), "2");
+        assert_eq!(render("{{ data.items | size }}", scope.clone()), "2");
+        assert_eq!(render("{{ data.n }}", scope.clone()), "2.5");
+        assert_eq!(
+            render("{% if data.flag %}y{% else %}n{% endif %}", scope.clone()),
+            "n"
+        );
+        assert_eq!(render("{{ data.items.first | upcase }}", scope), "A");
+        assert_eq!(render("[{{ actor.name }}]", json!({"actor": null})), "[]");
+    }
+}

@@ -1,0 +1,525 @@
+//! Workflow definitions in Knock's management-API shape (`Workflow`/`WorkflowStep`),
+//! parsed into typed steps.
+//!
+//! Invariant: a [`WorkflowDef`] only ever holds what Tidings can execute. A definition that
+//! uses a step type or feature not implemented yet (delay, batch, throttle, branch,
+//! conditions, non-in-app channels, ...) is refused with a field error that says so —
+//! never silently ignored, because ignoring a delay or a condition would send messages
+//! the author did not intend.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use crate::error::FieldError;
+
+/// Knock's longest workflow description.
+const MAX_DESCRIPTION: usize = 280;
+/// Knock's in-app templates have a primary and a secondary button at most.
+const MAX_BUTTONS: usize = 2;
+/// Fields Knock marks read-only: accepted on input (knock-cli pulls include them) but
+/// recomputed by Tidings on output.
+const READ_ONLY: &[&str] = &[
+    "__readonly",
+    "active",
+    "valid",
+    "environment",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "sha",
+];
+
+/// A workflow key: 3–255 characters of `[a-z0-9_-]` (spec §1.2).
+pub fn parse_key(raw: &str) -> Result<String, String> {
+    if !(3..=255).contains(&raw.len()) {
+        return Err("must be 3 to 255 characters".into());
+    }
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err("may only contain lowercase letters, digits, `_` and `-`".into());
+    }
+    Ok(raw.to_owned())
+}
+
+/// A parsed, executable workflow definition.
+#[derive(Debug, Clone)]
+pub struct WorkflowDef {
+    pub key: String,
+    pub name: String,
+    pub categories: Vec<String>,
+    pub trigger_data_json_schema: Option<Value>,
+    pub override_preferences: bool,
+    pub is_commercial: bool,
+    pub steps: Vec<Step>,
+    /// The definition as stored and shown (`@` references resolved, read-only fields
+    /// removed, `key` set).
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    InAppFeed(InAppFeedStep),
+}
+
+impl Step {
+    pub fn step_ref(&self) -> &str {
+        match self {
+            Step::InAppFeed(s) => &s.step_ref,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InAppFeedStep {
+    pub step_ref: String,
+    pub channel_key: String,
+    pub template: InAppTemplateSource,
+}
+
+/// Knock's `InAppFeedTemplate`: Liquid sources, compiled by the engine.
+#[derive(Debug, Clone, Default)]
+pub struct InAppTemplateSource {
+    pub markdown_body: String,
+    pub action_url: Option<String>,
+    pub action_buttons: Vec<ButtonSource>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ButtonSource {
+    pub label: String,
+    pub action: String,
+}
+
+/// Collects field errors under a path prefix (`workflow`, or empty for files).
+struct Errors {
+    prefix: String,
+    list: Vec<FieldError>,
+}
+
+impl Errors {
+    fn path(&self, field: &str) -> String {
+        if self.prefix.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{}.{field}", self.prefix)
+        }
+    }
+
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        let path = self.path(field);
+        self.list.push(FieldError::new(path, message));
+    }
+}
+
+fn is_absent(v: Option<&Value>) -> bool {
+    matches!(v, None | Some(Value::Null))
+}
+
+fn string_list(v: Option<&Value>, field: &str, errors: &mut Errors) -> Vec<String> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(s) if !s.is_empty() => out.push(s.to_owned()),
+                    _ => errors.push(&format!("{field}[{i}]"), "must be a non-empty string"),
+                }
+            }
+            out
+        }
+        Some(_) => {
+            errors.push(field, "must be an array of strings");
+            Vec::new()
+        }
+    }
+}
+
+impl WorkflowDef {
+    /// Parses `body` as the definition of `key`. `prefix` names where the body sits in
+    /// the request (`workflow` for `PUT /v1/workflows/{key}`) so errors point at it.
+    pub fn parse(key: &str, body: &Value, prefix: &str) -> Result<WorkflowDef, Vec<FieldError>> {
+        let mut errors = Errors {
+            prefix: prefix.to_owned(),
+            list: Vec::new(),
+        };
+        let key = match parse_key(key) {
+            Ok(k) => k,
+            Err(m) => return Err(vec![FieldError::new("key", m)]),
+        };
+        let Some(obj) = body.as_object() else {
+            return Err(vec![FieldError::new(
+                if prefix.is_empty() {
+                    "workflow"
+                } else {
+                    prefix
+                },
+                "must be a JSON object",
+            )]);
+        };
+        let mut definition: Map<String, Value> = obj
+            .iter()
+            .filter(|(k, _)| !READ_ONLY.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match obj.get("key") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(k)) if *k == key => {}
+            Some(_) => errors.push("key", format!("must be `{key}`, the key in the path")),
+        }
+        definition.insert("key".into(), Value::String(key.clone()));
+
+        let name = match obj.get("name") {
+            Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
+            Some(Value::String(_)) => {
+                errors.push("name", "must be 1 to 255 characters");
+                String::new()
+            }
+            None | Some(Value::Null) => {
+                errors.push("name", "is required");
+                String::new()
+            }
+            Some(_) => {
+                errors.push("name", "must be a string");
+                String::new()
+            }
+        };
+        match obj.get("description") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(d)) if d.chars().count() <= MAX_DESCRIPTION => {}
+            Some(Value::String(_)) => errors.push(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            ),
+            Some(_) => errors.push("description", "must be a string"),
+        }
+        let categories = string_list(obj.get("categories"), "categories", &mut errors);
+        string_list(obj.get("tags"), "tags", &mut errors);
+
+        if !is_absent(obj.get("conditions")) {
+            errors.push(
+                "conditions",
+                "workflow trigger conditions are not implemented in Tidings yet; remove them",
+            );
+        }
+        match obj.get("trigger_frequency") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(f)) if f == "every_trigger" => {}
+            Some(Value::String(f))
+                if f == "once_per_recipient" || f == "once_per_recipient_per_tenant" =>
+            {
+                errors.push(
+                    "trigger_frequency",
+                    format!("`{f}` is not implemented in Tidings yet; use `every_trigger`"),
+                )
+            }
+            Some(_) => errors.push(
+                "trigger_frequency",
+                "must be one of `every_trigger`, `once_per_recipient`, `once_per_recipient_per_tenant`",
+            ),
+        }
+        let trigger_data_json_schema = match obj.get("trigger_data_json_schema") {
+            None | Some(Value::Null) => None,
+            Some(schema @ Value::Object(_)) => Some(schema.clone()),
+            Some(_) => {
+                errors.push("trigger_data_json_schema", "must be a JSON Schema object");
+                None
+            }
+        };
+        let (override_preferences, is_commercial) = match obj.get("settings") {
+            None | Some(Value::Null) => (false, false),
+            Some(Value::Object(s)) => {
+                let flag = |name: &str, errors: &mut Errors| match s.get(name) {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        errors.push(&format!("settings.{name}"), "must be a boolean");
+                        false
+                    }
+                };
+                (
+                    flag("override_preferences", &mut errors),
+                    flag("is_commercial", &mut errors),
+                )
+            }
+            Some(_) => {
+                errors.push("settings", "must be an object");
+                (false, false)
+            }
+        };
+
+        let steps = match obj.get("steps") {
+            Some(Value::Array(steps)) => parse_steps(steps, &mut errors),
+            None | Some(Value::Null) => {
+                errors.push("steps", "is required");
+                Vec::new()
+            }
+            Some(_) => {
+                errors.push("steps", "must be an array of steps");
+                Vec::new()
+            }
+        };
+
+        if !errors.list.is_empty() {
+            return Err(errors.list);
+        }
+        Ok(WorkflowDef {
+            key,
+            name,
+            categories,
+            trigger_data_json_schema,
+            override_preferences,
+            is_commercial,
+            steps,
+            definition: Value::Object(definition),
+        })
+    }
+}
+
+fn parse_steps(steps: &[Value], errors: &mut Errors) -> Vec<Step> {
+    let mut refs = HashSet::new();
+    let mut out = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let at = format!("steps[{i}]");
+        let Some(s) = step.as_object() else {
+            errors.push(&at, "must be a step object");
+            continue;
+        };
+        let step_ref = match s.get("ref") {
+            Some(Value::String(r)) if !r.is_empty() && r.len() <= 255 => {
+                if !refs.insert(r.clone()) {
+                    errors.push(
+                        &format!("{at}.ref"),
+                        format!("`{r}` is used by another step"),
+                    );
+                }
+                r.clone()
+            }
+            _ => {
+                errors.push(
+                    &format!("{at}.ref"),
+                    "is required: a unique string per workflow",
+                );
+                String::new()
+            }
+        };
+        if !is_absent(s.get("conditions")) {
+            errors.push(
+                &format!("{at}.conditions"),
+                "step conditions are not implemented in Tidings yet; remove them",
+            );
+        }
+        match s.get("type").and_then(Value::as_str) {
+            Some("channel") => {
+                if let Some(step) = parse_channel_step(s, step_ref, &at, errors) {
+                    out.push(Step::InAppFeed(step));
+                }
+            }
+            Some(kind @ ("delay" | "batch" | "throttle" | "branch")) => errors.push(
+                &format!("{at}.type"),
+                format!("step type `{kind}` is not implemented in Tidings yet"),
+            ),
+            Some(kind) => errors.push(
+                &format!("{at}.type"),
+                format!("step type `{kind}` is not supported by Tidings (only `channel` with `channel_type: in_app_feed`)"),
+            ),
+            None => errors.push(&format!("{at}.type"), "is required"),
+        }
+    }
+    out
+}
+
+fn parse_channel_step(
+    s: &Map<String, Value>,
+    step_ref: String,
+    at: &str,
+    errors: &mut Errors,
+) -> Option<InAppFeedStep> {
+    let before = errors.list.len();
+    match s.get("channel_type") {
+        // Tidings' channel registry only holds in-app feed channels, so a step without a
+        // type (as in Knock's `WorkflowRequest` example) is an in-app step.
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "in_app_feed" => {}
+        Some(Value::String(t)) => errors.push(
+            &format!("{at}.channel_type"),
+            format!("channel type `{t}` is not supported by Tidings (only `in_app_feed`)"),
+        ),
+        Some(_) => errors.push(&format!("{at}.channel_type"), "must be a string"),
+    }
+    if !is_absent(s.get("channel_group_key")) {
+        errors.push(
+            &format!("{at}.channel_group_key"),
+            "channel groups are not supported by Tidings; use `channel_key`",
+        );
+    }
+    match s.get("send_windows") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(w)) if w.is_empty() => {}
+        Some(_) => errors.push(
+            &format!("{at}.send_windows"),
+            "send windows are not implemented in Tidings yet; remove them",
+        ),
+    }
+    let channel_key = match s.get("channel_key") {
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= 255 => k.clone(),
+        _ => {
+            errors.push(
+                &format!("{at}.channel_key"),
+                "is required: the in-app channel's key",
+            );
+            String::new()
+        }
+    };
+    let template = parse_template(s.get("template"), &format!("{at}.template"), errors);
+    if errors.list.len() > before {
+        return None;
+    }
+    Some(InAppFeedStep {
+        step_ref,
+        channel_key,
+        template: template?,
+    })
+}
+
+fn parse_template(v: Option<&Value>, at: &str, errors: &mut Errors) -> Option<InAppTemplateSource> {
+    let Some(t) = v.and_then(Value::as_object) else {
+        errors.push(at, "is required: an object with `markdown_body`");
+        return None;
+    };
+    let markdown_body = match t.get("markdown_body") {
+        Some(Value::String(b)) => b.clone(),
+        _ => {
+            errors.push(
+                &format!("{at}.markdown_body"),
+                "is required and must be a string",
+            );
+            String::new()
+        }
+    };
+    let action_url = match t.get("action_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => Some(u.clone()),
+        Some(_) => {
+            errors.push(&format!("{at}.action_url"), "must be a string");
+            None
+        }
+    };
+    let mut action_buttons = Vec::new();
+    match t.get("action_buttons") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(buttons)) if buttons.len() <= MAX_BUTTONS => {
+            for (i, b) in buttons.iter().enumerate() {
+                let field = |name: &str| b.get(name).and_then(Value::as_str).map(str::to_owned);
+                match (field("label"), field("action")) {
+                    (Some(label), Some(action)) => {
+                        action_buttons.push(ButtonSource { label, action })
+                    }
+                    _ => errors.push(
+                        &format!("{at}.action_buttons[{i}]"),
+                        "must be an object with string `label` and `action`",
+                    ),
+                }
+            }
+        }
+        Some(Value::Array(_)) => errors.push(
+            &format!("{at}.action_buttons"),
+            format!("may hold at most {MAX_BUTTONS} buttons (primary and secondary)"),
+        ),
+        Some(_) => errors.push(&format!("{at}.action_buttons"), "must be an array"),
+    }
+    Some(InAppTemplateSource {
+        markdown_body,
+        action_url,
+        action_buttons,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn in_app_step() -> Value {
+        json!({"ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed",
+               "channel_type": "in_app_feed",
+               "template": {"markdown_body": "Hi {{ recipient.name }}", "action_url": "{{ data.url }}",
+                            "action_buttons": [{"label": "Open", "action": "{{ data.url }}"}]}})
+    }
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn workflow_keys_follow_knocks_rules() {
+        assert!(parse_key("new-comment").is_ok());
+        assert!(parse_key("a_b-1").is_ok());
+        assert!(parse_key("ab").is_err());
+        assert!(parse_key("New-Comment").is_err());
+        assert!(parse_key("a b c").is_err());
+        assert!(parse_key(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn an_in_app_workflow_parses_into_typed_steps() {
+        let body = json!({"name": "New comment", "categories": ["collaboration"],
+                          "active": true, "__readonly": {"key": "x"}, "steps": [in_app_step()]});
+        let def = WorkflowDef::parse("new-comment", &body, "workflow").expect("parses");
+        assert_eq!(def.categories, ["collaboration"]);
+        assert_eq!(def.steps.len(), 1);
+        let Step::InAppFeed(step) = &def.steps[0];
+        assert_eq!(step.channel_key, "in-app-feed");
+        assert_eq!(step.template.action_buttons.len(), 1);
+        assert_eq!(def.definition["key"], "new-comment");
+        assert!(def.definition.get("active").is_none());
+        assert!(def.definition.get("__readonly").is_none());
+    }
+
+    #[test]
+    fn unimplemented_step_types_and_conditions_are_refused_by_name() {
+        let body = json!({"name": "x", "conditions": {"all": []}, "steps": [
+            {"ref": "d", "type": "delay", "settings": {"delay_for": {"unit": "hours", "value": 1}}},
+            {"ref": "b", "type": "batch"},
+            {"ref": "e", "type": "channel", "channel_type": "email", "channel_key": "postmark", "template": {}},
+            {"ref": "f", "type": "http_fetch"},
+            {"ref": "g", "type": "channel", "channel_key": "k", "template": {"markdown_body": "x"},
+             "conditions": {"all": [{"variable": "a", "operator": "exists"}]}},
+        ]});
+        let errors = WorkflowDef::parse("abc", &body, "workflow").expect_err("refused");
+        let f = fields(&errors);
+        for expected in [
+            "workflow.conditions",
+            "workflow.steps[0].type",
+            "workflow.steps[1].type",
+            "workflow.steps[2].channel_type",
+            "workflow.steps[3].type",
+            "workflow.steps[4].conditions",
+        ] {
+            assert!(f.contains(&expected), "{expected} missing from {f:?}");
+        }
+        assert!(errors[1].message.contains("`delay` is not implemented"));
+    }
+
+    #[test]
+    fn structural_errors_are_listed_together() {
+        let body = json!({"steps": [in_app_step(), in_app_step(), {"type": "channel"}],
+                          "key": "other", "categories": [1]});
+        let errors = WorkflowDef::parse("abc", &body, "").expect_err("refused");
+        let f = fields(&errors);
+        for expected in [
+            "key",
+            "name",
+            "categories[0]",
+            "steps[1].ref",
+            "steps[2].ref",
+            "steps[2].channel_key",
+            "steps[2].template",
+        ] {
+            assert!(f.contains(&expected), "{expected} missing from {f:?}");
+        }
+    }
+}

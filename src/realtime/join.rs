@@ -1,0 +1,162 @@
+//! Join params (spec §7.2) and the `new-message` payload built from them (§7.3).
+//!
+//! Two shapes arrive: the socket-manager form `{"client_…": {filters}, …}` (client
+//! ≥ 0.14.6) and the legacy flat form `{filters}`. A payload is ref-keyed when it is
+//! non-empty, every key starts with `client_` and every value is an object; anything
+//! else is legacy. Each ref's filters parse with the same rules as the HTTP feed query.
+
+use serde_json::{Map, Value, json};
+
+use crate::model::FeedFilters;
+use crate::store::feeds::FeedCounts;
+
+/// Most client refs one join may carry: a page rarely mounts more than a few feeds.
+pub const MAX_REFS: usize = 64;
+
+/// The subscription state of one joined topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JoinParams {
+    /// Ref-keyed: one filter set per client feed, in the order the client sent them.
+    Refs(Vec<(String, FeedFilters)>),
+    /// One flat filter set (old clients read `payload.metadata`).
+    Legacy(FeedFilters),
+}
+
+impl JoinParams {
+    /// Parses a `phx_join` payload.
+    pub fn parse(payload: &Value) -> Result<JoinParams, String> {
+        let map = match payload {
+            Value::Object(map) => map,
+            Value::Null => return Ok(JoinParams::Legacy(FeedFilters::default())),
+            _ => return Err("join params must be an object".into()),
+        };
+        if is_ref_keyed(map) {
+            if map.len() > MAX_REFS {
+                return Err(format!("at most {MAX_REFS} client refs per join"));
+            }
+            let refs = map
+                .iter()
+                .map(|(r, params)| {
+                    FeedFilters::from_socket_params(params)
+                        .map(|f| (r.clone(), f))
+                        .map_err(|e| format!("{r}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(JoinParams::Refs(refs))
+        } else {
+            FeedFilters::from_socket_params(payload).map(JoinParams::Legacy)
+        }
+    }
+
+    /// Every filter set, in order (one for legacy).
+    pub fn filters(&self) -> Vec<&FeedFilters> {
+        match self {
+            JoinParams::Refs(refs) => refs.iter().map(|(_, f)| f).collect(),
+            JoinParams::Legacy(f) => vec![f],
+        }
+    }
+
+    /// The `new-message` payload. `counts[i]` belongs to `filters()[i]`; `attn[i]` says
+    /// whether that filter set matched the new item(s).
+    pub fn new_message_payload(&self, counts: &[FeedCounts], attn: &[bool]) -> Value {
+        match self {
+            JoinParams::Legacy(_) => json!({
+                "event": "new-message",
+                "metadata": counts.first().copied().unwrap_or_default(),
+                "data": {},
+                "attn": [],
+            }),
+            JoinParams::Refs(refs) => {
+                let mut data = Map::new();
+                let mut names = Vec::new();
+                let mut top = None;
+                for (i, (name, _)) in refs.iter().enumerate() {
+                    let c = counts.get(i).copied().unwrap_or_default();
+                    data.insert(name.clone(), json!({ "metadata": c }));
+                    if attn.get(i).copied().unwrap_or(false) {
+                        names.push(Value::String(name.clone()));
+                        top.get_or_insert(c);
+                    }
+                }
+                // Deprecated top-level counts: those of the first ref that reacts.
+                let top = top.or_else(|| counts.first().copied()).unwrap_or_default();
+                json!({
+                    "event": "new-message",
+                    "metadata": top,
+                    "data": data,
+                    "attn": names,
+                })
+            }
+        }
+    }
+}
+
+fn is_ref_keyed(map: &Map<String, Value>) -> bool {
+    !map.is_empty()
+        && map
+            .iter()
+            .all(|(k, v)| k.starts_with("client_") && v.is_object())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_keyed_params_parse_per_ref() {
+        let p = JoinParams::parse(&json!({
+            "client_a": {"archived": "exclude", "tenant": "acme", "__experimentalCrossBrowserUpdates": true},
+            "client_b": {"has_tenant": true, "page_size": 20}
+        }))
+        .unwrap();
+        let JoinParams::Refs(refs) = p else {
+            panic!("expected refs")
+        };
+        assert_eq!(refs.len(), 2);
+        assert_eq!(refs[0].0, "client_a");
+        assert_eq!(refs[0].1.tenant.as_deref(), Some("acme"));
+        assert_eq!(refs[1].1.has_tenant, Some(true));
+    }
+
+    #[test]
+    fn flat_params_are_legacy() {
+        let p = JoinParams::parse(&json!({"archived": "exclude", "tenant": "acme"})).unwrap();
+        assert!(matches!(p, JoinParams::Legacy(f) if f.tenant.as_deref() == Some("acme")));
+        assert!(matches!(
+            JoinParams::parse(&json!({})).unwrap(),
+            JoinParams::Legacy(_)
+        ));
+        // A `client_` key whose value is not an object makes the whole payload legacy.
+        assert!(matches!(
+            JoinParams::parse(&json!({"client_a": "x"})),
+            Ok(JoinParams::Legacy(_))
+        ));
+    }
+
+    #[test]
+    fn bad_params_are_errors() {
+        assert!(JoinParams::parse(&json!([1])).is_err());
+        assert!(JoinParams::parse(&json!({"client_a": {"status": "bogus"}})).is_err());
+    }
+
+    #[test]
+    fn payload_lists_only_matching_refs_in_attn() {
+        let p = JoinParams::parse(&json!({"client_a": {}, "client_b": {"tenant": "t"}})).unwrap();
+        let a = FeedCounts {
+            total_count: 3,
+            unread_count: 2,
+            unseen_count: 1,
+        };
+        let b = FeedCounts {
+            total_count: 1,
+            unread_count: 1,
+            unseen_count: 1,
+        };
+        let v = p.new_message_payload(&[a, b], &[false, true]);
+        assert_eq!(v["event"], "new-message");
+        assert_eq!(v["attn"], json!(["client_b"]));
+        assert_eq!(v["metadata"]["total_count"], 1);
+        assert_eq!(v["data"]["client_a"]["metadata"]["total_count"], 3);
+        assert_eq!(v["data"]["client_b"]["metadata"]["unseen_count"], 1);
+    }
+}

@@ -1,0 +1,189 @@
+//! Durability: SIGKILL the real binary during a burst of triggers, restart it on the same
+//! database, and every trigger that was acknowledged has produced its items exactly once.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::db;
+use crate::helpers::{SECRET_KEY, fixture};
+
+/// Recipients per trigger.
+const RECIPIENTS: usize = 20;
+/// Triggers fired at once.
+const BURST: usize = 400;
+/// Acknowledged triggers after which the server is killed.
+const KILL_AFTER: usize = 60;
+
+/// Kills the child when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start(db: &Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .env("TIDINGS_ADDR", format!("127.0.0.1:{port}"))
+        .env("TIDINGS_DB", db)
+        .env(
+            "TIDINGS_WORKFLOWS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"),
+        )
+        .env("TIDINGS_SECRET_KEY", SECRET_KEY)
+        .env("TIDINGS_PUBLIC_KEY", crate::helpers::PUBLIC_KEY)
+        .env(
+            "TIDINGS_SIGNING_PUBLIC_KEY",
+            std::fs::read_to_string(fixture("signing_key.pub.pem")).expect("key"),
+        )
+        .env("TIDINGS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the tidings binary");
+    Server(child)
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(res) = client.get(format!("{base}/health")).send().await {
+            if res.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not become healthy");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path: PathBuf = dir.path().join("crash.db");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+
+    let mut server = start(&db_path, port);
+    wait_healthy(&client, &base).await;
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..BURST {
+        let client = client.clone();
+        let url = format!("{base}/v1/workflows/new-comment/trigger");
+        let acked = acked.clone();
+        burst.spawn(async move {
+            let recipients: Vec<_> = (0..RECIPIENTS)
+                .map(|r| json!({"id": format!("crash-{i}-{r}"), "name": format!("R{r}")}))
+                .collect();
+            let res = client
+                .post(url)
+                .bearer_auth(SECRET_KEY)
+                .json(&json!({"recipients": recipients, "data": {"page_title": format!("T{i}")}}))
+                .send()
+                .await
+                .ok()?;
+            if res.status() != 200 {
+                return None;
+            }
+            let body: serde_json::Value = res.json().await.ok()?;
+            let run_id = body["workflow_run_id"].as_str()?.to_owned();
+            acked.fetch_add(1, Ordering::SeqCst);
+            Some(run_id)
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.load(Ordering::SeqCst) < KILL_AFTER && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.0.kill().expect("SIGKILL the server");
+    let _ = server.0.wait();
+    let mut acknowledged = Vec::new();
+    while let Some(result) = burst.join_next().await {
+        if let Some(run_id) = result.expect("task") {
+            acknowledged.push(run_id);
+        }
+    }
+    assert!(
+        acknowledged.len() >= KILL_AFTER,
+        "only {} triggers were acknowledged before the kill",
+        acknowledged.len()
+    );
+    let left_queued: i64 = rusqlite::Connection::open(&db_path)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("count queued runs");
+    eprintln!(
+        "{} of {BURST} triggers acknowledged before SIGKILL; {left_queued} runs left queued",
+        acknowledged.len()
+    );
+
+    let restart_port = free_port();
+    let _restarted = start(&db_path, restart_port);
+    wait_healthy(&client, &format!("http://127.0.0.1:{restart_port}")).await;
+
+    for run_id in &acknowledged {
+        assert_eq!(
+            db::wait_for_run(&db_path, run_id).await,
+            "completed",
+            "run {run_id}"
+        );
+        let messages = db::messages_of_run(&db_path, run_id);
+        assert_eq!(messages.len(), RECIPIENTS, "run {run_id}: {messages:?}");
+        let mut recipients: Vec<&str> = messages.iter().map(|m| m.recipient_id.as_str()).collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        assert_eq!(
+            recipients.len(),
+            RECIPIENTS,
+            "run {run_id} has a duplicate item"
+        );
+    }
+    assert_eq!(
+        db::count(
+            &db_path,
+            "SELECT COUNT(*) FROM (SELECT 1 FROM messages GROUP BY workflow_run_id, recipient_kind, \
+             recipient_collection, recipient_id, step_ref HAVING COUNT(*) > 1)"
+        ),
+        0,
+        "no run produced a duplicate item"
+    );
+    // Runs that committed but whose answer was lost in the kill are resumed too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db::count(
+        &db_path,
+        "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'",
+    ) > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a committed run was never resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,115 @@
+//! Read-only looks into a test server's SQLite file, for facts no endpoint shows yet
+//! (run status, recipient runs) and for exactly-once counting after a crash.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+
+pub fn open(path: &Path) -> Connection {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open database read-only");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    conn
+}
+
+/// A stored message, as the tests inspect it.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub recipient_kind: String,
+    pub recipient_collection: String,
+    pub recipient_id: String,
+    pub tenant: Option<String>,
+    pub workflow_key: String,
+    pub categories: Value,
+    pub workflow_recipient_run_id: String,
+    pub step_ref: String,
+    pub actors: Value,
+    pub data: Value,
+    pub blocks: Value,
+}
+
+pub fn messages_of_run(path: &Path, run_id: &str) -> Vec<Message> {
+    let conn = open(path);
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, recipient_kind, recipient_collection, recipient_id, tenant, workflow_key, \
+             workflow_categories, workflow_recipient_run_id, step_ref, actors, data, blocks \
+             FROM messages WHERE workflow_run_id = ?1 ORDER BY seq",
+        )
+        .expect("prepare");
+    let json = |s: String| serde_json::from_str::<Value>(&s).expect("stored JSON");
+    stmt.query_map([run_id], |r| {
+        Ok(Message {
+            id: r.get(0)?,
+            recipient_kind: r.get(1)?,
+            recipient_collection: r.get(2)?,
+            recipient_id: r.get(3)?,
+            tenant: r.get(4)?,
+            workflow_key: r.get(5)?,
+            categories: json(r.get(6)?),
+            workflow_recipient_run_id: r.get(7)?,
+            step_ref: r.get(8)?,
+            actors: json(r.get(9)?),
+            data: json(r.get(10)?),
+            blocks: json(r.get(11)?),
+        })
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+pub fn run_status(path: &Path, run_id: &str) -> Option<String> {
+    let conn = open(path);
+    conn.query_row(
+        "SELECT status FROM workflow_runs WHERE id = ?1",
+        [run_id],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+/// Waits (≤10 s) until the run left `queued`; returns its final status.
+pub async fn wait_for_run(path: &Path, run_id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match run_status(path, run_id) {
+            Some(s) if s != "queued" => return s,
+            _ if Instant::now() > deadline => panic!("run {run_id} did not complete in time"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// (status, events) of each recipient run of a run, by recipient id.
+pub fn recipient_runs(path: &Path, run_id: &str) -> Vec<(String, String, Value)> {
+    let conn = open(path);
+    let mut stmt = conn
+        .prepare(
+            "SELECT recipient_id, status, events FROM workflow_recipient_runs \
+             WHERE workflow_run_id = ?1 ORDER BY recipient_id",
+        )
+        .expect("prepare");
+    stmt.query_map([run_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or(Value::Null),
+        ))
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+pub fn count(path: &Path, sql: &str) -> i64 {
+    open(path).query_row(sql, [], |r| r.get(0)).expect("count")
+}
