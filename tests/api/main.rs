@@ -12,6 +12,7 @@ mod health;
 mod messages;
 mod node_sdk;
 mod objects;
+mod preference_delivery;
 mod preferences;
 mod python_sdk;
 mod realtime;
