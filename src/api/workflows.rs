@@ -59,13 +59,10 @@ async fn list(
     let after = (rest.len() > page_size)
         .then(|| rest.get(page_size - 1).map(|w| w.def.key.clone()))
         .flatten();
-    let before = match (&query.after, all.first()) {
-        (Some(_), Some(first)) => Some(first.def.key.clone()),
-        _ => None,
-    };
     Ok(HttpResponse::Ok().json(json!({
         "entries": page,
-        "page_info": {"__typename": "PageInfo", "after": after, "before": before, "page_size": page_size},
+        // Only forward paging (`after`) is offered, so there is never a `before` cursor.
+        "page_info": {"__typename": "PageInfo", "after": after, "before": null, "page_size": page_size},
     })))
 }
 

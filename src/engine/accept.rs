@@ -57,7 +57,8 @@ enum Written {
     Mismatch,
 }
 
-fn idempotency_since() -> String {
+/// The oldest `inserted_at` of a key still inside the replay window.
+pub(super) fn idempotency_since() -> String {
     clock::format(Utc::now() - Duration::hours(IDEMPOTENCY_WINDOW_HOURS))
 }
 

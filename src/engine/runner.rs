@@ -40,6 +40,8 @@ const MAX_CONCURRENT_RUNS: usize = 16;
 /// Attempts at a run whose write fails (e.g. the disk is full) before leaving it queued
 /// for the next start.
 const WRITE_ATTEMPTS: u32 = 3;
+/// How often expired `Idempotency-Key` rows are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 struct Ctx {
     store: Store,
@@ -102,6 +104,7 @@ impl Runner {
 
 async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch::Receiver<bool>) {
     let mut tasks = JoinSet::new();
+    let mut purge = tokio::time::interval(PURGE_EVERY);
     loop {
         if ctx.rescan.swap(false, Ordering::SeqCst) {
             match ctx.store.read(runs::queued_run_ids).await {
@@ -123,10 +126,24 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
                 None => break,
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = purge.tick() => purge_idempotency_keys(&ctx.store).await,
         }
     }
     // Runs waiting for a permit see `stopping` and return; running ones finish.
     while tasks.join_next().await.is_some() {}
+}
+
+/// Forgets `Idempotency-Key`s older than the replay window.
+async fn purge_idempotency_keys(store: &Store) {
+    let before = super::accept::idempotency_since();
+    match store
+        .write(move |db| runs::purge_idempotency(db, &before))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(purged = n, "expired idempotency keys deleted"),
+        Err(e) => tracing::warn!(error = %e, "could not purge idempotency keys"),
+    }
 }
 
 /// Removes a run from the in-flight set however processing ends.

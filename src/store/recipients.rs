@@ -25,7 +25,7 @@ use crate::model::RecipientRef;
 pub use attached::{
     ChannelDataOwner, delete_channel_data, delete_preference_set, get_channel_data,
     get_preference_set, list_channel_data, list_preference_sets, merge_preference_set,
-    put_preference_set, set_channel_data,
+    preference_set_wire, put_preference_set, set_channel_data,
 };
 pub use merge::deep_merge;
 pub use objects::{delete_object, get_object, list_objects, upsert_object};
@@ -33,9 +33,7 @@ pub use tenants::{
     TenantFilter, delete_tenant, ensure_tenant, get_tenant, list_tenants, tenant_preference_set,
     upsert_tenant,
 };
-pub use users::{
-    delete_user, get_user, list_users, merge_users, preference_set_wire, upsert_user, user_exists,
-};
+pub use users::{delete_user, get_user, list_users, merge_users, upsert_user, user_exists};
 
 /// Loads the full recipient a reference names, or `None` if it was never identified.
 pub fn get_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Value>> {

@@ -62,10 +62,10 @@ fn start(db: &Path, port: u16) -> Server {
 async fn wait_healthy(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(res) = client.get(format!("{base}/health")).send().await {
-            if res.status() == 200 {
-                return;
-            }
+        if let Ok(res) = client.get(format!("{base}/health")).send().await
+            && res.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "server did not become healthy");
         tokio::time::sleep(Duration::from_millis(25)).await;

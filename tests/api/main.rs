@@ -5,12 +5,16 @@ mod db;
 mod feed_support;
 mod helpers;
 
+mod browser;
+mod browser_auth;
 mod channel_data;
 mod crash;
 mod feeds;
 mod health;
 mod messages;
 mod node_sdk;
+mod node_sdk_messages;
+mod node_sdk_recipients;
 mod objects;
 mod preference_delivery;
 mod preferences;

@@ -559,3 +559,66 @@ async fn an_upserted_workflow_is_triggerable_at_once() {
     assert_eq!(html("nobody").trim(), "<p>Welcome, nobody!</p>");
     assert_eq!(messages[0].categories, json!(["onboarding"]));
 }
+
+#[tokio::test]
+async fn the_triggered_item_appears_in_the_users_feed_with_source_actor_tenant_and_blocks() {
+    let app = spawn_app().await;
+    let mut body = comment_body(json!([{"id": "ada", "name": "Ada"}]));
+    body["tenant"] = json!("acme");
+    let run_id = app.trigger("new-comment", body).await;
+    let feed = app.wait_for_feed("ada", "", 1).await;
+    let entries = feed["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{feed}");
+    let item = &entries[0];
+    assert_eq!(item["__typename"], "FeedItem");
+    assert_eq!(item["source"]["key"], "new-comment");
+    assert_eq!(item["source"]["categories"], json!(["collaboration"]));
+    assert!(item["source"]["version_id"].is_string(), "{item}");
+    assert_eq!(item["tenant"], "acme");
+    assert_eq!(item["actors"][0]["id"], "grace");
+    assert_eq!(item["actors"][0]["name"], "Grace Hopper");
+    assert_eq!(item["data"]["page_title"], "Launch plan");
+    let names: Vec<&str> = item["blocks"]
+        .as_array()
+        .map(|b| b.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["body", "action_url", "actions"]);
+    assert_eq!(feed["meta"]["unread_count"], 1);
+    let messages = db::messages_of_run(&app.db_path, &run_id);
+    assert_eq!(item["id"], messages[0].id.as_str());
+}
+
+#[tokio::test]
+async fn an_object_recipients_item_is_listed_in_the_objects_own_feed() {
+    let app = spawn_app().await;
+    app.trigger(
+        "new-comment",
+        comment_body(json!([{"id": "apollo", "collection": "projects", "name": "Apollo"}])),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let feed = loop {
+        let feed: Value = app
+            .get("/v1/objects/projects/apollo/feeds/in-app-feed")
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        if feed["entries"].as_array().is_some_and(|e| !e.is_empty())
+            || std::time::Instant::now() > deadline
+        {
+            break feed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(feed["entries"].as_array().map(Vec::len), Some(1), "{feed}");
+    assert_eq!(feed["entries"][0]["source"]["key"], "new-comment");
+    let user_feed = app.wait_for_feed("apollo", "", 0).await;
+    assert_eq!(
+        user_feed["entries"].as_array().map(Vec::len),
+        Some(0),
+        "an object's item is not in a user feed of the same id"
+    );
+}

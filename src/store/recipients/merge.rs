@@ -1,7 +1,11 @@
 //! Knock's property merge: a deep merge where objects merge key by key and every other
-//! value (including `null` and arrays) replaces what was there. Pure functions, no I/O.
+//! value (including `null` and arrays) replaces what was there; plus the size check on
+//! the merged result and splitting a body into its parts. Pure functions, no I/O.
 
 use serde_json::{Map, Value};
+
+use crate::model::properties::MAX_CUSTOM_PROPERTIES_BYTES;
+use crate::store::{StoreError, StoreResult};
 
 /// Merges `patch` into `target` in place. Nested objects merge recursively; anything else
 /// in `patch` (scalars, arrays, `null`) overwrites. Keys absent from `patch` are kept, so a
@@ -22,6 +26,41 @@ pub fn deep_merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
 /// Bytes `map` takes as JSON: what the 256 kB custom-property limit measures.
 pub fn json_size(map: &Map<String, Value>) -> usize {
     serde_json::to_string(map).map_or(usize::MAX, |s| s.len())
+}
+
+/// Splits a body into (custom properties, preferences, channel_data).
+pub(super) fn split(
+    props: &Map<String, Value>,
+) -> (Map<String, Value>, Option<&Value>, Option<&Value>) {
+    let custom = props
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "preferences" | "channel_data"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (custom, props.get("preferences"), props.get("channel_data"))
+}
+
+/// Merges `patch` into `stored`, refusing a result over the size limit.
+pub(super) fn merged(
+    stored: Option<Map<String, Value>>,
+    patch: &Map<String, Value>,
+) -> StoreResult<Map<String, Value>> {
+    let mut merged = stored.unwrap_or_default();
+    deep_merge(&mut merged, patch);
+    if json_size(&merged) > MAX_CUSTOM_PROPERTIES_BYTES {
+        return Err(StoreError::Invalid {
+            field: "properties".into(),
+            message: format!(
+                "custom properties would total more than {MAX_CUSTOM_PROPERTIES_BYTES} bytes after merging"
+            ),
+        });
+    }
+    Ok(merged)
+}
+
+/// Parses a stored `properties` column.
+pub(super) fn parse_props(text: &str) -> StoreResult<Map<String, Value>> {
+    Ok(serde_json::from_str(text)?)
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
+use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
-use super::users::{merged, parse_props, preference_map, split};
+use super::merge::{merged, parse_props, split};
 use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};

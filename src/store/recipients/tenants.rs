@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
-use super::users::{merged, parse_props, split};
+use super::merge::{merged, parse_props, split};
 use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};

@@ -3,13 +3,13 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
+use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
-use super::merge::{deep_merge, json_size};
+use super::merge::{merged, parse_props, split};
 use crate::clock;
-use crate::model::properties::MAX_CUSTOM_PROPERTIES_BYTES;
 use crate::model::{Page, PageQuery};
-use crate::store::{Db, StoreError, StoreResult};
+use crate::store::{Db, StoreResult};
 
 /// Standard fields every `User` shows, `null` when unset.
 const STANDARD: &[&str] = &[
@@ -20,40 +20,6 @@ const STANDARD: &[&str] = &[
     "timezone",
     "created_at",
 ];
-
-/// Splits a body into (custom properties, preferences, channel_data).
-pub(super) fn split(
-    props: &Map<String, Value>,
-) -> (Map<String, Value>, Option<&Value>, Option<&Value>) {
-    let custom = props
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "preferences" | "channel_data"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    (custom, props.get("preferences"), props.get("channel_data"))
-}
-
-/// Merges `patch` into `stored`, refusing a result over the size limit.
-pub(super) fn merged(
-    stored: Option<Map<String, Value>>,
-    patch: &Map<String, Value>,
-) -> StoreResult<Map<String, Value>> {
-    let mut merged = stored.unwrap_or_default();
-    deep_merge(&mut merged, patch);
-    if json_size(&merged) > MAX_CUSTOM_PROPERTIES_BYTES {
-        return Err(StoreError::Invalid {
-            field: "properties".into(),
-            message: format!(
-                "custom properties would total more than {MAX_CUSTOM_PROPERTIES_BYTES} bytes after merging"
-            ),
-        });
-    }
-    Ok(merged)
-}
-
-pub(super) fn parse_props(text: &str) -> StoreResult<Map<String, Value>> {
-    Ok(serde_json::from_str(text)?)
-}
 
 fn wire(id: &str, props: Map<String, Value>, updated_at: String) -> Value {
     let mut out = Map::new();
@@ -173,22 +139,4 @@ pub fn list_users(
         after: page.after,
         before: page.before,
     })
-}
-
-/// `{set_id: PreferenceSet}` for a recipient.
-pub(super) fn preference_map(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreResult<Value> {
-    let sets = attached::list_preference_sets(db, owner)?;
-    Ok(Value::Object(
-        sets.into_iter()
-            .map(|(set_id, body)| {
-                let wire = preference_set_wire(&set_id, body);
-                (set_id, wire)
-            })
-            .collect(),
-    ))
-}
-
-/// A stored preference-set body in the `PreferenceSet` wire shape (unset keys `null`).
-pub fn preference_set_wire(set_id: &str, body: Map<String, Value>) -> Value {
-    crate::model::preferences::to_wire(set_id, &Value::Object(body))
 }
