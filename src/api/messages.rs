@@ -53,7 +53,12 @@ async fn get_one(
         .read(move |db| messages::get(db, &wanted))
         .await?
         .ok_or_else(|| message_missing(&id))?;
-    access::message(&caller, recipient_user(&message), message.tenant.as_deref())?;
+    access::message_access(
+        &caller,
+        recipient_user(&message),
+        message.tenant.as_deref(),
+        access::Access::Read,
+    )?;
     Ok(HttpResponse::Ok().json(views::message(&message)))
 }
 

@@ -43,7 +43,7 @@ async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("user_id", &path)?;
-    access::user_resource(&caller, id.as_str())?;
+    access::user_grant(&caller, id.as_str(), access::USER_READ)?;
     let key = id.as_str().to_owned();
     let user = state
         .store
@@ -60,7 +60,7 @@ async fn identify(
     body: IdentifyBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("user_id", &path)?;
-    access::user_resource(&caller, id.as_str())?;
+    access::user_grant(&caller, id.as_str(), access::USER_WRITE)?;
     let props = properties(RecipientKind::User, body.0)?;
     let user = state
         .store

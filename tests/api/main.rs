@@ -5,6 +5,8 @@ mod db;
 mod feed_support;
 mod helpers;
 
+mod browser;
+mod browser_auth;
 mod channel_data;
 mod crash;
 mod feeds;

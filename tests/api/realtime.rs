@@ -36,6 +36,48 @@ async fn joining_a_feed_replies_ok_then_pushes_current_counts_to_every_ref() {
 }
 
 #[tokio::test]
+async fn a_triggered_workflow_pushes_new_message_and_the_before_cursor_refetch_finds_it() {
+    let app = spawn_app().await;
+    let channel = app.channel_id().await;
+    let mut ws = app.ws_connect("u1").await;
+    let topic = format!("feeds:{channel}:u1");
+    let (join_ref, _) = ws
+        .join_ok(
+            &topic,
+            json!({
+                "client_feed": {"archived": "exclude", "mode": "compact", "__experimentalCrossBrowserUpdates": true},
+                "client_other": {"source": "some-other-workflow"}
+            }),
+        )
+        .await;
+    app.trigger(
+        "new-comment",
+        json!({"recipients": ["u1"], "actor": {"id": "a1", "name": "Ann"},
+               "data": {"page_url": "https://example.com/p/1"}}),
+    )
+    .await;
+    let frame = ws.next_event("new-message").await;
+    assert_eq!(frame[0], json!(join_ref));
+    assert_eq!(frame[2], json!(topic));
+    let payload = &frame[4];
+    assert_eq!(payload["event"], "new-message");
+    assert_eq!(payload["attn"], json!(["client_feed"]));
+    assert_eq!(payload["metadata"], counts(1, 1, 1));
+    assert_eq!(payload["data"]["client_feed"]["metadata"], counts(1, 1, 1));
+    assert_eq!(payload["data"]["client_other"]["metadata"], counts(0, 0, 0));
+    // Pushed only after commit: the item is already readable, as the client refetches it.
+    let feed: Value = app
+        .get("/v1/users/u1/feeds/in-app-feed?archived=exclude")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["entries"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
 async fn a_committed_item_is_pushed_with_the_join_ref_and_per_ref_counts() {
     let app = spawn_app().await;
     let channel = app.channel_id().await;

@@ -297,3 +297,41 @@ async fn without_enhanced_security_the_public_key_alone_may_identify_and_read_a_
     assert_error(delete, 403, "incorrect_token_type").await;
     assert_eq!(stored(&app, "u1").await["name"], "Ann");
 }
+
+#[tokio::test]
+async fn concurrent_identifies_of_one_user_lose_no_update() {
+    let app = spawn_app().await;
+    let calls = (0..25).map(|i| {
+        app.put("/v1/users/u1", json!({"counts": {format!("k{i}"): i}}))
+            .send()
+    });
+    for res in futures_util::future::join_all(calls).await {
+        assert_eq!(res.expect("put").status(), 200);
+    }
+    let user = stored(&app, "u1").await;
+    let counts = user["counts"].as_object().expect("counts object");
+    assert_eq!(counts.len(), 25, "{user}");
+    for i in 0..25 {
+        assert_eq!(counts[&format!("k{i}")], i);
+    }
+}
+
+#[tokio::test]
+async fn server_owned_fields_in_the_body_are_ignored() {
+    let app = spawn_app().await;
+    let user = identify(
+        &app,
+        "u1",
+        json!({"id": "other", "__typename": "Robot", "updated_at": "1999-01-01T00:00:00Z", "name": "Ann"}),
+    )
+    .await;
+    assert_eq!(user["id"], "u1");
+    assert_eq!(user["__typename"], "User");
+    assert_ne!(user["updated_at"], "1999-01-01T00:00:00Z");
+    assert_error(
+        app.get("/v1/users/other").send().await.expect("get"),
+        404,
+        "resource_missing",
+    )
+    .await;
+}

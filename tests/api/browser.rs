@@ -1,0 +1,55 @@
+//! End-to-end in a real browser: headless Chromium (Debian's `chromium`) loads a page that
+//! bundles the official `@knocklabs/client`, and `tests/browser/run.mjs` drives it:
+//! authenticate with a user token, `fetch()`, `listenForUpdates()`, a backend trigger
+//! arriving through `items.received.realtime`, `markAsRead`, and the counts changing.
+//! Missing tooling fails the test with instructions; it never passes silently.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{PUBLIC_KEY, SECRET_KEY, spawn_app, user_token};
+
+#[tokio::test]
+async fn the_official_browser_client_receives_live_items_in_headless_chromium() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "chromium is missing at {chromium}: `apt-get install -y chromium` (scripts/test does it)"
+    );
+    for package in ["@knocklabs/client", "playwright-core", "esbuild"] {
+        assert!(
+            dir.join("node_modules").join(package).exists(),
+            "npm package {package} is missing: run `npm ci --prefix tests/browser` (scripts/test does it)"
+        );
+    }
+    let app = spawn_app().await;
+    let channel = app.channel_id().await;
+    let user = "e2e-user";
+    let run = tokio::process::Command::new("node")
+        .arg("run.mjs")
+        .current_dir(&dir)
+        .env("TIDINGS_URL", &app.address)
+        .env("TIDINGS_PUBLIC_KEY", PUBLIC_KEY)
+        .env("TIDINGS_SECRET_KEY", SECRET_KEY)
+        .env("TIDINGS_USER_ID", user)
+        .env("TIDINGS_USER_TOKEN", user_token(user, json!(null)))
+        .env("TIDINGS_CHANNEL_ID", &channel)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser run finishes within 2 minutes")
+        .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser e2e failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("browser e2e passed"), "{stdout}");
+}
