@@ -8,6 +8,7 @@ mod common;
 mod feeds;
 mod health;
 mod message_bulk;
+mod message_history;
 mod message_status;
 mod messages;
 mod objects;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     pages::routes(cfg);
     feeds::routes(cfg);
+    message_history::routes(cfg);
     message_status::routes(cfg);
     message_bulk::routes(cfg);
     messages::routes(cfg);

@@ -737,3 +737,69 @@ async fn an_objects_messages_are_listed_for_the_secret_key_only() {
         .expect("list");
     assert_error(public, 403, "incorrect_token_type").await;
 }
+
+#[tokio::test]
+async fn a_messages_activities_and_events_reflect_its_trigger_and_statuses() {
+    let app = spawn_app().await;
+    comment(&app, json!(["ada"]), json!({"page_id": "p1"}), None).await;
+    let id = ids(&app.wait_for_feed("ada", "", 1).await)[0].clone();
+    put(&app, &format!("/v1/messages/{id}/read"), json!({})).await;
+    let activities: Value = app
+        .get(&format!("/v1/messages/{id}/activities"))
+        .send()
+        .await
+        .expect("activities")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(activities["items"][0]["__typename"], "Activity");
+    assert_eq!(activities["items"][0]["actor"]["name"], "Grace Hopper");
+    assert_eq!(activities["items"][0]["recipient"]["id"], "ada");
+    assert_eq!(activities["items"][0]["data"]["page_id"], "p1");
+    assert_eq!(activities["page_info"]["__typename"], "PageInfo");
+    let filtered: Value = app
+        .get(&format!(
+            "/v1/messages/{id}/activities?trigger_data=%7B%22page_id%22%3A%22p9%22%7D"
+        ))
+        .send()
+        .await
+        .expect("activities")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(filtered["items"], json!([]));
+    let events: Value = app
+        .get(&format!("/v1/messages/{id}/events"))
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("JSON");
+    let kinds: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(kinds, vec!["message.read", "message.sent"]);
+    assert_eq!(events["items"][0]["__typename"], "MessageEvent");
+    assert_eq!(events["items"][0]["recipient"], "ada");
+    let missing = app
+        .get("/v1/messages/nope/events")
+        .send()
+        .await
+        .expect("events");
+    assert_error(missing, 404, "resource_missing").await;
+    let other = as_browser(
+        &app,
+        Method::GET,
+        &format!("/v1/messages/{id}/events"),
+        "bob",
+        json!(null),
+    )
+    .send()
+    .await
+    .expect("events");
+    assert_error(other, 403, "authorization").await;
+}
