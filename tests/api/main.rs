@@ -13,6 +13,7 @@ mod feeds;
 mod health;
 mod messages;
 mod node_sdk;
+mod node_sdk_messages;
 mod node_sdk_recipients;
 mod objects;
 mod preferences;
