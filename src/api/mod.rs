@@ -30,6 +30,9 @@ use actix_web::web;
 
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // First: these exact paths would otherwise be taken by generic patterns such as
+    // `/v1/messages/{id}/{status}`. None of them overlaps an implemented endpoint.
+    unsupported::routes(cfg);
     health::routes(cfg);
     pages::routes(cfg);
     feeds::routes(cfg);
@@ -46,6 +49,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     preferences::routes(cfg);
     workflows::routes(cfg);
     channels::routes(cfg);
-    // Last, so that every implemented route wins.
-    unsupported::routes(cfg);
 }

@@ -1,6 +1,7 @@
 //! Knock endpoints Tidings does not implement. Each answers `501 not_supported` in Knock's
 //! error shape with `x-should-retry: false`, so an SDK call fails fast and clearly instead
-//! of hitting a bare 404 or, worse, a silent success. Registered last: real routes win.
+//! of hitting a bare 404 or, worse, a silent success. Registered first, so generic patterns
+//! (`/v1/messages/{id}/{status}`) cannot swallow them; none overlaps a real endpoint.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
