@@ -39,11 +39,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "/v1/messages/{message_id}/delivery_logs",
         "delivery logs (in-app messages have no provider)",
     ),
-    ("/v1/messages/{message_id}/events", "message events"),
-    (
-        "/v1/messages/{message_id}/activities",
-        "message activities (batch steps are not implemented)",
-    ),
     ("/v1/notify/cancel", "the legacy notify API"),
     ("/v1/workflow_recipient_runs", "workflow recipient run logs"),
     (
