@@ -50,17 +50,6 @@ pub fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
     }
 }
 
-/// Parses a body already read as bytes, with the same error mapping as `json_config`.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid("body", e.to_string())
-        } else {
-            ApiError::InvalidJson(e.to_string())
-        }
-    })
-}
-
 /// Unknown paths and wrong methods, in Knock's error shape.
 pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteMissing(format!(

@@ -16,10 +16,10 @@ use crate::auth::access::{self, Access};
 use crate::error::ApiError;
 use crate::model::feed::encode_cursor;
 use crate::model::views::{self, RecipientMap};
-use crate::model::{CollectionName, EntityId, FeedFilters, FeedQuery, RecipientRef};
+use crate::model::{CollectionName, EntityId, FeedFilters, FeedMode, FeedQuery, RecipientRef};
 use crate::startup::AppState;
 use crate::store::feeds::{self, FeedCounts, FeedPage, PageBounds};
-use crate::store::{StoreResult, channels, recipients};
+use crate::store::{Db, StoreResult, channels, recipients};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -107,37 +107,59 @@ async fn feed_response(
     let page_size = query.page_size;
     let mode = query.mode;
     let exclude = query.exclude.clone();
-    let wanted_channel = channel.clone();
+    let wanted = channel.clone();
     let data = state
         .store
-        .read(move |db| -> StoreResult<Option<FeedData>> {
-            let Some(channel) = channels::find(db, &wanted_channel)? else {
-                return Ok(None);
-            };
-            let bounds = PageBounds {
-                page_size: query.page_size,
-                after: query.after,
-                before: query.before,
-            };
-            let restriction = restriction.as_deref();
-            let page = feeds::page(
-                db,
-                &channel.id,
-                &recipient,
-                &query.filters,
-                restriction,
-                bounds,
-            )?;
-            let counts = feeds::counts(db, &channel.id, &recipient, &query.filters, restriction)?;
-            let recipients = load_recipients(db, &page, &recipient)?;
-            Ok(Some(FeedData {
-                page,
-                counts,
-                recipients,
-            }))
+        .read(move |db| {
+            feeds::snapshot(db, |db| {
+                read_feed(db, &wanted, &recipient, &query, restriction.as_deref())
+            })
         })
         .await?
         .ok_or(ApiError::ChannelInvalid(channel))?;
+    render(data, page_size, mode, &exclude)
+}
+
+/// The page, counts and recipients of one feed view; `None` when the channel is unknown.
+fn read_feed(
+    db: &Db<'_>,
+    channel: &str,
+    recipient: &RecipientRef,
+    query: &FeedQuery,
+    restriction: Option<&[String]>,
+) -> StoreResult<Option<FeedData>> {
+    let Some(channel) = channels::find(db, channel)? else {
+        return Ok(None);
+    };
+    let bounds = PageBounds {
+        page_size: query.page_size,
+        after: query.after,
+        before: query.before,
+    };
+    let page = feeds::page(
+        db,
+        &channel.id,
+        recipient,
+        &query.filters,
+        restriction,
+        bounds,
+    )?;
+    let counts = feeds::counts(db, &channel.id, recipient, &query.filters, restriction)?;
+    let recipients = load_recipients(db, &page, recipient)?;
+    Ok(Some(FeedData {
+        page,
+        counts,
+        recipients,
+    }))
+}
+
+/// The `{entries, meta, page_info, vars}` body.
+fn render(
+    data: FeedData,
+    page_size: u32,
+    mode: FeedMode,
+    exclude: &[String],
+) -> Result<HttpResponse, ApiError> {
     let entries: Vec<Value> = data
         .page
         .items
@@ -164,13 +186,13 @@ async fn feed_response(
         },
         "vars": {},
     });
-    views::exclude_paths(&mut body, &exclude);
+    views::exclude_paths(&mut body, exclude);
     Ok(HttpResponse::Ok().json(body))
 }
 
 /// Full recipient objects for the page's actors and (for rich activities) its recipient.
 fn load_recipients(
-    db: &crate::store::Db<'_>,
+    db: &Db<'_>,
     page: &FeedPage,
     recipient: &RecipientRef,
 ) -> StoreResult<RecipientMap> {

@@ -8,6 +8,7 @@ mod common;
 mod feeds;
 mod health;
 mod message_bulk;
+mod message_history;
 mod message_status;
 mod messages;
 mod objects;
@@ -29,9 +30,13 @@ use actix_web::web;
 
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // First: these exact paths would otherwise be taken by generic patterns such as
+    // `/v1/messages/{id}/{status}`. None of them overlaps an implemented endpoint.
+    unsupported::routes(cfg);
     health::routes(cfg);
     pages::routes(cfg);
     feeds::routes(cfg);
+    message_history::routes(cfg);
     message_status::routes(cfg);
     message_bulk::routes(cfg);
     messages::routes(cfg);
@@ -44,6 +49,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     preferences::routes(cfg);
     workflows::routes(cfg);
     channels::routes(cfg);
-    // Last, so that every implemented route wins.
-    unsupported::routes(cfg);
 }

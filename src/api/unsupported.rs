@@ -1,6 +1,7 @@
 //! Knock endpoints Tidings does not implement. Each answers `501 not_supported` in Knock's
 //! error shape with `x-should-retry: false`, so an SDK call fails fast and clearly instead
-//! of hitting a bare 404 or, worse, a silent success. Registered last: real routes win.
+//! of hitting a bare 404 or, worse, a silent success. Registered first, so generic patterns
+//! (`/v1/messages/{id}/{status}`) cannot swallow them; none overlaps a real endpoint.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -37,11 +38,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "/v1/messages/{message_id}/delivery_logs",
         "delivery logs (in-app messages have no provider)",
-    ),
-    ("/v1/messages/{message_id}/events", "message events"),
-    (
-        "/v1/messages/{message_id}/activities",
-        "message activities (batch steps are not implemented)",
     ),
     ("/v1/notify/cancel", "the legacy notify API"),
     ("/v1/workflow_recipient_runs", "workflow recipient run logs"),

@@ -6,6 +6,7 @@
 
 pub mod accept;
 pub mod loader;
+pub mod preference_check;
 pub mod registry;
 pub mod runner;
 pub mod scope;

@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::accept::merged_data;
+use super::preference_check;
 use super::registry::{CompiledWorkflow, Registry};
 use super::scope::{Scope, shared_entries};
 use crate::model::RecipientRef;
@@ -209,6 +210,13 @@ impl StoredRequest {
     }
 }
 
+/// A recipient as loaded for a run: its stored entity (if identified) and the
+/// preference set that governs it in this run's tenant.
+struct Loaded {
+    found: Option<Value>,
+    preferences: Value,
+}
+
 /// What one recipient's pass through the steps produced.
 struct RecipientPlan {
     reference: RecipientRef,
@@ -242,8 +250,12 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
         .read(move |db| {
             let loaded = refs
                 .iter()
-                .map(|r| recipients::get_recipient(db, r))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|r| {
+                    let found = recipients::get_recipient(db, r)?;
+                    let preferences = preference_check::effective_set(db, r, tenant.as_deref())?;
+                    Ok(Loaded { found, preferences })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
             let actor_value = match &actor {
                 Some(a) => Some(
                     recipients::get_recipient(db, a)?.unwrap_or_else(|| recipients::minimal(a)),
@@ -327,15 +339,17 @@ fn plan_run(
     workflow: &CompiledWorkflow,
     run_id: &str,
     request: StoredRequest,
-    loaded: Vec<Option<Value>>,
+    loaded: Vec<Loaded>,
     actor: Option<Value>,
     tenant: Option<Value>,
 ) -> Vec<RecipientPlan> {
     let def = &workflow.def;
+    let shared_actor = actor.map(scope_entity);
+    let shared_tenant = tenant.map(scope_entity);
     let shared = shared_entries(&json!({
         "data": request.data,
-        "actor": actor.map(scope_entity),
-        "tenant": tenant.map(scope_entity),
+        "actor": shared_actor,
+        "tenant": shared_tenant,
         "vars": {},
         "workflow": {
             "id": workflow.stored.version_id,
@@ -350,7 +364,7 @@ fn plan_run(
         .recipients
         .into_iter()
         .zip(loaded)
-        .map(|((reference, trigger_data), found)| {
+        .map(|((reference, trigger_data), Loaded { found, preferences })| {
             let mut events = Vec::new();
             if found.is_none() {
                 events.push(json!({"event": "recipient_not_identified", "status": "ok", "data": {}}));
@@ -359,7 +373,14 @@ fn plan_run(
             let data = merged_data(&request.data, trigger_data.as_ref());
             let mut messages = Vec::new();
             let mut status = "completed";
+            let condition_scope = json!({"recipient": recipient, "data": data, "actor": shared_actor, "tenant": shared_tenant});
             for step in &workflow.steps {
+                if let Some(reason) = preference_check::skip_reason(workflow, step, &preferences, &condition_scope) {
+                    // Knock: a preference opt-out skips the step (no message) and the run goes on.
+                    events.push(json!({"event": "step_skipped", "status": "ok", "step_ref": step.step_ref,
+                                       "step_type": "channel", "data": {"reason": "preferences", "setting": reason}}));
+                    continue;
+                }
                 let id = ids::message_id();
                 let now = clock::now();
                 let mut own = json!({

@@ -271,9 +271,15 @@ pub(super) fn time_range(map: &Map<String, Value>) -> Result<TimeRange, ParamErr
     Ok(range)
 }
 
-/// RFC 3339; a datetime without offset (what Python's `isoformat()` gives for a naive
-/// datetime) or a bare date are taken as UTC.
+/// RFC 3339, also with a space for the `T` (Python's `str(datetime)`, which its SDK puts
+/// in query strings); a datetime without offset (a naive Python datetime) or a bare date
+/// is taken as UTC.
 pub(super) fn normalize_time(raw: &str) -> Option<String> {
+    let raw = match raw.as_bytes().get(10) {
+        Some(b' ') => format!("{}T{}", &raw[..10], &raw[11..]),
+        _ => raw.to_owned(),
+    };
+    let raw = raw.as_str();
     clock::normalize(raw)
         .or_else(|| {
             chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
@@ -331,7 +337,7 @@ mod tests {
             Some("2026-02-01T00:00:00.000000Z")
         );
         let b = FeedFilters::from_query(&q(
-            "workflow_categories=a&inserted_at.gt=2026-01-01T10:00:00&inserted_at.lte=2026-01-02",
+            "workflow_categories=a&inserted_at.gt=2026-01-01T10:00:00&inserted_at.lte=2026-01-02&inserted_at.lt=2026-01-03+01:00:00%2B01:00&inserted_at.gte=2026-01-01+00:00:00",
         ))
         .expect("parses");
         assert_eq!(b.filters.workflow_categories, vec!["a"]);
@@ -343,6 +349,15 @@ mod tests {
         assert_eq!(
             b.filters.inserted_at.lte.as_deref(),
             Some("2026-01-02T00:00:00.000000Z")
+        );
+        assert_eq!(
+            b.filters.inserted_at.lt.as_deref(),
+            Some("2026-01-03T00:00:00.000000Z"),
+            "python's str(datetime) with an offset"
+        );
+        assert_eq!(
+            b.filters.inserted_at.gte.as_deref(),
+            Some("2026-01-01T00:00:00.000000Z")
         );
     }
 

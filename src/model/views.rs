@@ -70,18 +70,67 @@ pub fn feed_item(m: &MessageRow, recipients: &RecipientMap, mode: FeedMode) -> V
     });
     if mode == FeedMode::Rich {
         // Each message records one triggering activity: its actor, recipient and data.
-        item["activities"] = json!([{
-            "__typename": "Activity",
-            "id": m.id,
-            "inserted_at": m.inserted_at,
-            "updated_at": m.inserted_at,
-            "actor": m.actors.first().map(|a| recipient_json(recipients, a)),
-            "recipient": recipient_json(recipients, &m.recipient),
-            "data": m.data,
-        }]);
+        item["activities"] = json!([activity(m, recipients)]);
         item["total_activities"] = json!(1);
     }
     item
+}
+
+/// The one `Activity` a message records: the trigger that produced it.
+pub fn activity(m: &MessageRow, recipients: &RecipientMap) -> Value {
+    json!({
+        "__typename": "Activity",
+        "id": m.id,
+        "inserted_at": m.inserted_at,
+        "updated_at": m.inserted_at,
+        "actor": m.actors.first().map(|a| recipient_json(recipients, a)),
+        "recipient": recipient_json(recipients, &m.recipient),
+        "data": m.data,
+    })
+}
+
+/// The message's events, newest first, derived from its current timestamps: `sent` at
+/// creation, then one per engagement status it holds now (a cleared status has none).
+pub fn events(m: &MessageRow) -> Vec<Value> {
+    let mut events: Vec<(&str, &str)> = vec![("message.sent", m.inserted_at.as_str())];
+    for (kind, at) in [
+        ("message.seen", &m.seen_at),
+        ("message.read", &m.read_at),
+        ("message.interacted", &m.interacted_at),
+        ("message.link_clicked", &m.link_clicked_at),
+        ("message.archived", &m.archived_at),
+    ] {
+        if let Some(at) = at {
+            events.push((kind, at));
+        }
+    }
+    events.sort_by(|a, b| b.1.cmp(a.1));
+    events
+        .into_iter()
+        .map(|(kind, at)| {
+            json!({
+                "__typename": "MessageEvent",
+                "id": event_id(&m.id, kind),
+                "type": kind,
+                "recipient": m.recipient.to_wire(),
+                "data": null,
+                "inserted_at": at,
+            })
+        })
+        .collect()
+}
+
+/// A stable 27-character base62 id for (message, event type), shaped like Knock's ids.
+fn event_id(message_id: &str, kind: &str) -> String {
+    use sha2::Digest;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = sha2::Sha256::digest(format!("{message_id}/{kind}").as_bytes());
+    digest
+        .iter()
+        .cycle()
+        .take(27)
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }
 
 /// One `Message` (spec §6.4). In-app messages are `delivered` as soon as they exist.
@@ -165,6 +214,18 @@ mod tests {
         assert_eq!(rich["data"]["nested"], json!({"a": 1}));
         assert_eq!(rich["total_activities"], 1);
         assert_eq!(rich["activities"][0]["recipient"]["id"], "u");
+    }
+
+    #[test]
+    fn events_follow_the_timestamps_newest_first_with_stable_ids() {
+        let mut m = crate::model::feed::tests::row(None);
+        m.read_at = Some("2026-01-05T00:00:00.000000Z".into());
+        let events = events(&m);
+        let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+        assert_eq!(kinds, vec!["message.read", "message.sent"]);
+        assert_eq!(events[0]["id"].as_str().map(str::len), Some(27));
+        assert_eq!(events[0]["id"], super::events(&m)[0]["id"]);
+        assert_ne!(events[0]["id"], events[1]["id"]);
     }
 
     #[test]

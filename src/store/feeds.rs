@@ -101,6 +101,16 @@ fn aggregate(db: &Db<'_>, sql: &str, w: &Where, status: StatusFilter) -> StoreRe
     Ok(FeedCounts::from_scope(status, all, unread, unseen))
 }
 
+/// Runs `f` in one read transaction, so a page, its counts and its `page_info` all see
+/// the same committed state even while the writer commits in between.
+pub fn snapshot<T>(db: &Db<'_>, f: impl FnOnce(&Db<'_>) -> StoreResult<T>) -> StoreResult<T> {
+    db.0.execute_batch("BEGIN DEFERRED")?;
+    let result = f(db);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    db.0.execute_batch(end)?;
+    result
+}
+
 /// One page of a feed, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct FeedPage {

@@ -159,3 +159,19 @@ pub async fn channel_id(app: &TestApp, message_id: &str) -> String {
         .expect("JSON");
     msg["channel_id"].as_str().expect("channel_id").to_owned()
 }
+
+/// `GET /v1/messages/{id}` with the secret key; asserts 200.
+pub async fn message(app: &TestApp, id: &str) -> Value {
+    let res = app
+        .get(&format!("/v1/messages/{id}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    res.json().await.expect("JSON")
+}
+
+/// `PUT` with the secret key.
+pub async fn put(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.put(path, body).send().await.expect("put")
+}

@@ -188,3 +188,53 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
     assert!(body["type"].is_string(), "missing type: {body}");
     body
 }
+
+impl TestApp {
+    /// The UUID of the default in-app channel, which is what real apps pass to SDKs.
+    pub async fn default_channel_id(&self) -> String {
+        let channels: Value = self
+            .get("/v1/channels")
+            .send()
+            .await
+            .expect("channels")
+            .json()
+            .await
+            .expect("channels JSON");
+        channels["entries"]
+            .as_array()
+            .and_then(|e| e.iter().find(|c| c["key"] == "in-app-feed"))
+            .and_then(|c| c["id"].as_str())
+            .expect("in-app-feed channel id")
+            .to_owned()
+    }
+
+    /// Runs an official-SDK script (`program script`) against this server with the SDKs'
+    /// env vars set, off the runtime that serves it; asserts success and `expect_line` on
+    /// stdout. A missing interpreter or dependency is a failure, never a skip.
+    pub async fn run_sdk_script(&self, program: PathBuf, script: PathBuf, expect_line: &str) {
+        let channel_id = self.default_channel_id().await;
+        let base_url = self.address.clone();
+        let dir = script.parent().map(Path::to_path_buf).unwrap_or_default();
+        let shown = format!("{} {}", program.display(), script.display());
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&program)
+                .arg(&script)
+                .current_dir(dir)
+                .env("KNOCK_API_KEY", SECRET_KEY)
+                .env("KNOCK_BASE_URL", base_url)
+                .env("TIDINGS_CHANNEL_ID", channel_id)
+                .output()
+        })
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("could not run `{shown}`: {e}"));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "`{shown}` failed ({}):\n{stdout}\n{stderr}",
+            output.status
+        );
+        assert!(stdout.contains(expect_line), "{stdout}");
+    }
+}

@@ -1,0 +1,170 @@
+//! Parsing workflow steps: only `channel` steps of type `in_app_feed` are executable;
+//! every other step type or unimplemented step feature is refused by name.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::{ButtonSource, Errors, InAppFeedStep, InAppTemplateSource, Step, is_absent};
+
+/// Knock's in-app templates have a primary and a secondary button at most.
+const MAX_BUTTONS: usize = 2;
+
+pub(super) fn parse_steps(steps: &[Value], errors: &mut Errors) -> Vec<Step> {
+    let mut refs = HashSet::new();
+    let mut out = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let at = format!("steps[{i}]");
+        let Some(s) = step.as_object() else {
+            errors.push(&at, "must be a step object");
+            continue;
+        };
+        let step_ref = match s.get("ref") {
+            Some(Value::String(r)) if !r.is_empty() && r.len() <= 255 => {
+                if !refs.insert(r.clone()) {
+                    errors.push(
+                        &format!("{at}.ref"),
+                        format!("`{r}` is used by another step"),
+                    );
+                }
+                r.clone()
+            }
+            _ => {
+                errors.push(
+                    &format!("{at}.ref"),
+                    "is required: a unique string per workflow",
+                );
+                String::new()
+            }
+        };
+        if !is_absent(s.get("conditions")) {
+            errors.push(
+                &format!("{at}.conditions"),
+                "step conditions are not implemented in Tidings yet; remove them",
+            );
+        }
+        match s.get("type").and_then(Value::as_str) {
+            Some("channel") => {
+                if let Some(step) = parse_channel_step(s, step_ref, &at, errors) {
+                    out.push(Step::InAppFeed(step));
+                }
+            }
+            Some(kind @ ("delay" | "batch" | "throttle" | "branch")) => errors.push(
+                &format!("{at}.type"),
+                format!("step type `{kind}` is not implemented in Tidings yet"),
+            ),
+            Some(kind) => errors.push(
+                &format!("{at}.type"),
+                format!("step type `{kind}` is not supported by Tidings (only `channel` with `channel_type: in_app_feed`)"),
+            ),
+            None => errors.push(&format!("{at}.type"), "is required"),
+        }
+    }
+    out
+}
+
+fn parse_channel_step(
+    s: &Map<String, Value>,
+    step_ref: String,
+    at: &str,
+    errors: &mut Errors,
+) -> Option<InAppFeedStep> {
+    let before = errors.list.len();
+    match s.get("channel_type") {
+        // Tidings' channel registry only holds in-app feed channels, so a step without a
+        // type (as in Knock's `WorkflowRequest` example) is an in-app step.
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "in_app_feed" => {}
+        Some(Value::String(t)) => errors.push(
+            &format!("{at}.channel_type"),
+            format!("channel type `{t}` is not supported by Tidings (only `in_app_feed`)"),
+        ),
+        Some(_) => errors.push(&format!("{at}.channel_type"), "must be a string"),
+    }
+    if !is_absent(s.get("channel_group_key")) {
+        errors.push(
+            &format!("{at}.channel_group_key"),
+            "channel groups are not supported by Tidings; use `channel_key`",
+        );
+    }
+    match s.get("send_windows") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(w)) if w.is_empty() => {}
+        Some(_) => errors.push(
+            &format!("{at}.send_windows"),
+            "send windows are not implemented in Tidings yet; remove them",
+        ),
+    }
+    let channel_key = match s.get("channel_key") {
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= 255 => k.clone(),
+        _ => {
+            errors.push(
+                &format!("{at}.channel_key"),
+                "is required: the in-app channel's key",
+            );
+            String::new()
+        }
+    };
+    let template = parse_template(s.get("template"), &format!("{at}.template"), errors);
+    if errors.list.len() > before {
+        return None;
+    }
+    Some(InAppFeedStep {
+        step_ref,
+        channel_key,
+        template: template?,
+    })
+}
+
+fn parse_template(v: Option<&Value>, at: &str, errors: &mut Errors) -> Option<InAppTemplateSource> {
+    let Some(t) = v.and_then(Value::as_object) else {
+        errors.push(at, "is required: an object with `markdown_body`");
+        return None;
+    };
+    let markdown_body = match t.get("markdown_body") {
+        Some(Value::String(b)) => b.clone(),
+        _ => {
+            errors.push(
+                &format!("{at}.markdown_body"),
+                "is required and must be a string",
+            );
+            String::new()
+        }
+    };
+    let action_url = match t.get("action_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => Some(u.clone()),
+        Some(_) => {
+            errors.push(&format!("{at}.action_url"), "must be a string");
+            None
+        }
+    };
+    let mut action_buttons = Vec::new();
+    match t.get("action_buttons") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(buttons)) if buttons.len() <= MAX_BUTTONS => {
+            for (i, b) in buttons.iter().enumerate() {
+                let field = |name: &str| b.get(name).and_then(Value::as_str).map(str::to_owned);
+                match (field("label"), field("action")) {
+                    (Some(label), Some(action)) => {
+                        action_buttons.push(ButtonSource { label, action })
+                    }
+                    _ => errors.push(
+                        &format!("{at}.action_buttons[{i}]"),
+                        "must be an object with string `label` and `action`",
+                    ),
+                }
+            }
+        }
+        Some(Value::Array(_)) => errors.push(
+            &format!("{at}.action_buttons"),
+            format!("may hold at most {MAX_BUTTONS} buttons (primary and secondary)"),
+        ),
+        Some(_) => errors.push(&format!("{at}.action_buttons"), "must be an array"),
+    }
+    Some(InAppTemplateSource {
+        markdown_body,
+        action_url,
+        action_buttons,
+    })
+}
