@@ -24,10 +24,10 @@ async fn read_at(app: &crate::helpers::TestApp, id: &str) -> Value {
         .get(&format!("/v1/messages/{id}"))
         .send()
         .await
-        .unwrap()
+        .expect("message request")
         .json()
         .await
-        .unwrap();
+        .expect("message JSON");
     body["read_at"].clone()
 }
 

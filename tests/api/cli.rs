@@ -78,7 +78,6 @@ async fn a_cli_dev_token_is_accepted_by_the_server_on_the_same_database() {
             "user_token={token}&api_key={PUBLIC_KEY}&&vsn=2.0.0"
         ))
         .await
-        .ok()
         .expect("the CLI token opens a socket");
     let channel = app.channel_id().await;
     ws.join_ok(
