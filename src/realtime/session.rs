@@ -28,6 +28,8 @@ use crate::startup::AppState;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Malformed frames tolerated before the socket is closed.
 const MAX_BAD_FRAMES: u32 = 16;
+/// Longest a token's `exp` keeps a socket open (ten years: effectively "no limit").
+const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 /// How long the final close frame may take to leave.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -168,7 +170,9 @@ fn expiry_instant(exp: u64) -> Instant {
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Instant::now() + Duration::from_secs(exp.saturating_sub(now_unix))
+    // Capped so an absurd `exp` cannot overflow `Instant` arithmetic.
+    let secs = exp.saturating_sub(now_unix).min(MAX_TOKEN_LIFETIME_SECS);
+    Instant::now() + Duration::from_secs(secs)
 }
 
 fn protocol_stop(e: &actix_ws::ProtocolError) -> Stop {

@@ -236,3 +236,15 @@ async fn a_socket_closes_when_its_user_token_expires() {
     assert_eq!(u16::from(close.code), 1008);
     assert!(close.reason.contains("expired"));
 }
+
+#[tokio::test]
+async fn a_token_with_an_absurdly_late_exp_does_not_crash_its_socket() {
+    let app = spawn_app().await;
+    let token = sign_claims(json!({"sub": "u1", "iat": now(), "exp": u64::MAX / 2}));
+    let mut ws = app
+        .ws_connect_query(&format!("user_token={token}&api_key={PUBLIC_KEY}"))
+        .await
+        .expect("socket accepted");
+    let r = ws.push(None, "phoenix", "heartbeat", json!({})).await;
+    assert_eq!(ws.reply_to(&r).await["status"], "ok");
+}
