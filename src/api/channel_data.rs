@@ -66,9 +66,10 @@ fn wire(channel_id: &str, data: Value) -> Value {
     json!({"__typename": "ChannelData", "channel_id": channel_id, "data": data})
 }
 
-fn user_owner(caller: &Caller, user_id: &str) -> Result<Owner, ApiError> {
+/// A user owner; `grant` is what an `explicit_grants` token must hold on the user.
+fn user_owner(caller: &Caller, user_id: &str, grant: &str) -> Result<Owner, ApiError> {
     let id = path_id("user_id", user_id)?;
-    access::user_resource(caller, id.as_str())?;
+    access::user_grant(caller, id.as_str(), grant)?;
     Ok(Owner::User(id.into_string()))
 }
 
@@ -150,7 +151,7 @@ async fn get_user_data(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, channel_id) = path.into_inner();
-    let owner = user_owner(&caller, &user_id)?;
+    let owner = user_owner(&caller, &user_id, access::CHANNEL_DATA_READ)?;
     read(&state, owner, channel(&channel_id)?).await
 }
 
@@ -161,7 +162,7 @@ async fn put_user_data(
     body: web::Json<ChannelDataRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, channel_id) = path.into_inner();
-    let owner = user_owner(&caller, &user_id)?;
+    let owner = user_owner(&caller, &user_id, access::CHANNEL_DATA_WRITE)?;
     write(&state, owner, channel(&channel_id)?, body.into_inner().data).await
 }
 
@@ -171,7 +172,7 @@ async fn delete_user_data(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, channel_id) = path.into_inner();
-    let owner = user_owner(&caller, &user_id)?;
+    let owner = user_owner(&caller, &user_id, access::CHANNEL_DATA_WRITE)?;
     remove(&state, owner, channel(&channel_id)?).await
 }
 

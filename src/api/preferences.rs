@@ -72,9 +72,10 @@ struct Owner {
 }
 
 impl Owner {
-    fn user(caller: &Caller, raw_id: &str) -> Result<Owner, ApiError> {
+    /// A user owner; `grant` is what an `explicit_grants` token must hold on the user.
+    fn user(caller: &Caller, raw_id: &str, grant: &str) -> Result<Owner, ApiError> {
         let id = path_id("user_id", raw_id)?;
-        access::user_resource(caller, id.as_str())?;
+        access::user_grant(caller, id.as_str(), grant)?;
         Ok(Owner {
             kind: "user",
             collection: String::new(),
@@ -206,7 +207,11 @@ async fn list_user(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    list(&state, Owner::user(&caller, &path)?).await
+    list(
+        &state,
+        Owner::user(&caller, &path, access::PREFERENCES_READ)?,
+    )
+    .await
 }
 
 async fn get_user_set(
@@ -215,7 +220,12 @@ async fn get_user_set(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, set) = path.into_inner();
-    get(&state, Owner::user(&caller, &user)?, set_id(&set)?).await
+    get(
+        &state,
+        Owner::user(&caller, &user, access::PREFERENCES_READ)?,
+        set_id(&set)?,
+    )
+    .await
 }
 
 async fn put_user_set(
@@ -227,7 +237,7 @@ async fn put_user_set(
     let (user, set) = path.into_inner();
     put(
         &state,
-        Owner::user(&caller, &user)?,
+        Owner::user(&caller, &user, access::PREFERENCES_WRITE)?,
         set_id(&set)?,
         body.into_inner(),
     )
@@ -240,7 +250,12 @@ async fn delete_user_set(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, set) = path.into_inner();
-    delete(&state, Owner::user(&caller, &user)?, set_id(&set)?).await
+    delete(
+        &state,
+        Owner::user(&caller, &user, access::PREFERENCES_WRITE)?,
+        set_id(&set)?,
+    )
+    .await
 }
 
 async fn put_user_section(
@@ -250,7 +265,7 @@ async fn put_user_section(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, set, section) = path.into_inner();
-    let owner = Owner::user(&caller, &user)?;
+    let owner = Owner::user(&caller, &user, access::PREFERENCES_WRITE)?;
     put(
         &state,
         owner,
@@ -267,7 +282,7 @@ async fn put_user_setting(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, set, section, key) = path.into_inner();
-    let owner = Owner::user(&caller, &user)?;
+    let owner = Owner::user(&caller, &user, access::PREFERENCES_WRITE)?;
     put(
         &state,
         owner,

@@ -24,10 +24,10 @@ async fn read_at(app: &crate::helpers::TestApp, id: &str) -> Value {
         .get(&format!("/v1/messages/{id}"))
         .send()
         .await
-        .unwrap()
+        .expect("message request")
         .json()
         .await
-        .unwrap();
+        .expect("message JSON");
     body["read_at"].clone()
 }
 
@@ -267,4 +267,47 @@ async fn the_generated_private_signing_key_is_never_served() {
             "{path} leaks the private key"
         );
     }
+}
+
+#[tokio::test]
+async fn explicit_grants_gate_preferences_and_channel_data_by_read_and_write() {
+    let app = spawn_app().await;
+    let token = sign_claims(json!({
+        "sub": "u1", "iat": now(), "exp": now() + 600, "explicit_grants": true,
+        "grants": {"https://api.knock.app/v1/users/u1": {
+            "preferences/read": [], "channel_data/read": []
+        }}
+    }));
+    let res = as_token(&app, Method::GET, "/v1/users/u1/preferences", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = as_token(
+        &app,
+        Method::PUT,
+        "/v1/users/u1/preferences/default",
+        &token,
+    )
+    .json(&json!({"channel_types": {"in_app_feed": false}}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403, "no preferences/write grant");
+    let channel = app.channel_id().await;
+    let path = format!("/v1/users/u1/channel_data/{channel}");
+    let res = as_token(&app, Method::PUT, &path, &token)
+        .json(&json!({"data": {"tokens": ["t"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "no channel_data/write grant");
+    // Nothing was stored by the refused writes.
+    let res = app
+        .get("/v1/users/u1/preferences/default")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_ne!(body["channel_types"]["in_app_feed"], json!(false), "{body}");
 }

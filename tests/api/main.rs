@@ -8,6 +8,7 @@ mod helpers;
 mod browser;
 mod browser_auth;
 mod channel_data;
+mod cli;
 mod crash;
 mod feed_access;
 mod feeds;

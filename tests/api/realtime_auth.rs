@@ -8,14 +8,14 @@ use crate::helpers::{
 use crate::ws::Item;
 
 fn signed_with(pem_file: &str, claims: Value) -> String {
-    let pem = std::fs::read_to_string(fixture(pem_file)).unwrap();
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    let pem = std::fs::read_to_string(fixture(pem_file)).expect("fixture key");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA key");
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
         &claims,
         &key,
     )
-    .unwrap()
+    .expect("signed")
 }
 
 #[tokio::test]
@@ -91,7 +91,6 @@ async fn the_upgrade_tolerates_phoenix_empty_segments_and_the_secret_key() {
     let mut server = app
         .ws_connect_query(&format!("api_key={SECRET_KEY}&vsn=2.0.0"))
         .await
-        .ok()
         .expect("secret key may connect");
     let channel = app.channel_id().await;
     server
@@ -136,8 +135,7 @@ async fn tenant_grants_limit_joins_and_pushes_to_granted_tenants() {
             "user_token={token}&api_key={PUBLIC_KEY}&vsn=2.0.0"
         ))
         .await
-        .ok()
-        .unwrap();
+        .expect("socket accepted");
     let topic = format!("feeds:{channel}:u1");
     let (_, reply) = ws
         .join(&topic, json!({"client_x": {"tenant": "beta"}}))
@@ -175,8 +173,7 @@ async fn object_feeds_need_a_grant_on_the_object_or_its_tenant() {
     let mut member = app
         .ws_connect_query(&format!("user_token={grant}&api_key={PUBLIC_KEY}"))
         .await
-        .ok()
-        .unwrap();
+        .expect("socket accepted");
     member.join_ok(&topic, json!({"client_p": {}})).await;
     let (_, reply) = member
         .join(&format!("object_feeds:{channel}:projects:p2"), json!({}))
@@ -190,8 +187,7 @@ async fn object_feeds_need_a_grant_on_the_object_or_its_tenant() {
     let mut admin = app
         .ws_connect_query(&format!("user_token={admin}&api_key={PUBLIC_KEY}"))
         .await
-        .ok()
-        .unwrap();
+        .expect("socket accepted");
     admin.join_ok(&topic, json!({"client_adm": {}})).await;
 
     let project = tidings::model::RecipientRef::Object {
@@ -219,7 +215,6 @@ async fn with_enhanced_security_off_a_public_key_alone_may_join_user_feeds() {
     let mut ws = app
         .ws_connect_query(&format!("api_key={PUBLIC_KEY}&&vsn=2.0.0"))
         .await
-        .ok()
         .expect("no token needed");
     ws.join_ok(&format!("feeds:{channel}:u1"), json!({})).await;
     let (_, reply) = ws
@@ -235,7 +230,6 @@ async fn a_socket_closes_when_its_user_token_expires() {
     let mut ws = app
         .ws_connect_query(&format!("user_token={token}&api_key={PUBLIC_KEY}"))
         .await
-        .ok()
         .expect("token still valid at connect");
     let (close, _) = ws.closed().await;
     let close = close.expect("close frame");

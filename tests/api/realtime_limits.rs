@@ -68,16 +68,22 @@ async fn stalled_client(app: &crate::helpers::TestApp) -> WsClient {
     let url = app.ws_url(&format!(
         "user_token={token}&api_key={PUBLIC_KEY}&vsn=2.0.0"
     ));
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().expect("stalled client socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("stalled client socket");
     let stream = socket
-        .connect(format!("127.0.0.1:{}", app.port).parse().unwrap())
+        .connect(
+            format!("127.0.0.1:{}", app.port)
+                .parse()
+                .expect("stalled client socket"),
+        )
         .await
-        .unwrap();
+        .expect("stalled client socket");
     let (ws, _) =
         tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
             .await
-            .unwrap();
+            .expect("stalled client socket");
     WsClient::new(ws)
 }
 
