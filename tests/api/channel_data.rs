@@ -1,16 +1,13 @@
 //! `/v1/users/{id}/channel_data/{channel_id}` and the object equivalent.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{PUBLIC_KEY, assert_error, spawn_app, user_token};
+use crate::helpers::{
+    assert_error, assert_needs_a_valid_key, assert_rejects_bad_credentials, body, spawn_app,
+};
 
 const CHANNEL: &str = "8209a4a4-5c2a-4e0a-9f0b-1c2d3e4f5a6b";
-
-async fn body(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn user_channel_data_round_trips_and_stays_out_of_the_user() {
@@ -103,14 +100,7 @@ async fn bad_channel_data_bodies_are_rejected_and_change_nothing() {
         .await
         .expect("put");
     assert_error(res, 400, "invalid_json").await;
-    let res = app
-        .client
-        .put(app.url(&path))
-        .json(&json!({"data": {}}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 401, "authentication_required").await;
+    assert_needs_a_valid_key(&app, Method::PUT, &path, Some(&json!({"data": {}}))).await;
     let (_, got) = body(app.get(&path).send().await.expect("get")).await;
     assert_eq!(got["data"], json!({"tokens": ["a"]}));
 }
@@ -136,16 +126,8 @@ async fn object_channel_data_needs_the_secret_key() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(object["properties"], json!({}));
-    let res = app
-        .client
-        .put(app.url(&path))
-        .bearer_auth(PUBLIC_KEY)
-        .header("x-knock-user-token", user_token("u1", Value::Null))
-        .json(&json!({"data": {"connections": ["x"]}}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 403, "incorrect_token_type").await;
+    let overwrite = json!({"data": {"connections": ["x"]}});
+    assert_rejects_bad_credentials(&app, Method::PUT, &path, Some(&overwrite)).await;
     let (_, got) = body(app.get(&path).send().await.expect("get")).await;
     assert_eq!(got["data"], json!({"connections": []}));
 }

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::feed_support::{as_browser, comment, entries, feed, ids, seed};
-use crate::helpers::{PUBLIC_KEY, assert_error, spawn_app};
+use crate::helpers::{PUBLIC_KEY, assert_error, assert_needs_a_valid_key, spawn_app};
 
 #[tokio::test]
 async fn after_and_before_cursors_walk_the_feed_without_gaps_or_duplicates() {
@@ -169,21 +169,7 @@ async fn a_user_token_reads_its_own_feed_but_not_another_users() {
         .await
         .expect("feed");
     assert_error(no_token, 401, "missing_user_token").await;
-    let no_key = app
-        .client
-        .get(app.url("/v1/users/ada/feeds/in-app-feed"))
-        .send()
-        .await
-        .expect("feed");
-    assert_error(no_key, 401, "authentication_required").await;
-    let bad_key = app
-        .client
-        .get(app.url("/v1/users/ada/feeds/in-app-feed"))
-        .bearer_auth("sk_wrong")
-        .send()
-        .await
-        .expect("feed");
-    assert_error(bad_key, 401, "api_key_missing").await;
+    assert_needs_a_valid_key(&app, Method::GET, "/v1/users/ada/feeds/in-app-feed", None).await;
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Shared test helpers: `spawn_app`, authenticated request builders, token minting.
+//! Shared test helpers: `spawn_app`, authenticated request builders, token minting, and the
+//! assertions many resources share (error shape, credential rejections, SDK scripts).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -151,6 +152,44 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// PUTs `props` to `path` with the secret key, asserts 200 and returns the body: how tests
+    /// set up users, objects and tenants before exercising them.
+    pub async fn put_ok(&self, path: &str, props: Value) -> Value {
+        let (status, stored) = body(self.put(path, props).send().await.expect("put")).await;
+        assert_eq!(status, 200, "PUT {path} failed: {stored}");
+        stored
+    }
+
+    /// Identifies user `id` with `props` and asserts 200.
+    pub async fn identify(&self, id: &str, props: Value) -> Value {
+        self.put_ok(&format!("/v1/users/{id}"), props).await
+    }
+
+    /// GETs `path` with the secret key and returns the body (the error body if there is
+    /// none), for before/after comparisons around rejected requests.
+    pub async fn stored(&self, path: &str) -> Value {
+        body(self.get(path).send().await.expect("get")).await.1
+    }
+
+    /// The stored user `id` as the API shows it (or the 404 body).
+    pub async fn stored_user(&self, id: &str) -> Value {
+        self.stored(&format!("/v1/users/{id}")).await
+    }
+}
+
+/// A response's status and JSON body (`Null` when the body is not JSON).
+pub async fn body(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Whether `v` is a timestamp in the wire format: ISO 8601 UTC with microseconds.
+pub fn is_iso_micros(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.len() == 27 && s.ends_with('Z') && s.as_bytes()[19] == b'.')
+}
+
 /// Signs a user token with the test key, valid for an hour.
 pub fn user_token(user: &str, grants: Value) -> String {
     sign_claims(json!({"sub": user, "iat": now(), "exp": now() + 3600, "grants": grants}))
@@ -187,6 +226,67 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
     );
     assert!(body["type"].is_string(), "missing type: {body}");
     body
+}
+
+/// Sends `method path` (with `json` as the body, if any) with no key, then with an unknown
+/// key, and asserts 401 `authentication_required` and 401 `api_key_missing`.
+pub async fn assert_needs_a_valid_key(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    json: Option<&Value>,
+) {
+    let with_body = |req: reqwest::RequestBuilder| match json {
+        Some(json) => req.json(json),
+        None => req,
+    };
+    let no_key = with_body(app.client.request(method.clone(), app.url(path)));
+    let res = no_key.send().await.expect("request without a key");
+    assert_error(res, 401, "authentication_required").await;
+    let unknown_key = with_body(app.client.request(method, app.url(path))).bearer_auth("sk_nope");
+    let res = unknown_key
+        .send()
+        .await
+        .expect("request with an unknown key");
+    assert_error(res, 401, "api_key_missing").await;
+}
+
+/// Sends `method path` (with `json` as the body, if any) with the public key, alone and with
+/// a valid user token, and asserts 403 `incorrect_token_type` both times: the endpoint is for
+/// the secret key only, whatever the browser holds.
+pub async fn assert_refuses_the_public_key(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    json: Option<&Value>,
+) {
+    let token = user_token("u1", Value::Null);
+    for with_token in [false, true] {
+        let mut req = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(PUBLIC_KEY);
+        if with_token {
+            req = req.header("x-knock-user-token", token.clone());
+        }
+        if let Some(json) = json {
+            req = req.json(json);
+        }
+        let res = req.send().await.expect("request with the public key");
+        assert_error(res, 403, "incorrect_token_type").await;
+    }
+}
+
+/// The whole "secret key only" contract of one endpoint: no key and an unknown key are 401,
+/// the public key (with or without a user token) is 403.
+pub async fn assert_rejects_bad_credentials(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    json: Option<&Value>,
+) {
+    assert_needs_a_valid_key(app, method.clone(), path, json).await;
+    assert_refuses_the_public_key(app, method, path, json).await;
 }
 
 impl TestApp {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::feed_support::{
     as_browser, assert_counts_exact, channel_id, comment, entries, feed, ids, seed,
 };
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, assert_needs_a_valid_key, spawn_app};
 
 fn assert_bulk_operation(op: &Value, processed: i64) {
     assert_eq!(op["__typename"], "BulkOperation");
@@ -214,23 +214,7 @@ async fn bad_bulk_requests_are_rejected_and_change_nothing() {
         .await
         .expect("bulk");
     assert_error(malformed, 400, "invalid_json").await;
-    let no_key = app
-        .client
-        .post(app.url(url))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("bulk");
-    assert_error(no_key, 401, "authentication_required").await;
-    let bad_key = app
-        .client
-        .post(app.url(url))
-        .bearer_auth("sk_nope")
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("bulk");
-    assert_error(bad_key, 401, "api_key_missing").await;
+    assert_needs_a_valid_key(&app, Method::POST, url, Some(&json!({}))).await;
     assert_eq!(
         feed(&app, "ada", "archived=include").await,
         before,

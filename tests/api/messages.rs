@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::feed_support::{as_browser, comment, ids, message, put};
-use crate::helpers::{PUBLIC_KEY, assert_error, spawn_app};
+use crate::helpers::{assert_error, assert_refuses_the_public_key, spawn_app};
 
 #[tokio::test]
 async fn a_message_has_knocks_message_shape() {
@@ -133,14 +133,7 @@ async fn message_lists_use_the_items_envelope_and_need_the_secret_key() {
         .await
         .expect("list");
     assert_error(res, 422, "invalid_params").await;
-    let public = app
-        .client
-        .get(app.url("/v1/messages"))
-        .bearer_auth(PUBLIC_KEY)
-        .send()
-        .await
-        .expect("list");
-    assert_error(public, 403, "incorrect_token_type").await;
+    assert_refuses_the_public_key(&app, Method::GET, "/v1/messages", None).await;
     let browser = as_browser(
         &app,
         Method::GET,
@@ -197,14 +190,7 @@ async fn an_objects_messages_are_listed_for_the_secret_key_only() {
         .await
         .expect("list");
     assert_error(res, 422, "invalid_params").await;
-    let public = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(PUBLIC_KEY)
-        .send()
-        .await
-        .expect("list");
-    assert_error(public, 403, "incorrect_token_type").await;
+    assert_refuses_the_public_key(&app, Method::GET, path, None).await;
 }
 
 #[tokio::test]

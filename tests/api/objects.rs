@@ -3,34 +3,19 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PUBLIC_KEY, TestApp, assert_error, spawn_app, spawn_app_with, user_token};
+use crate::helpers::{
+    TestApp, assert_error, assert_rejects_bad_credentials, body, spawn_app, spawn_app_with,
+};
 
-async fn body(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
+/// Sets object `collection/id` with `props` and asserts 200.
 async fn set(app: &TestApp, collection: &str, id: &str, props: Value) -> Value {
-    let (status, object) = body(
-        app.put(&format!("/v1/objects/{collection}/{id}"), props)
-            .send()
-            .await
-            .expect("put"),
-    )
-    .await;
-    assert_eq!(status, 200, "set failed: {object}");
-    object
+    app.put_ok(&format!("/v1/objects/{collection}/{id}"), props)
+        .await
 }
 
+/// The stored object (or the 404 body), for before/after comparisons.
 async fn stored(app: &TestApp, collection: &str, id: &str) -> Value {
-    body(
-        app.get(&format!("/v1/objects/{collection}/{id}"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await
-    .1
+    app.stored(&format!("/v1/objects/{collection}/{id}")).await
 }
 
 #[tokio::test]
@@ -312,40 +297,14 @@ async fn objects_need_the_secret_key() {
     let app = spawn_app().await;
     set(&app, "projects", "p1", json!({"name": "Apollo"})).await;
     let before = stored(&app, "projects", "p1").await;
-    let res = app
-        .client
-        .put(app.url("/v1/objects/projects/p1"))
-        .json(&json!({"name": "X"}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 401, "authentication_required").await;
-    let res = app
-        .client
-        .put(app.url("/v1/objects/projects/p1"))
-        .bearer_auth("sk_nope")
-        .json(&json!({"name": "X"}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 401, "api_key_missing").await;
-    let token = user_token("u1", Value::Null);
+    let rename = json!({"name": "X"});
     for (method, path) in [
         (Method::PUT, "/v1/objects/projects/p1"),
         (Method::GET, "/v1/objects/projects/p1"),
         (Method::DELETE, "/v1/objects/projects/p1"),
         (Method::GET, "/v1/objects/projects"),
     ] {
-        let res = app
-            .client
-            .request(method, app.url(path))
-            .bearer_auth(PUBLIC_KEY)
-            .header("x-knock-user-token", token.clone())
-            .json(&json!({"name": "X"}))
-            .send()
-            .await
-            .expect("request");
-        assert_error(res, 403, "incorrect_token_type").await;
+        assert_rejects_bad_credentials(&app, method, path, Some(&rename)).await;
     }
     assert_eq!(stored(&app, "projects", "p1").await, before);
 }

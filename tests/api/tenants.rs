@@ -3,34 +3,18 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PUBLIC_KEY, TestApp, assert_error, spawn_app, spawn_app_with, user_token};
+use crate::helpers::{
+    TestApp, assert_error, assert_rejects_bad_credentials, body, spawn_app, spawn_app_with,
+};
 
-async fn body(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
+/// Sets tenant `id` with `props` and asserts 200.
 async fn set(app: &TestApp, id: &str, props: Value) -> Value {
-    let (status, tenant) = body(
-        app.put(&format!("/v1/tenants/{id}"), props)
-            .send()
-            .await
-            .expect("put"),
-    )
-    .await;
-    assert_eq!(status, 200, "set failed: {tenant}");
-    tenant
+    app.put_ok(&format!("/v1/tenants/{id}"), props).await
 }
 
+/// The stored tenant (or the 404 body), for before/after comparisons.
 async fn stored(app: &TestApp, id: &str) -> Value {
-    body(
-        app.get(&format!("/v1/tenants/{id}"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await
-    .1
+    app.stored(&format!("/v1/tenants/{id}")).await
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -279,40 +263,14 @@ async fn tenants_need_the_secret_key() {
     let app = spawn_app().await;
     set(&app, "acme", json!({"name": "Acme"})).await;
     let before = stored(&app, "acme").await;
-    let res = app
-        .client
-        .put(app.url("/v1/tenants/acme"))
-        .json(&json!({"name": "X"}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 401, "authentication_required").await;
-    let res = app
-        .client
-        .put(app.url("/v1/tenants/acme"))
-        .bearer_auth("sk_nope")
-        .json(&json!({"name": "X"}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 401, "api_key_missing").await;
-    let token = user_token("u1", Value::Null);
+    let rename = json!({"name": "X"});
     for (method, path) in [
         (Method::PUT, "/v1/tenants/acme"),
         (Method::DELETE, "/v1/tenants/acme"),
         (Method::GET, "/v1/tenants"),
         (Method::GET, "/v1/bulk_operations/x"),
     ] {
-        let res = app
-            .client
-            .request(method, app.url(path))
-            .bearer_auth(PUBLIC_KEY)
-            .header("x-knock-user-token", token.clone())
-            .json(&json!({"name": "X"}))
-            .send()
-            .await
-            .expect("request");
-        assert_error(res, 403, "incorrect_token_type").await;
+        assert_rejects_bad_credentials(&app, method, path, Some(&rename)).await;
     }
     assert_eq!(stored(&app, "acme").await, before);
 }

@@ -2,52 +2,17 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app};
-
-async fn body(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-/// Identifies `id` with `props` and asserts 200.
-async fn identify(app: &TestApp, id: &str, props: Value) -> Value {
-    let (status, user) = body(
-        app.put(&format!("/v1/users/{id}"), props)
-            .send()
-            .await
-            .expect("put"),
-    )
-    .await;
-    assert_eq!(status, 200, "identify failed: {user}");
-    user
-}
-
-/// The stored user as the API shows it (or the 404 body), for before/after comparisons.
-async fn stored(app: &TestApp, id: &str) -> Value {
-    body(
-        app.get(&format!("/v1/users/{id}"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await
-    .1
-}
-
-fn is_iso_micros(v: &Value) -> bool {
-    v.as_str()
-        .is_some_and(|s| s.len() == 27 && s.ends_with('Z') && s.as_bytes()[19] == b'.')
-}
+use crate::helpers::{assert_error, body, is_iso_micros, spawn_app};
 
 #[tokio::test]
 async fn identify_creates_a_user_in_knocks_wire_shape() {
     let app = spawn_app().await;
-    let user = identify(
-        &app,
-        "u1",
-        json!({"name": "Ann", "email": "ann@example.com", "plan": "pro"}),
-    )
-    .await;
+    let user = app
+        .identify(
+            "u1",
+            json!({"name": "Ann", "email": "ann@example.com", "plan": "pro"}),
+        )
+        .await;
     assert!(is_iso_micros(&user["updated_at"]), "updated_at: {user}");
     let mut expected = json!({
         "__typename": "User", "id": "u1", "name": "Ann", "email": "ann@example.com",
@@ -55,7 +20,7 @@ async fn identify_creates_a_user_in_knocks_wire_shape() {
         "plan": "pro", "updated_at": user["updated_at"].clone(),
     });
     assert_eq!(user, expected);
-    let fetched = stored(&app, "u1").await;
+    let fetched = app.stored_user("u1").await;
     expected["updated_at"] = fetched["updated_at"].clone();
     assert_eq!(fetched, expected);
 }
@@ -63,24 +28,23 @@ async fn identify_creates_a_user_in_knocks_wire_shape() {
 #[tokio::test]
 async fn identify_deep_merges_and_null_sets_null_without_removing() {
     let app = spawn_app().await;
-    identify(
-        &app,
+    app.identify(
         "u1",
         json!({"name": "Ann", "settings": {"theme": "dark", "lang": "en"}}),
     )
     .await;
-    let user = identify(
-        &app,
-        "u1",
-        json!({"name": null, "settings": {"lang": "fr"}, "n": 1}),
-    )
-    .await;
+    let user = app
+        .identify(
+            "u1",
+            json!({"name": null, "settings": {"lang": "fr"}, "n": 1}),
+        )
+        .await;
     assert_eq!(user["name"], Value::Null);
     assert!(user.as_object().is_some_and(|u| u.contains_key("name")));
     assert_eq!(user["settings"], json!({"theme": "dark", "lang": "fr"}));
     assert_eq!(user["n"], 1);
     assert_eq!(
-        stored(&app, "u1").await["settings"],
+        app.stored_user("u1").await["settings"],
         json!({"theme": "dark", "lang": "fr"})
     );
 }
@@ -88,31 +52,27 @@ async fn identify_deep_merges_and_null_sets_null_without_removing() {
 #[tokio::test]
 async fn created_at_is_shown_only_when_the_client_set_it() {
     let app = spawn_app().await;
-    let user = identify(&app, "u1", json!({})).await;
+    let user = app.identify("u1", json!({})).await;
     assert_eq!(user["created_at"], Value::Null);
-    let user = identify(
-        &app,
-        "u1",
-        json!({"created_at": "2026-01-01T02:00:00+02:00"}),
-    )
-    .await;
+    let user = app
+        .identify("u1", json!({"created_at": "2026-01-01T02:00:00+02:00"}))
+        .await;
     assert_eq!(user["created_at"], "2026-01-01T00:00:00.000000Z");
 }
 
 #[tokio::test]
 async fn preferences_and_channel_data_are_not_custom_properties() {
     let app = spawn_app().await;
-    let user = identify(
-        &app,
-        "u1",
-        json!({"name": "Ann", "preferences": {"default": {"channel_types": {"email": false}}},
+    let user = app
+        .identify(
+            "u1",
+            json!({"name": "Ann", "preferences": {"default": {"channel_types": {"email": false}}},
                "channel_data": {"8209a4a4-5c2a-4e0a-9f0b-1c2d3e4f5a6b": {"tokens": ["t"]}}}),
-    )
-    .await;
+        )
+        .await;
     assert!(user.get("preferences").is_none(), "{user}");
     assert!(user.get("channel_data").is_none(), "{user}");
-    identify(
-        &app,
+    app.identify(
         "u1",
         json!({"preferences": {"default": {"workflows": {"w": false}}}}),
     )
@@ -154,8 +114,8 @@ async fn get_and_delete_of_an_unknown_user_are_404_resource_missing() {
 #[tokio::test]
 async fn delete_answers_204_and_the_user_is_gone() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"name": "Ann"})).await;
-    identify(&app, "u2", json!({"name": "Bob"})).await;
+    app.identify("u1", json!({"name": "Ann"})).await;
+    app.identify("u2", json!({"name": "Bob"})).await;
     let res = app.delete("/v1/users/u1").send().await.expect("delete");
     assert_eq!(res.status(), 204);
     assert!(res.bytes().await.expect("body").is_empty());
@@ -165,14 +125,14 @@ async fn delete_answers_204_and_the_user_is_gone() {
         "resource_missing",
     )
     .await;
-    assert_eq!(stored(&app, "u2").await["name"], "Bob");
+    assert_eq!(app.stored_user("u2").await["name"], "Bob");
 }
 
 #[tokio::test]
 async fn list_pages_forward_and_back_with_opaque_cursors() {
     let app = spawn_app().await;
     for i in 0..5 {
-        identify(&app, &format!("u{i}"), json!({})).await;
+        app.identify(&format!("u{i}"), json!({})).await;
     }
     let ids = |page: &Value| -> Vec<String> {
         page["entries"].as_array().map_or(vec![], |e| {
@@ -261,7 +221,7 @@ async fn identify_with_no_body_at_all_counts_as_an_empty_object() {
     let (status, user) = body(res).await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["id"], "u1");
-    assert_eq!(stored(&app, "u1").await["id"], "u1");
+    assert_eq!(app.stored_user("u1").await["id"], "u1");
 }
 
 #[tokio::test]
@@ -295,7 +255,7 @@ async fn without_enhanced_security_the_public_key_alone_may_identify_and_read_a_
         .await
         .expect("delete");
     assert_error(delete, 403, "incorrect_token_type").await;
-    assert_eq!(stored(&app, "u1").await["name"], "Ann");
+    assert_eq!(app.stored_user("u1").await["name"], "Ann");
 }
 
 #[tokio::test]
@@ -308,7 +268,7 @@ async fn concurrent_identifies_of_one_user_lose_no_update() {
     for res in futures_util::future::join_all(calls).await {
         assert_eq!(res.expect("put").status(), 200);
     }
-    let user = stored(&app, "u1").await;
+    let user = app.stored_user("u1").await;
     let counts = user["counts"].as_object().expect("counts object");
     assert_eq!(counts.len(), 25, "{user}");
     for i in 0..25 {
@@ -319,9 +279,7 @@ async fn concurrent_identifies_of_one_user_lose_no_update() {
 #[tokio::test]
 async fn server_owned_fields_in_the_body_are_ignored() {
     let app = spawn_app().await;
-    let user = identify(
-        &app,
-        "u1",
+    let user = app.identify("u1",
         json!({"id": "other", "__typename": "Robot", "updated_at": "1999-01-01T00:00:00Z", "name": "Ann"}),
     )
     .await;

@@ -2,47 +2,13 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app};
-
-async fn body(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-/// Identifies `id` with `props` and asserts 200.
-async fn identify(app: &TestApp, id: &str, props: Value) -> Value {
-    let (status, user) = body(
-        app.put(&format!("/v1/users/{id}"), props)
-            .send()
-            .await
-            .expect("put"),
-    )
-    .await;
-    assert_eq!(status, 200, "identify failed: {user}");
-    user
-}
-
-/// The stored user as the API shows it (or the 404 body), for before/after comparisons.
-async fn stored(app: &TestApp, id: &str) -> Value {
-    body(
-        app.get(&format!("/v1/users/{id}"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await
-    .1
-}
-
-fn is_iso_micros(v: &Value) -> bool {
-    v.as_str()
-        .is_some_and(|s| s.len() == 27 && s.ends_with('Z') && s.as_bytes()[19] == b'.')
-}
+use crate::helpers::{assert_error, body, is_iso_micros, spawn_app};
 
 #[tokio::test]
 async fn bulk_identify_applies_valid_users_reports_invalid_ones_and_is_retrievable() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"name": "Ann", "keep": true})).await;
+    app.identify("u1", json!({"name": "Ann", "keep": true}))
+        .await;
     let (status, op) = body(
         app.post(
             "/v1/users/bulk/identify",
@@ -78,12 +44,12 @@ async fn bulk_identify_applies_valid_users_reports_invalid_ones_and_is_retrievab
     assert_eq!(error_ids, ["bad/id", "", "u3"]);
     let id = op["id"].as_str().expect("id");
     assert_eq!(op["progress_path"], format!("/v1/bulk_operations/{id}"));
-    let u1 = stored(&app, "u1").await;
+    let u1 = app.stored_user("u1").await;
     assert_eq!(
         (u1["name"].clone(), u1["email"].clone(), u1["keep"].clone()),
         (json!("Ann"), json!("ann@example.com"), json!(true))
     );
-    assert_eq!(stored(&app, "u2").await["name"], "Bob");
+    assert_eq!(app.stored_user("u2").await["name"], "Bob");
     assert_error(
         app.get("/v1/users/u3").send().await.expect("get"),
         404,
@@ -125,8 +91,8 @@ async fn bulk_identify_with_a_wrong_body_shape_or_over_1000_users_is_422_and_sto
 #[tokio::test]
 async fn bulk_delete_removes_the_named_users() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({})).await;
-    identify(&app, "u2", json!({})).await;
+    app.identify("u1", json!({})).await;
+    app.identify("u2", json!({})).await;
     let (status, op) = body(
         app.post(
             "/v1/users/bulk/delete",
@@ -148,7 +114,7 @@ async fn bulk_delete_removes_the_named_users() {
         "resource_missing",
     )
     .await;
-    assert_eq!(stored(&app, "u2").await["id"], "u2");
+    assert_eq!(app.stored_user("u2").await["id"], "u2");
 }
 
 #[tokio::test]
@@ -165,14 +131,9 @@ async fn unknown_bulk_operations_are_404() {
 #[tokio::test]
 async fn merge_folds_the_secondary_user_into_the_primary_and_deletes_it() {
     let app = spawn_app().await;
-    identify(
-        &app,
-        "main",
-        json!({"name": "Main", "plan": {"tier": "pro"}}),
-    )
-    .await;
-    identify(
-        &app,
+    app.identify("main", json!({"name": "Main", "plan": {"tier": "pro"}}))
+        .await;
+    app.identify(
         "old",
         json!({"name": "Old", "email": "old@x", "plan": {"tier": "free", "seats": 2}}),
     )
@@ -189,7 +150,7 @@ async fn merge_folds_the_secondary_user_into_the_primary_and_deletes_it() {
     assert_eq!(user["name"], "Main");
     assert_eq!(user["email"], "old@x");
     assert_eq!(user["plan"], json!({"tier": "pro", "seats": 2}));
-    assert_eq!(stored(&app, "main").await, user);
+    assert_eq!(app.stored_user("main").await, user);
     assert_error(
         app.get("/v1/users/old").send().await.expect("get"),
         404,
@@ -201,8 +162,8 @@ async fn merge_folds_the_secondary_user_into_the_primary_and_deletes_it() {
 #[tokio::test]
 async fn merge_with_an_unknown_or_identical_user_is_rejected_and_changes_nothing() {
     let app = spawn_app().await;
-    identify(&app, "main", json!({"name": "Main"})).await;
-    let before = stored(&app, "main").await;
+    app.identify("main", json!({"name": "Main"})).await;
+    let before = app.stored_user("main").await;
     let res = app
         .post("/v1/users/main/merge", json!({"from_user_id": "ghost"}))
         .send()
@@ -221,13 +182,13 @@ async fn merge_with_an_unknown_or_identical_user_is_rejected_and_changes_nothing
         .await
         .expect("merge");
     assert_error(res, 422, "invalid_params").await;
-    assert_eq!(stored(&app, "main").await, before);
+    assert_eq!(app.stored_user("main").await, before);
 }
 
 #[tokio::test]
 async fn bulk_preferences_replace_one_set_for_every_named_user() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"preferences": {"default": {"channel_types": {"email": false}, "workflows": {"w": false}}}})).await;
+    app.identify("u1", json!({"preferences": {"default": {"channel_types": {"email": false}, "workflows": {"w": false}}}})).await;
     let (status, op) = body(
         app.post(
             "/v1/users/bulk/preferences",
@@ -288,8 +249,7 @@ async fn bulk_preferences_replace_one_set_for_every_named_user() {
 #[tokio::test]
 async fn bulk_preferences_with_an_invalid_set_are_422_and_change_nothing() {
     let app = spawn_app().await;
-    identify(
-        &app,
+    app.identify(
         "u1",
         json!({"preferences": {"default": {"channel_types": {"email": false}}}}),
     )

@@ -2,45 +2,18 @@
 //! followed by a check that the stored user did not change.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{PUBLIC_KEY, TestApp, assert_error, spawn_app, spawn_app_with, user_token};
-
-async fn body(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-/// Identifies `id` with `props` and asserts 200.
-async fn identify(app: &TestApp, id: &str, props: Value) -> Value {
-    let (status, user) = body(
-        app.put(&format!("/v1/users/{id}"), props)
-            .send()
-            .await
-            .expect("put"),
-    )
-    .await;
-    assert_eq!(status, 200, "identify failed: {user}");
-    user
-}
-
-/// The stored user as the API shows it (or the 404 body), for before/after comparisons.
-async fn stored(app: &TestApp, id: &str) -> Value {
-    body(
-        app.get(&format!("/v1/users/{id}"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await
-    .1
-}
+use crate::helpers::{
+    PUBLIC_KEY, assert_error, assert_needs_a_valid_key, assert_refuses_the_public_key, body,
+    spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn malformed_json_is_400_and_the_user_is_unchanged() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"name": "Ann"})).await;
-    let before = stored(&app, "u1").await;
+    app.identify("u1", json!({"name": "Ann"})).await;
+    let before = app.stored_user("u1").await;
     let res = app
         .server(Method::PUT, "/v1/users/u1")
         .header("content-type", "application/json")
@@ -49,14 +22,14 @@ async fn malformed_json_is_400_and_the_user_is_unchanged() {
         .await
         .expect("put");
     assert_error(res, 400, "invalid_json").await;
-    assert_eq!(stored(&app, "u1").await, before);
+    assert_eq!(app.stored_user("u1").await, before);
 }
 
 #[tokio::test]
 async fn wrong_types_are_422_with_field_errors_and_the_user_is_unchanged() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"name": "Ann"})).await;
-    let before = stored(&app, "u1").await;
+    app.identify("u1", json!({"name": "Ann"})).await;
+    let before = app.stored_user("u1").await;
     for bad in [
         json!({"email": 5, "name": "Changed"}),
         json!({"created_at": "last tuesday"}),
@@ -75,7 +48,7 @@ async fn wrong_types_are_422_with_field_errors_and_the_user_is_unchanged() {
             err["errors"].as_array().is_some_and(|e| !e.is_empty()),
             "{bad}: {err}"
         );
-        assert_eq!(stored(&app, "u1").await, before, "after {bad}");
+        assert_eq!(app.stored_user("u1").await, before, "after {bad}");
     }
     let err = assert_error(
         app.put("/v1/users/u1", json!({"email": 5}))
@@ -112,115 +85,64 @@ async fn invalid_user_ids_are_422() {
 #[tokio::test]
 async fn custom_properties_over_256_kb_are_422_and_the_user_is_unchanged() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"name": "Ann"})).await;
-    let before = stored(&app, "u1").await;
+    app.identify("u1", json!({"name": "Ann"})).await;
+    let before = app.stored_user("u1").await;
     let res = app
         .put("/v1/users/u1", json!({"blob": "x".repeat(300 * 1024)}))
         .send()
         .await
         .expect("put");
     assert_error(res, 422, "invalid_params").await;
-    assert_eq!(stored(&app, "u1").await, before);
+    assert_eq!(app.stored_user("u1").await, before);
     // Two halves that each fit but together do not.
-    identify(&app, "u1", json!({"a": "x".repeat(150 * 1024)})).await;
-    let before = stored(&app, "u1").await;
+    app.identify("u1", json!({"a": "x".repeat(150 * 1024)}))
+        .await;
+    let before = app.stored_user("u1").await;
     let res = app
         .put("/v1/users/u1", json!({"b": "x".repeat(150 * 1024)}))
         .send()
         .await
         .expect("put");
     assert_error(res, 422, "invalid_params").await;
-    assert_eq!(stored(&app, "u1").await, before);
+    assert_eq!(app.stored_user("u1").await, before);
 }
 
 #[tokio::test]
 async fn oversize_bodies_are_413_and_the_user_is_unchanged() {
     let app = spawn_app_with(|s| s.max_body_bytes = 1024).await;
-    identify(&app, "u1", json!({"name": "Ann"})).await;
-    let before = stored(&app, "u1").await;
+    app.identify("u1", json!({"name": "Ann"})).await;
+    let before = app.stored_user("u1").await;
     let res = app
         .put("/v1/users/u1", json!({"blob": "x".repeat(4096)}))
         .send()
         .await
         .expect("put");
     assert_error(res, 413, "payload_too_large").await;
-    assert_eq!(stored(&app, "u1").await, before);
+    assert_eq!(app.stored_user("u1").await, before);
 }
 
 #[tokio::test]
 async fn requests_without_a_valid_key_are_401_and_change_nothing() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"name": "Ann"})).await;
-    let before = stored(&app, "u1").await;
-    let res = app
-        .client
-        .put(app.url("/v1/users/u1"))
-        .json(&json!({"name": "X"}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 401, "authentication_required").await;
-    let res = app
-        .client
-        .put(app.url("/v1/users/u1"))
-        .bearer_auth("sk_wrong")
-        .json(&json!({"name": "X"}))
-        .send()
-        .await
-        .expect("put");
-    assert_error(res, 401, "api_key_missing").await;
-    let res = app
-        .client
-        .delete(app.url("/v1/users/u1"))
-        .bearer_auth("sk_wrong")
-        .send()
-        .await
-        .expect("delete");
-    assert_error(res, 401, "api_key_missing").await;
-    let res = app
-        .client
-        .get(app.url("/v1/users"))
-        .send()
-        .await
-        .expect("list");
-    assert_error(res, 401, "authentication_required").await;
-    assert_eq!(stored(&app, "u1").await, before);
+    app.identify("u1", json!({"name": "Ann"})).await;
+    let before = app.stored_user("u1").await;
+    let rename = json!({"name": "X"});
+    assert_needs_a_valid_key(&app, Method::PUT, "/v1/users/u1", Some(&rename)).await;
+    assert_needs_a_valid_key(&app, Method::DELETE, "/v1/users/u1", None).await;
+    assert_needs_a_valid_key(&app, Method::GET, "/v1/users", None).await;
+    assert_eq!(app.stored_user("u1").await, before);
 }
 
 #[tokio::test]
 async fn the_public_key_cannot_delete_list_or_bulk_identify() {
     let app = spawn_app().await;
-    identify(&app, "u1", json!({"name": "Ann"})).await;
-    let before = stored(&app, "u1").await;
-    let token = user_token("u1", Value::Null);
-    let public = |method: Method, path: &str| {
-        app.client
-            .request(method, app.url(path))
-            .bearer_auth(PUBLIC_KEY)
-            .header("x-knock-user-token", token.clone())
-    };
-    assert_error(
-        public(Method::DELETE, "/v1/users/u1")
-            .send()
-            .await
-            .expect("delete"),
-        403,
-        "incorrect_token_type",
-    )
-    .await;
-    assert_error(
-        public(Method::GET, "/v1/users").send().await.expect("list"),
-        403,
-        "incorrect_token_type",
-    )
-    .await;
-    let res = public(Method::POST, "/v1/users/bulk/identify")
-        .json(&json!({"users": [{"id": "u1", "name": "X"}]}))
-        .send()
-        .await
-        .expect("bulk");
-    assert_error(res, 403, "incorrect_token_type").await;
-    assert_eq!(stored(&app, "u1").await, before);
+    app.identify("u1", json!({"name": "Ann"})).await;
+    let before = app.stored_user("u1").await;
+    assert_refuses_the_public_key(&app, Method::DELETE, "/v1/users/u1", None).await;
+    assert_refuses_the_public_key(&app, Method::GET, "/v1/users", None).await;
+    let bulk = json!({"users": [{"id": "u1", "name": "X"}]});
+    assert_refuses_the_public_key(&app, Method::POST, "/v1/users/bulk/identify", Some(&bulk)).await;
+    assert_eq!(app.stored_user("u1").await, before);
 }
 
 #[tokio::test]
@@ -257,8 +179,8 @@ async fn a_browser_user_identifies_itself_with_an_empty_body_and_reads_itself() 
 #[tokio::test]
 async fn a_user_token_cannot_read_or_write_another_user() {
     let app = spawn_app().await;
-    identify(&app, "victim", json!({"name": "V"})).await;
-    let before = stored(&app, "victim").await;
+    app.identify("victim", json!({"name": "V"})).await;
+    let before = app.stored_user("victim").await;
     let res = app
         .as_user(Method::PUT, "/v1/users/victim", "mallory")
         .json(&json!({"name": "pwned"}))
@@ -272,7 +194,7 @@ async fn a_user_token_cannot_read_or_write_another_user() {
         .await
         .expect("get");
     assert_error(res, 403, "authorization").await;
-    assert_eq!(stored(&app, "victim").await, before);
+    assert_eq!(app.stored_user("victim").await, before);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PUBLIC_KEY, assert_error, spawn_app, test_settings};
+use crate::helpers::{assert_error, assert_rejects_bad_credentials, spawn_app, test_settings};
 
 fn in_app_step(body: &str) -> Value {
     json!({"ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed",
@@ -258,32 +258,7 @@ async fn workflow_and_channel_endpoints_need_the_secret_key() {
         (Method::GET, "/v1/channels"),
     ];
     for (method, path) in cases {
-        let res = app
-            .client
-            .request(method.clone(), app.url(path))
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("request");
-        assert_error(res, 401, "authentication_required").await;
-        let res = app
-            .client
-            .request(method.clone(), app.url(path))
-            .bearer_auth("sk_wrong")
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("request");
-        assert_error(res, 401, "api_key_missing").await;
-        let res = app
-            .client
-            .request(method.clone(), app.url(path))
-            .bearer_auth(PUBLIC_KEY)
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("request");
-        assert_error(res, 403, "incorrect_token_type").await;
+        assert_rejects_bad_credentials(&app, method, path, Some(&json!({}))).await;
     }
     let (_, w) = get_json(&app, "/v1/workflows/new-comment").await;
     assert_eq!(w["name"], "New comment", "definition unchanged");
