@@ -289,6 +289,18 @@ pub async fn assert_rejects_bad_credentials(
     assert_refuses_the_public_key(app, method, path, json).await;
 }
 
+/// `tests/js`, asserting the official node SDK is installed there: a missing SDK fails the
+/// compatibility tests rather than skipping them.
+pub fn installed_node_sdk() -> PathBuf {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(
+        js.join("node_modules/@knocklabs/node/package.json")
+            .is_file(),
+        "the Knock node SDK is not installed: run `npm ci --prefix tests/js`"
+    );
+    js
+}
+
 impl TestApp {
     /// The UUID of the default in-app channel, which is what real apps pass to SDKs.
     pub async fn default_channel_id(&self) -> String {
