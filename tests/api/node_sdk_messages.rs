@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::feed_support::channel_id;
 use crate::helpers::{installed_node_sdk, spawn_app};
 
 #[tokio::test]
@@ -22,15 +23,7 @@ async fn the_official_node_sdk_reads_feeds_and_updates_messages() {
     .await;
     let body = app.wait_for_feed("probe", "", 1).await;
     let message_id = body["entries"][0]["id"].as_str().expect("probe item");
-    let message: Value = app
-        .get(&format!("/v1/messages/{message_id}"))
-        .send()
-        .await
-        .expect("message")
-        .json()
-        .await
-        .expect("JSON");
-    let channel_id = message["channel_id"].as_str().expect("channel_id");
+    let channel_id = channel_id(&app, message_id).await;
     assert_eq!(channel_id, app.default_channel_id().await);
     app.run_sdk_script(
         PathBuf::from("node"),
