@@ -258,21 +258,7 @@ async fn object_feeds_list_the_objects_items_for_the_secret_key_and_granted_toke
     let project = json!({"id": "p1", "collection": "projects"});
     comment(&app, json!([project]), json!({}), Some("acme")).await;
     let path = "/v1/objects/projects/p1/feeds/in-app-feed";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let body = loop {
-        let body: Value = app
-            .get(path)
-            .send()
-            .await
-            .expect("feed")
-            .json()
-            .await
-            .expect("JSON");
-        if !entries(&body).is_empty() || std::time::Instant::now() > deadline {
-            break body;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let body = app.poll_json(path, |body| !entries(body).is_empty()).await;
     assert_eq!(entries(&body).len(), 1, "{body}");
     assert_eq!(body["meta"]["unread_count"], 1);
     assert_eq!(

@@ -133,18 +133,27 @@ impl TestApp {
     /// Polls the feed until it holds `count` entries or ~10 s pass; returns the last body.
     /// Runs complete asynchronously, so tests wait on the observable result, not a sleep.
     pub async fn wait_for_feed(&self, user: &str, query: &str, count: usize) -> Value {
+        let path = format!("/v1/users/{user}/feeds/in-app-feed?{query}");
+        self.poll_json(&path, |body| {
+            body["entries"].as_array().map_or(0, Vec::len) >= count
+        })
+        .await
+    }
+
+    /// GETs `path` with the secret key until `done(body)` or ~10 s pass; returns the last
+    /// body, so the caller's assertions say what was missing.
+    pub async fn poll_json(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let body: Value = self
-                .get(&format!("/v1/users/{user}/feeds/in-app-feed?{query}"))
+                .get(path)
                 .send()
                 .await
-                .expect("feed request")
+                .expect("poll request")
                 .json()
                 .await
-                .expect("feed JSON");
-            let len = body["entries"].as_array().map_or(0, Vec::len);
-            if len >= count || std::time::Instant::now() > deadline {
+                .expect("poll JSON");
+            if done(&body) || std::time::Instant::now() > deadline {
                 return body;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -153,23 +153,11 @@ async fn an_objects_messages_are_listed_for_the_secret_key_only() {
     let project = json!({"id": "p1", "collection": "projects"});
     comment(&app, json!([project]), json!({}), None).await;
     let path = "/v1/objects/projects/p1/messages";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let body = loop {
-        let body: Value = app
-            .get(path)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("JSON");
-        if body["items"].as_array().is_some_and(|i| !i.is_empty())
-            || std::time::Instant::now() > deadline
-        {
-            break body;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let body = app
+        .poll_json(path, |body| {
+            body["items"].as_array().is_some_and(|i| !i.is_empty())
+        })
+        .await;
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(
         body["items"][0]["recipient"],

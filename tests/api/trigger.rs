@@ -596,23 +596,11 @@ async fn an_object_recipients_item_is_listed_in_the_objects_own_feed() {
         comment_body(json!([{"id": "apollo", "collection": "projects", "name": "Apollo"}])),
     )
     .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let feed = loop {
-        let feed: Value = app
-            .get("/v1/objects/projects/apollo/feeds/in-app-feed")
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
-        if feed["entries"].as_array().is_some_and(|e| !e.is_empty())
-            || std::time::Instant::now() > deadline
-        {
-            break feed;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let feed = app
+        .poll_json("/v1/objects/projects/apollo/feeds/in-app-feed", |feed| {
+            feed["entries"].as_array().is_some_and(|e| !e.is_empty())
+        })
+        .await;
     assert_eq!(feed["entries"].as_array().map(Vec::len), Some(1), "{feed}");
     assert_eq!(feed["entries"][0]["source"]["key"], "new-comment");
     let user_feed = app.wait_for_feed("apollo", "", 0).await;
