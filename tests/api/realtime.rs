@@ -5,20 +5,34 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
-use crate::ws::Item;
+use crate::helpers::{TestApp, spawn_app};
+use crate::ws::{Item, WsClient};
 
 fn counts(total: i64, unread: i64, unseen: i64) -> Value {
     json!({"total_count": total, "unread_count": unread, "unseen_count": unseen})
 }
 
+/// A browser socket for `user` and the topic of its feed on the default channel.
+async fn connect(app: &TestApp, user: &str) -> (WsClient, String) {
+    let channel = app.channel_id().await;
+    (
+        app.ws_connect(user).await,
+        format!("feeds:{channel}:{user}"),
+    )
+}
+
+/// The refs a push `payload` flags for attention, sorted (their order is not specified).
+fn sorted_attn(payload: &Value) -> Vec<String> {
+    let mut refs: Vec<String> = serde_json::from_value(payload["attn"].clone()).unwrap();
+    refs.sort();
+    refs
+}
+
 #[tokio::test]
 async fn joining_a_feed_replies_ok_then_pushes_current_counts_to_every_ref() {
     let app = spawn_app().await;
-    let channel = app.channel_id().await;
     app.deliver(Item::for_user("u1")).await;
-    let mut ws = app.ws_connect("u1").await;
-    let topic = format!("feeds:{channel}:u1");
+    let (mut ws, topic) = connect(&app, "u1").await;
     let (join_ref, payload) = ws
         .join_ok(
             &topic,
@@ -29,8 +43,7 @@ async fn joining_a_feed_replies_ok_then_pushes_current_counts_to_every_ref() {
     assert_eq!(payload["metadata"], counts(1, 1, 1));
     assert_eq!(payload["data"]["client_a"]["metadata"], counts(1, 1, 1));
     assert_eq!(payload["data"]["client_b"]["metadata"], counts(1, 1, 1));
-    let mut attn: Vec<String> = serde_json::from_value(payload["attn"].clone()).unwrap();
-    attn.sort();
+    let attn = sorted_attn(&payload);
     assert_eq!(attn, ["client_a", "client_b"]);
     assert!(!join_ref.is_empty());
 }
@@ -38,9 +51,7 @@ async fn joining_a_feed_replies_ok_then_pushes_current_counts_to_every_ref() {
 #[tokio::test]
 async fn a_triggered_workflow_pushes_new_message_and_the_before_cursor_refetch_finds_it() {
     let app = spawn_app().await;
-    let channel = app.channel_id().await;
-    let mut ws = app.ws_connect("u1").await;
-    let topic = format!("feeds:{channel}:u1");
+    let (mut ws, topic) = connect(&app, "u1").await;
     let (join_ref, _) = ws
         .join_ok(
             &topic,
@@ -80,10 +91,8 @@ async fn a_triggered_workflow_pushes_new_message_and_the_before_cursor_refetch_f
 #[tokio::test]
 async fn a_committed_item_is_pushed_with_the_join_ref_and_per_ref_counts() {
     let app = spawn_app().await;
-    let channel = app.channel_id().await;
     app.deliver(Item::for_user("u1").tenant("t2")).await;
-    let mut ws = app.ws_connect("u1").await;
-    let topic = format!("feeds:{channel}:u1");
+    let (mut ws, topic) = connect(&app, "u1").await;
     let (join_ref, _) = ws
         .join_ok(
             &topic,
@@ -103,8 +112,7 @@ async fn a_committed_item_is_pushed_with_the_join_ref_and_per_ref_counts() {
     assert_eq!(payload["event"], "new-message");
     assert_eq!(payload["data"]["client_all"]["metadata"], counts(2, 2, 2));
     assert_eq!(payload["data"]["client_t1"]["metadata"], counts(1, 1, 1));
-    let mut attn: Vec<String> = serde_json::from_value(payload["attn"].clone()).unwrap();
-    attn.sort();
+    let attn = sorted_attn(&payload);
     assert_eq!(attn, ["client_all", "client_t1"]);
     assert!(payload["metadata"]["total_count"].is_i64());
 }
@@ -112,9 +120,7 @@ async fn a_committed_item_is_pushed_with_the_join_ref_and_per_ref_counts() {
 #[tokio::test]
 async fn tenant_refs_get_attn_for_their_tenant_and_untenanted_items_unless_has_tenant() {
     let app = spawn_app().await;
-    let channel = app.channel_id().await;
-    let mut ws = app.ws_connect("u1").await;
-    let topic = format!("feeds:{channel}:u1");
+    let (mut ws, topic) = connect(&app, "u1").await;
     ws.join_ok(
         &topic,
         json!({
@@ -124,15 +130,10 @@ async fn tenant_refs_get_attn_for_their_tenant_and_untenanted_items_unless_has_t
         }),
     )
     .await;
-    let attn = |frame: &Value| -> Vec<String> {
-        let mut refs: Vec<String> = serde_json::from_value(frame[4]["attn"].clone()).unwrap();
-        refs.sort();
-        refs
-    };
     app.deliver(Item::for_user("u1").tenant("beta")).await;
     let frame = ws.next_event("new-message").await;
     assert_eq!(
-        attn(&frame),
+        sorted_attn(&frame[4]),
         ["client_any"],
         "tenant B item: only the unfiltered ref"
     );
@@ -141,7 +142,7 @@ async fn tenant_refs_get_attn_for_their_tenant_and_untenanted_items_unless_has_t
     app.deliver(Item::for_user("u1")).await;
     let frame = ws.next_event("new-message").await;
     assert_eq!(
-        attn(&frame),
+        sorted_attn(&frame[4]),
         ["client_a", "client_any"],
         "untenanted item: tenant ref unless has_tenant"
     );
@@ -153,7 +154,10 @@ async fn tenant_refs_get_attn_for_their_tenant_and_untenanted_items_unless_has_t
 
     app.deliver(Item::for_user("u1").tenant("acme")).await;
     let frame = ws.next_event("new-message").await;
-    assert_eq!(attn(&frame), ["client_a", "client_any", "client_strict"]);
+    assert_eq!(
+        sorted_attn(&frame[4]),
+        ["client_a", "client_any", "client_strict"]
+    );
     assert_eq!(
         frame[4]["data"]["client_strict"]["metadata"],
         counts(1, 1, 1)
@@ -164,9 +168,7 @@ async fn tenant_refs_get_attn_for_their_tenant_and_untenanted_items_unless_has_t
 #[tokio::test]
 async fn source_categories_trigger_data_status_and_archived_decide_attn() {
     let app = spawn_app().await;
-    let channel = app.channel_id().await;
-    let mut ws = app.ws_connect("u1").await;
-    let topic = format!("feeds:{channel}:u1");
+    let (mut ws, topic) = connect(&app, "u1").await;
     ws.join_ok(
         &topic,
         json!({
@@ -185,8 +187,7 @@ async fn source_categories_trigger_data_status_and_archived_decide_attn() {
     item.data = json!({"page": "p1", "other": 1});
     app.deliver(item).await;
     let frame = ws.next_event("new-message").await;
-    let mut attn: Vec<String> = serde_json::from_value(frame[4]["attn"].clone()).unwrap();
-    attn.sort();
+    let attn = sorted_attn(&frame[4]);
     assert_eq!(
         attn,
         ["client_any", "client_cat", "client_data", "client_unread"]
@@ -200,9 +201,7 @@ async fn source_categories_trigger_data_status_and_archived_decide_attn() {
 #[tokio::test]
 async fn legacy_flat_join_params_get_top_level_metadata() {
     let app = spawn_app().await;
-    let channel = app.channel_id().await;
-    let mut ws = app.ws_connect("u1").await;
-    let topic = format!("feeds:{channel}:u1");
+    let (mut ws, topic) = connect(&app, "u1").await;
     let (_, initial) = ws
         .join_ok(&topic, json!({"archived": "exclude", "tenant": "acme"}))
         .await;
@@ -217,9 +216,7 @@ async fn legacy_flat_join_params_get_top_level_metadata() {
 #[tokio::test]
 async fn a_new_join_on_the_same_topic_replaces_refs_and_join_ref() {
     let app = spawn_app().await;
-    let channel = app.channel_id().await;
-    let mut ws = app.ws_connect("u1").await;
-    let topic = format!("feeds:{channel}:u1");
+    let (mut ws, topic) = connect(&app, "u1").await;
     let (first, _) = ws.join_ok(&topic, json!({"client_old": {}})).await;
     // Phoenix JS leaves the old join before joining with merged refs.
     let leave = ws.push(Some(&first), &topic, "phx_leave", json!({})).await;
