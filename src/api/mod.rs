@@ -2,6 +2,7 @@
 //! and shape Knock's JSON. No SQL here.
 
 mod bulk_operations;
+mod bulk_run;
 mod channel_data;
 mod channels;
 mod common;

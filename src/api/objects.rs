@@ -4,18 +4,18 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use super::bulk_run::BulkRun;
 use super::recipient_input::{
-    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_collection,
-    path_id, properties,
+    IdentifyBody, check_bulk_len, list_query, method_not_allowed, path_collection, path_id,
+    properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
-use crate::model::EntityId;
 use crate::model::properties::RecipientKind;
 use crate::startup::AppState;
-use crate::store::{StoreError, bulk, recipients};
+use crate::store::recipients;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -137,27 +137,16 @@ async fn bulk_set(
         .store
         .write(move |db| {
             let c = collection.as_str();
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for mut item in objects {
-                // Items may repeat the collection; it is the path's either way.
+            // Items may repeat the collection; it is the path's either way.
+            let items = objects.into_iter().map(|mut item| {
                 item.remove("collection");
-                match bulk_item(RecipientKind::Object, item) {
-                    Ok((id, props)) => {
-                        match recipients::upsert_object(db, c, id.as_str(), props.as_map()) {
-                            Ok(_) => applied += 1,
-                            Err(StoreError::Invalid { message, .. }) => errors.push(
-                                json!({"id": id.as_str(), "collection": c, "message": message}),
-                            ),
-                            Err(other) => return Err(other),
-                        }
-                    }
-                    Err((id, message)) => {
-                        errors.push(json!({"id": id, "collection": c, "message": message}));
-                    }
-                }
-            }
-            bulk::record_completed(db, "objects.bulk_set", applied, errors)
+                item
+            });
+            let mut run = BulkRun::in_collection("objects.bulk_set", c);
+            run.upsert_each(RecipientKind::Object, items, |id, props| {
+                recipients::upsert_object(db, c, id, props)
+            })?;
+            run.finish(db)
         })
         .await?;
     Ok(HttpResponse::Ok().json(operation))
@@ -181,22 +170,9 @@ async fn bulk_delete(
         .store
         .write(move |db| {
             let c = collection.as_str();
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for id in ids {
-                if let Err(message) = EntityId::parse(&id) {
-                    errors.push(
-                        json!({"id": id, "collection": c, "message": format!("`id` {message}")}),
-                    );
-                } else if recipients::delete_object(db, c, &id)? {
-                    applied += 1;
-                } else {
-                    errors.push(
-                        json!({"id": id, "collection": c, "message": "the object does not exist"}),
-                    );
-                }
-            }
-            bulk::record_completed(db, "objects.bulk_delete", applied, errors)
+            let mut run = BulkRun::in_collection("objects.bulk_delete", c);
+            run.delete_each(ids, "object", |id| recipients::delete_object(db, c, id))?;
+            run.finish(db)
         })
         .await?;
     Ok(HttpResponse::Ok().json(operation))

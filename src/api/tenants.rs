@@ -3,18 +3,17 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use super::bulk_run::BulkRun;
 use super::recipient_input::{
-    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, properties,
+    IdentifyBody, check_bulk_len, list_query, method_not_allowed, path_id, properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
-use crate::model::EntityId;
 use crate::model::properties::RecipientKind;
 use crate::startup::AppState;
 use crate::store::recipients::{self, TenantFilter};
-use crate::store::{StoreError, bulk};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -138,31 +137,15 @@ async fn bulk_set(
     let operation = state
         .store
         .write(move |db| {
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for item in tenants {
-                let item = match item {
-                    TenantItem::Id(id) => {
-                        let mut map = Map::new();
-                        map.insert("id".into(), Value::String(id));
-                        map
-                    }
-                    TenantItem::Tenant(map) => map,
-                };
-                match bulk_item(RecipientKind::Tenant, item) {
-                    Ok((id, props)) => {
-                        match recipients::upsert_tenant(db, id.as_str(), props.as_map()) {
-                            Ok(_) => applied += 1,
-                            Err(StoreError::Invalid { message, .. }) => {
-                                errors.push(json!({"id": id.as_str(), "message": message}));
-                            }
-                            Err(other) => return Err(other),
-                        }
-                    }
-                    Err((id, message)) => errors.push(json!({"id": id, "message": message})),
-                }
-            }
-            bulk::record_completed(db, "tenants.bulk_set", applied, errors)
+            let items = tenants.into_iter().map(|item| match item {
+                TenantItem::Id(id) => Map::from_iter([("id".to_owned(), Value::String(id))]),
+                TenantItem::Tenant(map) => map,
+            });
+            let mut run = BulkRun::new("tenants.bulk_set");
+            run.upsert_each(RecipientKind::Tenant, items, |id, props| {
+                recipients::upsert_tenant(db, id, props)
+            })?;
+            run.finish(db)
         })
         .await?;
     Ok(HttpResponse::Ok().json(operation))
@@ -188,18 +171,9 @@ async fn bulk_delete(
     let operation = state
         .store
         .write(move |db| {
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for id in ids {
-                if let Err(message) = EntityId::parse(&id) {
-                    errors.push(json!({"id": id, "message": format!("`id` {message}")}));
-                } else if recipients::delete_tenant(db, &id)? {
-                    applied += 1;
-                } else {
-                    errors.push(json!({"id": id, "message": "the tenant does not exist"}));
-                }
-            }
-            bulk::record_completed(db, "tenants.bulk_delete", applied, errors)
+            let mut run = BulkRun::new("tenants.bulk_delete");
+            run.delete_each(ids, "tenant", |id| recipients::delete_tenant(db, id))?;
+            run.finish(db)
         })
         .await?;
     Ok(HttpResponse::Ok().json(operation))

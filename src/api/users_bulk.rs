@@ -6,16 +6,17 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::recipient_input::{bulk_item, check_bulk_len, method_not_allowed, path_id};
+use super::bulk_run::BulkRun;
+use super::recipient_input::{check_bulk_len, method_not_allowed, path_id};
 use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::properties::RecipientKind;
 use crate::model::{EntityId, preferences};
 use crate::startup::AppState;
+use crate::store::recipients;
 use crate::store::recipients::ChannelDataOwner;
-use crate::store::{StoreError, bulk, recipients};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for (path, handler) in [
@@ -49,23 +50,11 @@ async fn bulk_identify(
     let operation = state
         .store
         .write(move |db| {
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for item in users {
-                match bulk_item(RecipientKind::User, item) {
-                    Ok((id, props)) => {
-                        match recipients::upsert_user(db, id.as_str(), props.as_map()) {
-                            Ok(_) => applied += 1,
-                            Err(StoreError::Invalid { message, .. }) => {
-                                errors.push(json!({"id": id.as_str(), "message": message}));
-                            }
-                            Err(other) => return Err(other),
-                        }
-                    }
-                    Err((id, message)) => errors.push(json!({"id": id, "message": message})),
-                }
-            }
-            bulk::record_completed(db, "users.bulk_identify", applied, errors)
+            let mut run = BulkRun::new("users.bulk_identify");
+            run.upsert_each(RecipientKind::User, users, |id, props| {
+                recipients::upsert_user(db, id, props)
+            })?;
+            run.finish(db)
         })
         .await?;
     Ok(HttpResponse::Ok().json(operation))
@@ -86,18 +75,9 @@ async fn bulk_delete(
     let operation = state
         .store
         .write(move |db| {
-            let mut applied = 0;
-            let mut errors = Vec::new();
-            for id in ids {
-                if let Err(message) = EntityId::parse(&id) {
-                    errors.push(json!({"id": id, "message": format!("`id` {message}")}));
-                } else if recipients::delete_user(db, &id)? {
-                    applied += 1;
-                } else {
-                    errors.push(json!({"id": id, "message": "the user does not exist"}));
-                }
-            }
-            bulk::record_completed(db, "users.bulk_delete", applied, errors)
+            let mut run = BulkRun::new("users.bulk_delete");
+            run.delete_each(ids, "user", |id| recipients::delete_user(db, id))?;
+            run.finish(db)
         })
         .await?;
     Ok(HttpResponse::Ok().json(operation))
@@ -144,22 +124,15 @@ async fn bulk_preferences(
     let operation = state
         .store
         .write(move |db| {
-            let mut applied = 0;
-            let mut errors = Vec::new();
+            let mut run = BulkRun::new("users.bulk_set_preferences");
             for id in user_ids {
-                if let Err(message) = EntityId::parse(&id) {
-                    errors.push(json!({"id": id, "message": format!("`id` {message}")}));
-                    continue;
+                if run.valid_id(&id) {
+                    let owner = ChannelDataOwner::user(&id);
+                    recipients::put_preference_set(db, owner, set_id.as_str(), &body)?;
+                    run.applied();
                 }
-                recipients::put_preference_set(
-                    db,
-                    ChannelDataOwner::user(&id),
-                    set_id.as_str(),
-                    &body,
-                )?;
-                applied += 1;
             }
-            bulk::record_completed(db, "users.bulk_set_preferences", applied, errors)
+            run.finish(db)
         })
         .await?;
     Ok(HttpResponse::Ok().json(operation))
