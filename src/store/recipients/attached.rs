@@ -5,6 +5,7 @@
 //! `channels`, `categories`, `workflows`, `commercial_subscribed`).
 
 use rusqlite::{OptionalExtension, params};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::merge::deep_merge;
@@ -55,6 +56,18 @@ fn strip(patch: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// Decodes `(key, JSON text)` rows, as both attached tables store them.
+fn decode_keyed<T: DeserializeOwned>(
+    rows: impl Iterator<Item = rusqlite::Result<(String, String)>>,
+) -> StoreResult<Vec<(String, T)>> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, text) = row?;
+        out.push((key, serde_json::from_str(&text)?));
+    }
+    Ok(out)
+}
+
 /// Loads one preference-set body.
 pub fn get_preference_set(
     db: &Db<'_>,
@@ -69,10 +82,7 @@ pub fn get_preference_set(
         )?
         .query_row(params![owner.kind, owner.collection, owner.id, set_id], |r| r.get(0))
         .optional()?;
-    Ok(match body {
-        Some(text) => Some(serde_json::from_str(&text)?),
-        None => None,
-    })
+    Ok(body.map(|text| serde_json::from_str(&text)).transpose()?)
 }
 
 /// Every preference set of a recipient, ordered by set id.
@@ -87,12 +97,7 @@ pub fn list_preference_sets(
     let rows = stmt.query_map(params![owner.kind, owner.collection, owner.id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (set_id, body) = row?;
-        out.push((set_id, serde_json::from_str(&body)?));
-    }
-    Ok(out)
+    decode_keyed(rows)
 }
 
 /// Deep-merges `patch` into a preference set (creating it). Inline `preferences` in
@@ -105,20 +110,7 @@ pub fn merge_preference_set(
 ) -> StoreResult<Map<String, Value>> {
     let mut body = get_preference_set(db, owner, set_id)?.unwrap_or_default();
     deep_merge(&mut body, &strip(patch));
-    db.0.prepare_cached(
-        "INSERT INTO preference_sets(recipient_kind, recipient_collection, recipient_id, set_id, body, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT(recipient_kind, recipient_collection, recipient_id, set_id) \
-         DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
-        owner.kind,
-        owner.collection,
-        owner.id,
-        set_id,
-        serde_json::to_string(&body)?,
-        clock::now()
-    ])?;
+    write_preference_set(db, owner, set_id, &body)?;
     Ok(body)
 }
 
@@ -153,10 +145,7 @@ pub fn get_channel_data(
             |r| r.get(0),
         )
         .optional()?;
-    Ok(match data {
-        Some(text) => Some(serde_json::from_str(&text)?),
-        None => None,
-    })
+    Ok(data.map(|text| serde_json::from_str(&text)).transpose()?)
 }
 
 /// Replaces the channel data for one channel (channel data merges shallowly by channel).
@@ -195,17 +184,22 @@ pub fn list_channel_data(
     let rows = stmt.query_map(params![owner.kind, owner.collection, owner.id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (channel_id, data) = row?;
-        out.push((channel_id, serde_json::from_str(&data)?));
-    }
-    Ok(out)
+    decode_keyed(rows)
 }
 
 /// Stores a whole preference-set body, replacing what was there (PUT without the merge
 /// strategy, and copying sets between recipients). Strips `__typename`/`id`/strategy keys.
 pub fn put_preference_set(
+    db: &Db<'_>,
+    owner: ChannelDataOwner<'_>,
+    set_id: &str,
+    body: &Map<String, Value>,
+) -> StoreResult<()> {
+    write_preference_set(db, owner, set_id, &strip(body))
+}
+
+/// Upserts a preference-set row with `body` exactly as given (already stripped).
+fn write_preference_set(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     set_id: &str,
@@ -222,7 +216,7 @@ pub fn put_preference_set(
         owner.collection,
         owner.id,
         set_id,
-        serde_json::to_string(&strip(body))?,
+        serde_json::to_string(body)?,
         clock::now()
     ])?;
     Ok(())
