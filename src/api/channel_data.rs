@@ -62,6 +62,10 @@ fn channel(raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_owned())
 }
 
+fn missing(channel_id: &str) -> ApiError {
+    ApiError::NotFound(format!("Channel data for channel `{channel_id}`"))
+}
+
 fn wire(channel_id: &str, data: Value) -> Value {
     json!({"__typename": "ChannelData", "channel_id": channel_id, "data": data})
 }
@@ -93,7 +97,7 @@ async fn read(
         .read(move |db| recipients::get_channel_data(db, owner.as_owner(), &c))
         .await?;
     data.map(|d| HttpResponse::Ok().json(wire(&channel_id, d)))
-        .ok_or_else(|| ApiError::NotFound(format!("Channel data for channel `{channel_id}`")))
+        .ok_or_else(|| missing(&channel_id))
 }
 
 async fn write(
@@ -139,9 +143,7 @@ async fn remove(
     if existed {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::NotFound(format!(
-            "Channel data for channel `{channel_id}`"
-        )))
+        Err(missing(&channel_id))
     }
 }
 

@@ -173,25 +173,28 @@ async fn delete(state: &AppState, owner: Owner, set_id: String) -> Result<HttpRe
     }
 }
 
+/// The deprecated sub-resources exist only for the sections a set has; others are 404.
+fn known_section(section: &str) -> Result<(), ApiError> {
+    if SUB_RESOURCES.contains(&section) {
+        Ok(())
+    } else {
+        Err(ApiError::RouteMissing(format!(
+            "preferences sub-resource `{section}`"
+        )))
+    }
+}
+
 /// Deprecated `PUT …/preferences/{set}/{channel_types|workflows|categories}`: replaces
 /// that section of the set.
 fn section_body(section: &str, body: Value) -> Result<Value, ApiError> {
-    if !SUB_RESOURCES.contains(&section) {
-        return Err(ApiError::RouteMissing(format!(
-            "preferences sub-resource `{section}`"
-        )));
-    }
+    known_section(section)?;
     Ok(json!({"__persistence_strategy__": "merge", section: body_object(body)?}))
 }
 
 /// Deprecated `PUT …/{section}/{key}` with `{subscribed: bool}` (or, for workflows and
 /// categories, a settings object): sets that one setting.
 fn setting_body(section: &str, key: &str, body: Value) -> Result<Value, ApiError> {
-    if !SUB_RESOURCES.contains(&section) {
-        return Err(ApiError::RouteMissing(format!(
-            "preferences sub-resource `{section}`"
-        )));
-    }
+    known_section(section)?;
     let map = body_object(body)?;
     let value = match map.get("subscribed") {
         Some(Value::Bool(b)) => Value::Bool(*b),
