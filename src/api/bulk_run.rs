@@ -5,23 +5,26 @@
 //! does not exist) becomes one entry of `error_items` and the batch goes on; any other store
 //! error aborts the whole operation, so the transaction rolls back and nothing is recorded.
 
+use actix_web::HttpResponse;
 use serde_json::{Map, Value, json};
 
 use super::recipient_input::bulk_item;
+use crate::error::ApiError;
 use crate::model::EntityId;
 use crate::model::properties::RecipientKind;
+use crate::startup::AppState;
 use crate::store::{Db, StoreError, StoreResult, bulk};
 
 /// The tallies of a bulk operation in progress.
-pub struct BulkRun<'c> {
+pub struct BulkRun {
     name: &'static str,
     /// Objects' error items also name their collection, so a client can tell them apart.
-    collection: Option<&'c str>,
+    collection: Option<String>,
     applied: usize,
     errors: Vec<Value>,
 }
 
-impl<'c> BulkRun<'c> {
+impl BulkRun {
     /// A run recorded as `name` (e.g. `users.bulk_identify`).
     pub fn new(name: &'static str) -> Self {
         Self {
@@ -33,9 +36,9 @@ impl<'c> BulkRun<'c> {
     }
 
     /// A run over the objects of `collection`.
-    pub fn in_collection(name: &'static str, collection: &'c str) -> Self {
+    pub fn in_collection(name: &'static str, collection: &str) -> Self {
         Self {
-            collection: Some(collection),
+            collection: Some(collection.to_owned()),
             ..Self::new(name)
         }
     }
@@ -43,7 +46,7 @@ impl<'c> BulkRun<'c> {
     /// Records that `id` was not applied, and why.
     fn fail(&mut self, id: impl Into<Value>, message: impl Into<Value>) {
         let mut item = json!({"id": id.into(), "message": message.into()});
-        if let Some(collection) = self.collection {
+        if let Some(collection) = &self.collection {
             item["collection"] = json!(collection);
         }
         self.errors.push(item);
@@ -107,8 +110,20 @@ impl<'c> BulkRun<'c> {
         Ok(())
     }
 
-    /// Records the finished operation and returns its wire shape.
-    pub fn finish(self, db: &Db<'_>) -> StoreResult<Value> {
-        bulk::record_completed(db, self.name, self.applied, self.errors)
+    /// Runs `apply` over this run inside one write transaction, records the finished
+    /// operation and answers it (200, the `BulkOperation`).
+    pub async fn respond(
+        mut self,
+        state: &AppState,
+        apply: impl FnOnce(&Db<'_>, &mut BulkRun) -> StoreResult<()> + Send + 'static,
+    ) -> Result<HttpResponse, ApiError> {
+        let operation = state
+            .store
+            .write(move |db| {
+                apply(db, &mut self)?;
+                bulk::record_completed(db, self.name, self.applied, self.errors)
+            })
+            .await?;
+        Ok(HttpResponse::Ok().json(operation))
     }
 }

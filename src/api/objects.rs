@@ -133,23 +133,19 @@ async fn bulk_set(
     let collection = path_collection(&path)?;
     let objects = body.into_inner().objects;
     check_bulk_len("objects", objects.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
+    BulkRun::in_collection("objects.bulk_set", collection.as_str())
+        .respond(&state, move |db, run| {
             let c = collection.as_str();
             // Items may repeat the collection; it is the path's either way.
             let items = objects.into_iter().map(|mut item| {
                 item.remove("collection");
                 item
             });
-            let mut run = BulkRun::in_collection("objects.bulk_set", c);
             run.upsert_each(RecipientKind::Object, items, |id, props| {
                 recipients::upsert_object(db, c, id, props)
-            })?;
-            run.finish(db)
+            })
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,14 +162,10 @@ async fn bulk_delete(
     let collection = path_collection(&path)?;
     let ids = body.into_inner().object_ids;
     check_bulk_len("object_ids", ids.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
+    BulkRun::in_collection("objects.bulk_delete", collection.as_str())
+        .respond(&state, move |db, run| {
             let c = collection.as_str();
-            let mut run = BulkRun::in_collection("objects.bulk_delete", c);
-            run.delete_each(ids, "object", |id| recipients::delete_object(db, c, id))?;
-            run.finish(db)
+            run.delete_each(ids, "object", |id| recipients::delete_object(db, c, id))
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
+        .await
 }

@@ -134,21 +134,17 @@ async fn bulk_set(
 ) -> Result<HttpResponse, ApiError> {
     let tenants = body.into_inner().tenants;
     check_bulk_len("tenants", tenants.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
+    BulkRun::new("tenants.bulk_set")
+        .respond(&state, move |db, run| {
             let items = tenants.into_iter().map(|item| match item {
                 TenantItem::Id(id) => Map::from_iter([("id".to_owned(), Value::String(id))]),
                 TenantItem::Tenant(map) => map,
             });
-            let mut run = BulkRun::new("tenants.bulk_set");
             run.upsert_each(RecipientKind::Tenant, items, |id, props| {
                 recipients::upsert_tenant(db, id, props)
-            })?;
-            run.finish(db)
+            })
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
+        .await
 }
 
 /// Ids come in the query (`tenant_ids[]=a&tenant_ids[]=b`), as Knock documents.
@@ -168,13 +164,9 @@ async fn bulk_delete(
         ));
     }
     check_bulk_len("tenant_ids", ids.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
-            let mut run = BulkRun::new("tenants.bulk_delete");
-            run.delete_each(ids, "tenant", |id| recipients::delete_tenant(db, id))?;
-            run.finish(db)
+    BulkRun::new("tenants.bulk_delete")
+        .respond(&state, move |db, run| {
+            run.delete_each(ids, "tenant", |id| recipients::delete_tenant(db, id))
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
+        .await
 }

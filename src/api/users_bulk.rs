@@ -47,17 +47,13 @@ async fn bulk_identify(
 ) -> Result<HttpResponse, ApiError> {
     let users = body.into_inner().users;
     check_bulk_len("users", users.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
-            let mut run = BulkRun::new("users.bulk_identify");
+    BulkRun::new("users.bulk_identify")
+        .respond(&state, move |db, run| {
             run.upsert_each(RecipientKind::User, users, |id, props| {
                 recipients::upsert_user(db, id, props)
-            })?;
-            run.finish(db)
+            })
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,15 +68,11 @@ async fn bulk_delete(
 ) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().user_ids;
     check_bulk_len("user_ids", ids.len())?;
-    let operation = state
-        .store
-        .write(move |db| {
-            let mut run = BulkRun::new("users.bulk_delete");
-            run.delete_each(ids, "user", |id| recipients::delete_user(db, id))?;
-            run.finish(db)
+    BulkRun::new("users.bulk_delete")
+        .respond(&state, move |db, run| {
+            run.delete_each(ids, "user", |id| recipients::delete_user(db, id))
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,10 +113,8 @@ async fn bulk_preferences(
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    let operation = state
-        .store
-        .write(move |db| {
-            let mut run = BulkRun::new("users.bulk_set_preferences");
+    BulkRun::new("users.bulk_set_preferences")
+        .respond(&state, move |db, run| {
             for id in user_ids {
                 if run.valid_id(&id) {
                     let owner = ChannelDataOwner::user(&id);
@@ -132,8 +122,7 @@ async fn bulk_preferences(
                     run.applied();
                 }
             }
-            run.finish(db)
+            Ok(())
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(operation))
+        .await
 }

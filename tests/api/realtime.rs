@@ -23,7 +23,8 @@ async fn connect(app: &TestApp, user: &str) -> (WsClient, String) {
 
 /// The refs a push `payload` flags for attention, sorted (their order is not specified).
 fn sorted_attn(payload: &Value) -> Vec<String> {
-    let mut refs: Vec<String> = serde_json::from_value(payload["attn"].clone()).unwrap();
+    let mut refs: Vec<String> =
+        serde_json::from_value(payload["attn"].clone()).expect("attn is a list of refs");
     refs.sort();
     refs
 }
@@ -112,7 +113,7 @@ async fn a_committed_item_is_pushed_with_the_join_ref_and_per_ref_counts() {
     assert_eq!(payload["event"], "new-message");
     assert_eq!(payload["data"]["client_all"]["metadata"], counts(2, 2, 2));
     assert_eq!(payload["data"]["client_t1"]["metadata"], counts(1, 1, 1));
-    let attn = sorted_attn(&payload);
+    let attn = sorted_attn(payload);
     assert_eq!(attn, ["client_all", "client_t1"]);
     assert!(payload["metadata"]["total_count"].is_i64());
 }
