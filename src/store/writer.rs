@@ -98,26 +98,29 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
 }
 
 fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
-    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let message = e.to_string();
-        for job in batch.drain(..) {
-            // Never ran: tell the caller the write did not happen.
-            let reply = job_failed_reply(job);
-            reply(Err(StoreError::Conflict(format!(
-                "could not begin transaction: {message}"
-            ))));
-        }
+        tracing::error!(error = %e, "could not begin a write transaction; the batch is refused");
+        // Dropping a job drops its caller's reply channel: the caller sees `WriterGone`
+        // (a 503 the SDKs retry), which is true — nothing was written.
+        batch.clear();
         return;
     }
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     for job in batch.drain(..) {
-        let savepoint = conn.execute_batch("SAVEPOINT cmd");
-        if savepoint.is_err() {
-            let reply = job_failed_reply(job);
-            reply(Err(StoreError::Conflict("could not open savepoint".into())));
+        if let Err(e) = conn.execute_batch("SAVEPOINT cmd") {
+            tracing::error!(error = %e, "could not open a savepoint; the command is refused");
             continue;
         }
-        let (ok, reply) = job(conn);
+        // A panicking command must not take the writer (and every later write) down: its
+        // savepoint is rolled back and its caller sees `WriterGone`.
+        let (ok, reply) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)))
+        {
+            Ok((ok, reply)) => (ok, Some(reply)),
+            Err(_) => {
+                tracing::error!("a write command panicked; it was rolled back");
+                (false, None)
+            }
+        };
         let end = if ok {
             "RELEASE cmd"
         } else {
@@ -126,29 +129,77 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
         if let Err(e) = conn.execute_batch(end) {
             tracing::error!(error = %e, "savepoint end failed");
         }
-        replies.push(reply);
+        replies.extend(reply);
     }
-    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
-    if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    match commit {
+    match conn.execute_batch("COMMIT") {
         Ok(()) => replies.into_iter().for_each(|reply| reply(Ok(()))),
         Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
             let message = e.to_string();
             tracing::error!(error = %message, "group commit failed; every command in it is rolled back");
-            replies.into_iter().for_each(|reply| {
+            for reply in replies {
                 reply(Err(StoreError::Conflict(format!(
                     "commit failed: {message}"
-                ))))
-            });
+                ))));
+            }
         }
     }
 }
 
-/// A job that could not run still owns its caller's reply channel; dropping it makes the
-/// caller see `WriterGone`, which maps to a 5xx. That is the honest answer: nothing was written.
-fn job_failed_reply(job: Job) -> Reply {
-    drop(job);
-    Box::new(|_| {})
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> WriterHandle {
+        let conn = Connection::open_in_memory().expect("in-memory db");
+        conn.execute_batch("CREATE TABLE t(v INTEGER NOT NULL)")
+            .expect("schema");
+        spawn(conn)
+    }
+
+    fn count(db: &Db<'_>) -> StoreResult<i64> {
+        Ok(db.0.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_rolls_back_alone_and_its_neighbours_commit() {
+        let w = writer();
+        let (a, b, c) = tokio::join!(
+            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?)),
+            w.submit(|db| {
+                db.0.execute("INSERT INTO t VALUES (2)", [])?;
+                Err::<(), _>(StoreError::Conflict("no".into()))
+            }),
+            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (3)", [])?)),
+        );
+        assert!(a.is_ok() && c.is_ok());
+        assert!(matches!(b, Err(StoreError::Conflict(_))));
+        assert_eq!(w.submit(count).await.ok(), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_command_is_rolled_back_and_the_writer_keeps_working() {
+        let w = writer();
+        let panicked = w
+            .submit(|db| -> StoreResult<()> {
+                db.0.execute("INSERT INTO t VALUES (1)", [])?;
+                panic!("bug in a command")
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::WriterGone)));
+        assert!(
+            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (2)", [])?))
+                .await
+                .is_ok()
+        );
+        assert_eq!(w.submit(count).await.ok(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn shutdown_commits_everything_queued_before_it() {
+        let w = writer();
+        let pending = w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?));
+        let (written, ()) = tokio::join!(pending, w.shutdown());
+        assert!(written.is_ok());
+    }
 }

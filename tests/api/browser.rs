@@ -53,3 +53,41 @@ async fn the_official_browser_client_receives_live_items_in_headless_chromium() 
     );
     assert!(stdout.contains("browser e2e passed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn the_demo_page_shows_a_live_feed_and_marks_items_read_in_headless_chromium() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "chromium is missing at {chromium}: `apt-get install -y chromium`"
+    );
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "npm package playwright-core is missing: run `npm ci --prefix tests/browser`"
+    );
+    let app = spawn_app().await;
+    let user = "demo-user";
+    let run = tokio::process::Command::new("node")
+        .arg("demo_page.mjs")
+        .current_dir(&dir)
+        .env("TIDINGS_URL", &app.address)
+        .env("TIDINGS_SECRET_KEY", SECRET_KEY)
+        .env("TIDINGS_USER_ID", user)
+        .env("TIDINGS_USER_TOKEN", user_token(user, json!(null)))
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser run finishes within 2 minutes")
+        .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "demo page e2e failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("demo page e2e passed"), "{stdout}");
+}
