@@ -52,26 +52,12 @@ impl FeedFilters {
             filters,
             ..FeedQuery::default()
         };
-        if let Some(raw) = text(&map, "page_size")? {
-            query.page_size = raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| {
-                    ParamError::new(
-                        "page_size",
-                        format!("must be an integer from 1 to {MAX_PAGE_SIZE}"),
-                    )
-                })?;
-        }
-        for (field, slot) in [("after", &mut query.after), ("before", &mut query.before)] {
-            if let Some(raw) = text(&map, field)? {
-                *slot =
-                    Some(decode_cursor(&raw).ok_or_else(|| {
-                        ParamError::new(field, "is not a cursor this server issued")
-                    })?);
-            }
-        }
+        paging(
+            &map,
+            &mut query.page_size,
+            &mut query.after,
+            &mut query.before,
+        )?;
         if let Some(raw) = text(&map, "mode")? {
             query.mode = match raw.as_str() {
                 "compact" => FeedMode::Compact,
@@ -159,6 +145,37 @@ pub(super) fn text(map: &Map<String, Value>, field: &str) -> Result<Option<Strin
         },
         Some(Value::Object(_)) => Err(ParamError::new(field, "must be a single value")),
     }
+}
+
+/// `page_size`, `after` and `before`, the paging both the feed and the messages list
+/// accept; absent keys leave the defaults in place.
+pub(super) fn paging(
+    map: &Map<String, Value>,
+    page_size: &mut u32,
+    after: &mut Option<i64>,
+    before: &mut Option<i64>,
+) -> Result<(), ParamError> {
+    if let Some(raw) = text(map, "page_size")? {
+        *page_size = raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| {
+                ParamError::new(
+                    "page_size",
+                    format!("must be an integer from 1 to {MAX_PAGE_SIZE}"),
+                )
+            })?;
+    }
+    for (field, slot) in [("after", after), ("before", before)] {
+        if let Some(raw) = text(map, field)? {
+            *slot = Some(
+                decode_cursor(&raw)
+                    .ok_or_else(|| ParamError::new(field, "is not a cursor this server issued"))?,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The filter keys, from a folded map (HTTP) or join params (socket).

@@ -5,9 +5,10 @@
 use serde_json::{Map, Value};
 
 use super::engagement::EngagementStatus;
-use super::feed::{ArchivedFilter, MAX_PAGE_SIZE, TimeRange, decode_cursor};
+use super::feed::{ArchivedFilter, MAX_PAGE_SIZE, TimeRange};
 use super::feed_params::{
-    ParamError, categories, fold_query, normalize_time, string_list, text, time_range, trigger_data,
+    ParamError, categories, fold_query, normalize_time, paging, string_list, text, time_range,
+    trigger_data,
 };
 use super::recipient::RecipientRef;
 use crate::error::ApiError;
@@ -94,26 +95,7 @@ impl MessageListQuery {
                 )
             })?);
         }
-        if let Some(raw) = text(&map, "page_size")? {
-            q.page_size = raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| {
-                    ParamError::new(
-                        "page_size",
-                        format!("must be an integer from 1 to {MAX_PAGE_SIZE}"),
-                    )
-                })?;
-        }
-        for (field, slot) in [("after", &mut q.after), ("before", &mut q.before)] {
-            if let Some(raw) = text(&map, field)? {
-                *slot =
-                    Some(decode_cursor(&raw).ok_or_else(|| {
-                        ParamError::new(field, "is not a cursor this server issued")
-                    })?);
-            }
-        }
+        paging(&map, &mut q.page_size, &mut q.after, &mut q.before)?;
         Ok(q)
     }
 

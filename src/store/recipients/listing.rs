@@ -15,6 +15,13 @@ pub(super) struct Listing<'a> {
     pub params: Vec<(&'static str, &'a dyn ToSql)>,
 }
 
+/// The row of a recipient listing with columns `rowid, id, properties, updated_at`.
+pub(super) fn recipient_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, (String, String, String))> {
+    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+}
+
 /// Fetches one page in ascending `rowid` order. `after` pages forward, `before` backward
 /// (the page right before that position), both together bound a window.
 pub(super) fn fetch<R>(

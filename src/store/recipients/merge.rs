@@ -63,6 +63,13 @@ pub(super) fn parse_props(text: &str) -> StoreResult<Map<String, Value>> {
     Ok(serde_json::from_str(text)?)
 }
 
+/// A stored `(properties, updated_at)` row with its properties parsed.
+pub(super) fn parse_stored(
+    (props, updated_at): (String, String),
+) -> StoreResult<(Map<String, Value>, String)> {
+    Ok((parse_props(&props)?, updated_at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
-use super::merge::{merged, parse_props, split};
+use super::merge::{merged, parse_props, parse_stored, split};
 use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
@@ -35,10 +35,7 @@ fn stored(
         )?
         .query_row([collection, id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    match row {
-        Some((props, updated_at)) => Ok(Some((parse_props(&props)?, updated_at))),
-        None => Ok(None),
-    }
+    row.map(parse_stored).transpose()
 }
 
 /// Set: creates the object or deep-merges `props` into it; returns the `Object`.
@@ -95,16 +92,7 @@ pub fn list_objects(
         filter: "collection = :collection",
         params: vec![(":collection", &collection_param)],
     };
-    let page = listing::fetch(db, &listing, q, |r| {
-        Ok((
-            r.get(0)?,
-            (
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ),
-        ))
-    })?;
+    let page = listing::fetch(db, &listing, q, listing::recipient_row)?;
     let mut entries = Vec::with_capacity(page.entries.len());
     for (id, props, updated_at) in page.entries {
         let mut object = wire(collection, &id, parse_props(&props)?, updated_at);

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
-use super::merge::{merged, parse_props, split};
+use super::merge::{merged, parse_props, parse_stored, split};
 use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
@@ -50,10 +50,7 @@ fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, Stri
         db.0.prepare_cached("SELECT properties, updated_at FROM tenants WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-    match row {
-        Some((props, updated_at)) => Ok(Some((parse_props(&props)?, updated_at))),
-        None => Ok(None),
-    }
+    row.map(parse_stored).transpose()
 }
 
 /// Handles `settings.preference_set` before the generic merge: honours the replace
@@ -141,16 +138,7 @@ pub fn list_tenants(db: &Db<'_>, filter: &TenantFilter, q: &PageQuery) -> StoreR
                  AND (:name IS NULL OR json_extract(properties, '$.name') = :name)",
         params: vec![(":tenant_id", &filter.tenant_id), (":name", &filter.name)],
     };
-    let page = listing::fetch(db, &listing, q, |r| {
-        Ok((
-            r.get(0)?,
-            (
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ),
-        ))
-    })?;
+    let page = listing::fetch(db, &listing, q, listing::recipient_row)?;
     let mut entries = Vec::with_capacity(page.entries.len());
     for (id, props, updated_at) in page.entries {
         entries.push(wire(&id, parse_props(&props)?, updated_at));

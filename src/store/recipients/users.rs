@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
-use super::merge::{merged, parse_props, split};
+use super::merge::{merged, parse_props, parse_stored, split};
 use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
@@ -38,10 +38,7 @@ fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, Stri
         db.0.prepare_cached("SELECT properties, updated_at FROM users WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-    match row {
-        Some((props, updated_at)) => Ok(Some((parse_props(&props)?, updated_at))),
-        None => Ok(None),
-    }
+    row.map(parse_stored).transpose()
 }
 
 /// Identify: creates the user or deep-merges `props` into it; returns the `User`.
@@ -116,16 +113,7 @@ pub fn list_users(
         filter: "1",
         params: Vec::new(),
     };
-    let page = listing::fetch(db, &listing, q, |r| {
-        Ok((
-            r.get(0)?,
-            (
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ),
-        ))
-    })?;
+    let page = listing::fetch(db, &listing, q, listing::recipient_row)?;
     let mut entries = Vec::with_capacity(page.entries.len());
     for (id, props, updated_at) in page.entries {
         let mut user = wire(&id, parse_props(&props)?, updated_at);
