@@ -31,10 +31,10 @@ async fn user_channel_data_round_trips_and_stays_out_of_the_user() {
         put,
         json!({"__typename": "ChannelData", "channel_id": CHANNEL, "data": {"tokens": ["a"]}})
     );
-    let (status, got) = body(app.get(&path).send().await.expect("get")).await;
+    let (status, got) = app.get_json(&path).await;
     assert_eq!(status, 200);
     assert_eq!(got, put);
-    let (status, user) = body(app.get("/v1/users/u1").send().await.expect("user")).await;
+    let (status, user) = app.get_json("/v1/users/u1").await;
     assert_eq!(status, 200, "PUT channel data creates the user: {user}");
     assert!(user.get("channel_data").is_none());
     assert_eq!(
@@ -72,7 +72,7 @@ async fn a_browser_user_manages_only_its_own_channel_data() {
         .await
         .expect("put");
     assert_error(res, 403, "authorization").await;
-    let (_, still) = body(app.get(&theirs).send().await.expect("get")).await;
+    let (_, still) = app.get_json(&theirs).await;
     assert_eq!(still["data"], json!({"tokens": ["theirs"]}));
 }
 
@@ -101,7 +101,7 @@ async fn bad_channel_data_bodies_are_rejected_and_change_nothing() {
         .expect("put");
     assert_error(res, 400, "invalid_json").await;
     assert_needs_a_valid_key(&app, Method::PUT, &path, Some(&json!({"data": {}}))).await;
-    let (_, got) = body(app.get(&path).send().await.expect("get")).await;
+    let (_, got) = app.get_json(&path).await;
     assert_eq!(got["data"], json!({"tokens": ["a"]}));
 }
 
@@ -117,17 +117,11 @@ async fn object_channel_data_needs_the_secret_key() {
     )
     .await;
     assert_eq!(status, 200, "{put}");
-    let (status, object) = body(
-        app.get("/v1/objects/projects/p1")
-            .send()
-            .await
-            .expect("object"),
-    )
-    .await;
+    let (status, object) = app.get_json("/v1/objects/projects/p1").await;
     assert_eq!(status, 200);
     assert_eq!(object["properties"], json!({}));
     let overwrite = json!({"data": {"connections": ["x"]}});
     assert_rejects_bad_credentials(&app, Method::PUT, &path, Some(&overwrite)).await;
-    let (_, got) = body(app.get(&path).send().await.expect("get")).await;
+    let (_, got) = app.get_json(&path).await;
     assert_eq!(got["data"], json!({"connections": []}));
 }

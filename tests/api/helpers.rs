@@ -181,6 +181,16 @@ impl TestApp {
         body(self.get(path).send().await.expect("get")).await.1
     }
 
+    /// GETs `path` with the secret key; the status and the JSON body it must have.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        json_of(self.get(path).send().await.expect("get")).await
+    }
+
+    /// POSTs `body` to `path` with the secret key; the status and the JSON body it must have.
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        json_of(self.post(path, body).send().await.expect("post")).await
+    }
+
     /// The stored user `id` as the API shows it (or the 404 body).
     pub async fn stored_user(&self, id: &str) -> Value {
         self.stored(&format!("/v1/users/{id}")).await
@@ -191,6 +201,12 @@ impl TestApp {
 pub async fn body(res: reqwest::Response) -> (u16, Value) {
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// A response's status and JSON body; a body that is not JSON fails the test.
+pub async fn json_of(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("JSON body"))
 }
 
 /// Whether `v` is a timestamp in the wire format: ISO 8601 UTC with microseconds.

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, assert_error, assert_rejects_bad_credentials, body, spawn_app, spawn_app_with,
+    TestApp, assert_error, assert_rejects_bad_credentials, spawn_app, spawn_app_with,
 };
 
 /// Sets object `collection/id` with `props` and asserts 200.
@@ -113,13 +113,7 @@ async fn list_returns_one_collection_in_pages() {
         set(&app, "projects", &format!("p{i}"), json!({"i": i})).await;
     }
     set(&app, "teams", "t1", json!({})).await;
-    let (status, page) = body(
-        app.get("/v1/objects/projects?page_size=2")
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (status, page) = app.get_json("/v1/objects/projects?page_size=2").await;
     assert_eq!(status, 200);
     assert_eq!(page["entries"].as_array().map(Vec::len), Some(2));
     assert_eq!(page["entries"][0]["__typename"], "Object");
@@ -128,16 +122,12 @@ async fn list_returns_one_collection_in_pages() {
         .as_str()
         .expect("after")
         .to_owned();
-    let (_, next) = body(
-        app.get(&format!("/v1/objects/projects?page_size=2&after={after}"))
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (_, next) = app
+        .get_json(&format!("/v1/objects/projects?page_size=2&after={after}"))
+        .await;
     assert_eq!(next["entries"][0]["id"], "p2");
     assert_eq!(next["page_info"]["after"], Value::Null);
-    let (_, empty) = body(app.get("/v1/objects/nothing").send().await.expect("list")).await;
+    let (_, empty) = app.get_json("/v1/objects/nothing").await;
     assert_eq!(
         empty,
         json!({"entries": [], "page_info": {"__typename": "PageInfo", "after": null, "before": null, "page_size": 50}})
@@ -156,15 +146,9 @@ async fn list_returns_one_collection_in_pages() {
 #[tokio::test]
 async fn bulk_set_applies_valid_objects_and_reports_the_rest() {
     let app = spawn_app().await;
-    let (status, op) = body(
-        app.post("/v1/objects/projects/bulk/set", json!({"objects": [
+    let (status, op) = app.post_json("/v1/objects/projects/bulk/set", json!({"objects": [
             {"id": "p1", "name": "One"}, {"id": "p2", "collection": "projects"}, {"id": 5}, {"id": "p3", "name": 3}
-        ]}))
-        .send()
-        .await
-        .expect("bulk"),
-    )
-    .await;
+        ]})).await;
     assert_eq!(status, 200, "{op}");
     assert_eq!(op["__typename"], "BulkOperation");
     assert_eq!(op["status"], "completed");
@@ -183,13 +167,7 @@ async fn bulk_set_applies_valid_objects_and_reports_the_rest() {
         json!({})
     );
     let id = op["id"].as_str().expect("id");
-    let (_, fetched) = body(
-        app.get(&format!("/v1/bulk_operations/{id}"))
-            .send()
-            .await
-            .expect("op"),
-    )
-    .await;
+    let (_, fetched) = app.get_json(&format!("/v1/bulk_operations/{id}")).await;
     assert_eq!(fetched, op);
 }
 
@@ -210,7 +188,7 @@ async fn bulk_set_with_a_bad_shape_or_over_1000_objects_is_422_and_stores_nothin
             .expect("bulk");
         assert_error(res, 422, "invalid_params").await;
     }
-    let (_, list) = body(app.get("/v1/objects/projects").send().await.expect("list")).await;
+    let (_, list) = app.get_json("/v1/objects/projects").await;
     assert_eq!(list["entries"], json!([]));
 }
 
@@ -219,16 +197,12 @@ async fn bulk_delete_removes_the_named_objects() {
     let app = spawn_app().await;
     set(&app, "projects", "p1", json!({})).await;
     set(&app, "projects", "p2", json!({})).await;
-    let (status, op) = body(
-        app.post(
+    let (status, op) = app
+        .post_json(
             "/v1/objects/projects/bulk/delete",
             json!({"object_ids": ["p1"]}),
         )
-        .send()
-        .await
-        .expect("bulk"),
-    )
-    .await;
+        .await;
     assert_eq!(status, 200);
     assert_eq!(op["success_count"], 1);
     assert_error(

@@ -107,42 +107,26 @@ async fn list_filters_by_tenant_id_and_name_and_pages() {
     set(&app, "a", json!({"name": "Acme"})).await;
     set(&app, "b", json!({"name": "Beta"})).await;
     set(&app, "c", json!({"name": "Acme"})).await;
-    let (status, all) = body(app.get("/v1/tenants").send().await.expect("list")).await;
+    let (status, all) = app.get_json("/v1/tenants").await;
     assert_eq!(status, 200);
     assert_eq!(ids(&all), ["a", "b", "c"]);
     assert_eq!(
         all["page_info"],
         json!({"__typename": "PageInfo", "after": null, "before": null, "page_size": 50})
     );
-    let (_, by_name) = body(app.get("/v1/tenants?name=Acme").send().await.expect("list")).await;
+    let (_, by_name) = app.get_json("/v1/tenants?name=Acme").await;
     assert_eq!(ids(&by_name), ["a", "c"]);
-    let (_, by_id) = body(
-        app.get("/v1/tenants?tenant_id=b")
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (_, by_id) = app.get_json("/v1/tenants?tenant_id=b").await;
     assert_eq!(ids(&by_id), ["b"]);
-    let (_, paged) = body(
-        app.get("/v1/tenants?name=Acme&page_size=1")
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (_, paged) = app.get_json("/v1/tenants?name=Acme&page_size=1").await;
     assert_eq!(ids(&paged), ["a"]);
     let after = paged["page_info"]["after"]
         .as_str()
         .expect("after")
         .to_owned();
-    let (_, next) = body(
-        app.get(&format!("/v1/tenants?name=Acme&page_size=1&after={after}"))
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (_, next) = app
+        .get_json(&format!("/v1/tenants?name=Acme&page_size=1&after={after}"))
+        .await;
     assert_eq!(ids(&next), ["c"]);
     assert_eq!(next["page_info"]["after"], Value::Null);
     assert_error(
@@ -159,16 +143,12 @@ async fn list_filters_by_tenant_id_and_name_and_pages() {
 #[tokio::test]
 async fn bulk_set_and_bulk_delete_apply_synchronously() {
     let app = spawn_app().await;
-    let (status, op) = body(
-        app.post(
+    let (status, op) = app
+        .post_json(
             "/v1/tenants/bulk/set",
             json!({"tenants": ["t1", {"id": "t2", "name": "Two"}, {"name": "no id"}]}),
         )
-        .send()
-        .await
-        .expect("bulk"),
-    )
-    .await;
+        .await;
     assert_eq!(status, 200, "{op}");
     assert_eq!(
         (

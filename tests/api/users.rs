@@ -77,20 +77,14 @@ async fn preferences_and_channel_data_are_not_custom_properties() {
         json!({"preferences": {"default": {"workflows": {"w": false}}}}),
     )
     .await;
-    let (status, list) = body(
-        app.get("/v1/users?include[]=preferences")
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (status, list) = app.get_json("/v1/users?include[]=preferences").await;
     assert_eq!(status, 200);
     let prefs = &list["entries"][0]["preferences"]["default"];
     assert_eq!(prefs["__typename"], "PreferenceSet");
     assert_eq!(prefs["id"], "default");
     assert_eq!(prefs["channel_types"], json!({"email": false}));
     assert_eq!(prefs["workflows"], json!({"w": false}));
-    let (_, plain) = body(app.get("/v1/users").send().await.expect("list")).await;
+    let (_, plain) = app.get_json("/v1/users").await;
     assert!(plain["entries"][0].get("preferences").is_none());
 }
 
@@ -141,7 +135,7 @@ async fn list_pages_forward_and_back_with_opaque_cursors() {
                 .collect()
         })
     };
-    let (status, first) = body(app.get("/v1/users?page_size=2").send().await.expect("list")).await;
+    let (status, first) = app.get_json("/v1/users?page_size=2").await;
     assert_eq!(status, 200);
     assert_eq!(ids(&first), ["u0", "u1"]);
     assert_eq!(first["page_info"]["__typename"], "PageInfo");
@@ -151,40 +145,28 @@ async fn list_pages_forward_and_back_with_opaque_cursors() {
         .as_str()
         .expect("after cursor")
         .to_owned();
-    let (_, second) = body(
-        app.get(&format!("/v1/users?page_size=2&after={after}"))
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (_, second) = app
+        .get_json(&format!("/v1/users?page_size=2&after={after}"))
+        .await;
     assert_eq!(ids(&second), ["u2", "u3"]);
     let after = second["page_info"]["after"]
         .as_str()
         .expect("after cursor")
         .to_owned();
-    let (_, third) = body(
-        app.get(&format!("/v1/users?page_size=2&after={after}"))
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (_, third) = app
+        .get_json(&format!("/v1/users?page_size=2&after={after}"))
+        .await;
     assert_eq!(ids(&third), ["u4"]);
     assert_eq!(third["page_info"]["after"], Value::Null);
     let before = second["page_info"]["before"]
         .as_str()
         .expect("before cursor")
         .to_owned();
-    let (_, back) = body(
-        app.get(&format!("/v1/users?page_size=2&before={before}"))
-            .send()
-            .await
-            .expect("list"),
-    )
-    .await;
+    let (_, back) = app
+        .get_json(&format!("/v1/users?page_size=2&before={before}"))
+        .await;
     assert_eq!(ids(&back), ["u0", "u1"]);
-    let (_, all) = body(app.get("/v1/users").send().await.expect("list")).await;
+    let (_, all) = app.get_json("/v1/users").await;
     assert_eq!(all["page_info"]["page_size"], 50);
     assert_eq!(ids(&all).len(), 5);
 }

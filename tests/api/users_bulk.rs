@@ -2,29 +2,20 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, body, is_iso_micros, spawn_app};
+use crate::helpers::{assert_error, is_iso_micros, spawn_app};
 
 #[tokio::test]
 async fn bulk_identify_applies_valid_users_reports_invalid_ones_and_is_retrievable() {
     let app = spawn_app().await;
     app.identify("u1", json!({"name": "Ann", "keep": true}))
         .await;
-    let (status, op) = body(
-        app.post(
-            "/v1/users/bulk/identify",
-            json!({"users": [
+    let (status, op) = app.post_json("/v1/users/bulk/identify", json!({"users": [
                 {"id": "u1", "email": "ann@example.com"},
                 {"id": "u2", "name": "Bob", "preferences": {"default": {"channel_types": {"sms": false}}}},
                 {"id": "bad/id"},
                 {"name": "no id"},
                 {"id": "u3", "email": 7}
-            ]}),
-        )
-        .send()
-        .await
-        .expect("bulk"),
-    )
-    .await;
+            ]})).await;
     assert_eq!(status, 200, "{op}");
     assert_eq!(op["__typename"], "BulkOperation");
     assert_eq!(op["status"], "completed");
@@ -56,13 +47,7 @@ async fn bulk_identify_applies_valid_users_reports_invalid_ones_and_is_retrievab
         "resource_missing",
     )
     .await;
-    let (status, fetched) = body(
-        app.get(&format!("/v1/bulk_operations/{id}"))
-            .send()
-            .await
-            .expect("op"),
-    )
-    .await;
+    let (status, fetched) = app.get_json(&format!("/v1/bulk_operations/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(fetched, op);
 }
@@ -84,7 +69,7 @@ async fn bulk_identify_with_a_wrong_body_shape_or_over_1000_users_is_422_and_sto
             .expect("bulk");
         assert_error(res, 422, "invalid_params").await;
     }
-    let (_, list) = body(app.get("/v1/users").send().await.expect("list")).await;
+    let (_, list) = app.get_json("/v1/users").await;
     assert_eq!(list["entries"], json!([]));
 }
 
@@ -93,16 +78,12 @@ async fn bulk_delete_removes_the_named_users() {
     let app = spawn_app().await;
     app.identify("u1", json!({})).await;
     app.identify("u2", json!({})).await;
-    let (status, op) = body(
-        app.post(
+    let (status, op) = app
+        .post_json(
             "/v1/users/bulk/delete",
             json!({"user_ids": ["u1", "ghost"]}),
         )
-        .send()
-        .await
-        .expect("bulk"),
-    )
-    .await;
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         (op["success_count"].clone(), op["error_count"].clone()),
@@ -138,13 +119,9 @@ async fn merge_folds_the_secondary_user_into_the_primary_and_deletes_it() {
         json!({"name": "Old", "email": "old@x", "plan": {"tier": "free", "seats": 2}}),
     )
     .await;
-    let (status, user) = body(
-        app.post("/v1/users/main/merge", json!({"from_user_id": "old"}))
-            .send()
-            .await
-            .expect("merge"),
-    )
-    .await;
+    let (status, user) = app
+        .post_json("/v1/users/main/merge", json!({"from_user_id": "old"}))
+        .await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["__typename"], "User");
     assert_eq!(user["name"], "Main");
@@ -189,60 +166,29 @@ async fn merge_with_an_unknown_or_identical_user_is_rejected_and_changes_nothing
 async fn bulk_preferences_replace_one_set_for_every_named_user() {
     let app = spawn_app().await;
     app.identify("u1", json!({"preferences": {"default": {"channel_types": {"email": false}, "workflows": {"w": false}}}})).await;
-    let (status, op) = body(
-        app.post(
-            "/v1/users/bulk/preferences",
-            json!({"user_ids": ["u1", "u2", "bad/id"], "preferences": {"channel_types": {"sms": false}}}),
-        )
-        .send()
-        .await
-        .expect("bulk"),
-    )
-    .await;
+    let (status, op) = app.post_json("/v1/users/bulk/preferences", json!({"user_ids": ["u1", "u2", "bad/id"], "preferences": {"channel_types": {"sms": false}}})).await;
     assert_eq!(status, 200, "{op}");
     assert_eq!(
         (op["success_count"].clone(), op["error_count"].clone()),
         (json!(2), json!(1))
     );
-    let (_, set) = body(
-        app.get("/v1/users/u1/preferences/default")
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (_, set) = app.get_json("/v1/users/u1/preferences/default").await;
     assert_eq!(set["channel_types"], json!({"sms": false}));
     assert_eq!(
         set["workflows"],
         Value::Null,
         "bulk preferences replace the set: {set}"
     );
-    let (_, set) = body(
-        app.get("/v1/users/u2/preferences/default")
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (_, set) = app.get_json("/v1/users/u2/preferences/default").await;
     assert_eq!(set["channel_types"], json!({"sms": false}));
-    let (status, op) = body(
-        app.post(
+    let (status, op) = app
+        .post_json(
             "/v1/users/bulk/preferences",
             json!({"user_ids": ["u1"], "preferences": {"id": "acme", "workflows": {"w": true}}}),
         )
-        .send()
-        .await
-        .expect("bulk"),
-    )
-    .await;
+        .await;
     assert_eq!(status, 200, "{op}");
-    let (_, set) = body(
-        app.get("/v1/users/u1/preferences/acme")
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (_, set) = app.get_json("/v1/users/u1/preferences/acme").await;
     assert_eq!(set["workflows"], json!({"w": true}));
 }
 
@@ -267,12 +213,6 @@ async fn bulk_preferences_with_an_invalid_set_are_422_and_change_nothing() {
             .expect("bulk");
         assert_error(res, 422, "invalid_params").await;
     }
-    let (_, set) = body(
-        app.get("/v1/users/u1/preferences/default")
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (_, set) = app.get_json("/v1/users/u1/preferences/default").await;
     assert_eq!(set["channel_types"], json!({"email": false}));
 }

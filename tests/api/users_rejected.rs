@@ -78,7 +78,7 @@ async fn invalid_user_ids_are_422() {
         .await
         .expect("put");
     assert_error(res, 422, "invalid_params").await;
-    let (_, list) = body(app.get("/v1/users").send().await.expect("list")).await;
+    let (_, list) = app.get_json("/v1/users").await;
     assert_eq!(list["entries"], json!([]));
 }
 

@@ -15,16 +15,10 @@ fn definition(body: &str) -> Value {
     json!({"workflow": {"name": "Greeting", "categories": ["greetings"], "steps": [in_app_step(body)]}})
 }
 
-async fn get_json(app: &crate::helpers::TestApp, path: &str) -> (u16, Value) {
-    let res = app.get(path).send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.expect("JSON body"))
-}
-
 #[tokio::test]
 async fn workflows_from_the_directory_are_listed_with_file_references_resolved() {
     let app = spawn_app().await;
-    let (status, body) = get_json(&app, "/v1/workflows").await;
+    let (status, body) = app.get_json("/v1/workflows").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["page_info"]["__typename"], "PageInfo");
     let entries = body["entries"].as_array().expect("entries");
@@ -49,7 +43,7 @@ async fn workflows_from_the_directory_are_listed_with_file_references_resolved()
 #[tokio::test]
 async fn get_one_workflow_answers_the_management_api_shape() {
     let app = spawn_app().await;
-    let (status, w) = get_json(&app, "/v1/workflows/new-comment").await;
+    let (status, w) = app.get_json("/v1/workflows/new-comment").await;
     assert_eq!(status, 200, "{w}");
     assert_eq!(w["key"], "new-comment");
     assert_eq!(w["name"], "New comment");
@@ -93,7 +87,7 @@ async fn put_creates_a_workflow_and_a_changed_put_makes_a_new_version() {
     assert_eq!(created["workflow"]["categories"], json!(["greetings"]));
     let first_sha = created["workflow"]["sha"].clone();
 
-    let (_, again) = get_json(&app, "/v1/workflows/greeting").await;
+    let (_, again) = app.get_json("/v1/workflows/greeting").await;
     assert_eq!(
         again["sha"], first_sha,
         "an unchanged definition keeps its version"
@@ -108,7 +102,7 @@ async fn put_creates_a_workflow_and_a_changed_put_makes_a_new_version() {
         .await
         .expect("request");
     assert_eq!(res.status(), 200);
-    let (_, updated) = get_json(&app, "/v1/workflows/greeting").await;
+    let (_, updated) = app.get_json("/v1/workflows/greeting").await;
     assert_eq!(
         updated["steps"][0]["template"]["markdown_body"],
         "Howdy {{ recipient.name }}"
@@ -180,7 +174,7 @@ async fn an_invalid_update_leaves_the_previous_version_live() {
         .await
         .expect("request");
     assert_eq!(res.status(), 200);
-    let (_, before) = get_json(&app, "/v1/workflows/greeting").await;
+    let (_, before) = app.get_json("/v1/workflows/greeting").await;
     for bad in [
         definition("{% if %}broken liquid"),
         json!({"workflow": {"name": "G", "conditions": {"all": []}, "steps": [in_app_step("x")]}}),
@@ -199,7 +193,7 @@ async fn an_invalid_update_leaves_the_previous_version_live() {
             "{bad} -> {body}"
         );
     }
-    let (_, after) = get_json(&app, "/v1/workflows/greeting").await;
+    let (_, after) = app.get_json("/v1/workflows/greeting").await;
     assert_eq!(before, after);
 }
 
@@ -260,14 +254,14 @@ async fn workflow_and_channel_endpoints_need_the_secret_key() {
     for (method, path) in cases {
         assert_rejects_bad_credentials(&app, method, path, Some(&json!({}))).await;
     }
-    let (_, w) = get_json(&app, "/v1/workflows/new-comment").await;
+    let (_, w) = app.get_json("/v1/workflows/new-comment").await;
     assert_eq!(w["name"], "New comment", "definition unchanged");
 }
 
 #[tokio::test]
 async fn channels_list_the_default_in_app_feed_with_its_uuid() {
     let app = spawn_app().await;
-    let (status, body) = get_json(&app, "/v1/channels").await;
+    let (status, body) = app.get_json("/v1/channels").await;
     assert_eq!(status, 200, "{body}");
     let feed = body["entries"]
         .as_array()
@@ -290,7 +284,7 @@ async fn a_step_naming_a_new_channel_key_registers_that_channel() {
         .await
         .expect("request");
     assert_eq!(res.status(), 200);
-    let (_, body) = get_json(&app, "/v1/channels").await;
+    let (_, body) = app.get_json("/v1/channels").await;
     let keys: Vec<&str> = body["entries"]
         .as_array()
         .map(|e| e.iter().filter_map(|c| c["key"].as_str()).collect())
