@@ -23,6 +23,15 @@ async fn post_trigger(app: &TestApp, key: &str, body: Value) -> reqwest::Respons
         .expect("request")
 }
 
+/// POSTs a `new-comment` trigger with `body` under Idempotency-Key `key`.
+async fn keyed_comment(app: &TestApp, body: Value, key: &str) -> reqwest::Response {
+    app.post("/v1/workflows/new-comment/trigger", body)
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .expect("request")
+}
+
 /// Runs are asynchronous: waits for the run, then returns its messages.
 async fn run_messages(app: &TestApp, run_id: &str) -> Vec<db::Message> {
     assert_eq!(db::wait_for_run(&app.db_path, run_id).await, "completed");
@@ -380,12 +389,8 @@ async fn trigger_data_failing_the_workflow_schema_is_422_listing_the_fields() {
 async fn an_idempotency_key_replays_the_same_run() {
     let app = spawn_app().await;
     let body = comment_body(json!(["ada"]));
-    let send = || {
-        app.post("/v1/workflows/new-comment/trigger", body.clone())
-            .header("idempotency-key", "stainless-node-retry-1")
-            .send()
-    };
-    let first = send().await.expect("request");
+    let key = "stainless-node-retry-1";
+    let first = keyed_comment(&app, body.clone(), key).await;
     assert_eq!(first.status(), 200);
     let first_request_id = first
         .headers()
@@ -394,7 +399,7 @@ async fn an_idempotency_key_replays_the_same_run() {
         .map(str::to_owned)
         .expect("x-request-id");
     let first_body: Value = first.json().await.expect("json");
-    let second = send().await.expect("request");
+    let second = keyed_comment(&app, body, key).await;
     assert_eq!(second.status(), 200);
     assert_eq!(
         second
@@ -426,25 +431,9 @@ async fn an_idempotency_key_replays_the_same_run() {
 #[tokio::test]
 async fn reusing_an_idempotency_key_with_a_different_body_is_a_clear_400() {
     let app = spawn_app().await;
-    let res = app
-        .post(
-            "/v1/workflows/new-comment/trigger",
-            comment_body(json!(["ada"])),
-        )
-        .header("idempotency-key", "key-1")
-        .send()
-        .await
-        .expect("request");
+    let res = keyed_comment(&app, comment_body(json!(["ada"])), "key-1").await;
     assert_eq!(res.status(), 200);
-    let res = app
-        .post(
-            "/v1/workflows/new-comment/trigger",
-            comment_body(json!(["linus"])),
-        )
-        .header("idempotency-key", "key-1")
-        .send()
-        .await
-        .expect("request");
+    let res = keyed_comment(&app, comment_body(json!(["linus"])), "key-1").await;
     let body = assert_error(res, 400, "idempotency_key_reused").await;
     assert!(
         body["message"]
@@ -455,40 +444,16 @@ async fn reusing_an_idempotency_key_with_a_different_body_is_a_clear_400() {
         db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs"),
         1
     );
-    let res = app
-        .post(
-            "/v1/workflows/new-comment/trigger",
-            comment_body(json!(["ada"])),
-        )
-        .header("idempotency-key", "k".repeat(256))
-        .send()
-        .await
-        .expect("request");
+    let res = keyed_comment(&app, comment_body(json!(["ada"])), &"k".repeat(256)).await;
     assert_error(res, 422, "invalid_params").await;
 }
 
 #[tokio::test]
 async fn a_failed_trigger_does_not_burn_its_idempotency_key() {
     let app = spawn_app().await;
-    let res = app
-        .post(
-            "/v1/workflows/new-comment/trigger",
-            json!({"recipients": "bad"}),
-        )
-        .header("idempotency-key", "retry-me")
-        .send()
-        .await
-        .expect("request");
+    let res = keyed_comment(&app, json!({"recipients": "bad"}), "retry-me").await;
     assert_error(res, 422, "invalid_params").await;
-    let res = app
-        .post(
-            "/v1/workflows/new-comment/trigger",
-            comment_body(json!(["ada"])),
-        )
-        .header("idempotency-key", "retry-me")
-        .send()
-        .await
-        .expect("request");
+    let res = keyed_comment(&app, comment_body(json!(["ada"])), "retry-me").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("idempotent-replayed").is_none());
 }
