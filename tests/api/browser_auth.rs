@@ -20,14 +20,7 @@ fn as_token(
 }
 
 async fn read_at(app: &crate::helpers::TestApp, id: &str) -> Value {
-    let body: Value = app
-        .get(&format!("/v1/messages/{id}"))
-        .send()
-        .await
-        .expect("message request")
-        .json()
-        .await
-        .expect("message JSON");
+    let body: Value = app.get_json(&format!("/v1/messages/{id}")).await.1;
     body["read_at"].clone()
 }
 

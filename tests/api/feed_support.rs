@@ -149,14 +149,7 @@ pub fn as_browser(
 
 /// The channel UUID of the default in-app feed, read from a message.
 pub async fn channel_id(app: &TestApp, message_id: &str) -> String {
-    let msg: Value = app
-        .get(&format!("/v1/messages/{message_id}"))
-        .send()
-        .await
-        .expect("message")
-        .json()
-        .await
-        .expect("JSON");
+    let msg: Value = app.get_json(&format!("/v1/messages/{message_id}")).await.1;
     msg["channel_id"].as_str().expect("channel_id").to_owned()
 }
 

@@ -107,13 +107,9 @@ async fn the_channel_may_be_given_by_uuid_or_key_and_an_unknown_one_is_404() {
     let id = ids(&body)[0].clone();
     let channel = channel_id(&app, &id).await;
     let by_uuid: Value = app
-        .get(&format!("/v1/users/ada/feeds/{channel}"))
-        .send()
+        .get_json(&format!("/v1/users/ada/feeds/{channel}"))
         .await
-        .expect("feed")
-        .json()
-        .await
-        .expect("JSON");
+        .1;
     assert_eq!(ids(&by_uuid), vec![id]);
     let res = app
         .get("/v1/users/ada/feeds/no-such-channel")

@@ -186,6 +186,11 @@ impl TestApp {
         json_of(self.get(path).send().await.expect("get")).await
     }
 
+    /// PUTs `body` to `path` with the secret key; the status and the JSON body it must have.
+    pub async fn put_json(&self, path: &str, body: Value) -> (u16, Value) {
+        json_of(self.put(path, body).send().await.expect("put")).await
+    }
+
     /// POSTs `body` to `path` with the secret key; the status and the JSON body it must have.
     pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
         json_of(self.post(path, body).send().await.expect("post")).await

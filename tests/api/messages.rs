@@ -163,14 +163,7 @@ async fn an_objects_messages_are_listed_for_the_secret_key_only() {
         body["items"][0]["recipient"],
         json!({"id": "p1", "collection": "projects"})
     );
-    let other: Value = app
-        .get("/v1/objects/projects/p2/messages")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("JSON");
+    let other: Value = app.get_json("/v1/objects/projects/p2/messages").await.1;
     assert_eq!(other["items"], json!([]));
     let res = app
         .get("/v1/objects/bad%20name/p1/messages")
@@ -188,13 +181,9 @@ async fn a_messages_activities_and_events_reflect_its_trigger_and_statuses() {
     let id = ids(&app.wait_for_feed("ada", "", 1).await)[0].clone();
     put(&app, &format!("/v1/messages/{id}/read"), json!({})).await;
     let activities: Value = app
-        .get(&format!("/v1/messages/{id}/activities"))
-        .send()
+        .get_json(&format!("/v1/messages/{id}/activities"))
         .await
-        .expect("activities")
-        .json()
-        .await
-        .expect("JSON");
+        .1;
     assert_eq!(activities["items"][0]["__typename"], "Activity");
     assert_eq!(activities["items"][0]["actor"]["name"], "Grace Hopper");
     assert_eq!(activities["items"][0]["recipient"]["id"], "ada");
@@ -211,14 +200,7 @@ async fn a_messages_activities_and_events_reflect_its_trigger_and_statuses() {
         .await
         .expect("JSON");
     assert_eq!(filtered["items"], json!([]));
-    let events: Value = app
-        .get(&format!("/v1/messages/{id}/events"))
-        .send()
-        .await
-        .expect("events")
-        .json()
-        .await
-        .expect("JSON");
+    let events: Value = app.get_json(&format!("/v1/messages/{id}/events")).await.1;
     let kinds: Vec<&str> = events["items"]
         .as_array()
         .expect("items")

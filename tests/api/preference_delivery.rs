@@ -12,13 +12,9 @@ fn comment(recipients: Value) -> Value {
 
 async fn feed_len(app: &TestApp, user: &str, query: &str) -> usize {
     let body: Value = app
-        .get(&format!("/v1/users/{user}/feeds/in-app-feed?{query}"))
-        .send()
+        .get_json(&format!("/v1/users/{user}/feeds/in-app-feed?{query}"))
         .await
-        .expect("feed")
-        .json()
-        .await
-        .expect("feed JSON");
+        .1;
     body["entries"].as_array().map_or(0, Vec::len)
 }
 

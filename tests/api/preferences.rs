@@ -39,14 +39,7 @@ async fn put_replaces_a_set_and_get_returns_it_in_knocks_shape() {
         "a plain PUT replaces the whole set"
     );
 
-    let list: Value = app
-        .get("/v1/users/u1/preferences")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/v1/users/u1/preferences").await.1;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["workflows"], json!({"digest": false}));
 }
@@ -63,13 +56,9 @@ async fn put_with_merge_strategy_deep_merges() {
     .expect("put");
     let body = json!({"__persistence_strategy__": "merge", "categories": {"b": true}});
     let set: Value = app
-        .put("/v1/users/u1/preferences/default", body)
-        .send()
+        .put_json("/v1/users/u1/preferences/default", body)
         .await
-        .expect("put")
-        .json()
-        .await
-        .expect("json");
+        .1;
     assert_eq!(set["categories"], json!({"a": false, "b": true}));
     assert!(set.get("__persistence_strategy__").is_none());
 }
@@ -77,14 +66,7 @@ async fn put_with_merge_strategy_deep_merges() {
 #[tokio::test]
 async fn unknown_set_reads_as_all_unset_and_delete_of_it_is_404() {
     let app = spawn_app().await;
-    let set: Value = app
-        .get("/v1/users/nobody/preferences/acme")
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let set: Value = app.get_json("/v1/users/nobody/preferences/acme").await.1;
     assert_eq!(set["id"], "acme");
     assert_eq!(set["categories"], Value::Null);
     assert_error(
@@ -114,14 +96,7 @@ async fn delete_removes_a_set() {
         .await
         .expect("delete");
     assert_eq!(res.status(), 204);
-    let list: Value = app
-        .get("/v1/users/u1/preferences")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/v1/users/u1/preferences").await.1;
     assert_eq!(list, json!([]));
 }
 
@@ -188,14 +163,7 @@ async fn invalid_sets_are_rejected_and_the_stored_set_is_unchanged() {
     )
     .await;
 
-    let set: Value = app
-        .get("/v1/users/u1/preferences/default")
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let set: Value = app.get_json("/v1/users/u1/preferences/default").await.1;
     assert_eq!(
         set["categories"], original["categories"],
         "rejected writes changed nothing"
@@ -206,28 +174,20 @@ async fn invalid_sets_are_rejected_and_the_stored_set_is_unchanged() {
 async fn deprecated_sub_resources_set_one_section_or_setting() {
     let app = spawn_app().await;
     let set: Value = app
-        .put(
+        .put_json(
             "/v1/users/u1/preferences/default/channel_types/in_app_feed",
             json!({"subscribed": false}),
         )
-        .send()
         .await
-        .expect("put")
-        .json()
-        .await
-        .expect("json");
+        .1;
     assert_eq!(set["channel_types"], json!({"in_app_feed": false}));
     let set: Value = app
-        .put(
+        .put_json(
             "/v1/users/u1/preferences/default/categories",
             json!({"marketing": false}),
         )
-        .send()
         .await
-        .expect("put")
-        .json()
-        .await
-        .expect("json");
+        .1;
     assert_eq!(set["categories"], json!({"marketing": false}));
     assert_eq!(
         set["channel_types"],
