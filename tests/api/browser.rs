@@ -4,32 +4,43 @@
 //! arriving through `items.received.realtime`, `markAsRead`, and the counts changing.
 //! Missing tooling fails the test with instructions; it never passes silently.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{PUBLIC_KEY, SECRET_KEY, spawn_app, user_token};
+use crate::helpers::{PUBLIC_KEY, SECRET_KEY, TestApp, spawn_app, user_token};
 
-#[tokio::test]
-async fn the_official_browser_client_receives_live_items_in_headless_chromium() {
+/// `tests/browser` and the Chromium binary, asserting both it and the npm `packages` are
+/// installed.
+fn browser_tooling(packages: &[&str]) -> (PathBuf, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
         "chromium is missing at {chromium}: `apt-get install -y chromium` (scripts/test does it)"
     );
-    for package in ["@knocklabs/client", "playwright-core", "esbuild"] {
+    for package in packages {
         assert!(
             dir.join("node_modules").join(package).exists(),
             "npm package {package} is missing: run `npm ci --prefix tests/browser` (scripts/test does it)"
         );
     }
-    let app = spawn_app().await;
+    (dir, chromium)
+}
+
+/// Runs `node <script>` in `tests/browser` against `app` as `user`, within two minutes;
+/// asserts it succeeds and prints `expect_line`.
+async fn run_in_browser(
+    app: &TestApp,
+    (dir, chromium): (PathBuf, String),
+    script: &str,
+    user: &str,
+    expect_line: &str,
+) {
     let channel = app.channel_id().await;
-    let user = "e2e-user";
     let run = tokio::process::Command::new("node")
-        .arg("run.mjs")
+        .arg(script)
         .current_dir(&dir)
         .env("TIDINGS_URL", &app.address)
         .env("TIDINGS_PUBLIC_KEY", PUBLIC_KEY)
@@ -48,46 +59,29 @@ async fn the_official_browser_client_receives_live_items_in_headless_chromium() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "browser e2e failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "{script} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         output.status
     );
-    assert!(stdout.contains("browser e2e passed"), "{stdout}");
+    assert!(stdout.contains(expect_line), "{stdout}");
+}
+
+#[tokio::test]
+async fn the_official_browser_client_receives_live_items_in_headless_chromium() {
+    let tooling = browser_tooling(&["@knocklabs/client", "playwright-core", "esbuild"]);
+    let app = spawn_app().await;
+    run_in_browser(&app, tooling, "run.mjs", "e2e-user", "browser e2e passed").await;
 }
 
 #[tokio::test]
 async fn the_demo_page_shows_a_live_feed_and_marks_items_read_in_headless_chromium() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "chromium is missing at {chromium}: `apt-get install -y chromium`"
-    );
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "npm package playwright-core is missing: run `npm ci --prefix tests/browser`"
-    );
+    let tooling = browser_tooling(&["playwright-core"]);
     let app = spawn_app().await;
-    let user = "demo-user";
-    let run = tokio::process::Command::new("node")
-        .arg("demo_page.mjs")
-        .current_dir(&dir)
-        .env("TIDINGS_URL", &app.address)
-        .env("TIDINGS_SECRET_KEY", SECRET_KEY)
-        .env("TIDINGS_USER_ID", user)
-        .env("TIDINGS_USER_TOKEN", user_token(user, json!(null)))
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browser run finishes within 2 minutes")
-        .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "demo page e2e failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-    assert!(stdout.contains("demo page e2e passed"), "{stdout}");
+    run_in_browser(
+        &app,
+        tooling,
+        "demo_page.mjs",
+        "demo-user",
+        "demo page e2e passed",
+    )
+    .await;
 }
