@@ -20,6 +20,14 @@ fn owner(recipient: &RecipientRef) -> ChannelDataOwner<'_> {
     }
 }
 
+/// The tenant's default preference set (`settings.preference_set`), loaded once per run.
+pub fn tenant_default(db: &Db<'_>, tenant: Option<&str>) -> StoreResult<Option<Value>> {
+    match tenant {
+        Some(tenant) => Ok(recipients::tenant_preference_set(db, tenant)?.map(Value::Object)),
+        None => Ok(None),
+    }
+}
+
 /// The set that governs `recipient` in a run for `tenant`. With a tenant that has
 /// tenant-level preferences (its default set, or the recipient's set named after it), the
 /// recipient's tenant set beats the tenant default; otherwise the recipient's `default`
@@ -28,24 +36,31 @@ pub fn effective_set(
     db: &Db<'_>,
     recipient: &RecipientRef,
     tenant: Option<&str>,
+    tenant_default: Option<&Value>,
 ) -> StoreResult<Value> {
     let owner = owner(recipient);
     if let Some(tenant) = tenant {
-        let tenant_default = recipients::tenant_preference_set(db, tenant)?;
-        let recipient_tenant_set = recipients::get_preference_set(db, owner, tenant)?;
+        let recipient_tenant_set =
+            recipients::get_preference_set(db, owner, tenant)?.map(Value::Object);
         if tenant_default.is_some() || recipient_tenant_set.is_some() {
-            let levels = [
-                tenant_default.map(Value::Object),
-                recipient_tenant_set.map(Value::Object),
-            ];
             return Ok(preferences::effective(&[
-                levels[0].as_ref(),
-                levels[1].as_ref(),
+                tenant_default,
+                recipient_tenant_set.as_ref(),
             ]));
         }
     }
     let own = recipients::get_preference_set(db, owner, DEFAULT_SET)?;
     Ok(Value::Object(own.unwrap_or_else(Map::new)))
+}
+
+/// Whether any setting in `set` has `conditions`, i.e. whether evaluating it needs the
+/// run scope. Most sets have none, so the runner skips building that scope per recipient.
+pub fn needs_scope(set: &Value) -> bool {
+    match set {
+        Value::Object(map) => map.iter().any(|(k, v)| k == "conditions" || needs_scope(v)),
+        Value::Array(items) => items.iter().any(needs_scope),
+        _ => false,
+    }
 }
 
 /// `Some(reason)` when the recipient's preferences rule the step out.
@@ -70,5 +85,21 @@ pub fn skip_reason(
     match preferences::evaluate(set, &context) {
         Verdict::Send => None,
         Verdict::Skip(reason) => Some(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_scope;
+    use serde_json::json;
+
+    #[test]
+    fn only_sets_with_conditions_need_the_run_scope() {
+        assert!(!needs_scope(&json!({})));
+        assert!(!needs_scope(
+            &json!({"categories": {"a": false}, "channel_types": {"in_app_feed": true}})
+        ));
+        let with = json!({"workflows": {"w": {"conditions": [{"variable": "data.x", "operator": "exists"}]}}});
+        assert!(needs_scope(&with));
     }
 }

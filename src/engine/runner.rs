@@ -248,11 +248,17 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
     let (loaded, actor_value, tenant_value) = ctx
         .store
         .read(move |db| {
+            let tenant_default = preference_check::tenant_default(db, tenant.as_deref())?;
             let loaded = refs
                 .iter()
                 .map(|r| {
                     let found = recipients::get_recipient(db, r)?;
-                    let preferences = preference_check::effective_set(db, r, tenant.as_deref())?;
+                    let preferences = preference_check::effective_set(
+                        db,
+                        r,
+                        tenant.as_deref(),
+                        tenant_default.as_ref(),
+                    )?;
                     Ok(Loaded { found, preferences })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -373,7 +379,11 @@ fn plan_run(
             let data = merged_data(&request.data, trigger_data.as_ref());
             let mut messages = Vec::new();
             let mut status = "completed";
-            let condition_scope = json!({"recipient": recipient, "data": data, "actor": shared_actor, "tenant": shared_tenant});
+            let condition_scope = if preference_check::needs_scope(&preferences) {
+                json!({"recipient": recipient, "data": data, "actor": shared_actor, "tenant": shared_tenant})
+            } else {
+                Value::Null
+            };
             for step in &workflow.steps {
                 if let Some(reason) = preference_check::skip_reason(workflow, step, &preferences, &condition_scope) {
                     // Knock: a preference opt-out skips the step (no message) and the run goes on.
