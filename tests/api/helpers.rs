@@ -332,29 +332,11 @@ pub fn installed_node_sdk() -> PathBuf {
 }
 
 impl TestApp {
-    /// The UUID of the default in-app channel, which is what real apps pass to SDKs.
-    pub async fn default_channel_id(&self) -> String {
-        let channels: Value = self
-            .get("/v1/channels")
-            .send()
-            .await
-            .expect("channels")
-            .json()
-            .await
-            .expect("channels JSON");
-        channels["entries"]
-            .as_array()
-            .and_then(|e| e.iter().find(|c| c["key"] == "in-app-feed"))
-            .and_then(|c| c["id"].as_str())
-            .expect("in-app-feed channel id")
-            .to_owned()
-    }
-
     /// Runs an official-SDK script (`program script`) against this server with the SDKs'
     /// env vars set, off the runtime that serves it; asserts success and `expect_line` on
     /// stdout. A missing interpreter or dependency is a failure, never a skip.
     pub async fn run_sdk_script(&self, program: PathBuf, script: PathBuf, expect_line: &str) {
-        let channel_id = self.default_channel_id().await;
+        let channel_id = self.channel_id().await;
         let base_url = self.address.clone();
         let dir = script.parent().map(Path::to_path_buf).unwrap_or_default();
         let shown = format!("{} {}", program.display(), script.display());

@@ -24,7 +24,7 @@ async fn the_official_node_sdk_reads_feeds_and_updates_messages() {
     let body = app.wait_for_feed("probe", "", 1).await;
     let message_id = body["entries"][0]["id"].as_str().expect("probe item");
     let channel_id = channel_id(&app, message_id).await;
-    assert_eq!(channel_id, app.default_channel_id().await);
+    assert_eq!(channel_id, app.channel_id().await);
     app.run_sdk_script(
         PathBuf::from("node"),
         js.join("messages_sdk.mjs"),
