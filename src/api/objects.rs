@@ -14,6 +14,7 @@ use super::recipient_input::{
 use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::properties::RecipientKind;
+use crate::model::{CollectionName, EntityId};
 use crate::startup::AppState;
 use crate::store::recipients;
 
@@ -42,6 +43,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// `{collection}/{id}` from the path, both validated.
+fn object_path(path: web::Path<(String, String)>) -> Result<(CollectionName, EntityId), ApiError> {
+    let (collection, id) = path.into_inner();
+    Ok((path_collection(&collection)?, path_id("id", &id)?))
+}
+
 fn missing(collection: &str, id: &str) -> ApiError {
     ApiError::NotFound(format!("The object `{id}` in collection `{collection}`"))
 }
@@ -51,9 +58,7 @@ async fn get(
     _key: ServerKey,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (collection, id) = path.into_inner();
-    let collection = path_collection(&collection)?;
-    let id = path_id("id", &id)?;
+    let (collection, id) = object_path(path)?;
     let (c, i) = (collection.clone(), id.clone());
     let object = state
         .store
@@ -70,9 +75,7 @@ async fn set(
     path: web::Path<(String, String)>,
     body: IdentifyBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (collection, id) = path.into_inner();
-    let collection = path_collection(&collection)?;
-    let id = path_id("id", &id)?;
+    let (collection, id) = object_path(path)?;
     let props = properties(RecipientKind::Object, body.0)?;
     let object = state
         .store
@@ -88,9 +91,7 @@ async fn delete(
     _key: ServerKey,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (collection, id) = path.into_inner();
-    let collection = path_collection(&collection)?;
-    let id = path_id("id", &id)?;
+    let (collection, id) = object_path(path)?;
     let (c, i) = (collection.clone(), id.clone());
     let existed = state
         .store
