@@ -26,6 +26,8 @@ mod python_sdk;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod subscriptions;
+mod tenant_objects;
 mod tenants;
 mod trigger;
 mod unsupported;
