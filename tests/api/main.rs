@@ -7,6 +7,7 @@ mod helpers;
 
 mod browser;
 mod browser_auth;
+mod browser_objects;
 mod channel_data;
 mod cli;
 mod crash;
