@@ -21,6 +21,7 @@ pub mod messages;
 pub mod meta;
 pub mod recipients;
 pub mod runs;
+pub mod timers;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};
