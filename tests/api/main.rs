@@ -26,6 +26,7 @@ mod python_sdk;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod run_records;
 mod tenants;
 mod trigger;
 mod unsupported;
