@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
+mod binary;
 mod db;
 mod feed_support;
 mod helpers;
@@ -12,6 +13,10 @@ mod cli;
 mod crash;
 mod feed_access;
 mod feeds;
+mod hardening_auth;
+mod hardening_engine;
+mod hardening_limits;
+mod hardening_sockets;
 mod health;
 mod message_bulk;
 mod message_status;
