@@ -206,6 +206,7 @@ impl From<StoreError> for ApiError {
         }
         match e {
             StoreError::NotFound => ApiError::NotFound("The resource".into()),
+            StoreError::Missing(what) => ApiError::NotFound(what),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid { field, message } => ApiError::invalid(field, message),
             StoreError::WriterGone => ApiError::Unavailable,

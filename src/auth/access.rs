@@ -233,6 +233,29 @@ pub fn object_feed(
     }
 }
 
+/// Tenant-wide views (`GET /v1/tenants/{t}/objects`): the secret key, or a user token
+/// holding the feed grant on that tenant (a tenant admin).
+pub fn tenant_admin(caller: &Caller, tenant: &str, access: Access) -> Result<(), ApiError> {
+    match caller {
+        Caller::Server => Ok(()),
+        Caller::Public => Err(forbidden(
+            "Tenant views need the secret key or a user token with a grant on the tenant.",
+        )),
+        Caller::User(claims) => {
+            if tenants_holding(claims, access.feed_grant())
+                .iter()
+                .any(|t| t == tenant)
+            {
+                Ok(())
+            } else {
+                Err(forbidden(format!(
+                    "The user token has no grant on tenant `{tenant}`."
+                )))
+            }
+        }
+    }
+}
+
 /// Changing a single message (status endpoints): a browser caller must be its
 /// recipient, hold the feed write grant, and under tenant grants the message's tenant
 /// must be granted.

@@ -194,7 +194,11 @@ fn parse_id(v: Option<&Value>, at: &str, errors: &mut Vec<FieldError>) -> Option
 }
 
 /// A string (user id), `{id, collection}` (object reference), or an inline user/object.
-fn parse_recipient(v: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<RecipientInput> {
+pub(crate) fn parse_recipient(
+    v: &Value,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<RecipientInput> {
     match v {
         Value::String(id) => match EntityId::parse(id) {
             Ok(id) => Some(RecipientInput {

@@ -47,6 +47,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// A named thing the request relies on does not exist (e.g. "The object `p1` in
+    /// collection `projects`"). Maps to 404 with that name.
+    #[error("{0} was not found")]
+    Missing(String),
     /// The request was well-formed but the stored result would break a rule (e.g. the
     /// merged custom properties exceed 256 kB). Maps to 422.
     #[error("`{field}`: {message}")]

@@ -8,6 +8,7 @@ mod helpers;
 
 mod browser;
 mod browser_auth;
+mod browser_objects;
 mod channel_data;
 mod cli;
 mod crash;
@@ -31,6 +32,8 @@ mod python_sdk;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod subscriptions;
+mod tenant_objects;
 mod tenants;
 mod trigger;
 mod unsupported;
