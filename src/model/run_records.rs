@@ -89,7 +89,7 @@ impl RunListQuery {
             text(&map, "recipient.id")?,
             text(&map, "recipient.collection")?,
         )?;
-        for raw in string_list(map.get("status"), "status")? {
+        for raw in string_list(map.get("status"), "status", RunStatus::ALL.len())? {
             let status = RunStatus::parse(&raw).ok_or_else(|| {
                 let all: Vec<_> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
                 ParamError::new("status", format!("must be one of {}", all.join(", ")))

@@ -3,7 +3,7 @@
 //! `VACUUM`s, so it is stable).
 //!
 //! Every filter is a column of `workflow_recipient_runs` with its own index (migration
-//! 0003 copies the run's workflow key and tenant onto each recipient run), so a page is
+//! 0004 copies the run's workflow key and tenant onto each recipient run), so a page is
 //! one index range scan however large the table grows.
 
 use rusqlite::types::Value as SqlValue;
