@@ -20,6 +20,7 @@ pub mod message_status;
 pub mod messages;
 pub mod meta;
 pub mod recipients;
+pub mod run_records;
 pub mod runs;
 pub mod workflows;
 

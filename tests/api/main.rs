@@ -32,6 +32,7 @@ mod python_sdk;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod run_records;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
