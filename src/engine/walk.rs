@@ -36,7 +36,7 @@ use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::model::conditions;
 use crate::model::workflow::{DelayStep, Duration};
-use crate::store::messages::NewMessage;
+use crate::store::messages::{MessageData, NewMessage};
 use crate::store::recipients;
 use crate::{clock, ids};
 
@@ -47,8 +47,9 @@ pub struct RunContext {
     pub workflow: Arc<CompiledWorkflow>,
     pub tenant: Option<String>,
     pub actor: Option<RecipientRef>,
-    /// The trigger's `data`.
-    pub data: Arc<Map<String, Value>>,
+    /// The trigger's `data` (a JSON object). Every message of a recipient without
+    /// `$trigger_data` shares this one allocation (issue 8 item 5).
+    pub data: Arc<Value>,
     /// The actor and tenant as templates and conditions see them.
     pub actor_value: Option<Value>,
     pub tenant_value: Option<Value>,
@@ -94,7 +95,7 @@ impl RunContext {
             skip_delay: false,
             tenant,
             actor,
-            data: Arc::new(data),
+            data: Arc::new(Value::Object(data)),
             actor_value,
             tenant_value,
             shared,
@@ -210,7 +211,16 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
                 .clone()
                 .unwrap_or_else(|| recipients::minimal(reference)),
         ),
-        data: merged_data(&run.data, recipient.trigger_data.as_ref()),
+        // The run's data is shared, never copied per recipient; only `$trigger_data` makes
+        // a recipient's own.
+        data: match recipient.trigger_data.as_ref() {
+            None => MessageData::Run(run.data.clone()),
+            Some(td) => {
+                let empty = Map::new();
+                let base = run.data.as_object().unwrap_or(&empty);
+                MessageData::Own(Arc::new(merged_data(base, Some(td))))
+            }
+        },
         condition_scope: None,
         events: Vec::new(),
         messages: Vec::new(),
@@ -244,7 +254,7 @@ struct Walker<'a> {
     /// The recipient as templates see it.
     entity: Value,
     /// The trigger data merged with this recipient's `trigger_data`.
-    data: Value,
+    data: MessageData,
     /// `{recipient, data, actor, tenant, vars, workflow}` for conditions and data paths,
     /// built on first need (most walks never need it).
     condition_scope: Option<Value>,
@@ -261,7 +271,7 @@ impl Walker<'_> {
         let (entity, data) = (&self.entity, &self.data);
         self.condition_scope.get_or_insert_with(|| {
             json!({
-                "recipient": entity, "data": data, "actor": run.actor_value,
+                "recipient": entity, "data": &**data.value(), "actor": run.actor_value,
                 "tenant": run.tenant_value, "vars": {},
                 "workflow": {"id": run.workflow.stored.version_id, "key": def.key,
                              "categories": def.categories},
@@ -372,8 +382,8 @@ impl Walker<'_> {
             "timestamp": now,
             "current_message": {"id": id, "inserted_at": now, "updated_at": now},
         });
-        if self.recipient.trigger_data.is_some() {
-            own["data"] = self.data.clone();
+        if let MessageData::Own(own_data) = &self.data {
+            own["data"] = (**own_data).clone();
         }
         let scope = Scope::with_shared(run.shared.clone(), &own);
         match step.template.render(&scope) {
