@@ -303,13 +303,14 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
     .map_err(|e| StoreError::Blocking(e.to_string()))?;
 
     let paused = plans.iter().any(|p| p.wait.is_some());
+    let now = ctx.clock.now();
     let run_id_owned = run_id.to_owned();
     let inserted: Vec<MessageRow> = ctx
         .store
         .write(move |db| {
             let mut rows = Vec::new();
             for plan in plans {
-                waits::write_new(db, &run_id_owned, plan, &mut rows)?;
+                waits::write_new(db, &run_id_owned, plan, &now, &mut rows)?;
             }
             runs::set_run_status(db, &run_id_owned, "completed")?;
             Ok(rows)

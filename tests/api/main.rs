@@ -14,6 +14,7 @@ mod cli;
 mod crash;
 mod engine_crash;
 mod engine_delay;
+mod engine_rules;
 mod engine_sdk_cancel;
 mod feed_access;
 mod feeds;
