@@ -70,6 +70,11 @@ pub struct Settings {
     /// Allowed CORS origins, comma-separated; `*` allows any origin.
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
+
+    /// Demo mode (`tidings serve --demo`): seeds demo data and serves `/demo/v1/*`, which
+    /// mint tokens for demo identities. Set by the `serve` subcommand, not a global flag.
+    #[arg(skip)]
+    pub demo: bool,
 }
 
 impl Settings {
@@ -90,6 +95,7 @@ impl Settings {
             ws_max_topics: 100,
             ws_queue: 256,
             cors_origins: "*".into(),
+            demo: false,
         }
     }
 

@@ -34,6 +34,8 @@ pub enum StartupError {
     Keys(#[from] crate::auth::keys::KeyError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: String,
@@ -50,6 +52,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        if settings.demo
+            && let Err(refused) = crate::demo::check_keys(&settings)
+        {
+            tracing::error!("refusing demo mode: {refused}");
+            return Err(refused.into());
+        }
         let store = Store::open(&settings.db, settings.synchronous_full()).map_err(|source| {
             StartupError::Store {
                 path: settings.db.display().to_string(),
@@ -65,6 +73,13 @@ impl Application {
         .await?;
         let hub = Hub::new(store.clone(), settings.ws_queue);
         let engine = Engine::start(store.clone(), hub.clone(), &settings.workflows).await?;
+        if settings.demo {
+            crate::demo::prepare(&store, &engine).await?;
+            tracing::warn!(
+                "demo mode: /demo/v1/* mints user tokens for demo identities without credentials; \
+                 never expose this server"
+            );
+        }
         let listener = TcpListener::bind(settings.addr).map_err(|source| StartupError::Bind {
             addr: settings.addr.to_string(),
             source,

@@ -10,6 +10,7 @@ mod browser_auth;
 mod channel_data;
 mod cli;
 mod crash;
+mod demo;
 mod feed_access;
 mod feeds;
 mod health;
