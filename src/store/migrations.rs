@@ -8,6 +8,7 @@ use super::StoreResult;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_channel_data.sql"),
+    include_str!("migrations/0003_subscriptions.sql"),
 ];
 
 /// Applies every migration newer than the database, all in one transaction.

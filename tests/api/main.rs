@@ -1,18 +1,24 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
+mod binary;
 mod db;
 mod feed_support;
 mod helpers;
 
 mod browser;
 mod browser_auth;
+mod browser_objects;
 mod channel_data;
 mod cli;
 mod crash;
 mod demo;
 mod feed_access;
 mod feeds;
+mod hardening_auth;
+mod hardening_engine;
+mod hardening_limits;
+mod hardening_sockets;
 mod health;
 mod message_bulk;
 mod message_status;
@@ -27,6 +33,8 @@ mod python_sdk;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod subscriptions;
+mod tenant_objects;
 mod tenants;
 mod trigger;
 mod unsupported;

@@ -103,8 +103,6 @@ function watch(page, label) {
     if (msg.type() !== "error") return;
     const text = msg.text();
     if (expectErrors && expectErrors.test(text)) return;
-    // TEMPORARY until GET /v1/tenants/{t}/objects lands: the admin page falls back.
-    if (/\/v1\/tenants\/[^/]+\/objects/.test(msg.location().url || "") && / 404 /.test(text)) return;
     consoleErrors.push(`[${label}] ${text}`);
   });
   page.on("pageerror", (err) => consoleErrors.push(`[${label}] page error: ${err.message}`));
