@@ -155,7 +155,10 @@ try {
 
   // 3. Clicking it marks it read (and interacted) and follows its action_url.
   const id = await page.getAttribute(itemWith(live), "data-id");
-  await page.click(`${itemWith(live)} .tg-item-body`);
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/messages/batch/interacted")),
+    page.click(`${itemWith(live)} .tg-item-body`),
+  ]);
   await waitBadge(page, before);
   await page.waitForFunction(() => location.hash.startsWith("#/pages/test-"), null, { timeout: T });
   const message = await api("GET", `/v1/messages/${id}`);
@@ -189,7 +192,8 @@ try {
   // 5. Mark all as read: one bulk request, badge to 0, server agrees.
   const bulk = [];
   page.on("request", (r) => { if (r.url().includes("/messages/bulk/")) bulk.push(r.url()); });
-  await page.click(".tg-mark-all");
+  // The page updates optimistically; the server is asked once the request completed.
+  await Promise.all([page.waitForResponse((r) => r.url().includes("/messages/bulk/read")), page.click(".tg-mark-all")]);
   await waitBadge(page, 0);
   await page.waitForFunction(() => !document.querySelector(".tg-item.is-unread"), null, { timeout: T });
   const after = await api("GET", "/v1/users/ada/feeds/in-app-feed");
@@ -201,13 +205,19 @@ try {
   const first = page.locator(".tg-item").first();
   const archivedId = await first.getAttribute("data-id");
   await first.hover();
-  await first.locator(".tg-archive").click();
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/messages/batch/archived")),
+    first.locator(".tg-archive").click(),
+  ]);
   await page.waitForFunction((id) => !document.querySelector(`.tg-item[data-id="${id}"]`), archivedId, { timeout: T });
   await page.click('.tg-tab[data-view="archived"]');
   await page.waitForSelector(`.tg-item[data-id="${archivedId}"]`, { timeout: T });
   check((await page.$$(".tg-item")).length === 1, "the archived item left All and is the one item in Archived");
   await shot(page, "06-archived-tab");
-  await page.click(`.tg-item[data-id="${archivedId}"] .tg-archive`);
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/messages/batch/unarchived")),
+    page.click(`.tg-item[data-id="${archivedId}"] .tg-archive`),
+  ]);
   await page.waitForSelector(".tg-state--empty", { timeout: T });
   await page.click('.tg-tab[data-view="all"]');
   await page.waitForSelector(`.tg-item[data-id="${archivedId}"]`, { timeout: T });
