@@ -88,6 +88,11 @@ pub struct Settings {
     /// mint tokens for demo identities. Set by the `serve` subcommand, not a global flag.
     #[arg(skip)]
     pub demo: bool,
+
+    /// The engine's time source (delays, batch windows, schedules): the system clock,
+    /// or a manual clock that tests advance.
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 impl Settings {
@@ -112,6 +117,7 @@ impl Settings {
             ws_queue: 256,
             cors_origins: "*".into(),
             demo: false,
+            clock: crate::clock::Clock::system(),
         }
     }
 

@@ -77,7 +77,13 @@ impl Application {
         )
         .await?;
         let hub = Hub::new(store.clone(), settings.ws_queue);
-        let engine = Engine::start(store.clone(), hub.clone(), &settings.workflows).await?;
+        let engine = Engine::start(
+            store.clone(),
+            hub.clone(),
+            &settings.workflows,
+            settings.clock.clone(),
+        )
+        .await?;
         if settings.demo {
             crate::demo::prepare(&store, &engine).await?;
             tracing::warn!(

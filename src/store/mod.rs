@@ -20,7 +20,9 @@ pub mod message_status;
 pub mod messages;
 pub mod meta;
 pub mod recipients;
+pub mod run_records;
 pub mod runs;
+pub mod timers;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};
