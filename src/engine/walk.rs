@@ -155,12 +155,16 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
     if recipient.entity.is_none() && from.top() == 0 {
         events.push(json!({"event": "recipient_not_identified", "status": "ok", "data": {}}));
     }
-    let entity = scope_entity(
+    let mut entity = scope_entity(
         recipient
             .entity
             .clone()
             .unwrap_or_else(|| recipients::minimal(reference)),
     );
+    // A subscriber reached through an object sees `recipient.subscription` (issue 7).
+    if let (Some(subscription), Value::Object(map)) = (&recipient.subscription, &mut entity) {
+        map.insert("subscription".into(), subscription.clone());
+    }
     let data = merged_data(&run.data, trigger_data);
     let mut messages = Vec::new();
     let mut status = "completed";

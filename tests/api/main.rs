@@ -11,6 +11,8 @@ mod browser_objects;
 mod channel_data;
 mod cli;
 mod crash;
+mod fanout;
+mod fanout_crash;
 mod feed_access;
 mod feeds;
 mod health;
