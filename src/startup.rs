@@ -21,6 +21,8 @@ pub struct AppState {
     pub keys: Keys,
     pub engine: Engine,
     pub hub: Hub,
+    /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
+    pub sockets: crate::realtime::SocketLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +52,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let store = Store::open(&settings.db, settings.synchronous_full()).map_err(|source| {
-            StartupError::Store {
-                path: settings.db.display().to_string(),
-                source,
-            }
+        let store = Store::open_limited(
+            &settings.db,
+            settings.synchronous_full(),
+            settings.max_db_bytes,
+        )
+        .map_err(|source| StartupError::Store {
+            path: settings.db.display().to_string(),
+            source,
         })?;
         let keys = Keys::load(
             &store,
@@ -82,6 +87,10 @@ impl Application {
             keys,
             engine,
             hub,
+            sockets: crate::realtime::SocketLimits::new(
+                settings.ws_max_per_user,
+                settings.ws_max_per_address,
+            ),
         });
         let server = build_server(listener, state.clone(), &settings).map_err(|source| {
             StartupError::Bind {

@@ -11,6 +11,7 @@ pub mod page;
 pub mod preferences;
 pub mod properties;
 pub mod recipient;
+pub mod run_records;
 pub mod subscription;
 pub mod trigger;
 pub mod views;

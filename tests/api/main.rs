@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
+mod binary;
 mod db;
 mod feed_support;
 mod helpers;
@@ -15,6 +16,10 @@ mod fanout;
 mod fanout_crash;
 mod feed_access;
 mod feeds;
+mod hardening_auth;
+mod hardening_engine;
+mod hardening_limits;
+mod hardening_sockets;
 mod health;
 mod message_bulk;
 mod message_status;
@@ -29,6 +34,7 @@ mod python_sdk;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod run_records;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
