@@ -4,8 +4,8 @@
 //! For a run it builds the shared [`RunContext`] once, then goes page by page through its
 //! audience (`audience`: the direct recipients, then object subscribers to depth 2, at
 //! most `audience::PAGE_SIZE` per page): one read loads the page, the walks run on the
-//! blocking pool, and ONE write stores the page's recipient runs + messages + the run's
-//! audience cursor (+ `status = completed` on the last page). Only after that write
+//! blocking pool, and ONE write stores the page's recipient runs + messages + waits + the
+//! run's audience cursor (+ `status = completed` on the last page). Only after that write
 //! returned are the page's messages published to sockets.
 //!
 //! Invariants:
@@ -31,10 +31,13 @@ use tokio::task::JoinSet;
 use super::audience::{self, Audience, AudienceCursor};
 use super::preference_check;
 use super::registry::Registry;
+use super::scheduler::Scheduler;
+use super::waits;
 use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, walk};
+use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::realtime::Hub;
-use crate::store::messages::{self, MessageRow};
+use crate::store::messages::MessageRow;
 use crate::store::{Db, Store, StoreError, recipients, runs};
 
 /// Run ids waiting in memory; beyond this the runner rescans the table instead.
@@ -49,6 +52,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 struct Ctx {
     store: Store,
+    clock: Clock,
+    scheduler: Scheduler,
     hub: Hub,
     registry: Arc<Registry>,
     in_flight: DashSet<String>,
@@ -67,11 +72,13 @@ pub struct Runner {
 
 impl Runner {
     /// Starts the runner; it first resumes every run left `queued`.
-    pub fn spawn(store: Store, hub: Hub, registry: Arc<Registry>) -> Runner {
+    pub fn spawn(store: Store, hub: Hub, registry: Arc<Registry>, scheduler: Scheduler) -> Runner {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             store,
+            clock: scheduler.clock().clone(),
+            scheduler,
             hub,
             registry,
             in_flight: DashSet::new(),
@@ -183,15 +190,16 @@ async fn process(ctx: Arc<Ctx>, run_id: String) {
 }
 
 /// The normalized trigger stored with a run (see `Trigger::to_stored`).
-struct StoredRequest {
-    recipients: Vec<(RecipientRef, Option<Map<String, Value>>)>,
-    actor: Option<RecipientRef>,
-    data: Map<String, Value>,
-    tenant: Option<String>,
+pub(crate) struct StoredRequest {
+    pub recipients: Vec<(RecipientRef, Option<Map<String, Value>>)>,
+    pub actor: Option<RecipientRef>,
+    pub data: Map<String, Value>,
+    pub tenant: Option<String>,
+    pub skip_delay: bool,
 }
 
 impl StoredRequest {
-    fn parse(v: &Value) -> Result<StoredRequest, String> {
+    pub fn parse(v: &Value) -> Result<StoredRequest, String> {
         let recipients = v["recipients"]
             .as_array()
             .ok_or("recipients missing")?
@@ -210,6 +218,7 @@ impl StoredRequest {
             actor,
             data: v["data"].as_object().cloned().unwrap_or_default(),
             tenant: v["tenant"].as_str().map(str::to_owned),
+            skip_delay: v["settings"]["skip_delay"].as_bool().unwrap_or(false),
         })
     }
 }
@@ -250,7 +259,8 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
             Ok((actor_value, tenant_value, tenant_default))
         })
         .await?;
-    let run_ctx = Arc::new(RunContext::new(
+    let skip_delay = request.skip_delay;
+    let mut run_ctx = RunContext::new(
         run_id.to_owned(),
         workflow,
         request.tenant.clone(),
@@ -258,7 +268,10 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
         request.data,
         actor_value,
         tenant_value,
-    ));
+    );
+    run_ctx.clock = ctx.clock.clone();
+    run_ctx.skip_delay = skip_delay;
+    let run_ctx = Arc::new(run_ctx);
     let page = Arc::new(PageInputs {
         run_id: run_id.to_owned(),
         direct: request.recipients,
@@ -293,12 +306,16 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
             tracing::warn!(run = %run_id, limit = audience::MAX_AUDIENCE,
                 "fan-out stopped at the per-trigger audience limit; the rest were not notified");
         }
+        let paused = plans.iter().any(|p| p.wait.is_some());
         let cursor_json = serde_json::to_string(&next)?;
         let run_id_owned = run_id.to_owned();
         let inserted: Vec<MessageRow> = ctx
             .store
             .write(move |db| {
-                let rows = store_plans(db, &run_id_owned, plans)?;
+                let mut rows = Vec::new();
+                for plan in plans {
+                    waits::write_new(db, &run_id_owned, plan, &mut rows)?;
+                }
                 runs::set_audience_cursor(db, &run_id_owned, &cursor_json)?;
                 if done {
                     runs::set_run_status(db, &run_id_owned, "completed")?;
@@ -308,6 +325,9 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
             .await?;
         // Each page is pushed as soon as it committed.
         ctx.hub.publish(&inserted);
+        if paused {
+            ctx.scheduler.wake();
+        }
         if done {
             return Ok(());
         }
@@ -361,27 +381,6 @@ fn load_page(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok((contexts, next))
-}
-
-/// Stores one page's recipient runs and messages (insert-or-skip: a recipient run that
-/// already exists keeps its messages, so a replayed page adds nothing).
-fn store_plans(
-    db: &Db<'_>,
-    run_id: &str,
-    plans: Vec<RecipientPlan>,
-) -> Result<Vec<MessageRow>, StoreError> {
-    let mut rows = Vec::new();
-    for plan in plans {
-        let events = Value::Array(plan.events);
-        let rr = runs::ensure_recipient_run(db, run_id, &plan.reference, plan.status, &events)?;
-        for mut message in plan.messages {
-            message.workflow_recipient_run_id = rr.clone();
-            if let Some(row) = messages::insert(db, &message)? {
-                rows.push(row);
-            }
-        }
-    }
-    Ok(rows)
 }
 
 async fn fail_run(ctx: &Ctx, run_id: &str, why: &str) -> Result<(), StoreError> {
