@@ -17,6 +17,8 @@ mod engine_crash;
 mod engine_delay;
 mod engine_rules;
 mod engine_sdk_cancel;
+mod fanout;
+mod fanout_crash;
 mod feed_access;
 mod feeds;
 mod hardening_auth;
