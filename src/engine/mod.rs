@@ -9,6 +9,7 @@ pub mod loader;
 pub mod preference_check;
 pub mod registry;
 pub mod runner;
+pub mod schedules;
 pub mod scope;
 pub mod templates;
 pub mod walk;
@@ -35,7 +36,9 @@ pub enum EngineError {
 pub struct Engine {
     store: Store,
     registry: Arc<Registry>,
-    runner: runner::Runner,
+    runner: Arc<runner::Runner>,
+    /// Fires due schedule occurrences into the runner (see `schedules`).
+    firer: schedules::Firer,
 }
 
 impl Engine {
@@ -66,11 +69,14 @@ impl Engine {
                 Err(UpsertError::Store(e)) => return Err(e.into()),
             }
         }
-        let runner = runner::Runner::spawn(store.clone(), hub, registry.clone());
+        let runner = Arc::new(runner::Runner::spawn(store.clone(), hub, registry.clone()));
+        let to_runner = runner.clone();
+        let firer = schedules::Firer::spawn(store.clone(), move |run| to_runner.enqueue(run));
         Ok(Engine {
             store,
             registry,
             runner,
+            firer,
         })
     }
 
@@ -102,8 +108,10 @@ impl Engine {
         Ok(accepted)
     }
 
-    /// Stops taking runs and lets the ones writing finish; queued runs resume at start.
+    /// Stops firing schedules and taking runs, and lets the ones writing finish; queued
+    /// runs and due schedule occurrences resume at start.
     pub async fn shutdown(&self) {
+        self.firer.shutdown().await;
         self.runner.shutdown().await;
     }
 }

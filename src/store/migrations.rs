@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_channel_data.sql"),
     include_str!("migrations/0003_subscriptions.sql"),
     include_str!("migrations/0004_run_records.sql"),
+    include_str!("migrations/0005_schedules.sql"),
 ];
 
 /// Applies every migration newer than the database, all in one transaction.
