@@ -83,6 +83,11 @@ pub struct Settings {
     /// Allowed CORS origins, comma-separated; `*` allows any origin.
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
+
+    /// The engine's time source (delays, batch windows, schedules): the system clock,
+    /// or a manual clock that tests advance.
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 impl Settings {
@@ -106,6 +111,7 @@ impl Settings {
             ws_max_per_address: 256,
             ws_queue: 256,
             cors_origins: "*".into(),
+            clock: crate::clock::Clock::system(),
         }
     }
 

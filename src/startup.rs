@@ -69,7 +69,13 @@ impl Application {
         )
         .await?;
         let hub = Hub::new(store.clone(), settings.ws_queue);
-        let engine = Engine::start(store.clone(), hub.clone(), &settings.workflows).await?;
+        let engine = Engine::start(
+            store.clone(),
+            hub.clone(),
+            &settings.workflows,
+            settings.clock.clone(),
+        )
+        .await?;
         let listener = TcpListener::bind(settings.addr).map_err(|source| StartupError::Bind {
             addr: settings.addr.to_string(),
             source,

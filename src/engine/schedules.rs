@@ -1,6 +1,9 @@
 //! Schedules (recurring triggers): create/update/delete against the workflow registry, and
 //! firing due occurrences.
 //!
+//! Firing is a due-source of the engine's scheduler ([`ScheduleSource`]), so schedules
+//! run on the same injectable clock as delays.
+//!
 //! Invariants:
 //! - Each occurrence triggers the workflow exactly once: [`fire_due`] claims it (advances
 //!   `next_occurrence_at` from the value it read) in the SAME transaction that inserts the
@@ -19,7 +22,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::accept::{parse_inline, upsert_inline};
+use futures_util::future::BoxFuture;
+
 use super::registry::{CompiledWorkflow, Registry};
+use super::scheduler::DueSource;
 use crate::clock;
 use crate::error::{ApiError, FieldError};
 use crate::ids;
@@ -31,7 +37,7 @@ use crate::store::runs::{self, NewRun};
 use crate::store::schedules::{self, NewSchedule, ScheduleRow};
 use crate::store::{Db, Store, StoreError, StoreResult, recipients};
 
-/// Occurrences claimed per write; more due ones are taken by the next pass at once.
+/// Occurrences claimed per write (one scheduler slice).
 const FIRE_BATCH: u32 = 100;
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -426,49 +432,41 @@ fn occurrence_request(s: &NewSchedule, due: &str) -> Value {
     })
 }
 
-/// Fires every occurrence due at `now`, each exactly once (see the module invariants);
-/// returns the ids of the runs it committed, for the runner.
+/// Fires up to [`FIRE_BATCH`] occurrences due at `now`, each exactly once (see the module
+/// invariants), in one write; returns the ids of the runs it committed, for the runner.
+/// The scheduler calls it again at once while it keeps firing.
 pub async fn fire_due(store: &Store, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
-    let mut fired = Vec::new();
-    loop {
-        let batch = store
-            .write(move |db| {
-                let stamp = clock::format(now);
-                let mut runs_made = Vec::new();
-                let due = schedules::due(db, &stamp, FIRE_BATCH)?;
-                let full = due.len() as u32 == FIRE_BATCH;
-                for row in due {
-                    let s = &row.schedule;
-                    let Some(due_at) = s.next_occurrence_at.clone() else {
-                        continue;
-                    };
-                    let due_time = parse_time(&due_at).unwrap_or(now);
-                    let next = recurrence_of(s).next_after(due_time.max(now));
-                    if !schedules::claim(db, &s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
-                        continue;
-                    }
-                    let run_id = ids::uuid();
-                    runs::insert_run(
-                        db,
-                        &NewRun {
-                            id: run_id.clone(),
-                            workflow_key: s.workflow_key.clone(),
-                            request: occurrence_request(s, &due_at),
-                            cancellation_key: None,
-                            tenant: s.tenant.clone(),
-                        },
-                    )?;
-                    runs_made.push(run_id);
+    store
+        .write(move |db| {
+            let stamp = clock::format(now);
+            let mut runs_made = Vec::new();
+            for row in schedules::due(db, &stamp, FIRE_BATCH)? {
+                let s = &row.schedule;
+                let Some(due_at) = s.next_occurrence_at.clone() else {
+                    continue;
+                };
+                let due_time = parse_time(&due_at).unwrap_or(now);
+                // Missed occurrences collapse into this one: the next is after now.
+                let next = recurrence_of(s).next_after(due_time.max(now));
+                if !schedules::claim(db, &s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
+                    continue;
                 }
-                Ok((runs_made, full))
-            })
-            .await?;
-        let (runs_made, full) = batch;
-        fired.extend(runs_made);
-        if !full {
-            return Ok(fired);
-        }
-    }
+                let run_id = ids::uuid();
+                runs::insert_run(
+                    db,
+                    &NewRun {
+                        id: run_id.clone(),
+                        workflow_key: s.workflow_key.clone(),
+                        request: occurrence_request(s, &due_at),
+                        cancellation_key: None,
+                        tenant: s.tenant.clone(),
+                    },
+                )?;
+                runs_made.push(run_id);
+            }
+            Ok(runs_made)
+        })
+        .await
 }
 
 /// When the next occurrence is due, if any.
@@ -480,85 +478,57 @@ pub async fn next_due_at(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
         .and_then(parse_time))
 }
 
-/// Longest sleep between checks, so a changed system clock is noticed.
-const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The task that fires schedules on the wall clock: it sleeps until the earliest pending
-/// occurrence (at most [`MAX_SLEEP`]), is woken early when schedules change, and at start
-/// fires what fell due while the server was down (once each).
-///
-/// Until the engine's scheduler (issue 6 item 5) offers pluggable due-sources, this is its
-/// own small loop; [`fire_due`] is the due-source's fire handler either way.
-pub(super) struct Firer {
-    pub(super) wake: Arc<tokio::sync::Notify>,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+/// Schedules as a due-source of the engine's scheduler: the due time is the earliest
+/// `next_occurrence_at`, firing is [`fire_due`], and the runs it commits go to the runner.
+pub(super) struct ScheduleSource {
+    pub(super) store: Store,
+    pub(super) runner: Arc<super::runner::Runner>,
 }
 
-impl Firer {
-    pub(super) fn spawn(store: Store, enqueue: impl Fn(String) + Send + 'static) -> Firer {
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        let woken = wake.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                match fire_due(&store, Utc::now()).await {
-                    Ok(runs) => {
-                        if !runs.is_empty() {
-                            tracing::info!(count = runs.len(), "schedule occurrences fired");
-                        }
-                        runs.into_iter().for_each(&enqueue);
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not fire due schedules"),
-                }
-                let sleep = match next_due_at(&store).await {
-                    Ok(Some(t)) => (t - Utc::now()).to_std().unwrap_or_default().min(MAX_SLEEP),
-                    Ok(None) => MAX_SLEEP,
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not read the next schedule occurrence");
-                        MAX_SLEEP
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(sleep) => {}
-                    _ = woken.notified() => {}
-                    _ = stop_rx.changed() => break,
-                }
-            }
-        });
-        Firer {
-            wake,
-            stop,
-            task: tokio::sync::Mutex::new(Some(task)),
-        }
+impl DueSource for ScheduleSource {
+    fn name(&self) -> &'static str {
+        "schedules"
     }
 
-    pub(super) async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.lock().await.take() {
-            let _ = task.await;
-        }
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
+        Box::pin(next_due_at(&self.store))
+    }
+
+    fn fire_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        Box::pin(async move {
+            let runs = fire_due(&self.store, now).await?;
+            let count = runs.len();
+            if count > 0 {
+                tracing::info!(count, "schedule occurrences fired");
+            }
+            for run in runs {
+                self.runner.enqueue(run);
+            }
+            Ok(count)
+        })
     }
 }
 
 impl super::Engine {
-    /// Creates schedules (one per recipient of each request) and wakes the firer.
+    /// Creates schedules (one per recipient of each request) and wakes the scheduler.
     pub async fn create_schedules(
         &self,
         requests: Vec<CreateSchedules>,
     ) -> Result<Vec<ScheduleRow>, ApiError> {
-        let rows = create(&self.store, &self.registry, requests, Utc::now()).await?;
-        self.firer.wake.notify_one();
+        let now = self.scheduler.clock().now_utc();
+        let rows = create(&self.store, &self.registry, requests, now).await?;
+        self.scheduler.wake();
         Ok(rows)
     }
 
-    /// Applies one update to the listed schedules and wakes the firer.
+    /// Applies one update to the listed schedules and wakes the scheduler.
     pub async fn update_schedules(
         &self,
         request: UpdateSchedules,
     ) -> Result<Vec<ScheduleRow>, ApiError> {
-        let rows = update(&self.store, &self.registry, request, Utc::now()).await?;
-        self.firer.wake.notify_one();
+        let now = self.scheduler.clock().now_utc();
+        let rows = update(&self.store, &self.registry, request, now).await?;
+        self.scheduler.wake();
         Ok(rows)
     }
 
@@ -574,17 +544,5 @@ impl super::Engine {
         page: PageQuery,
     ) -> Result<crate::model::Page<ScheduleRow>, ApiError> {
         list(&self.store, filter, page).await
-    }
-
-    /// Fires every occurrence due at `now` (each once) and hands the runs to the runner;
-    /// returns how many fired. The firer calls [`fire_due`] with the wall clock; tests call
-    /// this with a fake one.
-    pub async fn fire_due_schedules(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let runs = fire_due(&self.store, now).await?;
-        let count = runs.len();
-        for run in runs {
-            self.runner.enqueue(run);
-        }
-        Ok(count)
     }
 }

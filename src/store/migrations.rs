@@ -10,7 +10,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_channel_data.sql"),
     include_str!("migrations/0003_subscriptions.sql"),
     include_str!("migrations/0004_run_records.sql"),
-    include_str!("migrations/0005_schedules.sql"),
+    include_str!("migrations/0005_engine.sql"),
+    include_str!("migrations/0006_schedules.sql"),
 ];
 
 /// Applies every migration newer than the database, all in one transaction.

@@ -23,6 +23,7 @@ pub mod recipients;
 pub mod run_records;
 pub mod runs;
 pub mod schedules;
+pub mod timers;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};

@@ -2,8 +2,9 @@
 //! nothing stored, and firing: each occurrence triggers the workflow exactly once, per
 //! (fake-clock) day and across a restart that skipped days.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
+use tidings::clock::Clock;
 
 use crate::db;
 use crate::helpers::{
@@ -41,12 +42,29 @@ fn count_runs(app: &TestApp) -> i64 {
     db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs")
 }
 
-async fn fire(app: &TestApp, now: &str) -> usize {
-    app.state
-        .engine
-        .fire_due_schedules(t(now))
-        .await
-        .expect("fire")
+/// A server whose engine (and so its scheduler) runs on a manual clock standing at `start`.
+async fn app_at(start: &str, db_path: Option<std::path::PathBuf>) -> (TestApp, Clock) {
+    let clock = Clock::manual(t(start));
+    let c = clock.clone();
+    let app = spawn_app_with(move |s| {
+        s.clock = c;
+        if let Some(db) = db_path {
+            s.db = db;
+        }
+    })
+    .await;
+    (app, clock)
+}
+
+/// Waits (~10 s) until `user`'s schedule says its last occurrence was `at`; returns it.
+async fn wait_fired(app: &TestApp, user: &str, at: &str) -> Value {
+    let body = app
+        .poll_json(&format!("/v1/users/{user}/schedules"), |b| {
+            b["entries"][0]["last_occurrence_at"] == at
+        })
+        .await;
+    assert_eq!(body["entries"][0]["last_occurrence_at"], at, "{body}");
+    body["entries"][0].clone()
 }
 
 #[tokio::test]
@@ -189,33 +207,27 @@ async fn bulk_create_makes_each_entry_and_answers_a_completed_bulk_operation() {
 
 #[tokio::test]
 async fn a_daily_schedule_fires_once_per_day_and_once_after_a_restart_that_skipped_days() {
-    let app = spawn_app().await;
+    let (app, clock) = app_at("2030-01-01T00:00:00Z", None).await;
     let id = create(&app, daily(json!(["ada"]))).await[0]["id"]
         .as_str()
         .expect("id")
         .to_owned();
     let before = count_runs(&app);
-    assert_eq!(fire(&app, "2030-01-01T08:59:59Z").await, 0, "not yet due");
-    assert_eq!(fire(&app, "2030-01-01T09:00:00Z").await, 1);
-    assert_eq!(
-        fire(&app, "2030-01-01T09:00:00Z").await,
-        0,
-        "the same occurrence once"
-    );
-    assert_eq!(fire(&app, "2030-01-01T23:00:00Z").await, 0);
-    assert_eq!(fire(&app, "2030-01-02T09:00:05Z").await, 1);
-    assert_eq!(count_runs(&app) - before, 2);
+    clock.advance(Duration::hours(9));
+    let s = wait_fired(&app, "ada", "2030-01-01T09:00:00.000000Z").await;
+    assert_eq!(s["next_occurrence_at"], "2030-01-02T09:00:00.000000Z");
+    clock.advance(Duration::hours(14)); // 23:00: nothing due
+    clock.advance(Duration::hours(10)); // day 2, 09:00
+    wait_fired(&app, "ada", "2030-01-02T09:00:00.000000Z").await;
+    assert_eq!(count_runs(&app) - before, 2, "one run per day");
 
     // The runs are real runs: they complete, and the run records name the schedule.
-    let (_, runs) = app
-        .get_json("/v1/workflow_recipient_runs?recipient=ada")
-        .await;
     let body = app
         .poll_json("/v1/workflow_recipient_runs?recipient=ada", |b| {
             b["items"].as_array().map_or(0, Vec::len) == 2
         })
         .await;
-    assert_eq!(body["items"].as_array().map(Vec::len), Some(2), "{runs}");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(2), "{body}");
     assert_eq!(body["items"][0]["trigger_source"]["type"], "schedule");
     assert_eq!(
         body["items"][0]["trigger_source"]["schedule_id"],
@@ -225,50 +237,43 @@ async fn a_daily_schedule_fires_once_per_day_and_once_after_a_restart_that_skipp
     let feed = app.wait_for_feed("ada", "", 2).await;
     assert_eq!(feed["entries"].as_array().map(Vec::len), Some(2));
 
-    // Stop, then start again on the same database four days later (fake clock).
+    // Stop, then start again on the same database after four missed days.
     app.handle.stop(true).await;
-    let db_path = app.db_path.clone();
-    let again = spawn_app_with(|s| s.db = db_path).await;
+    let (again, clock) = app_at("2030-01-06T12:00:00Z", Some(app.db_path.clone())).await;
+    let s = wait_fired(&again, "ada", "2030-01-03T09:00:00.000000Z").await;
     assert_eq!(
-        fire(&again, "2030-01-06T12:00:00Z").await,
-        1,
-        "missed days fire once"
+        s["next_occurrence_at"], "2030-01-07T09:00:00.000000Z",
+        "the missed days fire once, then the schedule moves past now"
     );
-    assert_eq!(fire(&again, "2030-01-06T12:00:00Z").await, 0);
-    let (_, listed) = again.get_json("/v1/users/ada/schedules").await;
-    assert_eq!(
-        listed["entries"][0]["next_occurrence_at"],
-        "2030-01-07T09:00:00.000000Z"
-    );
-    assert_eq!(
-        listed["entries"][0]["last_occurrence_at"], "2030-01-03T09:00:00.000000Z",
-        "the occurrence that fired is the first missed one"
-    );
-    assert_eq!(fire(&again, "2030-01-07T09:00:00Z").await, 1);
+    assert_eq!(count_runs(&again) - before, 3);
+    clock.advance(Duration::hours(21));
+    wait_fired(&again, "ada", "2030-01-07T09:00:00.000000Z").await;
     assert_eq!(count_runs(&again) - before, 4);
 }
 
 #[tokio::test]
 async fn a_one_off_fires_once_and_ending_at_stops_a_series() {
-    let app = spawn_app().await;
+    let (app, clock) = app_at("2030-01-01T00:00:00Z", None).await;
     let mut one = daily(json!(["ada"]));
     one["repeats"] = Value::Null;
-    one["scheduled_at"] = json!("2030-02-01T10:00:00Z");
+    one["scheduled_at"] = json!("2030-01-03T10:00:00Z");
     create(&app, one).await;
     let mut ending = daily(json!(["bob"]));
     ending["ending_at"] = json!("2030-01-02T09:00:00Z");
     create(&app, ending).await;
-    assert_eq!(fire(&app, "2030-01-01T09:00:00Z").await, 1);
-    assert_eq!(fire(&app, "2030-01-02T09:00:00Z").await, 1);
+    clock.advance(Duration::hours(9));
+    wait_fired(&app, "bob", "2030-01-01T09:00:00.000000Z").await;
+    clock.advance(Duration::days(1));
+    let bob = wait_fired(&app, "bob", "2030-01-02T09:00:00.000000Z").await;
+    assert_eq!(bob["next_occurrence_at"], Value::Null, "bob's series ended");
+    clock.advance(Duration::days(1) + Duration::hours(1));
+    let ada = wait_fired(&app, "ada", "2030-01-03T10:00:00.000000Z").await;
     assert_eq!(
-        fire(&app, "2030-01-03T09:00:00Z").await,
-        0,
-        "bob's series ended"
+        ada["next_occurrence_at"],
+        Value::Null,
+        "a one-off fires once"
     );
-    assert_eq!(fire(&app, "2030-02-01T10:00:00Z").await, 1, "ada's one-off");
-    assert_eq!(fire(&app, "2031-01-01T00:00:00Z").await, 0, "nothing left");
-    let (_, bob) = app.get_json("/v1/users/bob/schedules").await;
-    assert_eq!(bob["entries"][0]["next_occurrence_at"], Value::Null);
+    assert_eq!(count_runs(&app), 3);
 }
 
 #[tokio::test]
