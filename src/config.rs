@@ -84,6 +84,11 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
 
+    /// Demo mode (`tidings serve --demo`): seeds demo data and serves `/demo/v1/*`, which
+    /// mint tokens for demo identities. Set by the `serve` subcommand, not a global flag.
+    #[arg(skip)]
+    pub demo: bool,
+
     /// The engine's time source (delays, batch windows, schedules): the system clock,
     /// or a manual clock that tests advance.
     #[arg(skip)]
@@ -111,6 +116,7 @@ impl Settings {
             ws_max_per_address: 256,
             ws_queue: 256,
             cors_origins: "*".into(),
+            demo: false,
             clock: crate::clock::Clock::system(),
         }
     }

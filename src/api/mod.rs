@@ -6,6 +6,7 @@ mod bulk_run;
 mod channel_data;
 mod channels;
 mod common;
+mod demo;
 mod feeds;
 mod health;
 mod message_bulk;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     unsupported::routes(cfg);
     health::routes(cfg);
     pages::routes(cfg);
+    demo::routes(cfg);
     feeds::routes(cfg);
     message_history::routes(cfg);
     message_status::routes(cfg);
