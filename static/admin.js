@@ -89,7 +89,11 @@ async function listObjects() {
     const text = document.createElement("span");
     text.append(String(o.name || o.id), Object.assign(document.createElement("small"), { textContent: `${o.collection}/${o.id}${o.tenant ? ` · ${tenantName(o.tenant)}` : ""}` }));
     b.append(glyph, text);
-    b.addEventListener("click", () => showFeed(o));
+    b.addEventListener("click", () => {
+      showFeed(o);
+      // On narrow screens the feed sits below the list: bring it into view.
+      if (matchMedia("(max-width: 860px)").matches) document.querySelector(".feed-card").scrollIntoView({ block: "start" });
+    });
     li.append(b);
     return li;
   }));
