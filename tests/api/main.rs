@@ -39,6 +39,7 @@ mod realtime;
 mod realtime_auth;
 mod realtime_limits;
 mod run_records;
+mod schedules;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
