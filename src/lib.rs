@@ -8,8 +8,10 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod logging;
 pub mod model;
 pub mod realtime;
+pub mod retention;
 pub mod startup;
 pub mod store;
 

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod runner;
 pub mod scope;
 pub mod templates;
+pub mod validate;
 
 use std::path::Path;
 use std::sync::Arc;

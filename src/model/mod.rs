@@ -11,6 +11,7 @@ pub mod page;
 pub mod preferences;
 pub mod properties;
 pub mod recipient;
+pub mod retention;
 pub mod trigger;
 pub mod views;
 pub mod workflow;

@@ -12,6 +12,7 @@ mod migrations;
 mod readers;
 mod writer;
 
+pub mod backup;
 pub mod bulk;
 pub mod channels;
 pub mod feeds;
@@ -20,11 +21,13 @@ pub mod message_status;
 pub mod messages;
 pub mod meta;
 pub mod recipients;
+pub mod retention;
 pub mod runs;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};
 
+pub use migrations::SCHEMA_VERSION;
 pub use writer::WriterHandle;
 
 /// What can go wrong below the API. Mapped to HTTP once, in `crate::error`.
@@ -34,6 +37,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored JSON is corrupt: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
     #[error("the writer thread has stopped")]
     WriterGone,
     #[error("the blocking pool failed: {0}")]
@@ -42,6 +47,14 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The database was written by a newer Tidings (its schema version is higher than any
+    /// this binary knows); reading it could misread data, so startup stops.
+    #[error(
+        "the database schema is version {found}, newer than this binary knows ({known}): \
+         it was upgraded by a newer Tidings; run that version (or restore a backup taken \
+         before the upgrade)"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
     /// The request was well-formed but the stored result would break a rule (e.g. the
     /// merged custom properties exceed 256 kB). Maps to 422.
     #[error("`{field}`: {message}")]
