@@ -53,6 +53,11 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
     pub synchronous: String,
 
+    /// Largest the database file may grow, in bytes (unset: as large as the disk allows).
+    /// Past it, writes answer 503 with `Retry-After`, as on a full disk.
+    #[arg(long, env = "TIDINGS_MAX_DB_BYTES")]
+    pub max_db_bytes: Option<u64>,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TIDINGS_WORKERS")]
     pub workers: Option<usize>,
@@ -64,6 +69,14 @@ pub struct Settings {
     /// Topics one WebSocket may join at once.
     #[arg(long, env = "TIDINGS_WS_MAX_TOPICS", default_value_t = 100)]
     pub ws_max_topics: usize,
+
+    /// WebSockets one user (a user token's `sub`) may hold open at once.
+    #[arg(long, env = "TIDINGS_WS_MAX_PER_USER", default_value_t = 16)]
+    pub ws_max_per_user: usize,
+
+    /// WebSockets one source IP address may hold open at once.
+    #[arg(long, env = "TIDINGS_WS_MAX_PER_ADDRESS", default_value_t = 256)]
+    pub ws_max_per_address: usize,
 
     /// Pushes queued per WebSocket before a slow client is evicted.
     #[arg(long, env = "TIDINGS_WS_QUEUE", default_value_t = 256)]
@@ -121,9 +134,12 @@ impl Settings {
             enhanced_security: true,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             synchronous: "full".into(),
+            max_db_bytes: None,
             workers: None,
             ws_idle_timeout_secs: 60,
             ws_max_topics: 100,
+            ws_max_per_user: 16,
+            ws_max_per_address: 256,
             ws_queue: 256,
             cors_origins: "*".into(),
             log_format: LogFormat::Text,

@@ -40,6 +40,8 @@ pub enum ApiError {
     InvalidUserToken(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    BadPath(String),
     #[error("The request body is not valid JSON: {0}")]
     InvalidJson(String),
     #[error("{message}")]
@@ -67,8 +69,14 @@ pub enum ApiError {
     Unsupported(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("The server is shutting down or overloaded; retry.")]
     Unavailable,
+    /// The storage failed (disk full, I/O error): nothing was stored; the SDKs retry a
+    /// 503. The cause is logged, never answered.
+    #[error("The server could not store this request right now; retry later.")]
+    StorageFailed(String),
     #[error("Internal error.")]
     Internal(String),
 }
@@ -103,6 +111,7 @@ impl ApiError {
             ApiError::MissingUserToken => "missing_user_token",
             ApiError::InvalidUserToken(_) => "invalid_user_token",
             ApiError::Forbidden(_) => "authorization",
+            ApiError::BadPath(_) => "invalid_path",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidParams { .. } => "invalid_params",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -115,7 +124,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unsupported(_) => "not_supported",
             ApiError::Conflict(_) => "conflict",
-            ApiError::Unavailable => "unavailable",
+            ApiError::TooManyRequests(_) => "rate_limited",
+            ApiError::Unavailable | ApiError::StorageFailed(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -137,7 +147,9 @@ impl ResponseError for ApiError {
             | ApiError::MissingUserToken
             | ApiError::InvalidUserToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::IncorrectTokenType | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::InvalidJson(_) | ApiError::IdempotencyMismatch(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadPath(_) | ApiError::InvalidJson(_) | ApiError::IdempotencyMismatch(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::InvalidParams { .. } | ApiError::ActorMissing(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -149,7 +161,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable | ApiError::StorageFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -159,6 +172,9 @@ impl ResponseError for ApiError {
         if status.is_server_error() {
             match self {
                 ApiError::Internal(cause) => tracing::error!(cause = %cause, "request failed"),
+                ApiError::StorageFailed(cause) => {
+                    tracing::error!(cause = %cause, "storage failed; answered 503")
+                }
                 other => tracing::warn!(error = %other, "request answered with {status}"),
             }
         }
@@ -176,7 +192,7 @@ impl ResponseError for ApiError {
             // Retrying cannot help; tell the node SDK not to.
             response.insert_header(("x-should-retry", "false"));
         }
-        if matches!(self, ApiError::Unavailable) {
+        if matches!(self, ApiError::Unavailable | ApiError::StorageFailed(_)) {
             response.insert_header(("retry-after", "1"));
         }
         response.json(body)
@@ -185,8 +201,12 @@ impl ResponseError for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_storage_failure() {
+            return ApiError::StorageFailed(e.to_string());
+        }
         match e {
             StoreError::NotFound => ApiError::NotFound("The resource".into()),
+            StoreError::Missing(what) => ApiError::NotFound(what),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid { field, message } => ApiError::invalid(field, message),
             StoreError::WriterGone => ApiError::Unavailable,

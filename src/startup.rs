@@ -24,6 +24,8 @@ pub struct AppState {
     pub hub: Hub,
     /// The retention task, when the settings enable it.
     pub retention: Option<Retention>,
+    /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
+    pub sockets: crate::realtime::SocketLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +55,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let store = Store::open(&settings.db, settings.synchronous_full()).map_err(|source| {
-            StartupError::Store {
-                path: settings.db.display().to_string(),
-                source,
-            }
+        let store = Store::open_limited(
+            &settings.db,
+            settings.synchronous_full(),
+            settings.max_db_bytes,
+        )
+        .map_err(|source| StartupError::Store {
+            path: settings.db.display().to_string(),
+            source,
         })?;
         let keys = Keys::load(
             &store,
@@ -91,6 +96,10 @@ impl Application {
             keys,
             engine,
             hub,
+            sockets: crate::realtime::SocketLimits::new(
+                settings.ws_max_per_user,
+                settings.ws_max_per_address,
+            ),
         });
         let server = build_server(listener, state.clone(), &settings).map_err(|source| {
             StartupError::Bind {

@@ -59,6 +59,12 @@ fn channel(raw: &str) -> Result<String, ApiError> {
             "must be 1 to 256 characters",
         ));
     }
+    if raw.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "channel_id",
+            "must not contain control characters",
+        ));
+    }
     Ok(raw.to_owned())
 }
 

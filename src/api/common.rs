@@ -91,6 +91,19 @@ pub fn request_id() -> RequestId {
 
 pub struct RequestId;
 
+/// Percent-escapes in a path must decode to UTF-8: decoding `%ff%fe` lossily would map
+/// different byte strings onto one id (U+FFFD). Checked before routing, so no handler
+/// ever sees such a path.
+fn check_path(path: &str) -> Result<(), ApiError> {
+    if !path.contains('%') {
+        return Ok(());
+    }
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map(drop)
+        .map_err(|_| ApiError::BadPath("The path holds percent-escapes that are not UTF-8.".into()))
+}
+
 /// The id of the current request, for handlers that echo it (idempotent replays).
 #[derive(Clone, Debug)]
 pub struct RequestIdValue(pub String);
@@ -136,6 +149,9 @@ where
 
     fn call(&self, req: actix_web::dev::ServiceRequest) -> Self::Future {
         use actix_web::HttpMessage;
+        if let Err(e) = check_path(req.path()) {
+            return Box::pin(std::future::ready(Err(e.into())));
+        }
         let id = req
             .headers()
             .get("x-request-id")

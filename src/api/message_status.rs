@@ -128,6 +128,12 @@ fn batch_request(body: Option<Value>) -> Result<(Vec<String>, Option<Value>), Ap
     };
     let ids = match map.remove("message_ids") {
         None | Some(Value::Null) => return Err(ApiError::invalid("message_ids", "is required")),
+        Some(Value::Array(items)) if items.len() > MAX_BATCH_IDS => {
+            return Err(ApiError::invalid(
+                "message_ids",
+                format!("may name at most {MAX_BATCH_IDS} messages per call"),
+            ));
+        }
         Some(Value::Array(items)) => items
             .into_iter()
             .map(|v| match v {
@@ -145,12 +151,6 @@ fn batch_request(body: Option<Value>) -> Result<(Vec<String>, Option<Value>), Ap
             ));
         }
     };
-    if ids.len() > MAX_BATCH_IDS {
-        return Err(ApiError::invalid(
-            "message_ids",
-            format!("may name at most {MAX_BATCH_IDS} messages per call"),
-        ));
-    }
     Ok((ids, Some(Value::Object(map))))
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::bulk_run::BulkRun;
 use super::recipient_input::{
     IdentifyBody, check_bulk_len, list_query, method_not_allowed, path_collection, path_id,
-    properties,
+    path_safe_id, properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
@@ -76,6 +76,7 @@ async fn set(
     body: IdentifyBody,
 ) -> Result<HttpResponse, ApiError> {
     let (collection, id) = object_path(path)?;
+    let id = path_safe_id("id", id.as_str())?;
     let props = properties(RecipientKind::Object, body.0)?;
     let object = state
         .store

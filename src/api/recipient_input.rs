@@ -17,6 +17,12 @@ pub fn path_id(field: &str, raw: &str) -> Result<EntityId, ApiError> {
     EntityId::parse(raw).map_err(|m| ApiError::invalid(field, m))
 }
 
+/// A tenant or object id being identified: also restricted to URL-safe characters
+/// ([`EntityId::parse_safe`]), so grants can name it exactly.
+pub fn path_safe_id(field: &str, raw: &str) -> Result<EntityId, ApiError> {
+    EntityId::parse_safe(raw).map_err(|m| ApiError::invalid(field, m))
+}
+
 pub fn path_collection(raw: &str) -> Result<CollectionName, ApiError> {
     CollectionName::parse(raw).map_err(|m| ApiError::invalid("collection", m))
 }
@@ -54,7 +60,13 @@ pub fn bulk_item(
     mut item: Map<String, Value>,
 ) -> Result<(EntityId, RecipientProperties), (String, String)> {
     let id = match item.remove("id") {
-        Some(Value::String(s)) => EntityId::parse(&s).map_err(|m| (s, format!("`id` {m}")))?,
+        Some(Value::String(s)) => {
+            let parsed = match kind {
+                RecipientKind::User => EntityId::parse(&s),
+                RecipientKind::Object | RecipientKind::Tenant => EntityId::parse_safe(&s),
+            };
+            parsed.map_err(|m| (s, format!("`id` {m}")))?
+        }
         Some(other) => return Err((other.to_string(), "`id` must be a string".into())),
         None => return Err((String::new(), "`id` is required".into())),
     };

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::bulk_run::BulkRun;
 use super::recipient_input::{
-    IdentifyBody, check_bulk_len, list_query, method_not_allowed, path_id, properties,
+    IdentifyBody, check_bulk_len, list_query, method_not_allowed, path_id, path_safe_id, properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
@@ -66,7 +66,7 @@ async fn set(
     path: web::Path<String>,
     body: IdentifyBody,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id("id", &path)?;
+    let id = path_safe_id("id", &path)?;
     let props = properties(RecipientKind::Tenant, body.0)?;
     let tenant = state
         .store

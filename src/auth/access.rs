@@ -6,7 +6,9 @@
 //! - A public key without a token (enhanced security off) acts for the user in the path.
 //! - A user token acts only for its `sub`. Without `explicit_grants` it may do anything
 //!   for that user; with `explicit_grants: true` only what its grants name (grant names
-//!   are normalized, so every documented alias counts).
+//!   are normalized, so every documented alias counts). Grant resources compare exactly,
+//!   as parsed by `token::GrantResource::parse`; a grant that does not parse grants
+//!   nothing but still narrows the token like a tenant grant.
 //! - Tenant grants (`/v1/tenants/{t}` or `/v1/objects/$tenants/{t}`) limit feed reads and
 //!   writes to those tenants. Items without a tenant then need a grant on the user
 //!   resource. The limit is returned as a *tenant restriction*: `Some(list)` where `""`
@@ -15,7 +17,7 @@
 //!   that tenant's items only).
 
 use super::Caller;
-use super::token::UserClaims;
+use super::token::{GrantResource, UserClaims};
 use crate::error::ApiError;
 
 /// Grant names, normalized (see `token::normalize_grant`).
@@ -53,25 +55,32 @@ fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::Forbidden(message.into())
 }
 
-/// The tenant named by a grant resource path, from either documented URI form.
-fn tenant_of(path: &str) -> Option<&str> {
-    path.strip_prefix("/v1/tenants/")
-        .or_else(|| path.strip_prefix("/v1/objects/$tenants/"))
-        .filter(|t| !t.is_empty() && !t.contains('/'))
-}
-
 /// Tenants a token's grants name, from either documented URI form.
 pub fn granted_tenants(claims: &UserClaims) -> Vec<String> {
     claims
         .grants
         .keys()
-        .filter_map(|path| tenant_of(path).map(str::to_owned))
+        .filter_map(|resource| match resource {
+            GrantResource::Tenant(t) => Some(t.clone()),
+            _ => None,
+        })
         .collect()
 }
 
-/// Whether the token holds `grant` on `resource` (a path such as `/v1/users/u1`).
+/// Whether the token's grants narrow what it may read: a tenant grant does, and so does
+/// a grant that did not parse (it grants nothing, and must not widen the token either).
+fn narrowed(claims: &UserClaims) -> bool {
+    claims.grants.keys().any(|resource| {
+        matches!(
+            resource,
+            GrantResource::Tenant(_) | GrantResource::Unparsed(_)
+        )
+    })
+}
+
+/// Whether the token holds `grant` on `resource`.
 /// Without `explicit_grants`, naming the resource at all is enough.
-fn holds(claims: &UserClaims, resource: &str, grant: &str) -> bool {
+fn holds(claims: &UserClaims, resource: &GrantResource, grant: &str) -> bool {
     claims
         .grants
         .get(resource)
@@ -83,15 +92,17 @@ fn tenants_holding(claims: &UserClaims, grant: &str) -> Vec<String> {
     claims
         .grants
         .iter()
-        .filter_map(|(path, names)| {
-            let tenant = tenant_of(path)?;
-            (!claims.explicit_grants || names.iter().any(|n| n == grant)).then(|| tenant.to_owned())
+        .filter_map(|(resource, names)| {
+            let GrantResource::Tenant(tenant) = resource else {
+                return None;
+            };
+            (!claims.explicit_grants || names.iter().any(|n| n == grant)).then(|| tenant.clone())
         })
         .collect()
 }
 
-fn user_path(user_id: &str) -> String {
-    format!("/v1/users/{user_id}")
+fn user_path(user_id: &str) -> GrantResource {
+    GrantResource::User(user_id.to_owned())
 }
 
 /// Secret-key-only operations reached through an endpoint browsers may also call.
@@ -142,7 +153,7 @@ fn feed_restriction(
     } else {
         // Without explicit grants the token may read its whole feed, unless tenant
         // grants narrow it; then the user grant re-admits items without a tenant.
-        claims.grants.contains_key(&user_path(user_id)) || granted_tenants(claims).is_empty()
+        claims.grants.contains_key(&user_path(user_id)) || !narrowed(claims)
     };
     let mut tenants = tenants_holding(claims, grant);
     if tenants.is_empty() {
@@ -203,11 +214,11 @@ pub fn object_feed(
         )),
         Caller::User(claims) => {
             let grant = access.feed_grant();
-            if holds(
-                claims,
-                &format!("/v1/objects/{collection}/{object_id}"),
-                grant,
-            ) {
+            let object = GrantResource::Object {
+                collection: collection.to_owned(),
+                id: object_id.to_owned(),
+            };
+            if holds(claims, &object, grant) {
                 return Ok(None);
             }
             let tenants = tenants_holding(claims, grant);
@@ -217,6 +228,29 @@ pub fn object_feed(
                 )))
             } else {
                 Ok(Some(tenants))
+            }
+        }
+    }
+}
+
+/// Tenant-wide views (`GET /v1/tenants/{t}/objects`): the secret key, or a user token
+/// holding the feed grant on that tenant (a tenant admin).
+pub fn tenant_admin(caller: &Caller, tenant: &str, access: Access) -> Result<(), ApiError> {
+    match caller {
+        Caller::Server => Ok(()),
+        Caller::Public => Err(forbidden(
+            "Tenant views need the secret key or a user token with a grant on the tenant.",
+        )),
+        Caller::User(claims) => {
+            if tenants_holding(claims, access.feed_grant())
+                .iter()
+                .any(|t| t == tenant)
+            {
+                Ok(())
+            } else {
+                Err(forbidden(format!(
+                    "The user token has no grant on tenant `{tenant}`."
+                )))
             }
         }
     }

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use super::*;
 
 fn claims(user: &str, grants: &[(&str, &[&str])], explicit: bool) -> Caller {
-    let grants: BTreeMap<String, Vec<String>> = grants
+    let grants: BTreeMap<GrantResource, Vec<String>> = grants
         .iter()
         .map(|(path, names)| {
             (
-                (*path).to_owned(),
+                GrantResource::parse(path)
+                    .unwrap_or_else(|_| GrantResource::Unparsed((*path).to_owned())),
                 names.iter().map(|n| (*n).to_owned()).collect(),
             )
         })

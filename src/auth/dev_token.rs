@@ -37,12 +37,17 @@ pub fn parse_grant(spec: &str, user_id: &str) -> Result<(String, Vec<String>), S
     } else if resource.starts_with("/v1/") {
         resource.to_owned()
     } else if resource.starts_with("https://") || resource.starts_with("http://") {
-        super::token::resource_path(resource)
+        let path_at = resource
+            .find("/v1/")
+            .ok_or_else(|| format!("`{resource}` has no `/v1/...` path"))?;
+        resource[path_at..].to_owned()
     } else {
         return Err(format!(
             "`{resource}` is not a grant resource; use `user`, `tenant:ID`, `object:COLLECTION/ID` or a `/v1/...` path"
         ));
     };
+    super::token::GrantResource::parse(&path)
+        .map_err(|why| format!("`{resource}` is not a grant resource: {why}"))?;
     let names: Vec<String> = match names {
         None => vec!["user/feed_read".into(), "user/feed_write".into()],
         Some(list) => list

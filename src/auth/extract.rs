@@ -59,7 +59,7 @@ pub fn authenticate(
         return Err(ApiError::ApiKeyMissing);
     }
     match user_token.filter(|t| !t.is_empty()) {
-        Some(jwt) => token::verify(jwt, &state.keys.signing_public_pem)
+        Some(jwt) => token::verify(jwt, &state.keys.signing_key)
             .map(Caller::User)
             .map_err(ApiError::InvalidUserToken),
         None if state.settings.enhanced_security => Err(ApiError::MissingUserToken),

@@ -13,6 +13,9 @@ pub struct Keys {
     pub public_key: String,
     /// PEM of the RSA public key that verifies user tokens.
     pub signing_public_pem: String,
+    /// The same key, parsed once at start (parsing a PEM per request costs more than the
+    /// signature check itself).
+    pub signing_key: jsonwebtoken::DecodingKey,
     /// PEM of the generated private key, when the key pair was generated here (dev tokens).
     /// Never served over HTTP.
     pub signing_private_pem: Option<String>,
@@ -127,7 +130,10 @@ impl Keys {
                 (public, Some(private))
             }
         };
+        let signing_key =
+            super::token::decoding_key(&signing_public_pem).map_err(KeyError::BadSigningKey)?;
         Ok(Keys {
+            signing_key,
             secret_key,
             public_key,
             signing_public_pem,

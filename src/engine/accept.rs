@@ -88,21 +88,24 @@ fn mismatch() -> ApiError {
     )
 }
 
-/// Validates inline properties with the same rules as identify/set calls.
-fn check_inline(input: &RecipientInput, at: &str, errors: &mut Vec<FieldError>) {
-    let Some(props) = &input.inline else {
+/// Parses inline properties with the same rules as identify/set calls and keeps what the
+/// parser returns (normalized `created_at`, read-only fields dropped): the trigger stores
+/// exactly what `PUT /v1/users/{id}` would.
+fn parse_inline(input: &mut RecipientInput, at: &str, errors: &mut Vec<FieldError>) {
+    let Some(props) = input.inline.take() else {
         return;
     };
     let parsed = match input.reference {
-        RecipientRef::User(_) => RecipientProperties::parse_user(props.clone()),
-        RecipientRef::Object { .. } => RecipientProperties::parse_object(props.clone()),
+        RecipientRef::User(_) => RecipientProperties::parse_user(props),
+        RecipientRef::Object { .. } => RecipientProperties::parse_object(props),
     };
-    if let Err(problems) = parsed {
-        errors.extend(
+    match parsed {
+        Ok(parsed) => input.inline = Some(parsed.into_map()),
+        Err(problems) => errors.extend(
             problems
                 .into_iter()
                 .map(|p| FieldError::new(format!("{at}.{}", p.field), p.message)),
-        );
+        ),
     }
 }
 
@@ -155,22 +158,25 @@ pub(super) async fn accept(
         }
     }
 
-    let trigger = Trigger::parse(body).map_err(ApiError::invalid_fields)?;
+    let mut trigger = Trigger::parse(body).map_err(ApiError::invalid_fields)?;
     let mut errors = Vec::new();
-    for (i, r) in trigger.recipients.iter().enumerate() {
-        check_inline(r, &format!("recipients[{i}]"), &mut errors);
+    for (i, r) in trigger.recipients.iter_mut().enumerate() {
+        parse_inline(r, &format!("recipients[{i}]"), &mut errors);
     }
-    if let Some(actor) = &trigger.actor {
-        check_inline(actor, "actor", &mut errors);
+    if let Some(actor) = &mut trigger.actor {
+        parse_inline(actor, "actor", &mut errors);
     }
-    if let Some(props) = trigger.tenant.as_ref().and_then(|t| t.inline.as_ref())
-        && let Err(problems) = RecipientProperties::parse_tenant(props.clone())
+    if let Some(tenant) = &mut trigger.tenant
+        && let Some(props) = tenant.inline.take()
     {
-        errors.extend(
-            problems
-                .into_iter()
-                .map(|p| FieldError::new(format!("tenant.{}", p.field), p.message)),
-        );
+        match RecipientProperties::parse_tenant(props) {
+            Ok(parsed) => tenant.inline = Some(parsed.into_map()),
+            Err(problems) => errors.extend(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError::new(format!("tenant.{}", p.field), p.message)),
+            ),
+        }
     }
     if let Err(mut schema_errors) = workflow.validate_data(&Value::Object(trigger.data.clone())) {
         errors.append(&mut schema_errors);

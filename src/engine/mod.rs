@@ -12,6 +12,7 @@ pub mod runner;
 pub mod scope;
 pub mod templates;
 pub mod validate;
+pub mod walk;
 
 use std::path::Path;
 use std::sync::Arc;

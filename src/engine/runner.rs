@@ -19,19 +19,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dashmap::DashSet;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::accept::merged_data;
 use super::preference_check;
-use super::registry::{CompiledWorkflow, Registry};
-use super::scope::{Scope, shared_entries};
+use super::registry::Registry;
+use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, walk};
 use crate::model::RecipientRef;
 use crate::realtime::Hub;
-use crate::store::messages::{self, MessageRow, NewMessage};
+use crate::store::messages::{self, MessageRow};
 use crate::store::{Store, StoreError, recipients, runs};
-use crate::{clock, ids};
 
 /// Run ids waiting in memory; beyond this the runner rescans the table instead.
 const QUEUE_DEPTH: usize = 10_000;
@@ -210,21 +208,6 @@ impl StoredRequest {
     }
 }
 
-/// A recipient as loaded for a run: its stored entity (if identified) and the
-/// preference set that governs it in this run's tenant.
-struct Loaded {
-    found: Option<Value>,
-    preferences: Value,
-}
-
-/// What one recipient's pass through the steps produced.
-struct RecipientPlan {
-    reference: RecipientRef,
-    status: &'static str,
-    events: Vec<Value>,
-    messages: Vec<NewMessage>,
-}
-
 async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
     let id = run_id.to_owned();
     let Some(run) = ctx.store.read(move |db| runs::get_run(db, &id)).await? else {
@@ -259,7 +242,7 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
                         tenant.as_deref(),
                         tenant_default.as_ref(),
                     )?;
-                    Ok(Loaded { found, preferences })
+                    Ok((found, preferences))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let actor_value = match &actor {
@@ -275,16 +258,34 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
             Ok((loaded, actor_value, tenant_value))
         })
         .await?;
-    let run_id_owned = run_id.to_owned();
-    let plans = tokio::task::spawn_blocking(move || {
-        plan_run(
-            &workflow,
-            &run_id_owned,
-            request,
-            loaded,
-            actor_value,
-            tenant_value,
+    let run_ctx = RunContext::new(
+        run_id.to_owned(),
+        workflow,
+        request.tenant,
+        request.actor,
+        request.data,
+        actor_value,
+        tenant_value,
+    );
+    let recipients_ctx: Vec<RecipientContext> = request
+        .recipients
+        .into_iter()
+        .zip(loaded)
+        .map(
+            |((reference, trigger_data), (entity, preferences))| RecipientContext {
+                reference,
+                entity,
+                preferences,
+                trigger_data,
+                subscription: None,
+            },
         )
+        .collect();
+    let plans = tokio::task::spawn_blocking(move || {
+        recipients_ctx
+            .iter()
+            .map(|r| walk(&run_ctx, r, &StepPosition::start()))
+            .collect::<Vec<RecipientPlan>>()
     })
     .await
     .map_err(|e| StoreError::Blocking(e.to_string()))?;
@@ -324,122 +325,4 @@ async fn fail_run(ctx: &Ctx, run_id: &str, why: &str) -> Result<(), StoreError> 
     ctx.store
         .write(move |db| runs::set_run_status(db, &id, "failed"))
         .await
-}
-
-/// A recipient's template view: objects expose their properties at the top level too
-/// (`{{ recipient.name }}` works for users and objects alike).
-fn scope_entity(value: Value) -> Value {
-    let Value::Object(mut map) = value else {
-        return value;
-    };
-    if let Some(Value::Object(props)) = map.get("properties").cloned() {
-        for (k, v) in props {
-            map.entry(k).or_insert(v);
-        }
-    }
-    Value::Object(map)
-}
-
-/// Renders every step for every recipient (CPU only; runs on the blocking pool).
-fn plan_run(
-    workflow: &CompiledWorkflow,
-    run_id: &str,
-    request: StoredRequest,
-    loaded: Vec<Loaded>,
-    actor: Option<Value>,
-    tenant: Option<Value>,
-) -> Vec<RecipientPlan> {
-    let def = &workflow.def;
-    let shared_actor = actor.map(scope_entity);
-    let shared_tenant = tenant.map(scope_entity);
-    let shared = shared_entries(&json!({
-        "data": request.data,
-        "actor": shared_actor,
-        "tenant": shared_tenant,
-        "vars": {},
-        "workflow": {
-            "id": workflow.stored.version_id,
-            "key": def.key,
-            "categories": def.categories,
-            "commercial": def.is_commercial,
-            "override_preferences": def.override_preferences,
-        },
-    }));
-    let actors: Vec<RecipientRef> = request.actor.iter().cloned().collect();
-    request
-        .recipients
-        .into_iter()
-        .zip(loaded)
-        .map(|((reference, trigger_data), Loaded { found, preferences })| {
-            let mut events = Vec::new();
-            if found.is_none() {
-                events.push(json!({"event": "recipient_not_identified", "status": "ok", "data": {}}));
-            }
-            let recipient = scope_entity(found.unwrap_or_else(|| recipients::minimal(&reference)));
-            let data = merged_data(&request.data, trigger_data.as_ref());
-            let mut messages = Vec::new();
-            let mut status = "completed";
-            let condition_scope = if preference_check::needs_scope(&preferences) {
-                json!({"recipient": recipient, "data": data, "actor": shared_actor, "tenant": shared_tenant})
-            } else {
-                Value::Null
-            };
-            for step in &workflow.steps {
-                if let Some(reason) = preference_check::skip_reason(workflow, step, &preferences, &condition_scope) {
-                    // Knock: a preference opt-out skips the step (no message) and the run goes on.
-                    events.push(json!({"event": "step_skipped", "status": "ok", "step_ref": step.step_ref,
-                                       "step_type": "channel", "data": {"reason": "preferences", "setting": reason}}));
-                    continue;
-                }
-                let id = ids::message_id();
-                let now = clock::now();
-                let mut own = json!({
-                    "recipient": recipient,
-                    "timestamp": now,
-                    "current_message": {"id": id, "inserted_at": now, "updated_at": now},
-                });
-                if trigger_data.is_some() {
-                    own["data"] = data.clone();
-                }
-                let scope = Scope::with_shared(shared.clone(), &own);
-                match step.template.render(&scope) {
-                    Ok(blocks) => {
-                        events.push(json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,
-                                           "step_type": "channel", "data": {"message_id": id}}));
-                        messages.push(NewMessage {
-                            id,
-                            channel_id: step.channel.id.clone(),
-                            recipient: reference.clone(),
-                            tenant: request.tenant.clone(),
-                            workflow_key: def.key.clone(),
-                            workflow_version_id: workflow.stored.version_id.clone(),
-                            workflow_categories: def.categories.clone(),
-                            workflow_run_id: run_id.to_owned(),
-                            workflow_recipient_run_id: String::new(),
-                            step_ref: step.step_ref.clone(),
-                            actors: actors.clone(),
-                            data: data.clone(),
-                            blocks,
-                            inserted_at: now,
-                        });
-                    }
-                    Err(e) => {
-                        // Rendering is deterministic: retrying cannot help, so the step
-                        // fails and (as in Knock) the recipient's run halts here.
-                        tracing::warn!(run = %run_id, step = %step.step_ref, error = %e, "template render failed");
-                        events.push(json!({"event": "step_failed", "status": "error", "step_ref": step.step_ref,
-                                           "step_type": "channel", "data": {"error": e.to_string()}}));
-                        status = "failed";
-                        break;
-                    }
-                }
-            }
-            RecipientPlan {
-                reference,
-                status,
-                events,
-                messages,
-            }
-        })
-        .collect()
 }

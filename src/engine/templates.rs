@@ -32,6 +32,14 @@ pub struct InAppTemplate {
     buttons: Vec<Button>,
 }
 
+/// Largest output of one template field (Liquid, before markdown): beyond it the step
+/// fails with a recorded reason rather than storing and pushing megabytes per recipient.
+pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
+/// Most HTML tags a rendered body may hold. The HTML sanitizer's tree builder costs
+/// O(depth) per open element (the spec's "in scope" checks), so `<div>` × n is O(n²);
+/// 2,000 tags bound that to milliseconds while leaving any real message far below.
+pub const MAX_HTML_TAGS: usize = 2_000;
+
 /// A template that failed while rendering (Liquid runtime errors such as bad filters).
 #[derive(Debug, thiserror::Error)]
 #[error("rendering `{field}` failed: {message}")]
@@ -117,11 +125,17 @@ impl InAppTemplate {
     /// Renders the feed blocks for one recipient.
     pub fn render(&self, scope: &Scope) -> Result<Value, RenderError> {
         let markdown = render_part(&self.body, scope, "markdown_body")?;
+        let rendered = markdown_to_safe_html(&markdown).map_err(|tags| RenderError {
+            field: "markdown_body".into(),
+            message: format!(
+                "the rendered body holds {tags} HTML tags; the limit is {MAX_HTML_TAGS}"
+            ),
+        })?;
         let mut blocks = vec![json!({
             "name": "body",
             "type": "markdown",
             "content": self.body.source,
-            "rendered": markdown_to_safe_html(&markdown),
+            "rendered": rendered,
         })];
         if let Some(url) = &self.action_url {
             let rendered = render_part(url, scope, "action_url")?;
@@ -139,7 +153,8 @@ impl InAppTemplate {
                 let action = render_part(&b.action, scope, "action_buttons.action")?;
                 buttons.push(json!({
                     "name": if i == 0 { "primary" } else { "secondary" },
-                    "label": label.trim(),
+                    // Labels are text: markup from data is escaped, never rendered.
+                    "label": html_escape::encode_text(label.trim()),
                     "action": safe_url(&action),
                 }));
             }
@@ -149,46 +164,80 @@ impl InAppTemplate {
     }
 }
 
+/// Renders one Liquid field into a buffer that refuses to grow past
+/// [`MAX_RENDERED_BYTES`], so an oversized render stops there instead of finishing.
 fn render_part(part: &Part, scope: &Scope, field: &str) -> Result<String, RenderError> {
-    part.compiled
-        .render(scope.as_object())
-        .map_err(|e| RenderError {
+    let mut out = CappedBuffer(Vec::new());
+    match part.compiled.render_to(&mut out, scope.as_object()) {
+        Ok(()) => Ok(String::from_utf8_lossy(&out.0).into_owned()),
+        Err(_) if out.0.len() >= MAX_RENDERED_BYTES => Err(RenderError {
+            field: field.to_owned(),
+            message: format!("rendered to more than {MAX_RENDERED_BYTES} bytes, the limit"),
+        }),
+        Err(e) => Err(RenderError {
             field: field.to_owned(),
             message: first_line(&e.to_string()).to_owned(),
-        })
+        }),
+    }
+}
+
+/// A `Write` that fails once it would hold more than [`MAX_RENDERED_BYTES`].
+struct CappedBuffer(Vec<u8>);
+
+impl std::io::Write for CappedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.0.resize(MAX_RENDERED_BYTES, 0);
+            return Err(std::io::Error::other("rendered output over the limit"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Markdown → HTML, then sanitized: raw HTML from templates or data (`<script>`, event
 /// handler attributes, `javascript:` links) is removed; formatting and safe links stay.
-pub fn markdown_to_safe_html(markdown: &str) -> String {
+/// `Err(tags)` when the HTML holds more than [`MAX_HTML_TAGS`] tags (counted in linear
+/// time before the sanitizer, whose cost grows with nesting depth, ever sees it).
+pub fn markdown_to_safe_html(markdown: &str) -> Result<String, usize> {
     use pulldown_cmark::{Options, Parser, html};
     let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;
     let mut html_out = String::with_capacity(markdown.len() * 3 / 2);
     html::push_html(&mut html_out, Parser::new_ext(markdown, options));
-    ammonia::clean(&html_out)
+    // Text `<` is escaped to `&lt;` by the markdown renderer: every `<` left opens a tag.
+    let tags = html_out.bytes().filter(|b| *b == b'<').count();
+    if tags > MAX_HTML_TAGS {
+        return Err(tags);
+    }
+    Ok(ammonia::clean(&html_out))
 }
 
-/// Returns `url` trimmed when it is relative or uses a scheme a browser may safely follow
-/// (`http`, `https`, `mailto`, `tel`); anything else (`javascript:`, `data:`, `vbscript:`)
-/// becomes the empty string.
+/// The URL a browser would follow for `url`, when it is relative or uses `http`, `https`
+/// or `mailto`; anything else (`javascript:`, `data:`, `vbscript:`, `tel:`) becomes the
+/// empty string.
+///
+/// A client may put the value into an `href` attribute, where the browser decodes HTML
+/// entities (`javascript&colon;`, `jav&#x09;ascript:`) and ignores tabs and newlines
+/// anywhere in the URL. So the check runs on what the browser will see — entities
+/// decoded, control characters removed, surrounding spaces trimmed — and that cleaned
+/// URL is what is returned.
 pub fn safe_url(url: &str) -> String {
-    let trimmed = url.trim();
-    // Browsers ignore ASCII tabs/newlines inside a scheme (`java\tscript:`), so look at
-    // the URL the way they will.
-    let squeezed: String = trimmed
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
-        .collect();
-    let scheme_end = squeezed.find(':');
-    let path_start = squeezed.find(['/', '?', '#']);
+    let decoded = html_escape::decode_html_entities(url);
+    let cleaned: String = decoded.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim_matches(|c: char| c.is_whitespace());
+    let scheme_end = cleaned.find(':');
+    let path_start = cleaned.find(['/', '?', '#']);
     let scheme = match (scheme_end, path_start) {
         (Some(colon), Some(slash)) if slash < colon => None,
-        (Some(colon), _) => Some(squeezed[..colon].to_ascii_lowercase()),
+        (Some(colon), _) => Some(cleaned[..colon].to_ascii_lowercase()),
         (None, _) => None,
     };
     match scheme.as_deref() {
-        None => trimmed.to_owned(),
-        Some("http" | "https" | "mailto" | "tel") => trimmed.to_owned(),
+        None | Some("http" | "https" | "mailto") => cleaned.to_owned(),
         Some(_) => String::new(),
     }
 }
@@ -264,20 +313,76 @@ mod tests {
             " java\tscript:alert(1)",
             "data:text/html,<script>alert(1)</script>",
             "vbscript:msgbox",
+            "javascript&colon;alert(1)",
+            "jav&#x09;ascript:alert(1)",
+            "jav&#9;ascript:alert(1)",
+            "&#106;avascript:alert(1)",
+            "java\u{0}script:alert(1)",
+            "\u{1}javascript:alert(1)",
+            "tel:+15555550100",
         ] {
             let blocks = render(&t, json!({"url": url}));
             let html = blocks[0]["rendered"].as_str().unwrap_or_default();
             for href in html.split("href=\"").skip(1) {
                 let value = href.split('"').next().unwrap_or_default();
+                // A browser reads a scheme only as `[A-Za-z][A-Za-z0-9+.-]*:`; anything
+                // else (e.g. `jav%09ascript:`) is a relative URL.
+                let scheme = value.split_once(':').map(|(s, _)| s).filter(|s| {
+                    s.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+                });
                 assert!(
-                    value.starts_with("http") || value.starts_with('/'),
+                    scheme.is_none_or(|s| ["http", "https", "mailto", "tel"].contains(&s)),
                     "unsafe href {value} in {html}"
                 );
             }
-            assert!(!html.contains("<a href=\"java"), "{html}");
             assert_eq!(blocks[1]["rendered"], "", "action_url for {url}");
             assert_eq!(blocks[2]["buttons"][0]["action"], "", "button for {url}");
         }
+    }
+
+    #[test]
+    fn safe_urls_are_returned_as_a_browser_reads_them() {
+        assert_eq!(
+            safe_url(" https://example.com/a?b=1&amp;c=2 "),
+            "https://example.com/a?b=1&c=2"
+        );
+        assert_eq!(safe_url("mailto:a@b.com"), "mailto:a@b.com");
+        assert_eq!(safe_url("/later#x"), "/later#x");
+        assert_eq!(safe_url("later"), "later");
+        assert_eq!(safe_url("ht\ttps://example.com"), "https://example.com");
+    }
+
+    #[test]
+    fn deeply_nested_html_from_data_fails_the_render_quickly() {
+        let t = template("{{ data.text }}", None, &[]);
+        let started = std::time::Instant::now();
+        let result = t.render(&Scope::new(
+            &json!({"data": {"text": "<div>".repeat(40_000)}}),
+        ));
+        let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("rendered to more than"), "{error}");
+        let result = t.render(&Scope::new(
+            &json!({"data": {"text": "<div>".repeat(5_000)}}),
+        ));
+        let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("HTML tags"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let ok = t.render(&Scope::new(
+            &json!({"data": {"text": "<div>".repeat(1_000)}}),
+        ));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn button_labels_are_escaped_text() {
+        let t = template("x", None, &[("{{ data.label }}", "/go")]);
+        let blocks = render(&t, json!({"label": "<img src=x onerror=alert(1)>Go"}));
+        assert_eq!(
+            blocks[1]["buttons"][0]["label"],
+            "&lt;img src=x onerror=alert(1)&gt;Go"
+        );
     }
 
     #[test]

@@ -18,6 +18,10 @@ use crate::error::ApiError;
 
 /// Longest `trigger_data` string value compared (Knock truncates to 256).
 pub const TRIGGER_DATA_MAX_STRING: usize = 256;
+/// Keys a `trigger_data` filter may match (each is a clause of the query).
+pub const MAX_TRIGGER_DATA_KEYS: usize = 50;
+/// Values a filter list (`tenants`, `workflows`, `workflow_categories`, statuses) may hold.
+pub const MAX_FILTER_VALUES: usize = 100;
 
 const RANGE_OPS: [&str; 4] = ["gt", "gte", "lt", "lte"];
 
@@ -209,15 +213,26 @@ pub fn filters_from_map(map: &Map<String, Value>) -> Result<FeedFilters, ParamEr
 }
 
 pub(super) fn categories(value: Option<&Value>) -> Result<Vec<String>, ParamError> {
-    string_list(value, "workflow_categories")
+    string_list(value, "workflow_categories", MAX_FILTER_VALUES)
 }
 
 /// A list of strings from `k[]=a&k[]=b`, `k=a`, or a JSON array; empty strings and nulls
 /// are skipped (the browser client serializes `[undefined]` as `[null]`).
-pub(super) fn string_list(value: Option<&Value>, field: &str) -> Result<Vec<String>, ParamError> {
+/// At most `max` items (checked before anything is copied).
+pub(super) fn string_list(
+    value: Option<&Value>,
+    field: &str,
+    max: usize,
+) -> Result<Vec<String>, ParamError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(s)) => vec![Value::String(s.clone())],
+        Some(Value::Array(items)) if items.len() > max => {
+            return Err(ParamError::new(
+                field,
+                format!("may hold at most {max} values, got {}", items.len()),
+            ));
+        }
         Some(Value::Array(items)) => items.clone(),
         Some(_) => return Err(ParamError::new(field, "must be a list of strings")),
     };
@@ -246,9 +261,15 @@ pub(super) fn trigger_data(
             Ok(_) => return Err(ParamError::new(field, "must be a JSON object")),
             Err(e) => return Err(ParamError::new(field, format!("is not valid JSON: {e}"))),
         },
+        Some(Value::Object(o)) if o.len() > MAX_TRIGGER_DATA_KEYS => {
+            return Err(too_many_keys(o.len()));
+        }
         Some(Value::Object(o)) => o.clone(),
         Some(_) => return Err(ParamError::new(field, "must be a JSON object")),
     };
+    if object.len() > MAX_TRIGGER_DATA_KEYS {
+        return Err(too_many_keys(object.len()));
+    }
     let mut flat = Map::new();
     for (key, value) in object {
         let value = match value {
@@ -266,6 +287,13 @@ pub(super) fn trigger_data(
         flat.insert(key, value);
     }
     Ok((!flat.is_empty()).then_some(flat))
+}
+
+fn too_many_keys(given: usize) -> ParamError {
+    ParamError::new(
+        "trigger_data",
+        format!("may match at most {MAX_TRIGGER_DATA_KEYS} keys, got {given}"),
+    )
 }
 
 pub(super) fn time_range(map: &Map<String, Value>) -> Result<TimeRange, ParamError> {

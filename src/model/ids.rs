@@ -26,6 +26,20 @@ impl EntityId {
         Ok(EntityId(raw.to_owned()))
     }
 
+    /// A tenant or object id: [`EntityId::parse`] plus only [`SAFE_ID_CHARS`] — characters
+    /// that never need percent-encoding in a URL path — and not `.` or `..`. Grants name
+    /// tenants and objects inside URIs, so their ids must read the same encoded or not.
+    pub fn parse_safe(raw: &str) -> Result<Self, String> {
+        let id = Self::parse(raw)?;
+        if !raw.chars().all(is_safe_id_char) {
+            return Err(format!("may only contain {SAFE_ID_CHARS}"));
+        }
+        if raw == "." || raw == ".." {
+            return Err("must not be `.` or `..`".into());
+        }
+        Ok(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -33,6 +47,13 @@ impl EntityId {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// The characters tenant and object ids may hold, as error messages and the README say it.
+pub const SAFE_ID_CHARS: &str = "letters, digits, `-`, `_`, `.`, `~`, `:` and `@`";
+
+fn is_safe_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | ':' | '@')
 }
 
 impl fmt::Display for EntityId {
@@ -85,6 +106,18 @@ mod tests {
         assert!(EntityId::parse("a#b").is_err());
         assert!(EntityId::parse(&"x".repeat(257)).is_err());
         assert!(EntityId::parse(&"x".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn tenant_and_object_ids_hold_only_url_safe_characters() {
+        for ok in ["acme", "p-1", "a_b.c~d:e@f", "0123"] {
+            assert!(EntityId::parse_safe(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "acme?x", "acme=", "acme&", "ac%6De", "acme ", "ac/me", "é", ".", "..", "",
+        ] {
+            assert!(EntityId::parse_safe(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

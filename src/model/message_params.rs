@@ -7,14 +7,16 @@ use serde_json::{Map, Value};
 use super::engagement::EngagementStatus;
 use super::feed::{ArchivedFilter, MAX_PAGE_SIZE, TimeRange};
 use super::feed_params::{
-    ParamError, categories, fold_query, normalize_time, paging, string_list, text, time_range,
-    trigger_data,
+    MAX_FILTER_VALUES, ParamError, categories, fold_query, normalize_time, paging, string_list,
+    text, time_range, trigger_data,
 };
 use super::recipient::RecipientRef;
 use crate::error::ApiError;
 
 /// Most `message_ids` a list filter may name (spec §9).
 pub const MAX_MESSAGE_IDS: usize = 50;
+/// Recipients a bulk message update may name (Knock caps bulk lists at 1,000).
+pub const MAX_BULK_RECIPIENTS: usize = 1000;
 
 /// Knock's delivery statuses; an in-app message is always `delivered`.
 const DELIVERY_STATUSES: [&str; 7] = [
@@ -73,7 +75,7 @@ impl MessageListQuery {
             workflow_categories: categories(map.get("workflow_categories"))?,
             trigger_data: trigger_data(map.get("trigger_data"))?,
             inserted_at: time_range(&map)?,
-            message_ids: string_list(map.get("message_ids"), "message_ids")?,
+            message_ids: string_list(map.get("message_ids"), "message_ids", MAX_MESSAGE_IDS)?,
             page_size: MAX_PAGE_SIZE,
             ..Default::default()
         };
@@ -84,10 +86,14 @@ impl MessageListQuery {
             )
             .into());
         }
-        for raw in string_list(map.get("status"), "status")? {
+        for raw in string_list(map.get("status"), "status", MAX_FILTER_VALUES)? {
             q.delivery_statuses.push(delivery_status(&raw, "status")?);
         }
-        for raw in string_list(map.get("engagement_status"), "engagement_status")? {
+        for raw in string_list(
+            map.get("engagement_status"),
+            "engagement_status",
+            MAX_FILTER_VALUES,
+        )? {
             q.engagement.push(EngagementStatus::parse(&raw).ok_or_else(|| {
                 ParamError::new(
                     "engagement_status",
@@ -129,15 +135,17 @@ impl BulkScope {
         let Some(map) = body.as_object() else {
             return Err(ApiError::invalid("body", "must be a JSON object"));
         };
+        // The caps come first: nothing is parsed, copied or compared for an oversized list.
+        let recipients = recipients(map)?;
         let mut scope = BulkScope {
             archived: ArchivedFilter::Include,
             delivery_matches: true,
-            tenants: string_list(map.get("tenants"), "tenants")?,
-            workflows: string_list(map.get("workflows"), "workflows")?,
+            tenants: string_list(map.get("tenants"), "tenants", MAX_FILTER_VALUES)?,
+            workflows: string_list(map.get("workflows"), "workflows", MAX_FILTER_VALUES)?,
             trigger_data: trigger_data(map.get("trigger_data"))?,
             ..Default::default()
         };
-        scope.recipients = recipients(map)?;
+        scope.recipients = recipients;
         if let Some(raw) = text(map, "archived")? {
             scope.archived = ArchivedFilter::parse(&raw).ok_or_else(|| {
                 ParamError::new("archived", "must be one of exclude, include, only")
@@ -150,7 +158,11 @@ impl BulkScope {
                 _ => return Err(ParamError::new("has_tenant", "must be true or false").into()),
             });
         }
-        for raw in string_list(map.get("engagement_status"), "engagement_status")? {
+        for raw in string_list(
+            map.get("engagement_status"),
+            "engagement_status",
+            MAX_FILTER_VALUES,
+        )? {
             // The browser client sends its feed status; `all` means no filter.
             if raw == "all" {
                 continue;
@@ -180,7 +192,23 @@ impl BulkScope {
     }
 }
 
+/// `user_ids` and `recipient_ids` together, at most [`MAX_BULK_RECIPIENTS`] entries,
+/// deduplicated in linear time.
 fn recipients(map: &Map<String, Value>) -> Result<Option<Vec<RecipientRef>>, ParamError> {
+    let given: usize = ["user_ids", "recipient_ids"]
+        .iter()
+        .filter_map(|f| map.get(*f).and_then(Value::as_array))
+        .map(Vec::len)
+        .sum();
+    if given > MAX_BULK_RECIPIENTS {
+        return Err(ParamError::new(
+            "user_ids",
+            format!(
+                "`user_ids` and `recipient_ids` may name at most {MAX_BULK_RECIPIENTS} recipients together, got {given}"
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
     let mut out: Option<Vec<RecipientRef>> = None;
     for field in ["user_ids", "recipient_ids"] {
         let items = match map.get(field) {
@@ -194,7 +222,7 @@ fn recipients(map: &Map<String, Value>) -> Result<Option<Vec<RecipientRef>>, Par
                 continue;
             }
             let r = RecipientRef::parse(item).map_err(|m| ParamError::new(field, m))?;
-            if !list.contains(&r) {
+            if seen.insert(r.clone()) {
                 list.push(r);
             }
         }

@@ -28,7 +28,7 @@ impl RecipientRef {
                 match map.get("collection") {
                     None | Some(Value::Null) => Ok(RecipientRef::User(id)),
                     Some(Value::String(c)) => Ok(RecipientRef::Object {
-                        id,
+                        id: EntityId::parse_safe(&id)?.into_string(),
                         collection: CollectionName::parse(c)?.as_str().to_owned(),
                     }),
                     Some(_) => Err("`collection` must be a string".into()),

@@ -194,7 +194,11 @@ fn parse_id(v: Option<&Value>, at: &str, errors: &mut Vec<FieldError>) -> Option
 }
 
 /// A string (user id), `{id, collection}` (object reference), or an inline user/object.
-fn parse_recipient(v: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<RecipientInput> {
+pub(crate) fn parse_recipient(
+    v: &Value,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<RecipientInput> {
     match v {
         Value::String(id) => match EntityId::parse(id) {
             Ok(id) => Some(RecipientInput {
@@ -229,9 +233,15 @@ fn parse_recipient(v: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<
             let reference = match map.get("collection") {
                 None | Some(Value::Null) => id.map(RecipientRef::User),
                 Some(Value::String(c)) => match super::CollectionName::parse(c) {
-                    Ok(c) => id.map(|id| RecipientRef::Object {
-                        id,
-                        collection: c.as_str().to_owned(),
+                    Ok(c) => id.and_then(|id| match EntityId::parse_safe(&id) {
+                        Ok(_) => Some(RecipientRef::Object {
+                            id,
+                            collection: c.as_str().to_owned(),
+                        }),
+                        Err(m) => {
+                            errors.push(FieldError::new(format!("{at}.id"), m));
+                            None
+                        }
                     }),
                     Err(m) => {
                         errors.push(FieldError::new(format!("{at}.collection"), m));
@@ -274,7 +284,7 @@ fn parse_recipient(v: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<
 
 fn parse_tenant(v: &Value, errors: &mut Vec<FieldError>) -> Option<TenantInput> {
     match v {
-        Value::String(id) => match EntityId::parse(id) {
+        Value::String(id) => match EntityId::parse_safe(id) {
             Ok(id) => Some(TenantInput {
                 id: id.into_string(),
                 inline: None,
@@ -286,6 +296,10 @@ fn parse_tenant(v: &Value, errors: &mut Vec<FieldError>) -> Option<TenantInput> 
         },
         Value::Object(map) => {
             let id = parse_id(map.get("id"), "tenant", errors)?;
+            if let Err(m) = EntityId::parse_safe(&id) {
+                errors.push(FieldError::new("tenant.id", m));
+                return None;
+            }
             let props = map
                 .iter()
                 .filter(|(k, _)| k.as_str() != "id")

@@ -4,15 +4,18 @@
 //! `socket` authenticates the upgrade, `session` runs one socket, `joins` handles
 //! `phx_join`, and `hub` maps feeds to sessions and publishes after commit.
 
+mod frame_guard;
 pub mod frames;
 pub mod hub;
 pub mod join;
 mod joins;
 mod session;
 mod socket;
+pub mod socket_limits;
 pub mod topic;
 
 pub use hub::{Hub, HubStats};
+pub use socket_limits::SocketLimits;
 
 use actix_web::web;
 

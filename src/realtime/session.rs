@@ -37,6 +37,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct SessionContext {
     pub state: web::Data<AppState>,
     pub caller: Caller,
+    /// This socket's place under the per-user and per-address caps, held until it ends.
+    pub _slot: super::socket_limits::SocketSlot,
 }
 
 /// Why the loop stopped.
@@ -176,9 +178,10 @@ fn expiry_instant(exp: u64) -> Instant {
 }
 
 fn protocol_stop(e: &actix_ws::ProtocolError) -> Stop {
-    match e {
-        actix_ws::ProtocolError::Overflow => Stop::Server(CloseCode::Size, "frame too large"),
-        _ => Stop::Server(CloseCode::Protocol, "websocket protocol error"),
+    if super::frame_guard::is_overflow(e) {
+        Stop::Server(CloseCode::Size, "frame too large")
+    } else {
+        Stop::Server(CloseCode::Protocol, "websocket protocol error")
     }
 }
 

@@ -10,7 +10,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use actix_web::FromRequest;
+
+use super::frame_guard::FrameGuard;
 use super::session::{self, SessionContext};
+use crate::auth::Caller;
 use crate::auth::extract::authenticate;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -98,10 +102,29 @@ async fn websocket(
         Ok(caller) => caller,
         Err(e) => return Ok(refuse(&e)),
     };
+    let user = match &caller {
+        Caller::User(claims) => Some(claims.user_id.as_str()),
+        _ => None,
+    };
+    let address = req.peer_addr().map(|a| a.ip());
+    let slot = match state.sockets.acquire(user, address) {
+        Ok(slot) => slot,
+        Err(why) => {
+            return Err(ApiError::TooManyRequests(format!("Too many sockets: {why}.")).into());
+        }
+    };
+    // actix-ws buffers whatever arrives before checking frame sizes; the guard stops an
+    // oversized frame at its header (see `frame_guard`).
+    let guarded: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
+    > = Box::pin(FrameGuard::new(body.into_inner(), session::MAX_FRAME_BYTES));
+    let body =
+        web::Payload::from_request(&req, &mut actix_web::dev::Payload::from(guarded)).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let ctx = SessionContext {
         state: state.clone(),
         caller,
+        _slot: slot,
     };
     actix_web::rt::spawn(session::run(session, stream, ctx));
     Ok(response)

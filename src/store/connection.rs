@@ -21,6 +21,17 @@ pub(super) fn open_read_write(path: &Path, synchronous_full: bool) -> StoreResul
     Ok(conn)
 }
 
+/// Caps the database file at about `max_bytes` (never below its current size).
+pub(super) fn limit_size(conn: &Connection, max_bytes: u64) -> StoreResult<()> {
+    let page_size: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    conn.pragma_update(
+        None,
+        "max_page_count",
+        (max_bytes / page_size.max(1)).max(1),
+    )?;
+    Ok(())
+}
+
 /// A read-only connection for queries; WAL lets it read while the writer commits.
 pub(super) fn open_read_only(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(

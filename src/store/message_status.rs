@@ -39,8 +39,9 @@ pub fn set_many(
     now: &str,
 ) -> StoreResult<Vec<MessageRow>> {
     let mut out: Vec<MessageRow> = Vec::with_capacity(ids.len());
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
     for id in ids {
-        if out.iter().any(|m| &m.id == id) {
+        if !seen.insert(id.as_str()) {
             continue;
         }
         if let Some(after) = set_one(db, id, change, now)? {

@@ -17,8 +17,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0002_channel_data.sql"),
     ),
     (
-        "0003_retention",
-        include_str!("migrations/0003_retention.sql"),
+        "0003_subscriptions",
+        include_str!("migrations/0003_subscriptions.sql"),
+    ),
+    (
+        "0004_retention",
+        include_str!("migrations/0004_retention.sql"),
     ),
 ];
 

@@ -33,8 +33,13 @@ pub use writer::WriterHandle;
 /// What can go wrong below the API. Mapped to HTTP once, in `crate::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    /// Displayed without the SQL text: a statement can be ~100 KB, and logs must not
+    /// carry whole statements (or the request data bound into them).
+    #[error("database error: {}", sqlite_message(.0))]
     Sqlite(#[from] rusqlite::Error),
+    /// The group `COMMIT` failed (disk full, I/O error): nothing in the group was stored.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     #[error("stored JSON is corrupt: {0}")]
     Json(#[from] serde_json::Error),
     #[error("file error: {0}")]
@@ -55,6 +60,10 @@ pub enum StoreError {
          before the upgrade)"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    /// A named thing the request relies on does not exist (e.g. "The object `p1` in
+    /// collection `projects`"). Maps to 404 with that name.
+    #[error("{0} was not found")]
+    Missing(String),
     /// The request was well-formed but the stored result would break a rule (e.g. the
     /// merged custom properties exceed 256 kB). Maps to 422.
     #[error("`{field}`: {message}")]
@@ -62,6 +71,41 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// Whether the storage failed rather than the request (disk full, I/O error, database
+    /// locked or unopenable): nothing was stored and the same request may succeed later,
+    /// so the API answers 503 with `Retry-After`.
+    pub fn is_storage_failure(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::CommitFailed(_) => true,
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    C::DiskFull
+                        | C::SystemIoFailure
+                        | C::DatabaseBusy
+                        | C::DatabaseLocked
+                        | C::CannotOpen
+                        | C::ReadOnly
+                        | C::OutOfMemory
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A rusqlite error's message without the statement it came from.
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, offset, .. } => {
+            format!("{msg} (at offset {offset} of the statement)")
+        }
+        other => other.to_string(),
+    }
+}
 
 /// Connection-level handle the query functions receive. Opaque outside `store/`.
 pub struct Db<'a>(&'a rusqlite::Connection);
@@ -77,9 +121,23 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, applies migrations and starts the writer.
     pub fn open(path: &Path, synchronous_full: bool) -> StoreResult<Self> {
+        Self::open_limited(path, synchronous_full, None)
+    }
+
+    /// [`Store::open`], with the database file capped at about `max_bytes` (SQLite's
+    /// `max_page_count`): a write that would grow it further fails as "disk full", which
+    /// the API answers with 503 — the same as a full disk.
+    pub fn open_limited(
+        path: &Path,
+        synchronous_full: bool,
+        max_bytes: Option<u64>,
+    ) -> StoreResult<Self> {
         let mut conn = connection::open_read_write(path, synchronous_full)?;
         migrations::apply(&mut conn)?;
         channels::ensure_default(&conn)?;
+        if let Some(max_bytes) = max_bytes {
+            connection::limit_size(&conn, max_bytes)?;
+        }
         let writer = writer::spawn(conn);
         let readers = readers::ReaderPool::new(path.to_path_buf());
         Ok(Store {

@@ -14,6 +14,7 @@ mod attached;
 mod listing;
 pub mod merge;
 mod objects;
+pub mod subscriptions;
 mod tenants;
 mod users;
 
@@ -28,7 +29,9 @@ pub use attached::{
     preference_set_wire, put_preference_set, set_channel_data,
 };
 pub use merge::deep_merge;
-pub use objects::{delete_object, get_object, list_objects, upsert_object};
+pub use objects::{
+    delete_object, get_object, list_objects, list_tenant_objects, object_exists, upsert_object,
+};
 pub use tenants::{
     TenantFilter, delete_tenant, ensure_tenant, get_tenant, list_tenants, tenant_preference_set,
     upsert_tenant,

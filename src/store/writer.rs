@@ -107,6 +107,13 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
     }
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     for job in batch.drain(..) {
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back itself (it may on SQLITE_FULL or
+            // an I/O error): what the earlier commands wrote is gone, and a command run
+            // now would commit on its own. Refuse the rest; the earlier replies fail below.
+            drop(job);
+            continue;
+        }
         if let Err(e) = conn.execute_batch("SAVEPOINT cmd") {
             tracing::error!(error = %e, "could not open a savepoint; the command is refused");
             continue;
@@ -131,6 +138,17 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
         }
         replies.extend(reply);
     }
+    if conn.is_autocommit() {
+        tracing::error!(
+            "the write transaction was rolled back by SQLite; every command in it fails"
+        );
+        for reply in replies {
+            reply(Err(StoreError::CommitFailed(
+                "the transaction was rolled back (disk full or I/O error)".into(),
+            )));
+        }
+        return;
+    }
     match conn.execute_batch("COMMIT") {
         Ok(()) => replies.into_iter().for_each(|reply| reply(Ok(()))),
         Err(e) => {
@@ -138,9 +156,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
             let message = e.to_string();
             tracing::error!(error = %message, "group commit failed; every command in it is rolled back");
             for reply in replies {
-                reply(Err(StoreError::Conflict(format!(
-                    "commit failed: {message}"
-                ))));
+                reply(Err(StoreError::CommitFailed(message.clone())));
             }
         }
     }

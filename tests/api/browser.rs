@@ -13,7 +13,7 @@ use crate::helpers::{PUBLIC_KEY, SECRET_KEY, TestApp, spawn_app, user_token};
 
 /// `tests/browser` and the Chromium binary, asserting both it and the npm `packages` are
 /// installed.
-fn browser_tooling(packages: &[&str]) -> (PathBuf, String) {
+pub fn browser_tooling(packages: &[&str]) -> (PathBuf, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(

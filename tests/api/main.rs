@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
 
+mod binary;
 mod db;
 mod feed_support;
 mod helpers;
@@ -8,11 +9,16 @@ mod helpers;
 mod backup;
 mod browser;
 mod browser_auth;
+mod browser_objects;
 mod channel_data;
 mod cli;
 mod crash;
 mod feed_access;
 mod feeds;
+mod hardening_auth;
+mod hardening_engine;
+mod hardening_limits;
+mod hardening_sockets;
 mod health;
 mod logs;
 mod message_bulk;
@@ -29,6 +35,8 @@ mod realtime;
 mod realtime_auth;
 mod realtime_limits;
 mod retention;
+mod subscriptions;
+mod tenant_objects;
 mod tenants;
 mod trigger;
 mod unsupported;

@@ -18,3 +18,15 @@ async fn the_official_node_sdk_manages_users_objects_and_tenants() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_official_node_sdk_manages_subscriptions() {
+    let js = installed_node_sdk();
+    let app = spawn_app().await;
+    app.run_sdk_script(
+        PathBuf::from("node"),
+        js.join("subscriptions_sdk.mjs"),
+        "subscriptions sdk: ok",
+    )
+    .await;
+}

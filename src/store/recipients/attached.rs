@@ -293,8 +293,9 @@ pub(super) fn apply_inline(
     Ok(())
 }
 
-/// Removes everything attached to a recipient (on delete).
+/// Removes everything attached to a recipient (on delete), subscriptions included.
 pub(super) fn delete_all(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreResult<()> {
+    super::subscriptions::delete_for(db, &owner)?;
     db.0.prepare_cached(
         "DELETE FROM preference_sets WHERE recipient_kind = ?1 AND recipient_collection = ?2 AND recipient_id = ?3",
     )?

@@ -69,7 +69,16 @@ pub fn get_object(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<Option
         .map(|(props, updated_at)| wire(collection, id, props, updated_at)))
 }
 
-/// Deletes the object with its preference sets and channel data. Returns whether it existed.
+/// Whether an object exists (cheaper than loading it).
+pub fn object_exists(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<bool> {
+    Ok(db
+        .0
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM objects WHERE collection = ?1 AND id = ?2)")?
+        .query_row([collection, id], |r| r.get(0))?)
+}
+
+/// Deletes the object with its preference sets, channel data and subscriptions (as
+/// subscriber and as followed object). Returns whether it existed.
 pub fn delete_object(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<bool> {
     let n =
         db.0.prepare_cached("DELETE FROM objects WHERE collection = ?1 AND id = ?2")?
@@ -88,13 +97,58 @@ pub fn list_objects(
     let collection_param = collection.to_owned();
     let listing = Listing {
         table: "objects",
-        columns: "rowid, id, properties, updated_at",
+        columns: "rowid, collection, id, properties, updated_at",
         filter: "collection = :collection",
         params: vec![(":collection", &collection_param)],
     };
-    let page = listing::fetch(db, &listing, q, listing::recipient_row)?;
+    page_of(db, &listing, q, include_preferences)
+}
+
+/// One page of the objects that have feed items in `tenant` (optionally of one
+/// `collection`), in creation order. See `api::tenant_objects` for the definition.
+pub fn list_tenant_objects(
+    db: &Db<'_>,
+    tenant: &str,
+    collection: Option<&str>,
+    q: &PageQuery,
+    include_preferences: bool,
+) -> StoreResult<Page<Value>> {
+    let tenant_param = tenant.to_owned();
+    let collection_param = collection.map(str::to_owned);
+    let listing = Listing {
+        table: "objects",
+        columns: "rowid, collection, id, properties, updated_at",
+        filter: "(:collection IS NULL OR collection = :collection) AND EXISTS (\
+                 SELECT 1 FROM feed_counters f WHERE f.tenant = :tenant AND f.recipient_kind = 'object' \
+                 AND f.recipient_collection = objects.collection AND f.recipient_id = objects.id)",
+        params: vec![
+            (":collection", &collection_param),
+            (":tenant", &tenant_param),
+        ],
+    };
+    page_of(db, &listing, q, include_preferences)
+}
+
+fn page_of(
+    db: &Db<'_>,
+    listing: &Listing<'_>,
+    q: &PageQuery,
+    include_preferences: bool,
+) -> StoreResult<Page<Value>> {
+    let page = listing::fetch(db, listing, q, |r| {
+        Ok((
+            r.get(0)?,
+            (
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ),
+        ))
+    })?;
     let mut entries = Vec::with_capacity(page.entries.len());
-    for (id, props, updated_at) in page.entries {
+    for (collection, id, props, updated_at) in page.entries {
+        let collection = collection.as_str();
         let mut object = wire(collection, &id, parse_props(&props)?, updated_at);
         if include_preferences {
             object["preferences"] = preference_map(db, ChannelDataOwner::object(collection, &id))?;

@@ -69,7 +69,7 @@ pub fn user_exists(db: &Db<'_>, id: &str) -> StoreResult<bool> {
         .query_row([id], |r| r.get(0))?)
 }
 
-/// Deletes the user with its preference sets and channel data. Messages that name the
+/// Deletes the user with its preference sets, channel data and subscriptions. Messages that name the
 /// user stay (feeds show a minimal stand-in). Returns whether the user existed.
 pub fn delete_user(db: &Db<'_>, id: &str) -> StoreResult<bool> {
     let n =
@@ -96,6 +96,7 @@ pub fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Va
         ChannelDataOwner::user(into),
         ChannelDataOwner::user(from),
     )?;
+    super::subscriptions::adopt_user_subscriptions(db, into, from)?;
     delete_user(db, from)?;
     Ok(Some(wire(into, merged, now)))
 }
