@@ -18,6 +18,7 @@ mod pages;
 mod preferences;
 mod raw_input;
 mod recipient_input;
+mod run_records;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
@@ -56,4 +57,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     preferences::routes(cfg);
     workflows::routes(cfg);
     channels::routes(cfg);
+    run_records::routes(cfg);
 }

@@ -40,11 +40,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "delivery logs (in-app messages have no provider)",
     ),
     ("/v1/notify/cancel", "the legacy notify API"),
-    ("/v1/workflow_recipient_runs", "workflow recipient run logs"),
-    (
-        "/v1/workflow_recipient_runs/{id}",
-        "workflow recipient run logs",
-    ),
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -24,7 +24,7 @@ use super::preference_check;
 use super::registry::CompiledWorkflow;
 use super::scope::{Node, Scope, shared_entries};
 use crate::model::RecipientRef;
-use crate::store::messages::NewMessage;
+use crate::store::messages::{MessageData, NewMessage};
 use crate::store::recipients;
 use crate::{clock, ids};
 
@@ -35,8 +35,9 @@ pub struct RunContext {
     pub workflow: Arc<CompiledWorkflow>,
     pub tenant: Option<String>,
     pub actor: Option<RecipientRef>,
-    /// The trigger's `data`.
-    pub data: Arc<Map<String, Value>>,
+    /// The trigger's `data` (a JSON object). Every message of a recipient without
+    /// `$trigger_data` shares this one allocation (issue 8 item 5).
+    pub data: Arc<Value>,
     /// The actor and tenant as templates and conditions see them.
     pub actor_value: Option<Value>,
     pub tenant_value: Option<Value>,
@@ -76,7 +77,7 @@ impl RunContext {
             run_id,
             tenant,
             actor,
-            data: Arc::new(data),
+            data: Arc::new(Value::Object(data)),
             actor_value,
             tenant_value,
             shared,
@@ -161,12 +162,21 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
             .clone()
             .unwrap_or_else(|| recipients::minimal(reference)),
     );
-    let data = merged_data(&run.data, trigger_data);
+    // The run's data is shared, never copied per recipient; only `$trigger_data` makes
+    // a recipient's own.
+    let data = match trigger_data {
+        None => MessageData::Run(run.data.clone()),
+        Some(td) => {
+            let empty = Map::new();
+            let base = run.data.as_object().unwrap_or(&empty);
+            MessageData::Own(Arc::new(merged_data(base, Some(td))))
+        }
+    };
     let mut messages = Vec::new();
     let mut status = "completed";
     let preferences = &recipient.preferences;
     let condition_scope = if preference_check::needs_scope(preferences) {
-        json!({"recipient": entity, "data": data, "actor": run.actor_value, "tenant": run.tenant_value})
+        json!({"recipient": entity, "data": &**data.value(), "actor": run.actor_value, "tenant": run.tenant_value})
     } else {
         Value::Null
     };
@@ -186,8 +196,8 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
             "timestamp": now,
             "current_message": {"id": id, "inserted_at": now, "updated_at": now},
         });
-        if trigger_data.is_some() {
-            own["data"] = data.clone();
+        if let MessageData::Own(own_data) = &data {
+            own["data"] = (**own_data).clone();
         }
         let scope = Scope::with_shared(run.shared.clone(), &own);
         match step.template.render(&scope) {

@@ -265,7 +265,7 @@ pub(crate) mod tests {
             workflow_recipient_run_id: "rr".into(),
             step_ref: "s".into(),
             actors: vec![],
-            data: json!({"page": "p1", "n": 3, "nested": {"a": 1}}),
+            data: std::sync::Arc::new(json!({"page": "p1", "n": 3, "nested": {"a": 1}})),
             blocks: json!([]),
             metadata: json!({}),
             inserted_at: "2026-01-02T00:00:00.000000Z".into(),

@@ -12,6 +12,7 @@ pub mod preferences;
 pub mod properties;
 pub mod recipient;
 pub mod retention;
+pub mod run_records;
 pub mod subscription;
 pub mod trigger;
 pub mod views;

@@ -51,7 +51,7 @@ pub fn feed_item(m: &MessageRow, recipients: &RecipientMap, mode: FeedMode) -> V
         "actors": actors,
         "total_actors": m.actors.len(),
         "blocks": m.blocks,
-        "data": if mode == FeedMode::Compact { compact_data(&m.data) } else { m.data.clone() },
+        "data": if mode == FeedMode::Compact { compact_data(&m.data) } else { (*m.data).clone() },
         "inserted_at": m.inserted_at,
         "updated_at": m.updated_at,
         "read_at": m.read_at,
@@ -85,7 +85,7 @@ pub fn activity(m: &MessageRow, recipients: &RecipientMap) -> Value {
         "updated_at": m.inserted_at,
         "actor": m.actors.first().map(|a| recipient_json(recipients, a)),
         "recipient": recipient_json(recipients, &m.recipient),
-        "data": m.data,
+        "data": &*m.data,
     })
 }
 
@@ -164,7 +164,7 @@ pub fn message(m: &MessageRow) -> Value {
             "workflow_run_id": m.workflow_run_id,
             "workflow_recipient_run_id": m.workflow_recipient_run_id,
         },
-        "data": m.data,
+        "data": &*m.data,
         "metadata": m.metadata,
     })
 }

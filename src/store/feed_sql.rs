@@ -153,7 +153,10 @@ pub(super) fn trigger_data(w: &mut Where, wanted: &serde_json::Map<String, Value
 /// One `trigger_data` key: the top-level data value must equal `value` (a scalar).
 /// `json_each` exposes the key verbatim, so keys need no JSON-path quoting.
 fn trigger_value(w: &mut Where, key: &str, value: &Value) {
-    let probe = "EXISTS (SELECT 1 FROM json_each(messages.data) d WHERE d.key = ? AND ";
+    let probe = format!(
+        "EXISTS (SELECT 1 FROM json_each({}) d WHERE d.key = ? AND ",
+        super::messages::DATA_SQL
+    );
     match value {
         Value::Null => w.push(format!("{probe}d.type = 'null')"), [text(key)]),
         Value::Bool(true) => w.push(format!("{probe}d.type = 'true')"), [text(key)]),

@@ -31,7 +31,9 @@ fn new_message(i: usize, tenant: Option<&str>) -> NewMessage {
         workflow_recipient_run_id: format!("rr{i}"),
         step_ref: "in_app".into(),
         actors: vec![],
-        data: json!({"i": i, "kind": if i.is_multiple_of(4) { "a" } else { "b" }, "nested": {"x": 1}}),
+        data:
+            json!({"i": i, "kind": if i.is_multiple_of(4) { "a" } else { "b" }, "nested": {"x": 1}})
+                .into(),
         blocks: json!([]),
         inserted_at: format!("2026-01-01T00:00:{:02}.000000Z", i),
     }

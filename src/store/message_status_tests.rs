@@ -35,7 +35,7 @@ fn seed(db: &Db<'_>) {
                 workflow_recipient_run_id: format!("rr{i}"),
                 step_ref: "s".into(),
                 actors: vec![],
-                data: json!({"i": i}),
+                data: json!({"i": i}).into(),
                 blocks: json!([]),
                 inserted_at: format!("2026-01-01T00:00:{i:02}.000000Z"),
             },

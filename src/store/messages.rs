@@ -4,11 +4,50 @@
 //! non-archived messages, and of those the unread and unseen ones. Every function here
 //! that changes a message adjusts the counters in the same transaction.
 
+use std::sync::Arc;
+
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
 use crate::model::RecipientRef;
+
+/// A message's `data`. Every recipient without `$trigger_data` shares the run's `data`:
+/// one allocation in memory (`Arc`), and in the database it is not copied into each
+/// message row but read from the run's stored request (see [`DATA_SQL`]). Only a
+/// recipient whose data really differs stores its own.
+#[derive(Debug, Clone)]
+pub enum MessageData {
+    /// The trigger's `data`, as stored with the run.
+    Run(Arc<Value>),
+    /// This recipient's own data (the trigger's `data` merged with its `$trigger_data`).
+    Own(Arc<Value>),
+}
+
+impl MessageData {
+    pub fn value(&self) -> &Arc<Value> {
+        match self {
+            MessageData::Run(v) | MessageData::Own(v) => v,
+        }
+    }
+}
+
+impl From<Value> for MessageData {
+    fn from(value: Value) -> Self {
+        MessageData::Own(Arc::new(value))
+    }
+}
+
+/// A message row's `data` as SQL: its own, or (stored as `''`) the run's `data`.
+macro_rules! data_sql {
+    () => {
+        "COALESCE(NULLIF(messages.data, ''), \
+         (SELECT json_extract(r.request, '$.data') FROM workflow_runs r WHERE r.id = messages.workflow_run_id), '{}')"
+    };
+}
+
+/// The SQL expression of a message's `data` (for filters on it).
+pub const DATA_SQL: &str = data_sql!();
 
 /// A message the engine wants stored. `id` and timestamps are chosen by the caller.
 #[derive(Debug, Clone)]
@@ -24,7 +63,7 @@ pub struct NewMessage {
     pub workflow_recipient_run_id: String,
     pub step_ref: String,
     pub actors: Vec<RecipientRef>,
-    pub data: Value,
+    pub data: MessageData,
     pub blocks: Value,
     pub inserted_at: String,
 }
@@ -44,7 +83,8 @@ pub struct MessageRow {
     pub workflow_recipient_run_id: String,
     pub step_ref: String,
     pub actors: Vec<RecipientRef>,
-    pub data: Value,
+    /// Shared with every other message of the run that has the run's data.
+    pub data: Arc<Value>,
     pub blocks: Value,
     pub metadata: Value,
     pub inserted_at: String,
@@ -56,10 +96,14 @@ pub struct MessageRow {
     pub link_clicked_at: Option<String>,
 }
 
-/// Columns in the order [`row_to_message`] reads them; prefix-free so callers can alias.
-pub const MESSAGE_COLUMNS: &str = "seq, id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
+/// Columns in the order [`row_to_message`] reads them, selected `FROM messages`.
+pub const MESSAGE_COLUMNS: &str = concat!(
+    "seq, id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
      workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
-     actors, data, blocks, metadata, inserted_at, updated_at, seen_at, read_at, archived_at, interacted_at, link_clicked_at";
+     actors, ",
+    data_sql!(),
+    ", blocks, metadata, inserted_at, updated_at, seen_at, read_at, archived_at, interacted_at, link_clicked_at"
+);
 
 pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
     let json = |i: usize| -> rusqlite::Result<Value> {
@@ -86,7 +130,7 @@ pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
         workflow_recipient_run_id: row.get(11)?,
         step_ref: row.get(12)?,
         actors: serde_json::from_value(actors).unwrap_or_default(),
-        data: json(14)?,
+        data: Arc::new(json(14)?),
         blocks: json(15)?,
         metadata: json(16)?,
         inserted_at: row.get(17)?,
@@ -125,26 +169,52 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
             m.workflow_recipient_run_id,
             m.step_ref,
             serde_json::to_string(&m.actors)?,
-            serde_json::to_string(&m.data)?,
+            match &m.data {
+                MessageData::Run(_) => String::new(),
+                MessageData::Own(data) => serde_json::to_string(&**data)?,
+            },
             serde_json::to_string(&m.blocks)?,
             m.inserted_at,
         ])?;
     if inserted == 0 {
         return Ok(None);
     }
-    let row = get(db, &m.id)?;
-    if let Some(row) = &row {
-        adjust_counters(
-            db,
-            row,
-            CounterDelta {
-                total: 1,
-                unread: 1,
-                unseen: 1,
-            },
-        )?;
-    }
-    Ok(row)
+    // The row as stored, built from what was inserted rather than read back: reading it
+    // would parse the run's data once more per message.
+    let row = MessageRow {
+        seq: db.0.last_insert_rowid(),
+        id: m.id.clone(),
+        channel_id: m.channel_id.clone(),
+        recipient: m.recipient.clone(),
+        tenant: m.tenant.clone(),
+        workflow_key: m.workflow_key.clone(),
+        workflow_version_id: m.workflow_version_id.clone(),
+        workflow_categories: m.workflow_categories.clone(),
+        workflow_run_id: m.workflow_run_id.clone(),
+        workflow_recipient_run_id: m.workflow_recipient_run_id.clone(),
+        step_ref: m.step_ref.clone(),
+        actors: m.actors.clone(),
+        data: m.data.value().clone(),
+        blocks: m.blocks.clone(),
+        metadata: Value::Object(Default::default()),
+        inserted_at: m.inserted_at.clone(),
+        updated_at: m.inserted_at.clone(),
+        seen_at: None,
+        read_at: None,
+        archived_at: None,
+        interacted_at: None,
+        link_clicked_at: None,
+    };
+    adjust_counters(
+        db,
+        &row,
+        CounterDelta {
+            total: 1,
+            unread: 1,
+            unseen: 1,
+        },
+    )?;
+    Ok(Some(row))
 }
 
 /// Loads one message by id.

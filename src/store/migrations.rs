@@ -21,8 +21,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0003_subscriptions.sql"),
     ),
     (
-        "0004_retention",
-        include_str!("migrations/0004_retention.sql"),
+        "0004_run_records",
+        include_str!("migrations/0004_run_records.sql"),
+    ),
+    (
+        "0005_retention",
+        include_str!("migrations/0005_retention.sql"),
     ),
 ];
 

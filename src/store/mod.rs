@@ -22,6 +22,7 @@ pub mod messages;
 pub mod meta;
 pub mod recipients;
 pub mod retention;
+pub mod run_records;
 pub mod runs;
 pub mod workflows;
 

@@ -38,13 +38,14 @@ pub struct Message {
 
 pub fn messages_of_run(path: &Path, run_id: &str) -> Vec<Message> {
     let conn = open(path);
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, recipient_kind, recipient_collection, recipient_id, tenant, workflow_key, \
-             workflow_categories, workflow_recipient_run_id, step_ref, actors, data, blocks \
-             FROM messages WHERE workflow_run_id = ?1 ORDER BY seq",
-        )
-        .expect("prepare");
+    // A message shares its run's data unless its own differs (`DATA_SQL` reads either).
+    let sql = format!(
+        "SELECT id, recipient_kind, recipient_collection, recipient_id, tenant, workflow_key, \
+         workflow_categories, workflow_recipient_run_id, step_ref, actors, {}, blocks \
+         FROM messages WHERE workflow_run_id = ?1 ORDER BY seq",
+        tidings::store::messages::DATA_SQL
+    );
+    let mut stmt = conn.prepare(&sql).expect("prepare");
     let json = |s: String| serde_json::from_str::<Value>(&s).expect("stored JSON");
     stmt.query_map([run_id], |r| {
         Ok(Message {

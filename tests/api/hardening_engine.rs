@@ -163,3 +163,69 @@ async fn a_full_disk_answers_503_with_retry_after_and_loses_nothing_acknowledged
         }
     }
 }
+
+/// Documented bound (README "Limits"): a trigger's `data` is held once per run, so one
+/// 1 MB-data trigger to 1,000 recipients costs a few copies of 1 MB, not 1,000.
+const MEMORY_BOUND_MIB: u64 = 256;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1mb_data_trigger_to_1000_recipients_stays_under_the_memory_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path = dir.path().join("mem.db");
+    let server = Binary::start(&db_path, &[]).await;
+    let client = reqwest::Client::new();
+    let before = server.peak_rss_kib();
+    let recipients: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
+    let res = client
+        .post(format!("{}/v1/workflows/new-comment/trigger", server.base))
+        .bearer_auth(SECRET_KEY)
+        .json(&json!({
+            "recipients": recipients,
+            "data": {"page_title": "P", "comment_preview": "hi", "blob": "x".repeat(1_000_000)}
+        }))
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(res.status(), 200);
+    let last = "u999";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let feed: Value = client
+            .get(format!("{}/v1/users/{last}/feeds/in-app-feed", server.base))
+            .bearer_auth(SECRET_KEY)
+            .send()
+            .await
+            .expect("feed")
+            .json()
+            .await
+            .expect("feed JSON");
+        if feed["entries"].as_array().map_or(0, Vec::len) == 1 {
+            assert_eq!(
+                feed["entries"][0]["data"]["blob"].as_str().map(str::len),
+                Some(1_000_000)
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not complete: {feed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let peak = server.peak_rss_kib();
+    eprintln!("peak RSS {before} KiB -> {peak} KiB");
+    assert!(
+        peak < before + MEMORY_BOUND_MIB * 1024,
+        "peak RSS grew from {before} KiB to {peak} KiB"
+    );
+    // Stored once per run too: the database holds a few MB, not 1,000 copies.
+    let stored: u64 = ["mem.db", "mem.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        stored < 64 * 1024 * 1024,
+        "database + WAL hold {stored} bytes"
+    );
+}

@@ -35,6 +35,7 @@ mod realtime;
 mod realtime_auth;
 mod realtime_limits;
 mod retention;
+mod run_records;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;

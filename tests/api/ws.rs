@@ -244,7 +244,7 @@ impl TestApp {
             workflow_recipient_run_id: run,
             step_ref: "in_app_feed_1".into(),
             actors: vec![],
-            data: item.data,
+            data: item.data.into(),
             blocks: json!([]),
             inserted_at: tidings::clock::now(),
         };
