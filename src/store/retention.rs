@@ -79,11 +79,14 @@ pub fn delete_expired_messages(
 const FINISHED_RUNS: &str = "('completed', 'failed', 'cancelled')";
 
 /// Deletes up to `limit` finished workflow runs last updated before `cutoff`, with their
-/// recipient runs. Queued or waiting runs are never touched. Returns how many runs went.
+/// recipient runs. Queued or waiting runs are never touched, nor a run any stored message
+/// still belongs to: messages read their shared `data` from their run's request
+/// (`messages::DATA_SQL`), so a run lives as long as its items. Returns how many went.
 pub fn delete_expired_runs(db: &Db<'_>, cutoff: &str, limit: usize) -> StoreResult<usize> {
     let ids: Vec<String> =
         db.0.prepare_cached(&format!(
-            "SELECT id FROM workflow_runs WHERE updated_at < ?1 AND status IN {FINISHED_RUNS} \
+            "SELECT id FROM workflow_runs r WHERE updated_at < ?1 AND status IN {FINISHED_RUNS} \
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.workflow_run_id = r.id) \
              ORDER BY updated_at LIMIT ?2"
         ))?
         .query_map(

@@ -30,7 +30,7 @@ fn seed(db: &Db<'_>) {
                 workflow_recipient_run_id: format!("rr{i}"),
                 step_ref: "s".into(),
                 actors: vec![],
-                data: json!({"i": i}),
+                data: json!({"i": i}).into(),
                 blocks: json!([]),
                 inserted_at: at(i),
             },
@@ -171,11 +171,16 @@ fn a_channel_rule_touches_only_its_channel_and_the_default_skips_it() {
 fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_runs() {
     let conn = open();
     let db = Db(&conn);
+    seed(&db);
+    conn.execute("DELETE FROM messages WHERE workflow_run_id != 'r5'", [])
+        .expect("keep one message");
     for (id, status, updated) in [
         ("old-done", "completed", at(1)),
         ("old-failed", "failed", at(2)),
         ("old-queued", "queued", at(3)),
         ("new-done", "completed", at(30)),
+        // Old and finished, but message m05 (run `r5`) still reads its data from it.
+        ("r5", "completed", at(4)),
     ] {
         conn.execute(
             "INSERT INTO workflow_runs(id, workflow_key, request, status, inserted_at, updated_at) \
@@ -200,7 +205,7 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(runs, ["new-done", "old-queued"]);
+    assert_eq!(runs, ["new-done", "old-queued", "r5"]);
     let orphans: i64 = conn
         .query_row(
             "SELECT count(*) FROM workflow_recipient_runs WHERE workflow_run_id NOT IN (SELECT id FROM workflow_runs)",

@@ -155,7 +155,8 @@ async fn retention_deletes_exactly_the_expired_items_and_counters_equal_a_recoun
     }
     assert_eq!(meta, (5, 5, 4));
 
-    // Runs: finished runs older than the limit go with their recipient runs; items stay.
+    // Runs: finished runs older than the limit go with their recipient runs, except the
+    // 3 whose items are still stored (items read their data from their run).
     let runs_before = db::count(&app.db_path, "SELECT count(*) FROM workflow_runs");
     assert_eq!(runs_before, 7);
     let r = run_pass(
@@ -166,13 +167,16 @@ async fn retention_deletes_exactly_the_expired_items_and_counters_equal_a_recoun
     )
     .await
     .unwrap();
-    assert_eq!(r.runs, 7);
+    assert_eq!(r.runs, 4);
     assert_eq!(
         db::count(&app.db_path, "SELECT count(*) FROM workflow_runs"),
-        0
+        3
     );
     assert_eq!(
-        db::count(&app.db_path, "SELECT count(*) FROM workflow_recipient_runs"),
+        db::count(
+            &app.db_path,
+            "SELECT count(*) FROM workflow_recipient_runs WHERE workflow_run_id NOT IN (SELECT id FROM workflow_runs)"
+        ),
         0
     );
     assert_eq!(
@@ -180,6 +184,15 @@ async fn retention_deletes_exactly_the_expired_items_and_counters_equal_a_recoun
         expected,
         "run retention leaves feed items alone"
     );
+    let (_, feed) = app
+        .get_json("/v1/users/ada/feeds/in-app-feed?archived=include")
+        .await;
+    for entry in feed["entries"].as_array().into_iter().flatten() {
+        assert!(
+            entry["data"]["n"].as_i64().is_some_and(|n| n >= 10),
+            "{entry}"
+        );
+    }
 }
 
 #[tokio::test]
