@@ -112,6 +112,11 @@ pub struct Settings {
     /// Seconds between retention passes (the first runs at start).
     #[arg(long, env = "TIDINGS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
     pub retention_interval_secs: u64,
+
+    /// The engine's time source (delays, batch windows, schedules): the system clock,
+    /// or a manual clock that tests advance.
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 /// How log lines are written (see `crate::logging`).
@@ -148,6 +153,7 @@ impl Settings {
             retain_archived_days: None,
             retain_runs_days: None,
             retention_interval_secs: 3600,
+            clock: crate::clock::Clock::system(),
         }
     }
 

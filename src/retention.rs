@@ -165,7 +165,12 @@ pub struct Retention {
 impl Retention {
     /// Starts the task when the policy deletes anything: a pass at start, then one every
     /// `every`.
-    pub fn spawn(store: Store, policy: RetentionPolicy, every: Duration) -> Option<Retention> {
+    pub fn spawn(
+        store: Store,
+        policy: RetentionPolicy,
+        every: Duration,
+        clock: crate::clock::Clock,
+    ) -> Option<Retention> {
         if !policy.is_enabled() {
             return None;
         }
@@ -174,6 +179,7 @@ impl Retention {
             store,
             policy,
             every.max(Duration::from_secs(1)),
+            clock,
             stop_rx,
         ));
         Some(Retention {
@@ -196,6 +202,7 @@ async fn run(
     store: Store,
     policy: RetentionPolicy,
     every: Duration,
+    clock: crate::clock::Clock,
     mut stop: watch::Receiver<bool>,
 ) {
     tracing::info!(?policy, every_secs = every.as_secs(), "retention enabled");
@@ -207,7 +214,7 @@ async fn run(
             _ = stop.changed() => return,
         }
         let started = Instant::now();
-        match run_pass(&store, &policy, Utc::now(), Some(&stop)).await {
+        match run_pass(&store, &policy, clock.now_utc(), Some(&stop)).await {
             Ok(r) => tracing::info!(
                 items = r.items,
                 archived = r.archived,

@@ -72,7 +72,13 @@ impl Application {
         )
         .await?;
         let hub = Hub::new(store.clone(), settings.ws_queue);
-        let engine = Engine::start(store.clone(), hub.clone(), &settings.workflows).await?;
+        let engine = Engine::start(
+            store.clone(),
+            hub.clone(),
+            &settings.workflows,
+            settings.clock.clone(),
+        )
+        .await?;
         let listener = TcpListener::bind(settings.addr).map_err(|source| StartupError::Bind {
             addr: settings.addr.to_string(),
             source,
@@ -88,6 +94,7 @@ impl Application {
             store.clone(),
             RetentionPolicy::from_settings(&settings),
             Duration::from_secs(settings.retention_interval_secs),
+            settings.clock.clone(),
         );
         let state = web::Data::new(AppState {
             settings: settings.clone(),

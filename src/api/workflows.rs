@@ -6,6 +6,9 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// Most recipients one cancel may list (as many as one trigger may have).
+const MAX_CANCEL_RECIPIENTS: usize = 1_000;
+
 use super::common::RequestIdValue;
 use crate::auth::ServerKey;
 use crate::engine::UpsertError;
@@ -162,10 +165,11 @@ async fn trigger(
     Ok(response.json(json!({"workflow_run_id": accepted.run_id()})))
 }
 
-/// `POST /v1/workflows/{key}/cancel`: Knock cancels only runs that are *paused* (waiting
-/// in a delay, batch or fetch retry). Tidings implements no pausing step yet, so every
-/// run completes without pausing and there is never anything to cancel: after
-/// validating the request, the truthful answer is Knock's 204 with nothing changed.
+/// `POST /v1/workflows/{key}/cancel` (spec §3.2): cancels the *paused* recipient runs
+/// (waiting in a delay) triggered with `cancellation_key`, for every recipient or only
+/// the listed ones (at most 1,000). A run that already finished, or has not reached its
+/// pausing step yet, is not touched (Knock advises not to cancel within 5 s of the
+/// trigger). Answers 204 once the cancel committed.
 async fn cancel(
     _: ServerKey,
     state: web::Data<AppState>,
@@ -175,8 +179,10 @@ async fn cancel(
     let key = key.into_inner();
     let body = body.into_inner();
     let mut errors = Vec::new();
+    let mut cancellation_key = String::new();
+    let mut recipients = None;
     match body.get("cancellation_key") {
-        Some(Value::String(k)) if !k.is_empty() && k.len() <= 255 => {}
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= 255 => cancellation_key = k.clone(),
         _ => errors.push(crate::error::FieldError::new(
             "cancellation_key",
             "is required: a string of 1 to 255 characters",
@@ -184,12 +190,23 @@ async fn cancel(
     }
     match body.get("recipients") {
         None | Some(Value::Null) => {}
+        Some(Value::Array(list)) if list.len() > MAX_CANCEL_RECIPIENTS => {
+            errors.push(crate::error::FieldError::new(
+                "recipients",
+                format!("may list at most {MAX_CANCEL_RECIPIENTS} recipients"),
+            ))
+        }
         Some(Value::Array(list)) => {
+            let mut parsed = Vec::with_capacity(list.len());
             for (i, r) in list.iter().enumerate() {
-                if let Err(m) = RecipientRef::parse(r) {
-                    errors.push(crate::error::FieldError::new(format!("recipients[{i}]"), m));
+                match RecipientRef::parse(r) {
+                    Ok(r) => parsed.push(r),
+                    Err(m) => {
+                        errors.push(crate::error::FieldError::new(format!("recipients[{i}]"), m))
+                    }
                 }
             }
+            recipients = Some(parsed);
         }
         Some(_) => errors.push(crate::error::FieldError::new(
             "recipients",
@@ -202,5 +219,9 @@ async fn cancel(
     if state.engine.registry().get(&key).is_none() {
         return Err(ApiError::WorkflowMissing(key));
     }
+    state
+        .engine
+        .cancel(&key, &cancellation_key, recipients)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

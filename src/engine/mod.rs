@@ -9,14 +9,17 @@ pub mod loader;
 pub mod preference_check;
 pub mod registry;
 pub mod runner;
+pub mod scheduler;
 pub mod scope;
 pub mod templates;
 pub mod validate;
+pub mod waits;
 pub mod walk;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::realtime::Hub;
 use crate::store::Store;
 
@@ -37,6 +40,7 @@ pub struct Engine {
     store: Store,
     registry: Arc<Registry>,
     runner: runner::Runner,
+    scheduler: scheduler::Scheduler,
 }
 
 impl Engine {
@@ -46,6 +50,7 @@ impl Engine {
         store: Store,
         hub: Hub,
         workflows_dir: &Path,
+        clock: Clock,
     ) -> Result<Engine, EngineError> {
         let registry = Arc::new(Registry::new(store.clone()));
         registry.load_stored().await?;
@@ -67,11 +72,19 @@ impl Engine {
                 Err(UpsertError::Store(e)) => return Err(e.into()),
             }
         }
-        let runner = runner::Runner::spawn(store.clone(), hub, registry.clone());
+        let (scheduler, _task) = scheduler::Scheduler::spawn(clock.clone());
+        scheduler.register(Arc::new(waits::ResumeSource(Arc::new(waits::Waits {
+            store: store.clone(),
+            hub: hub.clone(),
+            registry: registry.clone(),
+            clock,
+        }))));
+        let runner = runner::Runner::spawn(store.clone(), hub, registry.clone(), scheduler.clone());
         Ok(Engine {
             store,
             registry,
             runner,
+            scheduler,
         })
     }
 
@@ -103,8 +116,33 @@ impl Engine {
         Ok(accepted)
     }
 
-    /// Stops taking runs and lets the ones writing finish; queued runs resume at start.
+    /// The scheduler: register more due-sources here (see `scheduler::DueSource`).
+    pub fn scheduler(&self) -> &scheduler::Scheduler {
+        &self.scheduler
+    }
+
+    /// Cancels the paused recipient runs of `key` triggered with `cancellation_key`
+    /// (only those of `recipients` when given); returns how many were cancelled.
+    pub async fn cancel(
+        &self,
+        key: &str,
+        cancellation_key: &str,
+        recipients: Option<Vec<crate::model::RecipientRef>>,
+    ) -> Result<usize, crate::store::StoreError> {
+        waits::cancel(
+            &self.store,
+            &self.scheduler,
+            key,
+            cancellation_key,
+            recipients,
+        )
+        .await
+    }
+
+    /// Stops taking runs and lets the ones writing finish; queued runs resume at start,
+    /// and pending timers fire after the next start.
     pub async fn shutdown(&self) {
+        self.scheduler.stop();
         self.runner.shutdown().await;
     }
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::templates::InAppTemplate;
 use crate::error::FieldError;
-use crate::model::workflow::{Step, WorkflowDef};
+use crate::model::workflow::{DelayStep, InAppFeedStep, Step, StepKind, WorkflowDef};
 use crate::store::channels::{self, Channel};
 use crate::store::workflows::{self, StoredWorkflow};
 use crate::store::{Store, StoreError};
@@ -28,11 +28,43 @@ pub struct CompiledStep {
     pub template: InAppTemplate,
 }
 
+/// One executable step of any type.
+pub enum ExecStep {
+    Channel(Box<CompiledStep>),
+    Delay { step_ref: String, delay: DelayStep },
+}
+
+impl ExecStep {
+    pub fn step_ref(&self) -> &str {
+        match self {
+            ExecStep::Channel(s) => &s.step_ref,
+            ExecStep::Delay { step_ref, .. } => step_ref,
+        }
+    }
+
+    /// Knock's `step_type` in run events.
+    pub fn step_type(&self) -> &'static str {
+        match self {
+            ExecStep::Channel(_) => "channel",
+            ExecStep::Delay { .. } => "delay",
+        }
+    }
+}
+
+/// The channel steps of `steps`, depth first (the order templates are compiled in).
+fn channel_steps<'a>(steps: &'a [Step], out: &mut Vec<(String, &'a InAppFeedStep)>, at: &str) {
+    for (i, step) in steps.iter().enumerate() {
+        if let StepKind::InAppFeed(s) = &step.kind {
+            out.push((format!("{at}[{i}]"), s));
+        }
+    }
+}
+
 /// A workflow version ready to run.
 pub struct CompiledWorkflow {
     pub def: WorkflowDef,
     pub stored: StoredWorkflow,
-    pub steps: Vec<CompiledStep>,
+    pub steps: Vec<ExecStep>,
     schema: Option<jsonschema::Validator>,
 }
 
@@ -74,6 +106,12 @@ impl CompiledWorkflow {
         } else {
             Err(errors)
         }
+    }
+
+    /// The step at `path` (see `walk::StepPosition`), if the workflow has one there.
+    pub fn step_at(&self, path: &[usize]) -> Option<&ExecStep> {
+        let (first, _rest) = path.split_first()?;
+        self.steps.get(*first)
     }
 
     /// The management-API `Workflow` object.
@@ -133,9 +171,10 @@ fn prepare(
     };
     let mut errors = Vec::new();
     let mut templates = Vec::new();
-    for (i, step) in def.steps.iter().enumerate() {
-        let Step::InAppFeed(s) = step;
-        match InAppTemplate::compile(&s.template, &at(&format!("steps[{i}].template"))) {
+    let mut channel = Vec::new();
+    channel_steps(&def.steps, &mut channel, "steps");
+    for (path, s) in channel {
+        match InAppTemplate::compile(&s.template, &at(&format!("{path}.template"))) {
             Ok(t) => templates.push(t),
             Err(mut e) => errors.append(&mut e),
         }
@@ -231,10 +270,11 @@ impl Registry {
     ) -> Result<Arc<CompiledWorkflow>, UpsertError> {
         let (def, compiled) = prepare(key, body, prefix).map_err(UpsertError::Invalid)?;
         let _serial = self.upserts.lock().await;
-        let channel_keys: Vec<String> = def
-            .steps
-            .iter()
-            .map(|Step::InAppFeed(s)| s.channel_key.clone())
+        let mut channel = Vec::new();
+        channel_steps(&def.steps, &mut channel, "steps");
+        let channel_keys: Vec<String> = channel
+            .into_iter()
+            .map(|(_, s)| s.channel_key.clone())
             .collect();
         let key_owned = def.key.clone();
         let definition = def.definition.clone();
@@ -260,7 +300,7 @@ impl Registry {
         &self,
         def: WorkflowDef,
         stored: StoredWorkflow,
-        steps: Vec<CompiledStep>,
+        steps: Vec<ExecStep>,
         schema: Option<jsonschema::Validator>,
     ) -> Arc<CompiledWorkflow> {
         let compiled = Arc::new(CompiledWorkflow {
@@ -274,20 +314,35 @@ impl Registry {
     }
 }
 
-/// Pairs each step with its channel and compiled template; `None` if a channel is unknown.
+/// Builds the executable steps, pairing each channel step with its channel and compiled
+/// template (in [`channel_steps`] order); `None` if a channel is unknown.
 fn attach_channels(
     def: &WorkflowDef,
     templates: Vec<InAppTemplate>,
     channel: impl Fn(&str) -> Option<Channel>,
-) -> Option<Vec<CompiledStep>> {
-    def.steps
+) -> Option<Vec<ExecStep>> {
+    let mut templates = templates.into_iter();
+    exec_steps(&def.steps, &mut templates, &channel)
+}
+
+fn exec_steps(
+    steps: &[Step],
+    templates: &mut impl Iterator<Item = InAppTemplate>,
+    channel: &impl Fn(&str) -> Option<Channel>,
+) -> Option<Vec<ExecStep>> {
+    steps
         .iter()
-        .zip(templates)
-        .map(|(Step::InAppFeed(s), template)| {
-            Some(CompiledStep {
-                step_ref: s.step_ref.clone(),
-                channel: channel(&s.channel_key)?,
-                template,
+        .map(|step| {
+            Some(match &step.kind {
+                StepKind::InAppFeed(s) => ExecStep::Channel(Box::new(CompiledStep {
+                    step_ref: s.step_ref.clone(),
+                    channel: channel(&s.channel_key)?,
+                    template: templates.next()?,
+                })),
+                StepKind::Delay(d) => ExecStep::Delay {
+                    step_ref: step.step_ref.clone(),
+                    delay: d.clone(),
+                },
             })
         })
         .collect()

@@ -25,10 +25,13 @@ use tokio::task::JoinSet;
 
 use super::preference_check;
 use super::registry::Registry;
+use super::scheduler::Scheduler;
+use super::waits;
 use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, walk};
+use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::realtime::Hub;
-use crate::store::messages::{self, MessageRow};
+use crate::store::messages::MessageRow;
 use crate::store::{Store, StoreError, recipients, runs};
 
 /// Run ids waiting in memory; beyond this the runner rescans the table instead.
@@ -43,6 +46,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 struct Ctx {
     store: Store,
+    clock: Clock,
+    scheduler: Scheduler,
     hub: Hub,
     registry: Arc<Registry>,
     in_flight: DashSet<String>,
@@ -61,11 +66,13 @@ pub struct Runner {
 
 impl Runner {
     /// Starts the runner; it first resumes every run left `queued`.
-    pub fn spawn(store: Store, hub: Hub, registry: Arc<Registry>) -> Runner {
+    pub fn spawn(store: Store, hub: Hub, registry: Arc<Registry>, scheduler: Scheduler) -> Runner {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             store,
+            clock: scheduler.clock().clone(),
+            scheduler,
             hub,
             registry,
             in_flight: DashSet::new(),
@@ -177,15 +184,16 @@ async fn process(ctx: Arc<Ctx>, run_id: String) {
 }
 
 /// The normalized trigger stored with a run (see `Trigger::to_stored`).
-struct StoredRequest {
-    recipients: Vec<(RecipientRef, Option<Map<String, Value>>)>,
-    actor: Option<RecipientRef>,
-    data: Map<String, Value>,
-    tenant: Option<String>,
+pub(crate) struct StoredRequest {
+    pub recipients: Vec<(RecipientRef, Option<Map<String, Value>>)>,
+    pub actor: Option<RecipientRef>,
+    pub data: Map<String, Value>,
+    pub tenant: Option<String>,
+    pub skip_delay: bool,
 }
 
 impl StoredRequest {
-    fn parse(v: &Value) -> Result<StoredRequest, String> {
+    pub fn parse(v: &Value) -> Result<StoredRequest, String> {
         let recipients = v["recipients"]
             .as_array()
             .ok_or("recipients missing")?
@@ -204,6 +212,7 @@ impl StoredRequest {
             actor,
             data: v["data"].as_object().cloned().unwrap_or_default(),
             tenant: v["tenant"].as_str().map(str::to_owned),
+            skip_delay: v["settings"]["skip_delay"].as_bool().unwrap_or(false),
         })
     }
 }
@@ -258,7 +267,8 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
             Ok((loaded, actor_value, tenant_value))
         })
         .await?;
-    let run_ctx = RunContext::new(
+    let skip_delay = request.skip_delay;
+    let mut run_ctx = RunContext::new(
         run_id.to_owned(),
         workflow,
         request.tenant,
@@ -267,6 +277,8 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
         actor_value,
         tenant_value,
     );
+    run_ctx.clock = ctx.clock.clone();
+    run_ctx.skip_delay = skip_delay;
     let recipients_ctx: Vec<RecipientContext> = request
         .recipients
         .into_iter()
@@ -290,32 +302,23 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
     .await
     .map_err(|e| StoreError::Blocking(e.to_string()))?;
 
+    let paused = plans.iter().any(|p| p.wait.is_some());
     let run_id_owned = run_id.to_owned();
     let inserted: Vec<MessageRow> = ctx
         .store
         .write(move |db| {
             let mut rows = Vec::new();
             for plan in plans {
-                let events = Value::Array(plan.events);
-                let rr = runs::ensure_recipient_run(
-                    db,
-                    &run_id_owned,
-                    &plan.reference,
-                    plan.status,
-                    &events,
-                )?;
-                for mut message in plan.messages {
-                    message.workflow_recipient_run_id = rr.clone();
-                    if let Some(row) = messages::insert(db, &message)? {
-                        rows.push(row);
-                    }
-                }
+                waits::write_new(db, &run_id_owned, plan, &mut rows)?;
             }
             runs::set_run_status(db, &run_id_owned, "completed")?;
             Ok(rows)
         })
         .await?;
     ctx.hub.publish(&inserted);
+    if paused {
+        ctx.scheduler.wake();
+    }
     Ok(())
 }
 

@@ -10,20 +10,32 @@
 //! Events recorded on a recipient run (the run-records API reads them back):
 //! `{"event": <name>, "status": "ok"|"error", "step_ref"?, "step_type"?, "data": {...}}`
 //! - `recipient_not_identified` — the recipient had no stored entity; data `{}`.
-//! - `step_skipped` — data `{"reason": "preferences", "setting": <deciding setting>}`.
+//! - `step_skipped` — data `{"reason": ...}`: `"preferences"` (+ `setting`, the deciding
+//!   setting), `"skip_delay"` (trigger `settings.skip_delay`), `"invalid_delay"` (+
+//!   `field_path`, `error`: the dynamic value was missing or not a date; Knock skips),
+//!   `"already_elapsed"` (+ `until`: the delay ended in the past).
+//! - `delayed` (`step_type` `delay`) — data `{"until"}`; the recipient run pauses.
 //! - `message_created` — data `{"message_id"}`.
 //! - `step_failed` (status `error`) — data `{"error"}`; the walk halts, status `failed`.
+//!
+//! `engine::waits` appends `resumed` (data `{"at"}`, `step_ref` of the pausing step) and
+//! `cancelled` (data `{"cancellation_key", "at"}`). Recipient run statuses: `completed`,
+//! `failed`, `paused` (waiting on a timer), `cancelled`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::accept::merged_data;
 use super::preference_check;
-use super::registry::CompiledWorkflow;
+use super::registry::{CompiledStep, CompiledWorkflow, ExecStep};
 use super::scope::{Node, Scope, shared_entries};
+use crate::clock::Clock;
 use crate::model::RecipientRef;
+use crate::model::conditions;
+use crate::model::workflow::{DelayStep, Duration};
 use crate::store::messages::{MessageData, NewMessage};
 use crate::store::recipients;
 use crate::{clock, ids};
@@ -41,6 +53,10 @@ pub struct RunContext {
     /// The actor and tenant as templates and conditions see them.
     pub actor_value: Option<Value>,
     pub tenant_value: Option<Value>,
+    /// The engine's clock (message timestamps, delays).
+    pub clock: Clock,
+    /// The trigger's `settings.skip_delay`.
+    pub skip_delay: bool,
     /// Scope entries shared by every recipient's templates (`data`, `actor`, `tenant`,
     /// `vars`, `workflow`).
     shared: Arc<BTreeMap<String, Node>>,
@@ -75,6 +91,8 @@ impl RunContext {
         }));
         RunContext {
             run_id,
+            clock: Clock::system(),
+            skip_delay: false,
             tenant,
             actor,
             data: Arc::new(Value::Object(data)),
@@ -102,7 +120,7 @@ pub struct RecipientContext {
 /// Where a walk starts: the path to the next step to run (the index in the workflow's
 /// steps; nested steps add the branch and the index inside it). Stored with a paused
 /// recipient run as a JSON array.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StepPosition(pub Vec<usize>);
 
 impl StepPosition {
@@ -111,20 +129,55 @@ impl StepPosition {
         StepPosition(Vec::new())
     }
 
-    fn top(&self) -> usize {
-        self.0.first().copied().unwrap_or(0)
+    /// The position right after this one (at the same depth).
+    pub fn next(&self) -> StepPosition {
+        let mut path = self.0.clone();
+        match path.last_mut() {
+            Some(last) => *last += 1,
+            None => path.push(1),
+        }
+        StepPosition(path)
+    }
+
+    fn is_start(&self) -> bool {
+        self.0.iter().all(|i| *i == 0)
     }
 }
 
-/// What the runner persists when a walk pauses, and where it resumes.
+/// What the runner persists when a walk pauses: the timer or gate, and what the resume
+/// needs (the walk continues after `paused_at`, whose step has `step_ref`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wait {
-    pub resume_at: StepPosition,
+    pub paused_at: StepPosition,
+    pub step_ref: String,
+    pub kind: WaitKind,
+    /// Copied from the [`RecipientContext`] so the resume can rebuild it.
+    pub trigger_data: Option<Map<String, Value>>,
+    pub subscription: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitKind {
+    /// A delay: resume when the clock reads `until`.
+    Until(DateTime<Utc>),
+}
+
+impl Wait {
+    /// The `resume` state stored on the paused recipient run.
+    pub fn resume_state(&self) -> Value {
+        json!({
+            "paused_at": self.paused_at,
+            "step_ref": self.step_ref,
+            "trigger_data": self.trigger_data,
+            "subscription": self.subscription,
+        })
+    }
 }
 
 /// What one recipient's pass through the steps produced.
 pub struct RecipientPlan {
     pub reference: RecipientRef,
+    /// `completed`, `failed`, or `paused` (then `wait` is set).
     pub status: &'static str,
     pub events: Vec<Value>,
     pub messages: Vec<NewMessage>,
@@ -147,69 +200,202 @@ fn scope_entity(value: Value) -> Value {
 
 /// Walks `recipient` through the run's steps from `from`.
 pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition) -> RecipientPlan {
-    let workflow = &run.workflow;
-    let def = &workflow.def;
     let reference = &recipient.reference;
-    let trigger_data = recipient.trigger_data.as_ref();
-    let actors: Vec<RecipientRef> = run.actor.iter().cloned().collect();
-    let mut events = Vec::new();
-    if recipient.entity.is_none() && from.top() == 0 {
-        events.push(json!({"event": "recipient_not_identified", "status": "ok", "data": {}}));
+    let mut w = Walker {
+        run,
+        recipient,
+        actors: run.actor.iter().cloned().collect(),
+        entity: scope_entity(
+            recipient
+                .entity
+                .clone()
+                .unwrap_or_else(|| recipients::minimal(reference)),
+        ),
+        // The run's data is shared, never copied per recipient; only `$trigger_data` makes
+        // a recipient's own.
+        data: match recipient.trigger_data.as_ref() {
+            None => MessageData::Run(run.data.clone()),
+            Some(td) => {
+                let empty = Map::new();
+                let base = run.data.as_object().unwrap_or(&empty);
+                MessageData::Own(Arc::new(merged_data(base, Some(td))))
+            }
+        },
+        condition_scope: None,
+        events: Vec::new(),
+        messages: Vec::new(),
+        status: "completed",
+        wait: None,
+    };
+    if recipient.entity.is_none() && from.is_start() {
+        w.events
+            .push(json!({"event": "recipient_not_identified", "status": "ok", "data": {}}));
     }
-    let entity = scope_entity(
-        recipient
-            .entity
-            .clone()
-            .unwrap_or_else(|| recipients::minimal(reference)),
-    );
-    // The run's data is shared, never copied per recipient; only `$trigger_data` makes
-    // a recipient's own.
-    let data = match trigger_data {
-        None => MessageData::Run(run.data.clone()),
-        Some(td) => {
-            let empty = Map::new();
-            let base = run.data.as_object().unwrap_or(&empty);
-            MessageData::Own(Arc::new(merged_data(base, Some(td))))
+    w.walk_from(&run.workflow.steps, &[], &from.0);
+    RecipientPlan {
+        reference: reference.clone(),
+        status: w.status,
+        events: w.events,
+        messages: w.messages,
+        wait: w.wait,
+    }
+}
+
+/// Whether the walk goes on after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Walker<'a> {
+    run: &'a RunContext,
+    recipient: &'a RecipientContext,
+    actors: Vec<RecipientRef>,
+    /// The recipient as templates see it.
+    entity: Value,
+    /// The trigger data merged with this recipient's `trigger_data`.
+    data: MessageData,
+    /// `{recipient, data, actor, tenant, vars, workflow}` for conditions and data paths,
+    /// built on first need (most walks never need it).
+    condition_scope: Option<Value>,
+    events: Vec<Value>,
+    messages: Vec<NewMessage>,
+    status: &'static str,
+    wait: Option<Wait>,
+}
+
+impl Walker<'_> {
+    fn scope(&mut self) -> &Value {
+        let run = self.run;
+        let def = &run.workflow.def;
+        let (entity, data) = (&self.entity, &self.data);
+        self.condition_scope.get_or_insert_with(|| {
+            json!({
+                "recipient": entity, "data": &**data.value(), "actor": run.actor_value,
+                "tenant": run.tenant_value, "vars": {},
+                "workflow": {"id": run.workflow.stored.version_id, "key": def.key,
+                             "categories": def.categories},
+            })
+        })
+    }
+
+    /// Runs `steps` (at `prefix`) from the position `from` (relative to `prefix`).
+    fn walk_from(&mut self, steps: &[ExecStep], prefix: &[usize], from: &[usize]) -> Flow {
+        let first = from.first().copied().unwrap_or(0);
+        for (i, step) in steps.iter().enumerate().skip(first) {
+            let mut at = prefix.to_vec();
+            at.push(i);
+            if let Flow::Stop = self.step(step, at) {
+                return Flow::Stop;
+            }
         }
-    };
-    let mut messages = Vec::new();
-    let mut status = "completed";
-    let preferences = &recipient.preferences;
-    let condition_scope = if preference_check::needs_scope(preferences) {
-        json!({"recipient": entity, "data": &**data.value(), "actor": run.actor_value, "tenant": run.tenant_value})
-    } else {
-        Value::Null
-    };
-    for step in workflow.steps.iter().skip(from.top()) {
-        if let Some(reason) =
-            preference_check::skip_reason(workflow, step, preferences, &condition_scope)
-        {
+        Flow::Continue
+    }
+
+    fn step(&mut self, step: &ExecStep, at: Vec<usize>) -> Flow {
+        match step {
+            ExecStep::Channel(step) => self.channel(step),
+            ExecStep::Delay { step_ref, delay } => self.delay(step_ref, delay, at),
+        }
+    }
+
+    fn skipped(&mut self, step_ref: &str, step_type: &str, data: Value) {
+        self.events.push(
+            json!({"event": "step_skipped", "status": "ok", "step_ref": step_ref,
+                                "step_type": step_type, "data": data}),
+        );
+    }
+
+    fn pause(&mut self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Flow {
+        self.status = "paused";
+        self.wait = Some(Wait {
+            paused_at: StepPosition(at),
+            step_ref: step_ref.to_owned(),
+            kind,
+            trigger_data: self.recipient.trigger_data.clone(),
+            subscription: self.recipient.subscription.clone(),
+        });
+        Flow::Stop
+    }
+
+    fn delay(&mut self, step_ref: &str, delay: &DelayStep, at: Vec<usize>) -> Flow {
+        if self.run.skip_delay {
+            self.skipped(step_ref, "delay", json!({"reason": "skip_delay"}));
+            return Flow::Continue;
+        }
+        let now = self.run.clock.now_utc();
+        let until = match &delay.delay_until_field_path {
+            None => Ok(now),
+            Some(path) => {
+                let value = conditions::lookup(self.scope(), path).cloned();
+                resolve_delay_until(value.as_ref(), now).map_err(|why| (path.clone(), why))
+            }
+        };
+        let until = match until {
+            Ok(t) => delay.delay_for.map_or(t, |d| d.after(t)),
+            Err((path, why)) => {
+                // Knock: a missing or invalid dynamic value skips the step.
+                self.skipped(
+                    step_ref,
+                    "delay",
+                    json!({"reason": "invalid_delay", "field_path": path, "error": why}),
+                );
+                return Flow::Continue;
+            }
+        };
+        if until <= now {
+            self.skipped(
+                step_ref,
+                "delay",
+                json!({"reason": "already_elapsed", "until": clock::format(until)}),
+            );
+            return Flow::Continue;
+        }
+        self.events.push(
+            json!({"event": "delayed", "status": "ok", "step_ref": step_ref,
+                                "step_type": "delay", "data": {"until": clock::format(until)}}),
+        );
+        self.pause(step_ref, at, WaitKind::Until(until))
+    }
+
+    fn channel(&mut self, step: &CompiledStep) -> Flow {
+        let run = self.run;
+        let workflow = &run.workflow;
+        let def = &workflow.def;
+        let preferences = &self.recipient.preferences;
+        let needs = preference_check::needs_scope(preferences);
+        let null = Value::Null;
+        let scope = if needs { self.scope().clone() } else { null };
+        if let Some(reason) = preference_check::skip_reason(workflow, step, preferences, &scope) {
             // Knock: a preference opt-out skips the step (no message) and the run goes on.
-            events.push(json!({"event": "step_skipped", "status": "ok", "step_ref": step.step_ref,
-                               "step_type": "channel", "data": {"reason": "preferences", "setting": reason}}));
-            continue;
+            self.skipped(
+                &step.step_ref,
+                "channel",
+                json!({"reason": "preferences", "setting": reason}),
+            );
+            return Flow::Continue;
         }
         let id = ids::message_id();
-        let now = clock::now();
+        let now = run.clock.now();
         let mut own = json!({
-            "recipient": entity,
+            "recipient": self.entity,
             "timestamp": now,
             "current_message": {"id": id, "inserted_at": now, "updated_at": now},
         });
-        if let MessageData::Own(own_data) = &data {
+        if let MessageData::Own(own_data) = &self.data {
             own["data"] = (**own_data).clone();
         }
         let scope = Scope::with_shared(run.shared.clone(), &own);
         match step.template.render(&scope) {
             Ok(blocks) => {
-                events.push(
+                self.events.push(
                     json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,
-                                   "step_type": "channel", "data": {"message_id": id}}),
+                                        "step_type": "channel", "data": {"message_id": id}}),
                 );
-                messages.push(NewMessage {
+                self.messages.push(NewMessage {
                     id,
                     channel_id: step.channel.id.clone(),
-                    recipient: reference.clone(),
+                    recipient: self.recipient.reference.clone(),
                     tenant: run.tenant.clone(),
                     workflow_key: def.key.clone(),
                     workflow_version_id: workflow.stored.version_id.clone(),
@@ -217,30 +403,38 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
                     workflow_run_id: run.run_id.clone(),
                     workflow_recipient_run_id: String::new(),
                     step_ref: step.step_ref.clone(),
-                    actors: actors.clone(),
-                    data: data.clone(),
+                    actors: self.actors.clone(),
+                    data: self.data.clone(),
                     blocks,
                     inserted_at: now,
                 });
+                Flow::Continue
             }
             Err(e) => {
                 // Rendering is deterministic: retrying cannot help, so the step
                 // fails and (as in Knock) the recipient's run halts here.
                 tracing::warn!(run = %run.run_id, step = %step.step_ref, error = %e, "template render failed");
-                events.push(
+                self.events.push(
                     json!({"event": "step_failed", "status": "error", "step_ref": step.step_ref,
-                                   "step_type": "channel", "data": {"error": e.to_string()}}),
+                                        "step_type": "channel", "data": {"error": e.to_string()}}),
                 );
-                status = "failed";
-                break;
+                self.status = "failed";
+                Flow::Stop
             }
         }
     }
-    RecipientPlan {
-        reference: reference.clone(),
-        status,
-        events,
-        messages,
-        wait: None,
+}
+
+/// The instant a `delay_until_field_path` value names: an RFC 3339 timestamp, or a
+/// Knock duration `{unit, value}` from now. Anything else (missing, a window rule, a
+/// non-date) is an error, and Knock skips the step.
+fn resolve_delay_until(value: Option<&Value>, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    match value {
+        None | Some(Value::Null) => Err("the field is missing".into()),
+        Some(Value::String(s)) => {
+            clock::parse(s).ok_or_else(|| format!("`{s}` is not an ISO-8601 timestamp"))
+        }
+        Some(v @ Value::Object(_)) => Duration::parse(v).map(|d| d.after(now)),
+        Some(other) => Err(format!("`{other}` is not a timestamp")),
     }
 }

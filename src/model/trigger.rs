@@ -40,6 +40,8 @@ pub struct Trigger {
     pub data: Map<String, Value>,
     pub tenant: Option<TenantInput>,
     pub cancellation_key: Option<String>,
+    /// `settings.skip_delay`: delay steps pass at once (a testing aid).
+    pub skip_delay: bool,
 }
 
 impl Trigger {
@@ -125,10 +127,21 @@ impl Trigger {
                 None
             }
         };
-        match obj.get("settings") {
-            None | Some(Value::Null) | Some(Value::Object(_)) => {}
-            Some(_) => errors.push(FieldError::new("settings", "must be an object")),
-        }
+        let skip_delay = match obj.get("settings") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(s)) => match s.get("skip_delay") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    errors.push(FieldError::new("settings.skip_delay", "must be a boolean"));
+                    false
+                }
+            },
+            Some(_) => {
+                errors.push(FieldError::new("settings", "must be an object"));
+                false
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -138,13 +151,14 @@ impl Trigger {
             data,
             tenant,
             cancellation_key,
+            skip_delay,
         })
     }
 
     /// The normalized request stored with the run: references only (inline properties
     /// were upserted at accept time), so a resumed run needs nothing but this.
     pub fn to_stored(&self) -> Value {
-        json!({
+        let mut stored = json!({
             "recipients": self.recipients.iter().map(|r| {
                 let mut entry = json!({"ref": r.reference.to_wire()});
                 if let Some(td) = &r.trigger_data {
@@ -155,7 +169,11 @@ impl Trigger {
             "actor": self.actor.as_ref().map(|a| a.reference.to_wire()),
             "data": self.data,
             "tenant": self.tenant.as_ref().map(|t| t.id.clone()),
-        })
+        });
+        if self.skip_delay {
+            stored["settings"] = json!({"skip_delay": true});
+        }
+        stored
     }
 }
 

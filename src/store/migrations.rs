@@ -24,9 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_run_records",
         include_str!("migrations/0004_run_records.sql"),
     ),
+    ("0005_engine", include_str!("migrations/0005_engine.sql")),
     (
-        "0005_retention",
-        include_str!("migrations/0005_retention.sql"),
+        "0006_retention",
+        include_str!("migrations/0006_retention.sql"),
     ),
 ];
 

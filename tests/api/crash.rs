@@ -21,7 +21,7 @@ const BURST: usize = 400;
 const KILL_AFTER: usize = 60;
 
 /// Kills the child when the test ends, however it ends.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -30,14 +30,14 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
 }
 
-fn start(db: &Path, port: u16) -> Server {
+pub(crate) fn start(db: &Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
         .env("TIDINGS_ADDR", format!("127.0.0.1:{port}"))
         .env("TIDINGS_DB", db)
@@ -59,7 +59,7 @@ fn start(db: &Path, port: u16) -> Server {
     Server(child)
 }
 
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_healthy(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(res) = client.get(format!("{base}/health")).send().await

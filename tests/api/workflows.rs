@@ -116,9 +116,9 @@ async fn put_with_an_unimplemented_step_type_is_refused_and_stores_nothing() {
     let app = spawn_app().await;
     for (step, field, words) in [
         (
-            json!({"ref": "delay_1", "type": "delay", "settings": {"delay_for": {"unit": "minutes", "value": 5}}}),
-            "workflow.steps[0].type",
-            "`delay` is not implemented",
+            json!({"ref": "delay_1", "type": "delay", "settings": {"delay_for": {"unit": "minutes", "value": 0}}}),
+            "workflow.steps[0].settings.delay_for",
+            "greater than zero",
         ),
         (
             json!({"ref": "batch_1", "type": "batch", "settings": {}}),
@@ -296,7 +296,7 @@ async fn a_step_naming_a_new_channel_key_registers_that_channel() {
 }
 
 #[tokio::test]
-async fn cancel_validates_and_answers_204_since_no_run_is_ever_paused() {
+async fn cancel_validates_its_body_and_answers_204() {
     let app = spawn_app().await;
     let res = app
         .post(
@@ -347,5 +347,5 @@ async fn a_bad_file_in_the_workflows_directory_stops_startup_naming_it() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("uses-delay/workflow.json"), "{err}");
-    assert!(err.contains("`delay` is not implemented"), "{err}");
+    assert!(err.contains("steps[0].settings"), "{err}");
 }

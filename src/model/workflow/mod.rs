@@ -7,7 +7,10 @@
 //! never silently ignored, because ignoring a delay or a condition would send messages
 //! the author did not intend.
 
+mod duration;
 mod steps;
+
+pub use duration::{Duration, Unit};
 
 use serde_json::{Map, Value};
 
@@ -58,17 +61,35 @@ pub struct WorkflowDef {
     pub definition: Value,
 }
 
+/// One step: its `ref`, and what it does.
 #[derive(Debug, Clone)]
-pub enum Step {
+pub struct Step {
+    pub step_ref: String,
+    pub kind: StepKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
     InAppFeed(InAppFeedStep),
+    Delay(DelayStep),
 }
 
 impl Step {
     pub fn step_ref(&self) -> &str {
-        match self {
-            Step::InAppFeed(s) => &s.step_ref,
-        }
+        &self.step_ref
     }
+}
+
+/// Roots a path in a workflow (a condition variable, `delay_until_field_path`, …) may
+/// start with.
+pub const PATH_ROOTS: &[&str] = &["data", "recipient", "actor", "tenant", "vars", "workflow"];
+
+/// A `delay` step: wait `delay_for`, or until the timestamp at `delay_until_field_path`
+/// (plus `delay_for` when both are set).
+#[derive(Debug, Clone)]
+pub struct DelayStep {
+    pub delay_for: Option<Duration>,
+    pub delay_until_field_path: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,7 +332,9 @@ mod tests {
         let def = WorkflowDef::parse("new-comment", &body, "workflow").expect("parses");
         assert_eq!(def.categories, ["collaboration"]);
         assert_eq!(def.steps.len(), 1);
-        let Step::InAppFeed(step) = &def.steps[0];
+        let StepKind::InAppFeed(step) = &def.steps[0].kind else {
+            panic!("an in-app step")
+        };
         assert_eq!(step.channel_key, "in-app-feed");
         assert_eq!(step.template.action_buttons.len(), 1);
         assert_eq!(def.definition["key"], "new-comment");
@@ -322,7 +345,7 @@ mod tests {
     #[test]
     fn unimplemented_step_types_and_conditions_are_refused_by_name() {
         let body = json!({"name": "x", "conditions": {"all": []}, "steps": [
-            {"ref": "d", "type": "delay", "settings": {"delay_for": {"unit": "hours", "value": 1}}},
+            {"ref": "d", "type": "throttle", "settings": {}},
             {"ref": "b", "type": "batch"},
             {"ref": "e", "type": "channel", "channel_type": "email", "channel_key": "postmark", "template": {}},
             {"ref": "f", "type": "http_fetch"},
@@ -341,7 +364,7 @@ mod tests {
         ] {
             assert!(f.contains(&expected), "{expected} missing from {f:?}");
         }
-        assert!(errors[1].message.contains("`delay` is not implemented"));
+        assert!(errors[1].message.contains("`throttle` is not implemented"));
     }
 
     #[test]

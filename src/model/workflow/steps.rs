@@ -5,7 +5,10 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::{ButtonSource, Errors, InAppFeedStep, InAppTemplateSource, Step, is_absent};
+use super::{
+    ButtonSource, DelayStep, Duration, Errors, InAppFeedStep, InAppTemplateSource, PATH_ROOTS,
+    Step, StepKind, is_absent,
+};
 
 /// Knock's in-app templates have a primary and a secondary button at most.
 const MAX_BUTTONS: usize = 2;
@@ -45,11 +48,22 @@ pub(super) fn parse_steps(steps: &[Value], errors: &mut Errors) -> Vec<Step> {
         }
         match s.get("type").and_then(Value::as_str) {
             Some("channel") => {
-                if let Some(step) = parse_channel_step(s, step_ref, &at, errors) {
-                    out.push(Step::InAppFeed(step));
+                if let Some(step) = parse_channel_step(s, step_ref.clone(), &at, errors) {
+                    out.push(Step {
+                        step_ref,
+                        kind: StepKind::InAppFeed(step),
+                    });
                 }
             }
-            Some(kind @ ("delay" | "batch" | "throttle" | "branch")) => errors.push(
+            Some("delay") => {
+                if let Some(step) = parse_delay_step(s, &at, errors) {
+                    out.push(Step {
+                        step_ref,
+                        kind: StepKind::Delay(step),
+                    });
+                }
+            }
+            Some(kind @ ("batch" | "throttle" | "branch")) => errors.push(
                 &format!("{at}.type"),
                 format!("step type `{kind}` is not implemented in Tidings yet"),
             ),
@@ -61,6 +75,83 @@ pub(super) fn parse_steps(steps: &[Value], errors: &mut Errors) -> Vec<Step> {
         }
     }
     out
+}
+
+/// Checks a data path such as `data.remind_at` or `recipient.trial_ends_at`: dotted,
+/// non-empty segments, starting at one of [`PATH_ROOTS`].
+pub(super) fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() || path.len() > 255 || path.split('.').any(str::is_empty) {
+        return Err("must be a dotted path such as `data.remind_at`".into());
+    }
+    let root = path.split('.').next().unwrap_or_default();
+    if !PATH_ROOTS.contains(&root) {
+        return Err(format!(
+            "must start with one of {} (got `{root}`)",
+            PATH_ROOTS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The `settings` object of a function step (required).
+fn settings<'a>(
+    s: &'a Map<String, Value>,
+    at: &str,
+    errors: &mut Errors,
+) -> Option<&'a Map<String, Value>> {
+    match s.get("settings") {
+        Some(Value::Object(settings)) => Some(settings),
+        _ => {
+            errors.push(&format!("{at}.settings"), "is required: an object");
+            None
+        }
+    }
+}
+
+fn parse_delay_step(s: &Map<String, Value>, at: &str, errors: &mut Errors) -> Option<DelayStep> {
+    let settings = settings(s, at, errors)?;
+    let before = errors.list.len();
+    let delay_for = match settings.get("delay_for") {
+        None | Some(Value::Null) => None,
+        Some(v) => match Duration::parse(v) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                errors.push(&format!("{at}.settings.delay_for"), m);
+                None
+            }
+        },
+    };
+    let delay_until_field_path = match settings.get("delay_until_field_path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => match check_path(p) {
+            Ok(()) => Some(p.clone()),
+            Err(m) => {
+                errors.push(&format!("{at}.settings.delay_until_field_path"), m);
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(
+                &format!("{at}.settings.delay_until_field_path"),
+                "must be a string path",
+            );
+            None
+        }
+    };
+    if errors.list.len() > before {
+        return None;
+    }
+    if delay_for.is_none() && delay_until_field_path.is_none() {
+        errors.push(
+            &format!("{at}.settings"),
+            "needs `delay_for`, `delay_until_field_path`, or both",
+        );
+        return None;
+    }
+    Some(DelayStep {
+        delay_for,
+        delay_until_field_path,
+    })
 }
 
 fn parse_channel_step(

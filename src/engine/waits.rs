@@ -1,0 +1,373 @@
+//! What a walk's plan writes, the resume path for paused recipient runs (the scheduler's
+//! `timers` due-source), and cancellation.
+//!
+//! Invariants:
+//! - A paused recipient run, its `resume` state and its timer are written in ONE
+//!   transaction (with the run's other results).
+//! - A resume claims (deletes) its timer in the same transaction that writes the resumed
+//!   steps' results; a cancel deletes the timer and marks the run `cancelled` in one
+//!   transaction and only touches runs still `paused`. So each timer fires at most once,
+//!   a crash before that commit fires it again after restart, and a cancel and a resume
+//!   never both win.
+//! - A resume re-reads the recipient (entity, preferences) and runs the workflow's
+//!   current version; if the paused step's `ref` is no longer at the stored position, the
+//!   recipient run fails with `step_failed` ("the workflow changed") instead of guessing.
+//!
+//! Events appended by this module: `resumed` (`step_ref` of the delay, `data.at`),
+//! `cancelled` (`data.cancellation_key`), `step_failed` on an impossible resume.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+
+use super::preference_check;
+use super::registry::Registry;
+use super::runner::StoredRequest;
+use super::scheduler::{DueSource, Scheduler};
+use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk};
+use crate::clock::{self, Clock};
+use crate::model::RecipientRef;
+use crate::realtime::Hub;
+use crate::store::messages::{self, MessageRow};
+use crate::store::timers::{self, RESUME};
+use crate::store::{Db, Store, StoreResult, recipients, runs};
+
+/// Timers fired per scheduler pass (one write each pass).
+const FIRE_SLICE: usize = 256;
+
+/// Writes `plan`'s wait (resume state + timer) for recipient run `rr`.
+fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
+    if let Some(wait) = &plan.wait {
+        let WaitKind::Until(until) = &wait.kind;
+        timers::set(db, RESUME, rr, &clock::format(*until))?;
+    }
+    Ok(())
+}
+
+fn insert_messages(
+    db: &Db<'_>,
+    rr: &str,
+    plan: RecipientPlan,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()> {
+    for mut message in plan.messages {
+        message.workflow_recipient_run_id = rr.to_owned();
+        if let Some(row) = messages::insert(db, &message)? {
+            rows.push(row);
+        }
+    }
+    Ok(())
+}
+
+/// Writes a first pass: the recipient run (with its events and resume state), its
+/// messages and its wait. Appends the inserted messages to `rows`.
+pub fn write_new(
+    db: &Db<'_>,
+    run_id: &str,
+    plan: RecipientPlan,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()> {
+    let events = Value::Array(plan.events.clone());
+    let rr = runs::ensure_recipient_run(db, run_id, &plan.reference, plan.status, &events)?;
+    if let Some(wait) = &plan.wait {
+        timers::update_recipient_run(db, &rr, plan.status, &[], Some(&wait.resume_state()))?;
+    }
+    write_wait(db, &rr, &plan)?;
+    insert_messages(db, &rr, plan, rows)
+}
+
+/// Writes a resumed pass over recipient run `rr`: appended events, new status and resume
+/// state, messages, and the next wait.
+fn write_resumed(
+    db: &Db<'_>,
+    rr: &str,
+    plan: RecipientPlan,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()> {
+    let resume = plan.wait.as_ref().map(|w| w.resume_state());
+    timers::update_recipient_run(db, rr, plan.status, &plan.events, resume.as_ref())?;
+    write_wait(db, rr, &plan)?;
+    insert_messages(db, rr, plan, rows)
+}
+
+/// Everything shared by the engine's due-sources and the cancel path.
+pub struct Waits {
+    pub store: Store,
+    pub hub: Hub,
+    pub registry: Arc<Registry>,
+    pub clock: Clock,
+}
+
+/// The scheduler due-source for paused recipient runs (`timers` rows of kind `resume`).
+pub struct ResumeSource(pub Arc<Waits>);
+
+impl DueSource for ResumeSource {
+    fn name(&self) -> &'static str {
+        "resume"
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
+        Box::pin(async move {
+            let earliest = self.0.store.read(timers::earliest).await?;
+            Ok(earliest.and_then(|t| clock::parse(&t)))
+        })
+    }
+
+    fn fire_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        Box::pin(fire(self.0.clone(), now))
+    }
+}
+
+/// What the resume of one timer needs, loaded in one read.
+struct Loaded {
+    timer_id: i64,
+    rr: String,
+    /// `None`: nothing to run (the run is no longer paused or is gone): just drop the timer.
+    work: Option<ResumeWork>,
+}
+
+enum ResumeWork {
+    Walk(Box<Resume>),
+    Fail(Value),
+}
+
+struct Resume {
+    run: Arc<RunContext>,
+    recipient: RecipientContext,
+    from: StepPosition,
+    resumed: Value,
+}
+
+/// A fired timer: its id, its recipient run, and what to write (`None`: just drop it;
+/// `Err`: fail the recipient run with this event).
+type Fired = (i64, String, Option<Result<RecipientPlan, Value>>);
+
+/// Run-level inputs loaded once per run per pass.
+struct RunInputs {
+    request: StoredRequest,
+    tenant_default: Option<Value>,
+}
+
+async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
+    let now_s = clock::format(now);
+    let due = w
+        .store
+        .read(move |db| timers::due(db, &now_s, FIRE_SLICE))
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let fired = due.len();
+    let registry = w.registry.clone();
+    let clock = w.clock.clone();
+    let loaded: Vec<Loaded> = w
+        .store
+        .read(move |db| {
+            let mut runs_seen: HashMap<String, Option<Arc<RunContext>>> = HashMap::new();
+            let mut inputs: HashMap<String, RunInputs> = HashMap::new();
+            let mut out = Vec::with_capacity(due.len());
+            for timer in due {
+                let work = load_one(
+                    db,
+                    &timer.target,
+                    &registry,
+                    &clock,
+                    &mut runs_seen,
+                    &mut inputs,
+                )?;
+                out.push(Loaded {
+                    timer_id: timer.id,
+                    rr: timer.target,
+                    work,
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+    let planned: Vec<Fired> = tokio::task::spawn_blocking(move || {
+        loaded
+            .into_iter()
+            .map(|l| {
+                let plan = l.work.map(|work| match work {
+                    ResumeWork::Walk(r) => {
+                        let mut plan = walk(&r.run, &r.recipient, &r.from);
+                        plan.events.insert(0, r.resumed);
+                        Ok(plan)
+                    }
+                    ResumeWork::Fail(event) => Err(event),
+                });
+                (l.timer_id, l.rr, plan)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| crate::store::StoreError::Blocking(e.to_string()))?;
+    let rows = w
+        .store
+        .write(move |db| {
+            let mut rows = Vec::new();
+            for (timer_id, rr, plan) in planned {
+                if !timers::claim(db, timer_id)? {
+                    continue; // cancelled (or fired) meanwhile
+                }
+                match plan {
+                    None => {}
+                    Some(Ok(plan)) => write_resumed(db, &rr, plan, &mut rows)?,
+                    Some(Err(event)) => {
+                        timers::update_recipient_run(db, &rr, "failed", &[event], None)?
+                    }
+                }
+            }
+            Ok(rows)
+        })
+        .await?;
+    w.hub.publish(&rows);
+    Ok(fired)
+}
+
+/// Loads what resuming recipient run `rr` needs; run-level inputs once per run.
+fn load_one(
+    db: &Db<'_>,
+    rr: &str,
+    registry: &Registry,
+    clock: &Clock,
+    contexts: &mut HashMap<String, Option<Arc<RunContext>>>,
+    inputs: &mut HashMap<String, RunInputs>,
+) -> StoreResult<Option<ResumeWork>> {
+    let Some(row) = timers::get_recipient_run(db, rr)? else {
+        return Ok(None);
+    };
+    if row.status != "paused" {
+        return Ok(None);
+    }
+    let fail = |why: &str| {
+        Ok(Some(ResumeWork::Fail(
+            json!({"event": "step_failed", "status": "error",
+                                         "data": {"error": why}}),
+        )))
+    };
+    let Some(state) = row.resume.as_ref() else {
+        return fail("the paused run has no resume state");
+    };
+    let Ok(paused_at) = serde_json::from_value::<StepPosition>(state["paused_at"].clone()) else {
+        return fail("the paused run's position is corrupt");
+    };
+    let step_ref = state["step_ref"].as_str().unwrap_or_default().to_owned();
+    if !contexts.contains_key(&row.workflow_run_id) {
+        let ctx = match runs::get_run(db, &row.workflow_run_id)? {
+            None => None,
+            Some(run) => match StoredRequest::parse(&run.request) {
+                Err(_) => None,
+                Ok(request) => {
+                    let workflow = registry.get(&run.workflow_key);
+                    let tenant = request.tenant.clone();
+                    let actor_value = match &request.actor {
+                        Some(a) => Some(
+                            recipients::get_recipient(db, a)?
+                                .unwrap_or_else(|| recipients::minimal(a)),
+                        ),
+                        None => None,
+                    };
+                    let tenant_value = match &tenant {
+                        Some(t) => recipients::get_tenant(db, t)?,
+                        None => None,
+                    };
+                    let tenant_default = preference_check::tenant_default(db, tenant.as_deref())?;
+                    inputs.insert(
+                        row.workflow_run_id.clone(),
+                        RunInputs {
+                            request,
+                            tenant_default,
+                        },
+                    );
+                    workflow.map(|workflow| {
+                        let input = &inputs[&row.workflow_run_id];
+                        let mut ctx = RunContext::new(
+                            row.workflow_run_id.clone(),
+                            workflow,
+                            input.request.tenant.clone(),
+                            input.request.actor.clone(),
+                            input.request.data.clone(),
+                            actor_value,
+                            tenant_value,
+                        );
+                        ctx.clock = clock.clone();
+                        ctx.skip_delay = input.request.skip_delay;
+                        Arc::new(ctx)
+                    })
+                }
+            },
+        };
+        contexts.insert(row.workflow_run_id.clone(), ctx);
+    }
+    let Some(run) = contexts.get(&row.workflow_run_id).cloned().flatten() else {
+        return fail("the run's workflow or stored request is gone");
+    };
+    if run.workflow.step_at(&paused_at.0).map(|s| s.step_ref()) != Some(step_ref.as_str()) {
+        return fail("the workflow changed while this run was paused: its paused step is gone");
+    }
+    let tenant_default = inputs
+        .get(&row.workflow_run_id)
+        .and_then(|i| i.tenant_default.clone());
+    let entity = recipients::get_recipient(db, &row.recipient)?;
+    let preferences = preference_check::effective_set(
+        db,
+        &row.recipient,
+        run.tenant.as_deref(),
+        tenant_default.as_ref(),
+    )?;
+    let recipient = RecipientContext {
+        reference: row.recipient,
+        entity,
+        preferences,
+        trigger_data: state["trigger_data"].as_object().cloned(),
+        subscription: match &state["subscription"] {
+            Value::Null => None,
+            v => Some(v.clone()),
+        },
+    };
+    let resumed = json!({"event": "resumed", "status": "ok", "step_ref": step_ref,
+                         "data": {"at": clock.now()}});
+    Ok(Some(ResumeWork::Walk(Box::new(Resume {
+        run,
+        recipient,
+        from: paused_at.next(),
+        resumed,
+    }))))
+}
+
+/// Cancels the paused recipient runs of `workflow_key` triggered with
+/// `cancellation_key` (only those of `recipients` when given); returns how many.
+pub async fn cancel(
+    store: &Store,
+    scheduler: &Scheduler,
+    workflow_key: &str,
+    cancellation_key: &str,
+    recipients: Option<Vec<RecipientRef>>,
+) -> StoreResult<usize> {
+    let key = workflow_key.to_owned();
+    let ck = cancellation_key.to_owned();
+    let now = scheduler.clock().now();
+    let n = store
+        .write(move |db| {
+            let ids = timers::paused_by_cancellation_key(db, &key, &ck, recipients.as_deref())?;
+            let event = json!({"event": "cancelled", "status": "ok",
+                               "data": {"cancellation_key": ck, "at": now}});
+            for id in &ids {
+                timers::remove(db, RESUME, id)?;
+                timers::update_recipient_run(
+                    db,
+                    id,
+                    "cancelled",
+                    std::slice::from_ref(&event),
+                    None,
+                )?;
+            }
+            Ok(ids.len())
+        })
+        .await?;
+    Ok(n)
+}
