@@ -113,6 +113,11 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
     pub retention_interval_secs: u64,
 
+    /// Demo mode (`tidings serve --demo`): seeds demo data and serves `/demo/v1/*`, which
+    /// mint tokens for demo identities. Set by the `serve` subcommand, not a global flag.
+    #[arg(skip)]
+    pub demo: bool,
+
     /// The engine's time source (delays, batch windows, schedules): the system clock,
     /// or a manual clock that tests advance.
     #[arg(skip)]
@@ -153,6 +158,7 @@ impl Settings {
             retain_archived_days: None,
             retain_runs_days: None,
             retention_interval_secs: 3600,
+            demo: false,
             clock: crate::clock::Clock::system(),
         }
     }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod ids;

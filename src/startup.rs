@@ -39,6 +39,8 @@ pub enum StartupError {
     Keys(#[from] crate::auth::keys::KeyError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: String,
@@ -55,6 +57,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        if settings.demo
+            && let Err(refused) = crate::demo::check_keys(&settings)
+        {
+            tracing::error!("refusing demo mode: {refused}");
+            return Err(refused.into());
+        }
         let store = Store::open_limited(
             &settings.db,
             settings.synchronous_full(),
@@ -79,6 +87,13 @@ impl Application {
             settings.clock.clone(),
         )
         .await?;
+        if settings.demo {
+            crate::demo::prepare(&store, &engine).await?;
+            tracing::warn!(
+                "demo mode: /demo/v1/* mints user tokens for demo identities without credentials; \
+                 never expose this server"
+            );
+        }
         let listener = TcpListener::bind(settings.addr).map_err(|source| StartupError::Bind {
             addr: settings.addr.to_string(),
             source,

@@ -7,6 +7,7 @@ mod bulk_run;
 mod channel_data;
 mod channels;
 mod common;
+mod demo;
 mod feeds;
 mod health;
 mod message_bulk;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     unsupported::routes(cfg);
     health::routes(cfg);
     pages::routes(cfg);
+    demo::routes(cfg);
     feeds::routes(cfg);
     message_history::routes(cfg);
     message_status::routes(cfg);

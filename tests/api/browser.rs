@@ -2,6 +2,7 @@
 //! bundles the official `@knocklabs/client`, and `tests/browser/run.mjs` drives it:
 //! authenticate with a user token, `fetch()`, `listenForUpdates()`, a backend trigger
 //! arriving through `items.received.realtime`, `markAsRead`, and the counts changing.
+//! Then Tidings' own pages (`/`, `/admin`) in demo mode, driven by `tests/browser/inbox.mjs`.
 //! Missing tooling fails the test with instructions; it never passes silently.
 
 use std::path::{Path, PathBuf};
@@ -72,16 +73,31 @@ async fn the_official_browser_client_receives_live_items_in_headless_chromium() 
     run_in_browser(&app, tooling, "run.mjs", "e2e-user", "browser e2e passed").await;
 }
 
+/// Tidings' own pages: `tests/browser/inbox.mjs` starts the real binary in demo mode (and
+/// restarts it, to test recovery), then drives `/` and `/admin` in one Chromium.
 #[tokio::test]
-async fn the_demo_page_shows_a_live_feed_and_marks_items_read_in_headless_chromium() {
-    let tooling = browser_tooling(&["playwright-core"]);
-    let app = spawn_app().await;
-    run_in_browser(
-        &app,
-        tooling,
-        "demo_page.mjs",
-        "demo-user",
-        "demo page e2e passed",
-    )
-    .await;
+async fn the_inbox_and_admin_pages_work_live_in_headless_chromium() {
+    let (dir, chromium) = browser_tooling(&["playwright-core", "axe-core"]);
+    let run = tokio::process::Command::new("node")
+        .arg("inbox.mjs")
+        .current_dir(&dir)
+        .env("TIDINGS_BIN", env!("CARGO_BIN_EXE_tidings"))
+        .env(
+            "TIDINGS_WORKFLOWS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"),
+        )
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser run finishes within 4 minutes")
+        .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("inbox e2e passed"),
+        "inbox.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
 }

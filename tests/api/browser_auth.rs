@@ -253,7 +253,7 @@ async fn the_generated_private_signing_key_is_never_served() {
         app.state.keys.signing_private_pem.is_some(),
         "a dev key pair was generated"
     );
-    for path in ["/", "/admin", "/health", "/static/feed.js", "/v1/nope"] {
+    for path in ["/", "/admin", "/health", "/static/inbox.js", "/v1/nope"] {
         let text = app.get(path).send().await.unwrap().text().await.unwrap();
         assert!(
             !text.contains("PRIVATE KEY"),

@@ -33,14 +33,14 @@ async fn demo_page_is_served_with_the_public_key_and_channel_filled_in() {
         .await
         .expect("text");
     assert!(html.contains(crate::helpers::PUBLIC_KEY));
-    assert!(!html.contains("{{CHANNEL_ID}}"));
+    assert!(!html.contains("{{CONFIG}}"));
     assert!(
         !html.contains(crate::helpers::SECRET_KEY),
         "the secret key must never reach a page"
     );
     let js = app
         .client
-        .get(app.url("/static/feed.js"))
+        .get(app.url("/static/inbox.js"))
         .send()
         .await
         .expect("request");

@@ -13,6 +13,7 @@ mod browser_objects;
 mod channel_data;
 mod cli;
 mod crash;
+mod demo;
 mod engine_crash;
 mod engine_delay;
 mod engine_sdk_cancel;
