@@ -272,3 +272,29 @@ async fn retention_is_off_by_default_and_bad_settings_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_background_task_deletes_items_once_the_clock_passes_their_limit() {
+    let clock = tidings::clock::Clock::manual(Utc::now());
+    let c = clock.clone();
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.clock = c;
+        s.retain_items_days = Some("1".parse().expect("rule"));
+        s.retention_interval_secs = 1;
+    })
+    .await;
+    assert!(app.state.retention.is_some());
+    for i in 0..3 {
+        comment(&app, json!(["ada"]), json!({"n": i}), None).await;
+    }
+    feed_ids(&app, "ada", 3).await;
+    clock.advance(Duration::hours(25));
+    let body = app
+        .poll_json("/v1/users/ada/feeds/in-app-feed?archived=include", |b| {
+            b["entries"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await;
+    assert_eq!(body["entries"], json!([]), "{body}");
+    assert_eq!(body["meta"]["total_count"], 0);
+    assert_counters_equal_a_recount(&app);
+}
