@@ -5,6 +5,7 @@
 //! finishes every committed run exactly once, including after a crash (see `runner`).
 
 pub mod accept;
+pub mod audience;
 pub mod loader;
 pub mod preference_check;
 pub mod registry;

@@ -26,8 +26,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0005_engine", include_str!("migrations/0005_engine.sql")),
     (
-        "0006_retention",
-        include_str!("migrations/0006_retention.sql"),
+        "0006_audience_cursor",
+        include_str!("migrations/0006_audience_cursor.sql"),
+    ),
+    (
+        "0007_retention",
+        include_str!("migrations/0007_retention.sql"),
     ),
 ];
 

@@ -17,6 +17,8 @@ mod demo;
 mod engine_crash;
 mod engine_delay;
 mod engine_sdk_cancel;
+mod fanout;
+mod fanout_crash;
 mod feed_access;
 mod feeds;
 mod hardening_auth;
