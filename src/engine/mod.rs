@@ -11,6 +11,7 @@ pub mod preference_check;
 pub mod registry;
 pub mod runner;
 pub mod scheduler;
+pub mod schedules;
 pub mod scope;
 pub mod templates;
 pub mod validate;
@@ -40,7 +41,7 @@ pub enum EngineError {
 pub struct Engine {
     store: Store,
     registry: Arc<Registry>,
-    runner: runner::Runner,
+    runner: Arc<runner::Runner>,
     scheduler: scheduler::Scheduler,
 }
 
@@ -80,7 +81,16 @@ impl Engine {
             registry: registry.clone(),
             clock,
         }))));
-        let runner = runner::Runner::spawn(store.clone(), hub, registry.clone(), scheduler.clone());
+        let runner = Arc::new(runner::Runner::spawn(
+            store.clone(),
+            hub,
+            registry.clone(),
+            scheduler.clone(),
+        ));
+        scheduler.register(Arc::new(schedules::ScheduleSource {
+            store: store.clone(),
+            runner: runner.clone(),
+        }));
         Ok(Engine {
             store,
             registry,

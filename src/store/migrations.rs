@@ -30,8 +30,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0006_audience_cursor.sql"),
     ),
     (
-        "0007_retention",
-        include_str!("migrations/0007_retention.sql"),
+        "0007_schedules",
+        include_str!("migrations/0007_schedules.sql"),
+    ),
+    (
+        "0008_retention",
+        include_str!("migrations/0008_retention.sql"),
     ),
 ];
 

@@ -24,6 +24,7 @@ pub mod recipients;
 pub mod retention;
 pub mod run_records;
 pub mod runs;
+pub mod schedules;
 pub mod timers;
 pub mod workflows;
 

@@ -42,6 +42,7 @@ mod realtime_auth;
 mod realtime_limits;
 mod retention;
 mod run_records;
+mod schedules;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
