@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 use crate::auth::{Keys, dev_token};
 use crate::engine::{Engine, UpsertError};
+use crate::model::subscription::SubscribeRequest;
+use crate::store::recipients::subscriptions::{ObjectKey, subscribe};
+use crate::store::recipients::upsert_object;
 use crate::store::{Store, meta};
 
 /// How long a minted demo token lives.
@@ -83,12 +86,19 @@ pub const OBJECTS: &[Object] = &[
     },
 ];
 
+/// Who follows which object (subscriptions): a notification to the object also reaches them.
+pub const FOLLOWERS: &[(&str, &[&str])] = &[
+    ("projects/apollo", &["ada", "grace"]),
+    ("projects/gemini", &["grace"]),
+    ("projects/voyager", &["alan"]),
+];
+
 pub const IDENTITIES: &[Identity] = &[
     Identity {
         id: "ada",
         name: "Ada Lovelace",
         role: "user",
-        title: "Member of Acme Rockets and Globex",
+        title: "Member of Acme Rockets and Globex, follows Apollo",
         tenants: &["acme", "globex"],
         grants: &[],
         objects: &[],
@@ -97,7 +107,7 @@ pub const IDENTITIES: &[Identity] = &[
         id: "grace",
         name: "Grace Hopper",
         role: "user",
-        title: "Member of Acme Rockets",
+        title: "Member of Acme Rockets, follows Apollo and Gemini",
         tenants: &["acme"],
         grants: &[],
         objects: &[],
@@ -106,7 +116,7 @@ pub const IDENTITIES: &[Identity] = &[
         id: "alan",
         name: "Alan Turing",
         role: "user",
-        title: "Member of Globex",
+        title: "Member of Globex, follows Voyager",
         tenants: &["globex"],
         grants: &[],
         objects: &[],
@@ -328,6 +338,7 @@ pub async fn prepare(store: &Store, engine: &Engine) -> Result<(), DemoError> {
     if winner != marker {
         return Ok(());
     }
+    follow(store).await?;
     let mut n = 0;
     for person in IDENTITIES.iter().filter(|i| i.role == "user") {
         for tenant in person.tenants.iter().map(Some).chain([None]) {
@@ -345,6 +356,39 @@ pub async fn prepare(store: &Store, engine: &Engine) -> Result<(), DemoError> {
         }
     }
     tracing::info!(notifications = n, "demo data seeded");
+    Ok(())
+}
+
+/// Creates the demo objects and subscribes their followers, before any notification, so
+/// the seeded object notifications fan out to the same people on every fresh database.
+async fn follow(store: &Store) -> Result<(), DemoError> {
+    let mut groups = Vec::new();
+    for (object, followers) in FOLLOWERS {
+        let (collection, id) = object
+            .split_once('/')
+            .ok_or_else(|| DemoError::Seed(format!("`{object}` is not COLLECTION/ID")))?;
+        let demo = self::object(collection, id)
+            .ok_or_else(|| DemoError::Seed(format!("`{object}` is not a demo object")))?;
+        let recipients: Vec<Value> = followers
+            .iter()
+            .filter_map(|f| identity(f))
+            .map(|who| json!({"id": who.id, "name": who.name}))
+            .collect();
+        let request = SubscribeRequest::parse(&json!({ "recipients": recipients }), "")
+            .map_err(|e| DemoError::Seed(format!("{e:?}")))?;
+        let mut props = serde_json::Map::new();
+        props.insert("name".into(), json!(demo.name));
+        groups.push((ObjectKey::new(collection, id), props, request));
+    }
+    store
+        .write(move |db| {
+            for (key, props, request) in &groups {
+                upsert_object(db, &key.collection, &key.id, props)?;
+                subscribe(db, key, request, "")?;
+            }
+            Ok(())
+        })
+        .await?;
     Ok(())
 }
 
@@ -452,6 +496,21 @@ mod tests {
                 .get("tenant")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn followers_are_demo_users_of_the_objects_tenant() {
+        for (object, followers) in FOLLOWERS {
+            let (c, id) = object.split_once('/').unwrap();
+            let tenant = self::object(c, id).expect(object).tenant;
+            for f in *followers {
+                let who = identity(f).expect(f);
+                assert!(
+                    who.role == "user" && who.tenants.contains(&tenant),
+                    "{f} {object}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod preferences;
 mod raw_input;
 mod recipient_input;
 mod run_records;
+mod schedules;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
@@ -58,4 +59,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     workflows::routes(cfg);
     channels::routes(cfg);
     run_records::routes(cfg);
+    schedules::routes(cfg);
 }

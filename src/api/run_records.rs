@@ -5,7 +5,8 @@
 //!
 //! Shapes follow Knock's `WorkflowRecipientRun`/`WorkflowRecipientRunDetail`. A stored
 //! event is `{event, status, step_ref?, step_type?, data, inserted_at?, id?, attempt?}`; the
-//! view fills what the engine left out (`inserted_at` = the recipient run's, `attempt` = 1,
+//! view fills what the engine left out (`inserted_at` = `data.at`, else the recipient
+//! run's, `attempt` = 1,
 //! `id` = `<recipient run id>.<index>`, stable across reads).
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -74,6 +75,15 @@ async fn get_one(
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// When an event happened: its own `inserted_at`, else the `data.at` the engine records on
+/// later events (resumed, cancelled), else the recipient run's start.
+fn field_at(e: &Value, started: &str) -> Value {
+    match &e["data"]["at"] {
+        Value::String(at) => json!(at),
+        _ => json!(started),
+    }
+}
+
 fn is_error(event: &Value) -> bool {
     event["status"] == "error"
 }
@@ -127,7 +137,7 @@ fn events(r: &RunRecord) -> Vec<Value> {
                 "step_type": field("step_type", Value::Null),
                 "attempt": field("attempt", json!(1)),
                 "data": field("data", json!({})),
-                "inserted_at": field("inserted_at", json!(r.inserted_at)),
+                "inserted_at": field("inserted_at", field_at(e, &r.inserted_at)),
             })
         })
         .collect()

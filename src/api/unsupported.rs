@@ -9,10 +9,6 @@ use crate::error::ApiError;
 
 /// (path pattern, what it is), from Knock's published OpenAPI document.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("/v1/schedules", "schedules"),
-    ("/v1/schedules/bulk/create", "schedules"),
-    ("/v1/users/{user_id}/schedules", "schedules"),
-    ("/v1/objects/{collection}/{id}/schedules", "schedules"),
     ("/v1/audiences/{key}/members", "audiences"),
     ("/v1/users/{user_id}/guides/{tail:.*}", "in-app guides"),
     (

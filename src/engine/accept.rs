@@ -91,7 +91,7 @@ fn mismatch() -> ApiError {
 /// Parses inline properties with the same rules as identify/set calls and keeps what the
 /// parser returns (normalized `created_at`, read-only fields dropped): the trigger stores
 /// exactly what `PUT /v1/users/{id}` would.
-fn parse_inline(input: &mut RecipientInput, at: &str, errors: &mut Vec<FieldError>) {
+pub(super) fn parse_inline(input: &mut RecipientInput, at: &str, errors: &mut Vec<FieldError>) {
     let Some(props) = input.inline.take() else {
         return;
     };
@@ -109,7 +109,7 @@ fn parse_inline(input: &mut RecipientInput, at: &str, errors: &mut Vec<FieldErro
     }
 }
 
-fn upsert_inline(db: &Db<'_>, input: &RecipientInput) -> StoreResult<()> {
+pub(super) fn upsert_inline(db: &Db<'_>, input: &RecipientInput) -> StoreResult<()> {
     let Some(props) = &input.inline else {
         return Ok(());
     };

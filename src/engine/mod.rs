@@ -5,11 +5,13 @@
 //! finishes every committed run exactly once, including after a crash (see `runner`).
 
 pub mod accept;
+pub mod audience;
 pub mod loader;
 pub mod preference_check;
 pub mod registry;
 pub mod runner;
 pub mod scheduler;
+pub mod schedules;
 pub mod scope;
 pub mod templates;
 pub mod waits;
@@ -38,7 +40,7 @@ pub enum EngineError {
 pub struct Engine {
     store: Store,
     registry: Arc<Registry>,
-    runner: runner::Runner,
+    runner: Arc<runner::Runner>,
     scheduler: scheduler::Scheduler,
 }
 
@@ -78,7 +80,16 @@ impl Engine {
             registry: registry.clone(),
             clock,
         }))));
-        let runner = runner::Runner::spawn(store.clone(), hub, registry.clone(), scheduler.clone());
+        let runner = Arc::new(runner::Runner::spawn(
+            store.clone(),
+            hub,
+            registry.clone(),
+            scheduler.clone(),
+        ));
+        scheduler.register(Arc::new(schedules::ScheduleSource {
+            store: store.clone(),
+            runner: runner.clone(),
+        }));
         Ok(Engine {
             store,
             registry,

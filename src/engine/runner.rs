@@ -1,14 +1,19 @@
 //! The runner: one task that takes committed run ids (from `accept`, and at start from
 //! the `queued` rows a crash left behind) and completes each run.
 //!
-//! For a run it loads the inputs, renders every (recipient, step) on the blocking pool,
-//! then performs ONE write: recipient runs + messages + `status = completed`. Only after
-//! that write returned are the new messages published to sockets.
+//! For a run it builds the shared [`RunContext`] once, then goes page by page through its
+//! audience (`audience`: the direct recipients, then object subscribers to depth 2, at
+//! most `audience::PAGE_SIZE` per page): one read loads the page, the walks run on the
+//! blocking pool, and ONE write stores the page's recipient runs + messages + waits + the
+//! run's audience cursor (+ `status = completed` on the last page). Only after that write
+//! returned are the page's messages published to sockets.
 //!
 //! Invariants:
-//! - Exactly once: the write is one transaction, recipient runs are unique per (run,
-//!   recipient) and messages per (recipient run, step), and a run is skipped unless it is
-//!   still `queued`. A run interrupted anywhere is redone from scratch without duplicates.
+//! - Exactly once: each page's write is one transaction, recipient runs are unique per
+//!   (run, recipient) and messages per (recipient run, step), a recipient that already has
+//!   a recipient run in this run is not walked again, and a run is skipped unless it is
+//!   still `queued`. A run interrupted anywhere resumes after its last committed page.
+//! - Memory per run is one page, whatever the audience size.
 //! - A template that fails to render fails that recipient's step (recorded in the
 //!   recipient run's `events`), never the whole run, and is never retried forever.
 //! - Shutdown stops taking runs; runs already writing finish; the rest stay `queued`
@@ -23,6 +28,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::audience::{self, Audience, AudienceCursor};
 use super::preference_check;
 use super::registry::Registry;
 use super::scheduler::Scheduler;
@@ -32,7 +38,7 @@ use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::realtime::Hub;
 use crate::store::messages::MessageRow;
-use crate::store::{Store, StoreError, recipients, runs};
+use crate::store::{Db, Store, StoreError, recipients, runs};
 
 /// Run ids waiting in memory; beyond this the runner rescans the table instead.
 const QUEUE_DEPTH: usize = 10_000;
@@ -234,26 +240,12 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
         }
         (_, None) => return fail_run(ctx, run_id, "its workflow no longer exists").await,
     };
-    let refs: Vec<RecipientRef> = request.recipients.iter().map(|(r, _)| r.clone()).collect();
     let actor = request.actor.clone();
     let tenant = request.tenant.clone();
-    let (loaded, actor_value, tenant_value) = ctx
+    let (actor_value, tenant_value, tenant_default) = ctx
         .store
         .read(move |db| {
             let tenant_default = preference_check::tenant_default(db, tenant.as_deref())?;
-            let loaded = refs
-                .iter()
-                .map(|r| {
-                    let found = recipients::get_recipient(db, r)?;
-                    let preferences = preference_check::effective_set(
-                        db,
-                        r,
-                        tenant.as_deref(),
-                        tenant_default.as_ref(),
-                    )?;
-                    Ok((found, preferences))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
             let actor_value = match &actor {
                 Some(a) => Some(
                     recipients::get_recipient(db, a)?.unwrap_or_else(|| recipients::minimal(a)),
@@ -264,62 +256,131 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
                 Some(t) => recipients::get_tenant(db, t)?,
                 None => None,
             };
-            Ok((loaded, actor_value, tenant_value))
+            Ok((actor_value, tenant_value, tenant_default))
         })
         .await?;
     let skip_delay = request.skip_delay;
     let mut run_ctx = RunContext::new(
         run_id.to_owned(),
         workflow,
-        request.tenant,
-        request.actor,
+        request.tenant.clone(),
+        request.actor.clone(),
         request.data,
         actor_value,
         tenant_value,
     );
     run_ctx.clock = ctx.clock.clone();
     run_ctx.skip_delay = skip_delay;
-    let recipients_ctx: Vec<RecipientContext> = request
-        .recipients
+    let run_ctx = Arc::new(run_ctx);
+    let page = Arc::new(PageInputs {
+        run_id: run_id.to_owned(),
+        direct: request.recipients,
+        actor: request.actor,
+        tenant: request.tenant,
+        tenant_default,
+    });
+    // A restart resumes after the last committed page (see `audience`).
+    let mut cursor: AudienceCursor = run
+        .audience_cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    loop {
+        let inputs = page.clone();
+        let at = cursor.clone();
+        let (contexts, next) = ctx
+            .store
+            .read(move |db| load_page(db, &inputs, &at))
+            .await?;
+        let walked = run_ctx.clone();
+        let plans = tokio::task::spawn_blocking(move || {
+            contexts
+                .iter()
+                .map(|r| walk(&walked, r, &StepPosition::start()))
+                .collect::<Vec<RecipientPlan>>()
+        })
+        .await
+        .map_err(|e| StoreError::Blocking(e.to_string()))?;
+        let done = next.is_done();
+        if next.truncated && done {
+            tracing::warn!(run = %run_id, limit = audience::MAX_AUDIENCE,
+                "fan-out stopped at the per-trigger audience limit; the rest were not notified");
+        }
+        let paused = plans.iter().any(|p| p.wait.is_some());
+        let cursor_json = serde_json::to_string(&next)?;
+        let run_id_owned = run_id.to_owned();
+        let inserted: Vec<MessageRow> = ctx
+            .store
+            .write(move |db| {
+                let mut rows = Vec::new();
+                for plan in plans {
+                    waits::write_new(db, &run_id_owned, plan, &mut rows)?;
+                }
+                runs::set_audience_cursor(db, &run_id_owned, &cursor_json)?;
+                if done {
+                    runs::set_run_status(db, &run_id_owned, "completed")?;
+                }
+                Ok(rows)
+            })
+            .await?;
+        // Each page is pushed as soon as it committed.
+        ctx.hub.publish(&inserted);
+        if paused {
+            ctx.scheduler.wake();
+        }
+        if done {
+            return Ok(());
+        }
+        if ctx.stopping.load(Ordering::SeqCst) {
+            // Stays queued with its cursor; the next start finishes it.
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// What every page of one run needs besides the cursor.
+struct PageInputs {
+    run_id: String,
+    direct: Vec<(RecipientRef, Option<Map<String, Value>>)>,
+    actor: Option<RecipientRef>,
+    tenant: Option<String>,
+    tenant_default: Option<Value>,
+}
+
+/// One read: the next page of the audience, minus recipients this run already reached,
+/// loaded (entity + effective preferences) for walking.
+fn load_page(
+    db: &Db<'_>,
+    inputs: &PageInputs,
+    cursor: &AudienceCursor,
+) -> Result<(Vec<RecipientContext>, AudienceCursor), StoreError> {
+    let audience = Audience {
+        direct: &inputs.direct,
+        actor: inputs.actor.as_ref(),
+    };
+    let (targets, next) = audience.next_page(db, cursor, audience::PAGE_SIZE)?;
+    let fresh = runs::without_recipient_runs(db, &inputs.run_id, targets, |t| &t.reference)?;
+    let contexts = fresh
         .into_iter()
-        .zip(loaded)
-        .map(
-            |((reference, trigger_data), (entity, preferences))| RecipientContext {
-                reference,
+        .map(|t| {
+            let entity = recipients::get_recipient(db, &t.reference)?;
+            let preferences = preference_check::effective_set(
+                db,
+                &t.reference,
+                inputs.tenant.as_deref(),
+                inputs.tenant_default.as_ref(),
+            )?;
+            Ok(RecipientContext {
+                reference: t.reference,
                 entity,
                 preferences,
-                trigger_data,
-                subscription: None,
-            },
-        )
-        .collect();
-    let plans = tokio::task::spawn_blocking(move || {
-        recipients_ctx
-            .iter()
-            .map(|r| walk(&run_ctx, r, &StepPosition::start()))
-            .collect::<Vec<RecipientPlan>>()
-    })
-    .await
-    .map_err(|e| StoreError::Blocking(e.to_string()))?;
-
-    let paused = plans.iter().any(|p| p.wait.is_some());
-    let run_id_owned = run_id.to_owned();
-    let inserted: Vec<MessageRow> = ctx
-        .store
-        .write(move |db| {
-            let mut rows = Vec::new();
-            for plan in plans {
-                waits::write_new(db, &run_id_owned, plan, &mut rows)?;
-            }
-            runs::set_run_status(db, &run_id_owned, "completed")?;
-            Ok(rows)
+                trigger_data: t.trigger_data,
+                subscription: t.subscription,
+            })
         })
-        .await?;
-    ctx.hub.publish(&inserted);
-    if paused {
-        ctx.scheduler.wake();
-    }
-    Ok(())
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((contexts, next))
 }
 
 async fn fail_run(ctx: &Ctx, run_id: &str, why: &str) -> Result<(), StoreError> {

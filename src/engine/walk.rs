@@ -201,16 +201,21 @@ fn scope_entity(value: Value) -> Value {
 /// Walks `recipient` through the run's steps from `from`.
 pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition) -> RecipientPlan {
     let reference = &recipient.reference;
+    let mut entity = scope_entity(
+        recipient
+            .entity
+            .clone()
+            .unwrap_or_else(|| recipients::minimal(reference)),
+    );
+    // A subscriber reached through an object sees `recipient.subscription` (issue 7).
+    if let (Some(subscription), Value::Object(map)) = (&recipient.subscription, &mut entity) {
+        map.insert("subscription".into(), subscription.clone());
+    }
     let mut w = Walker {
         run,
         recipient,
         actors: run.actor.iter().cloned().collect(),
-        entity: scope_entity(
-            recipient
-                .entity
-                .clone()
-                .unwrap_or_else(|| recipients::minimal(reference)),
-        ),
+        entity,
         // The run's data is shared, never copied per recipient; only `$trigger_data` makes
         // a recipient's own.
         data: match recipient.trigger_data.as_ref() {

@@ -300,7 +300,7 @@ pub(crate) fn parse_recipient(
     }
 }
 
-fn parse_tenant(v: &Value, errors: &mut Vec<FieldError>) -> Option<TenantInput> {
+pub(crate) fn parse_tenant(v: &Value, errors: &mut Vec<FieldError>) -> Option<TenantInput> {
     match v {
         Value::String(id) => match EntityId::parse_safe(id) {
             Ok(id) => Some(TenantInput {

@@ -22,6 +22,7 @@ pub mod meta;
 pub mod recipients;
 pub mod run_records;
 pub mod runs;
+pub mod schedules;
 pub mod timers;
 pub mod workflows;
 

@@ -35,6 +35,9 @@ pub struct RunRow {
     pub tenant: Option<String>,
     pub status: String,
     pub inserted_at: String,
+    /// Where the run's fan-out stands (`engine::audience::AudienceCursor` as JSON); `None`
+    /// until its first page committed.
+    pub audience_cursor: Option<String>,
 }
 
 /// A remembered `Idempotency-Key`.
@@ -64,7 +67,7 @@ pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
 
 pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
     db.0.prepare_cached(
-        "SELECT id, workflow_key, request, cancellation_key, tenant, status, inserted_at FROM workflow_runs WHERE id = ?1",
+        "SELECT id, workflow_key, request, cancellation_key, tenant, status, inserted_at, audience_cursor FROM workflow_runs WHERE id = ?1",
     )?
     .query_row([id], |row| {
         Ok((
@@ -75,11 +78,12 @@ pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
             row.get::<_, Option<String>>(4)?,
             row.get::<_, String>(5)?,
             row.get::<_, String>(6)?,
+            row.get::<_, Option<String>>(7)?,
         ))
     })
     .optional()?
     .map(
-        |(id, workflow_key, request, cancellation_key, tenant, status, inserted_at)| {
+        |(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, audience_cursor)| {
             Ok(RunRow {
                 id,
                 workflow_key,
@@ -88,6 +92,7 @@ pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
                 tenant,
                 status,
                 inserted_at,
+                audience_cursor,
             })
         },
     )
@@ -108,6 +113,46 @@ pub fn set_run_status(db: &Db<'_>, id: &str, status: &str) -> StoreResult<()> {
     db.0.prepare_cached("UPDATE workflow_runs SET status = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![id, status, clock::now()])?;
     Ok(())
+}
+
+/// Remembers where the run's fan-out stands; written in the same transaction as the
+/// page of recipient runs it follows.
+pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<()> {
+    db.0.prepare_cached(
+        "UPDATE workflow_runs SET audience_cursor = ?2, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, cursor, clock::now()])?;
+    Ok(())
+}
+
+/// Keeps the items whose recipient (`key`) has no recipient run in `run_id` yet, and only
+/// the first item per recipient: deduplication across a whole trigger, pages included.
+pub fn without_recipient_runs<T>(
+    db: &Db<'_>,
+    run_id: &str,
+    items: Vec<T>,
+    key: impl Fn(&T) -> &RecipientRef,
+) -> StoreResult<Vec<T>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut stmt = db.0.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
+         AND recipient_kind = ?2 AND recipient_collection = ?3 AND recipient_id = ?4)",
+    )?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let r = key(&item);
+        if !seen.insert(r.clone()) {
+            continue;
+        }
+        let exists: bool = stmt
+            .query_row(params![run_id, r.kind(), r.collection(), r.id()], |row| {
+                row.get(0)
+            })?;
+        if !exists {
+            out.push(item);
+        }
+    }
+    Ok(out)
 }
 
 /// Returns the recipient run of (`run_id`, `recipient`), creating it with `status` and

@@ -156,9 +156,10 @@ async fn a_demo_users_minted_token_reads_their_seeded_inbox_and_no_one_elses() {
     );
 
     let token = mint(&app, "ada").await;
-    // Seeded: three items in each of her tenants and three without a tenant.
+    // Seeded: three items in each of her tenants, three without a tenant, and the three of
+    // projects/apollo (Acme), which she follows.
     let feed = poll(&app, "/v1/users/ada/feeds/in-app-feed", &token, |b| {
-        b["meta"]["total_count"] == 9
+        b["meta"]["total_count"] == 12
     })
     .await;
     let tenants: Vec<_> = feed["entries"]
@@ -167,7 +168,8 @@ async fn a_demo_users_minted_token_reads_their_seeded_inbox_and_no_one_elses() {
         .iter()
         .map(|e| e["tenant"].clone())
         .collect();
-    assert_eq!(tenants.iter().filter(|t| **t == "acme").count(), 3);
+    assert_eq!(tenants.iter().filter(|t| **t == "acme").count(), 6);
+    assert_eq!(tenants.iter().filter(|t| **t == "globex").count(), 3);
     let (status, _) = as_token(&app, "/v1/users/grace/feeds/in-app-feed", &token).await;
     assert_eq!(status, 403, "ada's token is not grace's");
 }
@@ -212,8 +214,9 @@ async fn demo_admins_see_the_objects_their_grants_name_and_are_refused_others() 
 async fn the_notify_button_reaches_a_demo_user_in_one_of_their_tenants_or_a_demo_object() {
     let app = demo_app().await;
     let token = mint(&app, "alan").await;
+    // Six of his own, and the three of projects/voyager (Globex), which he follows.
     poll(&app, "/v1/users/alan/feeds/in-app-feed", &token, |b| {
-        b["meta"]["total_count"] == 6
+        b["meta"]["total_count"] == 9
     })
     .await;
     let res = post(
@@ -229,9 +232,10 @@ async fn the_notify_button_reaches_a_demo_user_in_one_of_their_tenants_or_a_demo
         &app,
         "/v1/users/alan/feeds/in-app-feed?tenant=globex&has_tenant=true",
         &token,
-        |b| b["meta"]["total_count"] == 4,
+        |b| b["meta"]["total_count"] == 7,
     )
     .await;
+    // A notification to an object reaches its followers too.
     let res = post(
         &app,
         "/demo/v1/notify",
@@ -239,6 +243,10 @@ async fn the_notify_button_reaches_a_demo_user_in_one_of_their_tenants_or_a_demo
     )
     .await;
     assert_eq!(res.status(), 200);
+    poll(&app, "/v1/users/alan/feeds/in-app-feed", &token, |b| {
+        b["meta"]["total_count"] == 11
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -316,14 +324,14 @@ async fn demo_endpoints_refuse_bad_input_in_knocks_shape_and_send_nothing() {
         .expect("test request");
     assert_error(res, 400, "invalid_json").await;
     // Nothing was sent: the refusals come before the engine is asked, so after one good
-    // notify alan has exactly his six seeded items plus that one.
+    // notify alan has exactly his nine seeded items plus that one.
     let token = mint(&app, "alan").await;
     let res = post(&app, "/demo/v1/notify", json!({"user_id": "alan"})).await;
     assert_eq!(res.status(), 200);
     poll(&app, "/v1/users/alan/feeds/in-app-feed", &token, |b| {
-        b["meta"]["total_count"] == 7
+        b["meta"]["total_count"] == 10
     })
     .await;
     let (_, again) = as_token(&app, "/v1/users/alan/feeds/in-app-feed", &token).await;
-    assert_eq!(again["meta"]["total_count"], 7);
+    assert_eq!(again["meta"]["total_count"], 10);
 }

@@ -229,3 +229,77 @@ async fn run_records_need_the_secret_key() {
         assert_rejects_bad_credentials(&app, reqwest::Method::GET, path, None).await;
     }
 }
+
+#[tokio::test]
+async fn a_delayed_then_cancelled_run_shows_paused_then_cancelled_with_when() {
+    let start = tidings::clock::parse("2030-01-01T09:00:00Z").expect("time");
+    let clock = tidings::clock::Clock::manual(start);
+    let c = clock.clone();
+    let app = crate::helpers::spawn_app_with(move |s| s.clock = c).await;
+    let (status, body) = app
+        .put_json(
+            "/v1/workflows/reminder",
+            json!({"workflow": {"name": "reminder", "steps": [
+                {"ref": "wait", "type": "delay", "settings": {"delay_for": {"unit": "hours", "value": 1}}},
+                {"ref": "msg", "type": "channel", "channel_key": "in-app-feed", "channel_type": "in_app_feed",
+                 "template": {"markdown_body": "due"}}]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.trigger(
+        "reminder",
+        json!({"recipients": ["alice"], "cancellation_key": "task-1"}),
+    )
+    .await;
+    let paused = app
+        .poll_json("/v1/workflow_recipient_runs?status=paused", |b| {
+            b["items"].as_array().map_or(0, Vec::len) == 1
+        })
+        .await;
+    assert_eq!(paused["items"][0]["recipient"], "alice", "{paused}");
+    assert_eq!(paused["items"][0]["workflow"], "reminder");
+    let id = paused["items"][0]["id"].as_str().expect("id").to_owned();
+
+    clock.advance(chrono::Duration::minutes(10));
+    let res = app
+        .post(
+            "/v1/workflows/reminder/cancel",
+            json!({"cancellation_key": "task-1"}),
+        )
+        .send()
+        .await
+        .expect("cancel");
+    assert!(res.status().is_success(), "{}", res.status());
+    let detail = app
+        .poll_json(&format!("/v1/workflow_recipient_runs/{id}"), |b| {
+            b["status"] == "cancelled"
+        })
+        .await;
+    assert_eq!(detail["status"], "cancelled", "{detail}");
+    let events = detail["events"].as_array().cloned().unwrap_or_default();
+    let delayed = events
+        .iter()
+        .find(|e| e["event"] == "delayed")
+        .expect("delayed");
+    assert_eq!(delayed["step_type"], "delay");
+    assert_eq!(delayed["data"]["until"], "2030-01-01T10:00:00.000000Z");
+    let cancelled = events
+        .iter()
+        .find(|e| e["event"] == "cancelled")
+        .expect("cancelled");
+    assert_eq!(cancelled["inserted_at"], "2030-01-01T09:10:00.000000Z");
+    assert_eq!(items(&app, "status=paused").await.len(), 0);
+    assert_eq!(items(&app, "status=cancelled").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_official_node_sdk_lists_and_reads_run_records() {
+    let js = crate::helpers::installed_node_sdk();
+    let app = spawn_app().await;
+    app.run_sdk_script(
+        std::path::PathBuf::from("node"),
+        js.join("run_records_sdk.mjs"),
+        "run records sdk: ok",
+    )
+    .await;
+}

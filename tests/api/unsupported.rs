@@ -6,7 +6,7 @@ use crate::helpers::{assert_error, spawn_app};
 async fn knock_features_tidings_does_not_plan_answer_501_in_knocks_shape_without_retry() {
     let app = spawn_app().await;
     for (method, path) in [
-        (reqwest::Method::GET, "/v1/schedules"),
+        (reqwest::Method::POST, "/v1/notify/cancel"),
         (reqwest::Method::POST, "/v1/audiences/beta/members"),
         (reqwest::Method::GET, "/v1/users/u1/guides/some-channel"),
         (reqwest::Method::GET, "/v1/providers/slack/chan/auth_check"),

@@ -266,6 +266,8 @@ try {
   const objectText = await notify({ id: "apollo", collection: "projects" }, "acme");
   await admin.waitForSelector(`#feed-slot ${itemWith(objectText)}`, { timeout: T });
   check(true, "the admin page shows projects/apollo's feed and a new item arrives live");
+  await page.waitForSelector(itemWith(objectText), { timeout: T });
+  check(true, "Ada follows projects/apollo: the same notification reached her open inbox live");
   await shot(admin, "09-admin-live");
   noErrors("the admin page");
   expectErrors = /status of 403/;

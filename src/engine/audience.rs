@@ -1,0 +1,258 @@
+//! A run's audience, expanded page by page (spec §4.3 fan-out): first the trigger's own
+//! recipients, then the subscribers of each object among them (depth 1), then the
+//! subscribers of each object that follows one of those objects (depth 2:
+//! object → object → user). Deeper subscribers are not reached.
+//!
+//! Invariants:
+//! - Bounded memory: a page holds at most `limit` targets, and where the expansion stands
+//!   is an [`AudienceCursor`] small enough to persist with every page (the runner stores it
+//!   in the same transaction as the page's items, so a restart resumes after the last
+//!   committed page and never re-walks it).
+//! - Deduplication across the whole trigger is the store's: a recipient run is unique per
+//!   (run, recipient), so a target that already has one in this run is dropped before it
+//!   is walked ([`crate::store::runs::existing_recipients`]). Within a page, the first
+//!   occurrence wins. Direct recipients come first, so a user listed directly and also
+//!   subscribed gets the direct run (without `recipient.subscription`).
+//! - The actor is never one of the subscribers reached (Knock's rule); as a direct
+//!   recipient it is kept, as Knock does.
+//! - Cycles cannot loop: the expansion is bounded by depth, not by following edges.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::model::RecipientRef;
+use crate::store::recipients::subscriptions::{self, ObjectKey};
+use crate::store::recipients::{self as recipient_store};
+use crate::store::{Db, StoreResult};
+
+/// Targets per page: one page is one group-commit write of recipient runs and messages.
+pub const PAGE_SIZE: usize = 500;
+/// Most targets one trigger expands to (direct recipients and subscribers at both depths,
+/// counted before deduplication). Beyond it the expansion stops, the run completes with
+/// what it reached and a warning names the run (README "Limits").
+pub const MAX_AUDIENCE: u64 = 1_000_000;
+
+/// One recipient to walk, and how it was reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientTarget {
+    pub reference: RecipientRef,
+    /// `$trigger_data` of a direct recipient (merged over `data` for it alone).
+    pub trigger_data: Option<Map<String, Value>>,
+    /// For a subscriber: the subscription's properties plus `object` (the followed
+    /// object's template view) — `recipient.subscription` in templates and conditions.
+    pub subscription: Option<Value>,
+}
+
+/// Where the expansion of one run stands. Persisted as JSON with the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceCursor {
+    pub stage: Stage,
+    /// Direct: next recipient index. Subscribers/Nested: index of the direct object.
+    pub index: usize,
+    /// Position within the current subscriber list (subscription rowid; 0 = start).
+    pub position: i64,
+    /// Nested stage: the depth-1 object being expanded, as (its subscription row, key).
+    pub hub: Option<(i64, String, String)>,
+    /// Nested stage: the last depth-1 subscription row already expanded.
+    pub hub_after: i64,
+    /// Targets produced so far (for [`MAX_AUDIENCE`]).
+    #[serde(default)]
+    pub reached: u64,
+    /// Whether the expansion stopped at [`MAX_AUDIENCE`].
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    #[default]
+    Direct,
+    Subscribers,
+    Nested,
+    Done,
+}
+
+impl AudienceCursor {
+    pub fn is_done(&self) -> bool {
+        self.stage == Stage::Done
+    }
+}
+
+/// The trigger's side of the expansion: its recipients (in order) and its actor.
+pub struct Audience<'a> {
+    pub direct: &'a [(RecipientRef, Option<Map<String, Value>>)],
+    pub actor: Option<&'a RecipientRef>,
+}
+
+fn object_key(r: &RecipientRef) -> Option<ObjectKey> {
+    match r {
+        RecipientRef::Object { id, collection } => Some(ObjectKey::new(collection, id)),
+        RecipientRef::User(_) => None,
+    }
+}
+
+/// `recipient.subscription` for a subscriber of `object` (`object_view` already loaded).
+fn subscription_scope(properties: Option<Map<String, Value>>, object_view: &Value) -> Value {
+    let mut scope = properties.unwrap_or_default();
+    scope.insert("object".into(), object_view.clone());
+    Value::Object(scope)
+}
+
+/// The template view of an object: its wire shape with properties also at the top level.
+fn object_view(db: &Db<'_>, object: &ObjectKey) -> StoreResult<Value> {
+    let r = RecipientRef::Object {
+        id: object.id.clone(),
+        collection: object.collection.clone(),
+    };
+    let found =
+        recipient_store::get_recipient(db, &r)?.unwrap_or_else(|| recipient_store::minimal(&r));
+    let Value::Object(mut map) = found else {
+        return Ok(found);
+    };
+    if let Some(Value::Object(props)) = map.get("properties").cloned() {
+        for (k, v) in props {
+            map.entry(k).or_insert(v);
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+impl Audience<'_> {
+    /// The next page after `cursor`: up to `limit` targets (possibly fewer, possibly
+    /// none, even before the end) and the cursor to continue from.
+    pub fn next_page(
+        &self,
+        db: &Db<'_>,
+        cursor: &AudienceCursor,
+        limit: usize,
+    ) -> StoreResult<(Vec<RecipientTarget>, AudienceCursor)> {
+        let mut c = cursor.clone();
+        let mut out: Vec<RecipientTarget> = Vec::new();
+        let budget = MAX_AUDIENCE.saturating_sub(c.reached);
+        let limit = limit.min(usize::try_from(budget).unwrap_or(usize::MAX));
+        while out.len() < limit && !c.is_done() {
+            let room = limit - out.len();
+            match c.stage {
+                Stage::Direct => {
+                    let end = (c.index + room).min(self.direct.len());
+                    for (reference, trigger_data) in &self.direct[c.index.min(end)..end] {
+                        out.push(RecipientTarget {
+                            reference: reference.clone(),
+                            trigger_data: trigger_data.clone(),
+                            subscription: None,
+                        });
+                    }
+                    c.index = end;
+                    if end >= self.direct.len() {
+                        c = AudienceCursor {
+                            stage: Stage::Subscribers,
+                            reached: c.reached,
+                            ..AudienceCursor::default()
+                        };
+                    }
+                }
+                Stage::Subscribers => {
+                    let Some(object) = self.direct_object(&mut c, Stage::Nested) else {
+                        continue;
+                    };
+                    let rows = subscriptions::subscribers_page(db, &object, c.position, room)?;
+                    self.push_subscribers(db, &object, &rows, &mut out)?;
+                    match rows.last() {
+                        Some(last) if rows.len() == room => c.position = last.position,
+                        _ => {
+                            c.index += 1;
+                            c.position = 0;
+                        }
+                    }
+                }
+                Stage::Nested => {
+                    let Some(parent) = self.direct_object(&mut c, Stage::Done) else {
+                        continue;
+                    };
+                    let hub = match &c.hub {
+                        Some((_, collection, id)) => ObjectKey::new(collection, id),
+                        None => {
+                            match subscriptions::next_object_subscriber(db, &parent, c.hub_after)? {
+                                Some((row, hub)) => {
+                                    c.hub = Some((row, hub.collection.clone(), hub.id.clone()));
+                                    c.position = 0;
+                                    hub
+                                }
+                                None => {
+                                    c.index += 1;
+                                    c.hub_after = 0;
+                                    c.position = 0;
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    let rows = subscriptions::subscribers_page(db, &hub, c.position, room)?;
+                    self.push_subscribers(db, &hub, &rows, &mut out)?;
+                    match rows.last() {
+                        Some(last) if rows.len() == room => c.position = last.position,
+                        _ => {
+                            c.hub_after = c.hub.take().map_or(c.hub_after, |(row, _, _)| row);
+                            c.position = 0;
+                        }
+                    }
+                }
+                Stage::Done => {}
+            }
+        }
+        c.reached += out.len() as u64;
+        if c.reached >= MAX_AUDIENCE && !c.is_done() {
+            c.stage = Stage::Done;
+            c.truncated = true;
+        }
+        Ok((out, c))
+    }
+
+    /// The direct recipient at `c.index` when it is an object; skips users, and moves the
+    /// cursor to `next` (from its start) past the last recipient.
+    fn direct_object(&self, c: &mut AudienceCursor, next: Stage) -> Option<ObjectKey> {
+        match self.direct.get(c.index) {
+            None => {
+                *c = AudienceCursor {
+                    stage: next,
+                    reached: c.reached,
+                    ..AudienceCursor::default()
+                };
+                None
+            }
+            Some((r, _)) => match object_key(r) {
+                Some(object) => Some(object),
+                None => {
+                    c.index += 1;
+                    c.position = 0;
+                    None
+                }
+            },
+        }
+    }
+
+    fn push_subscribers(
+        &self,
+        db: &Db<'_>,
+        object: &ObjectKey,
+        rows: &[subscriptions::SubscriberRow],
+        out: &mut Vec<RecipientTarget>,
+    ) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let view = object_view(db, object)?;
+        for row in rows {
+            if self.actor == Some(&row.recipient) {
+                continue;
+            }
+            out.push(RecipientTarget {
+                reference: row.recipient.clone(),
+                trigger_data: None,
+                subscription: Some(subscription_scope(row.properties.clone(), &view)),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,548 @@
+//! Schedules (recurring triggers): create/update/delete against the workflow registry, and
+//! firing due occurrences.
+//!
+//! Firing is a due-source of the engine's scheduler ([`ScheduleSource`]), so schedules
+//! run on the same injectable clock as delays.
+//!
+//! Invariants:
+//! - Each occurrence triggers the workflow exactly once: [`fire_due`] claims it (advances
+//!   `next_occurrence_at` from the value it read) in the SAME transaction that inserts the
+//!   queued workflow run, the same durable run `accept` writes. A crash before the commit
+//!   leaves the occurrence due; after it, the runner owns a committed run.
+//! - Occurrences missed while the server was down fire ONCE when it is back (at start or
+//!   at the next wake), then the schedule moves to its first occurrence after now: a
+//!   daily digest down for three days sends one digest, not three.
+//! - A rejected request changes nothing: parsing and recurrence checks run before the
+//!   write, and the write's own checks run before its first statement.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::accept::{parse_inline, upsert_inline};
+use futures_util::future::BoxFuture;
+
+use super::registry::{CompiledWorkflow, Registry};
+use super::scheduler::DueSource;
+use crate::clock;
+use crate::error::{ApiError, FieldError};
+use crate::ids;
+use crate::model::properties::RecipientProperties;
+use crate::model::recurrence::{Recurrence, RepeatRule};
+use crate::model::schedules::{Change, CreateSchedules, ScheduleFields, UpdateSchedules};
+use crate::model::{PageQuery, RecipientRef};
+use crate::store::runs::{self, NewRun};
+use crate::store::schedules::{self, NewSchedule, ScheduleRow};
+use crate::store::{Db, Store, StoreError, StoreResult, recipients};
+
+/// Occurrences claimed per write (one scheduler slice).
+const FIRE_BATCH: u32 = 100;
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The stored rules of a schedule (written by us, so they parse).
+fn stored_rules(repeats: &Value) -> Vec<RepeatRule> {
+    let mut errors = Vec::new();
+    crate::model::recurrence::parse_repeats(Some(repeats), &mut errors)
+}
+
+fn recurrence_of(s: &NewSchedule) -> Recurrence {
+    let scheduled = s.scheduled_at.as_deref().and_then(parse_time);
+    Recurrence {
+        rules: stored_rules(&s.repeats),
+        start: scheduled
+            .or_else(|| parse_time(&s.inserted_at))
+            .unwrap_or_else(Utc::now),
+        explicit_start: scheduled.is_some(),
+        ending_at: s.ending_at.as_deref().and_then(parse_time),
+    }
+}
+
+fn never_occurs(ending_at: bool) -> FieldError {
+    if ending_at {
+        FieldError::new(
+            "ending_at",
+            "is before the schedule's first occurrence: it would never run",
+        )
+    } else {
+        FieldError::new(
+            "repeats",
+            "never match a time (e.g. an interval of 7 days limited to a different weekday)",
+        )
+    }
+}
+
+/// Parses the inline actor and tenant properties the way identify/set calls do, keeping
+/// the normalized form (what gets stored).
+fn normalize_fields(fields: &mut ScheduleFields, errors: &mut Vec<FieldError>) {
+    if let Change::Set(actor) = &mut fields.actor {
+        parse_inline(actor, "actor", errors);
+    }
+    if let Change::Set(tenant) = &mut fields.tenant
+        && let Some(props) = tenant.inline.take()
+    {
+        match RecipientProperties::parse_tenant(props) {
+            Ok(parsed) => tenant.inline = Some(parsed.into_map()),
+            Err(problems) => errors.extend(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError::new(format!("tenant.{}", p.field), p.message)),
+            ),
+        }
+    }
+}
+
+/// The workflow's `trigger_data_json_schema` over the data each occurrence will carry.
+fn check_data(
+    workflow: &CompiledWorkflow,
+    data: Option<&Map<String, Value>>,
+    errors: &mut Vec<FieldError>,
+) {
+    let data = Value::Object(data.cloned().unwrap_or_default());
+    if let Err(mut schema_errors) = workflow.validate_data(&data) {
+        errors.append(&mut schema_errors);
+    }
+}
+
+/// Upserts what the fields carry inline (tenant, actor), inside the caller's write.
+fn upsert_fields(db: &Db<'_>, fields: &ScheduleFields) -> StoreResult<()> {
+    if let Change::Set(tenant) = &fields.tenant {
+        match &tenant.inline {
+            Some(props) => recipients::upsert_tenant(db, &tenant.id, props).map(|_| ())?,
+            None => recipients::ensure_tenant(db, &tenant.id)?,
+        }
+    }
+    if let Change::Set(actor) = &fields.actor {
+        upsert_inline(db, actor)?;
+    }
+    Ok(())
+}
+
+fn format_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(clock::format)
+}
+
+/// Creates one schedule per recipient (`POST /v1/schedules`, and each bulk entry).
+async fn create(
+    store: &Store,
+    registry: &Registry,
+    requests: Vec<CreateSchedules>,
+    now: DateTime<Utc>,
+) -> Result<Vec<ScheduleRow>, ApiError> {
+    let many = requests.len() > 1;
+    let mut errors = Vec::new();
+    let mut planned = Vec::new();
+    for (i, mut req) in requests.into_iter().enumerate() {
+        let at = |f: FieldError| {
+            if many {
+                FieldError::new(format!("schedules[{i}].{}", f.field), f.message)
+            } else {
+                f
+            }
+        };
+        let Some(workflow) = registry.get(&req.workflow) else {
+            if many {
+                errors.push(at(FieldError::new(
+                    "workflow",
+                    format!("`{}` does not exist", req.workflow),
+                )));
+                continue;
+            }
+            return Err(ApiError::WorkflowMissing(req.workflow));
+        };
+        let mut problems = Vec::new();
+        for (n, r) in req.recipients.iter_mut().enumerate() {
+            parse_inline(r, &format!("recipients[{n}]"), &mut problems);
+        }
+        normalize_fields(&mut req.fields, &mut problems);
+        let data = match &req.fields.data {
+            Change::Set(d) => Some(d.clone()),
+            _ => None,
+        };
+        check_data(&workflow, data.as_ref(), &mut problems);
+        let scheduled_at = match req.fields.scheduled_at {
+            Change::Set(t) => Some(t),
+            _ => None,
+        };
+        let ending_at = match req.fields.ending_at {
+            Change::Set(t) => Some(t),
+            _ => None,
+        };
+        let rules = req.fields.repeats.clone().unwrap_or_default();
+        let recurrence = Recurrence {
+            rules: rules.clone(),
+            start: scheduled_at.unwrap_or(now),
+            explicit_start: scheduled_at.is_some(),
+            ending_at,
+        };
+        let first = recurrence.first(now);
+        if first.is_none() {
+            problems.push(never_occurs(ending_at.is_some()));
+        }
+        errors.extend(problems.into_iter().map(at));
+        let actor = match &req.fields.actor {
+            Change::Set(a) => Some(a.reference.clone()),
+            _ => None,
+        };
+        let tenant = match &req.fields.tenant {
+            Change::Set(t) => Some(t.id.clone()),
+            _ => None,
+        };
+        let repeats = Value::Array(rules.iter().map(RepeatRule::to_wire).collect());
+        let rows: Vec<NewSchedule> = req
+            .recipients
+            .iter()
+            .map(|r| NewSchedule {
+                id: ids::uuid(),
+                workflow_key: workflow.def.key.clone(),
+                recipient: r.reference.clone(),
+                actor: actor.clone(),
+                tenant: tenant.clone(),
+                data: data.clone().map(Value::Object),
+                repeats: repeats.clone(),
+                scheduled_at: format_opt(scheduled_at),
+                ending_at: format_opt(ending_at),
+                next_occurrence_at: format_opt(first),
+                inserted_at: clock::format(now),
+            })
+            .collect();
+        planned.push((req, rows));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    let stamp = clock::format(now);
+    let written = store
+        .write(move |db| {
+            let mut out = Vec::new();
+            for (req, rows) in &planned {
+                upsert_fields(db, &req.fields)?;
+                for r in &req.recipients {
+                    upsert_inline(db, r)?;
+                }
+                for row in rows {
+                    schedules::put(db, row, &stamp)?;
+                    out.push(ScheduleRow {
+                        schedule: row.clone(),
+                        last_occurrence_at: None,
+                        updated_at: stamp.clone(),
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(written)
+}
+
+/// Applies the same changes to every listed schedule (`PUT /v1/schedules`). Any unknown
+/// id is a 404 and nothing changes.
+async fn update(
+    store: &Store,
+    registry: &Registry,
+    mut req: UpdateSchedules,
+    now: DateTime<Utc>,
+) -> Result<Vec<ScheduleRow>, ApiError> {
+    let mut errors = Vec::new();
+    normalize_fields(&mut req.fields, &mut errors);
+    let ids = req.ids.clone();
+    let current: Vec<Option<ScheduleRow>> = store
+        .read(move |db| ids.iter().map(|id| schedules::get(db, id)).collect())
+        .await?;
+    let mut workflows: HashMap<String, Arc<CompiledWorkflow>> = HashMap::new();
+    for (id, row) in req.ids.iter().zip(&current) {
+        let Some(row) = row else {
+            return Err(schedule_missing(id));
+        };
+        let key = &row.schedule.workflow_key;
+        let Some(workflow) = registry.get(key) else {
+            return Err(ApiError::WorkflowMissing(key.clone()));
+        };
+        let data = merged(&req.fields, &row.schedule).data;
+        let data = data.as_ref().and_then(Value::as_object);
+        check_data(&workflow, data, &mut errors);
+        workflows.insert(key.clone(), workflow);
+    }
+    dedup(&mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    let stamp = clock::format(now);
+    let fields = req.fields;
+    let ids = req.ids;
+    let updated = store
+        .write(move |db| {
+            upsert_fields(db, &fields)?;
+            let mut out = Vec::new();
+            for id in &ids {
+                // Re-read inside the write: a concurrent fire may have moved the claim.
+                let Some(row) = schedules::get(db, id)? else {
+                    return Err(StoreError::NotFound);
+                };
+                let mut next = merged(&fields, &row.schedule);
+                let recurrence = recurrence_of(&next);
+                let last = row.last_occurrence_at.as_deref().and_then(parse_time);
+                next.next_occurrence_at = if recurrence.rules.is_empty() {
+                    // A one-off fires once: again only if its time was changed.
+                    match fields.scheduled_at {
+                        Change::Set(_) => format_opt(recurrence.first(now)),
+                        _ => row.schedule.next_occurrence_at.clone(),
+                    }
+                } else {
+                    let after_last = last.and_then(|l| recurrence.next_after(l));
+                    let from_now = recurrence.first(now);
+                    format_opt(match (after_last, from_now) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (None, _) if last.is_some() => None,
+                        (_, b) => b,
+                    })
+                };
+                if recurrence.rules.is_empty() && next.scheduled_at.is_none() {
+                    return Err(StoreError::Invalid {
+                        field: "repeats".into(),
+                        message: "is required unless `scheduled_at` is given (a one-off schedule)"
+                            .into(),
+                    });
+                }
+                if next.next_occurrence_at.is_none() && row.last_occurrence_at.is_none() {
+                    let e = never_occurs(next.ending_at.is_some());
+                    return Err(StoreError::Invalid {
+                        field: e.field,
+                        message: e.message,
+                    });
+                }
+                schedules::put(db, &next, &stamp)?;
+                out.push(ScheduleRow {
+                    schedule: next,
+                    last_occurrence_at: row.last_occurrence_at,
+                    updated_at: stamp.clone(),
+                });
+            }
+            Ok(out)
+        })
+        .await;
+    match updated {
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("A listed schedule".into())),
+        other => Ok(other?),
+    }
+}
+
+fn dedup(errors: &mut Vec<FieldError>) {
+    let mut seen = Vec::new();
+    errors.retain(|e| {
+        let key = (e.field.clone(), e.message.clone());
+        if seen.contains(&key) {
+            false
+        } else {
+            seen.push(key);
+            true
+        }
+    });
+}
+
+/// A schedule with `fields` applied (the claim is recomputed by the caller).
+fn merged(fields: &ScheduleFields, s: &NewSchedule) -> NewSchedule {
+    let mut next = s.clone();
+    next.actor = match &fields.actor {
+        Change::Keep => s.actor.clone(),
+        Change::Clear => None,
+        Change::Set(a) => Some(a.reference.clone()),
+    };
+    next.tenant = match &fields.tenant {
+        Change::Keep => s.tenant.clone(),
+        Change::Clear => None,
+        Change::Set(t) => Some(t.id.clone()),
+    };
+    next.data = fields
+        .data
+        .clone()
+        .apply(s.data.as_ref().and_then(Value::as_object).cloned())
+        .map(Value::Object);
+    if let Some(rules) = &fields.repeats {
+        next.repeats = Value::Array(rules.iter().map(RepeatRule::to_wire).collect());
+    }
+    next.scheduled_at = fields
+        .scheduled_at
+        .clone()
+        .apply(s.scheduled_at.as_deref().and_then(parse_time))
+        .map(clock::format);
+    next.ending_at = fields
+        .ending_at
+        .clone()
+        .apply(s.ending_at.as_deref().and_then(parse_time))
+        .map(clock::format);
+    next
+}
+
+fn schedule_missing(id: &str) -> ApiError {
+    ApiError::NotFound(format!("The schedule `{id}`"))
+}
+
+/// Deletes the listed schedules and returns them. Any unknown id is a 404 and nothing is
+/// deleted.
+async fn delete(store: &Store, ids: Vec<String>) -> Result<Vec<ScheduleRow>, ApiError> {
+    let deleted = store
+        .write(move |db| {
+            let mut out = Vec::new();
+            for id in &ids {
+                match schedules::get(db, id)? {
+                    Some(row) => {
+                        schedules::delete(db, id)?;
+                        out.push(row);
+                    }
+                    None => return Err(StoreError::Conflict(id.clone())),
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    match deleted {
+        Err(StoreError::Conflict(id)) => Err(schedule_missing(&id)),
+        other => Ok(other?),
+    }
+}
+
+/// Lists schedules (shared by the three list endpoints).
+async fn list(
+    store: &Store,
+    filter: schedules::ScheduleFilter,
+    page: PageQuery,
+) -> Result<crate::model::Page<ScheduleRow>, ApiError> {
+    Ok(store
+        .read(move |db| schedules::list(db, &filter, &page))
+        .await?)
+}
+
+/// The stored trigger of one occurrence: the shape `Trigger::to_stored` writes, plus the
+/// schedule it came from (run records show it as `trigger_source`).
+fn occurrence_request(s: &NewSchedule, due: &str) -> Value {
+    json!({
+        "recipients": [{"ref": s.recipient.to_wire()}],
+        "actor": s.actor.as_ref().map(RecipientRef::to_wire),
+        "data": s.data.clone().unwrap_or_else(|| json!({})),
+        "tenant": s.tenant,
+        "schedule_id": s.id,
+        "schedule_occurrence_at": due,
+    })
+}
+
+/// Fires up to [`FIRE_BATCH`] occurrences due at `now`, each exactly once (see the module
+/// invariants), in one write; returns the ids of the runs it committed, for the runner.
+/// The scheduler calls it again at once while it keeps firing.
+pub async fn fire_due(store: &Store, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+    store
+        .write(move |db| {
+            let stamp = clock::format(now);
+            let mut runs_made = Vec::new();
+            for row in schedules::due(db, &stamp, FIRE_BATCH)? {
+                let s = &row.schedule;
+                let Some(due_at) = s.next_occurrence_at.clone() else {
+                    continue;
+                };
+                let due_time = parse_time(&due_at).unwrap_or(now);
+                // Missed occurrences collapse into this one: the next is after now.
+                let next = recurrence_of(s).next_after(due_time.max(now));
+                if !schedules::claim(db, &s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
+                    continue;
+                }
+                let run_id = ids::uuid();
+                runs::insert_run(
+                    db,
+                    &NewRun {
+                        id: run_id.clone(),
+                        workflow_key: s.workflow_key.clone(),
+                        request: occurrence_request(s, &due_at),
+                        cancellation_key: None,
+                        tenant: s.tenant.clone(),
+                    },
+                )?;
+                runs_made.push(run_id);
+            }
+            Ok(runs_made)
+        })
+        .await
+}
+
+/// When the next occurrence is due, if any.
+pub async fn next_due_at(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
+    Ok(store
+        .read(schedules::next_due_at)
+        .await?
+        .as_deref()
+        .and_then(parse_time))
+}
+
+/// Schedules as a due-source of the engine's scheduler: the due time is the earliest
+/// `next_occurrence_at`, firing is [`fire_due`], and the runs it commits go to the runner.
+pub(super) struct ScheduleSource {
+    pub(super) store: Store,
+    pub(super) runner: Arc<super::runner::Runner>,
+}
+
+impl DueSource for ScheduleSource {
+    fn name(&self) -> &'static str {
+        "schedules"
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
+        Box::pin(next_due_at(&self.store))
+    }
+
+    fn fire_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        Box::pin(async move {
+            let runs = fire_due(&self.store, now).await?;
+            let count = runs.len();
+            if count > 0 {
+                tracing::info!(count, "schedule occurrences fired");
+            }
+            for run in runs {
+                self.runner.enqueue(run);
+            }
+            Ok(count)
+        })
+    }
+}
+
+impl super::Engine {
+    /// Creates schedules (one per recipient of each request) and wakes the scheduler.
+    pub async fn create_schedules(
+        &self,
+        requests: Vec<CreateSchedules>,
+    ) -> Result<Vec<ScheduleRow>, ApiError> {
+        let now = self.scheduler.clock().now_utc();
+        let rows = create(&self.store, &self.registry, requests, now).await?;
+        self.scheduler.wake();
+        Ok(rows)
+    }
+
+    /// Applies one update to the listed schedules and wakes the scheduler.
+    pub async fn update_schedules(
+        &self,
+        request: UpdateSchedules,
+    ) -> Result<Vec<ScheduleRow>, ApiError> {
+        let now = self.scheduler.clock().now_utc();
+        let rows = update(&self.store, &self.registry, request, now).await?;
+        self.scheduler.wake();
+        Ok(rows)
+    }
+
+    /// Deletes the listed schedules (all or none).
+    pub async fn delete_schedules(&self, ids: Vec<String>) -> Result<Vec<ScheduleRow>, ApiError> {
+        delete(&self.store, ids).await
+    }
+
+    /// One page of schedules.
+    pub async fn list_schedules(
+        &self,
+        filter: schedules::ScheduleFilter,
+        page: PageQuery,
+    ) -> Result<crate::model::Page<ScheduleRow>, ApiError> {
+        list(&self.store, filter, page).await
+    }
+}

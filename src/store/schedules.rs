@@ -1,0 +1,264 @@
+//! Schedules: one row per (schedule, recipient), listed in creation order (keyset paged by
+//! `rowid`), and the due-occurrence queries the firing path uses.
+//!
+//! Invariant: `next_occurrence_at` is the claim. [`claim`] advances it only from the value
+//! the caller saw, and the caller does that in the same transaction that inserts the
+//! occurrence's workflow run; so one occurrence makes exactly one run, whatever crashes.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use serde_json::Value;
+
+use super::feed_sql::Where;
+use super::{Db, StoreResult};
+use crate::model::{Page, PageQuery, RecipientRef};
+
+/// A schedule to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSchedule {
+    pub id: String,
+    pub workflow_key: String,
+    pub recipient: RecipientRef,
+    pub actor: Option<RecipientRef>,
+    pub tenant: Option<String>,
+    pub data: Option<Value>,
+    /// The normalized rules (`RepeatRule::to_wire` each).
+    pub repeats: Value,
+    pub scheduled_at: Option<String>,
+    pub ending_at: Option<String>,
+    pub next_occurrence_at: Option<String>,
+    pub inserted_at: String,
+}
+
+/// A stored schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRow {
+    pub schedule: NewSchedule,
+    pub last_occurrence_at: Option<String>,
+    pub updated_at: String,
+}
+
+const COLUMNS: &str = "rowid, id, workflow_key, recipient_kind, recipient_collection, recipient_id, \
+     actor, tenant, data, repeats, scheduled_at, ending_at, next_occurrence_at, last_occurrence_at, \
+     inserted_at, updated_at";
+
+type RawRow = (i64, ScheduleRow, Option<String>, Option<String>, String);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    let schedule = NewSchedule {
+        id: r.get(1)?,
+        workflow_key: r.get(2)?,
+        recipient: RecipientRef::from_stored(
+            &r.get::<_, String>(3)?,
+            &r.get::<_, String>(4)?,
+            &r.get::<_, String>(5)?,
+        ),
+        actor: None,
+        tenant: r.get(7)?,
+        data: None,
+        repeats: Value::Null,
+        scheduled_at: r.get(10)?,
+        ending_at: r.get(11)?,
+        next_occurrence_at: r.get(12)?,
+        inserted_at: r.get(14)?,
+    };
+    let stored = ScheduleRow {
+        schedule,
+        last_occurrence_at: r.get(13)?,
+        updated_at: r.get(15)?,
+    };
+    Ok((r.get(0)?, stored, r.get(6)?, r.get(8)?, r.get(9)?))
+}
+
+fn decode((seq, mut stored, actor, data, repeats): RawRow) -> StoreResult<(i64, ScheduleRow)> {
+    let s = &mut stored.schedule;
+    s.actor = match actor {
+        None => None,
+        Some(a) => RecipientRef::parse(&serde_json::from_str(&a)?).ok(),
+    };
+    s.data = data.map(|d| serde_json::from_str(&d)).transpose()?;
+    s.repeats = serde_json::from_str(&repeats)?;
+    Ok((seq, stored))
+}
+
+fn json_text(v: &Option<Value>) -> StoreResult<Option<String>> {
+    Ok(v.as_ref().map(serde_json::to_string).transpose()?)
+}
+
+/// Inserts or replaces (same id) a schedule, stamping `updated_at` with its `inserted_at`
+/// on insert and `now` on replace.
+pub fn put(db: &Db<'_>, s: &NewSchedule, now: &str) -> StoreResult<()> {
+    db.0.prepare_cached(
+        "INSERT INTO schedules(id, workflow_key, recipient_kind, recipient_collection, recipient_id, actor, \
+         tenant, data, repeats, scheduled_at, ending_at, next_occurrence_at, inserted_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT(id) DO UPDATE SET actor = excluded.actor, tenant = excluded.tenant, \
+         data = excluded.data, repeats = excluded.repeats, scheduled_at = excluded.scheduled_at, \
+         ending_at = excluded.ending_at, next_occurrence_at = excluded.next_occurrence_at, \
+         updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        s.id,
+        s.workflow_key,
+        s.recipient.kind(),
+        s.recipient.collection(),
+        s.recipient.id(),
+        json_text(&s.actor.as_ref().map(RecipientRef::to_wire))?,
+        s.tenant,
+        json_text(&s.data)?,
+        serde_json::to_string(&s.repeats)?,
+        s.scheduled_at,
+        s.ending_at,
+        s.next_occurrence_at,
+        s.inserted_at,
+        now,
+    ])?;
+    Ok(())
+}
+
+/// The schedule `id`.
+pub fn get(db: &Db<'_>, id: &str) -> StoreResult<Option<ScheduleRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM schedules WHERE id = ?1");
+    db.0.prepare_cached(&sql)?
+        .query_row([id], row)
+        .optional()?
+        .map(|raw| decode(raw).map(|(_, s)| s))
+        .transpose()
+}
+
+/// Deletes the schedule `id`; whether it existed.
+pub fn delete(db: &Db<'_>, id: &str) -> StoreResult<bool> {
+    Ok(db
+        .0
+        .prepare_cached("DELETE FROM schedules WHERE id = ?1")?
+        .execute([id])?
+        == 1)
+}
+
+/// Which schedules a list shows (all ANDed; `recipients` is any-of).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleFilter {
+    pub workflow: Option<String>,
+    pub recipients: Vec<RecipientRef>,
+    pub tenant: Option<String>,
+}
+
+fn text(s: &str) -> SqlValue {
+    SqlValue::Text(s.to_owned())
+}
+
+fn filter_sql(f: &ScheduleFilter) -> Where {
+    let mut w = Where::default();
+    if let Some(key) = &f.workflow {
+        w.push("workflow_key = ?", [text(key)]);
+    }
+    if let Some(t) = &f.tenant {
+        w.push("tenant = ?", [text(t)]);
+    }
+    if !f.recipients.is_empty() {
+        let one = "(recipient_kind = ? AND recipient_collection = ? AND recipient_id = ?)";
+        w.push(
+            format!("({})", vec![one; f.recipients.len()].join(" OR ")),
+            f.recipients
+                .iter()
+                .flat_map(|r| [text(r.kind()), text(r.collection()), text(r.id())]),
+        );
+    }
+    w
+}
+
+/// One page in creation order. `after` pages forward, `before` returns the page right
+/// before that position.
+pub fn list(db: &Db<'_>, f: &ScheduleFilter, q: &PageQuery) -> StoreResult<Page<ScheduleRow>> {
+    let scope = filter_sql(f);
+    let mut w = Where::default();
+    w.push(format!("({})", scope.sql()), scope.params.iter().cloned());
+    if let Some(after) = q.after {
+        w.push("rowid > ?", [SqlValue::Integer(after)]);
+    }
+    if let Some(before) = q.before {
+        w.push("rowid < ?", [SqlValue::Integer(before)]);
+    }
+    let backward = q.before.is_some() && q.after.is_none();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM schedules WHERE {} ORDER BY rowid {} LIMIT ?",
+        w.sql(),
+        if backward { "DESC" } else { "ASC" }
+    );
+    let mut params = w.params;
+    params.push(SqlValue::Integer(i64::from(q.page_size)));
+    let raw: Vec<RawRow> =
+        db.0.prepare_cached(&sql)?
+            .query_map(params_from_iter(params.iter()), row)?
+            .collect::<Result<_, _>>()?;
+    let mut rows = raw
+        .into_iter()
+        .map(decode)
+        .collect::<StoreResult<Vec<_>>>()?;
+    if backward {
+        rows.reverse();
+    }
+    let (Some(first), Some(last)) = (rows.first().map(|r| r.0), rows.last().map(|r| r.0)) else {
+        return Ok(Page {
+            entries: Vec::new(),
+            after: None,
+            before: None,
+        });
+    };
+    let exists = |op: &str, pos: i64| -> StoreResult<bool> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM schedules WHERE {} AND rowid {op} ?)",
+            scope.sql()
+        );
+        let mut params = scope.params.clone();
+        params.push(SqlValue::Integer(pos));
+        Ok(db
+            .0
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(params.iter()), |r| r.get(0))?)
+    };
+    let has_before = exists("<", first)?;
+    let has_after = exists(">", last)?;
+    Ok(Page {
+        entries: rows.into_iter().map(|(_, s)| s).collect(),
+        after: has_after.then_some(last),
+        before: has_before.then_some(first),
+    })
+}
+
+/// The earliest pending occurrence, if any (what the scheduler sleeps until).
+pub fn next_due_at(db: &Db<'_>) -> StoreResult<Option<String>> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "SELECT MIN(next_occurrence_at) FROM schedules WHERE next_occurrence_at IS NOT NULL",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Schedules with an occurrence due at or before `now`, earliest first.
+pub fn due(db: &Db<'_>, now: &str, limit: u32) -> StoreResult<Vec<ScheduleRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM schedules WHERE next_occurrence_at IS NOT NULL AND next_occurrence_at <= ?1 \
+         ORDER BY next_occurrence_at LIMIT ?2"
+    );
+    let raw: Vec<RawRow> =
+        db.0.prepare_cached(&sql)?
+            .query_map(params![now, limit], row)?
+            .collect::<Result<_, _>>()?;
+    raw.into_iter().map(|r| decode(r).map(|(_, s)| s)).collect()
+}
+
+/// Claims the occurrence `due` of schedule `id`: moves `next_occurrence_at` to `next` and
+/// `last_occurrence_at` to `due`, but only if it still is `due`. `false` = someone else claimed it
+/// (or the schedule changed or went away): fire nothing.
+pub fn claim(db: &Db<'_>, id: &str, due: &str, next: Option<&str>, now: &str) -> StoreResult<bool> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "UPDATE schedules SET next_occurrence_at = ?3, last_occurrence_at = ?2, updated_at = ?4 \
+             WHERE id = ?1 AND next_occurrence_at = ?2",
+        )?
+        .execute(params![id, due, next, now])?
+        == 1)
+}

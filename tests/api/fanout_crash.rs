@@ -1,0 +1,130 @@
+//! Durability of a large fan-out: SIGKILL the real binary in the middle of a trigger to an
+//! object with 20,000 subscribers, restart it on the same database, and every subscriber
+//! has exactly one item (the run resumes after its last committed page).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::crash::{free_port, start, wait_healthy};
+use crate::db;
+use crate::helpers::SECRET_KEY;
+
+const SUBSCRIBERS: usize = 20_000;
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
+    let res = client
+        .post(url)
+        .bearer_auth(SECRET_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let body: Value = res.json().await.expect("JSON");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path: PathBuf = dir.path().join("fanout.db");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut server = start(&db_path, port);
+    wait_healthy(&client, &base).await;
+
+    let res = client
+        .put(format!("{base}/v1/objects/projects/big"))
+        .bearer_auth(SECRET_KEY)
+        .json(&json!({"name": "Big"}))
+        .send()
+        .await
+        .expect("object");
+    assert_eq!(res.status(), 200);
+    // 10,000 subscribers per bulk call, identified inline: 100 groups of 100.
+    for call in 0..SUBSCRIBERS / 10_000 {
+        let groups: Vec<Value> = (0..100)
+            .map(|g| {
+                let recipients: Vec<Value> = (0..100)
+                    .map(|i| json!({"id": format!("s-{}", call * 10_000 + g * 100 + i)}))
+                    .collect();
+                json!({"id": "big", "recipients": recipients})
+            })
+            .collect();
+        let op = post(
+            &client,
+            format!("{base}/v1/objects/projects/bulk/subscriptions/add"),
+            json!({"subscriptions": groups}),
+        )
+        .await;
+        assert_eq!(op["success_count"], 10_000);
+    }
+
+    let trigger = post(
+        &client,
+        format!("{base}/v1/workflows/new-comment/trigger"),
+        json!({"recipients": [{"id": "big", "collection": "projects"}], "data": {"page_title": "Launch"}}),
+    )
+    .await;
+    let run_id = trigger["workflow_run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
+    // Kill as soon as the first pages are committed, well before the last.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db::count(&db_path, &of_run) == 0 {
+        assert!(Instant::now() < deadline, "the fan-out never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.0.kill().expect("SIGKILL the server");
+    let _ = server.0.wait();
+    let at_kill = db::count(&db_path, &of_run);
+    assert_eq!(
+        db::run_status(&db_path, &run_id).as_deref(),
+        Some("queued"),
+        "the kill must land mid-fan-out ({at_kill} items committed)"
+    );
+    assert!(at_kill < (SUBSCRIBERS + 1) as i64, "{at_kill}");
+    eprintln!(
+        "{at_kill} of {} items committed before SIGKILL",
+        SUBSCRIBERS + 1
+    );
+
+    let restart_port = free_port();
+    let _restarted = start(&db_path, restart_port);
+    wait_healthy(&client, &format!("http://127.0.0.1:{restart_port}")).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while db::run_status(&db_path, &run_id).as_deref() != Some("completed") {
+        assert!(Instant::now() < deadline, "the fan-out never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(db::count(&db_path, &of_run), (SUBSCRIBERS + 1) as i64);
+    assert_eq!(
+        db::count(
+            &db_path,
+            &format!(
+                "SELECT COUNT(DISTINCT recipient_kind || recipient_collection || '/' || recipient_id) \
+                 FROM messages WHERE workflow_run_id = '{run_id}'"
+            )
+        ),
+        (SUBSCRIBERS + 1) as i64,
+        "each subscriber (and the object) has exactly one item"
+    );
+    assert_eq!(
+        db::count(
+            &db_path,
+            &format!(
+                "SELECT COUNT(*) FROM workflow_recipient_runs WHERE workflow_run_id = '{run_id}'"
+            )
+        ),
+        (SUBSCRIBERS + 1) as i64
+    );
+}
