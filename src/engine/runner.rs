@@ -6,7 +6,8 @@
 //! most `audience::PAGE_SIZE` per page): one read loads the page, the walks run on the
 //! blocking pool, and ONE write stores the page's recipient runs + messages + waits + the
 //! run's audience cursor (+ `status = completed` on the last page). Only after that write
-//! returned are the page's messages published to sockets.
+//! returned are the page's messages published to sockets. The next page is read and
+//! walked while the previous one commits (at most two pages in memory).
 //!
 //! Invariants:
 //! - Exactly once: each page's write is one transaction, recipient runs are unique per
@@ -19,6 +20,7 @@
 //! - Shutdown stops taking runs; runs already writing finish; the rest stay `queued`
 //!   and resume at the next start.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -285,13 +287,22 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_default();
+    // Pipelined: a page is read and walked while the previous page's write commits. Its
+    // recipients are excluded from the page being read (they may not be committed yet),
+    // and writes stay in page order, so the stored cursor only moves forward.
+    let mut writing: Option<PageWrite> = None;
     loop {
         let inputs = page.clone();
         let at = cursor.clone();
-        let (contexts, next) = ctx
+        let exclude = writing.as_ref().map(|w| w.recipients.clone());
+        let loaded = ctx
             .store
-            .read(move |db| load_page(db, &inputs, &at))
-            .await?;
+            .read(move |db| load_page(db, &inputs, &at, exclude.as_deref()))
+            .await;
+        let (contexts, next) = match loaded {
+            Ok(page) => page,
+            Err(e) => return Err(finish_then(ctx, writing, e).await),
+        };
         let walked = run_ctx.clone();
         let plans = tokio::task::spawn_blocking(move || {
             contexts
@@ -299,44 +310,99 @@ async fn run_once(ctx: &Ctx, run_id: &str) -> Result<(), StoreError> {
                 .map(|r| walk(&walked, r, &StepPosition::start()))
                 .collect::<Vec<RecipientPlan>>()
         })
-        .await
-        .map_err(|e| StoreError::Blocking(e.to_string()))?;
+        .await;
+        let plans = match plans {
+            Ok(plans) => plans,
+            Err(e) => {
+                return Err(finish_then(ctx, writing, StoreError::Blocking(e.to_string())).await);
+            }
+        };
+        if let Some(previous) = writing.take() {
+            previous.finish(ctx).await?;
+        }
+        if ctx.stopping.load(Ordering::SeqCst) {
+            // Stays queued at the last committed page; the next start finishes it.
+            return Ok(());
+        }
         let done = next.is_done();
         if next.truncated && done {
             tracing::warn!(run = %run_id, limit = audience::MAX_AUDIENCE,
                 "fan-out stopped at the per-trigger audience limit; the rest were not notified");
         }
-        let paused = plans.iter().any(|p| p.wait.is_some());
-        let cursor_json = serde_json::to_string(&next)?;
-        let run_id_owned = run_id.to_owned();
-        let inserted: Vec<MessageRow> = ctx
-            .store
-            .write(move |db| {
-                let mut rows = Vec::new();
-                for plan in plans {
-                    waits::write_new(db, &run_id_owned, plan, &mut rows)?;
-                }
-                runs::set_audience_cursor(db, &run_id_owned, &cursor_json)?;
-                if done {
-                    runs::set_run_status(db, &run_id_owned, "completed")?;
-                }
-                Ok(rows)
-            })
-            .await?;
-        // Each page is pushed as soon as it committed.
-        ctx.hub.publish(&inserted);
-        if paused {
-            ctx.scheduler.wake();
-        }
+        let write = PageWrite::start(ctx, run_id, plans, &next)?;
         if done {
-            return Ok(());
+            return write.finish(ctx).await;
         }
-        if ctx.stopping.load(Ordering::SeqCst) {
-            // Stays queued with its cursor; the next start finishes it.
-            return Ok(());
-        }
+        writing = Some(write);
         cursor = next;
     }
+}
+
+/// One page's write, committing in the background: recipient runs, messages, waits and
+/// the audience cursor (+ `completed` on the last page).
+struct PageWrite {
+    task: tokio::task::JoinHandle<Result<Vec<MessageRow>, StoreError>>,
+    recipients: Arc<HashSet<RecipientRef>>,
+    paused: bool,
+}
+
+impl PageWrite {
+    fn start(
+        ctx: &Ctx,
+        run_id: &str,
+        plans: Vec<RecipientPlan>,
+        next: &AudienceCursor,
+    ) -> Result<PageWrite, StoreError> {
+        let done = next.is_done();
+        let paused = plans.iter().any(|p| p.wait.is_some());
+        let recipients = Arc::new(plans.iter().map(|p| p.reference.clone()).collect());
+        let cursor_json = serde_json::to_string(next)?;
+        let run_id = run_id.to_owned();
+        let store = ctx.store.clone();
+        let task = tokio::spawn(async move {
+            store
+                .write(move |db| {
+                    let mut rows = Vec::new();
+                    for plan in plans {
+                        waits::write_new(db, &run_id, plan, &mut rows)?;
+                    }
+                    runs::set_audience_cursor(db, &run_id, &cursor_json)?;
+                    if done {
+                        runs::set_run_status(db, &run_id, "completed")?;
+                    }
+                    Ok(rows)
+                })
+                .await
+        });
+        Ok(PageWrite {
+            task,
+            recipients,
+            paused,
+        })
+    }
+
+    /// Waits for the commit, then pushes the page's messages.
+    async fn finish(self, ctx: &Ctx) -> Result<(), StoreError> {
+        let inserted = self
+            .task
+            .await
+            .map_err(|e| StoreError::Blocking(e.to_string()))??;
+        ctx.hub.publish(&inserted);
+        if self.paused {
+            ctx.scheduler.wake();
+        }
+        Ok(())
+    }
+}
+
+/// Lets a write in progress finish (so nothing runs behind a retry) and returns `error`.
+async fn finish_then(ctx: &Ctx, writing: Option<PageWrite>, error: StoreError) -> StoreError {
+    if let Some(write) = writing
+        && let Err(e) = write.finish(ctx).await
+    {
+        tracing::warn!(error = %e, "a fan-out page write failed too");
+    }
+    error
 }
 
 /// What every page of one run needs besides the cursor.
@@ -348,18 +414,22 @@ struct PageInputs {
     tenant_default: Option<Value>,
 }
 
-/// One read: the next page of the audience, minus recipients this run already reached,
-/// loaded (entity + effective preferences) for walking.
+/// One read: the next page of the audience, minus recipients this run already reached
+/// (committed, or in the page being written), loaded (entity + effective preferences) for walking.
 fn load_page(
     db: &Db<'_>,
     inputs: &PageInputs,
     cursor: &AudienceCursor,
+    writing: Option<&HashSet<RecipientRef>>,
 ) -> Result<(Vec<RecipientContext>, AudienceCursor), StoreError> {
     let audience = Audience {
         direct: &inputs.direct,
         actor: inputs.actor.as_ref(),
     };
-    let (targets, next) = audience.next_page(db, cursor, audience::PAGE_SIZE)?;
+    let (mut targets, next) = audience.next_page(db, cursor, audience::PAGE_SIZE)?;
+    if let Some(writing) = writing {
+        targets.retain(|t| !writing.contains(&t.reference));
+    }
     let fresh = runs::without_recipient_runs(db, &inputs.run_id, targets, |t| &t.reference)?;
     let contexts = fresh
         .into_iter()

@@ -1,0 +1,208 @@
+//! Fan-out benchmark: items committed per second for ONE trigger to an object with N
+//! subscribers, beside the same N items made by N/1,000 triggers of 1,000 listed users.
+//! Starts the real server in-process on a temp database; prints JSON and writes
+//! `bench-results/fanout.json`. Medians over rounds (these 2-core machines are noisy).
+//!
+//! Run: `cargo bench --bench fanout` (tiny default: 2,000 subscribers, 3 rounds), or e.g.
+//! `cargo bench --bench fanout -- --subscribers 10000 --rounds 3`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tidings::{Application, Settings};
+
+const SECRET: &str = "sk_bench";
+
+struct Args {
+    rounds: usize,
+    subscribers: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        rounds: 3,
+        subscribers: 2000,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    for pair in argv.windows(2) {
+        let value = pair[1].parse().ok();
+        match (pair[0].as_str(), value) {
+            ("--rounds", Some(v)) => args.rounds = v,
+            ("--subscribers", Some(v)) => args.subscribers = v,
+            _ => {}
+        }
+    }
+    args.subscribers = args.subscribers.max(1000) / 1000 * 1000;
+    args
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
+        let res = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(SECRET)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    async fn feed_total(&self, user: &str) -> u64 {
+        let res = self
+            .client
+            .get(format!("{}/v1/users/{user}/feeds/in-app-feed", self.base))
+            .bearer_auth(SECRET)
+            .send()
+            .await
+            .expect("feed");
+        let body: Value = res.json().await.expect("feed json");
+        body["meta"]["total_count"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until each of `users` has an item (the last recipients of their runs).
+    async fn wait_for(&self, users: &[String]) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        for user in users {
+            while self.feed_total(user).await == 0 {
+                assert!(Instant::now() < deadline, "{user} never got its item");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        Instant::now()
+    }
+}
+
+fn trigger_body(recipients: Value) -> Value {
+    json!({"recipients": recipients, "actor": {"id": "bench-actor", "name": "Ada"},
+           "data": {"page": "p", "url": "https://example.com"}})
+}
+
+/// One trigger to an object with `n` subscribers: items (n + the object's own) per second.
+async fn object_round(api: &Api, round: usize, n: usize) -> f64 {
+    let object = format!("o{round}");
+    api.call(
+        reqwest::Method::PUT,
+        &format!("/v1/objects/projects/{object}"),
+        &json!({"name": object}),
+    )
+    .await;
+    for start in (0..n).step_by(10_000) {
+        let groups: Vec<Value> = (start..(start + 10_000).min(n))
+            .collect::<Vec<_>>()
+            .chunks(100)
+            .map(|chunk| {
+                let recipients: Vec<Value> = chunk
+                    .iter()
+                    .map(|i| json!({"id": format!("r{round}-s{i}")}))
+                    .collect();
+                json!({"id": object, "recipients": recipients})
+            })
+            .collect();
+        api.call(
+            reqwest::Method::POST,
+            "/v1/objects/projects/bulk/subscriptions/add",
+            &json!({"subscriptions": groups}),
+        )
+        .await;
+    }
+    let started = Instant::now();
+    api.call(
+        reqwest::Method::POST,
+        "/v1/workflows/bench/trigger",
+        &trigger_body(json!([{"id": object, "collection": "projects"}])),
+    )
+    .await;
+    // Subscribers are expanded in subscription order: the last one is in the last page.
+    let done = api.wait_for(&[format!("r{round}-s{}", n - 1)]).await;
+    (n + 1) as f64 / done.duration_since(started).as_secs_f64()
+}
+
+/// `n / 1000` concurrent triggers of 1,000 listed (identified) users: items per second.
+async fn listed_round(api: &Api, round: usize, n: usize) -> f64 {
+    let batches: Vec<Vec<String>> = (0..n / 1000)
+        .map(|b| (0..1000).map(|i| format!("r{round}-l{b}-{i}")).collect())
+        .collect();
+    for users in &batches {
+        let body: Vec<Value> = users.iter().map(|u| json!({"id": u})).collect();
+        api.call(
+            reqwest::Method::POST,
+            "/v1/users/bulk/identify",
+            &json!({"users": body}),
+        )
+        .await;
+    }
+    let bodies: Vec<Value> = batches
+        .iter()
+        .map(|users| trigger_body(json!(users)))
+        .collect();
+    let started = Instant::now();
+    let triggers = bodies
+        .iter()
+        .map(|body| api.call(reqwest::Method::POST, "/v1/workflows/bench/trigger", body));
+    futures_util::future::join_all(triggers).await;
+    let lasts: Vec<String> = batches.iter().map(|b| b[999].clone()).collect();
+    let done = api.wait_for(&lasts).await;
+    n as f64 / done.duration_since(started).as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::for_database(dir.path().join("bench.db"));
+    settings.workflows = dir.path().join("no-workflows");
+    settings.secret_key = Some(SECRET.into());
+    let app = Application::build(settings).await.expect("server starts");
+    let api = Api {
+        base: format!("http://127.0.0.1:{}", app.port()),
+        client: reqwest::Client::new(),
+    };
+    tokio::spawn(app.run_until_stopped());
+    api.call(
+        reqwest::Method::PUT,
+        "/v1/workflows/bench",
+        &json!({"workflow": {"name": "Bench", "steps": [{
+            "ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed", "channel_type": "in_app_feed",
+            "template": {"markdown_body": "**{{ actor.name }}** commented on {{ data.page }} ({{ recipient.subscription.object.name | default: \"direct\" }})",
+                         "action_url": "{{ data.url }}"}}]}}),
+    )
+    .await;
+    let (mut object, mut listed) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        object.push(object_round(&api, round, args.subscribers).await);
+        listed.push(listed_round(&api, round, args.subscribers).await);
+    }
+    let report = json!({
+        "rounds": args.rounds,
+        "subscribers": args.subscribers,
+        "one_trigger_to_object_items_per_sec_median": median(&mut object),
+        "listed_triggers_of_1000_items_per_sec_median": median(&mut listed),
+        "listed_triggers": args.subscribers / 1000,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    std::fs::create_dir_all("bench-results").expect("bench-results dir");
+    std::fs::write(
+        "bench-results/fanout.json",
+        serde_json::to_vec_pretty(&report).unwrap_or_default(),
+    )
+    .expect("write json");
+    println!("wrote bench-results/fanout.json");
+}
