@@ -11,6 +11,7 @@ use crate::auth::Keys;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::realtime::Hub;
+use crate::retention::{Retention, RetentionPolicy};
 use crate::store::Store;
 use crate::{api, realtime};
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub keys: Keys,
     pub engine: Engine,
     pub hub: Hub,
+    /// The retention task, when the settings enable it.
+    pub retention: Option<Retention>,
     /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
     pub sockets: crate::realtime::SocketLimits,
 }
@@ -102,8 +105,15 @@ impl Application {
                 source,
             })?
             .port();
+        let retention = Retention::spawn(
+            store.clone(),
+            RetentionPolicy::from_settings(&settings),
+            Duration::from_secs(settings.retention_interval_secs),
+            settings.clock.clone(),
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
+            retention,
             store,
             keys,
             engine,
@@ -148,6 +158,9 @@ impl Application {
         let result = self.server.await;
         signals.abort();
         state.hub.shutdown();
+        if let Some(retention) = &state.retention {
+            retention.shutdown().await;
+        }
         state.engine.shutdown().await;
         state.store.shutdown().await;
         result
@@ -169,8 +182,8 @@ fn build_server(
             .app_data(api::query_config())
             .app_data(api::path_config())
             .wrap(api::cors(&cors_origins))
+            .wrap(actix_web::middleware::from_fn(api::access_log))
             .wrap(api::request_id())
-            .wrap(tracing_actix())
             .configure(api::configure)
             .configure(realtime::configure)
             .default_service(web::to(api::fallback))
@@ -217,8 +230,4 @@ async fn wait_for_signal() {
 #[cfg(not(unix))]
 async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("tidings::http")
 }

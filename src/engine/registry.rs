@@ -199,6 +199,12 @@ fn prepare(
     }
 }
 
+/// Checks `body` as workflow `key` exactly as [`Registry::upsert`] would (parse and compile),
+/// without storing it: every problem, with its field.
+pub fn validate(key: &str, body: &Value) -> Result<(), Vec<FieldError>> {
+    prepare(key, body, "").map(|_| ())
+}
+
 /// All workflows, by key.
 pub struct Registry {
     store: Store,
