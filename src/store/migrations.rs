@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_retention",
         include_str!("migrations/0008_retention.sql"),
     ),
+    (
+        "0009_engine_gates",
+        include_str!("migrations/0009_engine_gates.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

@@ -16,6 +16,7 @@ mod crash;
 mod demo;
 mod engine_crash;
 mod engine_delay;
+mod engine_rules;
 mod engine_sdk_cancel;
 mod fanout;
 mod fanout_crash;
