@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::model::retention::RetentionRule;
+
 /// Largest request body accepted anywhere (Knock's trigger `data` limit is 10 MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
@@ -84,6 +86,33 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
 
+    /// Log format on stderr: `text` for people, `json` (one object per line) for machines.
+    #[arg(long, env = "TIDINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Which log events to keep (`tracing` filter syntax, e.g. `info` or `tidings=debug`).
+    #[arg(long = "log", env = "TIDINGS_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Delete feed items older than this many days: `DAYS` for every channel and/or
+    /// `CHANNEL_KEY=DAYS` per channel, comma-separated (`365,alerts=30`). Off when unset.
+    #[arg(long, env = "TIDINGS_RETAIN_ITEMS_DAYS")]
+    pub retain_items_days: Option<RetentionRule>,
+
+    /// Delete archived feed items this many days after they were archived; same syntax as
+    /// `--retain-items-days`. Off when unset.
+    #[arg(long, env = "TIDINGS_RETAIN_ARCHIVED_DAYS")]
+    pub retain_archived_days: Option<RetentionRule>,
+
+    /// Delete finished workflow runs (and their per-recipient records) this many days after
+    /// they finished. Feed items are not affected. Off when unset.
+    #[arg(long, env = "TIDINGS_RETAIN_RUNS_DAYS", value_parser = crate::model::retention::parse_days)]
+    pub retain_runs_days: Option<u32>,
+
+    /// Seconds between retention passes (the first runs at start).
+    #[arg(long, env = "TIDINGS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub retention_interval_secs: u64,
+
     /// Demo mode (`tidings serve --demo`): seeds demo data and serves `/demo/v1/*`, which
     /// mint tokens for demo identities. Set by the `serve` subcommand, not a global flag.
     #[arg(skip)]
@@ -93,6 +122,13 @@ pub struct Settings {
     /// or a manual clock that tests advance.
     #[arg(skip)]
     pub clock: crate::clock::Clock,
+}
+
+/// How log lines are written (see `crate::logging`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Settings {
@@ -116,6 +152,12 @@ impl Settings {
             ws_max_per_address: 256,
             ws_queue: 256,
             cors_origins: "*".into(),
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+            retain_items_days: None,
+            retain_archived_days: None,
+            retain_runs_days: None,
+            retention_interval_secs: 3600,
             demo: false,
             clock: crate::clock::Clock::system(),
         }

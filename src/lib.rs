@@ -9,8 +9,10 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod logging;
 pub mod model;
 pub mod realtime;
+pub mod retention;
 pub mod startup;
 pub mod store;
 

@@ -1,6 +1,8 @@
-//! The `tidings` binary: `serve` (default), `token <user>` and `keys`. No logic here.
+//! The `tidings` binary: `serve` (default), `token <user>`, `keys`, `backup <file>`,
+//! `workflows validate|push <dir>`. No logic here.
 
 use clap::{Parser, Subcommand};
+use tidings::config::LogFormat;
 use tidings::{Application, Settings};
 
 #[derive(Parser)]
@@ -44,16 +46,39 @@ enum Command {
     },
     /// Print the secret and public API keys and the PEM that verifies user tokens.
     Keys,
+    /// Write a consistent copy of the database (`--db`) to FILE while a server may keep
+    /// serving it (SQLite's online backup API). Restore = start Tidings on the copy. The
+    /// copy holds the API keys and the signing key: keep it as secret as they are.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: std::path::PathBuf,
+    },
+    /// Check or deploy a knock-cli workflow directory.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+}
+
+#[derive(Subcommand)]
+enum WorkflowsCommand {
+    /// Check DIR exactly as `serve` loads it; print every problem with its file and field.
+    /// Exit code 1 on any problem.
+    Validate { dir: std::path::PathBuf },
+    /// Validate DIR, then upsert each workflow into a running server with
+    /// `PUT /v1/workflows/{key}`. Nothing is sent when any workflow is invalid.
+    Push {
+        dir: std::path::PathBuf,
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The server's secret key (`sk_…`).
+        #[arg(long, env = "TIDINGS_PUSH_KEY", hide_env_values = true)]
+        key: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    tidings::logging::init(cli.settings.log_format, Some(&cli.settings.log_filter));
     let runtime = match actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve { demo: false }) {
             Command::Serve { demo } => {
@@ -68,6 +93,13 @@ fn main() -> std::process::ExitCode {
                 ttl,
             } => token(cli.settings, user_id, grants, explicit, ttl).await,
             Command::Keys => keys(cli.settings).await,
+            Command::Backup { file } => backup(&cli.settings, &file),
+            Command::Workflows(WorkflowsCommand::Validate { dir }) => {
+                validate_workflows(&dir).map(|_| ())
+            }
+            Command::Workflows(WorkflowsCommand::Push { dir, url, key }) => {
+                push_workflows(&dir, &url, &key).await
+            }
         }
     }) {
         Ok(()) => 0,
@@ -80,22 +112,35 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let app = Application::build(settings.clone()).await?;
+    let mut app = Application::build(settings.clone()).await?;
+    app.handle_signals()?;
     let state = app.state();
-    println!(
-        "Tidings listening on http://{}:{}",
-        settings.addr.ip(),
-        app.port()
-    );
-    println!("  database:   {}", state.store.path().display());
-    println!("  secret key: {}", state.keys.secret_key);
-    println!("  public key: {}", state.keys.public_key);
-    if settings.demo {
+    if settings.log_format == LogFormat::Json {
+        // Machines read this: the same facts as the banner, minus the secret key
+        // (`tidings keys` prints it).
+        tracing::info!(
+            address = %format!("http://{}:{}", settings.addr.ip(), app.port()),
+            database = %state.store.path().display(),
+            public_key = %state.keys.public_key,
+            demo = settings.demo,
+            "Tidings listening"
+        );
+    } else {
         println!(
-            "  demo mode:  open http://{}:{}/ (inbox) and /admin (object feeds)",
+            "Tidings listening on http://{}:{}",
             settings.addr.ip(),
             app.port()
         );
+        println!("  database:   {}", state.store.path().display());
+        println!("  secret key: {}", state.keys.secret_key);
+        println!("  public key: {}", state.keys.public_key);
+        if settings.demo {
+            println!(
+                "  demo mode:  open http://{}:{}/ (inbox) and /admin (object feeds)",
+                settings.addr.ip(),
+                app.port()
+            );
+        }
     }
     app.run_until_stopped().await?;
     Ok(())
@@ -160,5 +205,103 @@ async fn keys(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     println!("public key: {}", keys.public_key);
     println!("signing public key (verifies user tokens):");
     println!("{}", keys.signing_public_pem.trim_end());
+    Ok(())
+}
+
+fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let report = tidings::store::backup::online_backup(&settings.db, file)
+        .map_err(|e| format!("backing up {}: {e}", settings.db.display()))?;
+    tracing::info!(
+        source = %settings.db.display(),
+        file = %file.display(),
+        pages = report.pages,
+        bytes = report.bytes,
+        schema_version = report.schema_version,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "backup written"
+    );
+    println!(
+        "backup written: {} ({} bytes, schema version {}, {} ms)",
+        file.display(),
+        report.bytes,
+        report.schema_version,
+        report.elapsed.as_millis()
+    );
+    Ok(())
+}
+
+/// Prints every problem (stderr) and fails when there is one; else the valid workflows.
+fn validate_workflows(
+    dir: &std::path::Path,
+) -> Result<Vec<tidings::engine::loader::WorkflowFile>, Box<dyn std::error::Error>> {
+    let (valid, problems) = tidings::engine::validate::validate_dir(dir);
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "{} problem(s) in {}; {} workflow(s) valid",
+            problems.len(),
+            dir.display(),
+            valid.len()
+        )
+        .into());
+    }
+    for file in &valid {
+        println!("ok {}", file.key);
+    }
+    println!("{} workflow(s) valid in {}", valid.len(), dir.display());
+    Ok(valid)
+}
+
+async fn push_workflows(
+    dir: &std::path::Path,
+    url: &str,
+    key: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let base = url::Url::parse(url).map_err(|e| format!("--url {url}: {e}"))?;
+    let files = validate_workflows(dir)?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let mut failed = 0;
+    for file in &files {
+        let mut target = base.clone();
+        target
+            .path_segments_mut()
+            .map_err(|()| format!("--url {url} cannot be a base URL"))?
+            .pop_if_empty()
+            .extend(["v1", "workflows", file.key.as_str()]);
+        let response = client
+            .put(target.clone())
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "workflow": file.body }))
+            .send()
+            .await
+            .map_err(|e| format!("PUT {target}: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            println!("pushed {} ({status})", file.key);
+            continue;
+        }
+        failed += 1;
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        eprintln!(
+            "{}: the server refused it ({status}): {}",
+            file.path.display(),
+            body["message"].as_str().unwrap_or("no error message")
+        );
+        for field in body["errors"].as_array().into_iter().flatten() {
+            eprintln!(
+                "{}: `{}` {}",
+                file.path.display(),
+                field["field"].as_str().unwrap_or(""),
+                field["message"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if failed > 0 {
+        return Err(format!("{failed} of {} workflow(s) were not pushed", files.len()).into());
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::auth::Keys;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::realtime::Hub;
+use crate::retention::{Retention, RetentionPolicy};
 use crate::store::Store;
 use crate::{api, realtime};
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub keys: Keys,
     pub engine: Engine,
     pub hub: Hub,
+    /// The retention task, when the settings enable it.
+    pub retention: Option<Retention>,
     /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
     pub sockets: crate::realtime::SocketLimits,
 }
@@ -50,6 +53,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    signals: Option<ShutdownSignals>,
 }
 
 impl Application {
@@ -102,8 +106,15 @@ impl Application {
                 source,
             })?
             .port();
+        let retention = Retention::spawn(
+            store.clone(),
+            RetentionPolicy::from_settings(&settings),
+            Duration::from_secs(settings.retention_interval_secs),
+            settings.clock.clone(),
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
+            retention,
             store,
             keys,
             engine,
@@ -123,6 +134,7 @@ impl Application {
             port,
             server,
             state,
+            signals: None,
         })
     }
 
@@ -140,14 +152,31 @@ impl Application {
         self.server.handle()
     }
 
+    /// Installs the SIGTERM/SIGINT listeners now, before the caller announces the address,
+    /// so a signal that arrives the moment the server is reachable already stops it
+    /// gracefully (sockets closed with 1001, writer drained) instead of killing the process.
+    /// In-process embedders (tests, benches) skip this and stop through [`Self::handle`].
+    pub fn handle_signals(&mut self) -> std::io::Result<()> {
+        self.signals = Some(ShutdownSignals::install()?);
+        Ok(())
+    }
+
     /// Serves until stopped (SIGTERM/SIGINT or `handle().stop(true)`), then closes sockets
     /// and drains the writer so every acknowledged write is committed.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let state = self.state.clone();
-        let signals = tokio::spawn(stop_on_signal(state.hub.clone(), self.server.handle()));
+        let signals = self
+            .signals
+            .take()
+            .map(|s| tokio::spawn(stop_on_signal(s, state.hub.clone(), self.server.handle())));
         let result = self.server.await;
-        signals.abort();
+        if let Some(signals) = signals {
+            signals.abort();
+        }
         state.hub.shutdown();
+        if let Some(retention) = &state.retention {
+            retention.shutdown().await;
+        }
         state.engine.shutdown().await;
         state.store.shutdown().await;
         result
@@ -169,8 +198,8 @@ fn build_server(
             .app_data(api::query_config())
             .app_data(api::path_config())
             .wrap(api::cors(&cors_origins))
+            .wrap(actix_web::middleware::from_fn(api::access_log))
             .wrap(api::request_id())
-            .wrap(tracing_actix())
             .configure(api::configure)
             .configure(realtime::configure)
             .default_service(web::to(api::fallback))
@@ -188,37 +217,53 @@ fn build_server(
 
 /// On SIGTERM or SIGINT: close every socket with 1001 (so long-lived sockets do not hold
 /// the graceful stop open), then stop the server gracefully.
-async fn stop_on_signal(hub: crate::realtime::Hub, server: actix_web::dev::ServerHandle) {
-    wait_for_signal().await;
+async fn stop_on_signal(
+    mut signals: ShutdownSignals,
+    hub: crate::realtime::Hub,
+    server: actix_web::dev::ServerHandle,
+) {
+    signals.recv().await;
     tracing::info!("signal received: closing sockets and stopping");
     hub.shutdown();
     server.stop(true).await;
 }
 
+/// The process's SIGTERM and SIGINT listeners, registered when created.
 #[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
     }
 }
 
+/// Ctrl-C only, where there are no Unix signals.
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-}
+struct ShutdownSignals;
 
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("tidings::http")
+#[cfg(not(unix))]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(ShutdownSignals)
+    }
+
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -68,8 +68,9 @@ export class Socket {
     this.connects = 0;
     this.onOnline = () => { if (!this.isOpen()) this.reconnectNow(); };
     this.onVisible = () => { if (document.visibilityState === "visible" && !this.isOpen()) this.reconnectNow(); };
+    this.onOffline = () => this.setState("offline");
     addEventListener("online", this.onOnline);
-    addEventListener("offline", () => this.setState("offline"));
+    addEventListener("offline", this.onOffline);
     document.addEventListener("visibilitychange", this.onVisible);
   }
 
@@ -176,6 +177,7 @@ export class Socket {
     if (this.ws) this.ws.close(1000);
     this.ws = null;
     removeEventListener("online", this.onOnline);
+    removeEventListener("offline", this.onOffline);
     document.removeEventListener("visibilitychange", this.onVisible);
     this.setState("idle");
   }

@@ -1,6 +1,7 @@
 //! The HTTP API: one file per resource. Handlers parse, authorize, call `engine`/`store`,
 //! and shape Knock's JSON. No SQL here.
 
+mod access_log;
 mod bulk_operations;
 mod bulk_run;
 mod channel_data;
@@ -28,6 +29,7 @@ mod users;
 mod users_bulk;
 mod workflows;
 
+pub use access_log::{LogNote, access_log, note_tenant};
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
 };

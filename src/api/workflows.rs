@@ -128,6 +128,12 @@ async fn trigger(
 ) -> Result<HttpResponse, ApiError> {
     let key = key.into_inner();
     let body = body.into_inner();
+    if let Some(tenant) = body
+        .get("tenant")
+        .and_then(|t| t.as_str().or(t["id"].as_str()))
+    {
+        super::note_tenant(&req, tenant);
+    }
     let idempotency_key = match req.headers().get(IDEMPOTENCY_HEADER) {
         None => None,
         Some(v) => Some(

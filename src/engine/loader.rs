@@ -40,15 +40,33 @@ impl LoadError {
 }
 
 /// Reads every `<key>/workflow.json` under `dir`, sorted by key. A missing directory
-/// holds no workflows; folders without a `workflow.json` are skipped.
+/// holds no workflows; folders without a `workflow.json` are skipped. Stops at the first
+/// broken file (what `serve` needs); [`read_dir_all`] reports every one.
 pub fn read_dir(dir: &Path) -> Result<Vec<WorkflowFile>, LoadError> {
-    if !dir.exists() {
-        return Ok(Vec::new());
+    let (files, mut errors) = read_dir_all(dir);
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors.swap_remove(0))
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| LoadError::new(dir, e.to_string()))?;
+}
+
+/// Like [`read_dir`], but reads every folder and returns every error (several per file
+/// when several references are broken), for `tidings workflows validate`.
+pub fn read_dir_all(dir: &Path) -> (Vec<WorkflowFile>, Vec<LoadError>) {
+    if !dir.exists() {
+        return (Vec::new(), Vec::new());
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return (Vec::new(), vec![LoadError::new(dir, e.to_string())]),
+    };
     let mut folders = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| LoadError::new(dir, e.to_string()))?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return (Vec::new(), vec![LoadError::new(dir, e.to_string())]),
+        };
         let path = entry.path();
         if path.is_dir() && path.join(WORKFLOW_FILE).is_file() {
             folders.push(path);
@@ -57,24 +75,41 @@ pub fn read_dir(dir: &Path) -> Result<Vec<WorkflowFile>, LoadError> {
         }
     }
     folders.sort();
-    folders.iter().map(|folder| read_folder(folder)).collect()
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for folder in &folders {
+        match read_folder(folder) {
+            Ok(file) => files.push(file),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    (files, errors)
 }
 
-fn read_folder(folder: &Path) -> Result<WorkflowFile, LoadError> {
+fn read_folder(folder: &Path) -> Result<WorkflowFile, Vec<LoadError>> {
     let path = folder.join(WORKFLOW_FILE);
+    let one = |e: LoadError| vec![e];
     let key = folder
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| LoadError::new(folder, "the folder name is not valid UTF-8"))?
+        .ok_or_else(|| LoadError::new(folder, "the folder name is not valid UTF-8"))
+        .map_err(one)?
         .to_owned();
-    let text = std::fs::read_to_string(&path).map_err(|e| LoadError::new(&path, e.to_string()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| one(LoadError::new(&path, e.to_string())))?;
     let mut body: Value = serde_json::from_str(&text)
-        .map_err(|e| LoadError::new(&path, format!("is not valid JSON: {e}")))?;
+        .map_err(|e| one(LoadError::new(&path, format!("is not valid JSON: {e}"))))?;
     let root = folder
         .canonicalize()
-        .map_err(|e| LoadError::new(folder, e.to_string()))?;
-    resolve(&mut body, &root, false, "")
-        .map_err(|(field, message)| LoadError::new(&path, format!("`{field}`: {message}")))?;
+        .map_err(|e| one(LoadError::new(folder, e.to_string())))?;
+    let mut problems = Vec::new();
+    resolve(&mut body, &root, false, "", &mut problems);
+    if !problems.is_empty() {
+        return Err(problems
+            .into_iter()
+            .map(|(field, message)| LoadError::new(&path, format!("`{field}`: {message}")))
+            .collect());
+    }
     Ok(WorkflowFile { key, path, body })
 }
 
@@ -86,7 +121,8 @@ fn resolve(
     root: &Path,
     in_template: bool,
     at: &str,
-) -> Result<(), (String, String)> {
+    problems: &mut Vec<(String, String)>,
+) {
     match value {
         Value::Object(map) => {
             map.remove("__readonly");
@@ -102,12 +138,15 @@ fn resolve(
                     continue;
                 };
                 if let Some(field) = key.strip_suffix('@') {
-                    let content = read_reference(&child, root, in_template)
-                        .map_err(|m| (field_path.clone(), m))?;
-                    resolved.insert(field.to_owned(), content);
+                    match read_reference(&child, root, in_template) {
+                        Ok(content) => {
+                            resolved.insert(field.to_owned(), content);
+                        }
+                        Err(message) => problems.push((field_path, message)),
+                    }
                 } else {
                     let nested_template = in_template || key == "template";
-                    resolve(&mut child, root, nested_template, &field_path)?;
+                    resolve(&mut child, root, nested_template, &field_path, problems);
                     resolved.entry(key).or_insert(child);
                 }
             }
@@ -115,12 +154,11 @@ fn resolve(
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                resolve(item, root, in_template, &format!("{at}[{i}]"))?;
+                resolve(item, root, in_template, &format!("{at}[{i}]"), problems);
             }
         }
         _ => {}
     }
-    Ok(())
 }
 
 fn read_reference(reference: &Value, root: &Path, in_template: bool) -> Result<Value, String> {

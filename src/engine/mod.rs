@@ -14,6 +14,7 @@ pub mod scheduler;
 pub mod schedules;
 pub mod scope;
 pub mod templates;
+pub mod validate;
 pub mod waits;
 pub mod walk;
 

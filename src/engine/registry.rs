@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::templates::InAppTemplate;
 use crate::error::FieldError;
-use crate::model::workflow::{DelayStep, InAppFeedStep, Step, StepKind, WorkflowDef};
+use crate::model::conditions::ConditionGroup;
+use crate::model::workflow::{DelayStep, InAppFeedStep, Step, StepKind, ThrottleStep, WorkflowDef};
 use crate::store::channels::{self, Channel};
 use crate::store::workflows::{self, StoredWorkflow};
 use crate::store::{Store, StoreError};
@@ -28,34 +29,60 @@ pub struct CompiledStep {
     pub template: InAppTemplate,
 }
 
-/// One executable step of any type.
-pub enum ExecStep {
+/// One executable step of any type, with its step conditions.
+pub struct ExecStep {
+    pub step_ref: String,
+    pub conditions: Option<ConditionGroup>,
+    pub kind: ExecKind,
+}
+
+pub enum ExecKind {
     Channel(Box<CompiledStep>),
-    Delay { step_ref: String, delay: DelayStep },
+    Delay(DelayStep),
+    Throttle(ThrottleStep),
+    Branch(Vec<ExecBranch>),
+}
+
+/// A branch of a `branch` step, ready to run.
+pub struct ExecBranch {
+    pub name: String,
+    pub conditions: Option<ConditionGroup>,
+    pub steps: Vec<ExecStep>,
+    pub terminates: bool,
 }
 
 impl ExecStep {
     pub fn step_ref(&self) -> &str {
-        match self {
-            ExecStep::Channel(s) => &s.step_ref,
-            ExecStep::Delay { step_ref, .. } => step_ref,
-        }
+        &self.step_ref
     }
 
     /// Knock's `step_type` in run events.
     pub fn step_type(&self) -> &'static str {
-        match self {
-            ExecStep::Channel(_) => "channel",
-            ExecStep::Delay { .. } => "delay",
+        match self.kind {
+            ExecKind::Channel(_) => "channel",
+            ExecKind::Delay(_) => "delay",
+            ExecKind::Throttle(_) => "throttle",
+            ExecKind::Branch(_) => "branch",
         }
     }
 }
 
-/// The channel steps of `steps`, depth first (the order templates are compiled in).
+/// The channel steps of `steps` (branches included), depth first: the order templates
+/// are compiled in and [`exec_steps`] consumes them.
 fn channel_steps<'a>(steps: &'a [Step], out: &mut Vec<(String, &'a InAppFeedStep)>, at: &str) {
     for (i, step) in steps.iter().enumerate() {
-        if let StepKind::InAppFeed(s) = &step.kind {
-            out.push((format!("{at}[{i}]"), s));
+        match &step.kind {
+            StepKind::InAppFeed(s) => out.push((format!("{at}[{i}]"), s)),
+            StepKind::Branch(branches) => {
+                for (b, branch) in branches.iter().enumerate() {
+                    channel_steps(
+                        &branch.steps,
+                        out,
+                        &format!("{at}[{i}].branches[{b}].steps"),
+                    );
+                }
+            }
+            StepKind::Delay(_) | StepKind::Throttle(_) => {}
         }
     }
 }
@@ -110,8 +137,16 @@ impl CompiledWorkflow {
 
     /// The step at `path` (see `walk::StepPosition`), if the workflow has one there.
     pub fn step_at(&self, path: &[usize]) -> Option<&ExecStep> {
-        let (first, _rest) = path.split_first()?;
-        self.steps.get(*first)
+        let (first, mut rest) = path.split_first()?;
+        let mut step = self.steps.get(*first)?;
+        while let [b, j, more @ ..] = rest {
+            let ExecKind::Branch(branches) = &step.kind else {
+                return None;
+            };
+            step = branches.get(*b)?.steps.get(*j)?;
+            rest = more;
+        }
+        rest.is_empty().then_some(step)
     }
 
     /// The management-API `Workflow` object.
@@ -197,6 +232,12 @@ fn prepare(
     } else {
         Err(errors)
     }
+}
+
+/// Checks `body` as workflow `key` exactly as [`Registry::upsert`] would (parse and compile),
+/// without storing it: every problem, with its field.
+pub fn validate(key: &str, body: &Value) -> Result<(), Vec<FieldError>> {
+    prepare(key, body, "").map(|_| ())
 }
 
 /// All workflows, by key.
@@ -327,16 +368,32 @@ fn exec_steps(
     steps
         .iter()
         .map(|step| {
-            Some(match &step.kind {
-                StepKind::InAppFeed(s) => ExecStep::Channel(Box::new(CompiledStep {
+            let kind = match &step.kind {
+                StepKind::InAppFeed(s) => ExecKind::Channel(Box::new(CompiledStep {
                     step_ref: s.step_ref.clone(),
                     channel: channel(&s.channel_key)?,
                     template: templates.next()?,
                 })),
-                StepKind::Delay(d) => ExecStep::Delay {
-                    step_ref: step.step_ref.clone(),
-                    delay: d.clone(),
-                },
+                StepKind::Delay(d) => ExecKind::Delay(d.clone()),
+                StepKind::Throttle(t) => ExecKind::Throttle(t.clone()),
+                StepKind::Branch(branches) => ExecKind::Branch(
+                    branches
+                        .iter()
+                        .map(|b| {
+                            Some(ExecBranch {
+                                name: b.name.clone(),
+                                conditions: b.conditions.clone(),
+                                steps: exec_steps(&b.steps, templates, channel)?,
+                                terminates: b.terminates,
+                            })
+                        })
+                        .collect::<Option<Vec<_>>>()?,
+                ),
+            };
+            Some(ExecStep {
+                step_ref: step.step_ref.clone(),
+                conditions: step.conditions.clone(),
+                kind,
             })
         })
         .collect()

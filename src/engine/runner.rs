@@ -359,12 +359,13 @@ impl PageWrite {
         let cursor_json = serde_json::to_string(next)?;
         let run_id = run_id.to_owned();
         let store = ctx.store.clone();
+        let now = ctx.clock.now();
         let task = tokio::spawn(async move {
             store
                 .write(move |db| {
                     let mut rows = Vec::new();
                     for plan in plans {
-                        waits::write_new(db, &run_id, plan, &mut rows)?;
+                        waits::write_new(db, &run_id, plan, &now, &mut rows)?;
                     }
                     runs::set_audience_cursor(db, &run_id, &cursor_json)?;
                     if done {

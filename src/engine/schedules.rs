@@ -19,26 +19,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::accept::{parse_inline, upsert_inline};
-use futures_util::future::BoxFuture;
-
 use super::registry::{CompiledWorkflow, Registry};
-use super::scheduler::DueSource;
 use crate::clock;
 use crate::error::{ApiError, FieldError};
 use crate::ids;
+use crate::model::PageQuery;
 use crate::model::properties::RecipientProperties;
 use crate::model::recurrence::{Recurrence, RepeatRule};
 use crate::model::schedules::{Change, CreateSchedules, ScheduleFields, UpdateSchedules};
-use crate::model::{PageQuery, RecipientRef};
-use crate::store::runs::{self, NewRun};
 use crate::store::schedules::{self, NewSchedule, ScheduleRow};
 use crate::store::{Db, Store, StoreError, StoreResult, recipients};
 
-/// Occurrences claimed per write (one scheduler slice).
-const FIRE_BATCH: u32 = 100;
+mod firing;
+
+pub(super) use firing::ScheduleSource;
+pub use firing::{fire_due, next_due_at};
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -417,96 +415,6 @@ async fn list(
     Ok(store
         .read(move |db| schedules::list(db, &filter, &page))
         .await?)
-}
-
-/// The stored trigger of one occurrence: the shape `Trigger::to_stored` writes, plus the
-/// schedule it came from (run records show it as `trigger_source`).
-fn occurrence_request(s: &NewSchedule, due: &str) -> Value {
-    json!({
-        "recipients": [{"ref": s.recipient.to_wire()}],
-        "actor": s.actor.as_ref().map(RecipientRef::to_wire),
-        "data": s.data.clone().unwrap_or_else(|| json!({})),
-        "tenant": s.tenant,
-        "schedule_id": s.id,
-        "schedule_occurrence_at": due,
-    })
-}
-
-/// Fires up to [`FIRE_BATCH`] occurrences due at `now`, each exactly once (see the module
-/// invariants), in one write; returns the ids of the runs it committed, for the runner.
-/// The scheduler calls it again at once while it keeps firing.
-pub async fn fire_due(store: &Store, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
-    store
-        .write(move |db| {
-            let stamp = clock::format(now);
-            let mut runs_made = Vec::new();
-            for row in schedules::due(db, &stamp, FIRE_BATCH)? {
-                let s = &row.schedule;
-                let Some(due_at) = s.next_occurrence_at.clone() else {
-                    continue;
-                };
-                let due_time = parse_time(&due_at).unwrap_or(now);
-                // Missed occurrences collapse into this one: the next is after now.
-                let next = recurrence_of(s).next_after(due_time.max(now));
-                if !schedules::claim(db, &s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
-                    continue;
-                }
-                let run_id = ids::uuid();
-                runs::insert_run(
-                    db,
-                    &NewRun {
-                        id: run_id.clone(),
-                        workflow_key: s.workflow_key.clone(),
-                        request: occurrence_request(s, &due_at),
-                        cancellation_key: None,
-                        tenant: s.tenant.clone(),
-                    },
-                )?;
-                runs_made.push(run_id);
-            }
-            Ok(runs_made)
-        })
-        .await
-}
-
-/// When the next occurrence is due, if any.
-pub async fn next_due_at(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
-    Ok(store
-        .read(schedules::next_due_at)
-        .await?
-        .as_deref()
-        .and_then(parse_time))
-}
-
-/// Schedules as a due-source of the engine's scheduler: the due time is the earliest
-/// `next_occurrence_at`, firing is [`fire_due`], and the runs it commits go to the runner.
-pub(super) struct ScheduleSource {
-    pub(super) store: Store,
-    pub(super) runner: Arc<super::runner::Runner>,
-}
-
-impl DueSource for ScheduleSource {
-    fn name(&self) -> &'static str {
-        "schedules"
-    }
-
-    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
-        Box::pin(next_due_at(&self.store))
-    }
-
-    fn fire_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
-        Box::pin(async move {
-            let runs = fire_due(&self.store, now).await?;
-            let count = runs.len();
-            if count > 0 {
-                tracing::info!(count, "schedule occurrences fired");
-            }
-            for run in runs {
-                self.runner.enqueue(run);
-            }
-            Ok(count)
-        })
-    }
 }
 
 impl super::Engine {

@@ -38,6 +38,24 @@ use crate::store::{Db, Store, StoreResult, recipients, runs};
 /// Timers fired per scheduler pass (one write each pass).
 const FIRE_SLICE: usize = 256;
 
+/// Passes `plan`'s gates in order; at the first closed one, cuts the plan back to what
+/// came before it (see `walk::Gate`).
+fn apply_gates(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<()> {
+    let gates = std::mem::take(&mut plan.gates);
+    for gate in gates {
+        let closes_at = gate.closes_at.map(clock::format);
+        if !timers::gate_pass(db, &gate.key, gate.limit, closes_at.as_deref(), now)? {
+            plan.events.truncate(gate.events_at);
+            plan.events.push(gate.blocked);
+            plan.messages.truncate(gate.messages_at);
+            plan.wait = None;
+            plan.status = "completed";
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `plan`'s wait (resume state + timer) for recipient run `rr`.
 fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
     if let Some(wait) = &plan.wait {
@@ -67,9 +85,11 @@ fn insert_messages(
 pub fn write_new(
     db: &Db<'_>,
     run_id: &str,
-    plan: RecipientPlan,
+    mut plan: RecipientPlan,
+    now: &str,
     rows: &mut Vec<MessageRow>,
 ) -> StoreResult<()> {
+    apply_gates(db, &mut plan, now)?;
     let events = Value::Array(plan.events.clone());
     let rr = runs::ensure_recipient_run(db, run_id, &plan.reference, plan.status, &events)?;
     if let Some(wait) = &plan.wait {
@@ -84,9 +104,11 @@ pub fn write_new(
 fn write_resumed(
     db: &Db<'_>,
     rr: &str,
-    plan: RecipientPlan,
+    mut plan: RecipientPlan,
+    now: &str,
     rows: &mut Vec<MessageRow>,
 ) -> StoreResult<()> {
+    apply_gates(db, &mut plan, now)?;
     let resume = plan.wait.as_ref().map(|w| w.resume_state());
     timers::update_recipient_run(db, rr, plan.status, &plan.events, resume.as_ref())?;
     write_wait(db, rr, &plan)?;
@@ -205,6 +227,7 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
     })
     .await
     .map_err(|e| crate::store::StoreError::Blocking(e.to_string()))?;
+    let now_s = clock::format(now);
     let rows = w
         .store
         .write(move |db| {
@@ -215,7 +238,7 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
                 }
                 match plan {
                     None => {}
-                    Some(Ok(plan)) => write_resumed(db, &rr, plan, &mut rows)?,
+                    Some(Ok(plan)) => write_resumed(db, &rr, plan, &now_s, &mut rows)?,
                     Some(Err(event)) => {
                         timers::update_recipient_run(db, &rr, "failed", &[event], None)?
                     }

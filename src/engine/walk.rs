@@ -14,6 +14,12 @@
 //!   setting), `"skip_delay"` (trigger `settings.skip_delay`), `"invalid_delay"` (+
 //!   `field_path`, `error`: the dynamic value was missing or not a date; Knock skips),
 //!   `"already_elapsed"` (+ `until`: the delay ended in the past).
+//!   `"conditions"` (+ `conditions`: the step's condition group that did not hold).
+//! - `run_halted` — data `{"reason": "conditions", "conditions"}` (the workflow's
+//!   conditions did not hold) or `{"reason": "trigger_frequency", "trigger_frequency"}`
+//!   (the recipient already ran this workflow); the recipient run ends `completed`.
+//! - `branch_taken` (`step_type` `branch`) — data `{"branch": <name>, "index"}`.
+//! - `throttled` (`step_type` `throttle`) — data `{"limit", "key"}`; the run stops there.
 //! - `delayed` (`step_type` `delay`) — data `{"until"}`; the recipient run pauses.
 //! - `message_created` — data `{"message_id"}`.
 //! - `step_failed` (status `error`) — data `{"error"}`; the walk halts, status `failed`.
@@ -30,12 +36,13 @@ use serde_json::{Map, Value, json};
 
 use super::accept::merged_data;
 use super::preference_check;
-use super::registry::{CompiledStep, CompiledWorkflow, ExecStep};
+use super::registry::{CompiledStep, CompiledWorkflow, ExecBranch, ExecKind, ExecStep};
 use super::scope::{Node, Scope, shared_entries};
 use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::model::conditions;
-use crate::model::workflow::{DelayStep, Duration};
+use crate::model::conditions::ConditionGroup;
+use crate::model::workflow::{DelayStep, Duration, ThrottleStep, TriggerFrequency};
 use crate::store::messages::{MessageData, NewMessage};
 use crate::store::recipients;
 use crate::{clock, ids};
@@ -182,6 +189,23 @@ pub struct RecipientPlan {
     pub events: Vec<Value>,
     pub messages: Vec<NewMessage>,
     pub wait: Option<Wait>,
+    /// Gates the write must pass, in walk order (throttles, `trigger_frequency`).
+    pub gates: Vec<Gate>,
+}
+
+/// A limit only the store can decide exactly (concurrent runs race for it): at most
+/// `limit` passes per `key` until `closes_at` (none = forever), the window opening with
+/// the first pass. When the gate is closed the write truncates the plan's events and
+/// messages to what came before it, appends `blocked`, drops the wait, and the recipient
+/// run ends `completed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub key: String,
+    pub limit: u32,
+    pub closes_at: Option<DateTime<Utc>>,
+    pub events_at: usize,
+    pub messages_at: usize,
+    pub blocked: Value,
 }
 
 /// A recipient's template view: objects expose their properties at the top level too
@@ -231,18 +255,23 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
         messages: Vec::new(),
         status: "completed",
         wait: None,
+        refs: Map::new(),
+        gates: Vec::new(),
     };
     if recipient.entity.is_none() && from.is_start() {
         w.events
             .push(json!({"event": "recipient_not_identified", "status": "ok", "data": {}}));
     }
-    w.walk_from(&run.workflow.steps, &[], &from.0);
+    if !from.is_start() || matches!(w.enter(), Flow::Continue) {
+        w.walk_from(&run.workflow.steps, &[], &from.0);
+    }
     RecipientPlan {
         reference: reference.clone(),
         status: w.status,
         events: w.events,
         messages: w.messages,
         wait: w.wait,
+        gates: w.gates,
     }
 }
 
@@ -267,6 +296,17 @@ struct Walker<'a> {
     messages: Vec<NewMessage>,
     status: &'static str,
     wait: Option<Wait>,
+    /// Earlier steps' results (`refs.<step_ref>` in conditions).
+    refs: Map<String, Value>,
+    gates: Vec<Gate>,
+}
+
+/// A throttle key's value must be shorter than this (Knock).
+const MAX_THROTTLE_KEY: usize = 64;
+
+/// How a recipient appears in gate keys.
+fn gate_recipient(r: &RecipientRef) -> String {
+    format!("{}:{}:{}", r.kind(), r.collection(), r.id())
 }
 
 impl Walker<'_> {
@@ -274,34 +314,178 @@ impl Walker<'_> {
         let run = self.run;
         let def = &run.workflow.def;
         let (entity, data) = (&self.entity, &self.data);
-        self.condition_scope.get_or_insert_with(|| {
+        let scope = self.condition_scope.get_or_insert_with(|| {
             json!({
                 "recipient": entity, "data": &**data.value(), "actor": run.actor_value,
                 "tenant": run.tenant_value, "vars": {},
                 "workflow": {"id": run.workflow.stored.version_id, "key": def.key,
                              "categories": def.categories},
             })
-        })
+        });
+        scope["refs"] = Value::Object(self.refs.clone());
+        scope
     }
 
-    /// Runs `steps` (at `prefix`) from the position `from` (relative to `prefix`).
+    /// Whether `conditions` (none = true) hold for this recipient now.
+    fn holds(&mut self, conditions: Option<&ConditionGroup>) -> bool {
+        let Some(group) = conditions else {
+            return true;
+        };
+        let now = self.run.clock.now_utc();
+        group.holds(self.scope(), now)
+    }
+
+    /// Runs the workflow-level rules that apply when a recipient enters the run:
+    /// `trigger_frequency` (a gate the write enforces) and the workflow conditions.
+    fn enter(&mut self) -> Flow {
+        let run = self.run;
+        let def = &run.workflow.def;
+        if def.trigger_frequency != TriggerFrequency::EveryTrigger {
+            let tenant = match def.trigger_frequency {
+                TriggerFrequency::OncePerRecipientPerTenant => {
+                    run.tenant.clone().unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            let name = match def.trigger_frequency {
+                TriggerFrequency::OncePerRecipient => "once_per_recipient",
+                _ => "once_per_recipient_per_tenant",
+            };
+            self.gates.push(Gate {
+                key: format!("once\u{1f}{}\u{1f}{}\u{1f}{tenant}", def.key, gate_recipient(&self.recipient.reference)),
+                limit: 1,
+                closes_at: None,
+                events_at: self.events.len(),
+                messages_at: self.messages.len(),
+                blocked: json!({"event": "run_halted", "status": "ok",
+                                "data": {"reason": "trigger_frequency", "trigger_frequency": name}}),
+            });
+        }
+        if !self.holds(def.conditions.as_ref()) {
+            let conditions = def.conditions.as_ref().map(|c| c.0.clone());
+            self.events
+                .push(json!({"event": "run_halted", "status": "ok",
+                                    "data": {"reason": "conditions", "conditions": conditions}}));
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    /// Runs `steps` (at `prefix`) from the position `from` (relative to `prefix`; a
+    /// longer `from` resumes inside the branch step at `from[0]`).
     fn walk_from(&mut self, steps: &[ExecStep], prefix: &[usize], from: &[usize]) -> Flow {
         let first = from.first().copied().unwrap_or(0);
         for (i, step) in steps.iter().enumerate().skip(first) {
             let mut at = prefix.to_vec();
             at.push(i);
-            if let Flow::Stop = self.step(step, at) {
+            let flow = match (&step.kind, from) {
+                (ExecKind::Branch(branches), [f, b, rest @ ..]) if i == *f => {
+                    match branches.get(*b) {
+                        Some(branch) => {
+                            at.push(*b);
+                            self.run_branch(branch, &at, rest)
+                        }
+                        None => self.fail(&step.step_ref, "branch", "the paused branch is gone"),
+                    }
+                }
+                _ => self.step(step, at),
+            };
+            if let Flow::Stop = flow {
                 return Flow::Stop;
             }
         }
         Flow::Continue
     }
 
-    fn step(&mut self, step: &ExecStep, at: Vec<usize>) -> Flow {
-        match step {
-            ExecStep::Channel(step) => self.channel(step),
-            ExecStep::Delay { step_ref, delay } => self.delay(step_ref, delay, at),
+    fn run_branch(&mut self, branch: &ExecBranch, at: &[usize], from: &[usize]) -> Flow {
+        if let Flow::Stop = self.walk_from(&branch.steps, at, from) {
+            return Flow::Stop;
         }
+        if branch.terminates {
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    fn fail(&mut self, step_ref: &str, step_type: &str, why: &str) -> Flow {
+        self.events.push(
+            json!({"event": "step_failed", "status": "error", "step_ref": step_ref,
+                                "step_type": step_type, "data": {"error": why}}),
+        );
+        self.status = "failed";
+        Flow::Stop
+    }
+
+    fn step(&mut self, step: &ExecStep, at: Vec<usize>) -> Flow {
+        if !self.holds(step.conditions.as_ref()) {
+            let conditions = step.conditions.as_ref().map(|c| c.0.clone());
+            self.skipped(
+                &step.step_ref,
+                step.step_type(),
+                json!({"reason": "conditions", "conditions": conditions}),
+            );
+            self.refs
+                .insert(step.step_ref.clone(), json!({"status": "skipped"}));
+            return Flow::Continue;
+        }
+        match &step.kind {
+            ExecKind::Channel(channel) => self.channel(channel),
+            ExecKind::Delay(delay) => self.delay(&step.step_ref, delay, at),
+            ExecKind::Throttle(throttle) => self.throttle(&step.step_ref, throttle),
+            ExecKind::Branch(branches) => {
+                let Some(b) = branches
+                    .iter()
+                    .position(|b| self.holds(b.conditions.as_ref()))
+                else {
+                    // Unreachable for a loaded workflow (the last branch has no conditions).
+                    return self.fail(&step.step_ref, "branch", "no branch matched");
+                };
+                let branch = &branches[b];
+                self.events.push(json!({"event": "branch_taken", "status": "ok", "step_ref": step.step_ref,
+                                        "step_type": "branch", "data": {"branch": branch.name, "index": b}}));
+                self.refs.insert(
+                    step.step_ref.clone(),
+                    json!({"branch": branch.name, "index": b}),
+                );
+                let mut at = at;
+                at.push(b);
+                self.run_branch(branch, &at, &[])
+            }
+        }
+    }
+
+    /// A throttle: the walk goes on assuming the gate passes; the write checks it (in
+    /// the same transaction as everything else) and, if it is closed, drops what came
+    /// after it and records `throttled`.
+    fn throttle(&mut self, step_ref: &str, throttle: &ThrottleStep) -> Flow {
+        let key_value = match &throttle.key {
+            None => String::new(),
+            Some(path) => match conditions::lookup(self.scope(), path) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+            },
+        };
+        if key_value.chars().count() >= MAX_THROTTLE_KEY {
+            return self.fail(
+                step_ref,
+                "throttle",
+                &format!("the throttle key's value must be under {MAX_THROTTLE_KEY} characters"),
+            );
+        }
+        let run = self.run;
+        let now = run.clock.now_utc();
+        self.gates.push(Gate {
+            key: format!("throttle\u{1f}{}\u{1f}{step_ref}\u{1f}{}\u{1f}{key_value}",
+                         run.workflow.def.key, gate_recipient(&self.recipient.reference)),
+            limit: throttle.limit,
+            closes_at: Some(throttle.window.after(now)),
+            events_at: self.events.len(),
+            messages_at: self.messages.len(),
+            blocked: json!({"event": "throttled", "status": "ok", "step_ref": step_ref, "step_type": "throttle",
+                            "data": {"limit": throttle.limit, "key": key_value}}),
+        });
+        Flow::Continue
     }
 
     fn skipped(&mut self, step_ref: &str, step_type: &str, data: Value) {
@@ -378,6 +562,8 @@ impl Walker<'_> {
                 "channel",
                 json!({"reason": "preferences", "setting": reason}),
             );
+            self.refs
+                .insert(step.step_ref.clone(), json!({"status": "skipped"}));
             return Flow::Continue;
         }
         let id = ids::message_id();
@@ -396,6 +582,10 @@ impl Walker<'_> {
                 self.events.push(
                     json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,
                                         "step_type": "channel", "data": {"message_id": id}}),
+                );
+                self.refs.insert(
+                    step.step_ref.clone(),
+                    json!({"status": "sent", "message_id": id}),
                 );
                 self.messages.push(NewMessage {
                     id,

@@ -1,7 +1,17 @@
 //! Knock conditions (`{variable, operator, argument}`), evaluated against a run's scope
 //! (`recipient`, `actor`, `data`, `tenant`, …). Used by preference settings with
-//! `conditions`. Pure: no I/O.
+//! `conditions`, and by workflow and step `conditions` as a [`ConditionGroup`]
+//! (`{all: [...]}` or `{any: [condition | {all: [...]}]}`). Pure: no I/O.
+//!
+//! Operators beyond comparisons: `contains_all`/`not_contains_all` (every element of the
+//! argument array), `is_between` (number within `[low, high]`, inclusive),
+//! `is_timestamp`/`is_not_timestamp`, `is_timestamp_before`/`is_timestamp_on_or_after`
+//! (against the argument timestamp), `is_timestamp_between` (`[from, to)`),
+//! `is_timestamp_before_now`/`is_timestamp_on_or_after_now` (against the engine clock).
+//! A string argument that is JSON (`"[1, 5]"`) is decoded, as Knock does. Audience
+//! operators are refused: Tidings has no audiences.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 /// Operators Tidings evaluates. Anything else is refused when a condition is parsed, so a
@@ -19,7 +29,32 @@ pub const OPERATORS: &[&str] = &[
     "not_empty",
     "exists",
     "not_exists",
+    "contains_all",
+    "not_contains_all",
+    "is_between",
+    "is_timestamp",
+    "is_not_timestamp",
+    "is_timestamp_before",
+    "is_timestamp_on_or_after",
+    "is_timestamp_between",
+    "is_timestamp_before_now",
+    "is_timestamp_on_or_after_now",
 ];
+
+/// Operators that take no `argument`.
+const UNARY: &[&str] = &[
+    "empty",
+    "not_empty",
+    "exists",
+    "not_exists",
+    "is_timestamp",
+    "is_not_timestamp",
+    "is_timestamp_before_now",
+    "is_timestamp_on_or_after_now",
+];
+
+/// Operators whose argument is a pair `[low, high]`.
+const RANGE: &[&str] = &["is_between", "is_timestamp_between"];
 
 /// Checks one condition's shape; returns why it is unusable.
 pub fn validate(condition: &Value) -> Result<(), String> {
@@ -38,6 +73,121 @@ pub fn validate(condition: &Value) -> Result<(), String> {
         )),
         None => Err("`operator` must be a string".into()),
     }
+}
+
+/// A string argument holding JSON (`"[1, 2]"`, `"5"`) decoded; anything else as is.
+fn decoded(argument: &Value) -> Value {
+    match argument {
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ (Value::Array(_) | Value::Number(_) | Value::Bool(_))) => v,
+            _ => argument.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
+/// Checks a workflow or step condition: its shape, operator, argument, and that its
+/// `variable` starts at one of `roots`.
+pub fn validate_in(condition: &Value, roots: &[&str]) -> Result<(), String> {
+    validate(condition)?;
+    let variable = condition["variable"].as_str().unwrap_or_default();
+    let root = variable.split('.').next().unwrap_or_default();
+    if !roots.contains(&root) || variable.split('.').any(str::is_empty) {
+        return Err(format!(
+            "`variable` must be a path starting with one of {} (got `{variable}`)",
+            roots.join(", ")
+        ));
+    }
+    let operator = condition["operator"].as_str().unwrap_or_default();
+    let argument = condition.get("argument").unwrap_or(&Value::Null);
+    if RANGE.contains(&operator) {
+        match decoded(argument) {
+            Value::Array(pair) if pair.len() == 2 => {}
+            _ => {
+                return Err(format!(
+                    "`{operator}` needs an `argument` pair `[from, to]`"
+                ));
+            }
+        }
+    } else if !UNARY.contains(&operator) && argument.is_null() {
+        return Err(format!("`{operator}` needs an `argument`"));
+    }
+    Ok(())
+}
+
+/// A workflow or step `conditions` group, validated when the workflow is loaded. Keeps
+/// the source JSON (what the definition stores and run events show).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionGroup(pub Value);
+
+impl ConditionGroup {
+    /// Parses `{all: [...]}` / `{any: [...]}`; errors are `(field suffix, message)`.
+    pub fn parse(v: &Value, roots: &[&str]) -> Result<ConditionGroup, (String, String)> {
+        check_group(v, roots, true)?;
+        Ok(ConditionGroup(v.clone()))
+    }
+
+    /// Whether the group holds in `scope` at `now`.
+    pub fn holds(&self, scope: &Value, now: DateTime<Utc>) -> bool {
+        group_holds(&self.0, scope, now)
+    }
+}
+
+fn check_group(v: &Value, roots: &[&str], top: bool) -> Result<(), (String, String)> {
+    let Some(map) = v.as_object() else {
+        return Err((
+            String::new(),
+            "must be `{all: [...]}` or `{any: [...]}`".into(),
+        ));
+    };
+    let (key, list) = match (map.get("all"), map.get("any")) {
+        (Some(all), None) => ("all", all),
+        (None, Some(any)) if top => ("any", any),
+        _ => {
+            let shape = if top {
+                "`{all: [...]}` or `{any: [...]}`"
+            } else {
+                "`{all: [...]}`"
+            };
+            return Err((String::new(), format!("must be {shape}")));
+        }
+    };
+    let Some(list) = list.as_array() else {
+        return Err((format!(".{key}"), "must be a list of conditions".into()));
+    };
+    if list.is_empty() {
+        return Err((format!(".{key}"), "must hold at least one condition".into()));
+    }
+    for (i, c) in list.iter().enumerate() {
+        if key == "any" && c.get("all").is_some() {
+            check_group(c, roots, false).map_err(|(f, m)| (format!(".any[{i}]{f}"), m))?;
+        } else {
+            validate_in(c, roots).map_err(|m| (format!(".{key}[{i}]"), m))?;
+        }
+    }
+    Ok(())
+}
+
+fn group_holds(v: &Value, scope: &Value, now: DateTime<Utc>) -> bool {
+    if let Some(all) = v.get("all").and_then(Value::as_array) {
+        return all.iter().all(|c| evaluate_at(c, scope, now));
+    }
+    if let Some(any) = v.get("any").and_then(Value::as_array) {
+        return any.iter().any(|c| {
+            if c.get("all").is_some() {
+                group_holds(c, scope, now)
+            } else {
+                evaluate_at(c, scope, now)
+            }
+        });
+    }
+    false
+}
+
+fn timestamp(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Looks up a dotted path (`recipient.country`, `data.items.0`) in the scope.
@@ -94,6 +244,11 @@ fn contains(haystack: Option<&Value>, needle: &Value) -> bool {
 
 /// Evaluates one (already validated) condition; an invalid one is false.
 pub fn evaluate(condition: &Value, scope: &Value) -> bool {
+    evaluate_at(condition, scope, Utc::now())
+}
+
+/// [`evaluate`] with the clock reading `now` (for the `*_now` operators).
+pub fn evaluate_at(condition: &Value, scope: &Value, now: DateTime<Utc>) -> bool {
     let variable = condition
         .get("variable")
         .and_then(Value::as_str)
@@ -121,6 +276,39 @@ pub fn evaluate(condition: &Value, scope: &Value) -> bool {
         "not_empty" => !is_empty(value),
         "exists" => value.is_some_and(|v| !v.is_null()),
         "not_exists" => value.is_none_or(Value::is_null),
+        "contains_all" | "not_contains_all" => {
+            let all = match decoded(argument) {
+                Value::Array(items) => items.iter().all(|n| contains(value, n)),
+                single => contains(value, &single),
+            };
+            all == (operator == "contains_all")
+        }
+        "is_between" => match (value.and_then(as_number), decoded(argument)) {
+            (Some(v), Value::Array(pair)) if pair.len() == 2 => {
+                let low = resolve_argument(scope, &pair[0]);
+                let high = resolve_argument(scope, &pair[1]);
+                matches!((as_number(low), as_number(high)), (Some(l), Some(h)) if l <= v && v <= h)
+            }
+            _ => false,
+        },
+        "is_timestamp" => timestamp(value).is_some(),
+        "is_not_timestamp" => timestamp(value).is_none(),
+        "is_timestamp_before" => {
+            matches!((timestamp(value), timestamp(Some(argument))), (Some(v), Some(a)) if v < a)
+        }
+        "is_timestamp_on_or_after" => {
+            matches!((timestamp(value), timestamp(Some(argument))), (Some(v), Some(a)) if v >= a)
+        }
+        "is_timestamp_between" => match (timestamp(value), decoded(argument)) {
+            (Some(v), Value::Array(pair)) if pair.len() == 2 => {
+                let from = timestamp(Some(resolve_argument(scope, &pair[0])));
+                let to = timestamp(Some(resolve_argument(scope, &pair[1])));
+                matches!((from, to), (Some(f), Some(t)) if f <= v && v < t)
+            }
+            _ => false,
+        },
+        "is_timestamp_before_now" => timestamp(value).is_some_and(|v| v < now),
+        "is_timestamp_on_or_after_now" => timestamp(value).is_some_and(|v| v >= now),
         _ => false,
     }
 }
@@ -174,6 +362,95 @@ mod tests {
             &cond("recipient.country", "unknown_op", json!(1)),
             &scope
         ));
+    }
+
+    #[test]
+    fn every_operator_of_the_spec_evaluates() {
+        let now = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .expect("now")
+            .with_timezone(&Utc);
+        let scope = json!({"data": {"tags": ["a", "b", "c"], "n": 5, "at": "2026-02-01T00:00:00Z",
+                                    "later": "2026-04-01T00:00:00Z", "word": "x"}});
+        let yes = [
+            cond("data.tags", "contains_all", json!(["a", "c"])),
+            cond("data.tags", "contains_all", json!("[\"a\", \"b\"]")),
+            cond("data.tags", "not_contains_all", json!(["a", "z"])),
+            cond("data.n", "is_between", json!([1, 5])),
+            cond("data.n", "is_between", json!("[5, 9]")),
+            cond("data.at", "is_timestamp", Value::Null),
+            cond("data.word", "is_not_timestamp", Value::Null),
+            cond(
+                "data.at",
+                "is_timestamp_before",
+                json!("2026-02-02T00:00:00Z"),
+            ),
+            cond(
+                "data.at",
+                "is_timestamp_on_or_after",
+                json!("2026-02-01T00:00:00Z"),
+            ),
+            cond(
+                "data.at",
+                "is_timestamp_between",
+                json!(["2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"]),
+            ),
+            cond("data.at", "is_timestamp_before_now", Value::Null),
+            cond("data.later", "is_timestamp_on_or_after_now", Value::Null),
+        ];
+        for c in &yes {
+            assert!(evaluate_at(c, &scope, now), "{c} should hold");
+        }
+        let no = [
+            cond("data.tags", "contains_all", json!(["a", "z"])),
+            cond("data.n", "is_between", json!([6, 9])),
+            cond("data.word", "is_timestamp", Value::Null),
+            cond("data.later", "is_timestamp_before_now", Value::Null),
+            cond(
+                "data.at",
+                "is_timestamp_between",
+                json!(["2026-02-01T00:00:01Z", "2026-03-01T00:00:00Z"]),
+            ),
+        ];
+        for c in &no {
+            assert!(!evaluate_at(c, &scope, now), "{c} should not hold");
+        }
+    }
+
+    #[test]
+    fn groups_parse_with_roots_and_arguments_checked() {
+        let roots = ["data", "recipient"];
+        let ok = json!({"any": [{"variable": "data.a", "operator": "exists"},
+                                {"all": [{"variable": "recipient.b", "operator": "equal_to", "argument": 1}]}]});
+        let g = ConditionGroup::parse(&ok, &roots).expect("valid");
+        assert!(g.holds(&json!({"data": {"a": 1}}), Utc::now()));
+        assert!(!g.holds(&json!({"recipient": {"b": 2}}), Utc::now()));
+        for (bad, field) in [
+            (
+                json!({"all": [{"variable": "payload.a", "operator": "exists"}]}),
+                ".all[0]",
+            ),
+            (
+                json!({"all": [{"variable": "data.a", "operator": "is_audience_member", "argument": "x"}]}),
+                ".all[0]",
+            ),
+            (
+                json!({"all": [{"variable": "data.a", "operator": "equal_to"}]}),
+                ".all[0]",
+            ),
+            (
+                json!({"all": [{"variable": "data.a", "operator": "is_between", "argument": 3}]}),
+                ".all[0]",
+            ),
+            (
+                json!({"any": [{"all": [{"variable": "x", "operator": "exists"}]}]}),
+                ".any[0].all[0]",
+            ),
+            (json!({"all": []}), ".all"),
+            (json!({"none": []}), ""),
+        ] {
+            let err = ConditionGroup::parse(&bad, &roots).expect_err("refused");
+            assert_eq!(err.0, field, "{bad}: {err:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod preferences;
 pub mod properties;
 pub mod recipient;
 pub mod recurrence;
+pub mod retention;
 pub mod run_records;
 pub mod schedules;
 pub mod subscription;

@@ -161,7 +161,7 @@ pub fn bulk(
 }
 
 /// Deletes a message, taking its contribution back out of the counters first.
-fn delete(db: &Db<'_>, m: &MessageRow) -> StoreResult<()> {
+pub(super) fn delete(db: &Db<'_>, m: &MessageRow) -> StoreResult<()> {
     let c = CounterDelta::contribution(m);
     adjust_counters(
         db,

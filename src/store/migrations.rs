@@ -1,28 +1,118 @@
 //! Embedded, numbered, forward-only migrations tracked by `PRAGMA user_version`.
+//!
+//! Invariants: every pending migration is applied in ONE transaction (a crash mid-upgrade
+//! leaves the old schema intact), each applied step is logged, and a database whose
+//! `user_version` is newer than this binary knows is refused before anything reads it:
+//! an older binary never misreads a newer schema.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
-use super::StoreResult;
+use super::{StoreError, StoreResult};
 
-/// Migration `i` (0-based) moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_channel_data.sql"),
-    include_str!("migrations/0003_subscriptions.sql"),
-    include_str!("migrations/0004_run_records.sql"),
-    include_str!("migrations/0005_engine.sql"),
-    include_str!("migrations/0006_audience_cursor.sql"),
-    include_str!("migrations/0007_schedules.sql"),
+/// Migration `i` (0-based) moves the schema from version `i` to `i + 1`: (name, SQL).
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        "0002_channel_data",
+        include_str!("migrations/0002_channel_data.sql"),
+    ),
+    (
+        "0003_subscriptions",
+        include_str!("migrations/0003_subscriptions.sql"),
+    ),
+    (
+        "0004_run_records",
+        include_str!("migrations/0004_run_records.sql"),
+    ),
+    ("0005_engine", include_str!("migrations/0005_engine.sql")),
+    (
+        "0006_audience_cursor",
+        include_str!("migrations/0006_audience_cursor.sql"),
+    ),
+    (
+        "0007_schedules",
+        include_str!("migrations/0007_schedules.sql"),
+    ),
+    (
+        "0008_retention",
+        include_str!("migrations/0008_retention.sql"),
+    ),
+    (
+        "0009_engine_gates",
+        include_str!("migrations/0009_engine_gates.sql"),
+    ),
 ];
 
-/// Applies every migration newer than the database, all in one transaction.
+/// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies every migration newer than the database, all in one transaction, or refuses a
+/// database newer than this binary ([`StoreError::SchemaTooNew`]).
 pub(super) fn apply(conn: &mut Connection) -> StoreResult<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let tx = conn.transaction()?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+    // IMMEDIATE: two processes starting on one file cannot both apply the same step.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let pending = &MIGRATIONS[current.max(0) as usize..];
+    for (offset, (name, sql)) in pending.iter().enumerate() {
+        let version = current.max(0) + offset as i64 + 1;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tracing::info!(migration = name, version, "applying migration");
     }
     tx.commit()?;
+    if !pending.is_empty() {
+        tracing::info!(
+            from = current,
+            to = SCHEMA_VERSION,
+            applied = pending.len(),
+            "database schema upgraded"
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap_or(-1)
+    }
+
+    #[test]
+    fn pending_migrations_apply_and_a_second_run_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch(MIGRATIONS[0].1).expect("v1");
+        conn.pragma_update(None, "user_version", 1).expect("v1");
+        apply(&mut conn).expect("upgrade");
+        assert_eq!(version(&conn), SCHEMA_VERSION);
+        apply(&mut conn).expect("again");
+        assert_eq!(version(&conn), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_untouched() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("set");
+        let err = apply(&mut conn).expect_err("refused");
+        assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+        assert_eq!(version(&conn), SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn a_failing_migration_rolls_back_every_step_of_the_upgrade() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        // A table migration 0001 creates already exists: step 1 fails, nothing is applied.
+        conn.execute_batch("CREATE TABLE meta (x)").expect("clash");
+        assert!(apply(&mut conn).is_err());
+        assert_eq!(version(&conn), 0);
+    }
 }

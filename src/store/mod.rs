@@ -12,6 +12,7 @@ mod migrations;
 mod readers;
 mod writer;
 
+pub mod backup;
 pub mod bulk;
 pub mod channels;
 pub mod feeds;
@@ -20,6 +21,7 @@ pub mod message_status;
 pub mod messages;
 pub mod meta;
 pub mod recipients;
+pub mod retention;
 pub mod run_records;
 pub mod runs;
 pub mod schedules;
@@ -28,6 +30,7 @@ pub mod workflows;
 
 use std::path::{Path, PathBuf};
 
+pub use migrations::SCHEMA_VERSION;
 pub use writer::WriterHandle;
 
 /// What can go wrong below the API. Mapped to HTTP once, in `crate::error`.
@@ -42,6 +45,8 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("stored JSON is corrupt: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
     #[error("the writer thread has stopped")]
     WriterGone,
     #[error("the blocking pool failed: {0}")]
@@ -50,6 +55,14 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The database was written by a newer Tidings (its schema version is higher than any
+    /// this binary knows); reading it could misread data, so startup stops.
+    #[error(
+        "the database schema is version {found}, newer than this binary knows ({known}): \
+         it was upgraded by a newer Tidings; run that version (or restore a backup taken \
+         before the upgrade)"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
     /// A named thing the request relies on does not exist (e.g. "The object `p1` in
     /// collection `projects`"). Maps to 404 with that name.
     #[error("{0} was not found")]

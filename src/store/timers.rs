@@ -186,3 +186,35 @@ pub fn paused_by_cancellation_key(
     }
     Ok(out)
 }
+
+/// Passes gate `key` (see `engine::walk::Gate`) if it is open: fewer than `limit` passes
+/// in its current window, or no window (then one opens now, closing at `closes_at`; none
+/// = never). Records the pass. `false` = closed.
+pub fn gate_pass(
+    db: &Db<'_>,
+    key: &str,
+    limit: u32,
+    closes_at: Option<&str>,
+    now: &str,
+) -> StoreResult<bool> {
+    let row: Option<(i64, Option<String>)> =
+        db.0.prepare_cached("SELECT count, closes_at FROM engine_gates WHERE key = ?1")?
+            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+    match row {
+        Some((count, open_until)) if open_until.as_deref().is_none_or(|c| c > now) => {
+            if count >= i64::from(limit) {
+                return Ok(false);
+            }
+            db.0.prepare_cached("UPDATE engine_gates SET count = count + 1 WHERE key = ?1")?
+                .execute([key])?;
+        }
+        _ => {
+            db.0.prepare_cached(
+                "INSERT OR REPLACE INTO engine_gates(key, opened_at, closes_at, count) VALUES (?1, ?2, ?3, 1)",
+            )?
+            .execute(params![key, now, closes_at])?;
+        }
+    }
+    Ok(true)
+}

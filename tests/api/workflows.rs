@@ -133,9 +133,9 @@ async fn put_with_an_unimplemented_step_type_is_refused_and_stores_nothing() {
         ),
         (
             json!({"ref": "s", "type": "channel", "channel_key": "in-app-feed", "template": {"markdown_body": "x"},
-                   "conditions": {"all": [{"variable": "data.x", "operator": "exists"}]}}),
-            "workflow.steps[0].conditions",
-            "not implemented",
+                   "conditions": {"all": [{"variable": "data.x", "operator": "is_audience_member", "argument": "a"}]}}),
+            "workflow.steps[0].conditions.all[0]",
+            "not supported",
         ),
     ] {
         let res = app

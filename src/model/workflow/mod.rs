@@ -15,6 +15,7 @@ pub use duration::{Duration, Unit};
 use serde_json::{Map, Value};
 
 use crate::error::FieldError;
+use crate::model::conditions::ConditionGroup;
 use steps::parse_steps;
 
 /// Knock's longest workflow description.
@@ -55,6 +56,9 @@ pub struct WorkflowDef {
     pub trigger_data_json_schema: Option<Value>,
     pub override_preferences: bool,
     pub is_commercial: bool,
+    /// Workflow (trigger) conditions: when they do not hold, the recipient's run halts.
+    pub conditions: Option<ConditionGroup>,
+    pub trigger_frequency: TriggerFrequency,
     pub steps: Vec<Step>,
     /// The definition as stored and shown (`@` references resolved, read-only fields
     /// removed, `key` set).
@@ -65,6 +69,8 @@ pub struct WorkflowDef {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub step_ref: String,
+    /// Step conditions: when they do not hold, the step is skipped.
+    pub conditions: Option<ConditionGroup>,
     pub kind: StepKind,
 }
 
@@ -72,7 +78,50 @@ pub struct Step {
 pub enum StepKind {
     InAppFeed(InAppFeedStep),
     Delay(DelayStep),
+    Throttle(ThrottleStep),
+    Branch(Vec<Branch>),
 }
+
+/// A `throttle` step: at most `limit` runs per recipient (and key value) pass within a
+/// window that opens with the first passing run; the others stop here.
+#[derive(Debug, Clone)]
+pub struct ThrottleStep {
+    /// A data path whose value partitions the gate (`data.project_id`).
+    pub key: Option<String>,
+    pub limit: u32,
+    pub window: Duration,
+}
+
+/// One branch of a `branch` step; the first whose conditions hold runs (the last one,
+/// without conditions, is the default).
+#[derive(Debug, Clone)]
+pub struct Branch {
+    pub name: String,
+    pub conditions: Option<ConditionGroup>,
+    pub steps: Vec<Step>,
+    /// Ends the recipient's run after this branch's steps.
+    pub terminates: bool,
+}
+
+/// `trigger_frequency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerFrequency {
+    EveryTrigger,
+    OncePerRecipient,
+    OncePerRecipientPerTenant,
+}
+
+/// Roots a workflow or step condition's `variable` may start with (`refs` = earlier
+/// steps' results).
+pub const CONDITION_ROOTS: &[&str] = &[
+    "data",
+    "recipient",
+    "actor",
+    "tenant",
+    "vars",
+    "refs",
+    "workflow",
+];
 
 impl Step {
     pub fn step_ref(&self) -> &str {
@@ -219,28 +268,24 @@ impl WorkflowDef {
         let categories = string_list(obj.get("categories"), "categories", &mut errors);
         string_list(obj.get("tags"), "tags", &mut errors);
 
-        if !is_absent(obj.get("conditions")) {
-            errors.push(
-                "conditions",
-                "workflow trigger conditions are not implemented in Tidings yet; remove them",
-            );
-        }
-        match obj.get("trigger_frequency") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(f)) if f == "every_trigger" => {}
-            Some(Value::String(f))
-                if f == "once_per_recipient" || f == "once_per_recipient_per_tenant" =>
-            {
+        let conditions = steps::parse_conditions(obj.get("conditions"), "conditions", &mut errors);
+        let trigger_frequency = match obj
+            .get("trigger_frequency")
+            .and_then(|v| if v.is_null() { None } else { Some(v.as_str()) })
+        {
+            None | Some(Some("every_trigger")) => TriggerFrequency::EveryTrigger,
+            Some(Some("once_per_recipient")) => TriggerFrequency::OncePerRecipient,
+            Some(Some("once_per_recipient_per_tenant")) => {
+                TriggerFrequency::OncePerRecipientPerTenant
+            }
+            Some(_) => {
                 errors.push(
                     "trigger_frequency",
-                    format!("`{f}` is not implemented in Tidings yet; use `every_trigger`"),
-                )
+                    "must be one of `every_trigger`, `once_per_recipient`, `once_per_recipient_per_tenant`",
+                );
+                TriggerFrequency::EveryTrigger
             }
-            Some(_) => errors.push(
-                "trigger_frequency",
-                "must be one of `every_trigger`, `once_per_recipient`, `once_per_recipient_per_tenant`",
-            ),
-        }
+        };
         let trigger_data_json_schema = match obj.get("trigger_data_json_schema") {
             None | Some(Value::Null) => None,
             Some(schema @ Value::Object(_)) => Some(schema.clone()),
@@ -293,6 +338,8 @@ impl WorkflowDef {
             trigger_data_json_schema,
             override_preferences,
             is_commercial,
+            conditions,
+            trigger_frequency,
             steps,
             definition: Value::Object(definition),
         })
@@ -345,26 +392,29 @@ mod tests {
     #[test]
     fn unimplemented_step_types_and_conditions_are_refused_by_name() {
         let body = json!({"name": "x", "conditions": {"all": []}, "steps": [
-            {"ref": "d", "type": "throttle", "settings": {}},
+            {"ref": "d", "type": "batch", "settings": {}},
             {"ref": "b", "type": "batch"},
             {"ref": "e", "type": "channel", "channel_type": "email", "channel_key": "postmark", "template": {}},
             {"ref": "f", "type": "http_fetch"},
             {"ref": "g", "type": "channel", "channel_key": "k", "template": {"markdown_body": "x"},
              "conditions": {"all": [{"variable": "a", "operator": "exists"}]}},
+            {"ref": "h", "type": "channel", "channel_key": "k", "template": {"markdown_body": "x"},
+             "conditions": {"all": [{"variable": "data.a", "operator": "is_audience_member", "argument": "x"}]}},
         ]});
         let errors = WorkflowDef::parse("abc", &body, "workflow").expect_err("refused");
         let f = fields(&errors);
         for expected in [
-            "workflow.conditions",
             "workflow.steps[0].type",
             "workflow.steps[1].type",
             "workflow.steps[2].channel_type",
             "workflow.steps[3].type",
-            "workflow.steps[4].conditions",
+            "workflow.conditions.all",
+            "workflow.steps[4].conditions.all[0]",
+            "workflow.steps[5].conditions.all[0]",
         ] {
             assert!(f.contains(&expected), "{expected} missing from {f:?}");
         }
-        assert!(errors[1].message.contains("`throttle` is not implemented"));
+        assert!(errors[1].message.contains("`batch` is not implemented"));
     }
 
     #[test]

@@ -6,18 +6,52 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::{
-    ButtonSource, DelayStep, Duration, Errors, InAppFeedStep, InAppTemplateSource, PATH_ROOTS,
-    Step, StepKind, is_absent,
+    Branch, ButtonSource, CONDITION_ROOTS, DelayStep, Duration, Errors, InAppFeedStep,
+    InAppTemplateSource, PATH_ROOTS, Step, StepKind, ThrottleStep, is_absent,
 };
+use crate::model::conditions::ConditionGroup;
 
 /// Knock's in-app templates have a primary and a secondary button at most.
 const MAX_BUTTONS: usize = 2;
 
+/// Deepest nesting of branch steps inside branch steps.
+const MAX_BRANCH_DEPTH: usize = 5;
+/// Most branches in one branch step.
+const MAX_BRANCHES: usize = 20;
+
 pub(super) fn parse_steps(steps: &[Value], errors: &mut Errors) -> Vec<Step> {
     let mut refs = HashSet::new();
+    parse_steps_at(steps, "steps", &mut refs, 0, errors)
+}
+
+/// Parses a `conditions` group (absent/null = none) reporting errors under `field`.
+pub(super) fn parse_conditions(
+    v: Option<&Value>,
+    field: &str,
+    errors: &mut Errors,
+) -> Option<ConditionGroup> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(v) => match ConditionGroup::parse(v, CONDITION_ROOTS) {
+            Ok(g) => Some(g),
+            Err((suffix, message)) => {
+                errors.push(&format!("{field}{suffix}"), message);
+                None
+            }
+        },
+    }
+}
+
+fn parse_steps_at(
+    steps: &[Value],
+    prefix: &str,
+    refs: &mut HashSet<String>,
+    depth: usize,
+    errors: &mut Errors,
+) -> Vec<Step> {
     let mut out = Vec::new();
     for (i, step) in steps.iter().enumerate() {
-        let at = format!("steps[{i}]");
+        let at = format!("{prefix}[{i}]");
         let Some(s) = step.as_object() else {
             errors.push(&at, "must be a step object");
             continue;
@@ -40,41 +74,206 @@ pub(super) fn parse_steps(steps: &[Value], errors: &mut Errors) -> Vec<Step> {
                 String::new()
             }
         };
-        if !is_absent(s.get("conditions")) {
-            errors.push(
-                &format!("{at}.conditions"),
-                "step conditions are not implemented in Tidings yet; remove them",
-            );
-        }
-        match s.get("type").and_then(Value::as_str) {
+        let conditions = parse_conditions(s.get("conditions"), &format!("{at}.conditions"), errors);
+        let kind = match s.get("type").and_then(Value::as_str) {
             Some("channel") => {
-                if let Some(step) = parse_channel_step(s, step_ref.clone(), &at, errors) {
-                    out.push(Step {
-                        step_ref,
-                        kind: StepKind::InAppFeed(step),
-                    });
-                }
+                parse_channel_step(s, step_ref.clone(), &at, errors).map(StepKind::InAppFeed)
             }
-            Some("delay") => {
-                if let Some(step) = parse_delay_step(s, &at, errors) {
-                    out.push(Step {
-                        step_ref,
-                        kind: StepKind::Delay(step),
-                    });
-                }
+            Some("delay") => parse_delay_step(s, &at, errors).map(StepKind::Delay),
+            Some("throttle") => parse_throttle_step(s, &at, errors).map(StepKind::Throttle),
+            Some("branch") => parse_branch_step(s, &at, refs, depth, errors).map(StepKind::Branch),
+            Some(kind @ "batch") => {
+                errors.push(
+                    &format!("{at}.type"),
+                    format!("step type `{kind}` is not implemented in Tidings yet"),
+                );
+                None
             }
-            Some(kind @ ("batch" | "throttle" | "branch")) => errors.push(
-                &format!("{at}.type"),
-                format!("step type `{kind}` is not implemented in Tidings yet"),
-            ),
-            Some(kind) => errors.push(
-                &format!("{at}.type"),
-                format!("step type `{kind}` is not supported by Tidings (only `channel` with `channel_type: in_app_feed`)"),
-            ),
-            None => errors.push(&format!("{at}.type"), "is required"),
+            Some(kind) => {
+                errors.push(
+                    &format!("{at}.type"),
+                    format!("step type `{kind}` is not supported by Tidings (channel/in_app_feed, delay, throttle, branch)"),
+                );
+                None
+            }
+            None => {
+                errors.push(&format!("{at}.type"), "is required");
+                None
+            }
+        };
+        if let Some(kind) = kind {
+            out.push(Step {
+                step_ref,
+                conditions,
+                kind,
+            });
         }
     }
     out
+}
+
+fn parse_throttle_step(
+    s: &Map<String, Value>,
+    at: &str,
+    errors: &mut Errors,
+) -> Option<ThrottleStep> {
+    let settings = settings(s, at, errors)?;
+    let before = errors.list.len();
+    let field = |name: &str| format!("{at}.settings.{name}");
+    let key = match settings.get("throttle_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => match check_path(p) {
+            Ok(()) => Some(p.clone()),
+            Err(m) => {
+                errors.push(&field("throttle_key"), m);
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(
+                &field("throttle_key"),
+                "must be a string path such as `data.project_id`",
+            );
+            None
+        }
+    };
+    let limit = match settings.get("throttle_limit") {
+        None | Some(Value::Null) => 1,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(l @ 1..=10_000) => l as u32,
+            _ => {
+                errors.push(
+                    &field("throttle_limit"),
+                    "must be a whole number from 1 to 10000",
+                );
+                1
+            }
+        },
+        Some(_) => {
+            errors.push(
+                &field("throttle_limit"),
+                "must be a whole number from 1 to 10000",
+            );
+            1
+        }
+    };
+    if !is_absent(settings.get("throttle_window_field_path")) {
+        errors.push(
+            &field("throttle_window_field_path"),
+            "dynamic throttle windows are not implemented in Tidings yet; use `throttle_window`",
+        );
+    }
+    let window = match settings.get("throttle_window") {
+        Some(v) if !v.is_null() => match Duration::parse(v) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                errors.push(&field("throttle_window"), m);
+                None
+            }
+        },
+        _ => {
+            errors.push(&field("throttle_window"), "is required: `{unit, value}`");
+            None
+        }
+    };
+    if errors.list.len() > before {
+        return None;
+    }
+    Some(ThrottleStep {
+        key,
+        limit,
+        window: window?,
+    })
+}
+
+fn parse_branch_step(
+    s: &Map<String, Value>,
+    at: &str,
+    refs: &mut HashSet<String>,
+    depth: usize,
+    errors: &mut Errors,
+) -> Option<Vec<Branch>> {
+    if depth >= MAX_BRANCH_DEPTH {
+        errors.push(
+            &format!("{at}.branches"),
+            format!("branches may nest at most {MAX_BRANCH_DEPTH} deep"),
+        );
+        return None;
+    }
+    let Some(list) = s.get("branches").and_then(Value::as_array) else {
+        errors.push(&format!("{at}.branches"), "is required: a list of branches");
+        return None;
+    };
+    if list.is_empty() || list.len() > MAX_BRANCHES {
+        errors.push(
+            &format!("{at}.branches"),
+            format!("must hold 1 to {MAX_BRANCHES} branches, the last one the default"),
+        );
+        return None;
+    }
+    let before = errors.list.len();
+    let mut out = Vec::new();
+    for (b, branch) in list.iter().enumerate() {
+        let bat = format!("{at}.branches[{b}]");
+        let Some(obj) = branch.as_object() else {
+            errors.push(
+                &bat,
+                "must be an object `{name, conditions, steps, terminates}`",
+            );
+            continue;
+        };
+        let name = match obj.get("name") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(n)) => n.clone(),
+            Some(_) => {
+                errors.push(&format!("{bat}.name"), "must be a string");
+                String::new()
+            }
+        };
+        let conditions =
+            parse_conditions(obj.get("conditions"), &format!("{bat}.conditions"), errors);
+        let is_last = b + 1 == list.len();
+        if is_last && !is_absent(obj.get("conditions")) {
+            errors.push(
+                &format!("{bat}.conditions"),
+                "the last branch is the required default branch: it must have no conditions",
+            );
+        }
+        if !is_last && is_absent(obj.get("conditions")) {
+            errors.push(
+                &format!("{bat}.conditions"),
+                "only the last branch (the default) may be without conditions",
+            );
+        }
+        let terminates = match obj.get("terminates") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(t)) => *t,
+            Some(_) => {
+                errors.push(&format!("{bat}.terminates"), "must be a boolean");
+                false
+            }
+        };
+        let steps = match obj.get("steps") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(steps)) => {
+                parse_steps_at(steps, &format!("{bat}.steps"), refs, depth + 1, errors)
+            }
+            Some(_) => {
+                errors.push(&format!("{bat}.steps"), "must be a list of steps");
+                Vec::new()
+            }
+        };
+        out.push(Branch {
+            name,
+            conditions,
+            steps,
+            terminates,
+        });
+    }
+    if errors.list.len() > before {
+        return None;
+    }
+    Some(out)
 }
 
 /// Checks a data path such as `data.remind_at` or `recipient.trial_ends_at`: dotted,

@@ -1,0 +1,110 @@
+//! Firing schedule occurrences: the schedules due-source of the engine's scheduler. See
+//! the parent module's invariants (claim + run insert in one write; missed occurrences
+//! fire once).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+
+use super::super::scheduler::DueSource;
+use super::{format_opt, parse_time, recurrence_of};
+use crate::model::RecipientRef;
+use crate::store::runs::{self, NewRun};
+use crate::store::schedules::{self, NewSchedule};
+use crate::store::{Store, StoreResult};
+use crate::{clock, ids};
+
+/// Occurrences claimed per write (one scheduler slice).
+const FIRE_BATCH: u32 = 100;
+
+/// The stored trigger of one occurrence: the shape `Trigger::to_stored` writes, plus the
+/// schedule it came from (run records show it as `trigger_source`).
+fn occurrence_request(s: &NewSchedule, due: &str) -> Value {
+    json!({
+        "recipients": [{"ref": s.recipient.to_wire()}],
+        "actor": s.actor.as_ref().map(RecipientRef::to_wire),
+        "data": s.data.clone().unwrap_or_else(|| json!({})),
+        "tenant": s.tenant,
+        "schedule_id": s.id,
+        "schedule_occurrence_at": due,
+    })
+}
+
+/// Fires up to [`FIRE_BATCH`] occurrences due at `now`, each exactly once (see the module
+/// invariants), in one write; returns the ids of the runs it committed, for the runner.
+/// The scheduler calls it again at once while it keeps firing.
+pub async fn fire_due(store: &Store, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+    store
+        .write(move |db| {
+            let stamp = clock::format(now);
+            let mut runs_made = Vec::new();
+            for row in schedules::due(db, &stamp, FIRE_BATCH)? {
+                let s = &row.schedule;
+                let Some(due_at) = s.next_occurrence_at.clone() else {
+                    continue;
+                };
+                let due_time = parse_time(&due_at).unwrap_or(now);
+                // Missed occurrences collapse into this one: the next is after now.
+                let next = recurrence_of(s).next_after(due_time.max(now));
+                if !schedules::claim(db, &s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
+                    continue;
+                }
+                let run_id = ids::uuid();
+                runs::insert_run(
+                    db,
+                    &NewRun {
+                        id: run_id.clone(),
+                        workflow_key: s.workflow_key.clone(),
+                        request: occurrence_request(s, &due_at),
+                        cancellation_key: None,
+                        tenant: s.tenant.clone(),
+                    },
+                )?;
+                runs_made.push(run_id);
+            }
+            Ok(runs_made)
+        })
+        .await
+}
+
+/// When the next occurrence is due, if any.
+pub async fn next_due_at(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
+    Ok(store
+        .read(schedules::next_due_at)
+        .await?
+        .as_deref()
+        .and_then(parse_time))
+}
+
+/// Schedules as a due-source of the engine's scheduler: the due time is the earliest
+/// `next_occurrence_at`, firing is [`fire_due`], and the runs it commits go to the runner.
+pub(in crate::engine) struct ScheduleSource {
+    pub(in crate::engine) store: Store,
+    pub(in crate::engine) runner: Arc<crate::engine::runner::Runner>,
+}
+
+impl DueSource for ScheduleSource {
+    fn name(&self) -> &'static str {
+        "schedules"
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
+        Box::pin(next_due_at(&self.store))
+    }
+
+    fn fire_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        Box::pin(async move {
+            let runs = fire_due(&self.store, now).await?;
+            let count = runs.len();
+            if count > 0 {
+                tracing::info!(count, "schedule occurrences fired");
+            }
+            for run in runs {
+                self.runner.enqueue(run);
+            }
+            Ok(count)
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! Log setup: text for people or JSON lines for machines (`TIDINGS_LOG_FORMAT`), always on
+//! stderr so stdout stays for what a command prints (tokens, keys). The level filter comes
+//! from `TIDINGS_LOG` (default `info`).
+//!
+//! What is logged is decided where events are emitted; `api::access_log` documents why no
+//! secret key, user token or body reaches a line.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Dependencies whose debug/trace events echo request content (the HTML sanitizer logs
+/// every text node it parses, i.e. rendered trigger data). Capped at `info` whatever the
+/// operator's filter says, so even `TIDINGS_LOG=trace` never writes a body.
+const CONTENT_ECHOING: &[&str] = &["html5ever", "markup5ever", "ammonia", "tendril"];
+
+/// Installs the global subscriber. Call once, first thing in `main`.
+pub fn init(format: LogFormat, filter: Option<&str>) {
+    let mut filter = filter
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    for target in CONTENT_ECHOING {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}

@@ -1,0 +1,126 @@
+//! Retention deletes, one bounded batch per call: the caller (`crate::retention`) submits
+//! each batch as its own writer command, so a large backlog never holds the writer for
+//! more than one batch.
+//!
+//! Invariants: a row is deleted only when its age timestamp is STRICTLY older than the
+//! cutoff the caller computed (never one newer than the limit), and every message goes
+//! through `message_status::delete`, which takes its contribution out of `feed_counters`
+//! in the same transaction, so badge counts stay exact.
+
+use rusqlite::params_from_iter;
+use rusqlite::types::Value as Sql;
+
+use super::messages::{MESSAGE_COLUMNS, MessageRow, row_to_message};
+use super::{Db, StoreResult, message_status};
+
+/// Which age a message rule measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Since the item was created (`inserted_at`).
+    Inserted,
+    /// Since the item was archived (`archived_at`); unarchived items never match.
+    Archived,
+}
+
+/// Which channels a message rule covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channels {
+    /// Exactly this channel (by id).
+    Only(String),
+    /// Every channel except these (the ones with their own rule).
+    AllExcept(Vec<String>),
+}
+
+/// Deletes up to `limit` messages whose `age` timestamp is older than `cutoff`, oldest
+/// first, keeping the counters exact. Returns how many were deleted (less than `limit`
+/// means nothing more is expired).
+pub fn delete_expired_messages(
+    db: &Db<'_>,
+    age: Age,
+    channels: &Channels,
+    cutoff: &str,
+    limit: usize,
+) -> StoreResult<usize> {
+    let column = match age {
+        Age::Inserted => "inserted_at",
+        Age::Archived => "archived_at",
+    };
+    let mut params = vec![Sql::Text(cutoff.to_owned())];
+    let channel_sql = match channels {
+        Channels::Only(id) => {
+            params.push(Sql::Text(id.clone()));
+            " AND channel_id = ?".to_owned()
+        }
+        Channels::AllExcept(ids) if ids.is_empty() => String::new(),
+        Channels::AllExcept(ids) => {
+            params.extend(ids.iter().map(|id| Sql::Text(id.clone())));
+            format!(
+                " AND channel_id NOT IN ({})",
+                vec!["?"; ids.len()].join(", ")
+            )
+        }
+    };
+    params.push(Sql::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages \
+         WHERE {column} IS NOT NULL AND {column} < ?{channel_sql} ORDER BY {column} LIMIT ?"
+    );
+    let rows: Vec<MessageRow> =
+        db.0.prepare_cached(&sql)?
+            .query_map(params_from_iter(params.iter()), row_to_message)?
+            .collect::<Result<_, _>>()?;
+    for row in &rows {
+        message_status::delete(db, row)?;
+    }
+    Ok(rows.len())
+}
+
+/// Run states that are final: a run in one of them has nothing left to do.
+const FINISHED_RUNS: &str = "('completed', 'failed', 'cancelled')";
+
+/// Deletes up to `limit` finished workflow runs last updated before `cutoff`, with their
+/// recipient runs. Queued or waiting runs are never touched, nor a run any stored message
+/// still belongs to: messages read their shared `data` from their run's request
+/// (`messages::DATA_SQL`), so a run lives as long as its items. Returns how many went.
+pub fn delete_expired_runs(db: &Db<'_>, cutoff: &str, limit: usize) -> StoreResult<usize> {
+    let ids: Vec<String> =
+        db.0.prepare_cached(&format!(
+            "SELECT id FROM workflow_runs r WHERE updated_at < ?1 AND status IN {FINISHED_RUNS} \
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.workflow_run_id = r.id) \
+             ORDER BY updated_at LIMIT ?2"
+        ))?
+        .query_map(
+            rusqlite::params![cutoff, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    for id in &ids {
+        db.0.prepare_cached("DELETE FROM workflow_recipient_runs WHERE workflow_run_id = ?1")?
+            .execute([id])?;
+        db.0.prepare_cached("DELETE FROM workflow_runs WHERE id = ?1")?
+            .execute([id])?;
+    }
+    Ok(ids.len())
+}
+
+/// Deletes up to `limit` idempotency keys stored before `cutoff`.
+pub fn delete_expired_idempotency_keys(
+    db: &Db<'_>,
+    cutoff: &str,
+    limit: usize,
+) -> StoreResult<usize> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "DELETE FROM idempotency_keys WHERE key IN \
+             (SELECT key FROM idempotency_keys WHERE inserted_at < ?1 ORDER BY inserted_at LIMIT ?2)",
+        )?
+        .execute(rusqlite::params![
+            cutoff,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?)
+}
+
+#[cfg(test)]
+#[path = "retention_tests.rs"]
+mod tests;

@@ -1,0 +1,243 @@
+//! Unit tests for `store::retention`: exactly the expired rows go, counters equal a recount.
+
+use serde_json::json;
+
+use super::*;
+use crate::model::RecipientRef;
+use crate::store::messages::{self, NewMessage};
+use crate::store::migrations;
+
+fn open() -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
+    migrations::apply(&mut conn).expect("migrations");
+    conn
+}
+
+/// 20 messages for u0/u1 on `chan` (even) and `other` (odd), one second apart.
+fn seed(db: &Db<'_>) {
+    for i in 0..20 {
+        messages::insert(
+            db,
+            &NewMessage {
+                id: format!("m{i:02}"),
+                channel_id: if i % 2 == 0 { "chan" } else { "other" }.into(),
+                recipient: RecipientRef::User(format!("u{}", i % 4 / 2)),
+                tenant: (i % 3 == 0).then(|| "acme".to_owned()),
+                workflow_key: "wf".into(),
+                workflow_version_id: "v".into(),
+                workflow_categories: vec![],
+                workflow_run_id: format!("r{i}"),
+                workflow_recipient_run_id: format!("rr{i}"),
+                step_ref: "s".into(),
+                actors: vec![],
+                data: json!({"i": i}).into(),
+                blocks: json!([]),
+                inserted_at: at(i),
+            },
+        )
+        .expect("insert");
+    }
+    // Some read, some seen, some archived (at 00:01:xx), so every counter moves.
+    db.0.execute_batch(
+        "UPDATE messages SET read_at = '2026-01-01T00:00:30.000000Z' WHERE id IN ('m01','m04','m09');
+         UPDATE messages SET seen_at = '2026-01-01T00:00:30.000000Z' WHERE id IN ('m02','m04','m11');
+         UPDATE messages SET archived_at = '2026-01-01T00:01:05.000000Z' WHERE id IN ('m03','m12');
+         UPDATE messages SET archived_at = '2026-01-01T00:01:50.000000Z' WHERE id IN ('m16');
+         DELETE FROM feed_counters;
+         INSERT INTO feed_counters(channel_id, recipient_kind, recipient_collection, recipient_id, tenant, total, unread, unseen)
+           SELECT channel_id, recipient_kind, recipient_collection, recipient_id, coalesce(tenant, ''),
+                  count(*), sum(read_at IS NULL), sum(seen_at IS NULL)
+           FROM messages WHERE archived_at IS NULL GROUP BY 1, 2, 3, 4, 5;",
+    )
+    .expect("engagement");
+}
+
+fn at(second: usize) -> String {
+    format!("2026-01-01T00:00:{second:02}.000000Z")
+}
+
+fn remaining(db: &Db<'_>) -> Vec<String> {
+    db.0.prepare("SELECT id FROM messages ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// Counter rows (ignoring all-zero ones) equal a recount of the non-archived messages.
+fn assert_counters_exact(db: &Db<'_>) {
+    let rows = |sql: &str| -> Vec<(String, String, String, i64, i64, i64)> {
+        db.0.prepare(sql)
+            .expect("prepare")
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let counters = rows(
+        "SELECT channel_id, recipient_id, tenant, total, unread, unseen FROM feed_counters \
+         WHERE total != 0 OR unread != 0 OR unseen != 0 ORDER BY 1, 2, 3",
+    );
+    let recount = rows(
+        "SELECT channel_id, recipient_id, coalesce(tenant, ''), count(*), sum(read_at IS NULL), \
+         sum(seen_at IS NULL) FROM messages WHERE archived_at IS NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    );
+    assert_eq!(counters, recount);
+}
+
+fn ids(range: impl Iterator<Item = usize>) -> Vec<String> {
+    range.map(|i| format!("m{i:02}")).collect()
+}
+
+#[test]
+fn items_older_than_the_cutoff_go_in_batches_and_newer_ones_stay() {
+    let conn = open();
+    let db = Db(&conn);
+    seed(&db);
+    assert_counters_exact(&db);
+    let all = Channels::AllExcept(vec![]);
+    // Cutoff = m10's own timestamp: m00..m09 are older, m10 is not (strictly older only).
+    let mut batches = Vec::new();
+    loop {
+        let n = delete_expired_messages(&db, Age::Inserted, &all, &at(10), 3).expect("delete");
+        batches.push(n);
+        assert_counters_exact(&db);
+        if n < 3 {
+            break;
+        }
+    }
+    assert_eq!(batches, [3, 3, 3, 1]);
+    assert_eq!(remaining(&db), ids(10..20));
+}
+
+#[test]
+fn archived_items_go_by_archive_time_and_unarchived_ones_never() {
+    let conn = open();
+    let db = Db(&conn);
+    seed(&db);
+    let all = Channels::AllExcept(vec![]);
+    let cutoff = "2026-01-01T00:01:10.000000Z";
+    let n = delete_expired_messages(&db, Age::Archived, &all, cutoff, 100).expect("delete");
+    assert_eq!(
+        n, 2,
+        "m03 and m12 were archived before the cutoff; m16 after"
+    );
+    let expected: Vec<String> = ids(0..20)
+        .into_iter()
+        .filter(|id| id != "m03" && id != "m12")
+        .collect();
+    assert_eq!(remaining(&db), expected);
+    assert_counters_exact(&db);
+}
+
+#[test]
+fn a_channel_rule_touches_only_its_channel_and_the_default_skips_it() {
+    let conn = open();
+    let db = Db(&conn);
+    seed(&db);
+    let only = Channels::Only("chan".into());
+    delete_expired_messages(&db, Age::Inserted, &only, &at(6), 100).expect("delete");
+    // chan = even ids: m00, m02, m04 went; odd ones (other) all stay.
+    let after_chan: Vec<String> = ids(0..20)
+        .into_iter()
+        .filter(|id| !["m00", "m02", "m04"].contains(&id.as_str()))
+        .collect();
+    assert_eq!(remaining(&db), after_chan);
+    let rest = Channels::AllExcept(vec!["chan".into()]);
+    delete_expired_messages(&db, Age::Inserted, &rest, &at(20), 100).expect("delete");
+    let odd_gone: Vec<String> = after_chan
+        .into_iter()
+        .filter(|id| id[1..].parse::<usize>().is_ok_and(|i| i % 2 == 0))
+        .collect();
+    assert_eq!(
+        remaining(&db),
+        odd_gone,
+        "every `other` item went, no `chan` item"
+    );
+    assert_counters_exact(&db);
+}
+
+#[test]
+fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_runs() {
+    let conn = open();
+    let db = Db(&conn);
+    seed(&db);
+    conn.execute("DELETE FROM messages WHERE workflow_run_id != 'r5'", [])
+        .expect("keep one message");
+    for (id, status, updated) in [
+        ("old-done", "completed", at(1)),
+        ("old-failed", "failed", at(2)),
+        ("old-queued", "queued", at(3)),
+        ("new-done", "completed", at(30)),
+        // Old and finished, but message m05 (run `r5`) still reads its data from it.
+        ("r5", "completed", at(4)),
+    ] {
+        conn.execute(
+            "INSERT INTO workflow_runs(id, workflow_key, request, status, inserted_at, updated_at) \
+             VALUES (?1, 'wf', '{}', ?2, ?3, ?3)",
+            rusqlite::params![id, status, updated],
+        )
+        .expect("run");
+        conn.execute(
+            "INSERT INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_id, status, inserted_at, updated_at) \
+             VALUES (?1, ?2, 'user', 'u1', 'completed', ?3, ?3)",
+            rusqlite::params![format!("rr-{id}"), id, updated],
+        )
+        .expect("recipient run");
+    }
+    assert_eq!(delete_expired_runs(&db, &at(10), 1).expect("delete"), 1);
+    assert_eq!(delete_expired_runs(&db, &at(10), 10).expect("delete"), 1);
+    assert_eq!(delete_expired_runs(&db, &at(10), 10).expect("delete"), 0);
+    let runs: Vec<String> = conn
+        .prepare("SELECT id FROM workflow_runs ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(runs, ["new-done", "old-queued", "r5"]);
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM workflow_recipient_runs WHERE workflow_run_id NOT IN (SELECT id FROM workflow_runs)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(orphans, 0);
+}
+
+#[test]
+fn idempotency_keys_older_than_the_cutoff_go_in_batches() {
+    let conn = open();
+    let db = Db(&conn);
+    for i in 0..5 {
+        conn.execute(
+            "INSERT INTO idempotency_keys(key, request_hash, workflow_run_id, request_id, inserted_at) \
+             VALUES (?1, 'h', 'r', 'q', ?2)",
+            rusqlite::params![format!("k{i}"), at(i)],
+        )
+        .expect("key");
+    }
+    assert_eq!(
+        delete_expired_idempotency_keys(&db, &at(3), 2).expect("d"),
+        2
+    );
+    assert_eq!(
+        delete_expired_idempotency_keys(&db, &at(3), 2).expect("d"),
+        1
+    );
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM idempotency_keys", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(left, 2);
+}
