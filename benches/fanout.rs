@@ -3,7 +3,7 @@
 //! Starts the real server in-process on a temp database; prints JSON and writes
 //! `bench-results/fanout.json`. Medians over rounds (these 2-core machines are noisy).
 //!
-//! Run: `cargo bench --bench fanout` (tiny default: 2,000 subscribers, 3 rounds), or e.g.
+//! Run: `cargo bench --bench fanout` (tiny default: 2,000 subscribers, 3 rounds, ~2 s), or e.g.
 //! `cargo bench --bench fanout -- --subscribers 10000 --rounds 3`.
 
 use std::time::{Duration, Instant};

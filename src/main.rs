@@ -112,7 +112,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let app = Application::build(settings.clone()).await?;
+    let mut app = Application::build(settings.clone()).await?;
+    app.handle_signals()?;
     let state = app.state();
     if settings.log_format == LogFormat::Json {
         // Machines read this: the same facts as the banner, minus the secret key

@@ -53,6 +53,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    signals: Option<ShutdownSignals>,
 }
 
 impl Application {
@@ -133,6 +134,7 @@ impl Application {
             port,
             server,
             state,
+            signals: None,
         })
     }
 
@@ -150,13 +152,27 @@ impl Application {
         self.server.handle()
     }
 
+    /// Installs the SIGTERM/SIGINT listeners now, before the caller announces the address,
+    /// so a signal that arrives the moment the server is reachable already stops it
+    /// gracefully (sockets closed with 1001, writer drained) instead of killing the process.
+    /// In-process embedders (tests, benches) skip this and stop through [`Self::handle`].
+    pub fn handle_signals(&mut self) -> std::io::Result<()> {
+        self.signals = Some(ShutdownSignals::install()?);
+        Ok(())
+    }
+
     /// Serves until stopped (SIGTERM/SIGINT or `handle().stop(true)`), then closes sockets
     /// and drains the writer so every acknowledged write is committed.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let state = self.state.clone();
-        let signals = tokio::spawn(stop_on_signal(state.hub.clone(), self.server.handle()));
+        let signals = self
+            .signals
+            .take()
+            .map(|s| tokio::spawn(stop_on_signal(s, state.hub.clone(), self.server.handle())));
         let result = self.server.await;
-        signals.abort();
+        if let Some(signals) = signals {
+            signals.abort();
+        }
         state.hub.shutdown();
         if let Some(retention) = &state.retention {
             retention.shutdown().await;
@@ -201,33 +217,53 @@ fn build_server(
 
 /// On SIGTERM or SIGINT: close every socket with 1001 (so long-lived sockets do not hold
 /// the graceful stop open), then stop the server gracefully.
-async fn stop_on_signal(hub: crate::realtime::Hub, server: actix_web::dev::ServerHandle) {
-    wait_for_signal().await;
+async fn stop_on_signal(
+    mut signals: ShutdownSignals,
+    hub: crate::realtime::Hub,
+    server: actix_web::dev::ServerHandle,
+) {
+    signals.recv().await;
     tracing::info!("signal received: closing sockets and stopping");
     hub.shutdown();
     server.stop(true).await;
 }
 
+/// The process's SIGTERM and SIGINT listeners, registered when created.
 #[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
     }
 }
 
+/// Ctrl-C only, where there are no Unix signals.
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+struct ShutdownSignals;
+
+#[cfg(not(unix))]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(ShutdownSignals)
+    }
+
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -62,6 +62,8 @@ pub struct HubStats {
     pub feeds: usize,
     pub pushes: u64,
     pub evictions: u64,
+    /// Topic joins accepted since start.
+    pub joins: u64,
 }
 
 struct Inner {
@@ -72,6 +74,7 @@ struct Inner {
     next_id: AtomicU64,
     pushes: AtomicU64,
     evictions: AtomicU64,
+    joins: AtomicU64,
     publish_tx: mpsc::UnboundedSender<Vec<MessageRow>>,
     shutdown: watch::Sender<bool>,
 }
@@ -97,6 +100,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 pushes: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
+                joins: AtomicU64::new(0),
                 publish_tx,
                 shutdown,
             }),
@@ -139,6 +143,7 @@ impl Hub {
             feeds: self.inner.feeds.len(),
             pushes: self.inner.pushes.load(Ordering::Relaxed),
             evictions: self.inner.evictions.load(Ordering::Relaxed),
+            joins: self.inner.joins.load(Ordering::Relaxed),
         }
     }
 
@@ -196,6 +201,7 @@ impl Registration {
         restriction: Option<Vec<String>>,
     ) {
         self.leave(topic);
+        self.hub.inner.joins.fetch_add(1, Ordering::Relaxed);
         let subscriber = Subscriber {
             link: self.link.clone(),
             topic: Arc::from(topic),

@@ -8,6 +8,8 @@
 //! - The loop always ends with a close frame carrying a reason (best effort, bounded).
 //! - Frames the server cannot understand get an error reply (or a close); never a panic.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
@@ -37,6 +39,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct SessionContext {
     pub state: web::Data<AppState>,
     pub caller: Caller,
+    /// Set once the client's side of the connection has ended: frames it sent before
+    /// leaving (joins) are dropped rather than processed for a socket that is gone.
+    pub client_gone: Arc<AtomicBool>,
     /// This socket's place under the per-user and per-address caps, held until it ends.
     pub _slot: super::socket_limits::SocketSlot,
 }
@@ -147,6 +152,9 @@ pub async fn run(
             Ok(Event::Push(None)) => Err(Stop::Server(CloseCode::Error, "hub gone")),
             Ok(Event::Client(None)) => Err(Stop::Client(None)),
             Ok(Event::Client(Some(Err(e)))) => Err(protocol_stop(&e)),
+            Ok(Event::Client(Some(Ok(_)))) if ctx.client_gone.load(Ordering::Acquire) => {
+                Err(Stop::Client(None))
+            }
             Ok(Event::Client(Some(Ok(message)))) => {
                 signals.deadline = Instant::now() + signals.idle;
                 let mut out = Out {

@@ -1,5 +1,6 @@
-//! Issue 8, item 1: an oversized frame is stopped at its header, and sockets are capped
-//! per user and per source address.
+//! Issue 8, sockets: an oversized frame is stopped at its header and sockets are capped
+//! per user and per source address (item 1); joins queued by a client that has left are
+//! dropped (item 9).
 
 use std::time::{Duration, Instant};
 
@@ -205,4 +206,37 @@ async fn sockets_are_capped_per_user_token_and_per_source_address() {
             Err(other) => panic!("socket not accepted after one closed: {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn joins_queued_by_a_client_that_has_left_are_dropped() {
+    let app = spawn_app().await;
+    let channel = app.channel_id().await;
+    let topic = format!("feeds:{channel}:u1");
+    let mut stream = raw_socket(app.port, "u1").await;
+    const JOINS: u64 = 2000;
+    let burst: Vec<u8> = (0..JOINS)
+        .flat_map(|i| {
+            text_frame(
+                &serde_json::json!([i.to_string(), i.to_string(), topic, "phx_join", {}])
+                    .to_string(),
+            )
+        })
+        .collect();
+    stream.write_all(&burst).await.expect("burst");
+    // The client leaves (ends its side) without reading a reply: its replies still fit
+    // the kernel buffers, so only noticing the end stops the server working for it.
+    stream.shutdown().await.expect("half-close");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.state.hub.stats().sessions > 0 {
+        assert!(Instant::now() < deadline, "the session never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let joins = app.state.hub.stats().joins;
+    eprintln!("joins processed for a gone client: {joins} of {JOINS}");
+    assert!(
+        joins < JOINS / 2,
+        "{joins} of {JOINS} queued joins were processed"
+    );
+    drop(stream);
 }
