@@ -83,7 +83,7 @@ impl Application {
         let hub = Hub::new(store.clone(), settings.ws_queue);
         let engine = Engine::start(
             store.clone(),
-            hub.clone(),
+            std::sync::Arc::new(hub.clone()),
             &settings.workflows,
             settings.clock.clone(),
         )

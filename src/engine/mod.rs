@@ -6,6 +6,7 @@
 
 pub mod accept;
 pub mod audience;
+pub mod bus;
 pub mod loader;
 pub mod preference_check;
 pub mod registry;
@@ -22,7 +23,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::realtime::Hub;
 use crate::store::Store;
 
 pub use registry::{CompiledWorkflow, Registry, UpsertError};
@@ -50,7 +50,7 @@ impl Engine {
     /// restart can run queued runs even of workflows later removed from disk).
     pub async fn start(
         store: Store,
-        hub: Hub,
+        bus: bus::SharedBus,
         workflows_dir: &Path,
         clock: Clock,
     ) -> Result<Engine, EngineError> {
@@ -77,13 +77,13 @@ impl Engine {
         let (scheduler, _task) = scheduler::Scheduler::spawn(clock.clone());
         scheduler.register(Arc::new(waits::ResumeSource(Arc::new(waits::Waits {
             store: store.clone(),
-            hub: hub.clone(),
+            bus: bus.clone(),
             registry: registry.clone(),
             clock,
         }))));
         let runner = Arc::new(runner::Runner::spawn(
             store.clone(),
-            hub,
+            bus,
             registry.clone(),
             scheduler.clone(),
         ));

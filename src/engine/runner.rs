@@ -31,6 +31,7 @@ use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::audience::{self, Audience, AudienceCursor};
+use super::bus::SharedBus;
 use super::preference_check;
 use super::registry::Registry;
 use super::scheduler::Scheduler;
@@ -38,7 +39,6 @@ use super::waits;
 use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, walk};
 use crate::clock::Clock;
 use crate::model::RecipientRef;
-use crate::realtime::Hub;
 use crate::store::messages::MessageRow;
 use crate::store::{Db, Store, StoreError, recipients, runs};
 
@@ -56,7 +56,7 @@ struct Ctx {
     store: Store,
     clock: Clock,
     scheduler: Scheduler,
-    hub: Hub,
+    bus: SharedBus,
     registry: Arc<Registry>,
     in_flight: DashSet<String>,
     stopping: AtomicBool,
@@ -74,14 +74,19 @@ pub struct Runner {
 
 impl Runner {
     /// Starts the runner; it first resumes every run left `queued`.
-    pub fn spawn(store: Store, hub: Hub, registry: Arc<Registry>, scheduler: Scheduler) -> Runner {
+    pub fn spawn(
+        store: Store,
+        bus: SharedBus,
+        registry: Arc<Registry>,
+        scheduler: Scheduler,
+    ) -> Runner {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             store,
             clock: scheduler.clock().clone(),
             scheduler,
-            hub,
+            bus,
             registry,
             in_flight: DashSet::new(),
             stopping: AtomicBool::new(false),
@@ -388,7 +393,7 @@ impl PageWrite {
             .task
             .await
             .map_err(|e| StoreError::Blocking(e.to_string()))??;
-        ctx.hub.publish(&inserted);
+        ctx.bus.publish(&inserted);
         if self.paused {
             ctx.scheduler.wake();
         }

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
+use super::bus::SharedBus;
 use super::preference_check;
 use super::registry::Registry;
 use super::runner::StoredRequest;
@@ -30,7 +31,6 @@ use super::scheduler::{DueSource, Scheduler};
 use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk};
 use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
-use crate::realtime::Hub;
 use crate::store::messages::{self, MessageRow};
 use crate::store::timers::{self, RESUME};
 use crate::store::{Db, Store, StoreResult, recipients, runs};
@@ -118,7 +118,7 @@ fn write_resumed(
 /// Everything shared by the engine's due-sources and the cancel path.
 pub struct Waits {
     pub store: Store,
-    pub hub: Hub,
+    pub bus: SharedBus,
     pub registry: Arc<Registry>,
     pub clock: Clock,
 }
@@ -247,7 +247,7 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
             Ok(rows)
         })
         .await?;
-    w.hub.publish(&rows);
+    w.bus.publish(&rows);
     Ok(fired)
 }
 

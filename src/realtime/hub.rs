@@ -398,3 +398,10 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
         Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
 }
+
+/// The in-process bus: committed messages go straight to this node's sockets.
+impl crate::engine::bus::FeedBus for Hub {
+    fn publish(&self, messages: &[MessageRow]) {
+        Hub::publish(self, messages);
+    }
+}
