@@ -135,6 +135,34 @@ pub fn delete(db: &Db<'_>, id: &str) -> StoreResult<bool> {
         == 1)
 }
 
+/// Deletes every schedule addressed to a recipient: called when the user or object is
+/// deleted, so a schedule never keeps firing runs at a recipient that no longer exists.
+pub fn delete_for_recipient(
+    db: &Db<'_>,
+    kind: &str,
+    collection: &str,
+    id: &str,
+) -> StoreResult<usize> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "DELETE FROM schedules WHERE recipient_kind = ?1 AND recipient_collection = ?2 AND recipient_id = ?3",
+        )?
+        .execute(params![kind, collection, id])?)
+}
+
+/// Readdresses user `from`'s schedules to user `into` (user merge), so the merged user
+/// keeps receiving them.
+pub fn adopt_user_schedules(db: &Db<'_>, into: &str, from: &str, now: &str) -> StoreResult<usize> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "UPDATE schedules SET recipient_id = ?1, updated_at = ?3 \
+             WHERE recipient_kind = 'user' AND recipient_collection = '' AND recipient_id = ?2",
+        )?
+        .execute(params![into, from, now])?)
+}
+
 /// Which schedules a list shows (all ANDed; `recipients` is any-of).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScheduleFilter {

@@ -183,6 +183,36 @@ async fn delete_removes_the_listed_schedules_and_answers_them() {
 }
 
 #[tokio::test]
+async fn deleting_a_user_deletes_its_schedules_and_a_merge_readdresses_them() {
+    let app = spawn_app().await;
+    for user in ["a", "b", "c"] {
+        let (status, body) = app
+            .put_json(&format!("/v1/users/{user}"), json!({"name": user}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    create(&app, daily(json!(["a", "b", "c"]))).await;
+    let res = app
+        .server(reqwest::Method::DELETE, "/v1/users/a")
+        .send()
+        .await
+        .expect("delete user");
+    assert!(res.status().is_success(), "{}", res.status());
+    let (status, body) = app
+        .post_json("/v1/users/b/merge", json!({"from_user_id": "c"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, left) = app.get_json("/v1/schedules?workflow=new-comment").await;
+    let recipients: Vec<&str> = left["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["recipient"]["id"].as_str())
+        .collect();
+    assert_eq!(recipients, vec!["b", "b"], "{left}");
+}
+
+#[tokio::test]
 async fn bulk_create_makes_each_entry_and_answers_a_completed_bulk_operation() {
     let app = spawn_app().await;
     let entry = |r: Value| {

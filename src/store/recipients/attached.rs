@@ -293,9 +293,11 @@ pub(super) fn apply_inline(
     Ok(())
 }
 
-/// Removes everything attached to a recipient (on delete), subscriptions included.
+/// Removes everything attached to a recipient (on delete), subscriptions and the
+/// schedules addressed to it included.
 pub(super) fn delete_all(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreResult<()> {
     super::subscriptions::delete_for(db, &owner)?;
+    crate::store::schedules::delete_for_recipient(db, owner.kind, owner.collection, owner.id)?;
     db.0.prepare_cached(
         "DELETE FROM preference_sets WHERE recipient_kind = ?1 AND recipient_collection = ?2 AND recipient_id = ?3",
     )?

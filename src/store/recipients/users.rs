@@ -97,6 +97,7 @@ pub fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Va
         ChannelDataOwner::user(from),
     )?;
     super::subscriptions::adopt_user_subscriptions(db, into, from)?;
+    crate::store::schedules::adopt_user_schedules(db, into, from, &now)?;
     delete_user(db, from)?;
     Ok(Some(wire(into, merged, now)))
 }
