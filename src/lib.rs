@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod ids;

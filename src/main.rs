@@ -259,49 +259,27 @@ async fn push_workflows(
     url: &str,
     key: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let base = url::Url::parse(url).map_err(|e| format!("--url {url}: {e}"))?;
     let files = validate_workflows(dir)?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
-    let mut failed = 0;
-    for file in &files {
-        let mut target = base.clone();
-        target
-            .path_segments_mut()
-            .map_err(|()| format!("--url {url} cannot be a base URL"))?
-            .pop_if_empty()
-            .extend(["v1", "workflows", file.key.as_str()]);
-        let response = client
-            .put(target.clone())
-            .bearer_auth(key)
-            .json(&serde_json::json!({ "workflow": file.body }))
-            .send()
-            .await
-            .map_err(|e| format!("PUT {target}: {e}"))?;
-        let status = response.status();
-        if status.is_success() {
-            println!("pushed {} ({status})", file.key);
-            continue;
-        }
-        failed += 1;
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        eprintln!(
-            "{}: the server refused it ({status}): {}",
-            file.path.display(),
-            body["message"].as_str().unwrap_or("no error message")
-        );
-        for field in body["errors"].as_array().into_iter().flatten() {
+    tidings::deploy::push(&files, url, key, |file, outcome| match outcome {
+        Ok(status) => println!("pushed {} ({status})", file.key),
+        Err(refusal) => {
+            let path = refusal.file.path.display();
             eprintln!(
-                "{}: `{}` {}",
-                file.path.display(),
-                field["field"].as_str().unwrap_or(""),
-                field["message"].as_str().unwrap_or("")
+                "{path}: the server refused it ({}): {}",
+                refusal.status,
+                refusal.body["message"]
+                    .as_str()
+                    .unwrap_or("no error message")
             );
+            for field in refusal.body["errors"].as_array().into_iter().flatten() {
+                eprintln!(
+                    "{path}: `{}` {}",
+                    field["field"].as_str().unwrap_or(""),
+                    field["message"].as_str().unwrap_or("")
+                );
+            }
         }
-    }
-    if failed > 0 {
-        return Err(format!("{failed} of {} workflow(s) were not pushed", files.len()).into());
-    }
+    })
+    .await?;
     Ok(())
 }
