@@ -12,7 +12,6 @@ use super::feed::{MAX_PAGE_SIZE, TimeRange};
 use super::feed_params::{ParamError, fold_query, normalize_time, paging, string_list, text};
 use super::ids::{CollectionName, EntityId};
 use super::recipient::RecipientRef;
-use crate::error::ApiError;
 
 /// A recipient run's state. Knock's five, plus `failed` (a step failed and the run halted;
 /// Knock reports that as `completed` with errors, we say it).
@@ -69,11 +68,9 @@ pub struct RunListQuery {
 }
 
 impl RunListQuery {
-    pub fn from_query(pairs: &[(String, String)]) -> Result<Self, ApiError> {
-        Ok(Self::from_pairs(pairs)?)
-    }
-
-    fn from_pairs(pairs: &[(String, String)]) -> Result<Self, ParamError> {
+    /// Parses the list's query string; the error names the offending field (the HTTP layer
+    /// turns it into a Knock-shaped 422).
+    pub fn from_query(pairs: &[(String, String)]) -> Result<Self, ParamError> {
         let map = fold_query(pairs);
         let mut q = RunListQuery {
             workflow: text(&map, "workflow")?,
@@ -164,7 +161,7 @@ mod tests {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        RunListQuery::from_pairs(&pairs)
+        RunListQuery::from_query(&pairs)
     }
 
     #[test]
