@@ -199,6 +199,20 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::engine::refusal::Refusal> for ApiError {
+    fn from(r: crate::engine::refusal::Refusal) -> Self {
+        use crate::engine::refusal::Refusal;
+        match r {
+            Refusal::WorkflowMissing(key) => ApiError::WorkflowMissing(key),
+            Refusal::Invalid(errors) => ApiError::invalid_fields(errors),
+            Refusal::IdempotencyMismatch(message) => ApiError::IdempotencyMismatch(message),
+            Refusal::ActorMissing(id) => ApiError::ActorMissing(id),
+            Refusal::NotFound(what) => ApiError::NotFound(what),
+            Refusal::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         if e.is_storage_failure() {

@@ -13,8 +13,9 @@ use chrono::{Duration, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::refusal::Refusal;
 use super::registry::Registry;
-use crate::error::{ApiError, FieldError};
+use crate::error::FieldError;
 use crate::model::RecipientRef;
 use crate::model::properties::RecipientProperties;
 use crate::model::trigger::{RecipientInput, Trigger};
@@ -82,8 +83,8 @@ fn replay(row: IdempotencyRow) -> Accepted {
     }
 }
 
-fn mismatch() -> ApiError {
-    ApiError::IdempotencyMismatch(
+fn mismatch() -> Refusal {
+    Refusal::IdempotencyMismatch(
         "This Idempotency-Key was already used with different request parameters; use a new key for a new trigger.".into(),
     )
 }
@@ -129,15 +130,15 @@ pub(super) async fn accept(
     body: &Value,
     idempotency_key: Option<&str>,
     request_id: &str,
-) -> Result<Accepted, ApiError> {
+) -> Result<Accepted, Refusal> {
     let workflow = registry
         .get(key)
-        .ok_or_else(|| ApiError::WorkflowMissing(key.to_owned()))?;
+        .ok_or_else(|| Refusal::WorkflowMissing(key.to_owned()))?;
     let idempotency_key = match idempotency_key.map(str::trim) {
         None => None,
         Some(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_owned()),
         Some(_) => {
-            return Err(ApiError::invalid(
+            return Err(Refusal::invalid(
                 "Idempotency-Key",
                 format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
             ));
@@ -158,7 +159,7 @@ pub(super) async fn accept(
         }
     }
 
-    let mut trigger = Trigger::parse(body).map_err(ApiError::invalid_fields)?;
+    let mut trigger = Trigger::parse(body).map_err(Refusal::Invalid)?;
     let mut errors = Vec::new();
     for (i, r) in trigger.recipients.iter_mut().enumerate() {
         parse_inline(r, &format!("recipients[{i}]"), &mut errors);
@@ -182,7 +183,7 @@ pub(super) async fn accept(
         errors.append(&mut schema_errors);
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid_fields(errors));
+        return Err(Refusal::Invalid(errors));
     }
     check_actor(store, &trigger).await?;
 
@@ -246,7 +247,7 @@ pub(super) async fn accept(
 
 /// A user actor named only by id must have been identified (spec §3.1 `actor_missing`),
 /// unless this very trigger identifies it inline.
-async fn check_actor(store: &Store, trigger: &Trigger) -> Result<(), ApiError> {
+async fn check_actor(store: &Store, trigger: &Trigger) -> Result<(), Refusal> {
     let Some(actor) = &trigger.actor else {
         return Ok(());
     };
@@ -268,7 +269,7 @@ async fn check_actor(store: &Store, trigger: &Trigger) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
-        Err(ApiError::ActorMissing(id.clone()))
+        Err(Refusal::ActorMissing(id.clone()))
     }
 }
 

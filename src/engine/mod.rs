@@ -9,6 +9,7 @@ pub mod audience;
 pub mod bus;
 pub mod loader;
 pub mod preference_check;
+pub mod refusal;
 pub mod registry;
 pub mod runner;
 pub mod scheduler;
@@ -111,7 +112,7 @@ impl Engine {
         body: &serde_json::Value,
         idempotency_key: Option<&str>,
         request_id: &str,
-    ) -> Result<accept::Accepted, crate::error::ApiError> {
+    ) -> Result<accept::Accepted, refusal::Refusal> {
         let accepted = accept::accept(
             &self.store,
             &self.registry,

@@ -22,9 +22,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::accept::{parse_inline, upsert_inline};
+use super::refusal::Refusal;
 use super::registry::{CompiledWorkflow, Registry};
 use crate::clock;
-use crate::error::{ApiError, FieldError};
+use crate::error::FieldError;
 use crate::ids;
 use crate::model::PageQuery;
 use crate::model::properties::RecipientProperties;
@@ -132,7 +133,7 @@ async fn create(
     registry: &Registry,
     requests: Vec<CreateSchedules>,
     now: DateTime<Utc>,
-) -> Result<Vec<ScheduleRow>, ApiError> {
+) -> Result<Vec<ScheduleRow>, Refusal> {
     let many = requests.len() > 1;
     let mut errors = Vec::new();
     let mut planned = Vec::new();
@@ -152,7 +153,7 @@ async fn create(
                 )));
                 continue;
             }
-            return Err(ApiError::WorkflowMissing(req.workflow));
+            return Err(Refusal::WorkflowMissing(req.workflow));
         };
         let mut problems = Vec::new();
         for (n, r) in req.recipients.iter_mut().enumerate() {
@@ -213,7 +214,7 @@ async fn create(
         planned.push((req, rows));
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid_fields(errors));
+        return Err(Refusal::Invalid(errors));
     }
     let stamp = clock::format(now);
     let written = store
@@ -246,7 +247,7 @@ async fn update(
     registry: &Registry,
     mut req: UpdateSchedules,
     now: DateTime<Utc>,
-) -> Result<Vec<ScheduleRow>, ApiError> {
+) -> Result<Vec<ScheduleRow>, Refusal> {
     let mut errors = Vec::new();
     normalize_fields(&mut req.fields, &mut errors);
     let ids = req.ids.clone();
@@ -260,7 +261,7 @@ async fn update(
         };
         let key = &row.schedule.workflow_key;
         let Some(workflow) = registry.get(key) else {
-            return Err(ApiError::WorkflowMissing(key.clone()));
+            return Err(Refusal::WorkflowMissing(key.clone()));
         };
         let data = merged(&req.fields, &row.schedule).data;
         let data = data.as_ref().and_then(Value::as_object);
@@ -269,7 +270,7 @@ async fn update(
     }
     dedup(&mut errors);
     if !errors.is_empty() {
-        return Err(ApiError::invalid_fields(errors));
+        return Err(Refusal::Invalid(errors));
     }
     let stamp = clock::format(now);
     let fields = req.fields;
@@ -326,7 +327,7 @@ async fn update(
         })
         .await;
     match updated {
-        Err(StoreError::NotFound) => Err(ApiError::NotFound("A listed schedule".into())),
+        Err(StoreError::NotFound) => Err(Refusal::NotFound("A listed schedule".into())),
         other => Ok(other?),
     }
 }
@@ -378,13 +379,13 @@ fn merged(fields: &ScheduleFields, s: &NewSchedule) -> NewSchedule {
     next
 }
 
-fn schedule_missing(id: &str) -> ApiError {
-    ApiError::NotFound(format!("The schedule `{id}`"))
+fn schedule_missing(id: &str) -> Refusal {
+    Refusal::NotFound(format!("The schedule `{id}`"))
 }
 
 /// Deletes the listed schedules and returns them. Any unknown id is a 404 and nothing is
 /// deleted.
-async fn delete(store: &Store, ids: Vec<String>) -> Result<Vec<ScheduleRow>, ApiError> {
+async fn delete(store: &Store, ids: Vec<String>) -> Result<Vec<ScheduleRow>, Refusal> {
     let deleted = store
         .write(move |db| {
             let mut out = Vec::new();
@@ -411,7 +412,7 @@ async fn list(
     store: &Store,
     filter: schedules::ScheduleFilter,
     page: PageQuery,
-) -> Result<crate::model::Page<ScheduleRow>, ApiError> {
+) -> Result<crate::model::Page<ScheduleRow>, Refusal> {
     Ok(store
         .read(move |db| schedules::list(db, &filter, &page))
         .await?)
@@ -422,7 +423,7 @@ impl super::Engine {
     pub async fn create_schedules(
         &self,
         requests: Vec<CreateSchedules>,
-    ) -> Result<Vec<ScheduleRow>, ApiError> {
+    ) -> Result<Vec<ScheduleRow>, Refusal> {
         let now = self.scheduler.clock().now_utc();
         let rows = create(&self.store, &self.registry, requests, now).await?;
         self.scheduler.wake();
@@ -433,7 +434,7 @@ impl super::Engine {
     pub async fn update_schedules(
         &self,
         request: UpdateSchedules,
-    ) -> Result<Vec<ScheduleRow>, ApiError> {
+    ) -> Result<Vec<ScheduleRow>, Refusal> {
         let now = self.scheduler.clock().now_utc();
         let rows = update(&self.store, &self.registry, request, now).await?;
         self.scheduler.wake();
@@ -441,7 +442,7 @@ impl super::Engine {
     }
 
     /// Deletes the listed schedules (all or none).
-    pub async fn delete_schedules(&self, ids: Vec<String>) -> Result<Vec<ScheduleRow>, ApiError> {
+    pub async fn delete_schedules(&self, ids: Vec<String>) -> Result<Vec<ScheduleRow>, Refusal> {
         delete(&self.store, ids).await
     }
 
@@ -450,7 +451,7 @@ impl super::Engine {
         &self,
         filter: schedules::ScheduleFilter,
         page: PageQuery,
-    ) -> Result<crate::model::Page<ScheduleRow>, ApiError> {
+    ) -> Result<crate::model::Page<ScheduleRow>, Refusal> {
         list(&self.store, filter, page).await
     }
 }
