@@ -199,6 +199,12 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::model::feed_params::ParamError> for ApiError {
+    fn from(e: crate::model::feed_params::ParamError) -> Self {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
 impl From<crate::engine::refusal::Refusal> for ApiError {
     fn from(r: crate::engine::refusal::Refusal) -> Self {
         use crate::engine::refusal::Refusal;

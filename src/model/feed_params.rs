@@ -14,7 +14,6 @@ use super::feed::{
 };
 use super::ids::EntityId;
 use crate::clock;
-use crate::error::ApiError;
 
 /// Longest `trigger_data` string value compared (Knock truncates to 256).
 pub const TRIGGER_DATA_MAX_STRING: usize = 256;
@@ -41,15 +40,9 @@ impl ParamError {
     }
 }
 
-impl From<ParamError> for ApiError {
-    fn from(e: ParamError) -> Self {
-        ApiError::invalid(e.field, e.message)
-    }
-}
-
 impl FeedFilters {
     /// Parses a feed request's decoded query pairs into a [`FeedQuery`].
-    pub fn from_query(pairs: &[(String, String)]) -> Result<FeedQuery, ApiError> {
+    pub fn from_query(pairs: &[(String, String)]) -> Result<FeedQuery, ParamError> {
         let map = fold_query(pairs);
         let filters = filters_from_map(&map)?;
         let mut query = FeedQuery {
@@ -66,7 +59,7 @@ impl FeedFilters {
             query.mode = match raw.as_str() {
                 "compact" => FeedMode::Compact,
                 "rich" => FeedMode::Rich,
-                _ => return Err(ParamError::new("mode", "must be `compact` or `rich`").into()),
+                _ => return Err(ParamError::new("mode", "must be `compact` or `rich`")),
             };
         }
         if let Some(raw) = text(&map, "exclude")? {
@@ -351,11 +344,8 @@ mod tests {
             .collect()
     }
 
-    fn field_of(e: ApiError) -> String {
-        match e {
-            ApiError::InvalidParams { errors, .. } => errors[0].field.clone(),
-            other => panic!("expected 422, got {other:?}"),
-        }
+    fn field_of(e: ParamError) -> String {
+        e.field
     }
 
     #[test]

@@ -11,7 +11,6 @@ use super::feed_params::{
     text, time_range, trigger_data,
 };
 use super::recipient::RecipientRef;
-use crate::error::ApiError;
 
 /// Most `message_ids` a list filter may name (spec §9).
 pub const MAX_MESSAGE_IDS: usize = 50;
@@ -64,7 +63,7 @@ pub struct MessageListQuery {
 }
 
 impl MessageListQuery {
-    pub fn from_query(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+    pub fn from_query(pairs: &[(String, String)]) -> Result<Self, ParamError> {
         let map = fold_query(pairs);
         let mut q = MessageListQuery {
             channel: text(&map, "channel_id")?,
@@ -83,8 +82,7 @@ impl MessageListQuery {
             return Err(ParamError::new(
                 "message_ids",
                 format!("may name at most {MAX_MESSAGE_IDS} messages"),
-            )
-            .into());
+            ));
         }
         for raw in string_list(map.get("status"), "status", MAX_FILTER_VALUES)? {
             q.delivery_statuses.push(delivery_status(&raw, "status")?);
@@ -131,9 +129,9 @@ pub struct BulkScope {
 }
 
 impl BulkScope {
-    pub fn from_body(body: &Value) -> Result<Self, ApiError> {
+    pub fn from_body(body: &Value) -> Result<Self, ParamError> {
         let Some(map) = body.as_object() else {
-            return Err(ApiError::invalid("body", "must be a JSON object"));
+            return Err(ParamError::new("body", "must be a JSON object"));
         };
         // The caps come first: nothing is parsed, copied or compared for an oversized list.
         let recipients = recipients(map)?;
@@ -155,7 +153,7 @@ impl BulkScope {
             scope.has_tenant = Some(match raw.as_str() {
                 "true" => true,
                 "false" => false,
-                _ => return Err(ParamError::new("has_tenant", "must be true or false").into()),
+                _ => return Err(ParamError::new("has_tenant", "must be true or false")),
             });
         }
         for raw in string_list(
