@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::store::messages::MessageRow;
+use super::message::MessageRow;
 
 /// Most keys an `interacted` metadata object may carry (spec §9).
 pub const MAX_INTERACTED_METADATA_KEYS: usize = 5;

@@ -9,7 +9,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::store::messages::MessageRow;
+use super::message::MessageRow;
 
 /// Largest and default `page_size` (spec §1.3).
 pub const MAX_PAGE_SIZE: u32 = 50;

@@ -6,6 +6,7 @@ pub mod engagement;
 pub mod feed;
 pub mod feed_params;
 pub mod ids;
+pub mod message;
 pub mod message_params;
 pub mod page;
 pub mod preferences;

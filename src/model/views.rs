@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::engagement::engagement_statuses;
 use super::feed::{FeedMode, encode_cursor};
+use super::message::MessageRow;
 use super::recipient::RecipientRef;
-use crate::store::messages::MessageRow;
 
 /// Full recipient objects by reference, for `actors` and `activities[].recipient`.
 pub type RecipientMap = HashMap<RecipientRef, Value>;
