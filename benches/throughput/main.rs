@@ -8,8 +8,10 @@
 //! also runs under `cargo test` as a smoke test), or the figures:
 //! `cargo bench --bench throughput -- --triggers 100 --rounds 3` (100k items) and
 //! `-- --triggers 1000 --rounds 1` (1M items). Prints JSON and writes
-//! `bench-results/throughput.json` (or `--out PATH`).
+//! `bench-results/throughput.json` (or `--out PATH`). `-- --costs 100000 --rounds 3` prints
+//! what each row and index costs per item on the writer instead (see `costs`).
 
+mod costs;
 mod raw;
 mod tidings;
 
@@ -19,6 +21,8 @@ struct Args {
     triggers: Vec<usize>,
     rounds: usize,
     out: String,
+    /// `--costs N`: the per-row/per-index cost table over N items instead of the rounds.
+    costs: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -26,6 +30,7 @@ fn parse_args() -> Result<Args, String> {
         triggers: vec![5],
         rounds: 1,
         out: "bench-results/throughput.json".into(),
+        costs: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -45,6 +50,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--out" => {
                 args.out = value;
+                i += 1;
+            }
+            "--costs" => {
+                args.costs = Some(value.parse().map_err(|_| format!("--costs {value}"))?);
                 i += 1;
             }
             "--tiny" => args.triggers = vec![5],
@@ -107,11 +116,17 @@ async fn measure(triggers: usize, rounds: usize) -> Result<Value, String> {
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = parse_args()?;
-    let mut sizes = Vec::new();
-    for &triggers in &args.triggers {
-        sizes.push(measure(triggers, args.rounds).await?);
-    }
-    let report = json!({"benchmark": "throughput", "sizes": sizes});
+    let report = match args.costs {
+        Some(items) => json!({"benchmark": "throughput --costs",
+                              "costs": costs::report(items, args.rounds).await?}),
+        None => {
+            let mut sizes = Vec::new();
+            for &triggers in &args.triggers {
+                sizes.push(measure(triggers, args.rounds).await?);
+            }
+            json!({"benchmark": "throughput", "sizes": sizes})
+        }
+    };
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     println!("{text}");
     if let Some(parent) = std::path::Path::new(&args.out).parent() {
