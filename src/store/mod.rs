@@ -13,6 +13,7 @@ mod readers;
 mod writer;
 
 pub mod backup;
+pub mod batches;
 pub mod bulk;
 pub mod channels;
 pub mod feeds;
