@@ -3,7 +3,7 @@
 //! A pass reads a slice of open batches whose `closes_at` has come, builds each one's
 //! [`ClosedBatch`] and walks the continuing run from the batch step (the first live
 //! activity's run: the opener unless it was cancelled), then writes in ONE transaction:
-//! the claim (`open` -> `closed`), the continuing run's results (its message carries the
+//! the claim (the batch row is deleted), the continuing run's results (its message carries the
 //! batch), and `completed` + `batch_closed` on every other activity's run.
 //!
 //! Invariants:

@@ -4,9 +4,9 @@
 //! - At most one batch per identity is `open` (a unique partial index).
 //! - Joining a batch (a new batch, or an activity appended to an open one) is written by
 //!   the caller's transaction that also writes the joining recipient run.
-//! - [`close`] moves a batch from `open` to `closed` and reports whether it was still
-//!   open; the caller writes the continuing run in the same transaction, so each batch
-//!   closes exactly once, also across a crash.
+//! - [`close`] deletes an open batch (and its activities) and reports whether it was
+//!   still there; the caller writes the continuing run in the same transaction, so each
+//!   batch closes exactly once, also across a crash.
 //! - A cancelled run's activity is marked `cancelled` and never counted or rendered.
 
 use rusqlite::{OptionalExtension, params};
@@ -230,13 +230,19 @@ pub fn live_runs(db: &Db<'_>, batch_id: &str) -> StoreResult<Vec<String>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Claims a batch's close: `true` when it was still open (the caller now owns it).
+/// Claims a batch's close: `true` when it was still open (the caller now owns it). The
+/// batch and its activities are deleted: the message it produces carries what it shows,
+/// so closed batches cost no storage.
 pub fn close(db: &Db<'_>, batch_id: &str) -> StoreResult<bool> {
-    Ok(db
-        .0
-        .prepare_cached("UPDATE batches SET status = 'closed' WHERE id = ?1 AND status = 'open'")?
-        .execute([batch_id])?
-        == 1)
+    let claimed =
+        db.0.prepare_cached("DELETE FROM batches WHERE id = ?1 AND status = 'open'")?
+            .execute([batch_id])?
+            == 1;
+    if claimed {
+        db.0.prepare_cached("DELETE FROM batch_activities WHERE batch_id = ?1")?
+            .execute([batch_id])?;
+    }
+    Ok(claimed)
 }
 
 /// Removes `recipient_run`'s activity from any OPEN batch (a cancel); the window stays.

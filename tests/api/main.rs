@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod demo;
 mod engine_batch;
+mod engine_batch_crash;
 mod engine_crash;
 mod engine_delay;
 mod engine_rules;

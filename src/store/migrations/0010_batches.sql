@@ -2,8 +2,9 @@
 
 -- One row per batch. `identity` = workflow, step, recipient, tenant and batch-key value;
 -- at most one batch per identity is open. The scheduler closes a batch when the clock
--- reaches `closes_at` (claimed by moving `status` to `closed` in the same transaction
--- that writes the continuing run's results: exactly once).
+-- reaches `closes_at`: it deletes the batch and its activities in the same transaction
+-- that writes the continuing run's results (exactly once; the message keeps what the
+-- batch showed, so closed batches take no space).
 CREATE TABLE batches (
     id            TEXT PRIMARY KEY,
     identity      TEXT NOT NULL,
