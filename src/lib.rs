@@ -15,6 +15,7 @@ pub mod model;
 pub mod realtime;
 pub mod retention;
 pub mod startup;
+pub mod state;
 pub mod store;
 
 pub use config::Settings;

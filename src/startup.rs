@@ -12,21 +12,9 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::realtime::Hub;
 use crate::retention::{Retention, RetentionPolicy};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::{api, realtime};
-
-/// Shared state every handler reaches through `web::Data<AppState>`.
-pub struct AppState {
-    pub settings: Settings,
-    pub store: Store,
-    pub keys: Keys,
-    pub engine: Engine,
-    pub hub: Hub,
-    /// The retention task, when the settings enable it.
-    pub retention: Option<Retention>,
-    /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
-    pub sockets: crate::realtime::SocketLimits,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -14,7 +14,7 @@ use crate::auth::access;
 use crate::error::ApiError;
 use crate::model::FeedFilters;
 use crate::model::views::{self, RecipientMap};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::messages::{self, MessageRow};
 use crate::store::{StoreResult, recipients};
 

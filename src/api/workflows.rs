@@ -16,7 +16,7 @@ use crate::engine::accept::{Accepted, IDEMPOTENCY_HEADER};
 use crate::error::ApiError;
 use crate::model::RecipientRef;
 use crate::model::workflow::parse_key;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/workflows", web::get().to(list))
