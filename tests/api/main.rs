@@ -9,6 +9,7 @@ mod helpers;
 mod backup;
 mod browser;
 mod browser_auth;
+mod browser_batch;
 mod browser_objects;
 mod channel_data;
 mod cli;
