@@ -162,6 +162,26 @@ async fn a_fixed_window_collects_triggers_into_one_item_with_activities_actors_a
         );
     }
     assert_eq!(open_batches(&app), 0);
+    // The messages API lists the batch's activities, and filters them on their own data.
+    let id = item["id"].as_str().unwrap_or_default();
+    let (status, listed) = app.get_json(&format!("/v1/messages/{id}/activities")).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    assert_eq!(listed["items"][1]["actor"]["id"], "bo");
+    let (_, filtered) = app
+        .get_json(&format!(
+            "/v1/messages/{id}/activities?trigger_data=%7B%22n%22%3A2%7D"
+        ))
+        .await;
+    assert_eq!(
+        filtered["items"].as_array().map(Vec::len),
+        Some(1),
+        "{filtered}"
+    );
     // Nothing closes twice, however far the clock goes.
     clock.advance(Duration::days(30));
     assert_stays(&app, "r1", 1).await;
@@ -668,4 +688,23 @@ async fn a_knock_cli_batch_step_round_trips_through_put_and_get() {
     let (status, got) = app.get_json("/v1/workflows/round-trip").await;
     assert_eq!(status, 200);
     assert_eq!(got["steps"][0], step, "{got}");
+}
+
+#[tokio::test]
+async fn a_batch_key_value_over_255_characters_fails_that_recipients_step() {
+    let (app, _clock) = app_with_manual_clock().await;
+    upsert(
+        &app,
+        "long-key",
+        json!([
+            batch(json!({"batch_window": minutes(5), "batch_key": "data.k"})),
+            in_app("feed", "x")
+        ]),
+    )
+    .await;
+    let run = trigger(&app, "long-key", "lk", "al", json!({"k": "x".repeat(256)})).await;
+    wait_recipient_statuses(&app, &run, 1, &["failed"]).await;
+    let ok = trigger(&app, "long-key", "lk", "al", json!({"k": "x".repeat(255)})).await;
+    wait_recipient_statuses(&app, &ok, 1, &["paused"]).await;
+    assert_eq!(open_batches(&app), 1);
 }
