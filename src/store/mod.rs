@@ -14,6 +14,7 @@ mod writer;
 
 pub mod backlog;
 pub mod backup;
+pub mod batches;
 pub mod bulk;
 pub mod channels;
 pub mod feeds;

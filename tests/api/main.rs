@@ -15,6 +15,8 @@ mod channel_data;
 mod cli;
 mod crash;
 mod demo;
+mod engine_batch;
+mod engine_batch_crash;
 mod engine_crash;
 mod engine_delay;
 mod engine_rules;
