@@ -263,3 +263,90 @@ pub fn open_count(db: &Db<'_>) -> StoreResult<u64> {
         .prepare_cached("SELECT COUNT(*) FROM batches WHERE status = 'open'")?
         .query_row([], |row| row.get(0))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::migrations;
+
+    fn open_db() -> rusqlite::Connection {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        migrations::apply(&mut conn).expect("migrations");
+        conn
+    }
+
+    #[test]
+    fn one_open_batch_per_identity_cancels_leave_it_open_and_close_claims_once() {
+        let conn = open_db();
+        let db = Db(&conn);
+        let settings = json!({"render_limit": 2, "order": "asc"});
+        let batch = NewBatch {
+            id: "b1",
+            identity: "wf\u{1f}s\u{1f}user::u\u{1f}\u{1f}",
+            opened_at: "2026-03-01T09:00:00.000000Z",
+            closes_at: "2026-03-01T09:05:00.000000Z",
+            extend_until: None,
+            settings: &settings,
+        };
+        open(&db, &batch).expect("open");
+        assert!(
+            open(
+                &db,
+                &NewBatch {
+                    id: "b2",
+                    ..batch.clone()
+                }
+            )
+            .is_err(),
+            "a second open batch"
+        );
+        let found = find_open(&db, batch.identity).expect("find").expect("open");
+        assert_eq!(found.id, "b1");
+        let al = RecipientRef::User("al".into());
+        let bo = RecipientRef::User("bo".into());
+        for (rr, actor, n) in [("rr1", &al, 1), ("rr2", &bo, 2), ("rr3", &al, 3)] {
+            add_activity(
+                &db,
+                "b1",
+                rr,
+                &format!("a{n}"),
+                Some(actor),
+                &json!({"n": n}),
+                "t",
+            )
+            .expect("add");
+        }
+        assert_eq!(fingerprint(&db, "b1").expect("fp").0, 3);
+        assert_eq!(cancel_activity(&db, "rr1").expect("cancel"), 1);
+        assert_eq!(live_runs(&db, "b1").expect("runs"), ["rr2", "rr3"]);
+        let newest = activities(&db, "b1", true, 1).expect("newest");
+        assert_eq!(newest[0].data, json!({"n": 3}));
+        assert_eq!(actors(&db, "b1", 10).expect("actors"), (vec![bo, al], 2));
+        assert_eq!(
+            earliest_due(&db).expect("due").as_deref(),
+            Some(batch.closes_at)
+        );
+        assert_eq!(
+            due(&db, "2026-03-01T09:04:59.000000Z", 10)
+                .expect("due")
+                .len(),
+            0
+        );
+        assert_eq!(due(&db, batch.closes_at, 10).expect("due").len(), 1);
+        assert!(close(&db, "b1").expect("close"));
+        assert!(
+            !close(&db, "b1").expect("close twice"),
+            "a close is claimed once"
+        );
+        assert_eq!(open_count(&db).expect("count"), 0);
+        assert_eq!(
+            fingerprint(&db, "b1").expect("fp"),
+            (0, 0),
+            "activities went too"
+        );
+        assert_eq!(cancel_activity(&db, "rr2").expect("cancel"), 0);
+    }
+}

@@ -108,6 +108,8 @@ async fn a_fixed_window_collects_triggers_into_one_item_with_activities_actors_a
     let items = rich_feed(&app, "r1", 1).await;
     assert_eq!(items.len(), 1, "ONE item for the batch");
     let item = &items[0];
+    // Stamped with the clock at the close: it did not close at 09:04.
+    assert_eq!(item["inserted_at"], "2026-03-01T09:06:00.000000Z");
     assert_eq!(
         body_of(item),
         "<p>3 by Al of 2; last n=3; 1/al 2/bo 3/al</p>"
@@ -162,6 +164,26 @@ async fn a_fixed_window_collects_triggers_into_one_item_with_activities_actors_a
         );
     }
     assert_eq!(open_batches(&app), 0);
+    // The messages API lists the batch's activities, and filters them on their own data.
+    let id = item["id"].as_str().unwrap_or_default();
+    let (status, listed) = app.get_json(&format!("/v1/messages/{id}/activities")).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    assert_eq!(listed["items"][1]["actor"]["id"], "bo");
+    let (_, filtered) = app
+        .get_json(&format!(
+            "/v1/messages/{id}/activities?trigger_data=%7B%22n%22%3A2%7D"
+        ))
+        .await;
+    assert_eq!(
+        filtered["items"].as_array().map(Vec::len),
+        Some(1),
+        "{filtered}"
+    );
     // Nothing closes twice, however far the clock goes.
     clock.advance(Duration::days(30));
     assert_stays(&app, "r1", 1).await;
@@ -250,6 +272,10 @@ async fn a_sliding_window_extends_with_each_activity_up_to_its_extension_limit()
     clock.advance(Duration::minutes(1)); // 09:12
     let items = rich_feed(&app, "s1", 1).await;
     assert_eq!(body_of(&items[0]), "<p>3</p>");
+    assert_eq!(
+        items[0]["inserted_at"], "2026-03-01T09:12:00.000000Z",
+        "closed at the extension limit, not at 09:11"
+    );
 }
 
 #[tokio::test]
@@ -668,4 +694,58 @@ async fn a_knock_cli_batch_step_round_trips_through_put_and_get() {
     let (status, got) = app.get_json("/v1/workflows/round-trip").await;
     assert_eq!(status, 200);
     assert_eq!(got["steps"][0], step, "{got}");
+}
+
+#[tokio::test]
+async fn a_batch_key_value_over_255_characters_fails_that_recipients_step() {
+    let (app, _clock) = app_with_manual_clock().await;
+    upsert(
+        &app,
+        "long-key",
+        json!([
+            batch(json!({"batch_window": minutes(5), "batch_key": "data.k"})),
+            in_app("feed", "x")
+        ]),
+    )
+    .await;
+    let run = trigger(&app, "long-key", "lk", "al", json!({"k": "x".repeat(256)})).await;
+    wait_recipient_statuses(&app, &run, 1, &["failed"]).await;
+    let ok = trigger(&app, "long-key", "lk", "al", json!({"k": "x".repeat(255)})).await;
+    wait_recipient_statuses(&app, &ok, 1, &["paused"]).await;
+    assert_eq!(open_batches(&app), 1);
+}
+
+#[tokio::test]
+async fn the_batch_variables_survive_a_delay_after_the_batch() {
+    let (app, clock) = app_with_manual_clock().await;
+    identify_actors(&app).await;
+    upsert(
+        &app,
+        "digest-later",
+        json!([batch(json!({"batch_window": minutes(5)})),
+               {"ref": "wait", "type": "delay", "settings": {"delay_for": minutes(10)}},
+               in_app("feed", DIGEST)]),
+    )
+    .await;
+    for (actor, n) in [("al", 1), ("bo", 2)] {
+        let run = trigger(&app, "digest-later", "dl", actor, json!({"n": n})).await;
+        wait_recipient_statuses(&app, &run, 1, &["paused"]).await;
+    }
+    clock.advance(Duration::minutes(5));
+    // Closed and now waiting in the delay: the batch's variables are kept with the run.
+    for _ in 0..200 {
+        if open_batches(&app) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(db::count(&app.db_path, "SELECT COUNT(*) FROM timers"), 1);
+    assert_stays(&app, "dl", 0).await;
+    clock.advance(Duration::minutes(10));
+    let items = rich_feed(&app, "dl", 1).await;
+    assert_eq!(
+        body_of(&items[0]),
+        "<p>2 by Al of 2; last n=2; 1/al 2/bo</p>"
+    );
+    assert_eq!(items[0]["total_activities"], 2);
 }

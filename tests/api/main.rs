@@ -10,6 +10,7 @@ mod backpressure;
 mod backup;
 mod browser;
 mod browser_auth;
+mod browser_batch;
 mod browser_objects;
 mod channel_data;
 mod cli;
