@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backpressure;
 pub mod clock;
 pub mod config;
 pub mod demo;

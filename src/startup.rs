@@ -100,7 +100,13 @@ impl Application {
             Duration::from_secs(settings.retention_interval_secs),
             settings.clock.clone(),
         );
+        let backpressure = crate::backpressure::Backpressure::new(
+            &settings,
+            store.clone(),
+            settings.clock.clone(),
+        );
         let state = web::Data::new(AppState {
+            backpressure,
             settings: settings.clone(),
             retention,
             store,

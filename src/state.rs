@@ -4,6 +4,7 @@
 //! only, never on the module that assembles them: the dependencies point inward.
 
 use crate::auth::Keys;
+use crate::backpressure::Backpressure;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::realtime::{Hub, SocketLimits};
@@ -21,4 +22,6 @@ pub struct AppState {
     pub retention: Option<Retention>,
     /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
     pub sockets: SocketLimits,
+    /// Trigger rate limits and the backlog gate (`--trigger-rate-per-key` and siblings).
+    pub backpressure: Backpressure,
 }

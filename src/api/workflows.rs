@@ -128,12 +128,18 @@ async fn trigger(
 ) -> Result<HttpResponse, ApiError> {
     let key = key.into_inner();
     let body = body.into_inner();
-    if let Some(tenant) = body
+    let tenant = body
         .get("tenant")
-        .and_then(|t| t.as_str().or(t["id"].as_str()))
-    {
+        .and_then(|t| t.as_str().or(t["id"].as_str()));
+    if let Some(tenant) = tenant {
         super::note_tenant(&req, tenant);
     }
+    // Before anything is parsed or stored: a refused trigger leaves no trace. Items are
+    // the listed recipients (a malformed list counts none and is refused as invalid later).
+    let items = body["recipients"]
+        .as_array()
+        .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX));
+    state.backpressure.admit(tenant, items).await?;
     let idempotency_key = match req.headers().get(IDEMPOTENCY_HEADER) {
         None => None,
         Some(v) => Some(
@@ -151,6 +157,9 @@ async fn trigger(
         .engine
         .trigger(&key, &body, idempotency_key.as_deref(), &request_id)
         .await?;
+    if let Accepted::New { .. } = accepted {
+        state.backpressure.accepted();
+    }
     let mut response = HttpResponse::Ok();
     match &accepted {
         Accepted::New { .. } => {}

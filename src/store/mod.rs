@@ -12,6 +12,7 @@ mod migrations;
 mod readers;
 mod writer;
 
+pub mod backlog;
 pub mod backup;
 pub mod batches;
 pub mod bulk;

@@ -6,6 +6,7 @@ mod db;
 mod feed_support;
 mod helpers;
 
+mod backpressure;
 mod backup;
 mod browser;
 mod browser_auth;
