@@ -13,7 +13,8 @@
 //! - `step_skipped` — data `{"reason": ...}`: `"preferences"` (+ `setting`, the deciding
 //!   setting), `"skip_delay"` (trigger `settings.skip_delay`), `"invalid_delay"` (+
 //!   `field_path`, `error`: the dynamic value was missing or not a date; Knock skips),
-//!   `"already_elapsed"` (+ `until`: the delay ended in the past).
+//!   `"already_elapsed"` (+ `until`: the delay ended in the past),
+//!   `"invalid_batch_window"` (+ `field_path`: no usable dynamic or static batch window),
 //!   `"conditions"` (+ `conditions`: the step's condition group that did not hold).
 //! - `run_halted` — data `{"reason": "conditions", "conditions"}` (the workflow's
 //!   conditions did not hold) or `{"reason": "trigger_frequency", "trigger_frequency"}`
@@ -29,8 +30,10 @@
 //! - `step_failed` (status `error`) — data `{"error"}`; the walk halts, status `failed`.
 //!
 //! `engine::waits` appends `resumed` (data `{"at"}`, `step_ref` of the pausing step) and
-//! `cancelled` (data `{"cancellation_key", "at"}`). Recipient run statuses: `completed`,
-//! `failed`, `paused` (waiting on a timer), `cancelled`.
+//! `cancelled` (data `{"cancellation_key", "at"}`); `engine::batch_close` appends
+//! `batch_closed` (data `{"batch_id", "at"}`) to the runs of a closed batch's other
+//! activities, which end `completed`. Recipient run statuses: `completed`, `failed`,
+//! `paused` (waiting on a timer or a batch), `cancelled`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
