@@ -132,7 +132,11 @@ pub fn record(
             }
             JoinAction::Append { batch, join } => {
                 add(db, &batch.id, rr, &join)?;
-                let (live, _) = batches::fingerprint(db, &batch.id)?;
+                // Counted only when a limit needs it (at most 1,000 rows, indexed).
+                let live = match join.max_items {
+                    Some(_) => batches::fingerprint(db, &batch.id)?.0,
+                    None => 0,
+                };
                 let current = parse(&batch.closes_at).unwrap_or(now);
                 let closes = batch::close_after_append(
                     current,
