@@ -143,11 +143,26 @@ fn path(
     match settings.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(p)) => {
+            // Knock also takes the key as Liquid; the one form that names a path,
+            // `{{ data.page_id }}`, is that path. Any other Liquid is refused rather than
+            // misread as a path (which would put every trigger in one batch).
+            let p = p.trim();
+            let p = p
+                .strip_prefix("{{")
+                .and_then(|rest| rest.strip_suffix("}}"))
+                .map_or(p, str::trim);
+            if p.contains(['{', '}', '%', '|', ' ']) {
+                errors.push(
+                    &format!("{at}.settings.{name}"),
+                    "must be a path such as `data.page_id` (Liquid only as `{{ data.page_id }}`)",
+                );
+                return None;
+            }
             let root = p.split('.').next().unwrap_or_default();
             let p = if bare_is_data && !p.is_empty() && !PATH_ROOTS.contains(&root) {
                 format!("data.{p}")
             } else {
-                p.clone()
+                p.to_owned()
             };
             match check_path(&p) {
                 Ok(()) => Some(p),
@@ -301,6 +316,10 @@ mod tests {
         assert_eq!(b.render_limit, DEFAULT_RENDER_LIMIT);
         assert_eq!(b.order, BatchOrder::Desc);
         assert_eq!(b.mode, ExecutionMode::FlushLeading);
+        let liquid = parse(json!({"batch_key": "{{ data.page_id }}",
+                                  "batch_window": {"unit": "minutes", "value": 5}}))
+        .expect("a Liquid path");
+        assert_eq!(liquid.key.as_deref(), Some("data.page_id"));
         let d = parse(json!({"batch_until_field_path": "recipient.digest_at"})).expect("dynamic");
         assert!(d.window.is_none());
         assert_eq!(d.window_type, WindowType::Fixed);
@@ -357,6 +376,14 @@ mod tests {
             ),
             (
                 json!({"batch_window": {"unit": "hours", "value": 2}, "batch_key": "data..x"}),
+                "batch_key",
+            ),
+            (
+                json!({"batch_window": {"unit": "hours", "value": 2}, "batch_key": "{{ data.a | upcase }}"}),
+                "batch_key",
+            ),
+            (
+                json!({"batch_window": {"unit": "hours", "value": 2}, "batch_key": "{{ data.a }}-{{ data.b }}"}),
                 "batch_key",
             ),
         ] {
