@@ -101,7 +101,8 @@ impl Metrics {
         )?;
         let runner_lag = Gauge::new(
             "tidings_runner_lag_seconds",
-            "Age of the oldest queued workflow run (0 when none waits).",
+            "Age of the oldest queued workflow run (0 when none waits); a run stays queued \
+             until its whole fan-out committed.",
         )?;
         let pushes = IntCounterVec::new(
             Opts::new(
