@@ -128,13 +128,16 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
                 let event = json!({"event": "batch_closed", "status": "ok",
                                    "data": {"batch_id": p.batch_id, "at": at}});
                 for rr in &p.others {
-                    timers::update_recipient_run(
-                        db,
-                        rr,
-                        "completed",
-                        std::slice::from_ref(&event),
-                        None,
-                    )?;
+                    // Only runs still waiting (retention may have deleted an old run).
+                    if timers::get_recipient_run(db, rr)?.is_some_and(|r| r.status == "paused") {
+                        timers::update_recipient_run(
+                            db,
+                            rr,
+                            "completed",
+                            std::slice::from_ref(&event),
+                            None,
+                        )?;
+                    }
                 }
             }
             Ok(rows)

@@ -488,14 +488,7 @@ impl Walker<'_> {
     /// the same transaction as everything else) and, if it is closed, drops what came
     /// after it and records `throttled`.
     fn throttle(&mut self, step_ref: &str, throttle: &ThrottleStep) -> Flow {
-        let key_value = match &throttle.key {
-            None => String::new(),
-            Some(path) => match conditions::lookup(self.scope(), path) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-            },
-        };
+        let key_value = self.key_value(throttle.key.as_deref());
         if key_value.chars().count() >= MAX_THROTTLE_KEY {
             return self.fail(
                 step_ref,
@@ -525,16 +518,33 @@ impl Walker<'_> {
         );
     }
 
-    fn pause(&mut self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Flow {
-        self.status = "paused";
-        self.wait = Some(Wait {
+    /// A throttle or batch key: the value at `path` as a string (missing/null = `""`).
+    fn key_value(&mut self, path: Option<&str>) -> String {
+        let Some(path) = path else {
+            return String::new();
+        };
+        match conditions::lookup(self.scope(), path) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }
+    }
+
+    /// The wait a pause at `at` stores (what the resume rebuilds the recipient from).
+    fn wait_at(&self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Wait {
+        Wait {
             paused_at: StepPosition(at),
             step_ref: step_ref.to_owned(),
             kind,
             trigger_data: self.recipient.trigger_data.clone(),
             subscription: self.recipient.subscription.clone(),
             batch: self.recipient.batch.clone(),
-        });
+        }
+    }
+
+    fn pause(&mut self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Flow {
+        self.status = "paused";
+        self.wait = Some(self.wait_at(step_ref, at, kind));
         Flow::Stop
     }
 
@@ -543,14 +553,7 @@ impl Walker<'_> {
     /// `flush_leading` runs on, and the write cuts the plan back here if a batch was
     /// already open (then the run is an activity and pauses).
     fn batch(&mut self, step_ref: &str, step: &BatchStep, at: Vec<usize>) -> Flow {
-        let key_value = match &step.key {
-            None => String::new(),
-            Some(path) => match conditions::lookup(self.scope(), path) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-            },
-        };
+        let key_value = self.key_value(step.key.as_deref());
         if key_value.chars().count() > crate::model::workflow::MAX_BATCH_KEY_LEN {
             return self.fail(
                 step_ref,
@@ -585,14 +588,7 @@ impl Walker<'_> {
             json!({"event": "batched", "status": "ok", "step_ref": step_ref,
                                 "step_type": "batch", "data": {"batch_key": key_value}}),
         );
-        let wait = Wait {
-            paused_at: StepPosition(at),
-            step_ref: step_ref.to_owned(),
-            kind: WaitKind::Batch,
-            trigger_data: self.recipient.trigger_data.clone(),
-            subscription: self.recipient.subscription.clone(),
-            batch: self.recipient.batch.clone(),
-        };
+        let wait = self.wait_at(step_ref, at, WaitKind::Batch);
         self.batches.push(BatchJoin {
             identity: batch::identity(
                 &run.workflow.def.key,

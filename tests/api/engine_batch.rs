@@ -480,6 +480,8 @@ async fn after_close_only_the_openers_cancellation_key_cancels_the_continuing_ru
     )
     .await;
     let opener = trigger_ck(&app, "then-wait", "w1", 1, "opener").await;
+    // Runs proceed concurrently: the opener must have opened before the joiner comes.
+    wait_recipient_statuses(&app, &opener, 1, &["paused"]).await;
     let joiner = trigger_ck(&app, "then-wait", "w1", 2, "joiner").await;
     wait_recipient_statuses(&app, &joiner, 1, &["paused"]).await;
     clock.advance(Duration::minutes(5));
@@ -513,7 +515,8 @@ async fn the_run_record_shows_the_batched_event_and_paused_status_while_waiting(
         ]),
     )
     .await;
-    trigger(&app, "recorded", "rec", "al", json!({"page": "p9"})).await;
+    let first = trigger(&app, "recorded", "rec", "al", json!({"page": "p9"})).await;
+    wait_recipient_statuses(&app, &first, 1, &["paused"]).await;
     let run = trigger(&app, "recorded", "rec", "al", json!({"page": "p9"})).await;
     wait_recipient_statuses(&app, &run, 1, &["paused"]).await;
     let (_, list) = app
