@@ -131,6 +131,11 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_MAX_QUEUED_RUNS", default_value_t = DEFAULT_MAX_QUEUED_RUNS)]
     pub max_queued_runs: NonZeroU32,
 
+    /// Serve `GET /metrics` (Prometheus text, no credentials) on the API port. Turn off
+    /// where the port is public and no proxy hides the path.
+    #[arg(long, env = "TIDINGS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
     /// Allowed CORS origins, comma-separated; `*` allows any origin.
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
@@ -205,6 +210,7 @@ impl Settings {
             trigger_rate_per_tenant: DEFAULT_TRIGGER_RATE_PER_TENANT,
             item_rate_per_tenant: DEFAULT_ITEM_RATE_PER_TENANT,
             max_queued_runs: DEFAULT_MAX_QUEUED_RUNS,
+            metrics: true,
             cors_origins: "*".into(),
             log_format: LogFormat::Text,
             log_filter: "info".into(),

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod realtime;
 pub mod retention;

@@ -28,6 +28,8 @@ pub enum StartupError {
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
     #[error("binding {addr}: {source}")]
     Bind {
@@ -69,9 +71,14 @@ impl Application {
         )
         .await?;
         let hub = Hub::new(store.clone(), settings.ws_queue);
+        let metrics = crate::metrics::Metrics::new(store.writer_metrics())?;
+        let bus = crate::metrics::CountingBus::new(
+            std::sync::Arc::new(hub.clone()),
+            metrics.items_committed(),
+        );
         let engine = Engine::start(
             store.clone(),
-            std::sync::Arc::new(hub.clone()),
+            std::sync::Arc::new(bus),
             &settings.workflows,
             settings.clock.clone(),
         )
@@ -107,6 +114,7 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             backpressure,
+            metrics,
             settings: settings.clone(),
             retention,
             store,

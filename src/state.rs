@@ -7,6 +7,7 @@ use crate::auth::Keys;
 use crate::backpressure::Backpressure;
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::realtime::{Hub, SocketLimits};
 use crate::retention::Retention;
 use crate::store::Store;
@@ -24,4 +25,6 @@ pub struct AppState {
     pub sockets: SocketLimits,
     /// Trigger rate limits and the backlog gate (`--trigger-rate-per-key` and siblings).
     pub backpressure: Backpressure,
+    /// The `/metrics` series (one registry per server).
+    pub metrics: Metrics,
 }

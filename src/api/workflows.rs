@@ -139,7 +139,10 @@ async fn trigger(
     let items = body["recipients"]
         .as_array()
         .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX));
-    state.backpressure.admit(tenant, items).await?;
+    if let Err(refused) = state.backpressure.admit(tenant, items).await {
+        state.metrics.trigger_refused(refused.reason());
+        return Err(refused.into());
+    }
     let idempotency_key = match req.headers().get(IDEMPOTENCY_HEADER) {
         None => None,
         Some(v) => Some(
@@ -159,6 +162,7 @@ async fn trigger(
         .await?;
     if let Accepted::New { .. } = accepted {
         state.backpressure.accepted();
+        state.metrics.trigger_accepted();
     }
     let mut response = HttpResponse::Ok();
     match &accepted {

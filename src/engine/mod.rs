@@ -133,6 +133,11 @@ impl Engine {
         Ok(accepted)
     }
 
+    /// Workflow runs the runner is processing right now (`/metrics`: `state="running"`).
+    pub fn running_runs(&self) -> usize {
+        self.runner.running()
+    }
+
     /// The scheduler: register more due-sources here (see `scheduler::DueSource`).
     pub fn scheduler(&self) -> &scheduler::Scheduler {
         &self.scheduler

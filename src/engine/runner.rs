@@ -110,6 +110,11 @@ impl Runner {
         }
     }
 
+    /// Runs being processed right now (for `/metrics`).
+    pub fn running(&self) -> usize {
+        self.ctx.in_flight.len()
+    }
+
     /// Stops taking runs and waits for the ones already running.
     pub async fn shutdown(&self) {
         self.ctx.stopping.store(true, Ordering::SeqCst);

@@ -35,6 +35,7 @@ mod logs;
 mod message_bulk;
 mod message_status;
 mod messages;
+mod metrics;
 mod node_sdk;
 mod node_sdk_messages;
 mod node_sdk_recipients;
