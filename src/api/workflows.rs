@@ -15,6 +15,7 @@ use crate::engine::UpsertError;
 use crate::engine::accept::{Accepted, IDEMPOTENCY_HEADER};
 use crate::error::ApiError;
 use crate::model::RecipientRef;
+use crate::model::trigger::MAX_RECIPIENTS;
 use crate::model::workflow::parse_key;
 use crate::state::AppState;
 
@@ -135,9 +136,11 @@ async fn trigger(
         super::note_tenant(&req, tenant);
     }
     // Before anything is parsed or stored: a refused trigger leaves no trace. Items are
-    // the listed recipients (a malformed list counts none and is refused as invalid later).
+    // the listed recipients; a list that can never be valid (not a list, or longer than
+    // the 1,000-recipient limit) counts none, so it is answered 422, not 429, below.
     let items = body["recipients"]
         .as_array()
+        .filter(|r| r.len() <= MAX_RECIPIENTS)
         .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX));
     if let Err(refused) = state.backpressure.admit(tenant, items).await {
         state.metrics.trigger_refused(refused.reason());

@@ -173,6 +173,11 @@ async fn items_are_the_listed_recipients_and_a_trigger_larger_than_the_burst_is_
     );
     assert_error(res, 429, "rate_limited").await;
 
+    // A list over Knock's 1,000-recipient limit is invalid whatever the rates: 422.
+    let too_many: Vec<String> = (0..1001).map(|i| format!("x{i}")).collect();
+    let res = send(&app, json!({"recipients": too_many, "tenant": "acme"})).await;
+    assert_error(res, 422, "invalid_params").await;
+
     clock.advance(Duration::seconds(2));
     assert_eq!(send(&app, three).await.status(), 200);
     assert_eq!(runs(&app), 3);
