@@ -110,6 +110,11 @@ impl Runner {
         }
     }
 
+    /// Runs being processed right now (for `/metrics`).
+    pub fn running(&self) -> usize {
+        self.ctx.in_flight.len()
+    }
+
     /// Stops taking runs and waits for the ones already running.
     pub async fn shutdown(&self) {
         self.ctx.stopping.store(true, Ordering::SeqCst);
@@ -359,7 +364,10 @@ impl PageWrite {
         next: &AudienceCursor,
     ) -> Result<PageWrite, StoreError> {
         let done = next.is_done();
-        let paused = plans.iter().any(|p| p.wait.is_some());
+        // A batch join can open a batch even when the run goes on (`flush_leading`).
+        let paused = plans
+            .iter()
+            .any(|p| p.wait.is_some() || !p.batches.is_empty());
         let recipients = Arc::new(plans.iter().map(|p| p.reference.clone()).collect());
         let cursor_json = serde_json::to_string(next)?;
         let run_id = run_id.to_owned();
@@ -453,6 +461,7 @@ fn load_page(
                 preferences,
                 trigger_data: t.trigger_data,
                 subscription: t.subscription,
+                batch: None,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -9,7 +9,7 @@
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, StoreError, StoreResult};
+use super::{Db, StoreError, StoreResult, WriterMetrics};
 
 /// How many commands may wait before callers are made to wait (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
@@ -32,11 +32,11 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
 }
 
-pub(super) fn spawn(conn: Connection) -> WriterHandle {
+pub(super) fn spawn(conn: Connection, metrics: WriterMetrics) -> WriterHandle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     std::thread::Builder::new()
         .name("tidings-writer".into())
-        .spawn(move || run(conn, rx))
+        .spawn(move || run(conn, rx, metrics))
         .expect("the OS refused to start the writer thread");
     WriterHandle { tx }
 }
@@ -72,7 +72,7 @@ impl WriterHandle {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         let mut shutdown = None;
@@ -88,7 +88,12 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
             }
         }
         if !batch.is_empty() {
+            let started = std::time::Instant::now();
+            metrics.batch_size.observe(batch.len() as f64);
             commit_batch(&conn, &mut batch);
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         if let Some(done) = shutdown {
             let _ = done.send(());
@@ -170,7 +175,7 @@ mod tests {
         let conn = Connection::open_in_memory().expect("in-memory db");
         conn.execute_batch("CREATE TABLE t(v INTEGER NOT NULL)")
             .expect("schema");
-        spawn(conn)
+        spawn(conn, WriterMetrics::new())
     }
 
     fn count(db: &Db<'_>) -> StoreResult<i64> {
