@@ -79,6 +79,7 @@ fn message(i: usize, rr: String) -> NewMessage {
             "content": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
             "rendered": format!("<p>Hi User {}: <strong>Ada</strong> commented on Quarterly report</p>", i % 1000)}]),
         inserted_at: tidings::clock::now(),
+        batch: None,
     }
 }
 
