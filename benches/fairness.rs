@@ -121,11 +121,15 @@ async fn next_push(socket: &mut Socket) -> Value {
             .expect("a push within 120 s")
             .expect("socket open")
             .expect("socket ok");
-        if let Message::Text(text) = msg {
-            let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
-            if frame[3] == "new-message" {
-                return frame;
+        match msg {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
+                if frame[3] == "new-message" {
+                    return frame;
+                }
             }
+            Message::Close(reason) => panic!("the server closed the probe socket: {reason:?}"),
+            _ => {}
         }
     }
 }
@@ -284,6 +288,8 @@ async fn main() {
     settings.secret_key = Some(SECRET.into());
     settings.public_key = Some(PUBLIC.into());
     settings.enhanced_security = false;
+    // The probe socket sends no heartbeats while tenant A's audience is set up.
+    settings.ws_idle_timeout_secs = 3600;
     let app = Application::build(settings).await.expect("server starts");
     let port = app.port();
     let api = Arc::new(Api {
