@@ -86,6 +86,7 @@ impl Application {
             std::sync::Arc::new(hub.clone()),
             &settings.workflows,
             settings.clock.clone(),
+            settings.fanout_page_size,
         )
         .await?;
         if settings.demo {

@@ -5,6 +5,16 @@
 //! back alone), commits once, and only then replies to each caller. With
 //! `synchronous=FULL` a whole batch costs one fsync, so durability does not cost
 //! throughput.
+//!
+//! Two lanes keep one tenant's fan-out from holding up everyone's small commits (issue
+//! 10, item 2). A command carries a weight (the items it writes); light commands (trigger
+//! accepts, status changes, a fan-out page of a few recipients) go in the *quick* lane,
+//! heavy ones (fan-out pages) in the *bulk* lane. Transactions alternate: all waiting
+//! quick commands commit together, then at most [`MAX_BULK_WEIGHT`] items of bulk
+//! commands, then quick again. So a quick command waits for at most one bounded bulk
+//! transaction plus its own, and neither lane can starve the other.
+
+use std::collections::VecDeque;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +25,11 @@ use super::{Db, StoreError, StoreResult};
 const QUEUE_DEPTH: usize = 4096;
 /// The most commands folded into one transaction, so one commit never grows unbounded.
 const MAX_BATCH: usize = 512;
+/// Commands weighing at most this many items take the quick lane.
+pub const QUICK_WEIGHT: usize = 16;
+/// Items of bulk commands per transaction (at least one command, whatever it weighs):
+/// what a quick command may have to wait for.
+const MAX_BULK_WEIGHT: usize = 500;
 
 /// A queued command: runs against the connection, reports whether it succeeded, and hands
 /// back a reply to send once the transaction's fate is known.
@@ -22,7 +37,7 @@ type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
 enum Command {
-    Run(Job),
+    Run(Job, usize),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -42,7 +57,8 @@ pub(super) fn spawn(conn: Connection) -> WriterHandle {
 }
 
 impl WriterHandle {
-    pub(super) async fn submit<T, F>(&self, f: F) -> StoreResult<T>
+    /// Queues `f` weighing `weight` items (see the lanes in the module docs).
+    pub(super) async fn submit<T, F>(&self, weight: usize, f: F) -> StoreResult<T>
     where
         F: FnOnce(&Db<'_>) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
@@ -57,7 +73,7 @@ impl WriterHandle {
             (ok, reply)
         });
         self.tx
-            .send(Command::Run(job))
+            .send(Command::Run(job, weight))
             .await
             .map_err(|_| StoreError::WriterGone)?;
         reply_rx.await.map_err(|_| StoreError::WriterGone)?
@@ -72,25 +88,81 @@ impl WriterHandle {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        let mut shutdown = None;
-        match first {
-            Command::Run(job) => batch.push(job),
-            Command::Shutdown(done) => shutdown = Some(done),
+/// Commands taken off the channel, by lane.
+#[derive(Default)]
+struct Lanes {
+    quick: VecDeque<Job>,
+    bulk: VecDeque<(Job, usize)>,
+    /// Whether the last transaction served the quick lane (the next prefers bulk).
+    quick_last: bool,
+}
+
+impl Lanes {
+    fn len(&self) -> usize {
+        self.quick.len() + self.bulk.len()
+    }
+
+    fn add(&mut self, job: Job, weight: usize) {
+        if weight <= QUICK_WEIGHT {
+            self.quick.push_back(job);
+        } else {
+            self.bulk.push_back((job, weight));
         }
-        while shutdown.is_none() && batch.len() < MAX_BATCH {
+    }
+
+    /// The next transaction's commands, alternating lanes while both have work.
+    fn next_batch(&mut self, batch: &mut Vec<Job>) {
+        let bulk_turn = !self.bulk.is_empty() && (self.quick.is_empty() || self.quick_last);
+        if bulk_turn {
+            let mut weight = 0;
+            while let Some((_, w)) = self.bulk.front() {
+                if !batch.is_empty() && (weight + w > MAX_BULK_WEIGHT || batch.len() >= MAX_BATCH)
+                {
+                    break;
+                }
+                weight += w;
+                batch.extend(self.bulk.pop_front().map(|(job, _)| job));
+            }
+            self.quick_last = false;
+        } else {
+            while batch.len() < MAX_BATCH {
+                let Some(job) = self.quick.pop_front() else {
+                    break;
+                };
+                batch.push(job);
+            }
+            self.quick_last = true;
+        }
+    }
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
+    let mut lanes = Lanes::default();
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut shutdown = None;
+    loop {
+        if lanes.len() == 0 && shutdown.is_none() {
+            match rx.blocking_recv() {
+                Some(Command::Run(job, weight)) => lanes.add(job, weight),
+                Some(Command::Shutdown(done)) => shutdown = Some(done),
+                None => return,
+            }
+        }
+        // Everything already waiting, up to the queue depth (back-pressure stays bounded).
+        while shutdown.is_none() && lanes.len() < QUEUE_DEPTH {
             match rx.try_recv() {
-                Ok(Command::Run(job)) => batch.push(job),
+                Ok(Command::Run(job, weight)) => lanes.add(job, weight),
                 Ok(Command::Shutdown(done)) => shutdown = Some(done),
                 Err(_) => break,
             }
         }
+        lanes.next_batch(&mut batch);
         if !batch.is_empty() {
             commit_batch(&conn, &mut batch);
         }
-        if let Some(done) = shutdown {
+        if lanes.len() == 0
+            && let Some(done) = shutdown.take()
+        {
             let _ = done.send(());
             return;
         }
@@ -181,40 +253,90 @@ mod tests {
     async fn a_failing_command_rolls_back_alone_and_its_neighbours_commit() {
         let w = writer();
         let (a, b, c) = tokio::join!(
-            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?)),
-            w.submit(|db| {
+            w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?)),
+            w.submit(1, |db| {
                 db.0.execute("INSERT INTO t VALUES (2)", [])?;
                 Err::<(), _>(StoreError::Conflict("no".into()))
             }),
-            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (3)", [])?)),
+            w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (3)", [])?)),
         );
         assert!(a.is_ok() && c.is_ok());
         assert!(matches!(b, Err(StoreError::Conflict(_))));
-        assert_eq!(w.submit(count).await.ok(), Some(2));
+        assert_eq!(w.submit(1, count).await.ok(), Some(2));
     }
 
     #[tokio::test]
     async fn a_panicking_command_is_rolled_back_and_the_writer_keeps_working() {
         let w = writer();
         let panicked = w
-            .submit(|db| -> StoreResult<()> {
+            .submit(1, |db| -> StoreResult<()> {
                 db.0.execute("INSERT INTO t VALUES (1)", [])?;
                 panic!("bug in a command")
             })
             .await;
         assert!(matches!(panicked, Err(StoreError::WriterGone)));
         assert!(
-            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (2)", [])?))
+            w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (2)", [])?))
                 .await
                 .is_ok()
         );
-        assert_eq!(w.submit(count).await.ok(), Some(1));
+        assert_eq!(w.submit(1, count).await.ok(), Some(1));
+    }
+
+    /// A job that records `tag` when it runs.
+    fn tagged(order: &std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>, tag: &'static str) -> Job {
+        let order = order.clone();
+        Box::new(move |_| {
+            order.lock().map(|mut o| o.push(tag)).ok();
+            (true, Box::new(|_| {}) as Reply)
+        })
+    }
+
+    fn run_batches(lanes: &mut Lanes, batches: usize) -> Vec<usize> {
+        let conn = Connection::open_in_memory().expect("in-memory db");
+        (0..batches)
+            .map(|_| {
+                let mut batch = Vec::new();
+                lanes.next_batch(&mut batch);
+                let n = batch.len();
+                batch.into_iter().for_each(|job| drop(job(&conn)));
+                n
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quick_command_goes_before_bulk_queued_earlier_and_bulk_batches_stay_bounded() {
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut lanes = Lanes::default();
+        lanes.add(tagged(&order, "page1"), 500);
+        lanes.add(tagged(&order, "page2"), 500);
+        lanes.add(tagged(&order, "accept"), 1);
+        assert_eq!(run_batches(&mut lanes, 3), vec![1, 1, 1]);
+        assert_eq!(*order.lock().expect("lock"), vec!["accept", "page1", "page2"]);
+    }
+
+    #[test]
+    fn the_lanes_alternate_so_neither_starves() {
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut lanes = Lanes::default();
+        lanes.add(tagged(&order, "q1"), 1);
+        lanes.add(tagged(&order, "page"), 500);
+        lanes.add(tagged(&order, "small page"), 200);
+        run_batches(&mut lanes, 1);
+        lanes.add(tagged(&order, "q2"), 1);
+        lanes.add(tagged(&order, "q3"), 1);
+        assert_eq!(run_batches(&mut lanes, 3), vec![1, 2, 1]);
+        assert_eq!(
+            *order.lock().expect("lock"),
+            vec!["q1", "page", "q2", "q3", "small page"]
+        );
     }
 
     #[tokio::test]
     async fn shutdown_commits_everything_queued_before_it() {
         let w = writer();
-        let pending = w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?));
+        let pending = w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?));
         let (written, ()) = tokio::join!(pending, w.shutdown());
         assert!(written.is_ok());
     }
