@@ -34,6 +34,8 @@ struct Args {
     items: usize,
     idle_probes: usize,
     shapes: Vec<String>,
+    /// `TIDINGS_FANOUT_PAGE_SIZE` (the server's default unless given).
+    page_size: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +43,7 @@ fn parse_args() -> Args {
         items: 20_000,
         idle_probes: 50,
         shapes: vec!["listed".into(), "object".into()],
+        page_size: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv.windows(2) {
@@ -48,6 +51,7 @@ fn parse_args() -> Args {
             "--items" => args.items = pair[1].parse().unwrap_or(args.items),
             "--idle-probes" => args.idle_probes = pair[1].parse().unwrap_or(args.idle_probes),
             "--shapes" => args.shapes = pair[1].split(',').map(str::to_owned).collect(),
+            "--page-size" => args.page_size = pair[1].parse().ok(),
             _ => {}
         }
     }
@@ -205,8 +209,10 @@ async fn prepare(api: &Api, shape: &str, n: usize) -> (Vec<Value>, Vec<String>) 
                     .collect::<Vec<_>>()
                     .chunks(100)
                     .map(|chunk| {
-                        let users: Vec<Value> =
-                            chunk.iter().map(|i| json!({"id": format!("s{i}")})).collect();
+                        let users: Vec<Value> = chunk
+                            .iter()
+                            .map(|i| json!({"id": format!("s{i}")}))
+                            .collect();
                         json!({"id": "big", "recipients": users})
                     })
                     .collect();
@@ -290,6 +296,10 @@ async fn main() {
     settings.enhanced_security = false;
     // The probe socket sends no heartbeats while tenant A's audience is set up.
     settings.ws_idle_timeout_secs = 3600;
+    if let Some(page_size) = args.page_size {
+        settings.fanout_page_size = page_size;
+    }
+    let page_size = settings.fanout_page_size;
     let app = Application::build(settings).await.expect("server starts");
     let port = app.port();
     let api = Arc::new(Api {
@@ -331,7 +341,7 @@ async fn main() {
         tokio::time::sleep(PROBE_GAP).await;
     }
     let idle = idle.report();
-    let mut report = json!({"items": args.items, "idle": idle});
+    let mut report = json!({"items": args.items, "page_size": page_size, "idle": idle});
     for shape in &args.shapes {
         let drain = drain_phase(&api, &mut probe, shape, args.items).await;
         let mut ratios = json!({});

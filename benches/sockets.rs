@@ -84,7 +84,10 @@ async fn serve_tidings(sockets: usize) {
 async fn serve_bare() {
     use actix_web::{App, HttpRequest, HttpServer, web};
 
-    async fn ws(req: HttpRequest, body: web::Payload) -> actix_web::Result<actix_web::HttpResponse> {
+    async fn ws(
+        req: HttpRequest,
+        body: web::Payload,
+    ) -> actix_web::Result<actix_web::HttpResponse> {
         let (response, mut session, mut stream) = actix_ws::handle(&req, body)?;
         actix_web::rt::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
@@ -269,8 +272,10 @@ fn main() {
     for _ in 0..args.rounds {
         let t = runtime.block_on(measure("tidings", args.sockets));
         let b = runtime.block_on(measure("bare", args.sockets));
-        rounds.push(json!({"tidings_kb_per_socket": t.0, "tidings_rss_kib_before_after": [t.1, t.2],
-                           "bare_kb_per_socket": b.0, "bare_rss_kib_before_after": [b.1, b.2]}));
+        rounds.push(
+            json!({"tidings_kb_per_socket": t.0, "tidings_rss_kib_before_after": [t.1, t.2],
+                           "bare_kb_per_socket": b.0, "bare_rss_kib_before_after": [b.1, b.2]}),
+        );
         tidings.push(t.0);
         bare.push(b.0);
     }

@@ -30,25 +30,27 @@ impl FairKey {
     }
 }
 
-/// Per-key FIFOs served least-running-first, round-robin among equals.
+/// Per-key FIFOs served least-running-first, round-robin among equals, each key running
+/// at most `per_key` slices at once.
 pub struct FairQueue<T> {
+    per_key: usize,
     queues: HashMap<FairKey, VecDeque<T>>,
     running: HashMap<FairKey, usize>,
     /// Keys with queued work, in turn order.
     ring: VecDeque<FairKey>,
 }
 
-impl<T> Default for FairQueue<T> {
-    fn default() -> Self {
+impl<T> FairQueue<T> {
+    /// A queue letting each key run at most `per_key` slices at once (at least one).
+    pub fn new(per_key: usize) -> Self {
         FairQueue {
+            per_key: per_key.max(1),
             queues: HashMap::new(),
             running: HashMap::new(),
             ring: VecDeque::new(),
         }
     }
-}
 
-impl<T> FairQueue<T> {
     /// Queues new work behind the key's other work.
     pub fn push_back(&mut self, key: FairKey, item: T) {
         self.queue(key).push_back(item);
@@ -73,6 +75,7 @@ impl<T> FairQueue<T> {
             .ring
             .iter()
             .enumerate()
+            .filter(|(_, k)| running(k) < self.per_key)
             .min_by_key(|(i, k)| (running(k), *i))?;
         let key = self.ring.remove(index)?;
         let queue = self.queues.get_mut(&key)?;
@@ -117,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_key_with_nothing_running_goes_before_a_busy_one_whatever_was_queued_first() {
-        let mut q = FairQueue::default();
+        let mut q = FairQueue::new(16);
         for i in 0..100 {
             q.push_back(tenant("a"), i);
         }
@@ -130,7 +133,7 @@ mod tests {
 
     #[test]
     fn equal_keys_take_turns_and_continuations_resume_first() {
-        let mut q = FairQueue::default();
+        let mut q = FairQueue::new(16);
         q.push_back(tenant("a"), 1);
         q.push_back(tenant("a"), 2);
         q.push_back(FairKey::Workflow("w".into()), 10);
@@ -146,8 +149,18 @@ mod tests {
     }
 
     #[test]
+    fn a_key_runs_at_most_its_share_of_slices() {
+        let mut q = FairQueue::new(2);
+        (0..5).for_each(|i| q.push_back(tenant("a"), i));
+        assert!(q.pop().is_some() && q.pop().is_some());
+        assert!(q.pop().is_none(), "a third slice of `a` waits");
+        q.done(&tenant("a"));
+        assert_eq!(q.pop(), Some((tenant("a"), 2)));
+    }
+
+    #[test]
     fn drain_returns_everything_queued() {
-        let mut q = FairQueue::default();
+        let mut q = FairQueue::new(16);
         q.push_back(tenant("a"), 1);
         q.push_back(tenant("b"), 2);
         let mut all = q.drain();

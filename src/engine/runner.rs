@@ -55,6 +55,9 @@ use crate::store::{Db, Store, StoreError, recipients, runs};
 const QUEUE_DEPTH: usize = 10_000;
 /// Slices (one page each) processed at once; their writes share group commits.
 pub const MAX_SLICES: usize = 16;
+/// Slices one key (tenant) may run at once: the rest stay free for other tenants, and
+/// fewer renders compete for the CPU with their requests.
+pub const MAX_SLICES_PER_KEY: usize = 4;
 /// Attempts at a run whose write fails (e.g. the disk is full) before leaving it queued
 /// for the next start.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -148,7 +151,6 @@ impl Work {
 
 /// What the dispatcher knows: queued work per key, and every run it holds (queued or in a
 /// slice), so a run enqueued twice (a rescan racing a trigger) is taken once.
-#[derive(Default)]
 struct Dispatch {
     queue: FairQueue<Work>,
     known: HashSet<String>,
@@ -197,7 +199,11 @@ impl Dispatch {
 }
 
 async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch::Receiver<bool>) {
-    let mut dispatch = Dispatch::default();
+    let mut dispatch = Dispatch {
+        queue: FairQueue::new(MAX_SLICES_PER_KEY),
+        known: HashSet::new(),
+        slices: HashMap::new(),
+    };
     let mut tasks: JoinSet<Option<Work>> = JoinSet::new();
     let mut purge = tokio::time::interval(PURGE_EVERY);
     loop {

@@ -10,11 +10,12 @@
 //! 10, item 2). A command carries a weight (the items it writes); light commands (trigger
 //! accepts, status changes, a fan-out page of a few recipients) go in the *quick* lane,
 //! heavy ones (fan-out pages) in the *bulk* lane. Transactions alternate: all waiting
-//! quick commands commit together, then at most [`MAX_BULK_WEIGHT`] items of bulk
-//! commands, then quick again. So a quick command waits for at most one bounded bulk
+//! quick commands commit together, then bulk commands for at most [`BULK_TIME`] (or
+//! [`MAX_BULK_WEIGHT`] items), then quick again. So a quick command waits for at most one bounded bulk
 //! transaction plus its own, and neither lane can starve the other.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -27,9 +28,11 @@ const QUEUE_DEPTH: usize = 4096;
 const MAX_BATCH: usize = 512;
 /// Commands weighing at most this many items take the quick lane.
 pub const QUICK_WEIGHT: usize = 16;
-/// Items of bulk commands per transaction (at least one command, whatever it weighs):
-/// what a quick command may have to wait for.
-const MAX_BULK_WEIGHT: usize = 500;
+/// Items of bulk commands per transaction (at least one command, whatever it weighs).
+const MAX_BULK_WEIGHT: usize = 2000;
+/// A bulk transaction takes no further command once it has run this long: what a quick
+/// command may have to wait for, on a fast machine or a slow one.
+const BULK_TIME: Duration = Duration::from_millis(15);
 
 /// A queued command: runs against the connection, reports whether it succeeded, and hands
 /// back a reply to send once the transaction's fate is known.
@@ -97,6 +100,14 @@ struct Lanes {
     quick_last: bool,
 }
 
+/// The transaction being filled: which lane, and how much it holds so far.
+struct Turn {
+    bulk: bool,
+    started: Instant,
+    weight: usize,
+    commands: usize,
+}
+
 impl Lanes {
     fn len(&self) -> usize {
         self.quick.len() + self.bulk.len()
@@ -110,35 +121,44 @@ impl Lanes {
         }
     }
 
-    /// The next transaction's commands, alternating lanes while both have work.
-    fn next_batch(&mut self, batch: &mut Vec<Job>) {
-        let bulk_turn = !self.bulk.is_empty() && (self.quick.is_empty() || self.quick_last);
-        if bulk_turn {
-            let mut weight = 0;
-            while let Some((_, w)) = self.bulk.front() {
-                if !batch.is_empty() && (weight + w > MAX_BULK_WEIGHT || batch.len() >= MAX_BATCH)
-                {
-                    break;
-                }
-                weight += w;
-                batch.extend(self.bulk.pop_front().map(|(job, _)| job));
-            }
-            self.quick_last = false;
-        } else {
-            while batch.len() < MAX_BATCH {
-                let Some(job) = self.quick.pop_front() else {
-                    break;
-                };
-                batch.push(job);
-            }
-            self.quick_last = true;
+    /// Starts the next transaction's turn, alternating lanes while both have work.
+    fn turn(&mut self) -> Turn {
+        let bulk = !self.bulk.is_empty() && (self.quick.is_empty() || self.quick_last);
+        self.quick_last = !bulk;
+        Turn {
+            bulk,
+            started: Instant::now(),
+            weight: 0,
+            commands: 0,
         }
+    }
+
+    /// The turn's next command, or `None` once it is full: a bulk turn ends after
+    /// [`MAX_BULK_WEIGHT`] items or [`BULK_TIME`] (it always takes one command).
+    fn next_job(&mut self, turn: &mut Turn) -> Option<Job> {
+        if turn.commands >= MAX_BATCH {
+            return None;
+        }
+        let job = if turn.bulk {
+            let (_, weight) = self.bulk.front()?;
+            let full =
+                turn.weight + weight > MAX_BULK_WEIGHT || turn.started.elapsed() >= BULK_TIME;
+            if turn.commands > 0 && full {
+                return None;
+            }
+            let (job, weight) = self.bulk.pop_front()?;
+            turn.weight += weight;
+            job
+        } else {
+            self.quick.pop_front()?
+        };
+        turn.commands += 1;
+        Some(job)
     }
 }
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
     let mut lanes = Lanes::default();
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut shutdown = None;
     loop {
         if lanes.len() == 0 && shutdown.is_none() {
@@ -156,9 +176,9 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        lanes.next_batch(&mut batch);
-        if !batch.is_empty() {
-            commit_batch(&conn, &mut batch);
+        if lanes.len() > 0 {
+            let mut turn = lanes.turn();
+            commit_batch(&conn, || lanes.next_job(&mut turn));
         }
         if lanes.len() == 0
             && let Some(done) = shutdown.take()
@@ -169,16 +189,17 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
+/// One transaction of the commands `next` yields (until it yields `None`).
+fn commit_batch(conn: &Connection, mut next: impl FnMut() -> Option<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write transaction; the batch is refused");
         // Dropping a job drops its caller's reply channel: the caller sees `WriterGone`
         // (a 503 the SDKs retry), which is true — nothing was written.
-        batch.clear();
+        while next().is_some() {}
         return;
     }
-    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    for job in batch.drain(..) {
+    let mut replies: Vec<Reply> = Vec::new();
+    while let Some(job) = next() {
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back itself (it may on SQLITE_FULL or
             // an I/O error): what the earlier commands wrote is gone, and a command run
@@ -284,7 +305,10 @@ mod tests {
     }
 
     /// A job that records `tag` when it runs.
-    fn tagged(order: &std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>, tag: &'static str) -> Job {
+    fn tagged(
+        order: &std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+        tag: &'static str,
+    ) -> Job {
         let order = order.clone();
         Box::new(move |_| {
             order.lock().map(|mut o| o.push(tag)).ok();
@@ -292,14 +316,17 @@ mod tests {
         })
     }
 
+    /// Runs `batches` turns; how many commands each took.
     fn run_batches(lanes: &mut Lanes, batches: usize) -> Vec<usize> {
         let conn = Connection::open_in_memory().expect("in-memory db");
         (0..batches)
             .map(|_| {
-                let mut batch = Vec::new();
-                lanes.next_batch(&mut batch);
-                let n = batch.len();
-                batch.into_iter().for_each(|job| drop(job(&conn)));
+                let mut turn = lanes.turn();
+                let mut n = 0;
+                while let Some(job) = lanes.next_job(&mut turn) {
+                    drop(job(&conn));
+                    n += 1;
+                }
                 n
             })
             .collect()
@@ -309,11 +336,14 @@ mod tests {
     fn a_quick_command_goes_before_bulk_queued_earlier_and_bulk_batches_stay_bounded() {
         let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut lanes = Lanes::default();
-        lanes.add(tagged(&order, "page1"), 500);
-        lanes.add(tagged(&order, "page2"), 500);
+        lanes.add(tagged(&order, "page1"), 1500);
+        lanes.add(tagged(&order, "page2"), 1500);
         lanes.add(tagged(&order, "accept"), 1);
         assert_eq!(run_batches(&mut lanes, 3), vec![1, 1, 1]);
-        assert_eq!(*order.lock().expect("lock"), vec!["accept", "page1", "page2"]);
+        assert_eq!(
+            *order.lock().expect("lock"),
+            vec!["accept", "page1", "page2"]
+        );
     }
 
     #[test]
@@ -321,8 +351,8 @@ mod tests {
         let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut lanes = Lanes::default();
         lanes.add(tagged(&order, "q1"), 1);
-        lanes.add(tagged(&order, "page"), 500);
-        lanes.add(tagged(&order, "small page"), 200);
+        lanes.add(tagged(&order, "page"), 1800);
+        lanes.add(tagged(&order, "small page"), 300);
         run_batches(&mut lanes, 1);
         lanes.add(tagged(&order, "q2"), 1);
         lanes.add(tagged(&order, "q3"), 1);
@@ -331,6 +361,19 @@ mod tests {
             *order.lock().expect("lock"),
             vec!["q1", "page", "q2", "q3", "small page"]
         );
+    }
+
+    #[test]
+    fn a_bulk_transaction_takes_no_more_commands_once_its_time_is_up() {
+        let mut lanes = Lanes::default();
+        let slow: Job = Box::new(|_| {
+            std::thread::sleep(BULK_TIME + Duration::from_millis(5));
+            (true, Box::new(|_| {}) as Reply)
+        });
+        lanes.add(slow, 100);
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        lanes.add(tagged(&order, "next page"), 100);
+        assert_eq!(run_batches(&mut lanes, 2), vec![1, 1]);
     }
 
     #[tokio::test]

@@ -49,7 +49,9 @@ async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_fi
         app.trigger("fair", body("tenant-a", json!(users)))
     });
     let a_runs = futures_util::future::join_all(a_triggers).await;
-    let b_run = app.trigger("fair", body("tenant-b", json!(["b-user"]))).await;
+    let b_run = app
+        .trigger("fair", body("tenant-b", json!(["b-user"])))
+        .await;
 
     for run in a_runs.iter().chain([&b_run]) {
         assert_eq!(db::wait_for_run(&app.db_path, run).await, "completed");
