@@ -91,19 +91,14 @@ async fn serve_bare() {
         let (response, mut session, mut stream) = actix_ws::handle(&req, body)?;
         actix_web::rt::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
-                match msg {
-                    actix_ws::Message::Text(text) => {
-                        if session.text(text).await.is_err() {
-                            return;
-                        }
-                    }
-                    actix_ws::Message::Ping(bytes) => {
-                        if session.pong(&bytes).await.is_err() {
-                            return;
-                        }
-                    }
+                let sent = match msg {
+                    actix_ws::Message::Text(text) => session.text(text).await,
+                    actix_ws::Message::Ping(bytes) => session.pong(&bytes).await,
                     actix_ws::Message::Close(_) => break,
-                    _ => {}
+                    _ => Ok(()),
+                };
+                if sent.is_err() {
+                    return;
                 }
             }
             let _ = session.close(None).await;

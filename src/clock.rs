@@ -68,6 +68,12 @@ impl Clock {
         Clock(Some(Arc::new(watch::Sender::new(start))))
     }
 
+    /// Whether this is a manual clock; monotonic measurers (rate limits) read the system's
+    /// monotonic time instead of the wall clock unless a test drives time by hand.
+    pub fn is_manual(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Now.
     pub fn now_utc(&self) -> DateTime<Utc> {
         match &self.0 {

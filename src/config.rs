@@ -2,6 +2,7 @@
 //! (clap reads both; nothing else in the crate reads the environment).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -10,6 +11,25 @@ use crate::model::retention::RetentionRule;
 
 /// Largest request body accepted anywhere (Knock's trigger `data` limit is 10 MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// A non-zero constant (every limit is on; a zero limit would refuse everything).
+const fn rate(n: u32) -> NonZeroU32 {
+    match NonZeroU32::new(n) {
+        Some(n) => n,
+        None => NonZeroU32::MIN,
+    }
+}
+
+/// Default of `--trigger-rate-per-key`.
+pub const DEFAULT_TRIGGER_RATE_PER_KEY: NonZeroU32 = rate(5_000);
+/// Default of `--item-rate-per-key`.
+pub const DEFAULT_ITEM_RATE_PER_KEY: NonZeroU32 = rate(5_000_000);
+/// Default of `--trigger-rate-per-tenant` (Knock's tier 5: 1,000 requests/s).
+pub const DEFAULT_TRIGGER_RATE_PER_TENANT: NonZeroU32 = rate(1_000);
+/// Default of `--item-rate-per-tenant` (tier 5 × 1,000 recipients per trigger).
+pub const DEFAULT_ITEM_RATE_PER_TENANT: NonZeroU32 = rate(1_000_000);
+/// Default of `--max-queued-runs` (as many as the runner's in-memory queue holds).
+pub const DEFAULT_MAX_QUEUED_RUNS: NonZeroU32 = rate(10_000);
 
 /// Server settings. `Application::build` takes this, so tests build it directly.
 #[derive(Debug, Clone, Args)]
@@ -81,6 +101,40 @@ pub struct Settings {
     /// Pushes queued per WebSocket before a slow client is evicted.
     #[arg(long, env = "TIDINGS_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
+
+    /// Triggers per second the secret key may send (Tidings serves one environment with one
+    /// secret key, so this is the environment-wide limit, as Knock scopes its limits). Past
+    /// it a trigger answers 429 `rate_limited` with `Retry-After`. A client may send two
+    /// seconds' worth at once. The default sits above what one node acknowledges (~3k/s on
+    /// the reference machine), so it stops a runaway client, not normal traffic.
+    #[arg(long, env = "TIDINGS_TRIGGER_RATE_PER_KEY", default_value_t = DEFAULT_TRIGGER_RATE_PER_KEY)]
+    pub trigger_rate_per_key: NonZeroU32,
+
+    /// Items (recipients listed in triggers, counted at accept) per second the secret key
+    /// may send; same burst and answer as `--trigger-rate-per-key`.
+    #[arg(long, env = "TIDINGS_ITEM_RATE_PER_KEY", default_value_t = DEFAULT_ITEM_RATE_PER_KEY)]
+    pub item_rate_per_key: NonZeroU32,
+
+    /// Triggers per second one tenant (the trigger's `tenant`) may receive; triggers without
+    /// a tenant count only against the key. Default: Knock's tier-5 rate for triggers.
+    #[arg(long, env = "TIDINGS_TRIGGER_RATE_PER_TENANT", default_value_t = DEFAULT_TRIGGER_RATE_PER_TENANT)]
+    pub trigger_rate_per_tenant: NonZeroU32,
+
+    /// Items per second one tenant may receive. Default: the tier-5 rate times Knock's
+    /// 1,000-recipient trigger limit.
+    #[arg(long, env = "TIDINGS_ITEM_RATE_PER_TENANT", default_value_t = DEFAULT_ITEM_RATE_PER_TENANT)]
+    pub item_rate_per_tenant: NonZeroU32,
+
+    /// Queued workflow runs (accepted, not yet fully run; durable in SQLite) past which new
+    /// triggers answer 429 `rate_limited` with `Retry-After` until the runner catches up.
+    /// Scheduled runs and resumed delays are never refused: they were acknowledged earlier.
+    #[arg(long, env = "TIDINGS_MAX_QUEUED_RUNS", default_value_t = DEFAULT_MAX_QUEUED_RUNS)]
+    pub max_queued_runs: NonZeroU32,
+
+    /// Serve `GET /metrics` (Prometheus text, no credentials) on the API port. Turn off
+    /// where the port is public and no proxy hides the path.
+    #[arg(long, env = "TIDINGS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
 
     /// Allowed CORS origins, comma-separated; `*` allows any origin.
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
@@ -166,6 +220,12 @@ impl Settings {
             ws_max_per_user: 16,
             ws_max_per_address: 256,
             ws_queue: 256,
+            trigger_rate_per_key: DEFAULT_TRIGGER_RATE_PER_KEY,
+            item_rate_per_key: DEFAULT_ITEM_RATE_PER_KEY,
+            trigger_rate_per_tenant: DEFAULT_TRIGGER_RATE_PER_TENANT,
+            item_rate_per_tenant: DEFAULT_ITEM_RATE_PER_TENANT,
+            max_queued_runs: DEFAULT_MAX_QUEUED_RUNS,
+            metrics: true,
             cors_origins: "*".into(),
             log_format: LogFormat::Text,
             log_filter: "info".into(),

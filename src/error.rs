@@ -71,6 +71,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// A trigger refused by backpressure; answers `Retry-After` when waiting helps.
+    #[error(transparent)]
+    RateLimited(#[from] crate::backpressure::Refused),
     #[error("The server is shutting down or overloaded; retry.")]
     Unavailable,
     /// The storage failed (disk full, I/O error): nothing was stored; the SDKs retry a
@@ -124,7 +127,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unsupported(_) => "not_supported",
             ApiError::Conflict(_) => "conflict",
-            ApiError::TooManyRequests(_) => "rate_limited",
+            ApiError::TooManyRequests(_) | ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable | ApiError::StorageFailed(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -161,7 +164,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) | ApiError::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable | ApiError::StorageFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -191,6 +196,13 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unsupported(_)) {
             // Retrying cannot help; tell the node SDK not to.
             response.insert_header(("x-should-retry", "false"));
+        }
+        if let ApiError::RateLimited(refused) = self {
+            // Both official SDKs wait `Retry-After` seconds before retrying a 429.
+            match refused.retry_after_secs() {
+                Some(secs) => response.insert_header(("retry-after", secs.to_string())),
+                None => response.insert_header(("x-should-retry", "false")),
+            };
         }
         if matches!(self, ApiError::Unavailable | ApiError::StorageFailed(_)) {
             response.insert_header(("retry-after", "1"));

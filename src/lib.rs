@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backpressure;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -11,10 +12,12 @@ pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod realtime;
 pub mod retention;
 pub mod startup;
+pub mod state;
 pub mod store;
 
 pub use config::Settings;

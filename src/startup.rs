@@ -12,21 +12,9 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::realtime::Hub;
 use crate::retention::{Retention, RetentionPolicy};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::{api, realtime};
-
-/// Shared state every handler reaches through `web::Data<AppState>`.
-pub struct AppState {
-    pub settings: Settings,
-    pub store: Store,
-    pub keys: Keys,
-    pub engine: Engine,
-    pub hub: Hub,
-    /// The retention task, when the settings enable it.
-    pub retention: Option<Retention>,
-    /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
-    pub sockets: crate::realtime::SocketLimits,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -39,6 +27,8 @@ pub enum StartupError {
     Keys(#[from] crate::auth::keys::KeyError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
     #[error("binding {addr}: {source}")]
@@ -81,9 +71,14 @@ impl Application {
         )
         .await?;
         let hub = Hub::new(store.clone(), settings.ws_queue);
+        let metrics = crate::metrics::Metrics::new(store.writer_metrics())?;
+        let bus = crate::metrics::CountingBus::new(
+            std::sync::Arc::new(hub.clone()),
+            metrics.items_committed(),
+        );
         let engine = Engine::start(
             store.clone(),
-            std::sync::Arc::new(hub.clone()),
+            std::sync::Arc::new(bus),
             &settings.workflows,
             settings.clock.clone(),
             settings.fanout_page_size,
@@ -113,7 +108,14 @@ impl Application {
             Duration::from_secs(settings.retention_interval_secs),
             settings.clock.clone(),
         );
+        let backpressure = crate::backpressure::Backpressure::new(
+            &settings,
+            store.clone(),
+            settings.clock.clone(),
+        );
         let state = web::Data::new(AppState {
+            backpressure,
+            metrics,
             settings: settings.clone(),
             retention,
             store,

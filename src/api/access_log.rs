@@ -2,6 +2,8 @@
 //! route PATTERN (e.g. `/v1/users/{user_id}/feeds/{id}`), status, latency, and the tenant
 //! and workflow key where known. Every event logged while the request runs carries the
 //! same `request` span (request id + route), so an error line can be joined to its request.
+//! The same route pattern, method, status and latency feed `/metrics`
+//! (`tidings_http_request_duration_seconds`, `tidings_http_requests_total`).
 //!
 //! Invariant: nothing here logs a header, a query string, a path value other than a
 //! workflow key or tenant id, or a body. Secret keys, user tokens (the socket sends one in
@@ -16,6 +18,7 @@ use actix_web::middleware::Next;
 use tracing::Instrument;
 
 use super::common::RequestIdValue;
+use crate::state::AppState;
 
 /// What a handler learned about the request that the log line should carry.
 #[derive(Clone, Debug, Default)]
@@ -56,9 +59,11 @@ pub async fn access_log(
         .unwrap_or_else(|| "(unmatched)".to_owned());
     let method = req.method().to_string();
     let query_tenant = tenant_from_query(req.query_string());
+    let app_state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %request_id, route = %route);
     let result = next.call(req).instrument(span.clone()).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
     let _enter = span.enter();
     match &result {
         Ok(res) => {
@@ -72,6 +77,11 @@ pub async fn access_log(
             let workflow = note
                 .workflow
                 .or_else(|| route_param(request, &route, "/v1/workflows/", "key"));
+            if let Some(state) = app_state.as_ref() {
+                state
+                    .metrics
+                    .http_request(&method, &route, res.status().as_u16(), elapsed);
+            }
             tracing::info!(
                 target: "tidings::http",
                 request_id = %request_id,
@@ -85,12 +95,16 @@ pub async fn access_log(
             );
         }
         Err(e) => {
+            let status = e.as_response_error().status_code().as_u16();
+            if let Some(state) = app_state.as_ref() {
+                state.metrics.http_request(&method, &route, status, elapsed);
+            }
             tracing::warn!(
                 target: "tidings::http",
                 request_id = %request_id,
                 method = %method,
                 route = %route,
-                status = e.as_response_error().status_code().as_u16(),
+                status,
                 latency_ms,
                 "request"
             );

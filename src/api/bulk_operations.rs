@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use super::recipient_input::method_not_allowed;
 use crate::auth::ServerKey;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::bulk;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -12,7 +12,7 @@ use super::recipient_input::bulk_item;
 use crate::error::ApiError;
 use crate::model::EntityId;
 use crate::model::properties::RecipientKind;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Db, StoreError, StoreResult, bulk};
 
 /// The tallies of a bulk operation in progress.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::recipient_input::{method_not_allowed, path_collection, path_id};
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recipients::{self, ChannelDataOwner};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::auth::ServerKey;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::channels::{self, Channel};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::demo::{self, Target};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(

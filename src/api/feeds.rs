@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::model::feed::encode_cursor;
 use crate::model::views::{self, RecipientMap};
 use crate::model::{CollectionName, EntityId, FeedFilters, FeedMode, FeedQuery, RecipientRef};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::feeds::{self, FeedCounts, FeedPage, PageBounds};
 use crate::store::{Db, StoreResult, channels, recipients};
 

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::model::RecipientRef;
 use crate::model::engagement::EngagementChange;
 use crate::model::message_params::BulkScope;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::message_status::{self, BulkAction};
 use crate::store::{bulk, channels};
 

@@ -14,7 +14,7 @@ use crate::auth::access;
 use crate::error::ApiError;
 use crate::model::FeedFilters;
 use crate::model::views::{self, RecipientMap};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::messages::{self, MessageRow};
 use crate::store::{StoreResult, recipients};
 
@@ -75,11 +75,11 @@ async fn activities(
 ) -> Result<HttpResponse, ApiError> {
     let query = FeedFilters::from_query(&query_pairs(&req))?;
     let (m, map) = load(&state, &caller, path.into_inner()).await?;
-    let list = if query.filters.admits_data(&m.data) {
-        vec![views::activity(&m, &map)]
-    } else {
-        Vec::new()
-    };
+    // A batch message lists each rendered activity, filtered on its own data.
+    let list = views::activities(&m, &map)
+        .into_iter()
+        .filter(|a| query.filters.admits_data(&a["data"]))
+        .collect();
     Ok(items(list))
 }
 

@@ -17,7 +17,7 @@ use crate::clock;
 use crate::error::ApiError;
 use crate::model::engagement::{EngagementChange, parse_interacted_metadata};
 use crate::model::views;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{message_status, messages};
 
 /// Most ids one batch call may name. Knock's mobile docs say 50; we accept up to 1,000

@@ -14,7 +14,7 @@ use crate::model::feed::encode_cursor;
 use crate::model::message_params::MessageListQuery;
 use crate::model::views;
 use crate::model::{CollectionName, EntityId, RecipientRef};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::feeds::FeedPage;
 use crate::store::messages::{self, MessageRow};
 use crate::store::{StoreResult, channels, message_queries};

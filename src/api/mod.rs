@@ -14,6 +14,7 @@ mod message_bulk;
 mod message_history;
 mod message_status;
 mod messages;
+mod metrics;
 mod objects;
 mod pages;
 mod preferences;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // `/v1/messages/{id}/{status}`. None of them overlaps an implemented endpoint.
     unsupported::routes(cfg);
     health::routes(cfg);
+    metrics::routes(cfg);
     pages::routes(cfg);
     demo::routes(cfg);
     feeds::routes(cfg);

@@ -15,7 +15,7 @@ use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::properties::RecipientKind;
 use crate::model::{CollectionName, EntityId};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recipients;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::channels::{self, DEFAULT_CHANNEL_KEY};
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");

@@ -10,7 +10,7 @@ use super::recipient_input::{path_collection, path_id};
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
 use crate::model::preferences;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recipients::{self, ChannelDataOwner};
 
 /// Preference set ids are `default` or a tenant id; both follow the id rules.

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The decoded `(key, value)` pairs of the query string, in order.
 pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {

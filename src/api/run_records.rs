@@ -17,7 +17,7 @@ use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::feed::encode_cursor;
 use crate::model::run_records::RunListQuery;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::run_records::{self, RunRecord};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

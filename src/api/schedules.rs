@@ -16,7 +16,7 @@ use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::schedules::{CreateSchedules, UpdateSchedules, parse_bulk, parse_delete};
 use crate::model::{EntityId, Page, PageQuery, RecipientRef};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::schedules::{ScheduleFilter, ScheduleRow};
 use crate::store::{StoreResult, bulk, recipients};
 

@@ -13,7 +13,7 @@ use crate::auth::ServerKey;
 use crate::error::{ApiError, FieldError};
 use crate::model::RecipientRef;
 use crate::model::subscription::{SubscribeRequest, parse_bulk, parse_references};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::bulk;
 use crate::store::recipients::object_exists;

@@ -16,7 +16,7 @@ use super::recipient_input::{list_query, method_not_allowed, path_collection, pa
 use crate::auth::Caller;
 use crate::auth::access::{self, Access};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recipients;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -12,7 +12,7 @@ use super::recipient_input::{
 use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::properties::RecipientKind;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recipients::{self, TenantFilter};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

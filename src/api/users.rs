@@ -10,7 +10,7 @@ use super::recipient_input::{IdentifyBody, list_query, method_not_allowed, path_
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
 use crate::model::properties::RecipientKind;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recipients;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -14,7 +14,7 @@ use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::properties::RecipientKind;
 use crate::model::{EntityId, preferences};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recipients;
 use crate::store::recipients::ChannelDataOwner;
 

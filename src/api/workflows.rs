@@ -15,8 +15,9 @@ use crate::engine::UpsertError;
 use crate::engine::accept::{Accepted, IDEMPOTENCY_HEADER};
 use crate::error::ApiError;
 use crate::model::RecipientRef;
+use crate::model::trigger::MAX_RECIPIENTS;
 use crate::model::workflow::parse_key;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/workflows", web::get().to(list))
@@ -128,11 +129,22 @@ async fn trigger(
 ) -> Result<HttpResponse, ApiError> {
     let key = key.into_inner();
     let body = body.into_inner();
-    if let Some(tenant) = body
+    let tenant = body
         .get("tenant")
-        .and_then(|t| t.as_str().or(t["id"].as_str()))
-    {
+        .and_then(|t| t.as_str().or(t["id"].as_str()));
+    if let Some(tenant) = tenant {
         super::note_tenant(&req, tenant);
+    }
+    // Before anything is parsed or stored: a refused trigger leaves no trace. Items are
+    // the listed recipients; a list that can never be valid (not a list, or longer than
+    // the 1,000-recipient limit) counts none, so it is answered 422, not 429, below.
+    let items = body["recipients"]
+        .as_array()
+        .filter(|r| r.len() <= MAX_RECIPIENTS)
+        .map_or(0, |r| u32::try_from(r.len()).unwrap_or(u32::MAX));
+    if let Err(refused) = state.backpressure.admit(tenant, items).await {
+        state.metrics.trigger_refused(refused.reason());
+        return Err(refused.into());
     }
     let idempotency_key = match req.headers().get(IDEMPOTENCY_HEADER) {
         None => None,
@@ -151,6 +163,10 @@ async fn trigger(
         .engine
         .trigger(&key, &body, idempotency_key.as_deref(), &request_id)
         .await?;
+    if let Accepted::New { .. } = accepted {
+        state.backpressure.accepted();
+        state.metrics.trigger_accepted();
+    }
     let mut response = HttpResponse::Ok();
     match &accepted {
         Accepted::New { .. } => {}

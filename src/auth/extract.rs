@@ -6,7 +6,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::token::{self, UserClaims};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Proof that the request carries the secret key. Secret-only endpoints take this.
 #[derive(Debug, Clone, Copy)]

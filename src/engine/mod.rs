@@ -6,6 +6,9 @@
 
 pub mod accept;
 pub mod audience;
+pub mod batch;
+pub mod batch_close;
+pub mod batch_join;
 pub mod bus;
 pub mod fair;
 pub mod loader;
@@ -79,12 +82,14 @@ impl Engine {
             }
         }
         let (scheduler, _task) = scheduler::Scheduler::spawn(clock.clone());
-        scheduler.register(Arc::new(waits::ResumeSource(Arc::new(waits::Waits {
+        let waits = Arc::new(waits::Waits {
             store: store.clone(),
             bus: bus.clone(),
             registry: registry.clone(),
             clock,
-        }))));
+        });
+        scheduler.register(Arc::new(waits::ResumeSource(waits.clone())));
+        scheduler.register(Arc::new(batch_close::BatchSource(waits)));
         let runner = Arc::new(runner::Runner::spawn(
             store.clone(),
             bus,
@@ -130,6 +135,11 @@ impl Engine {
             self.runner.enqueue(run_id.clone());
         }
         Ok(accepted)
+    }
+
+    /// Workflow runs the runner is processing right now (`/metrics`: `state="running"`).
+    pub fn running_runs(&self) -> usize {
+        self.runner.running()
     }
 
     /// The scheduler: register more due-sources here (see `scheduler::DueSource`).

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use super::templates::InAppTemplate;
 use crate::error::FieldError;
 use crate::model::conditions::ConditionGroup;
-use crate::model::workflow::{DelayStep, InAppFeedStep, Step, StepKind, ThrottleStep, WorkflowDef};
+use crate::model::workflow::{
+    BatchStep, DelayStep, InAppFeedStep, Step, StepKind, ThrottleStep, WorkflowDef,
+};
 use crate::store::channels::{self, Channel};
 use crate::store::workflows::{self, StoredWorkflow};
 use crate::store::{Store, StoreError};
@@ -39,6 +41,7 @@ pub struct ExecStep {
 pub enum ExecKind {
     Channel(Box<CompiledStep>),
     Delay(DelayStep),
+    Batch(BatchStep),
     Throttle(ThrottleStep),
     Branch(Vec<ExecBranch>),
 }
@@ -61,6 +64,7 @@ impl ExecStep {
         match self.kind {
             ExecKind::Channel(_) => "channel",
             ExecKind::Delay(_) => "delay",
+            ExecKind::Batch(_) => "batch",
             ExecKind::Throttle(_) => "throttle",
             ExecKind::Branch(_) => "branch",
         }
@@ -82,7 +86,7 @@ fn channel_steps<'a>(steps: &'a [Step], out: &mut Vec<(String, &'a InAppFeedStep
                     );
                 }
             }
-            StepKind::Delay(_) | StepKind::Throttle(_) => {}
+            StepKind::Delay(_) | StepKind::Batch(_) | StepKind::Throttle(_) => {}
         }
     }
 }
@@ -375,6 +379,7 @@ fn exec_steps(
                     template: templates.next()?,
                 })),
                 StepKind::Delay(d) => ExecKind::Delay(d.clone()),
+                StepKind::Batch(b) => ExecKind::Batch(b.clone()),
                 StepKind::Throttle(t) => ExecKind::Throttle(t.clone()),
                 StepKind::Branch(branches) => ExecKind::Branch(
                     branches

@@ -31,7 +31,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -73,6 +73,8 @@ struct Ctx {
     page_size: usize,
     stopping: AtomicBool,
     rescan: AtomicBool,
+    /// Slices running (each is one run).
+    running: AtomicUsize,
 }
 
 /// Handle to the runner task.
@@ -104,6 +106,7 @@ impl Runner {
             page_size: page_size.max(1),
             stopping: AtomicBool::new(false),
             rescan: AtomicBool::new(true),
+            running: AtomicUsize::new(0),
         });
         let task = tokio::spawn(run_loop(ctx.clone(), rx, stop_rx));
         Runner {
@@ -120,6 +123,11 @@ impl Runner {
         if self.tx.try_send(run_id).is_err() {
             self.ctx.rescan.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Runs in a slice right now (for `/metrics`).
+    pub fn running(&self) -> usize {
+        self.ctx.running.load(Ordering::Relaxed)
     }
 
     /// Stops taking slices and waits for the ones running.
@@ -180,14 +188,16 @@ impl Dispatch {
             let run_id = work.run_id().to_owned();
             let handle = tasks.spawn(slice(ctx.clone(), work));
             self.slices.insert(handle.id(), (key, run_id));
+            ctx.running.store(self.slices.len(), Ordering::Relaxed);
         }
     }
 
     /// A slice ended: its run goes back to the front of its key's queue, or is done.
-    fn ended(&mut self, id: tokio::task::Id, next: Option<Work>) {
+    fn ended(&mut self, ctx: &Ctx, id: tokio::task::Id, next: Option<Work>) {
         let Some((key, run_id)) = self.slices.remove(&id) else {
             return;
         };
+        ctx.running.store(self.slices.len(), Ordering::Relaxed);
         match next {
             Some(work) => self.queue.push_front(key.clone(), work),
             None => {
@@ -226,10 +236,10 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
                 None => break,
             },
             Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => match ended {
-                Ok((id, next)) => dispatch.ended(id, next),
+                Ok((id, next)) => dispatch.ended(&ctx, id, next),
                 Err(e) => {
                     tracing::error!(error = %e, "a workflow run slice panicked; the run stays queued");
-                    dispatch.ended(e.id(), None);
+                    dispatch.ended(&ctx, e.id(), None);
                 }
             },
             _ = purge.tick() => purge_idempotency_keys(&ctx.store).await,
@@ -529,7 +539,10 @@ impl PageWrite {
         next: &AudienceCursor,
     ) -> Result<PageWrite, StoreError> {
         let done = next.is_done();
-        let paused = plans.iter().any(|p| p.wait.is_some());
+        // A batch join can open a batch even when the run goes on (`flush_leading`).
+        let paused = plans
+            .iter()
+            .any(|p| p.wait.is_some() || !p.batches.is_empty());
         let recipients = Arc::new(plans.iter().map(|p| p.reference.clone()).collect());
         let cursor_json = serde_json::to_string(next)?;
         let run_id = run_id.to_owned();
@@ -628,6 +641,7 @@ fn load_page(
                 preferences,
                 trigger_data: t.trigger_data,
                 subscription: t.subscription,
+                batch: None,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
+use super::batch::ClosedBatch;
+use super::batch_join;
 use super::bus::SharedBus;
 use super::preference_check;
 use super::registry::Registry;
@@ -33,36 +35,25 @@ use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
 use crate::store::messages::{self, MessageRow};
 use crate::store::timers::{self, RESUME};
-use crate::store::{Db, Store, StoreResult, recipients, runs};
+use crate::store::{Db, Store, StoreResult, batches, recipients, runs};
 
 /// Timers fired per scheduler pass (one write each pass).
 const FIRE_SLICE: usize = 256;
 
-/// Passes `plan`'s gates in order; at the first closed one, cuts the plan back to what
-/// came before it (see `walk::Gate`).
-fn apply_gates(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<()> {
-    let gates = std::mem::take(&mut plan.gates);
-    for gate in gates {
-        let closes_at = gate.closes_at.map(clock::format);
-        if !timers::gate_pass(db, &gate.key, gate.limit, closes_at.as_deref(), now)? {
-            plan.events.truncate(gate.events_at);
-            plan.events.push(gate.blocked);
-            plan.messages.truncate(gate.messages_at);
-            plan.wait = None;
-            plan.status = "completed";
-            break;
-        }
+/// Writes `plan`'s wait for recipient run `rr`: a delay's timer (a batch wait has none:
+/// its batch's close resumes it, see `batch_close`).
+fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
+    if let Some(wait) = &plan.wait
+        && let WaitKind::Until(until) = &wait.kind
+    {
+        timers::set(db, RESUME, rr, &clock::format(*until))?;
     }
     Ok(())
 }
 
-/// Writes `plan`'s wait (resume state + timer) for recipient run `rr`.
-fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
-    if let Some(wait) = &plan.wait {
-        let WaitKind::Until(until) = &wait.kind;
-        timers::set(db, RESUME, rr, &clock::format(*until))?;
-    }
-    Ok(())
+/// The write's clock reading (`now`, formatted by `clock::format`) as an instant.
+fn instant(now: &str) -> DateTime<Utc> {
+    clock::parse(now).unwrap_or_else(Utc::now)
 }
 
 fn insert_messages(
@@ -89,28 +80,30 @@ pub fn write_new(
     now: &str,
     rows: &mut Vec<MessageRow>,
 ) -> StoreResult<()> {
-    apply_gates(db, &mut plan, now)?;
+    let joins = batch_join::decide(db, &mut plan, now)?;
     let events = Value::Array(plan.events.clone());
     let rr = runs::ensure_recipient_run(db, run_id, &plan.reference, plan.status, &events)?;
     if let Some(wait) = &plan.wait {
         timers::update_recipient_run(db, &rr, plan.status, &[], Some(&wait.resume_state()))?;
     }
+    batch_join::record(db, &rr, joins, instant(now))?;
     write_wait(db, &rr, &plan)?;
     insert_messages(db, &rr, plan, rows)
 }
 
 /// Writes a resumed pass over recipient run `rr`: appended events, new status and resume
 /// state, messages, and the next wait.
-fn write_resumed(
+pub(crate) fn write_resumed(
     db: &Db<'_>,
     rr: &str,
     mut plan: RecipientPlan,
     now: &str,
     rows: &mut Vec<MessageRow>,
 ) -> StoreResult<()> {
-    apply_gates(db, &mut plan, now)?;
+    let joins = batch_join::decide(db, &mut plan, now)?;
     let resume = plan.wait.as_ref().map(|w| w.resume_state());
     timers::update_recipient_run(db, rr, plan.status, &plan.events, resume.as_ref())?;
+    batch_join::record(db, rr, joins, instant(now))?;
     write_wait(db, rr, &plan)?;
     insert_messages(db, rr, plan, rows)
 }
@@ -151,16 +144,33 @@ struct Loaded {
     work: Option<ResumeWork>,
 }
 
-enum ResumeWork {
+/// What resuming a paused recipient run does: walk on, or fail it with this event.
+pub(crate) enum ResumeWork {
     Walk(Box<Resume>),
     Fail(Value),
 }
 
-struct Resume {
-    run: Arc<RunContext>,
-    recipient: RecipientContext,
-    from: StepPosition,
-    resumed: Value,
+/// A paused recipient run ready to walk on from `from`.
+pub(crate) struct Resume {
+    pub run: Arc<RunContext>,
+    pub recipient: RecipientContext,
+    pub from: StepPosition,
+    /// The `resumed` event the plan starts with.
+    pub resumed: Value,
+}
+
+impl ResumeWork {
+    /// Walks a resume (pure CPU: call on the blocking pool); `Err` = fail with this event.
+    pub(crate) fn plan(self) -> Result<RecipientPlan, Value> {
+        match self {
+            ResumeWork::Walk(r) => {
+                let mut plan = walk(&r.run, &r.recipient, &r.from);
+                plan.events.insert(0, r.resumed);
+                Ok(plan)
+            }
+            ResumeWork::Fail(event) => Err(event),
+        }
+    }
 }
 
 /// A fired timer: its id, its recipient run, and what to write (`None`: just drop it;
@@ -168,7 +178,7 @@ struct Resume {
 type Fired = (i64, String, Option<Result<RecipientPlan, Value>>);
 
 /// Run-level inputs loaded once per run per pass.
-struct RunInputs {
+pub(crate) struct RunInputs {
     request: StoredRequest,
     tenant_default: Option<Value>,
 }
@@ -213,14 +223,7 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
         loaded
             .into_iter()
             .map(|l| {
-                let plan = l.work.map(|work| match work {
-                    ResumeWork::Walk(r) => {
-                        let mut plan = walk(&r.run, &r.recipient, &r.from);
-                        plan.events.insert(0, r.resumed);
-                        Ok(plan)
-                    }
-                    ResumeWork::Fail(event) => Err(event),
-                });
+                let plan = l.work.map(ResumeWork::plan);
                 (l.timer_id, l.rr, plan)
             })
             .collect()
@@ -252,7 +255,7 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
 }
 
 /// Loads what resuming recipient run `rr` needs; run-level inputs once per run.
-fn load_one(
+pub(crate) fn load_one(
     db: &Db<'_>,
     rr: &str,
     registry: &Registry,
@@ -351,6 +354,7 @@ fn load_one(
             Value::Null => None,
             v => Some(v.clone()),
         },
+        batch: ClosedBatch::from_value(&state["batch"]).map(Arc::new),
     };
     let resumed = json!({"event": "resumed", "status": "ok", "step_ref": step_ref,
                          "data": {"at": clock.now()}});
@@ -381,6 +385,8 @@ pub async fn cancel(
                                "data": {"cancellation_key": ck, "at": now}});
             for id in &ids {
                 timers::remove(db, RESUME, id)?;
+                // Leaves the batch it waits in (if any); the window stays open.
+                batches::cancel_activity(db, id)?;
                 timers::update_recipient_run(
                     db,
                     id,

@@ -13,7 +13,8 @@
 //! - `step_skipped` — data `{"reason": ...}`: `"preferences"` (+ `setting`, the deciding
 //!   setting), `"skip_delay"` (trigger `settings.skip_delay`), `"invalid_delay"` (+
 //!   `field_path`, `error`: the dynamic value was missing or not a date; Knock skips),
-//!   `"already_elapsed"` (+ `until`: the delay ended in the past).
+//!   `"already_elapsed"` (+ `until`: the delay ended in the past),
+//!   `"invalid_batch_window"` (+ `field_path`: no usable dynamic or static batch window),
 //!   `"conditions"` (+ `conditions`: the step's condition group that did not hold).
 //! - `run_halted` — data `{"reason": "conditions", "conditions"}` (the workflow's
 //!   conditions did not hold) or `{"reason": "trigger_frequency", "trigger_frequency"}`
@@ -21,12 +22,18 @@
 //! - `branch_taken` (`step_type` `branch`) — data `{"branch": <name>, "index"}`.
 //! - `throttled` (`step_type` `throttle`) — data `{"limit", "key"}`; the run stops there.
 //! - `delayed` (`step_type` `delay`) — data `{"until"}`; the recipient run pauses.
+//! - `batched` (`step_type` `batch`) — data `{"batch_key", "batch_id", "opened", "closes_at"}`
+//!   (filled in by the write, `engine::batch_join`): the run joined (or opened) that batch
+//!   and pauses until it closes; with `flush_leading` the opener has `"flushed": true`
+//!   and runs on at once.
 //! - `message_created` — data `{"message_id"}`.
 //! - `step_failed` (status `error`) — data `{"error"}`; the walk halts, status `failed`.
 //!
 //! `engine::waits` appends `resumed` (data `{"at"}`, `step_ref` of the pausing step) and
-//! `cancelled` (data `{"cancellation_key", "at"}`). Recipient run statuses: `completed`,
-//! `failed`, `paused` (waiting on a timer), `cancelled`.
+//! `cancelled` (data `{"cancellation_key", "at"}`); `engine::batch_close` appends
+//! `batch_closed` (data `{"batch_id", "at"}`) to the runs of a closed batch's other
+//! activities, which end `completed`. Recipient run statuses: `completed`, `failed`,
+//! `paused` (waiting on a timer or a batch), `cancelled`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +42,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::accept::merged_data;
+use super::batch::{self, BatchJoin, ClosedBatch};
 use super::preference_check;
 use super::registry::{CompiledStep, CompiledWorkflow, ExecBranch, ExecKind, ExecStep};
 use super::scope::{Node, Scope, shared_entries};
@@ -42,7 +50,9 @@ use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::model::conditions;
 use crate::model::conditions::ConditionGroup;
-use crate::model::workflow::{DelayStep, Duration, ThrottleStep, TriggerFrequency};
+use crate::model::workflow::{
+    BatchStep, DelayStep, Duration, ExecutionMode, ThrottleStep, TriggerFrequency,
+};
 use crate::store::messages::{MessageData, NewMessage};
 use crate::store::recipients;
 use crate::{clock, ids};
@@ -122,6 +132,8 @@ pub struct RecipientContext {
     pub trigger_data: Option<Map<String, Value>>,
     /// The subscription's properties + `object`, when reached through an object.
     pub subscription: Option<Value>,
+    /// The closed batch this run continues from (templates see its variables).
+    pub batch: Option<Arc<ClosedBatch>>,
 }
 
 /// Where a walk starts: the path to the next step to run (the index in the workflow's
@@ -161,12 +173,15 @@ pub struct Wait {
     /// Copied from the [`RecipientContext`] so the resume can rebuild it.
     pub trigger_data: Option<Map<String, Value>>,
     pub subscription: Option<Value>,
+    pub batch: Option<Arc<ClosedBatch>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitKind {
     /// A delay: resume when the clock reads `until`.
     Until(DateTime<Utc>),
+    /// A batch: resume (as the continuing run) when the batch closes.
+    Batch,
 }
 
 impl Wait {
@@ -177,6 +192,7 @@ impl Wait {
             "step_ref": self.step_ref,
             "trigger_data": self.trigger_data,
             "subscription": self.subscription,
+            "batch": self.batch.as_ref().map(|b| b.to_value()),
         })
     }
 }
@@ -191,6 +207,8 @@ pub struct RecipientPlan {
     pub wait: Option<Wait>,
     /// Gates the write must pass, in walk order (throttles, `trigger_frequency`).
     pub gates: Vec<Gate>,
+    /// Batches the write must open or join, in walk order (see `engine::batch_join`).
+    pub batches: Vec<BatchJoin>,
 }
 
 /// A limit only the store can decide exactly (concurrent runs race for it): at most
@@ -238,11 +256,22 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
     let mut w = Walker {
         run,
         recipient,
-        actors: run.actor.iter().cloned().collect(),
+        actors: match &recipient.batch {
+            Some(b) => b.actors.clone(),
+            None => run.actor.iter().cloned().collect(),
+        },
         entity,
         // The run's data is shared, never copied per recipient; only `$trigger_data` makes
         // a recipient's own.
         data: match recipient.trigger_data.as_ref() {
+            // After a batch, `data` is the batch's merged data (Knock §3.5).
+            _ if recipient.batch.is_some() => MessageData::Own(
+                recipient
+                    .batch
+                    .as_ref()
+                    .map(|b| b.data.clone())
+                    .unwrap_or_default(),
+            ),
             None => MessageData::Run(run.data.clone()),
             Some(td) => {
                 let empty = Map::new();
@@ -257,6 +286,7 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
         wait: None,
         refs: Map::new(),
         gates: Vec::new(),
+        batches: Vec::new(),
     };
     if recipient.entity.is_none() && from.is_start() {
         w.events
@@ -272,6 +302,7 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
         messages: w.messages,
         wait: w.wait,
         gates: w.gates,
+        batches: w.batches,
     }
 }
 
@@ -299,6 +330,7 @@ struct Walker<'a> {
     /// Earlier steps' results (`refs.<step_ref>` in conditions).
     refs: Map<String, Value>,
     gates: Vec<Gate>,
+    batches: Vec<BatchJoin>,
 }
 
 /// A throttle key's value must be shorter than this (Knock).
@@ -431,6 +463,7 @@ impl Walker<'_> {
         match &step.kind {
             ExecKind::Channel(channel) => self.channel(channel),
             ExecKind::Delay(delay) => self.delay(&step.step_ref, delay, at),
+            ExecKind::Batch(b) => self.batch(&step.step_ref, b, at),
             ExecKind::Throttle(throttle) => self.throttle(&step.step_ref, throttle),
             ExecKind::Branch(branches) => {
                 let Some(b) = branches
@@ -458,14 +491,7 @@ impl Walker<'_> {
     /// the same transaction as everything else) and, if it is closed, drops what came
     /// after it and records `throttled`.
     fn throttle(&mut self, step_ref: &str, throttle: &ThrottleStep) -> Flow {
-        let key_value = match &throttle.key {
-            None => String::new(),
-            Some(path) => match conditions::lookup(self.scope(), path) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-            },
-        };
+        let key_value = self.key_value(throttle.key.as_deref());
         if key_value.chars().count() >= MAX_THROTTLE_KEY {
             return self.fail(
                 step_ref,
@@ -495,16 +521,111 @@ impl Walker<'_> {
         );
     }
 
-    fn pause(&mut self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Flow {
-        self.status = "paused";
-        self.wait = Some(Wait {
+    /// A throttle or batch key: the value at `path` as a string (missing/null = `""`).
+    fn key_value(&mut self, path: Option<&str>) -> String {
+        let Some(path) = path else {
+            return String::new();
+        };
+        match conditions::lookup(self.scope(), path) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }
+    }
+
+    /// The wait a pause at `at` stores (what the resume rebuilds the recipient from).
+    fn wait_at(&self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Wait {
+        Wait {
             paused_at: StepPosition(at),
             step_ref: step_ref.to_owned(),
             kind,
             trigger_data: self.recipient.trigger_data.clone(),
             subscription: self.recipient.subscription.clone(),
-        });
+            batch: self.recipient.batch.clone(),
+        }
+    }
+
+    fn pause(&mut self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Flow {
+        self.status = "paused";
+        self.wait = Some(self.wait_at(step_ref, at, kind));
         Flow::Stop
+    }
+
+    /// A batch step: the walk records a [`BatchJoin`] that the write decides (open or
+    /// join; only it sees open batches exactly). `accumulate` pauses here either way;
+    /// `flush_leading` runs on, and the write cuts the plan back here if a batch was
+    /// already open (then the run is an activity and pauses).
+    fn batch(&mut self, step_ref: &str, step: &BatchStep, at: Vec<usize>) -> Flow {
+        let key_value = self.key_value(step.key.as_deref());
+        if key_value.chars().count() > crate::model::workflow::MAX_BATCH_KEY_LEN {
+            return self.fail(
+                step_ref,
+                "batch",
+                &format!(
+                    "the batch key's value must be at most {} characters",
+                    crate::model::workflow::MAX_BATCH_KEY_LEN
+                ),
+            );
+        }
+        let now = self.run.clock.now_utc();
+        let dynamic = match &step.until_field_path {
+            None => None,
+            Some(path) => {
+                let value = conditions::lookup(self.scope(), path).cloned();
+                resolve_delay_until(value.as_ref(), now).ok()
+            }
+        };
+        let Some(window) = batch::window(step, now, dynamic) else {
+            // Knock: an invalid dynamic window (and no static one to fall back on) skips.
+            let path = step.until_field_path.clone();
+            self.skipped(
+                step_ref,
+                "batch",
+                json!({"reason": "invalid_batch_window", "field_path": path}),
+            );
+            return Flow::Continue;
+        };
+        let run = self.run;
+        let event_index = self.events.len();
+        self.events.push(
+            json!({"event": "batched", "status": "ok", "step_ref": step_ref,
+                                "step_type": "batch", "data": {"batch_key": key_value}}),
+        );
+        let wait = self.wait_at(step_ref, at, WaitKind::Batch);
+        self.batches.push(BatchJoin {
+            identity: batch::identity(
+                &run.workflow.def.key,
+                step_ref,
+                &self.recipient.reference,
+                run.tenant.as_deref(),
+                &key_value,
+            ),
+            key_value,
+            closes_at: window.closes_at,
+            extend_until: window.extend_until,
+            slide_to: window.slide_to,
+            max_items: step.max_items,
+            settings: batch::settings(step),
+            activity_id: ids::message_id(),
+            actor: run.actor.clone(),
+            data: self.data.value().clone(),
+            inserted_at: clock::format(now),
+            mode: step.mode,
+            event_index,
+            messages_at: self.messages.len(),
+            gates_at: self.gates.len(),
+            wait: wait.clone(),
+        });
+        self.refs
+            .insert(step_ref.to_owned(), json!({"status": "batched"}));
+        match step.mode {
+            ExecutionMode::FlushLeading => Flow::Continue,
+            ExecutionMode::Accumulate => {
+                self.status = "paused";
+                self.wait = Some(wait);
+                Flow::Stop
+            }
+        }
     }
 
     fn delay(&mut self, step_ref: &str, delay: &DelayStep, at: Vec<usize>) -> Flow {
@@ -576,6 +697,9 @@ impl Walker<'_> {
         if let MessageData::Own(own_data) = &self.data {
             own["data"] = (**own_data).clone();
         }
+        if let (Some(closed), Value::Object(own)) = (&self.recipient.batch, &mut own) {
+            own.extend(closed.scope.clone());
+        }
         let scope = Scope::with_shared(run.shared.clone(), &own);
         match step.template.render(&scope) {
             Ok(blocks) => {
@@ -602,6 +726,7 @@ impl Walker<'_> {
                     data: self.data.clone(),
                     blocks,
                     inserted_at: now,
+                    batch: self.recipient.batch.as_ref().map(|b| b.message.clone()),
                 });
                 Flow::Continue
             }

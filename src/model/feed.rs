@@ -275,6 +275,7 @@ pub(crate) mod tests {
             archived_at: None,
             interacted_at: None,
             link_clicked_at: None,
+            batch: None,
         }
     }
 

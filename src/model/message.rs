@@ -33,4 +33,7 @@ pub struct MessageRow {
     pub archived_at: Option<String>,
     pub interacted_at: Option<String>,
     pub link_clicked_at: Option<String>,
+    /// Set on a message produced after a batch step: `{activities, total_activities,
+    /// total_actors}` as the batch closed (activities capped at the render limit).
+    pub batch: Option<Arc<Value>>,
 }

@@ -49,7 +49,11 @@ pub fn feed_item(m: &MessageRow, recipients: &RecipientMap, mode: FeedMode) -> V
         "__typename": "FeedItem",
         "id": m.id,
         "actors": actors,
-        "total_actors": m.actors.len(),
+        "total_actors": m
+            .batch
+            .as_ref()
+            .and_then(|b| b["total_actors"].as_u64())
+            .unwrap_or(m.actors.len() as u64),
         "blocks": m.blocks,
         "data": if mode == FeedMode::Compact { compact_data(&m.data) } else { (*m.data).clone() },
         "inserted_at": m.inserted_at,
@@ -69,11 +73,37 @@ pub fn feed_item(m: &MessageRow, recipients: &RecipientMap, mode: FeedMode) -> V
         "tenant": m.tenant,
     });
     if mode == FeedMode::Rich {
-        // Each message records one triggering activity: its actor, recipient and data.
-        item["activities"] = json!([activity(m, recipients)]);
-        item["total_activities"] = json!(1);
+        item["activities"] = Value::Array(activities(m, recipients));
+        item["total_activities"] = json!(
+            m.batch
+                .as_ref()
+                .and_then(|b| b["total_activities"].as_u64())
+                .unwrap_or(1)
+        );
     }
     item
+}
+
+/// A message's `Activity` list: a batch's rendered activities (actors as the batch
+/// closed), or the one trigger that produced a message without a batch.
+pub fn activities(m: &MessageRow, recipients: &RecipientMap) -> Vec<Value> {
+    let Some(list) = m.batch.as_ref().and_then(|b| b["activities"].as_array()) else {
+        return vec![activity(m, recipients)];
+    };
+    let recipient = recipient_json(recipients, &m.recipient);
+    list.iter()
+        .map(|a| {
+            json!({
+                "__typename": "Activity",
+                "id": a["id"],
+                "inserted_at": a["inserted_at"],
+                "updated_at": a["inserted_at"],
+                "actor": a["actor"],
+                "recipient": recipient,
+                "data": a["data"],
+            })
+        })
+        .collect()
 }
 
 /// The one `Activity` a message records: the trigger that produced it.
@@ -214,6 +244,25 @@ mod tests {
         assert_eq!(rich["data"]["nested"], json!({"a": 1}));
         assert_eq!(rich["total_activities"], 1);
         assert_eq!(rich["activities"][0]["recipient"]["id"], "u");
+    }
+
+    #[test]
+    fn a_batch_message_shows_its_activities_and_counts() {
+        let mut m = crate::model::feed::tests::row(None);
+        m.actors = vec![RecipientRef::User("a1".into())];
+        m.batch = Some(std::sync::Arc::new(json!({
+            "activities": [{"id": "x1", "inserted_at": "t1", "actor": {"id": "a1"}, "data": {"n": 1}},
+                           {"id": "x2", "inserted_at": "t2", "actor": null, "data": {"n": 2}}],
+            "total_activities": 7, "total_actors": 3})));
+        let rich = feed_item(&m, &RecipientMap::new(), FeedMode::Rich);
+        assert_eq!(rich["total_activities"], 7);
+        assert_eq!(rich["total_actors"], 3);
+        assert_eq!(rich["activities"][1]["data"], json!({"n": 2}));
+        assert_eq!(rich["activities"][0]["__typename"], "Activity");
+        assert_eq!(rich["activities"][0]["recipient"]["id"], "u");
+        let compact = feed_item(&m, &RecipientMap::new(), FeedMode::Compact);
+        assert!(compact.get("activities").is_none());
+        assert_eq!(compact["total_actors"], 3);
     }
 
     #[test]

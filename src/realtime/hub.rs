@@ -62,6 +62,11 @@ pub struct HubStats {
     pub feeds: usize,
     pub pushes: u64,
     pub evictions: u64,
+    /// Pushes not delivered: the session was already evicted or gone, or counting the
+    /// feed for the push failed.
+    pub dropped: u64,
+    /// Topics joined across all sessions (a feed joined by two sockets counts twice).
+    pub topics: usize,
     /// Topic joins accepted since start.
     pub joins: u64,
 }
@@ -74,6 +79,7 @@ struct Inner {
     next_id: AtomicU64,
     pushes: AtomicU64,
     evictions: AtomicU64,
+    dropped: AtomicU64,
     joins: AtomicU64,
     publish_tx: mpsc::UnboundedSender<Vec<MessageRow>>,
     shutdown: watch::Sender<bool>,
@@ -100,6 +106,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 pushes: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
                 joins: AtomicU64::new(0),
                 publish_tx,
                 shutdown,
@@ -143,6 +150,9 @@ impl Hub {
             feeds: self.inner.feeds.len(),
             pushes: self.inner.pushes.load(Ordering::Relaxed),
             evictions: self.inner.evictions.load(Ordering::Relaxed),
+            dropped: self.inner.dropped.load(Ordering::Relaxed),
+            // O(feeds); read on a scrape, never per push.
+            topics: self.inner.feeds.iter().map(|e| e.value().len()).sum(),
             joins: self.inner.joins.load(Ordering::Relaxed),
         }
     }
@@ -326,6 +336,9 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
         Ok(counts) => counts,
         Err(e) => {
             tracing::error!(error = %e, "realtime: counting feeds for a push failed");
+            hub.inner
+                .dropped
+                .fetch_add(pending.len() as u64, Ordering::Relaxed);
             return;
         }
     };
@@ -381,6 +394,7 @@ fn count_all(
 fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
     let link = &subscriber.link;
     if link.evicted.load(Ordering::SeqCst) {
+        hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
     match link.tx.try_send(text) {
@@ -395,7 +409,9 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
             );
             link.evict();
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -403,5 +419,55 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
 impl crate::engine::bus::FeedBus for Hub {
     fn publish(&self, messages: &[MessageRow]) {
         Hub::publish(self, messages);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber_of(hub: &Hub, key: &FeedKey, session: u64) -> Subscriber {
+        hub.inner
+            .feeds
+            .get(key)
+            .and_then(|subs| subs.iter().find(|s| s.link.id == session).cloned())
+            .expect("joined")
+    }
+
+    #[tokio::test]
+    async fn stats_count_topics_and_each_push_outcome_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
+        let hub = Hub::new(store, 1);
+        let key: FeedKey = ("channel".into(), RecipientRef::User("u1".into()));
+        let params = Arc::new(JoinParams::parse(&serde_json::json!({})).expect("params"));
+        let (mut slow, _slow_rx) = hub.register();
+        let (mut gone, gone_rx) = hub.register();
+        slow.join("feeds:c:u1", key.clone(), None, params.clone(), None);
+        slow.join("feeds:c:u1:again", key.clone(), None, params.clone(), None);
+        gone.join("feeds:c:u1", key.clone(), None, params, None);
+        let stats = hub.stats();
+        assert_eq!((stats.sessions, stats.feeds, stats.topics), (2, 1, 3));
+
+        let to_slow = subscriber_of(&hub, &key, slow.id());
+        send(&hub, &to_slow, ByteString::from("1"));
+        send(&hub, &to_slow, ByteString::from("2"));
+        send(&hub, &to_slow, ByteString::from("3"));
+        drop(gone_rx);
+        send(
+            &hub,
+            &subscriber_of(&hub, &key, gone.id()),
+            ByteString::from("4"),
+        );
+        let stats = hub.stats();
+        assert_eq!(stats.pushes, 1, "the first fits the queue of 1");
+        assert_eq!(stats.evictions, 1, "the second overflows it");
+        assert_eq!(
+            stats.dropped, 2,
+            "the third finds it evicted; the fourth a closed socket"
+        );
+
+        drop(gone);
+        assert_eq!(hub.stats().topics, 2);
     }
 }

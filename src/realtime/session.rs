@@ -24,7 +24,7 @@ use super::frames::{Frame, PHOENIX_TOPIC};
 use super::hub::Registration;
 use super::joins;
 use crate::auth::Caller;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Largest frame accepted from a client; join params are small.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;

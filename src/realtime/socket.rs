@@ -20,7 +20,7 @@ use super::session::{self, SessionContext};
 use crate::auth::Caller;
 use crate::auth::extract::authenticate;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws/v1/websocket", web::get().to(websocket));

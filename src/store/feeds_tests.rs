@@ -36,6 +36,7 @@ fn new_message(i: usize, tenant: Option<&str>) -> NewMessage {
                 .into(),
         blocks: json!([]),
         inserted_at: format!("2026-01-01T00:00:{:02}.000000Z", i),
+        batch: None,
     }
 }
 

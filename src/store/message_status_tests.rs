@@ -38,6 +38,7 @@ fn seed(db: &Db<'_>) {
                 data: json!({"i": i}).into(),
                 blocks: json!([]),
                 inserted_at: format!("2026-01-01T00:00:{i:02}.000000Z"),
+                batch: None,
             },
         )
         .expect("insert");

@@ -66,6 +66,8 @@ pub struct NewMessage {
     pub data: MessageData,
     pub blocks: Value,
     pub inserted_at: String,
+    /// The closed batch this message renders (see `MessageRow::batch`).
+    pub batch: Option<Arc<Value>>,
 }
 
 /// The row type lives in `model` (it is what feeds, views and filters reason about);
@@ -78,7 +80,7 @@ pub const MESSAGE_COLUMNS: &str = concat!(
      workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
      actors, ",
     data_sql!(),
-    ", blocks, metadata, inserted_at, updated_at, seen_at, read_at, archived_at, interacted_at, link_clicked_at"
+    ", blocks, metadata, inserted_at, updated_at, seen_at, read_at, archived_at, interacted_at, link_clicked_at, batch"
 );
 
 pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -116,6 +118,10 @@ pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
         archived_at: row.get(21)?,
         interacted_at: row.get(22)?,
         link_clicked_at: row.get(23)?,
+        batch: row
+            .get::<_, Option<String>>(24)?
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .map(Arc::new),
     })
 }
 
@@ -128,8 +134,8 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
         .prepare_cached(
             "INSERT OR IGNORE INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
              workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
-             actors, data, blocks, metadata, inserted_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16)",
+             actors, data, blocks, metadata, inserted_at, updated_at, batch) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17)",
         )?
         .execute(params![
             m.id,
@@ -151,6 +157,7 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
             },
             serde_json::to_string(&m.blocks)?,
             m.inserted_at,
+            m.batch.as_deref().map(serde_json::to_string).transpose()?,
         ])?;
     if inserted == 0 {
         return Ok(None);
@@ -180,6 +187,7 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
         archived_at: None,
         interacted_at: None,
         link_clicked_at: None,
+        batch: m.batch.clone(),
     };
     adjust_counters(
         db,

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_engine_gates",
         include_str!("migrations/0009_engine_gates.sql"),
     ),
+    ("0010_batches", include_str!("migrations/0010_batches.sql")),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

@@ -11,8 +11,11 @@ mod feed_sql;
 mod migrations;
 mod readers;
 mod writer;
+mod writer_metrics;
 
+pub mod backlog;
 pub mod backup;
+pub mod batches;
 pub mod bulk;
 pub mod channels;
 pub mod feeds;
@@ -32,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use migrations::SCHEMA_VERSION;
 pub use writer::WriterHandle;
+pub use writer_metrics::WriterMetrics;
 
 /// What can go wrong below the API. Mapped to HTTP once, in `crate::error`.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +121,7 @@ pub struct Db<'a>(&'a rusqlite::Connection);
 #[derive(Clone)]
 pub struct Store {
     writer: WriterHandle,
+    writer_metrics: WriterMetrics,
     readers: readers::ReaderPool,
     path: PathBuf,
 }
@@ -141,13 +146,20 @@ impl Store {
         if let Some(max_bytes) = max_bytes {
             connection::limit_size(&conn, max_bytes)?;
         }
-        let writer = writer::spawn(conn);
+        let writer_metrics = WriterMetrics::new();
+        let writer = writer::spawn(conn, writer_metrics.clone());
         let readers = readers::ReaderPool::new(path.to_path_buf());
         Ok(Store {
             writer,
+            writer_metrics,
             readers,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The writer's group-commit histograms, for the `/metrics` registry.
+    pub fn writer_metrics(&self) -> &WriterMetrics {
+        &self.writer_metrics
     }
 
     /// Runs `f` inside the writer's transaction (its own savepoint) and returns its result

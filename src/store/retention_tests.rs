@@ -33,6 +33,7 @@ fn seed(db: &Db<'_>) {
                 data: json!({"i": i}).into(),
                 blocks: json!([]),
                 inserted_at: at(i),
+                batch: None,
             },
         )
         .expect("insert");

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, StoreError, StoreResult};
+use super::{Db, StoreError, StoreResult, WriterMetrics};
 
 /// How many commands may wait before callers are made to wait (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
@@ -50,11 +50,11 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
 }
 
-pub(super) fn spawn(conn: Connection) -> WriterHandle {
+pub(super) fn spawn(conn: Connection, metrics: WriterMetrics) -> WriterHandle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     std::thread::Builder::new()
         .name("tidings-writer".into())
-        .spawn(move || run(conn, rx))
+        .spawn(move || run(conn, rx, metrics))
         .expect("the OS refused to start the writer thread");
     WriterHandle { tx }
 }
@@ -157,7 +157,7 @@ impl Lanes {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics) {
     let mut lanes = Lanes::default();
     let mut shutdown = None;
     loop {
@@ -178,7 +178,12 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
         }
         if lanes.len() > 0 {
             let mut turn = lanes.turn();
+            let started = Instant::now();
             commit_batch(&conn, || lanes.next_job(&mut turn));
+            metrics.batch_size.observe(turn.commands as f64);
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         if lanes.len() == 0
             && let Some(done) = shutdown.take()
@@ -263,7 +268,7 @@ mod tests {
         let conn = Connection::open_in_memory().expect("in-memory db");
         conn.execute_batch("CREATE TABLE t(v INTEGER NOT NULL)")
             .expect("schema");
-        spawn(conn)
+        spawn(conn, WriterMetrics::new())
     }
 
     fn count(db: &Db<'_>) -> StoreResult<i64> {

@@ -29,7 +29,7 @@ pub struct TestApp {
     pub workflows_dir: PathBuf,
     pub handle: actix_web::dev::ServerHandle,
     /// The server's state, for tests that observe internals (hub counters, store).
-    pub state: actix_web::web::Data<tidings::startup::AppState>,
+    pub state: actix_web::web::Data<tidings::state::AppState>,
     _dir: tempfile::TempDir,
 }
 

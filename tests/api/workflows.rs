@@ -122,8 +122,8 @@ async fn put_with_an_unimplemented_step_type_is_refused_and_stores_nothing() {
         ),
         (
             json!({"ref": "batch_1", "type": "batch", "settings": {}}),
-            "workflow.steps[0].type",
-            "`batch` is not implemented",
+            "workflow.steps[0].settings.batch_window",
+            "is required",
         ),
         (
             json!({"ref": "email_1", "type": "channel", "channel_type": "email", "channel_key": "postmark",

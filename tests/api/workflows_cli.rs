@@ -170,3 +170,49 @@ async fn push_upserts_each_workflow_and_refuses_bad_keys_and_broken_dirs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("pushed-bad/workflow.json"));
     assert_eq!(app.get_json("/v1/workflows/pushed-three").await.0, 404);
 }
+
+/// A `knock workflow pull` directory with a batch step (settings as knock-cli writes them,
+/// the digest body in its own file) validates; a bad window in another file is reported
+/// with its file and field.
+#[tokio::test]
+async fn validate_accepts_a_knock_cli_batch_workflow_and_names_a_bad_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        &root.join("comment-digest/workflow.json"),
+        r#"{"name":"Comment digest","categories":["collaboration"],"steps":[
+            {"ref":"batch_1","type":"batch","name":"Batch","description":null,
+             "settings":{"batch_key":"data.page_id","batch_order":"asc",
+                         "batch_window":{"unit":"minutes","value":5},"batch_window_type":"sliding",
+                         "batch_window_extension_limit":{"unit":"hours","value":1},
+                         "batch_items_max_limit":100,"batch_execution_mode":"flush_leading",
+                         "workflow_version_mode":"latest"}},
+            {"ref":"in_app_feed_1","type":"channel","channel_key":"in-app-feed","channel_type":"in_app_feed",
+             "template":{"markdown_body@":"in_app_feed_1/markdown_body.md"}}]}"#,
+    );
+    write(
+        &root.join("comment-digest/in_app_feed_1/markdown_body.md"),
+        "{{ total_activities }} comments by {{ actors[0].name }}",
+    );
+    let out = tidings(args(&["workflows", "validate", root.to_str().unwrap()])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok comment-digest"));
+
+    write(
+        &root.join("bad-batch/workflow.json"),
+        r#"{"name":"B","steps":[{"ref":"b","type":"batch",
+            "settings":{"batch_window":{"unit":"minutes","value":0}}}]}"#,
+    );
+    let out = tidings(args(&["workflows", "validate", root.to_str().unwrap()])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("bad-batch/workflow.json")
+            && l.contains("`steps[0].settings.batch_window`")),
+        "{stderr}"
+    );
+}

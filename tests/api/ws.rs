@@ -247,6 +247,7 @@ impl TestApp {
             data: item.data.into(),
             blocks: json!([]),
             inserted_at: tidings::clock::now(),
+            batch: None,
         };
         let row = self
             .state

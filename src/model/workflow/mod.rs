@@ -2,15 +2,19 @@
 //! parsed into typed steps.
 //!
 //! Invariant: a [`WorkflowDef`] only ever holds what Tidings can execute. A definition that
-//! uses a step type or feature not implemented yet (delay, batch, throttle, branch,
-//! conditions, non-in-app channels, ...) is refused with a field error that says so —
+//! uses a step type or feature not implemented (e.g. `http_fetch`, non-in-app channels,
+//! an unknown condition operator) is refused with a field error that says so —
 //! never silently ignored, because ignoring a delay or a condition would send messages
 //! the author did not intend.
 
+mod batch;
 mod duration;
 mod steps;
 
-pub use duration::{Duration, Unit};
+pub use batch::{
+    BatchOrder, BatchStep, ExecutionMode, MAX_KEY_LEN as MAX_BATCH_KEY_LEN, WindowType,
+};
+pub use duration::{Duration, MAX_DAYS, Unit};
 
 use serde_json::{Map, Value};
 
@@ -78,6 +82,7 @@ pub struct Step {
 pub enum StepKind {
     InAppFeed(InAppFeedStep),
     Delay(DelayStep),
+    Batch(BatchStep),
     Throttle(ThrottleStep),
     Branch(Vec<Branch>),
 }
@@ -393,7 +398,7 @@ mod tests {
     fn unimplemented_step_types_and_conditions_are_refused_by_name() {
         let body = json!({"name": "x", "conditions": {"all": []}, "steps": [
             {"ref": "d", "type": "batch", "settings": {}},
-            {"ref": "b", "type": "batch"},
+            {"ref": "b", "type": "random_cohort"},
             {"ref": "e", "type": "channel", "channel_type": "email", "channel_key": "postmark", "template": {}},
             {"ref": "f", "type": "http_fetch"},
             {"ref": "g", "type": "channel", "channel_key": "k", "template": {"markdown_body": "x"},
@@ -404,7 +409,7 @@ mod tests {
         let errors = WorkflowDef::parse("abc", &body, "workflow").expect_err("refused");
         let f = fields(&errors);
         for expected in [
-            "workflow.steps[0].type",
+            "workflow.steps[0].settings.batch_window",
             "workflow.steps[1].type",
             "workflow.steps[2].channel_type",
             "workflow.steps[3].type",
@@ -414,7 +419,12 @@ mod tests {
         ] {
             assert!(f.contains(&expected), "{expected} missing from {f:?}");
         }
-        assert!(errors[1].message.contains("`batch` is not implemented"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("`random_cohort` is not supported")),
+            "{errors:?}"
+        );
     }
 
     #[test]

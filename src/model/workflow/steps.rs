@@ -1,5 +1,5 @@
-//! Parsing workflow steps: only `channel` steps of type `in_app_feed` are executable;
-//! every other step type or unimplemented step feature is refused by name.
+//! Parsing workflow steps: `channel` (in-app feed), `delay`, `batch`, `throttle` and
+//! `branch`; every other step type or unimplemented step feature is refused by name.
 
 use std::collections::HashSet;
 
@@ -82,17 +82,13 @@ fn parse_steps_at(
             Some("delay") => parse_delay_step(s, &at, errors).map(StepKind::Delay),
             Some("throttle") => parse_throttle_step(s, &at, errors).map(StepKind::Throttle),
             Some("branch") => parse_branch_step(s, &at, refs, depth, errors).map(StepKind::Branch),
-            Some(kind @ "batch") => {
-                errors.push(
-                    &format!("{at}.type"),
-                    format!("step type `{kind}` is not implemented in Tidings yet"),
-                );
-                None
-            }
+            Some("batch") => settings(s, &at, errors)
+                .and_then(|settings| super::batch::parse_batch_step(settings, &at, errors))
+                .map(StepKind::Batch),
             Some(kind) => {
                 errors.push(
                     &format!("{at}.type"),
-                    format!("step type `{kind}` is not supported by Tidings (channel/in_app_feed, delay, throttle, branch)"),
+                    format!("step type `{kind}` is not supported by Tidings (channel/in_app_feed, delay, batch, throttle, branch)"),
                 );
                 None
             }

@@ -4,11 +4,21 @@ import Knock from "@knocklabs/client";
 
 const state = { realtime: [], errors: [] };
 
+/** A batch item's summary as an app would render it from the client's fields. */
+function batchText(i) {
+  if (!i.total_activities || i.total_activities < 2) return "";
+  const names = i.actors.map((a) => a.name || a.id).join(", ");
+  return ` ${i.total_activities} activities by ${names} (${i.total_actors} actors)`;
+}
+
 function render(feed) {
   const { items, metadata } = feed.getState();
-  document.getElementById("items").innerHTML = items
-    .map((i) => `<li>${i.id}</li>`)
-    .join("");
+  const list = document.getElementById("items");
+  list.replaceChildren(...items.map((i) => {
+    const li = document.createElement("li");
+    li.textContent = `${i.id}${batchText(i)}`;
+    return li;
+  }));
   document.getElementById("unread").textContent = String(metadata.unread_count);
 }
 
@@ -16,10 +26,11 @@ window.e2e = {
   state,
 
   // authenticate, fetch, listenForUpdates; resolves with the first fetch's result.
-  async start({ host, publicKey, userId, userToken, channelId }) {
+  // `mode` is the feed's mode ("compact" unless given).
+  async start({ host, publicKey, userId, userToken, channelId, mode }) {
     const knock = new Knock(publicKey, { host, logLevel: "debug" });
     knock.authenticate(userId, userToken);
-    const feed = knock.feeds.initialize(channelId, { archived: "exclude" });
+    const feed = knock.feeds.initialize(channelId, { archived: "exclude", ...(mode ? { mode } : {}) });
     feed.on("items.received.realtime", ({ items, metadata }) => {
       state.realtime.push({ ids: items.map((i) => i.id), metadata });
       render(feed);
@@ -35,7 +46,14 @@ window.e2e = {
   snapshot() {
     const { items, metadata } = window.e2e.feed.getState();
     return {
-      items: items.map((i) => ({ id: i.id, read_at: i.read_at, cursor: i.__cursor })),
+      items: items.map((i) => ({
+        id: i.id, read_at: i.read_at, cursor: i.__cursor,
+        total_activities: i.total_activities, total_actors: i.total_actors,
+        actors: i.actors.map((a) => a.name || a.id),
+        activities: (i.activities || []).map((a) => ({ actor: a.actor && a.actor.id, data: a.data })),
+        body: i.blocks.find((b) => b.name === "body")?.rendered,
+      })),
+      rendered: document.getElementById("items").textContent,
       metadata,
       realtime: state.realtime,
     };

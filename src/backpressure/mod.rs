@@ -1,0 +1,59 @@
+//! Trigger backpressure (issue 10 item 3): a trigger is refused with Knock's 429
+//! `rate_limited` and `Retry-After` — before anything is parsed deeply or stored — when the
+//! durable backlog is at `--max-queued-runs`, or when the key or the trigger's tenant is
+//! over its trigger rate or item rate.
+//!
+//! What is counted: one trigger per `POST /v1/workflows/{key}/trigger`, and as items the
+//! recipients the trigger lists (an object recipient counts once here; its subscribers are
+//! expanded later by the runner, where the backlog gate bounds them). Only that endpoint
+//! is limited: scheduled runs and resumed delays were acknowledged when created and are
+//! never refused.
+//!
+//! Invariant: a refused trigger stores nothing (the check runs before `engine::accept`);
+//! an acknowledged trigger is never dropped by backpressure.
+
+mod backlog;
+mod limiter_clock;
+mod limits;
+mod refused;
+
+pub use backlog::BacklogGate;
+pub use limiter_clock::LimiterClock;
+pub use limits::{BURST_SECONDS, Limits};
+pub use refused::{Reason, Refused};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// The limits and the backlog gate, shared by every trigger.
+pub struct Backpressure {
+    limits: Limits,
+    backlog: BacklogGate,
+}
+
+impl Backpressure {
+    pub fn new(settings: &Settings, store: Store, clock: Clock) -> Self {
+        Backpressure {
+            limits: Limits::new(settings, LimiterClock::new(clock.clone())),
+            backlog: BacklogGate::new(store, clock, settings.max_queued_runs.get()),
+        }
+    }
+
+    /// Admits a trigger for `tenant` listing `items` recipients, or refuses it. The backlog
+    /// is checked first: while it is full, refused triggers spend no rate.
+    pub async fn admit(&self, tenant: Option<&str>, items: u32) -> Result<(), Refused> {
+        self.backlog.check().await?;
+        self.limits.check(tenant, items)
+    }
+
+    /// Tells the backlog gate a trigger was accepted (its run is queued).
+    pub fn accepted(&self) {
+        self.backlog.accepted();
+    }
+
+    /// The backlog gate (for `/metrics`).
+    pub fn backlog(&self) -> &BacklogGate {
+        &self.backlog
+    }
+}

@@ -1,0 +1,164 @@
+//! The write side of a walk's checkpoints: gates (throttle, `trigger_frequency`) and
+//! batch joins, decided in plan order inside the recipient run's write transaction.
+//!
+//! Invariants:
+//! - Each gate and each batch join is decided in the SAME transaction that writes the
+//!   recipient run, so concurrent runs never both open a batch or both pass a full gate,
+//!   and a crash leaves either all of it or none.
+//! - A closed gate cuts the plan back to before it (and drops everything after). A
+//!   `flush_leading` join that finds an open batch cuts the plan back to its step and
+//!   pauses there as an activity; a join that opens the batch lets the plan run on.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::batch::{self, BatchJoin};
+use super::walk::RecipientPlan;
+use crate::clock;
+use crate::ids;
+use crate::model::workflow::ExecutionMode;
+use crate::store::batches::{self, NewBatch};
+use crate::store::{Db, StoreResult, timers};
+
+/// What a decided join still has to write once the recipient run's id is known.
+pub enum JoinAction {
+    Open {
+        batch_id: String,
+        join: BatchJoin,
+    },
+    Append {
+        batch: batches::OpenBatch,
+        join: BatchJoin,
+    },
+}
+
+/// Decides `plan`'s gates and batch joins in plan order, cutting the plan as they
+/// require; returns the joins to record (see [`record`]).
+pub fn decide(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<Vec<JoinAction>> {
+    let mut gates = std::mem::take(&mut plan.gates)
+        .into_iter()
+        .enumerate()
+        .peekable();
+    let mut joins = std::mem::take(&mut plan.batches).into_iter().peekable();
+    let mut actions = Vec::new();
+    loop {
+        let join_next = match (joins.peek(), gates.peek()) {
+            (Some(j), Some((g, _))) => j.gates_at <= *g,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if join_next {
+            let Some(join) = joins.next() else { break };
+            match batches::find_open(db, &join.identity)? {
+                None => {
+                    let batch_id = ids::uuid();
+                    let flushed = join.mode == ExecutionMode::FlushLeading;
+                    if let Some(event) = plan.events.get_mut(join.event_index) {
+                        event["data"]["batch_id"] = json!(batch_id);
+                        event["data"]["opened"] = json!(true);
+                        event["data"]["closes_at"] = json!(clock::format(join.closes_at));
+                        if flushed {
+                            event["data"]["flushed"] = json!(true);
+                        }
+                    }
+                    actions.push(JoinAction::Open { batch_id, join });
+                }
+                Some(open) => {
+                    if join.mode == ExecutionMode::FlushLeading {
+                        plan.events.truncate(join.event_index + 1);
+                        plan.messages.truncate(join.messages_at);
+                        plan.wait = Some(join.wait.clone());
+                        plan.status = "paused";
+                    }
+                    if let Some(event) = plan.events.get_mut(join.event_index) {
+                        event["data"]["batch_id"] = json!(open.id);
+                        event["data"]["opened"] = json!(false);
+                    }
+                    actions.push(JoinAction::Append { batch: open, join });
+                    // Anything after this step waits for the batch to close.
+                    break;
+                }
+            }
+        } else {
+            let Some((_, gate)) = gates.next() else { break };
+            let closes_at = gate.closes_at.map(clock::format);
+            if !timers::gate_pass(db, &gate.key, gate.limit, closes_at.as_deref(), now)? {
+                plan.events.truncate(gate.events_at);
+                plan.events.push(gate.blocked);
+                plan.messages.truncate(gate.messages_at);
+                plan.wait = None;
+                plan.status = "completed";
+                // Joins after the gate never happened; joins before it keep their batch.
+                break;
+            }
+        }
+    }
+    Ok(actions)
+}
+
+/// Writes the decided joins of recipient run `rr`: opens batches and appends activities
+/// (a `flush_leading` opener is not an activity), moving a batch's close as its window
+/// type and item limit require. `now` is the write's clock reading.
+pub fn record(
+    db: &Db<'_>,
+    rr: &str,
+    actions: Vec<JoinAction>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    for action in actions {
+        match action {
+            JoinAction::Open { batch_id, join } => {
+                let closes_at = clock::format(join.closes_at);
+                let extend_until = join.extend_until.map(clock::format);
+                batches::open(
+                    db,
+                    &NewBatch {
+                        id: &batch_id,
+                        identity: &join.identity,
+                        opened_at: &join.inserted_at,
+                        closes_at: &closes_at,
+                        extend_until: extend_until.as_deref(),
+                        settings: &join.settings,
+                    },
+                )?;
+                if join.mode == ExecutionMode::Accumulate {
+                    add(db, &batch_id, rr, &join)?;
+                }
+            }
+            JoinAction::Append { batch, join } => {
+                add(db, &batch.id, rr, &join)?;
+                // Counted only when a limit needs it (at most 1,000 rows, indexed).
+                let live = match join.max_items {
+                    Some(_) => batches::fingerprint(db, &batch.id)?.0,
+                    None => 0,
+                };
+                let current = clock::parse(&batch.closes_at).unwrap_or(now);
+                let closes = batch::close_after_append(
+                    current,
+                    join.slide_to,
+                    batch.extend_until.as_deref().and_then(clock::parse),
+                    u64::try_from(live).unwrap_or(0),
+                    join.max_items,
+                    now,
+                );
+                if closes != current {
+                    batches::set_closes_at(db, &batch.id, &clock::format(closes))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add(db: &Db<'_>, batch_id: &str, rr: &str, join: &BatchJoin) -> StoreResult<()> {
+    batches::add_activity(
+        db,
+        batch_id,
+        rr,
+        &join.activity_id,
+        join.actor.as_ref(),
+        &join.data,
+        &join.inserted_at,
+    )
+}
