@@ -97,10 +97,6 @@ pub fn decide(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<V
     Ok(actions)
 }
 
-fn parse(t: &str) -> Option<DateTime<Utc>> {
-    clock::parse(t)
-}
-
 /// Writes the decided joins of recipient run `rr`: opens batches and appends activities
 /// (a `flush_leading` opener is not an activity), moving a batch's close as its window
 /// type and item limit require. `now` is the write's clock reading.
@@ -137,11 +133,11 @@ pub fn record(
                     Some(_) => batches::fingerprint(db, &batch.id)?.0,
                     None => 0,
                 };
-                let current = parse(&batch.closes_at).unwrap_or(now);
+                let current = clock::parse(&batch.closes_at).unwrap_or(now);
                 let closes = batch::close_after_append(
                     current,
                     join.slide_to,
-                    batch.extend_until.as_deref().and_then(parse),
+                    batch.extend_until.as_deref().and_then(clock::parse),
                     u64::try_from(live).unwrap_or(0),
                     join.max_items,
                     now,

@@ -51,6 +51,7 @@ fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
     Ok(())
 }
 
+/// The write's clock reading (`now`, formatted by `clock::format`) as an instant.
 fn instant(now: &str) -> DateTime<Utc> {
     clock::parse(now).unwrap_or_else(Utc::now)
 }

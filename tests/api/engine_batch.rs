@@ -752,3 +752,49 @@ async fn the_batch_variables_survive_a_delay_after_the_batch() {
     );
     assert_eq!(items[0]["total_activities"], 2);
 }
+
+/// Through an object: the object and each subscriber get their own batch, and the
+/// subscriber's `recipient.subscription` survives the wait.
+#[tokio::test]
+async fn an_object_and_each_subscriber_batch_separately() {
+    let (app, clock) = app_with_manual_clock().await;
+    app.put_ok("/v1/objects/projects/apollo", json!({"name": "Apollo"}))
+        .await;
+    let (status, out) = app
+        .post_json(
+            "/v1/objects/projects/apollo/subscriptions",
+            json!({"recipients": [{"id": "sub-a"}, {"id": "sub-b"}], "properties": {"role": "viewer"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    upsert(
+        &app,
+        "project-digest",
+        json!([
+            batch(json!({"batch_window": minutes(5)})),
+            in_app(
+                "feed",
+                "{{ total_activities }} as {{ recipient.subscription.role }}"
+            )
+        ]),
+    )
+    .await;
+    for n in 1..=2 {
+        let run = app
+            .trigger(
+                "project-digest",
+                json!({"recipients": [{"id": "apollo", "collection": "projects"}], "data": {"n": n}}),
+            )
+            .await;
+        wait_recipient_statuses(&app, &run, 3, &["paused"]).await;
+    }
+    assert_eq!(open_batches(&app), 3);
+    clock.advance(Duration::minutes(5));
+    for user in ["sub-a", "sub-b"] {
+        let items = rich_feed(&app, user, 1).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(body_of(&items[0]), "<p>2 as viewer</p>");
+    }
+    wait_messages(&app, "apollo", 1).await;
+    assert_stays(&app, "apollo", 1).await;
+}
