@@ -173,6 +173,13 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_RETAIN_RUNS_DAYS", value_parser = crate::model::retention::parse_days)]
     pub retain_runs_days: Option<u32>,
 
+    /// Recipients per fan-out page: one write, and one turn of the runner's fair
+    /// scheduling between tenants. Smaller pages let other tenants in sooner but cost
+    /// more commits per item.
+    #[arg(long, env = "TIDINGS_FANOUT_PAGE_SIZE", default_value_t = crate::engine::audience::PAGE_SIZE,
+          value_parser = parse_page_size)]
+    pub fanout_page_size: usize,
+
     /// Seconds between retention passes (the first runs at start).
     #[arg(long, env = "TIDINGS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
     pub retention_interval_secs: u64,
@@ -186,6 +193,14 @@ pub struct Settings {
     /// or a manual clock that tests advance.
     #[arg(skip)]
     pub clock: crate::clock::Clock,
+}
+
+/// A fan-out page size: 1 to 5,000 recipients.
+fn parse_page_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=5000).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a page size from 1 to 5000")),
+    }
 }
 
 /// How log lines are written (see `crate::logging`).
@@ -229,6 +244,7 @@ impl Settings {
             retain_archived_days: None,
             retain_runs_days: None,
             retention_interval_secs: 3600,
+            fanout_page_size: crate::engine::audience::PAGE_SIZE,
             demo: false,
             clock: crate::clock::Clock::system(),
         }

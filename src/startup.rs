@@ -81,6 +81,7 @@ impl Application {
             std::sync::Arc::new(bus),
             &settings.workflows,
             settings.clock.clone(),
+            settings.fanout_page_size,
         )
         .await?;
         if settings.demo {

@@ -25,8 +25,11 @@ use crate::store::recipients::subscriptions::{self, ObjectKey};
 use crate::store::recipients::{self as recipient_store};
 use crate::store::{Db, StoreResult};
 
-/// Targets per page: one page is one group-commit write of recipient runs and messages.
-pub const PAGE_SIZE: usize = 500;
+/// Targets per page: one page is one write of recipient runs and messages, and one turn
+/// of the runner's fair scheduling. Small enough that a page's write is short (a trigger
+/// acknowledgement may wait for one; issue 10 item 2: at 500 another tenant's ack p50 was
+/// ~140 ms while a fan-out drained, at 100 ~15 ms, at the same items/s — BENCHMARKS.md).
+pub const PAGE_SIZE: usize = 100;
 /// Most targets one trigger expands to (direct recipients and subscribers at both depths,
 /// counted before deduplication). Beyond it the expansion stops, the run completes with
 /// what it reached and a warning names the run (README "Limits").

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod batch_close;
 pub mod batch_join;
 pub mod bus;
+pub mod fair;
 pub mod loader;
 pub mod preference_check;
 pub mod refusal;
@@ -52,11 +53,13 @@ pub struct Engine {
 impl Engine {
     /// Loads stored workflows, then the directory (which wins and is persisted, so a
     /// restart can run queued runs even of workflows later removed from disk).
+    /// `fanout_page_size` is the recipients per fan-out page, i.e. per runner slice.
     pub async fn start(
         store: Store,
         bus: bus::SharedBus,
         workflows_dir: &Path,
         clock: Clock,
+        fanout_page_size: usize,
     ) -> Result<Engine, EngineError> {
         let registry = Arc::new(Registry::new(store.clone()));
         registry.load_stored().await?;
@@ -92,6 +95,7 @@ impl Engine {
             bus,
             registry.clone(),
             scheduler.clone(),
+            fanout_page_size,
         ));
         scheduler.register(Arc::new(schedules::ScheduleSource {
             store: store.clone(),

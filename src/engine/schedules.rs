@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use super::accept::{parse_inline, upsert_inline};
@@ -27,10 +28,10 @@ use super::registry::{CompiledWorkflow, Registry};
 use crate::clock;
 use crate::error::FieldError;
 use crate::ids;
-use crate::model::PageQuery;
 use crate::model::properties::RecipientProperties;
 use crate::model::recurrence::{Recurrence, RepeatRule};
 use crate::model::schedules::{Change, CreateSchedules, ScheduleFields, UpdateSchedules};
+use crate::model::{PageQuery, RecipientRef};
 use crate::store::schedules::{self, NewSchedule, ScheduleRow};
 use crate::store::{Db, Store, StoreError, StoreResult, recipients};
 
@@ -51,7 +52,8 @@ fn stored_rules(repeats: &Value) -> Vec<RepeatRule> {
     crate::model::recurrence::parse_repeats(Some(repeats), &mut errors)
 }
 
-fn recurrence_of(s: &NewSchedule) -> Recurrence {
+/// A stored schedule's timing, its rules read on the wall clock of `zone`.
+fn recurrence_of(s: &NewSchedule, zone: Tz) -> Recurrence {
     let scheduled = s.scheduled_at.as_deref().and_then(parse_time);
     Recurrence {
         rules: stored_rules(&s.repeats),
@@ -60,7 +62,21 @@ fn recurrence_of(s: &NewSchedule) -> Recurrence {
             .unwrap_or_else(Utc::now),
         explicit_start: scheduled.is_some(),
         ending_at: s.ending_at.as_deref().and_then(parse_time),
+        zone,
     }
+}
+
+/// The zone a schedule's rules are read in: its recipient's `timezone` (Knock documents
+/// the property as "used for recurring schedules"), else UTC. Read whenever the next
+/// occurrence is computed, so a changed `timezone` applies from the following occurrence.
+/// A stored name that is no tz database zone (identify refuses those) reads as UTC.
+fn recipient_zone(db: &Db<'_>, recipient: &RecipientRef) -> StoreResult<Tz> {
+    Ok(recipients::get_recipient(db, recipient)?
+        .as_ref()
+        .and_then(|r| r.get("timezone"))
+        .and_then(Value::as_str)
+        .and_then(|name| name.parse::<Tz>().ok())
+        .unwrap_or(Tz::UTC))
 }
 
 fn never_occurs(ending_at: bool) -> FieldError {
@@ -179,6 +195,9 @@ async fn create(
             start: scheduled_at.unwrap_or(now),
             explicit_start: scheduled_at.is_some(),
             ending_at,
+            // A first check before the write; each row's occurrence is computed in its
+            // recipient's zone inside the write (an inline `timezone` applies at once).
+            zone: Tz::UTC,
         };
         let first = recurrence.first(now);
         if first.is_none() {
@@ -226,9 +245,20 @@ async fn create(
                     upsert_inline(db, r)?;
                 }
                 for row in rows {
-                    schedules::put(db, row, &stamp)?;
+                    let mut row = row.clone();
+                    let zone = recipient_zone(db, &row.recipient)?;
+                    let first = recurrence_of(&row, zone).first(now);
+                    if first.is_none() {
+                        let e = never_occurs(row.ending_at.is_some());
+                        return Err(StoreError::Invalid {
+                            field: e.field,
+                            message: e.message,
+                        });
+                    }
+                    row.next_occurrence_at = format_opt(first);
+                    schedules::put(db, &row, &stamp)?;
                     out.push(ScheduleRow {
-                        schedule: row.clone(),
+                        schedule: row,
                         last_occurrence_at: None,
                         updated_at: stamp.clone(),
                     });
@@ -285,7 +315,7 @@ async fn update(
                     return Err(StoreError::NotFound);
                 };
                 let mut next = merged(&fields, &row.schedule);
-                let recurrence = recurrence_of(&next);
+                let recurrence = recurrence_of(&next, recipient_zone(db, &next.recipient)?);
                 let last = row.last_occurrence_at.as_deref().and_then(parse_time);
                 next.next_occurrence_at = if recurrence.rules.is_empty() {
                     // A one-off fires once: again only if its time was changed.

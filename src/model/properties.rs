@@ -92,6 +92,16 @@ impl RecipientProperties {
                 errors.push(err(*field, "must be a string or null"));
             }
         }
+        // Recurring schedules read their hours in this zone, so a name chrono-tz does not
+        // know is refused here rather than silently read as UTC later.
+        if let Some(Value::String(zone)) = raw.get("timezone")
+            && zone.parse::<chrono_tz::Tz>().is_err()
+        {
+            errors.push(err(
+                "timezone",
+                "must be a tz database time zone name, e.g. \"America/New_York\"",
+            ));
+        }
         if kind != RecipientKind::Tenant
             && let Some(v) = raw.get_mut("created_at")
         {
@@ -232,6 +242,20 @@ mod tests {
             Ok(
                 json!({"name": "Ann", "created_at": "2026-01-01T00:00:00.000000Z", "plan": {"tier": 1}})
             )
+        );
+    }
+
+    #[test]
+    fn a_timezone_must_be_a_tz_database_name() {
+        let fine = RecipientProperties::parse_user(map(json!({"timezone": "Europe/Paris"})));
+        assert!(fine.is_ok(), "{fine:?}");
+        assert!(RecipientProperties::parse_user(map(json!({"timezone": null}))).is_ok());
+        let errors = RecipientProperties::parse_object(map(json!({"timezone": "Mars/Olympus"})))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+            ["timezone"]
         );
     }
 

@@ -1,7 +1,9 @@
 //! Schedule recurrence (Knock's `repeats`): parsing the rules and computing occurrences.
 //! Pure: time is always passed in.
 //!
-//! Semantics (all times UTC; occurrences fall on whole minutes):
+//! Semantics (occurrences fall on whole minutes; days, hours and minutes are read on the
+//! wall clock of the schedule's zone — its recipient's `timezone`, else UTC; a time a DST
+//! change skips moves forward by the gap, a repeated one fires at its first instance):
 //! - A schedule's occurrences are the union of its rules' occurrences, never before its
 //!   `start` (its `scheduled_at`, else when it was created) and never after `ending_at`
 //!   (inclusive). With no rules, the one occurrence is `scheduled_at` itself.
@@ -14,7 +16,11 @@
 //! - `monthly`: every `interval` months on `day_of_month` (default: `start`'s day); a month
 //!   without that day (the 31st in April, the 30th in February) uses its last day.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike,
+    Utc, Weekday,
+};
+use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use crate::error::FieldError;
@@ -201,8 +207,9 @@ impl RepeatRule {
     }
 
     /// Whether `day` is an occurrence day (for hourly: a day that may hold occurrences).
-    fn day_matches(&self, start: DateTime<Utc>, day: NaiveDate) -> bool {
-        let first = start.date_naive();
+    /// `start` and `day` are wall-clock values in the schedule's zone.
+    fn day_matches(&self, start: NaiveDateTime, day: NaiveDate) -> bool {
+        let first = start.date();
         let interval = i64::from(self.interval);
         match self.frequency {
             Frequency::Hourly => self.on_day(day.weekday()),
@@ -229,19 +236,15 @@ impl RepeatRule {
         }
     }
 
-    /// The occurrence times of an occurrence day, ascending.
-    fn times(&self, start: DateTime<Utc>, day: NaiveDate) -> Vec<DateTime<Utc>> {
+    /// The wall-clock occurrence times of an occurrence day, ascending.
+    fn times(&self, start: NaiveDateTime, day: NaiveDate) -> Vec<NaiveDateTime> {
         let minute = self.minutes.unwrap_or(start.minute());
-        let at = |h: u32| {
-            day.and_hms_opt(h, minute, 0)
-                .map(|t| Utc.from_utc_datetime(&t))
-        };
+        let at = |h: u32| day.and_hms_opt(h, minute, 0);
         match self.frequency {
             Frequency::Hourly => {
                 let start_hour = start
-                    .date_naive()
+                    .date()
                     .and_hms_opt(start.hour(), 0, 0)
-                    .map(|t| Utc.from_utc_datetime(&t))
                     .unwrap_or(start);
                 (0..24)
                     .filter_map(at)
@@ -255,18 +258,48 @@ impl RepeatRule {
         }
     }
 
-    /// The rule's first occurrence at or after `t`.
-    fn next_at_or_after(&self, start: DateTime<Utc>, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut day = t.date_naive();
+    /// The rule's first occurrence at or after `t`, reading `start`'s wall clock and the
+    /// rule's hours in `zone`.
+    fn next_at_or_after(
+        &self,
+        zone: Tz,
+        start: DateTime<Utc>,
+        t: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let local_start = start.with_timezone(&zone).naive_local();
+        // A day earlier: a wall-clock time skipped by a DST change is moved forward past
+        // midnight at most, so it is found from the previous local day on.
+        let mut day = t.with_timezone(&zone).date_naive().pred_opt()?;
         for _ in 0..SEARCH_DAYS {
-            if self.day_matches(start, day)
-                && let Some(found) = self.times(start, day).into_iter().find(|o| *o >= t)
+            if self.day_matches(local_start, day)
+                && let Some(found) = self
+                    .times(local_start, day)
+                    .into_iter()
+                    .filter_map(|wall| resolve(zone, wall))
+                    .find(|o| *o >= t)
             {
                 return Some(found);
             }
             day = day.succ_opt()?;
         }
         None
+    }
+}
+
+/// The instant a wall-clock time names in `zone`. An ambiguous time (the hour repeated
+/// when clocks go back) is its first instance; a time skipped when clocks go forward is
+/// read with the offset in force before the change, as a 02:30 alarm rings at 03:30 on
+/// that night.
+fn resolve(zone: Tz, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+    match zone.from_local_datetime(&wall) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+        LocalResult::None => {
+            let before = zone
+                .from_local_datetime(&(wall - chrono::Duration::hours(3)))
+                .earliest()?;
+            let offset = i64::from(before.offset().fix().local_minus_utc());
+            Some(Utc.from_utc_datetime(&(wall - chrono::Duration::seconds(offset))))
+        }
     }
 }
 
@@ -313,6 +346,9 @@ pub struct Recurrence {
     /// Whether `start` is an explicit `scheduled_at` (a rule-less schedule needs one).
     pub explicit_start: bool,
     pub ending_at: Option<DateTime<Utc>>,
+    /// The zone whose wall clock the rules' days, hours and minutes name: the recipient's
+    /// `timezone` (as Knock documents for recurring schedules), else UTC.
+    pub zone: Tz,
 }
 
 impl Recurrence {
@@ -326,7 +362,7 @@ impl Recurrence {
         } else {
             self.rules
                 .iter()
-                .filter_map(|r| r.next_at_or_after(self.start, t))
+                .filter_map(|r| r.next_at_or_after(self.zone, self.start, t))
                 .min()
         };
         next.filter(|o| self.ending_at.is_none_or(|end| *o <= end))

@@ -22,6 +22,7 @@ fn rec(repeats: Value, start: &str, ending_at: Option<&str>) -> Recurrence {
         start: t(start),
         explicit_start: true,
         ending_at: ending_at.map(t),
+        zone: chrono_tz::UTC,
     }
 }
 
@@ -343,4 +344,98 @@ fn bad_rules_name_the_offending_field() {
     assert_eq!(field_errors(json!(["daily"])), ["repeats[0]"]);
     let many: Vec<Value> = (0..11).map(|_| json!({"frequency": "daily"})).collect();
     assert_eq!(field_errors(Value::Array(many)), ["repeats"]);
+}
+
+fn zoned(repeats: Value, start: &str, zone: chrono_tz::Tz) -> Recurrence {
+    Recurrence {
+        zone,
+        ..rec(repeats, start, None)
+    }
+}
+
+fn utc_series(r: &Recurrence, now: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = r.first(t(now));
+    while let (Some(o), true) = (next, out.len() < n) {
+        out.push(o.format("%Y-%m-%dT%H:%MZ").to_string());
+        next = r.next_after(o);
+    }
+    out
+}
+
+#[test]
+fn a_daily_rule_reads_its_hours_on_the_recipients_wall_clock_across_dst() {
+    // 09:00 in New York: 14:00Z in winter (EST), 13:00Z after clocks go forward on
+    // Sunday 2026-03-08.
+    let r = zoned(
+        json!([{"frequency": "daily", "hours": 9, "minutes": 0}]),
+        "2026-03-06T00:00:00Z",
+        chrono_tz::America::New_York,
+    );
+    assert_eq!(
+        utc_series(&r, "2026-03-06T00:00:00Z", 4),
+        [
+            "2026-03-06T14:00Z",
+            "2026-03-07T14:00Z",
+            "2026-03-08T13:00Z",
+            "2026-03-09T13:00Z"
+        ]
+    );
+}
+
+#[test]
+fn a_wall_time_skipped_by_dst_fires_after_the_gap_and_a_repeated_one_once() {
+    let skipped = zoned(
+        json!([{"frequency": "daily", "hours": 2, "minutes": 30}]),
+        "2026-03-07T12:00:00Z",
+        chrono_tz::America::New_York,
+    );
+    // 02:30 does not exist on 2026-03-08: it fires at 03:30 EDT (07:30Z).
+    assert_eq!(
+        utc_series(&skipped, "2026-03-07T12:00:00Z", 3),
+        [
+            "2026-03-08T07:30Z",
+            "2026-03-09T06:30Z",
+            "2026-03-10T06:30Z"
+        ]
+    );
+    let repeated = zoned(
+        json!([{"frequency": "daily", "hours": 1, "minutes": 30}]),
+        "2026-10-31T12:00:00Z",
+        chrono_tz::America::New_York,
+    );
+    // 01:30 happens twice on 2026-11-01: it fires once, at the first (EDT, 05:30Z).
+    assert_eq!(
+        utc_series(&repeated, "2026-10-31T12:00:00Z", 3),
+        [
+            "2026-11-01T05:30Z",
+            "2026-11-02T06:30Z",
+            "2026-11-03T06:30Z"
+        ]
+    );
+}
+
+#[test]
+fn weekdays_and_month_days_are_the_recipients_local_days() {
+    // Monday 08:00 in Tokyo is Sunday 23:00Z.
+    let weekly = zoned(
+        json!([{"frequency": "weekly", "days": ["mon"], "hours": 8, "minutes": 0}]),
+        "2026-11-01T00:00:00Z",
+        chrono_tz::Asia::Tokyo,
+    );
+    assert_eq!(
+        utc_series(&weekly, "2026-11-01T00:00:00Z", 2),
+        ["2026-11-01T23:00Z", "2026-11-08T23:00Z"]
+    );
+    // The 1st at 00:30 in Los Angeles is the 1st 08:30Z (PDT -7 until Nov 1 2026 09:00Z,
+    // then PST -8).
+    let monthly = zoned(
+        json!([{"frequency": "monthly", "day_of_month": 1, "hours": 0, "minutes": 30}]),
+        "2026-10-15T00:00:00Z",
+        chrono_tz::America::Los_Angeles,
+    );
+    assert_eq!(
+        utc_series(&monthly, "2026-10-15T00:00:00Z", 2),
+        ["2026-11-01T07:30Z", "2026-12-01T08:30Z"]
+    );
 }

@@ -170,7 +170,18 @@ impl Store {
         F: FnOnce(&Db<'_>) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.writer.submit(f).await
+        self.writer.submit(1, f).await
+    }
+
+    /// [`Store::write`] for a command writing about `items` items (a fan-out page): heavy
+    /// commands share bounded transactions of their own, so they never hold up the small
+    /// commits (trigger acknowledgements) queued behind them (see `writer`).
+    pub async fn write_weighted<T, F>(&self, items: usize, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Db<'_>) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.submit(items, f).await
     }
 
     /// Runs `f` on a read-only connection on the blocking pool.

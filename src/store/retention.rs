@@ -78,15 +78,24 @@ pub fn delete_expired_messages(
 /// Run states that are final: a run in one of them has nothing left to do.
 const FINISHED_RUNS: &str = "('completed', 'failed', 'cancelled')";
 
+/// Recipient-run states that still have work ahead: a delay timer or an open batch that
+/// will resume the recipient from its run's request.
+const WAITING_RECIPIENT_RUNS: &str = "('queued', 'processing', 'paused')";
+
 /// Deletes up to `limit` finished workflow runs last updated before `cutoff`, with their
 /// recipient runs. Queued or waiting runs are never touched, nor a run any stored message
 /// still belongs to: messages read their shared `data` from their run's request
-/// (`messages::DATA_SQL`), so a run lives as long as its items. Returns how many went.
+/// (`messages::DATA_SQL`), so a run lives as long as its items. A run is `completed` once
+/// its last audience page is written, while some recipients may still wait in a long
+/// delay or batch that resumes from the run's request: such a run stays until they finish.
+/// Returns how many went.
 pub fn delete_expired_runs(db: &Db<'_>, cutoff: &str, limit: usize) -> StoreResult<usize> {
     let ids: Vec<String> =
         db.0.prepare_cached(&format!(
             "SELECT id FROM workflow_runs r WHERE updated_at < ?1 AND status IN {FINISHED_RUNS} \
              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.workflow_run_id = r.id) \
+             AND NOT EXISTS (SELECT 1 FROM workflow_recipient_runs w \
+                             WHERE w.workflow_run_id = r.id AND w.status IN {WAITING_RECIPIENT_RUNS}) \
              ORDER BY updated_at LIMIT ?2"
         ))?
         .query_map(

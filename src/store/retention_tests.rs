@@ -218,6 +218,45 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
 }
 
 #[test]
+fn a_finished_run_whose_recipients_still_wait_in_a_delay_or_batch_is_kept() {
+    let conn = open();
+    let db = Db(&conn);
+    for (run, recipient_status) in [("waiting", "paused"), ("done", "completed")] {
+        conn.execute(
+            "INSERT INTO workflow_runs(id, workflow_key, request, status, inserted_at, updated_at) \
+             VALUES (?1, 'wf', '{}', 'completed', ?2, ?2)",
+            rusqlite::params![run, at(1)],
+        )
+        .expect("run");
+        for (i, status) in ["completed", recipient_status].into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_id, status, inserted_at, updated_at) \
+                 VALUES (?1, ?2, 'user', ?3, ?4, ?5, ?5)",
+                rusqlite::params![format!("rr-{run}-{i}"), run, format!("u{i}"), status, at(1)],
+            )
+            .expect("recipient run");
+        }
+    }
+    assert_eq!(delete_expired_runs(&db, &at(10), 10).expect("delete"), 1);
+    let left: Vec<String> = conn
+        .prepare("SELECT id FROM workflow_runs")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(left, ["waiting"]);
+    let recipient_runs: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM workflow_recipient_runs WHERE workflow_run_id = 'waiting'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(recipient_runs, 2);
+}
+
+#[test]
 fn idempotency_keys_older_than_the_cutoff_go_in_batches() {
     let conn = open();
     let db = Db(&conn);

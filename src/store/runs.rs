@@ -104,12 +104,39 @@ pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
 }
 
 /// Ids of runs still waiting to be processed, oldest first (resume after a restart).
-pub fn queued_run_ids(db: &Db<'_>) -> StoreResult<Vec<String>> {
+pub fn queued_runs(db: &Db<'_>) -> StoreResult<Vec<QueuedRun>> {
     let mut stmt = db.0.prepare_cached(
-        "SELECT id FROM workflow_runs WHERE status = 'queued' ORDER BY inserted_at, id",
+        "SELECT id, workflow_key, tenant FROM workflow_runs WHERE status = 'queued' \
+         ORDER BY inserted_at, id",
     )?;
-    let rows = stmt.query_map([], |row| row.get(0))?;
+    let rows = stmt.query_map([], queued_run)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Those of `ids` that are still `queued`, with what the runner schedules them by.
+pub fn queued_among(db: &Db<'_>, ids: &[String]) -> StoreResult<Vec<QueuedRun>> {
+    let mut stmt = db.0.prepare_cached(
+        "SELECT id, workflow_key, tenant FROM workflow_runs \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'queued'",
+    )?;
+    let rows = stmt.query_map([serde_json::to_string(ids)?], queued_run)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A queued run and what the runner's fairness keys it by (its workflow and tenant).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedRun {
+    pub id: String,
+    pub workflow_key: String,
+    pub tenant: Option<String>,
+}
+
+fn queued_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedRun> {
+    Ok(QueuedRun {
+        id: row.get(0)?,
+        workflow_key: row.get(1)?,
+        tenant: row.get(2)?,
+    })
 }
 
 /// Moves a run to `status` (`completed`, or `failed` when it cannot run at all).

@@ -5,6 +5,17 @@
 //! back alone), commits once, and only then replies to each caller. With
 //! `synchronous=FULL` a whole batch costs one fsync, so durability does not cost
 //! throughput.
+//!
+//! Two lanes keep one tenant's fan-out from holding up everyone's small commits (issue
+//! 10, item 2). A command carries a weight (the items it writes); light commands (trigger
+//! accepts, status changes, a fan-out page of a few recipients) go in the *quick* lane,
+//! heavy ones (fan-out pages) in the *bulk* lane. Transactions alternate: all waiting
+//! quick commands commit together, then bulk commands for at most [`BULK_TIME`] (or
+//! [`MAX_BULK_WEIGHT`] items), then quick again. So a quick command waits for at most one bounded bulk
+//! transaction plus its own, and neither lane can starve the other.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +26,13 @@ use super::{Db, StoreError, StoreResult, WriterMetrics};
 const QUEUE_DEPTH: usize = 4096;
 /// The most commands folded into one transaction, so one commit never grows unbounded.
 const MAX_BATCH: usize = 512;
+/// Commands weighing at most this many items take the quick lane.
+pub const QUICK_WEIGHT: usize = 16;
+/// Items of bulk commands per transaction (at least one command, whatever it weighs).
+const MAX_BULK_WEIGHT: usize = 2000;
+/// A bulk transaction takes no further command once it has run this long: what a quick
+/// command may have to wait for, on a fast machine or a slow one.
+const BULK_TIME: Duration = Duration::from_millis(15);
 
 /// A queued command: runs against the connection, reports whether it succeeded, and hands
 /// back a reply to send once the transaction's fate is known.
@@ -22,7 +40,7 @@ type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
 enum Command {
-    Run(Job),
+    Run(Job, usize),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -42,7 +60,8 @@ pub(super) fn spawn(conn: Connection, metrics: WriterMetrics) -> WriterHandle {
 }
 
 impl WriterHandle {
-    pub(super) async fn submit<T, F>(&self, f: F) -> StoreResult<T>
+    /// Queues `f` weighing `weight` items (see the lanes in the module docs).
+    pub(super) async fn submit<T, F>(&self, weight: usize, f: F) -> StoreResult<T>
     where
         F: FnOnce(&Db<'_>) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
@@ -57,7 +76,7 @@ impl WriterHandle {
             (ok, reply)
         });
         self.tx
-            .send(Command::Run(job))
+            .send(Command::Run(job, weight))
             .await
             .map_err(|_| StoreError::WriterGone)?;
         reply_rx.await.map_err(|_| StoreError::WriterGone)?
@@ -72,46 +91,120 @@ impl WriterHandle {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        let mut shutdown = None;
-        match first {
-            Command::Run(job) => batch.push(job),
-            Command::Shutdown(done) => shutdown = Some(done),
+/// Commands taken off the channel, by lane.
+#[derive(Default)]
+struct Lanes {
+    quick: VecDeque<Job>,
+    bulk: VecDeque<(Job, usize)>,
+    /// Whether the last transaction served the quick lane (the next prefers bulk).
+    quick_last: bool,
+}
+
+/// The transaction being filled: which lane, and how much it holds so far.
+struct Turn {
+    bulk: bool,
+    started: Instant,
+    weight: usize,
+    commands: usize,
+}
+
+impl Lanes {
+    fn len(&self) -> usize {
+        self.quick.len() + self.bulk.len()
+    }
+
+    fn add(&mut self, job: Job, weight: usize) {
+        if weight <= QUICK_WEIGHT {
+            self.quick.push_back(job);
+        } else {
+            self.bulk.push_back((job, weight));
         }
-        while shutdown.is_none() && batch.len() < MAX_BATCH {
+    }
+
+    /// Starts the next transaction's turn, alternating lanes while both have work.
+    fn turn(&mut self) -> Turn {
+        let bulk = !self.bulk.is_empty() && (self.quick.is_empty() || self.quick_last);
+        self.quick_last = !bulk;
+        Turn {
+            bulk,
+            started: Instant::now(),
+            weight: 0,
+            commands: 0,
+        }
+    }
+
+    /// The turn's next command, or `None` once it is full: a bulk turn ends after
+    /// [`MAX_BULK_WEIGHT`] items or [`BULK_TIME`] (it always takes one command).
+    fn next_job(&mut self, turn: &mut Turn) -> Option<Job> {
+        if turn.commands >= MAX_BATCH {
+            return None;
+        }
+        let job = if turn.bulk {
+            let (_, weight) = self.bulk.front()?;
+            let full =
+                turn.weight + weight > MAX_BULK_WEIGHT || turn.started.elapsed() >= BULK_TIME;
+            if turn.commands > 0 && full {
+                return None;
+            }
+            let (job, weight) = self.bulk.pop_front()?;
+            turn.weight += weight;
+            job
+        } else {
+            self.quick.pop_front()?
+        };
+        turn.commands += 1;
+        Some(job)
+    }
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics) {
+    let mut lanes = Lanes::default();
+    let mut shutdown = None;
+    loop {
+        if lanes.len() == 0 && shutdown.is_none() {
+            match rx.blocking_recv() {
+                Some(Command::Run(job, weight)) => lanes.add(job, weight),
+                Some(Command::Shutdown(done)) => shutdown = Some(done),
+                None => return,
+            }
+        }
+        // Everything already waiting, up to the queue depth (back-pressure stays bounded).
+        while shutdown.is_none() && lanes.len() < QUEUE_DEPTH {
             match rx.try_recv() {
-                Ok(Command::Run(job)) => batch.push(job),
+                Ok(Command::Run(job, weight)) => lanes.add(job, weight),
                 Ok(Command::Shutdown(done)) => shutdown = Some(done),
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            let started = std::time::Instant::now();
-            metrics.batch_size.observe(batch.len() as f64);
-            commit_batch(&conn, &mut batch);
+        if lanes.len() > 0 {
+            let mut turn = lanes.turn();
+            let started = Instant::now();
+            commit_batch(&conn, || lanes.next_job(&mut turn));
+            metrics.batch_size.observe(turn.commands as f64);
             metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
-        if let Some(done) = shutdown {
+        if lanes.len() == 0
+            && let Some(done) = shutdown.take()
+        {
             let _ = done.send(());
             return;
         }
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
+/// One transaction of the commands `next` yields (until it yields `None`).
+fn commit_batch(conn: &Connection, mut next: impl FnMut() -> Option<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write transaction; the batch is refused");
         // Dropping a job drops its caller's reply channel: the caller sees `WriterGone`
         // (a 503 the SDKs retry), which is true — nothing was written.
-        batch.clear();
+        while next().is_some() {}
         return;
     }
-    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    for job in batch.drain(..) {
+    let mut replies: Vec<Reply> = Vec::new();
+    while let Some(job) = next() {
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back itself (it may on SQLITE_FULL or
             // an I/O error): what the earlier commands wrote is gone, and a command run
@@ -186,40 +279,112 @@ mod tests {
     async fn a_failing_command_rolls_back_alone_and_its_neighbours_commit() {
         let w = writer();
         let (a, b, c) = tokio::join!(
-            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?)),
-            w.submit(|db| {
+            w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?)),
+            w.submit(1, |db| {
                 db.0.execute("INSERT INTO t VALUES (2)", [])?;
                 Err::<(), _>(StoreError::Conflict("no".into()))
             }),
-            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (3)", [])?)),
+            w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (3)", [])?)),
         );
         assert!(a.is_ok() && c.is_ok());
         assert!(matches!(b, Err(StoreError::Conflict(_))));
-        assert_eq!(w.submit(count).await.ok(), Some(2));
+        assert_eq!(w.submit(1, count).await.ok(), Some(2));
     }
 
     #[tokio::test]
     async fn a_panicking_command_is_rolled_back_and_the_writer_keeps_working() {
         let w = writer();
         let panicked = w
-            .submit(|db| -> StoreResult<()> {
+            .submit(1, |db| -> StoreResult<()> {
                 db.0.execute("INSERT INTO t VALUES (1)", [])?;
                 panic!("bug in a command")
             })
             .await;
         assert!(matches!(panicked, Err(StoreError::WriterGone)));
         assert!(
-            w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (2)", [])?))
+            w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (2)", [])?))
                 .await
                 .is_ok()
         );
-        assert_eq!(w.submit(count).await.ok(), Some(1));
+        assert_eq!(w.submit(1, count).await.ok(), Some(1));
+    }
+
+    /// A job that records `tag` when it runs.
+    fn tagged(
+        order: &std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+        tag: &'static str,
+    ) -> Job {
+        let order = order.clone();
+        Box::new(move |_| {
+            order.lock().map(|mut o| o.push(tag)).ok();
+            (true, Box::new(|_| {}) as Reply)
+        })
+    }
+
+    /// Runs `batches` turns; how many commands each took.
+    fn run_batches(lanes: &mut Lanes, batches: usize) -> Vec<usize> {
+        let conn = Connection::open_in_memory().expect("in-memory db");
+        (0..batches)
+            .map(|_| {
+                let mut turn = lanes.turn();
+                let mut n = 0;
+                while let Some(job) = lanes.next_job(&mut turn) {
+                    drop(job(&conn));
+                    n += 1;
+                }
+                n
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quick_command_goes_before_bulk_queued_earlier_and_bulk_batches_stay_bounded() {
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut lanes = Lanes::default();
+        lanes.add(tagged(&order, "page1"), 1500);
+        lanes.add(tagged(&order, "page2"), 1500);
+        lanes.add(tagged(&order, "accept"), 1);
+        assert_eq!(run_batches(&mut lanes, 3), vec![1, 1, 1]);
+        assert_eq!(
+            *order.lock().expect("lock"),
+            vec!["accept", "page1", "page2"]
+        );
+    }
+
+    #[test]
+    fn the_lanes_alternate_so_neither_starves() {
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut lanes = Lanes::default();
+        lanes.add(tagged(&order, "q1"), 1);
+        lanes.add(tagged(&order, "page"), 1800);
+        lanes.add(tagged(&order, "small page"), 300);
+        run_batches(&mut lanes, 1);
+        lanes.add(tagged(&order, "q2"), 1);
+        lanes.add(tagged(&order, "q3"), 1);
+        assert_eq!(run_batches(&mut lanes, 3), vec![1, 2, 1]);
+        assert_eq!(
+            *order.lock().expect("lock"),
+            vec!["q1", "page", "q2", "q3", "small page"]
+        );
+    }
+
+    #[test]
+    fn a_bulk_transaction_takes_no_more_commands_once_its_time_is_up() {
+        let mut lanes = Lanes::default();
+        let slow: Job = Box::new(|_| {
+            std::thread::sleep(BULK_TIME + Duration::from_millis(5));
+            (true, Box::new(|_| {}) as Reply)
+        });
+        lanes.add(slow, 100);
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        lanes.add(tagged(&order, "next page"), 100);
+        assert_eq!(run_batches(&mut lanes, 2), vec![1, 1]);
     }
 
     #[tokio::test]
     async fn shutdown_commits_everything_queued_before_it() {
         let w = writer();
-        let pending = w.submit(|db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?));
+        let pending = w.submit(1, |db| Ok(db.0.execute("INSERT INTO t VALUES (1)", [])?));
         let (written, ()) = tokio::join!(pending, w.shutdown());
         assert!(written.is_ok());
     }

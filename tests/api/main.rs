@@ -23,6 +23,7 @@ mod engine_crash;
 mod engine_delay;
 mod engine_rules;
 mod engine_sdk_cancel;
+mod fairness;
 mod fanout;
 mod fanout_crash;
 mod feed_access;

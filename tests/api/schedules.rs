@@ -281,6 +281,73 @@ async fn a_daily_schedule_fires_once_per_day_and_once_after_a_restart_that_skipp
     assert_eq!(count_runs(&again) - before, 4);
 }
 
+/// Knock reads a recurring schedule on its recipient's `timezone`: 09:00 in New York is
+/// 14:00Z in winter and 13:00Z once clocks go forward (Sunday 2030-03-10).
+#[tokio::test]
+async fn a_daily_schedule_fires_at_nine_on_the_recipients_clock_across_dst() {
+    let (app, clock) = app_at("2030-03-08T00:00:00Z", None).await;
+    let (status, body) = app
+        .put_json("/v1/users/nyc", json!({"timezone": "America/New_York"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut body = daily(json!(["nyc", {"id": "utc-user"}]));
+    body["scheduled_at"] = json!("2030-03-08T00:00:00Z");
+    let created = create(&app, body).await;
+    assert_eq!(
+        created[0]["next_occurrence_at"],
+        "2030-03-08T14:00:00.000000Z"
+    );
+    assert_eq!(
+        created[1]["next_occurrence_at"], "2030-03-08T09:00:00.000000Z",
+        "a recipient without a timezone is read in UTC"
+    );
+    clock.advance(Duration::hours(14));
+    let s = wait_fired(&app, "nyc", "2030-03-08T14:00:00.000000Z").await;
+    assert_eq!(s["next_occurrence_at"], "2030-03-09T14:00:00.000000Z");
+    clock.advance(Duration::hours(24));
+    let s = wait_fired(&app, "nyc", "2030-03-09T14:00:00.000000Z").await;
+    assert_eq!(
+        s["next_occurrence_at"], "2030-03-10T13:00:00.000000Z",
+        "after the DST change 09:00 New York is 13:00Z"
+    );
+
+    // A changed timezone applies from the following occurrence.
+    let (status, _) = app
+        .put_json("/v1/users/nyc", json!({"timezone": "Europe/Paris"}))
+        .await;
+    assert_eq!(status, 200);
+    clock.advance(Duration::hours(23));
+    let s = wait_fired(&app, "nyc", "2030-03-10T13:00:00.000000Z").await;
+    assert_eq!(s["next_occurrence_at"], "2030-03-11T08:00:00.000000Z");
+}
+
+#[tokio::test]
+async fn a_timezone_that_is_no_tz_database_name_is_refused_and_nothing_changes() {
+    let app = spawn_app().await;
+    let (status, _) = app
+        .put_json("/v1/users/tz", json!({"timezone": "Europe/Paris"}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .put_json(
+            "/v1/users/tz",
+            json!({"timezone": "Mars/Olympus", "name": "T"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "invalid_params", "{body}");
+    assert!(body.to_string().contains("timezone"), "{body}");
+    let (_, user) = app.get_json("/v1/users/tz").await;
+    assert_eq!(user["timezone"], "Europe/Paris");
+    assert_eq!(user["name"], Value::Null);
+    let mut bad_inline = daily(json!([{"id": "tz2", "timezone": "UTC+25"}]));
+    bad_inline["scheduled_at"] = json!("2030-03-08T00:00:00Z");
+    let (status, body) = app.post_json("/v1/schedules", bad_inline).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = app.get_json("/v1/users/tz2").await;
+    assert_eq!(status, 404, "a refused inline identify stores nothing");
+}
+
 #[tokio::test]
 async fn a_one_off_fires_once_and_ending_at_stops_a_series() {
     let (app, clock) = app_at("2030-01-01T00:00:00Z", None).await;

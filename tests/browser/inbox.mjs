@@ -223,8 +223,16 @@ try {
   await page.waitForSelector(`.tg-item[data-id="${archivedId}"]`, { timeout: T });
   check((await api("GET", `/v1/messages/${archivedId}`)).archived_at === null, "unarchiving brought it back to All");
 
-  // 7. Load more by cursor.
+  // 7. Load more by cursor. A trigger's 200 means its run is stored, not its item yet:
+  // wait until all 8 items are in the feed, or one landing after the reload would arrive
+  // live and make the first page longer than 15.
+  const feedTotal = async () => (await api("GET", "/v1/users/ada/feeds/in-app-feed")).meta.total_count;
+  const totalBefore = await feedTotal();
   for (let i = 0; i < 8; i++) await notify("ada");
+  for (const deadline = Date.now() + T; (await feedTotal()) < totalBefore + 8;) {
+    if (Date.now() > deadline) fail("the 8 notifications never reached the feed");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   await page.reload();
   await page.waitForSelector(".tg-more", { timeout: T });
   const firstPage = await page.$$eval(".tg-item", (els) => els.map((e) => e.dataset.id));

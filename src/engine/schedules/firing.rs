@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::super::scheduler::DueSource;
-use super::{format_opt, parse_time, recurrence_of};
+use super::{format_opt, parse_time, recipient_zone, recurrence_of};
 use crate::model::RecipientRef;
 use crate::store::runs::{self, NewRun};
 use crate::store::schedules::{self, NewSchedule};
@@ -47,7 +47,8 @@ pub async fn fire_due(store: &Store, now: DateTime<Utc>) -> StoreResult<Vec<Stri
                 };
                 let due_time = parse_time(&due_at).unwrap_or(now);
                 // Missed occurrences collapse into this one: the next is after now.
-                let next = recurrence_of(s).next_after(due_time.max(now));
+                let zone = recipient_zone(db, &s.recipient)?;
+                let next = recurrence_of(s, zone).next_after(due_time.max(now));
                 if !schedules::claim(db, &s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
                     continue;
                 }

@@ -1,0 +1,106 @@
+//! Fairness between tenants (issue 10, item 2): the runner takes one fan-out page per
+//! turn and gives the next turn to the tenant with the least running, so another
+//! tenant's single trigger does not wait behind a big fan-out queued before it.
+//! Asserts the order of completion (stored timestamps), never timings.
+
+use serde_json::{Value, json};
+
+use crate::db;
+use crate::helpers::{TestApp, spawn_app_with};
+
+/// Runs of tenant A, each with this many recipients (one page each: many slices).
+const A_RUNS: usize = 20;
+const A_RECIPIENTS: usize = 30;
+
+async fn plain_workflow(app: &TestApp) {
+    let (status, w) = app
+        .put_json(
+            "/v1/workflows/fair",
+            json!({"workflow": {"name": "Fair", "steps": [
+                {"ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed",
+                 "channel_type": "in_app_feed", "template": {"markdown_body": "hi {{ data.n }}"}}]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{w}");
+}
+
+/// When the run was marked completed (its last page's transaction).
+fn completed_at(app: &TestApp, run_id: &str) -> String {
+    db::open(&app.db_path)
+        .query_row(
+            "SELECT updated_at FROM workflow_runs WHERE id = ?1 AND status = 'completed'",
+            [run_id],
+            |r| r.get(0),
+        )
+        .expect("a completed run")
+}
+
+fn body(tenant: &str, recipients: Value) -> Value {
+    json!({"recipients": recipients, "tenant": tenant, "data": {"n": 1}})
+}
+
+#[tokio::test]
+async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_first() {
+    let app = spawn_app_with(|s| s.fanout_page_size = 1).await;
+    plain_workflow(&app).await;
+    // More runs than the runner has slices, each of many one-recipient pages.
+    let a_triggers = (0..A_RUNS).map(|r| {
+        let users: Vec<String> = (0..A_RECIPIENTS).map(|i| format!("a{r}-{i}")).collect();
+        app.trigger("fair", body("tenant-a", json!(users)))
+    });
+    let a_runs = futures_util::future::join_all(a_triggers).await;
+    let b_run = app
+        .trigger("fair", body("tenant-b", json!(["b-user"])))
+        .await;
+
+    for run in a_runs.iter().chain([&b_run]) {
+        assert_eq!(db::wait_for_run(&app.db_path, run).await, "completed");
+    }
+    let b_done = completed_at(&app, &b_run);
+    let first_a_done = a_runs
+        .iter()
+        .map(|run| completed_at(&app, run))
+        .min()
+        .expect("tenant A ran");
+    assert!(
+        b_done < first_a_done,
+        "tenant B's single trigger completed at {b_done}, after tenant A's first run ({first_a_done})"
+    );
+    // Nothing was lost or doubled on the way: one item per recipient.
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM messages") as usize,
+        A_RUNS * A_RECIPIENTS + 1
+    );
+}
+
+#[tokio::test]
+async fn work_without_a_tenant_is_shared_per_workflow() {
+    let app = spawn_app_with(|s| s.fanout_page_size = 1).await;
+    plain_workflow(&app).await;
+    let (status, w) = app
+        .put_json(
+            "/v1/workflows/other",
+            json!({"workflow": {"name": "Other", "steps": [
+                {"ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed",
+                 "channel_type": "in_app_feed", "template": {"markdown_body": "other"}}]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{w}");
+    let big = (0..A_RUNS).map(|r| {
+        let users: Vec<String> = (0..A_RECIPIENTS).map(|i| format!("w{r}-{i}")).collect();
+        app.trigger("fair", json!({"recipients": users}))
+    });
+    let big_runs = futures_util::future::join_all(big).await;
+    let small = app
+        .trigger("other", json!({"recipients": ["someone"]}))
+        .await;
+    for run in big_runs.iter().chain([&small]) {
+        assert_eq!(db::wait_for_run(&app.db_path, run).await, "completed");
+    }
+    let first_big_done = big_runs
+        .iter()
+        .map(|run| completed_at(&app, run))
+        .min()
+        .expect("runs");
+    assert!(completed_at(&app, &small) < first_big_done);
+}
