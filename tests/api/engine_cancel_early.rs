@@ -7,8 +7,10 @@ use chrono::Duration;
 use serde_json::{Value, json};
 
 use crate::db;
+use tidings::clock::Clock;
+
 use crate::engine_delay::{
-    app_with_manual_clock, in_app, messages_of, upsert, wait_messages, wait_recipient_statuses,
+    app_with_manual_clock, in_app, messages_of, t0, upsert, wait_messages, wait_recipient_statuses,
 };
 use crate::helpers::{TestApp, spawn_app_with};
 
@@ -43,6 +45,48 @@ async fn assert_stays(app: &TestApp, user: &str, count: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         assert_eq!(messages_of(app, user).len(), count, "{user}");
     }
+}
+
+/// Stores a copy of run `template` as run `id` with `cancellation_key`, `queued`: an
+/// accepted run this server's runner was never handed (as a stop right after a trigger's
+/// commit leaves one), so it is walked only at the next start, after what the test does
+/// in between. This is how a test orders "cancel, then the runner walks" without racing.
+fn queue_copy(app: &TestApp, template: &str, id: &str, cancellation_key: &str) {
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open for writing");
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    conn.execute(
+        "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, \
+         inserted_at, updated_at, recipient_count) SELECT ?1, workflow_key, request, ?2, tenant, \
+         'queued', inserted_at, updated_at, recipient_count FROM workflow_runs WHERE id = ?3",
+        [id, cancellation_key, template],
+    )
+    .expect("queued run");
+}
+
+/// Stops `app` and starts a server on its database with a manual clock at `t0`.
+async fn restart(app: &TestApp) -> (TestApp, Clock) {
+    app.handle.stop(true).await;
+    let clock = Clock::manual(t0());
+    let c = clock.clone();
+    let db = app.db_path.clone();
+    let again = spawn_app_with(move |s| {
+        s.clock = c;
+        s.db = db;
+    })
+    .await;
+    (again, clock)
+}
+
+/// Waits (~5 s) until run `run` has `count` recipient runs.
+async fn wait_recipient_runs(app: &TestApp, run: &str, count: usize) {
+    for _ in 0..500 {
+        if db::recipient_runs(&app.db_path, run).len() == count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("run {run} never had {count} recipient runs");
 }
 
 fn cancelled_event(app: &TestApp, run: &str, user: &str) -> Value {
@@ -111,21 +155,9 @@ async fn a_cancel_recorded_before_the_runner_walks_a_run_cancels_only_its_recipi
         .await;
     wait_recipient_statuses(&app, &template, 2, &["paused"]).await;
     // Two accepted runs the runner has not walked (as a stop right after the trigger's
-    // commit leaves them): rows copied from the template run, never handed to this
-    // server's runner, so they are walked at the next start.
-    let conn = rusqlite::Connection::open(&app.db_path).expect("open for writing");
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    for (id, key) in [("run-task", "task-2"), ("run-other", "other")] {
-        conn.execute(
-            "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, \
-             inserted_at, updated_at, recipient_count) SELECT ?1, workflow_key, request, ?2, tenant, \
-             'queued', inserted_at, updated_at, 2 FROM workflow_runs WHERE id = ?3",
-            [id, key, template.as_str()],
-        )
-        .expect("queued run");
-    }
-    drop(conn);
+    // commit leaves them), walked at the next start.
+    queue_copy(&app, &template, "run-task", "task-2");
+    queue_copy(&app, &template, "run-other", "other");
     cancel(
         &app,
         "early",
@@ -137,27 +169,10 @@ async fn a_cancel_recorded_before_the_runner_walks_a_run_cancels_only_its_recipi
     cancel(&app, "new-comment", json!({"cancellation_key": "other"})).await;
     assert_eq!(cancellations(&app), 1, "recorded for the queued run");
 
-    app.handle.stop(true).await;
-    let (again, clock) = {
-        let clock = tidings::clock::Clock::manual(crate::engine_delay::t0());
-        let c = clock.clone();
-        let db = app.db_path.clone();
-        let app = spawn_app_with(move |s| {
-            s.clock = c;
-            s.db = db;
-        })
-        .await;
-        (app, clock)
-    };
+    let (again, clock) = restart(&app).await;
     wait_recipient_statuses(&again, "run-other", 2, &["paused"]).await;
-    let rrs = |run: &str| db::recipient_runs(&again.db_path, run);
-    for _ in 0..500 {
-        if rrs("run-task").len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let task = rrs("run-task");
+    wait_recipient_runs(&again, "run-task", 2).await;
+    let task = db::recipient_runs(&again.db_path, "run-task");
     assert_eq!(task[0].0, "q1");
     assert_eq!(task[0].1, "cancelled", "{task:?}");
     assert_eq!(task[1].1, "paused", "{task:?}");
@@ -245,4 +260,55 @@ async fn a_cancel_right_after_a_batched_trigger_removes_its_activity_whether_or_
         "{feed}"
     );
     assert_stays(&app, "g1", 1).await;
+}
+
+#[tokio::test]
+async fn a_cancel_recorded_before_the_runner_walks_a_batched_run_keeps_it_out_of_the_batch() {
+    let (app, _clock) = app_with_manual_clock().await;
+    upsert(
+        &app,
+        "digest-early",
+        json!([
+            {"ref": "batch_1", "type": "batch",
+             "settings": {"batch_window": {"unit": "minutes", "value": 5}}},
+            in_app("feed", "{{ total_activities }}:{% for a in activities %} {{ a.n }}{% endfor %}")
+        ]),
+    )
+    .await;
+    let opener = app
+        .trigger(
+            "digest-early",
+            json!({"recipients": ["h1"], "data": {"n": 1}, "cancellation_key": "k1"}),
+        )
+        .await;
+    wait_recipient_statuses(&app, &opener, 1, &["paused"]).await;
+    queue_copy(&app, &opener, "run-joiner", "k2");
+    cancel(&app, "digest-early", json!({"cancellation_key": "k2"})).await;
+    assert_eq!(cancellations(&app), 1, "recorded for the queued run");
+
+    let (again, clock) = restart(&app).await;
+    wait_recipient_runs(&again, "run-joiner", 1).await;
+    let joiner = db::recipient_runs(&again.db_path, "run-joiner");
+    assert_eq!(joiner[0].1, "cancelled", "{joiner:?}");
+    let batched = joiner[0].2.as_array().and_then(|e| {
+        e.iter()
+            .find(|e| e["event"] == "batched")
+            .map(|e| e["data"]["opened"].clone())
+    });
+    assert_eq!(
+        batched,
+        Some(json!(false)),
+        "it joined the open batch: {joiner:?}"
+    );
+
+    clock.advance(Duration::minutes(5));
+    let feed = again.wait_for_feed("h1", "", 1).await;
+    assert_eq!(
+        feed["entries"][0]["blocks"][0]["rendered"]
+            .as_str()
+            .map(str::trim_end),
+        Some("<p>1: 1</p>"),
+        "only the opener's activity: {feed}"
+    );
+    assert_stays(&again, "h1", 1).await;
 }
