@@ -48,11 +48,14 @@ pub struct IdempotencyRow {
     pub request_id: String,
 }
 
+/// Stores an accepted run, `queued`, with the number of recipients its request lists
+/// (what the backlog gate sums, `store::backlog`).
 pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
     let now = clock::now();
+    let recipient_count = run.request["recipients"].as_array().map_or(0, Vec::len);
     db.0.prepare_cached(
-        "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+        "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at, \
+         recipient_count) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7)",
     )?
     .execute(params![
         run.id,
@@ -60,7 +63,8 @@ pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
         serde_json::to_string(&run.request)?,
         run.cancellation_key,
         run.tenant,
-        now
+        now,
+        i64::try_from(recipient_count).unwrap_or(i64::MAX)
     ])?;
     Ok(())
 }
