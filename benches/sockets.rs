@@ -139,7 +139,17 @@ struct Server {
 impl Server {
     fn start(kind: &str, sockets: usize) -> Server {
         let exe = std::env::current_exe().expect("current exe");
-        let mut child = Command::new(exe)
+        // `BENCH_SERVER_WRAPPER=heaptrack` profiles the servers' allocations (its RSS
+        // figures then include the profiler's).
+        let mut command = match std::env::var("BENCH_SERVER_WRAPPER") {
+            Ok(wrapper) if !wrapper.is_empty() => {
+                let mut c = Command::new(wrapper);
+                c.arg(exe);
+                c
+            }
+            _ => Command::new(exe),
+        };
+        let mut child = command
             .args(["--serve", kind, "--sockets", &sockets.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
