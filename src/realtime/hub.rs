@@ -181,7 +181,7 @@ impl Hub {
         let registration = Registration {
             hub: self.clone(),
             link,
-            topics: HashMap::new(),
+            topics: Vec::new(),
         };
         (registration, rx)
     }
@@ -204,7 +204,10 @@ impl Hub {
 pub struct Registration {
     hub: Hub,
     link: Arc<SessionLink>,
-    topics: HashMap<String, FeedKey>,
+    /// Joined topics (at most `TIDINGS_WS_MAX_TOPICS`, usually one or two): a `Vec`
+    /// sized to fit costs a tenth of a `HashMap` per idle socket; the topic string is
+    /// shared with the hub's subscriber entry.
+    topics: Vec<(Arc<str>, FeedKey)>,
 }
 
 impl Registration {
@@ -223,9 +226,10 @@ impl Registration {
     ) {
         self.leave(topic);
         self.hub.inner.joins.fetch_add(1, Ordering::Relaxed);
+        let topic: Arc<str> = Arc::from(topic);
         let subscriber = Subscriber {
             link: self.link.clone(),
-            topic: Arc::from(topic),
+            topic: topic.clone(),
             join_ref: join_ref.map(Arc::from),
             params,
             restriction: restriction.map(Arc::from),
@@ -234,15 +238,18 @@ impl Registration {
             .inner
             .feeds
             .entry(key.clone())
-            .or_default()
+            // Most feeds have one socket: `push` onto an empty `Vec` would reserve four.
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(subscriber);
-        self.topics.insert(topic.to_owned(), key);
+        self.topics.reserve_exact(1);
+        self.topics.push((topic, key));
     }
 
     /// Unsubscribes `topic`; false when it was not joined.
     pub fn leave(&mut self, topic: &str) -> bool {
-        match self.topics.remove(topic) {
-            Some(key) => {
+        match self.topics.iter().position(|(t, _)| &**t == topic) {
+            Some(i) => {
+                let (_, key) = self.topics.swap_remove(i);
                 self.hub.remove(&key, self.link.id, topic);
                 true
             }
@@ -251,7 +258,7 @@ impl Registration {
     }
 
     pub fn is_joined(&self, topic: &str) -> bool {
-        self.topics.contains_key(topic)
+        self.topics.iter().any(|(t, _)| &**t == topic)
     }
 
     pub fn topic_count(&self) -> usize {
