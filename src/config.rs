@@ -30,6 +30,9 @@ pub const DEFAULT_TRIGGER_RATE_PER_TENANT: NonZeroU32 = rate(1_000);
 pub const DEFAULT_ITEM_RATE_PER_TENANT: NonZeroU32 = rate(1_000_000);
 /// Default of `--max-queued-runs` (as many as the runner's in-memory queue holds).
 pub const DEFAULT_MAX_QUEUED_RUNS: NonZeroU32 = rate(10_000);
+/// Default of `--max-queued-items`: about a minute of the writer's committed items at the
+/// reference machine's rate, and what 1,000 full 1,000-recipient triggers hold.
+pub const DEFAULT_MAX_QUEUED_ITEMS: NonZeroU32 = rate(1_000_000);
 
 /// Server settings. `Application::build` takes this, so tests build it directly.
 #[derive(Debug, Clone, Args)]
@@ -131,6 +134,13 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_MAX_QUEUED_RUNS", default_value_t = DEFAULT_MAX_QUEUED_RUNS)]
     pub max_queued_runs: NonZeroU32,
 
+    /// Recipients of queued workflow runs (each run counts the recipients its trigger
+    /// listed; an object counts once, its subscribers are not known at accept) past which
+    /// new triggers answer 429 like `--max-queued-runs`: runs alone would let 10,000
+    /// 1,000-recipient triggers queue ten million items.
+    #[arg(long, env = "TIDINGS_MAX_QUEUED_ITEMS", default_value_t = DEFAULT_MAX_QUEUED_ITEMS)]
+    pub max_queued_items: NonZeroU32,
+
     /// Serve `GET /metrics` (Prometheus text, no credentials) on the API port. Turn off
     /// where the port is public and no proxy hides the path.
     #[arg(long, env = "TIDINGS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -225,6 +235,7 @@ impl Settings {
             trigger_rate_per_tenant: DEFAULT_TRIGGER_RATE_PER_TENANT,
             item_rate_per_tenant: DEFAULT_ITEM_RATE_PER_TENANT,
             max_queued_runs: DEFAULT_MAX_QUEUED_RUNS,
+            max_queued_items: DEFAULT_MAX_QUEUED_ITEMS,
             metrics: true,
             cors_origins: "*".into(),
             log_format: LogFormat::Text,

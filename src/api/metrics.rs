@@ -34,6 +34,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         });
     let snapshot = Snapshot {
         queued_runs: backlog.queued_runs,
+        queued_items: backlog.queued_items,
         running_runs: state.engine.running_runs(),
         runner_lag_seconds,
         hub: state.hub.stats(),

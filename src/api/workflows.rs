@@ -164,7 +164,7 @@ async fn trigger(
         .trigger(&key, &body, idempotency_key.as_deref(), &request_id)
         .await?;
     if let Accepted::New { .. } = accepted {
-        state.backpressure.accepted();
+        state.backpressure.accepted(items);
         state.metrics.trigger_accepted();
     }
     let mut response = HttpResponse::Ok();
@@ -181,11 +181,11 @@ async fn trigger(
     Ok(response.json(json!({"workflow_run_id": accepted.run_id()})))
 }
 
-/// `POST /v1/workflows/{key}/cancel` (spec §3.2): cancels the *paused* recipient runs
-/// (waiting in a delay) triggered with `cancellation_key`, for every recipient or only
-/// the listed ones (at most 1,000). A run that already finished, or has not reached its
-/// pausing step yet, is not touched (Knock advises not to cancel within 5 s of the
-/// trigger). Answers 204 once the cancel committed.
+/// `POST /v1/workflows/{key}/cancel` (spec §3.2): cancels the recipient runs triggered
+/// with `cancellation_key` (at or before this cancel), for every recipient or only the
+/// listed ones (at most 1,000): paused ones now, ones not paused yet when they pause (see
+/// `store::cancellations`). A run that already finished is not touched. Answers 204 once
+/// the cancel committed, so a user's "task done, cancel the reminder" always holds.
 async fn cancel(
     _: ServerKey,
     state: web::Data<AppState>,

@@ -1,10 +1,13 @@
 //! The backlog gate: refuses triggers while the durable backlog (queued runs in SQLite) is
-//! at `--max-queued-runs`.
+//! at `--max-queued-runs`, or the recipients those runs listed are at `--max-queued-items`
+//! (runs alone let 1,000-recipient triggers queue a thousand times more work).
 //!
 //! Counting the queued runs costs a read that grows with the backlog, so it is sampled: a
-//! check re-reads the count when the last read is older than [`REFRESH`] (one reader at a
-//! time; the others use the sample), and every trigger accepted since that read is added
-//! to it. The estimate can only run ahead of the truth by the runs finished since the
+//! check re-reads the counts when the last read is older than [`REFRESH`] (one reader at a
+//! time; the others use the sample), and every trigger (and its recipients) accepted since
+//! that read is added to it. The gate refuses once a count is AT its limit, so one trigger
+//! may take the items past it by its own recipients (at most 1,000): a trigger larger
+//! than the room left is admitted rather than refused forever. The estimate can only run ahead of the truth by the runs finished since the
 //! read, never behind it by more than a concurrent read's accepts, so the gate errs
 //! toward refusing for at most [`REFRESH`]. Time is the app's injectable clock, so tests
 //! decide when a sample goes stale.
@@ -14,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::refused::Refused;
+use super::refused::{Reason, Refused};
 use crate::clock::Clock;
 use crate::store::Store;
 use crate::store::backlog::{self, Backlog};
@@ -30,13 +33,15 @@ struct Sample {
     read_at: Option<DateTime<Utc>>,
     backlog: Backlog,
     accepted_since: u64,
+    items_since: u64,
 }
 
-/// The sampled backlog and its limit.
+/// The sampled backlog and its limits.
 pub struct BacklogGate {
     store: Store,
     clock: Clock,
     limit: u32,
+    item_limit: u32,
     sample: Mutex<Sample>,
     reading: AtomicBool,
 }
@@ -51,33 +56,44 @@ impl Drop for Reading<'_> {
 }
 
 impl BacklogGate {
-    pub fn new(store: Store, clock: Clock, limit: u32) -> Self {
+    /// A gate refusing at `limit` queued runs or `item_limit` queued recipients.
+    pub fn new(store: Store, clock: Clock, limit: u32, item_limit: u32) -> Self {
         BacklogGate {
             store,
             clock,
             limit,
+            item_limit,
             sample: Mutex::new(Sample::default()),
             reading: AtomicBool::new(false),
         }
     }
 
-    /// Refuses when the estimated queued runs are at the limit.
+    /// Refuses when the estimated queued runs, or their recipients, are at their limit.
     pub async fn check(&self) -> Result<(), Refused> {
         self.refresh_if_stale().await;
-        let queued = self.estimate();
-        if queued >= u64::from(self.limit) {
-            return Err(Refused::Backlog {
-                queued,
-                limit: self.limit,
-                retry_after_secs: RETRY_AFTER_SECS,
-            });
+        let (runs, items) = self.estimate();
+        for (reason, queued, limit) in [
+            (Reason::Backlog, runs, self.limit),
+            (Reason::BacklogItems, items, self.item_limit),
+        ] {
+            if queued >= u64::from(limit) {
+                return Err(Refused::Backlog {
+                    reason,
+                    queued,
+                    limit,
+                    retry_after_secs: RETRY_AFTER_SECS,
+                });
+            }
         }
         Ok(())
     }
 
-    /// Counts a trigger just accepted until the next read sees its run.
-    pub fn accepted(&self) {
-        self.lock().accepted_since += 1;
+    /// Counts a trigger just accepted, listing `items` recipients, until the next read
+    /// sees its run.
+    pub fn accepted(&self, items: u32) {
+        let mut sample = self.lock();
+        sample.accepted_since += 1;
+        sample.items_since += u64::from(items);
     }
 
     /// The latest sample (refreshed when stale), for `/metrics`.
@@ -86,9 +102,13 @@ impl BacklogGate {
         self.lock().backlog.clone()
     }
 
-    fn estimate(&self) -> u64 {
+    /// (queued runs, queued recipients) as last read plus what was accepted since.
+    fn estimate(&self) -> (u64, u64) {
         let sample = self.lock();
-        sample.backlog.queued_runs + sample.accepted_since
+        (
+            sample.backlog.queued_runs + sample.accepted_since,
+            sample.backlog.queued_items + sample.items_since,
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sample> {
@@ -110,6 +130,7 @@ impl BacklogGate {
                     read_at: Some(now),
                     backlog,
                     accepted_since: 0,
+                    items_since: 0,
                 };
             }
             // Keep the old estimate: a failing read must not open or close the gate.

@@ -1,11 +1,13 @@
 //! Trigger backpressure (issue 10 item 3): a trigger is refused with Knock's 429
 //! `rate_limited` and `Retry-After` — before anything is parsed deeply or stored — when the
-//! durable backlog is at `--max-queued-runs`, or when the key or the trigger's tenant is
-//! over its trigger rate or item rate.
+//! durable backlog is at `--max-queued-runs` (runs) or `--max-queued-items` (their listed
+//! recipients), or when the key or the trigger's tenant is over its trigger rate or item
+//! rate.
 //!
 //! What is counted: one trigger per `POST /v1/workflows/{key}/trigger`, and as items the
 //! recipients the trigger lists (an object recipient counts once here; its subscribers are
-//! expanded later by the runner, where the backlog gate bounds them). Only that endpoint
+//! expanded later by the runner, where the backlog gate bounds them; the item backlog
+//! counts an object once too). Only that endpoint
 //! is limited: scheduled runs and resumed delays were acknowledged when created and are
 //! never refused.
 //!
@@ -36,7 +38,12 @@ impl Backpressure {
     pub fn new(settings: &Settings, store: Store, clock: Clock) -> Self {
         Backpressure {
             limits: Limits::new(settings, LimiterClock::new(clock.clone())),
-            backlog: BacklogGate::new(store, clock, settings.max_queued_runs.get()),
+            backlog: BacklogGate::new(
+                store,
+                clock,
+                settings.max_queued_runs.get(),
+                settings.max_queued_items.get(),
+            ),
         }
     }
 
@@ -47,9 +54,10 @@ impl Backpressure {
         self.limits.check(tenant, items)
     }
 
-    /// Tells the backlog gate a trigger was accepted (its run is queued).
-    pub fn accepted(&self) {
-        self.backlog.accepted();
+    /// Tells the backlog gate a trigger listing `items` recipients was accepted (its run
+    /// is queued).
+    pub fn accepted(&self, items: u32) {
+        self.backlog.accepted(items);
     }
 
     /// The backlog gate (for `/metrics`).

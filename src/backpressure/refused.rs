@@ -9,17 +9,21 @@ pub enum Reason {
     KeyItems,
     TenantTriggers,
     TenantItems,
+    /// Queued runs (`--max-queued-runs`).
     Backlog,
+    /// Recipients of queued runs (`--max-queued-items`).
+    BacklogItems,
 }
 
 impl Reason {
     /// Every reason, so metrics can show each series from the start.
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::KeyTriggers,
         Reason::KeyItems,
         Reason::TenantTriggers,
         Reason::TenantItems,
         Reason::Backlog,
+        Reason::BacklogItems,
     ];
 
     /// The stable label for metrics and logs.
@@ -30,6 +34,7 @@ impl Reason {
             Reason::TenantTriggers => "tenant_trigger_rate",
             Reason::TenantItems => "tenant_item_rate",
             Reason::Backlog => "backlog",
+            Reason::BacklogItems => "backlog_items",
         }
     }
 
@@ -40,6 +45,7 @@ impl Reason {
             Reason::TenantTriggers => "triggers for this tenant (--trigger-rate-per-tenant)",
             Reason::TenantItems => "recipients for this tenant (--item-rate-per-tenant)",
             Reason::Backlog => "queued workflow runs (--max-queued-runs)",
+            Reason::BacklogItems => "recipients of queued workflow runs (--max-queued-items)",
         }
     }
 }
@@ -60,9 +66,10 @@ pub enum Refused {
         items: u32,
         burst: u32,
     },
-    /// Too much accepted work waits for the runner.
-    #[error("Rate limited: {queued} workflow runs are waiting to run, at or past the limit of {limit} {}; retry after {retry_after_secs} s.", Reason::Backlog.what())]
+    /// Too much accepted work waits for the runner (`reason`: which count).
+    #[error("Rate limited: the backlog holds {queued} {}, at or past the limit of {limit}; retry after {retry_after_secs} s.", reason.what())]
     Backlog {
+        reason: Reason,
         queued: u64,
         limit: u32,
         retry_after_secs: u64,
@@ -73,8 +80,9 @@ impl Refused {
     /// Which limit refused.
     pub fn reason(&self) -> Reason {
         match self {
-            Refused::Rate { reason, .. } | Refused::OverBurst { reason, .. } => *reason,
-            Refused::Backlog { .. } => Reason::Backlog,
+            Refused::Rate { reason, .. }
+            | Refused::OverBurst { reason, .. }
+            | Refused::Backlog { reason, .. } => *reason,
         }
     }
 

@@ -148,7 +148,8 @@ impl Engine {
     }
 
     /// Cancels the paused recipient runs of `key` triggered with `cancellation_key`
-    /// (only those of `recipients` when given); returns how many were cancelled.
+    /// (only those of `recipients` when given), and remembers the cancel for runs not
+    /// paused yet; returns how many paused runs were cancelled now.
     pub async fn cancel(
         &self,
         key: &str,

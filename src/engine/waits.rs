@@ -9,6 +9,11 @@
 //!   transaction and only touches runs still `paused`. So each timer fires at most once,
 //!   a crash before that commit fires it again after restart, and a cancel and a resume
 //!   never both win.
+//! - A cancel also records itself (`store::cancellations`) while a run of its key is
+//!   still queued; a first-pass write that would pause a recipient it covers records the
+//!   recipient run `cancelled` instead, in that same transaction. The writer orders the
+//!   cancel and the write, so either the cancel sees the paused run or the write sees the
+//!   cancel: a cancel accepted after a trigger is never missed.
 //! - A resume re-reads the recipient (entity, preferences) and runs the workflow's
 //!   current version; if the paused step's `ref` is no longer at the stored position, the
 //!   recipient run fails with `step_failed` ("the workflow changed") instead of guessing.
@@ -35,7 +40,7 @@ use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
 use crate::store::messages::{self, MessageRow};
 use crate::store::timers::{self, RESUME};
-use crate::store::{Db, Store, StoreResult, batches, recipients, runs};
+use crate::store::{Db, Store, StoreResult, batches, cancellations, recipients, runs};
 
 /// Timers fired per scheduler pass (one write each pass).
 const FIRE_SLICE: usize = 256;
@@ -81,13 +86,33 @@ pub fn write_new(
     rows: &mut Vec<MessageRow>,
 ) -> StoreResult<()> {
     let joins = batch_join::decide(db, &mut plan, now)?;
+    // A cancel recorded before this pause (see `store::cancellations`) ends the run here,
+    // as if it had arrived just after: what came before the pause is still delivered.
+    let cancel = match plan.wait {
+        Some(_) => cancellations::covering(db, run_id, &plan.reference)?,
+        None => None,
+    };
+    let cancelled = cancel.is_some();
+    if let Some(key) = cancel {
+        plan.status = "cancelled";
+        plan.events
+            .push(json!({"event": "cancelled", "status": "ok",
+                                "data": {"cancellation_key": key, "at": now}}));
+    }
     let events = Value::Array(plan.events.clone());
     let rr = runs::ensure_recipient_run(db, run_id, &plan.reference, plan.status, &events)?;
-    if let Some(wait) = &plan.wait {
+    if let Some(wait) = &plan.wait
+        && !cancelled
+    {
         timers::update_recipient_run(db, &rr, plan.status, &[], Some(&wait.resume_state()))?;
     }
     batch_join::record(db, &rr, joins, instant(now))?;
-    write_wait(db, &rr, &plan)?;
+    if cancelled {
+        // Leaves the batch it just joined, exactly as a cancel after the join would.
+        batches::cancel_activity(db, &rr)?;
+    } else {
+        write_wait(db, &rr, &plan)?;
+    }
     insert_messages(db, &rr, plan, rows)
 }
 
@@ -367,7 +392,8 @@ pub(crate) fn load_one(
 }
 
 /// Cancels the paused recipient runs of `workflow_key` triggered with
-/// `cancellation_key` (only those of `recipients` when given); returns how many.
+/// `cancellation_key` (only those of `recipients` when given) and records the cancel for
+/// the runs that have not paused yet; returns how many paused runs it cancelled.
 pub async fn cancel(
     store: &Store,
     scheduler: &Scheduler,
@@ -380,6 +406,8 @@ pub async fn cancel(
     let now = scheduler.clock().now();
     let n = store
         .write(move |db| {
+            // Runs not paused yet (queued, or mid-fan-out) are cancelled when they pause.
+            cancellations::record(db, &key, &ck, recipients.as_deref())?;
             let ids = timers::paused_by_cancellation_key(db, &key, &ck, recipients.as_deref())?;
             let event = json!({"event": "cancelled", "status": "ok",
                                "data": {"cancellation_key": ck, "at": now}});

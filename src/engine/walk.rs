@@ -30,7 +30,8 @@
 //! - `step_failed` (status `error`) — data `{"error"}`; the walk halts, status `failed`.
 //!
 //! `engine::waits` appends `resumed` (data `{"at"}`, `step_ref` of the pausing step) and
-//! `cancelled` (data `{"cancellation_key", "at"}`); `engine::batch_close` appends
+//! `cancelled` (data `{"cancellation_key", "at"}`, also when a recorded cancel stops the
+//! run at its first pause); `engine::batch_close` appends
 //! `batch_closed` (data `{"batch_id", "at"}`) to the runs of a closed batch's other
 //! activities, which end `completed`. Recipient run statuses: `completed`, `failed`,
 //! `paused` (waiting on a timer or a batch), `cancelled`.

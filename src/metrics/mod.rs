@@ -34,6 +34,8 @@ const LATENCY_BUCKETS: [f64; 12] = [
 /// The values read from the rest of the server at scrape time.
 pub struct Snapshot {
     pub queued_runs: u64,
+    /// Recipients listed by the queued runs (what `--max-queued-items` bounds).
+    pub queued_items: u64,
     pub running_runs: usize,
     /// Seconds since the oldest queued run was accepted (0 when none waits).
     pub runner_lag_seconds: f64,
@@ -50,6 +52,7 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     workflow_runs: IntGaugeVec,
     runner_lag: Gauge,
+    queued_items: IntGauge,
     pushes: IntCounterVec,
     sockets: IntGauge,
     topics: IntGauge,
@@ -125,6 +128,12 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(workflow_runs.clone()))?;
         registry.register(Box::new(runner_lag.clone()))?;
+        let queued_items = IntGauge::new(
+            "tidings_queued_items",
+            "Recipients listed by the queued workflow runs (an object counts once; sampled \
+             at most every 100 ms); triggers answer 429 at `--max-queued-items`.",
+        )?;
+        registry.register(Box::new(queued_items.clone()))?;
         registry.register(Box::new(pushes.clone()))?;
         registry.register(Box::new(sockets.clone()))?;
         registry.register(Box::new(topics.clone()))?;
@@ -146,6 +155,7 @@ impl Metrics {
             http_requests,
             workflow_runs,
             runner_lag,
+            queued_items,
             pushes,
             sockets,
             topics,
@@ -191,6 +201,8 @@ impl Metrics {
                 .with_label_values(&["running"])
                 .set(i64::try_from(snapshot.running_runs).unwrap_or(i64::MAX));
             self.runner_lag.set(snapshot.runner_lag_seconds);
+            self.queued_items
+                .set(i64::try_from(snapshot.queued_items).unwrap_or(i64::MAX));
             self.sockets
                 .set(i64::try_from(snapshot.hub.sessions).unwrap_or(i64::MAX));
             self.topics
@@ -229,6 +241,7 @@ mod tests {
             queued_runs: 3,
             running_runs: 1,
             runner_lag_seconds: 0.5,
+            queued_items: 7,
             hub: HubStats {
                 sessions: 2,
                 topics: 5,
@@ -252,6 +265,14 @@ mod tests {
         assert_eq!(
             value(&text, "tidings_workflow_runs{state=\"queued\"}"),
             Some(3.0)
+        );
+        assert_eq!(value(&text, "tidings_queued_items"), Some(7.0));
+        assert_eq!(
+            value(
+                &text,
+                "tidings_triggers_refused_total{reason=\"backlog_items\"}"
+            ),
+            Some(0.0)
         );
         assert_eq!(
             value(&text, "tidings_pushes_total{outcome=\"sent\"}"),

@@ -1,6 +1,7 @@
 //! The durable backlog: workflow runs accepted (acknowledged to the caller) whose fan-out
-//! has not finished, i.e. rows still `queued`. Read by trigger backpressure and by
-//! `/metrics`; one statement over the partial index on queued runs.
+//! has not finished, i.e. rows still `queued`, and the recipients they listed. Read by
+//! trigger backpressure and by `/metrics`; one statement over the partial index on queued
+//! runs.
 
 use super::{Db, StoreResult};
 
@@ -9,6 +10,9 @@ use super::{Db, StoreResult};
 pub struct Backlog {
     /// Runs still `queued`.
     pub queued_runs: u64,
+    /// Recipients the queued runs' triggers listed (an object once, whatever its
+    /// subscribers; a run part-way through its fan-out still counts them all).
+    pub queued_items: u64,
     /// `inserted_at` of the oldest queued run (the runner's lag starts there).
     pub oldest_queued_at: Option<String>,
 }
@@ -17,13 +21,15 @@ pub struct Backlog {
 /// backpressure bounds (`--max-queued-runs`), so callers sample it rather than run it per
 /// request.
 pub fn backlog(db: &Db<'_>) -> StoreResult<Backlog> {
-    let (count, oldest): (i64, Option<String>) =
+    let (count, items, oldest): (i64, i64, Option<String>) =
         db.0.prepare_cached(
-            "SELECT COUNT(*), MIN(inserted_at) FROM workflow_runs WHERE status = 'queued'",
+            "SELECT COUNT(*), COALESCE(SUM(recipient_count), 0), MIN(inserted_at) \
+             FROM workflow_runs WHERE status = 'queued'",
         )?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     Ok(Backlog {
         queued_runs: u64::try_from(count).unwrap_or(0),
+        queued_items: u64::try_from(items).unwrap_or(0),
         oldest_queued_at: oldest,
     })
 }
@@ -40,7 +46,7 @@ mod tests {
             &NewRun {
                 id: id.into(),
                 workflow_key: "wf".into(),
-                request: json!({"recipients": []}),
+                request: json!({"recipients": [{"ref": "u1"}, {"ref": "u2"}]}),
                 cancellation_key: None,
                 tenant: None,
             },
@@ -60,6 +66,7 @@ mod tests {
         runs::set_run_status(&db, "r1", "completed").expect("complete");
         let seen = backlog(&db).expect("backlog");
         assert_eq!(seen.queued_runs, 2);
+        assert_eq!(seen.queued_items, 4, "two recipients per queued run");
         let r2_at: String = conn
             .query_row(
                 "SELECT inserted_at FROM workflow_runs WHERE id = 'r2'",

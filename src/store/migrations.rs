@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0009_engine_gates.sql"),
     ),
     ("0010_batches", include_str!("migrations/0010_batches.sql")),
+    (
+        "0013_cancel_backlog",
+        include_str!("migrations/0013_cancel_backlog.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

@@ -17,6 +17,7 @@ pub mod backlog;
 pub mod backup;
 pub mod batches;
 pub mod bulk;
+pub mod cancellations;
 pub mod channels;
 pub mod feeds;
 pub mod message_queries;

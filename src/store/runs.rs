@@ -48,11 +48,14 @@ pub struct IdempotencyRow {
     pub request_id: String,
 }
 
+/// Stores an accepted run, `queued`, with the number of recipients its request lists
+/// (what the backlog gate sums, `store::backlog`).
 pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
     let now = clock::now();
+    let recipient_count = run.request["recipients"].as_array().map_or(0, Vec::len);
     db.0.prepare_cached(
-        "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+        "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at, \
+         recipient_count) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7)",
     )?
     .execute(params![
         run.id,
@@ -60,7 +63,8 @@ pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
         serde_json::to_string(&run.request)?,
         run.cancellation_key,
         run.tenant,
-        now
+        now,
+        i64::try_from(recipient_count).unwrap_or(i64::MAX)
     ])?;
     Ok(())
 }
@@ -184,6 +188,10 @@ pub fn without_recipient_runs<T>(
 
 /// Returns the recipient run of (`run_id`, `recipient`), creating it with `status` and
 /// `events` when new.
+///
+/// The run's workflow key and tenant are copied in the INSERT itself (one primary-key
+/// read of the run) rather than left to migration 0004's trigger, whose UPDATE would
+/// rewrite the fresh row and two of its indexes; `RETURNING` saves reading the new id back.
 pub fn ensure_recipient_run(
     db: &Db<'_>,
     run_id: &str,
@@ -192,20 +200,31 @@ pub fn ensure_recipient_run(
     events: &Value,
 ) -> StoreResult<String> {
     let now = clock::now();
-    db.0.prepare_cached(
-        "INSERT OR IGNORE INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_collection, \
-         recipient_id, status, events, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-    )?
-    .execute(params![
-        ids::uuid(),
-        run_id,
-        recipient.kind(),
-        recipient.collection(),
-        recipient.id(),
-        status,
-        serde_json::to_string(events)?,
-        now
-    ])?;
+    let created: Option<String> = db
+        .0
+        .prepare_cached(
+            "INSERT OR IGNORE INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_collection, \
+             recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
+             SELECT ?1, r.id, ?3, ?4, ?5, ?6, ?7, ?8, ?8, r.workflow_key, r.tenant FROM workflow_runs r WHERE r.id = ?2 \
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                ids::ordered_uuid(),
+                run_id,
+                recipient.kind(),
+                recipient.collection(),
+                recipient.id(),
+                status,
+                serde_json::to_string(events)?,
+                now
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(id) = created {
+        return Ok(id);
+    }
     Ok(db
         .0
         .prepare_cached(

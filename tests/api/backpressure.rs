@@ -243,3 +243,39 @@ async fn the_official_node_sdk_sees_the_429_and_its_retry_after() {
     .await;
     assert_eq!(runs(&app), 2, "the SDK's refused trigger stored nothing");
 }
+
+#[tokio::test]
+async fn a_backlog_of_queued_recipients_refuses_triggers_until_the_runner_has_drained_it() {
+    let (app, clock) = limited_app(|s| s.max_queued_items = nz(3)).await;
+    let first = app
+        .trigger("new-comment", json!({"recipients": ["u1", "u2", "u3"]}))
+        .await;
+    // Three recipients queued, at the limit of three: the next trigger, even of one
+    // recipient, waits (the run count, one, is far below `--max-queued-runs`).
+    let res = send(&app, json!({"recipients": ["u4"]})).await;
+    let body = assert_limited(res, "1").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--max-queued-items")),
+        "{body}"
+    );
+    assert_eq!(runs(&app), 1, "the refused trigger stored nothing");
+    assert_eq!(
+        db::count(&app.db_path, "SELECT recipient_count FROM workflow_runs"),
+        3
+    );
+
+    assert_eq!(db::wait_for_run(&app.db_path, &first).await, "completed");
+    clock.advance(Duration::seconds(1));
+    // Room for one more trigger; it may take the backlog past the limit by its own
+    // recipients, so a trigger larger than the room is admitted rather than never.
+    assert_eq!(
+        send(&app, json!({"recipients": ["u4", "u5", "u6", "u7"]}))
+            .await
+            .status(),
+        200
+    );
+    let res = send(&app, json!({"recipients": ["u8"]})).await;
+    assert_limited(res, "1").await;
+}

@@ -18,6 +18,7 @@ mod crash;
 mod demo;
 mod engine_batch;
 mod engine_batch_crash;
+mod engine_cancel_early;
 mod engine_crash;
 mod engine_delay;
 mod engine_rules;

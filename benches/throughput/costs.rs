@@ -1,0 +1,162 @@
+//! What each row and index costs per feed item on the writer (`--costs`): Tidings' own
+//! write functions (`runs::ensure_recipient_run`, `messages::insert`, which also bumps the
+//! feed counters) run through the real writer thread, 1,000 items per transaction with
+//! `synchronous=FULL`, on a fresh database per variant. Each variant removes one row kind
+//! or one index (dropped through a side connection), so the difference to `all` is what
+//! that row or index costs. Rendering, reads and HTTP are not in these figures: the
+//! `throughput` rounds measure the whole path.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tidings::model::RecipientRef;
+use tidings::store::messages::{self, MessageData, NewMessage};
+use tidings::store::runs::{self, NewRun};
+use tidings::store::{Store, StoreResult};
+
+const PER_TX: usize = 1000;
+const RUN: &str = "00000000-0000-4000-8000-000000000001";
+
+/// One way of writing an item: which rows, and which indexes dropped first.
+struct Variant {
+    name: &'static str,
+    recipient_run: bool,
+    drop: &'static [&'static str],
+}
+
+/// Every index on the hot tables that a variant may drop, with the table it belongs to.
+const INDEXES: &[&str] = &[
+    "messages_feed",
+    "messages_run",
+    "messages_inserted_at",
+    "workflow_recipient_runs_recipient",
+    "workflow_recipient_runs_workflow",
+    "workflow_recipient_runs_tenant",
+    "workflow_recipient_runs_status",
+    "workflow_recipient_runs_inserted",
+];
+
+fn variants() -> Vec<Variant> {
+    let mut all = vec![
+        Variant {
+            name: "all rows, all indexes",
+            recipient_run: true,
+            drop: &[],
+        },
+        Variant {
+            name: "without the recipient-run row",
+            recipient_run: false,
+            drop: &[],
+        },
+    ];
+    for index in INDEXES {
+        all.push(Variant {
+            name: index,
+            recipient_run: true,
+            drop: std::slice::from_ref(index),
+        });
+    }
+    all
+}
+
+fn message(i: usize, rr: String) -> NewMessage {
+    NewMessage {
+        id: tidings::ids::message_id(),
+        channel_id: "6f1c2a5e-9a43-4c1e-8d1b-2b7f4c7e0a11".into(),
+        recipient: RecipientRef::User(format!("u{}-{}", i / 1000 % 100, i % 1000)),
+        tenant: None,
+        workflow_key: "bench".into(),
+        workflow_version_id: "7d2b5f9e-1c3a-4b6d-8e0f-112233445566".into(),
+        workflow_categories: Vec::new(),
+        workflow_run_id: RUN.into(),
+        workflow_recipient_run_id: rr,
+        step_ref: "in_app_feed_1".into(),
+        actors: vec![RecipientRef::User("bench-actor".into())],
+        data: MessageData::Run(Arc::new(json!({}))),
+        blocks: json!([{"type": "markdown", "name": "body",
+            "content": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
+            "rendered": format!("<p>Hi User {}: <strong>Ada</strong> commented on Quarterly report</p>", i % 1000)}]),
+        inserted_at: tidings::clock::now(),
+        batch: None,
+    }
+}
+
+/// Microseconds per item written the way `variant` says, on a fresh database in `dir`.
+async fn micros_per_item(dir: &Path, variant: &Variant, items: usize) -> StoreResult<f64> {
+    let path = dir.join(format!("costs-{}.db", variant.name.replace(' ', "-")));
+    let store = Store::open(&path, true)?;
+    {
+        let side = rusqlite::Connection::open(&path)?;
+        for index in variant.drop {
+            side.execute_batch(&format!("DROP INDEX {index}"))?;
+        }
+    }
+    store
+        .write(|db| {
+            runs::insert_run(
+                db,
+                &NewRun {
+                    id: RUN.into(),
+                    workflow_key: "bench".into(),
+                    request: json!({"recipients": [], "data": {}}),
+                    cancellation_key: None,
+                    tenant: None,
+                },
+            )
+        })
+        .await?;
+    let with_rr = variant.recipient_run;
+    let started = Instant::now();
+    for start in (0..items).step_by(PER_TX) {
+        let end = (start + PER_TX).min(items);
+        store
+            .write(move |db| {
+                let events = json!([{"event": "message_created", "status": "ok",
+                    "step_ref": "in_app_feed_1", "step_type": "channel",
+                    "data": {"message_id": "2Q3dWmUo0EZHkDTd1dXr9fNbNsq"}}]);
+                for i in start..end {
+                    let recipient = RecipientRef::User(format!("u{}-{}", i / 1000 % 100, i % 1000));
+                    let rr = if with_rr {
+                        runs::ensure_recipient_run(db, RUN, &recipient, "completed", &events)?
+                    } else {
+                        tidings::ids::uuid()
+                    };
+                    messages::insert(db, &message(i, rr))?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    let micros = started.elapsed().as_secs_f64() * 1e6 / items as f64;
+    store.shutdown().await;
+    Ok(micros)
+}
+
+/// Runs every variant `rounds` times (interleaved, so drift hits them alike) and reports
+/// the median microseconds per item of each, and its difference to `all`.
+pub async fn report(items: usize, rounds: usize) -> Result<Value, String> {
+    let variants = variants();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for _ in 0..rounds {
+        for (i, variant) in variants.iter().enumerate() {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let micros = micros_per_item(dir.path(), variant, items)
+                .await
+                .map_err(|e| format!("{}: {e}", variant.name))?;
+            samples[i].push(micros);
+        }
+    }
+    let medians: Vec<f64> = samples.iter().map(|s| crate::median(s)).collect();
+    let all = medians.first().copied().unwrap_or(0.0);
+    let rows: Vec<Value> = variants
+        .iter()
+        .zip(&medians)
+        .map(|(v, m)| {
+            eprintln!("{:40} {m:6.2} µs/item  (saves {:5.2})", v.name, all - m);
+            json!({"variant": v.name, "micros_per_item_median": m, "saves_micros": all - m})
+        })
+        .collect();
+    Ok(json!({"items": items, "rounds": rounds, "variants": rows}))
+}

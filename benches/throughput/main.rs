@@ -1,0 +1,138 @@
+//! Throughput benchmark (issue 10, item 1): feed items committed per second by Tidings
+//! for T triggers of 1,000 recipients, beside the raw limit of the same disk — a minimal
+//! feed-item table written directly with rusqlite (`raw`) — measured in the same round.
+//! Ratios survive the noise of a shared machine better than absolute rates, so the
+//! report leads with `ratio` (Tidings ÷ raw), the median over rounds.
+//!
+//! Run: `cargo bench --bench throughput` (tiny default: 5 triggers, 1 round, seconds; it
+//! also runs under `cargo test` as a smoke test), or the issue's figures:
+//! `cargo bench --bench throughput -- --triggers 100 --rounds 3` (100k items) and
+//! `-- --triggers 1000 --rounds 1` (1M items). Prints JSON and writes
+//! `bench-results/throughput.json` (or `--out PATH`). `-- --costs 100000 --rounds 3` prints
+//! what each row and index costs per item on the writer instead (see `costs`).
+
+mod costs;
+mod raw;
+mod tidings;
+
+use serde_json::{Value, json};
+
+struct Args {
+    triggers: Vec<usize>,
+    rounds: usize,
+    out: String,
+    /// `--costs N`: the per-row/per-index cost table over N items instead of the rounds.
+    costs: Option<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        triggers: vec![5],
+        rounds: 1,
+        out: "bench-results/throughput.json".into(),
+        costs: None,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--triggers" => {
+                args.triggers = value
+                    .split(',')
+                    .map(|v| v.trim().parse().map_err(|_| format!("--triggers {value}")))
+                    .collect::<Result<_, _>>()?;
+                i += 1;
+            }
+            "--rounds" => {
+                args.rounds = value.parse().map_err(|_| format!("--rounds {value}"))?;
+                i += 1;
+            }
+            "--out" => {
+                args.out = value;
+                i += 1;
+            }
+            "--costs" => {
+                args.costs = Some(value.parse().map_err(|_| format!("--costs {value}"))?);
+                i += 1;
+            }
+            "--tiny" => args.triggers = vec![5],
+            // `cargo bench` passes `--bench`; `cargo test` may pass filters: ignored.
+            _ => {}
+        }
+        i += 1;
+    }
+    if args.triggers.contains(&0) || args.rounds == 0 {
+        return Err("--triggers and --rounds must be positive".into());
+    }
+    Ok(args)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// One size: `rounds` rounds, each the raw baseline then Tidings on fresh databases.
+async fn measure(triggers: usize, rounds: usize) -> Result<Value, String> {
+    let items = triggers * tidings::RECIPIENTS;
+    let (mut raw_rates, mut tidings_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let raw_path = dir.path().join("raw.db");
+        let raw = tokio::task::spawn_blocking(move || {
+            raw::rows_per_sec(&raw_path, items, |i| {
+                tidings::recipient(i / tidings::RECIPIENTS, i % tidings::RECIPIENTS)
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("raw baseline: {e}"))?;
+        let rate = tidings::items_per_sec(dir.path(), triggers).await?;
+        eprintln!(
+            "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}",
+            round + 1,
+            rate / raw
+        );
+        raw_rates.push(raw);
+        tidings_rates.push(rate);
+        ratios.push(rate / raw);
+    }
+    Ok(json!({
+        "triggers": triggers,
+        "recipients_per_trigger": tidings::RECIPIENTS,
+        "items": items,
+        "rounds": rounds,
+        "tidings_items_per_sec": tidings_rates,
+        "raw_rows_per_sec": raw_rates,
+        "ratios": ratios,
+        "tidings_items_per_sec_median": median(&tidings_rates),
+        "raw_rows_per_sec_median": median(&raw_rates),
+        "ratio_median": median(&ratios),
+    }))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args = parse_args()?;
+    let report = match args.costs {
+        Some(items) => json!({"benchmark": "throughput --costs",
+                              "costs": costs::report(items, args.rounds).await?}),
+        None => {
+            let mut sizes = Vec::new();
+            for &triggers in &args.triggers {
+                sizes.push(measure(triggers, args.rounds).await?);
+            }
+            json!({"benchmark": "throughput", "sizes": sizes})
+        }
+    };
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    println!("{text}");
+    if let Some(parent) = std::path::Path::new(&args.out).parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&args.out, text).map_err(|e| e.to_string())?;
+    println!("wrote {}", args.out);
+    Ok(())
+}

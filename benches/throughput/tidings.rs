@@ -1,0 +1,134 @@
+//! Tidings' side of a round: the real server in-process on a fresh database, driven over
+//! loopback HTTP like a client would. Measures feed items committed per second from the
+//! first trigger sent until the last item is readable.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tidings::{Application, Settings};
+
+const SECRET: &str = "sk_bench";
+/// Recipients per trigger (the figure) and per `bulk/identify` call.
+pub const RECIPIENTS: usize = 1000;
+/// Distinct users at most; bigger runs give each user several items.
+pub const USER_POOL: usize = 100_000;
+
+/// The name of recipient `i` of trigger `t` (shared with the raw baseline's rows).
+pub fn recipient(trigger: usize, i: usize) -> String {
+    let block = trigger % (USER_POOL / RECIPIENTS);
+    format!("u{block}-{i}")
+}
+
+/// Trigger data of ~300 B, stored once per run.
+fn trigger_body(trigger: usize) -> Value {
+    let recipients: Vec<String> = (0..RECIPIENTS).map(|i| recipient(trigger, i)).collect();
+    json!({"recipients": recipients, "actor": {"id": "bench-actor", "name": "Ada"},
+           "data": {"page": "Quarterly report", "url": "https://example.com/docs/q3",
+                    "comment": "x".repeat(220)}})
+}
+
+/// The workflow: one in-app feed step whose rendered blocks are ~200 B.
+fn workflow() -> Value {
+    json!({"workflow": {"name": "Throughput", "steps": [{
+        "ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed", "channel_type": "in_app_feed",
+        "template": {"markdown_body": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
+                     "action_url": "{{ data.url }}"}}]}})
+}
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, String> {
+        let res = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(SECRET)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("{path}: {e}"))?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("{path}: {status} {body}"));
+        }
+        Ok(body)
+    }
+
+    async fn feed_total(&self, user: &str) -> Result<u64, String> {
+        let body = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/users/{user}/feeds/in-app-feed?page_size=1"),
+                &Value::Null,
+            )
+            .await?;
+        Ok(body["meta"]["total_count"].as_u64().unwrap_or(0))
+    }
+}
+
+/// Starts a server on a fresh database in `dir`, identifies the users, sends `triggers`
+/// triggers of [`RECIPIENTS`] concurrently and returns items committed per second.
+pub async fn items_per_sec(dir: &Path, triggers: usize) -> Result<f64, String> {
+    let mut settings = Settings::for_database(dir.join("tidings.db"));
+    settings.workflows = dir.join("no-workflows");
+    settings.secret_key = Some(SECRET.into());
+    settings.log_filter = "warn".into();
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| format!("server start: {e}"))?;
+    let api = Api {
+        base: format!("http://127.0.0.1:{}", app.port()),
+        client: reqwest::Client::new(),
+    };
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    api.call(reqwest::Method::PUT, "/v1/workflows/bench", &workflow())
+        .await?;
+    let blocks = triggers.min(USER_POOL / RECIPIENTS);
+    for t in 0..blocks {
+        let users: Vec<Value> = (0..RECIPIENTS)
+            .map(|i| json!({"id": recipient(t, i), "name": format!("User {i}")}))
+            .collect();
+        api.call(
+            reqwest::Method::POST,
+            "/v1/users/bulk/identify",
+            &json!({"users": users}),
+        )
+        .await?;
+    }
+    let bodies: Vec<Value> = (0..triggers).map(trigger_body).collect();
+    let started = Instant::now();
+    let sent = bodies
+        .iter()
+        .map(|body| api.call(reqwest::Method::POST, "/v1/workflows/bench/trigger", body));
+    for result in futures_util::future::join_all(sent).await {
+        result?;
+    }
+    // Each run writes its recipients in order, so a block's last user holds one item per
+    // trigger sent to that block exactly when all those runs have committed.
+    let deadline = started + Duration::from_secs(3600);
+    for t in 0..blocks {
+        let expected = (t..triggers).step_by(blocks).count() as u64;
+        let last = recipient(t, RECIPIENTS - 1);
+        while api.feed_total(&last).await? < expected {
+            if Instant::now() > deadline {
+                return Err(format!("{last} never got its {expected} items"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let rate = (triggers * RECIPIENTS) as f64 / started.elapsed().as_secs_f64();
+    handle.stop(true).await;
+    let _ = server.await;
+    Ok(rate)
+}
