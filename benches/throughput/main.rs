@@ -7,7 +7,8 @@
 //! Run: `cargo bench --bench throughput` (tiny default: 5 triggers, 1 round, seconds; it
 //! also runs under `cargo test` as a smoke test), or the figures:
 //! `cargo bench --bench throughput -- --triggers 100 --rounds 3` (100k items) and
-//! `-- --triggers 1000 --rounds 1` (1M items). Prints JSON and writes
+//! `-- --triggers 1000 --rounds 1` (1M items); `--page-size N` sets the server's
+//! `fanout_page_size`. Prints JSON and writes
 //! `bench-results/throughput.json` (or `--out PATH`). `-- --costs 100000 --rounds 3` prints
 //! what each row and index costs per item on the writer instead (see `costs`).
 
@@ -23,6 +24,8 @@ struct Args {
     out: String,
     /// `--costs N`: the per-row/per-index cost table over N items instead of the rounds.
     costs: Option<usize>,
+    /// `--page-size N`: the server's `fanout_page_size` (default: the server's default).
+    page_size: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -31,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         rounds: 1,
         out: "bench-results/throughput.json".into(),
         costs: None,
+        page_size: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,6 +60,10 @@ fn parse_args() -> Result<Args, String> {
                 args.costs = Some(value.parse().map_err(|_| format!("--costs {value}"))?);
                 i += 1;
             }
+            "--page-size" => {
+                args.page_size = Some(value.parse().map_err(|_| format!("--page-size {value}"))?);
+                i += 1;
+            }
             "--tiny" => args.triggers = vec![5],
             // `cargo bench` passes `--bench`; `cargo test` may pass filters: ignored.
             _ => {}
@@ -75,7 +83,11 @@ fn median(values: &[f64]) -> f64 {
 }
 
 /// One size: `rounds` rounds, each the raw baseline then Tidings on fresh databases.
-async fn measure(triggers: usize, rounds: usize) -> Result<Value, String> {
+async fn measure(
+    triggers: usize,
+    rounds: usize,
+    page_size: Option<usize>,
+) -> Result<Value, String> {
     let items = triggers * tidings::RECIPIENTS;
     let (mut raw_rates, mut tidings_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -89,7 +101,7 @@ async fn measure(triggers: usize, rounds: usize) -> Result<Value, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("raw baseline: {e}"))?;
-        let rate = tidings::items_per_sec(dir.path(), triggers).await?;
+        let rate = tidings::items_per_sec(dir.path(), triggers, page_size).await?;
         eprintln!(
             "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}",
             round + 1,
@@ -104,6 +116,7 @@ async fn measure(triggers: usize, rounds: usize) -> Result<Value, String> {
         "recipients_per_trigger": tidings::RECIPIENTS,
         "items": items,
         "rounds": rounds,
+        "fanout_page_size": page_size,
         "tidings_items_per_sec": tidings_rates,
         "raw_rows_per_sec": raw_rates,
         "ratios": ratios,
@@ -122,7 +135,7 @@ async fn main() -> Result<(), String> {
         None => {
             let mut sizes = Vec::new();
             for &triggers in &args.triggers {
-                sizes.push(measure(triggers, args.rounds).await?);
+                sizes.push(measure(triggers, args.rounds, args.page_size).await?);
             }
             json!({"benchmark": "throughput", "sizes": sizes})
         }

@@ -78,11 +78,19 @@ impl Api {
 
 /// Starts a server on a fresh database in `dir`, identifies the users, sends `triggers`
 /// triggers of [`RECIPIENTS`] concurrently and returns items committed per second.
-pub async fn items_per_sec(dir: &Path, triggers: usize) -> Result<f64, String> {
+/// `page_size` overrides the server's fan-out page size (`--fanout-page-size`).
+pub async fn items_per_sec(
+    dir: &Path,
+    triggers: usize,
+    page_size: Option<usize>,
+) -> Result<f64, String> {
     let mut settings = Settings::for_database(dir.join("tidings.db"));
     settings.workflows = dir.join("no-workflows");
     settings.secret_key = Some(SECRET.into());
     settings.log_filter = "warn".into();
+    if let Some(size) = page_size {
+        settings.fanout_page_size = size;
+    }
     let app = Application::build(settings)
         .await
         .map_err(|e| format!("server start: {e}"))?;

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_cancel_backlog",
         include_str!("migrations/0013_cancel_backlog.sql"),
     ),
+    (
+        "0011_recipient_runs_without_fk",
+        include_str!("migrations/0011_recipient_runs_without_fk.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
@@ -119,5 +123,52 @@ mod tests {
         conn.execute_batch("CREATE TABLE meta (x)").expect("clash");
         assert!(apply(&mut conn).is_err());
         assert_eq!(version(&conn), 0);
+    }
+
+    #[test]
+    fn recipient_runs_keep_their_rows_rowids_and_indexes_without_the_foreign_key() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        let at = MIGRATIONS
+            .iter()
+            .position(|(name, _)| name.starts_with("0011_"))
+            .expect("0011 listed");
+        for (_, sql) in &MIGRATIONS[..at] {
+            conn.execute_batch(sql).expect("older step");
+        }
+        conn.pragma_update(None, "user_version", at as i64)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO workflow_runs(id, workflow_key, request, tenant, status, inserted_at, updated_at) \
+             VALUES ('r1', 'wf', '{}', 't1', 'completed', 'a', 'a'); \
+             INSERT INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, recipient_id, status, \
+             events, inserted_at, updated_at) VALUES (7, 'rr7', 'r1', 'user', 'u1', 'completed', '[1]', 'a', 'a');",
+        )
+        .expect("old rows");
+        apply(&mut conn).expect("upgrade");
+        let row: (i64, String, String, String) = conn
+            .query_row(
+                "SELECT rowid, id, workflow_key, events FROM workflow_recipient_runs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("row kept");
+        assert_eq!(row, (7, "rr7".into(), "wf".into(), "[1]".into()));
+        let foreign_keys: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_foreign_key_list('workflow_recipient_runs')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("fk list");
+        assert_eq!(foreign_keys, 0);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type IN ('index', 'trigger') \
+                 AND tbl_name = 'workflow_recipient_runs' AND sql IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 6, "five filter indexes and the copy trigger");
     }
 }
