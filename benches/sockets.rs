@@ -67,7 +67,7 @@ async fn serve_tidings(sockets: usize) {
     settings.secret_key = Some("sk_bench".into());
     settings.public_key = Some(PUBLIC.into());
     settings.enhanced_security = false;
-    settings.ws_max_per_address = sockets + 16;
+    settings.ws_max_per_address = sockets + CONNECT_CONCURRENCY + 16;
     settings.ws_idle_timeout_secs = 3600;
     settings.log_filter = "warn".into();
     let app = tidings::Application::build(settings)
@@ -139,7 +139,17 @@ struct Server {
 impl Server {
     fn start(kind: &str, sockets: usize) -> Server {
         let exe = std::env::current_exe().expect("current exe");
-        let mut child = Command::new(exe)
+        // `BENCH_SERVER_WRAPPER=heaptrack` profiles the servers' allocations (its RSS
+        // figures then include the profiler's).
+        let mut command = match std::env::var("BENCH_SERVER_WRAPPER") {
+            Ok(wrapper) if !wrapper.is_empty() => {
+                let mut c = Command::new(wrapper);
+                c.arg(exe);
+                c
+            }
+            _ => Command::new(exe),
+        };
+        let mut child = command
             .args(["--serve", kind, "--sockets", &sockets.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -212,11 +222,18 @@ async fn connect(port: u16, i: usize, tidings: bool) -> Socket {
 async fn measure(kind: &str, n: usize) -> (f64, u64, u64) {
     let server = Server::start(kind, n);
     let tidings = kind == "tidings";
-    // Warm up: one socket in and out (first-use allocations are not per socket).
-    drop(connect(server.port, n, tidings).await);
+    // Warm up: a burst of sockets in and out, as many at once as the measured ones, so
+    // what a server sizes once (Tidings' pool of reader connections and their caches,
+    // the runtime's queues) is in `before`, not counted per socket.
+    let port = server.port;
+    let warm: Vec<Socket> = futures_util::stream::iter(n..n + CONNECT_CONCURRENCY)
+        .map(|i| connect(port, i, tidings))
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect()
+        .await;
+    drop(warm);
     tokio::time::sleep(SETTLE).await;
     let before = server.rss_kib();
-    let port = server.port;
     let sockets: Vec<Socket> = futures_util::stream::iter(0..n)
         .map(|i| connect(port, i, tidings))
         .buffer_unordered(CONNECT_CONCURRENCY)

@@ -27,13 +27,23 @@ use crate::store::Store;
 use crate::store::feeds::{self, FeedCounts};
 use crate::store::messages::MessageRow;
 
+/// A session's push queue (sending end); see [`PushQueue`].
+type PushSender = futures_channel::mpsc::Sender<ByteString>;
+
+/// A session's push queue: bounded, filled with `try_send` by the publisher. A
+/// `futures-channel` queue costs nothing per slot until a push waits in it (a tokio
+/// queue allocates a block of slots up front), which matters at 10,000 idle sockets.
+pub type PushQueue = futures_channel::mpsc::Receiver<ByteString>;
+
 /// A feed: (channel UUID, recipient).
 pub type FeedKey = (String, RecipientRef);
 
 /// What the hub knows about one socket.
 struct SessionLink {
     id: u64,
-    tx: mpsc::Sender<ByteString>,
+    /// Locked only for a `try_send`. Never cloned: each `futures-channel` sender adds a
+    /// slot of its own, so the one sender keeps the queue bounded at its depth.
+    tx: std::sync::Mutex<PushSender>,
     evicted: AtomicBool,
     wake: Notify,
 }
@@ -158,11 +168,12 @@ impl Hub {
     }
 
     /// Registers a new socket: its registration handle and the receiving end of its queue.
-    pub fn register(&self) -> (Registration, mpsc::Receiver<ByteString>) {
-        let (tx, rx) = mpsc::channel(self.inner.queue);
+    pub fn register(&self) -> (Registration, PushQueue) {
+        // Its capacity is `buffer` plus one slot for the one sender: `queue` in all.
+        let (tx, rx) = futures_channel::mpsc::channel(self.inner.queue - 1);
         let link = Arc::new(SessionLink {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
-            tx,
+            tx: std::sync::Mutex::new(tx),
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
         });
@@ -170,7 +181,7 @@ impl Hub {
         let registration = Registration {
             hub: self.clone(),
             link,
-            topics: HashMap::new(),
+            topics: Vec::new(),
         };
         (registration, rx)
     }
@@ -193,7 +204,10 @@ impl Hub {
 pub struct Registration {
     hub: Hub,
     link: Arc<SessionLink>,
-    topics: HashMap<String, FeedKey>,
+    /// Joined topics (at most `TIDINGS_WS_MAX_TOPICS`, usually one or two): a `Vec`
+    /// sized to fit costs a tenth of a `HashMap` per idle socket; the topic string is
+    /// shared with the hub's subscriber entry.
+    topics: Vec<(Arc<str>, FeedKey)>,
 }
 
 impl Registration {
@@ -212,9 +226,10 @@ impl Registration {
     ) {
         self.leave(topic);
         self.hub.inner.joins.fetch_add(1, Ordering::Relaxed);
+        let topic: Arc<str> = Arc::from(topic);
         let subscriber = Subscriber {
             link: self.link.clone(),
-            topic: Arc::from(topic),
+            topic: topic.clone(),
             join_ref: join_ref.map(Arc::from),
             params,
             restriction: restriction.map(Arc::from),
@@ -223,15 +238,18 @@ impl Registration {
             .inner
             .feeds
             .entry(key.clone())
-            .or_default()
+            // Most feeds have one socket: `push` onto an empty `Vec` would reserve four.
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(subscriber);
-        self.topics.insert(topic.to_owned(), key);
+        self.topics.reserve_exact(1);
+        self.topics.push((topic, key));
     }
 
     /// Unsubscribes `topic`; false when it was not joined.
     pub fn leave(&mut self, topic: &str) -> bool {
-        match self.topics.remove(topic) {
-            Some(key) => {
+        match self.topics.iter().position(|(t, _)| &**t == topic) {
+            Some(i) => {
+                let (_, key) = self.topics.swap_remove(i);
                 self.hub.remove(&key, self.link.id, topic);
                 true
             }
@@ -240,7 +258,7 @@ impl Registration {
     }
 
     pub fn is_joined(&self, topic: &str) -> bool {
-        self.topics.contains_key(topic)
+        self.topics.iter().any(|(t, _)| &**t == topic)
     }
 
     pub fn topic_count(&self) -> usize {
@@ -397,11 +415,15 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
         hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    match link.tx.try_send(text) {
+    let sent = match link.tx.lock() {
+        Ok(mut tx) => tx.try_send(text).map_err(|e| e.is_full()),
+        Err(_) => Err(false),
+    };
+    match sent {
         Ok(()) => {
             hub.inner.pushes.fetch_add(1, Ordering::Relaxed);
         }
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(true) => {
             hub.inner.evictions.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 session = link.id,
@@ -409,7 +431,7 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
             );
             link.evict();
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(false) => {
             hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -42,6 +42,10 @@ impl JoinParams {
                         .map_err(|e| format!("{r}: {e}"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            // `collect` starts at 4 slots (~1 KB) for what is usually one ref, and this
+            // lives as long as the socket (issue 10 item 4).
+            let mut refs = refs;
+            refs.shrink_to_fit();
             Ok(JoinParams::Refs(refs))
         } else {
             FeedFilters::from_socket_params(payload).map(JoinParams::Legacy)

@@ -17,11 +17,11 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::frames::{Frame, PHOENIX_TOPIC};
-use super::hub::Registration;
+use super::hub::{PushQueue, Registration};
 use super::joins;
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -137,7 +137,7 @@ pub async fn run(
     let stop = loop {
         let event = tokio::select! {
             stop = signals.stop() => Err(stop),
-            pushed = queue.recv() => Ok(Event::Push(pushed)),
+            pushed = queue.next() => Ok(Event::Push(pushed)),
             incoming = stream.next() => Ok(Event::Client(incoming)),
         };
         let result = match event {
@@ -147,7 +147,9 @@ pub async fn run(
                     session: &mut session,
                     signals: &mut signals,
                 };
-                out.text_raw(text).await
+                // Boxed, like every branch below: a task is as large as its largest
+                // state, and this loop spends its life idle in the `select!` above.
+                Box::pin(out.text_raw(text)).await
             }
             Ok(Event::Push(None)) => Err(Stop::Server(CloseCode::Error, "hub gone")),
             Ok(Event::Client(None)) => Err(Stop::Client(None)),
@@ -161,14 +163,14 @@ pub async fn run(
                     session: &mut session,
                     signals: &mut signals,
                 };
-                client_message(&ctx, &mut out, message, &mut bad_frames).await
+                Box::pin(client_message(&ctx, &mut out, message, &mut bad_frames)).await
             }
         };
         if let Err(stop) = result {
             break stop;
         }
     };
-    finish(session, signals, queue, stop).await;
+    Box::pin(finish(session, signals, queue, stop)).await;
 }
 
 enum Event {
@@ -193,12 +195,7 @@ fn protocol_stop(e: &actix_ws::ProtocolError) -> Stop {
     }
 }
 
-async fn finish(
-    session: actix_ws::Session,
-    signals: Signals,
-    queue: mpsc::Receiver<ByteString>,
-    stop: Stop,
-) {
+async fn finish(session: actix_ws::Session, signals: Signals, queue: PushQueue, stop: Stop) {
     // Unregister first, so nothing more is queued for a socket that is going away.
     drop(signals);
     drop(queue);

@@ -121,7 +121,7 @@ async fn websocket(
     // few chunks ahead of actix-ws, so the client's end of the connection is seen even
     // while frames it sent before leaving are still queued (they are then dropped).
     let client_gone = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
+    let (tx, rx) = futures_channel::mpsc::channel(READ_AHEAD_CHUNKS);
     actix_web::rt::spawn(read_ahead(
         FrameGuard::new(body.into_inner(), session::MAX_FRAME_BYTES),
         tx,
@@ -129,9 +129,7 @@ async fn websocket(
     ));
     let guarded: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
-    > = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
+    > = Box::pin(rx);
     let body =
         web::Payload::from_request(&req, &mut actix_web::dev::Payload::from(guarded)).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
@@ -145,14 +143,19 @@ async fn websocket(
     Ok(response)
 }
 
-/// Chunks of client bytes read ahead of the session (each at most one read's worth).
-const READ_AHEAD_CHUNKS: usize = 8;
+/// Chunks of client bytes read ahead of the session (each at most one read's worth),
+/// besides the sender's own slot. A `futures-channel` queue, which allocates per queued
+/// chunk: an idle socket holds no slots (a tokio queue holds a block of 32).
+const READ_AHEAD_CHUNKS: usize = 7;
+
+type ChunkSender =
+    futures_channel::mpsc::Sender<Result<web::Bytes, actix_web::error::PayloadError>>;
 
 /// Moves the guarded client bytes to the session, marking `client_gone` when the client's
 /// side ends (EOF or a read error; not an oversized frame, which the session answers 1009).
 async fn read_ahead<S>(
     mut guarded: FrameGuard<S>,
-    tx: tokio::sync::mpsc::Sender<Result<web::Bytes, actix_web::error::PayloadError>>,
+    mut tx: ChunkSender,
     client_gone: Arc<AtomicBool>,
 ) where
     S: futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
@@ -173,7 +176,8 @@ async fn read_ahead<S>(
             return;
         };
         let last = item.is_err();
-        if tx.send(item).await.is_err() || last {
+        let ready = futures_util::future::poll_fn(|cx| tx.poll_ready(cx)).await;
+        if ready.is_err() || tx.start_send(item).is_err() || last {
             return;
         }
     }
