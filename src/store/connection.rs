@@ -24,11 +24,27 @@ pub(super) fn open_read_write(path: &Path, synchronous_full: bool) -> StoreResul
     // first changes; on a file that was one `pwrite` per page per command (profiled: a
     // third of the writer's time in a fan-out). In memory it costs a copy.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Checkpoints run on their own thread (`checkpointer`), not inside the writer's COMMIT.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(
         None,
         "synchronous",
         if synchronous_full { "FULL" } else { "NORMAL" },
     )?;
+    common_pragmas(&conn)?;
+    Ok(conn)
+}
+
+/// The checkpoint thread's connection: it writes the main file (copying committed WAL
+/// frames), so it syncs as the writer does.
+pub(super) fn open_checkpointer(path: &Path, synchronous_full: bool) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if synchronous_full { "FULL" } else { "NORMAL" },
+    )?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     common_pragmas(&conn)?;
     Ok(conn)
 }

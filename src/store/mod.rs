@@ -6,6 +6,7 @@
 //!   commands in one transaction and replies only after `COMMIT` returned.
 //! - Reads use separate read-only connections on the blocking pool ([`Store::read`]).
 
+mod checkpointer;
 mod connection;
 mod feed_sql;
 mod migrations;
@@ -124,6 +125,7 @@ pub struct Store {
     writer: WriterHandle,
     writer_metrics: WriterMetrics,
     readers: readers::ReaderPool,
+    checkpointer: std::sync::Arc<checkpointer::Checkpointer>,
     path: PathBuf,
 }
 
@@ -150,10 +152,13 @@ impl Store {
         let writer_metrics = WriterMetrics::new();
         let writer = writer::spawn(conn, writer_metrics.clone());
         let readers = readers::ReaderPool::new(path.to_path_buf());
+        let checkpointer =
+            std::sync::Arc::new(checkpointer::Checkpointer::spawn(path, synchronous_full)?);
         Ok(Store {
             writer,
             writer_metrics,
             readers,
+            checkpointer,
             path: path.to_path_buf(),
         })
     }
@@ -195,6 +200,8 @@ impl Store {
 
     /// Stops the writer after it has drained and committed every queued command.
     pub async fn shutdown(&self) {
+        let checkpointer = self.checkpointer.clone();
+        let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
         self.writer.shutdown().await;
     }
 
