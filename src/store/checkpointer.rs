@@ -38,11 +38,9 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("tidings-checkpoint".into())
             .spawn(move || {
-                loop {
-                    match rx.recv_timeout(INTERVAL) {
-                        Err(RecvTimeoutError::Timeout) => checkpoint(&conn, &path),
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
+                // A stop (or the store dropped) ends the wait early; a timeout checkpoints.
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(INTERVAL) {
+                    checkpoint(&conn, &path);
                 }
             })?;
         Ok(Checkpointer {
