@@ -4,7 +4,7 @@
 //! Invariants:
 //! - A cancel records a row only while a `queued` run of its workflow and key, inserted
 //!   at or before the cancel, exists; a run leaving `queued` drops the rows no other
-//!   queued run needs (migration 0013's trigger). The table stays as small as the
+//!   queued run needs (migration 0011's trigger). The table stays as small as the
 //!   backlog's cancelled keys.
 //! - Both the record and [`covering`] run inside writer transactions, and a run's
 //!   `inserted_at` and a row's `created_at` come from the same clock (`clock::now`) read
