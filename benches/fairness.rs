@@ -247,8 +247,42 @@ async fn prepare(api: &Api, shape: &str, n: usize) -> (Vec<Value>, Vec<String>) 
 }
 
 /// Triggers tenant A's fan-out and probes until it has drained.
+/// The writer's transaction-time histogram (`/metrics`): cumulative count per bucket.
+async fn writer_commit_buckets(api: &Api) -> Vec<(String, f64)> {
+    let text = match api.client.get(format!("{}/metrics", api.base)).send().await {
+        Ok(res) => res.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter_map(|line| line.strip_prefix("tidings_writer_commit_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            Some((le.to_owned(), count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// How many writer transactions of the phase fell in each time bucket (the drain's own
+/// histogram: after minus before), so a probe's wait can be read against the
+/// transactions it queued behind.
+fn bucket_diff(before: &[(String, f64)], after: &[(String, f64)]) -> Value {
+    let mut previous = 0.0;
+    let mut out = serde_json::Map::new();
+    for (le, count) in after {
+        let was = before
+            .iter()
+            .find(|(b, _)| b == le)
+            .map_or(0.0, |(_, c)| *c);
+        let cumulative = count - was;
+        out.insert(format!("le_{le}"), json!(cumulative - previous));
+        previous = cumulative;
+    }
+    Value::Object(out)
+}
+
 async fn drain_phase(api: &Arc<Api>, probe: &mut Probe, shape: &str, n: usize) -> Value {
     let (bodies, lasts) = prepare(api, shape, n).await;
+    let commits_before = writer_commit_buckets(api).await;
     let started = Instant::now();
     let triggers = bodies
         .iter()
@@ -275,6 +309,8 @@ async fn drain_phase(api: &Arc<Api>, probe: &mut Probe, shape: &str, n: usize) -
     report["fanout_items"] = json!(n);
     report["fanout_triggers_acknowledged_ms"] = json!(accepted_ms);
     report["fanout_items_per_sec"] = json!(n as f64 / seconds);
+    report["writer_commits_by_seconds"] =
+        bucket_diff(&commits_before, &writer_commit_buckets(api).await);
     report
 }
 
