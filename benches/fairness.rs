@@ -22,8 +22,10 @@ use serde_json::{Value, json};
 use tidings::{Application, Settings};
 use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "sk_bench";
-const PUBLIC: &str = "pk_bench";
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{Api, PUBLIC, SECRET};
 /// Pause between probes, so the probes themselves are not a load.
 const PROBE_GAP: Duration = Duration::from_millis(10);
 
@@ -65,51 +67,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
-        let res = self
-            .client
-            .request(method, format!("{}{}", self.base, path))
-            .bearer_auth(SECRET)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
-
-    async fn has_item(&self, user: &str) -> bool {
-        let res = self
-            .client
-            .get(format!("{}/v1/users/{user}/feeds/in-app-feed", self.base))
-            .bearer_auth(SECRET)
-            .send()
-            .await
-            .expect("feed");
-        let body: Value = res.json().await.expect("feed json");
-        body["meta"]["total_count"].as_u64().unwrap_or(0) > 0
-    }
-
-    /// Waits until each of `users` has an item (the last recipients of their runs).
-    async fn wait_for(&self, users: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(3600);
-        for user in users {
-            while !self.has_item(user).await {
-                assert!(Instant::now() < deadline, "{user} never got its item");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
 }
 
 fn trigger_body(recipients: Value, tenant: &str) -> Value {
@@ -293,7 +250,8 @@ async fn drain_phase(api: &Arc<Api>, probe: &mut Probe, shape: &str, n: usize) -
     let watcher = {
         let (api, drained) = (api.clone(), drained.clone());
         tokio::spawn(async move {
-            api.wait_for(&lasts).await;
+            api.wait_for(&lasts, Duration::from_millis(20), Duration::from_secs(3600))
+                .await;
             drained.store(true, Ordering::SeqCst);
             Instant::now()
         })
@@ -338,10 +296,7 @@ async fn main() {
     let page_size = settings.fanout_page_size;
     let app = Application::build(settings).await.expect("server starts");
     let port = app.port();
-    let api = Arc::new(Api {
-        base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
-    });
+    let api = Arc::new(Api::new(port));
     tokio::spawn(app.run_until_stopped());
     api.call(
         reqwest::Method::PUT,

@@ -11,7 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tidings::{Application, Settings};
 
-const SECRET: &str = "sk_bench";
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{Api, SECRET};
+
+/// How often, and how long, a round polls for its last recipients' items.
+const POLL: Duration = Duration::from_millis(5);
+const WAIT: Duration = Duration::from_secs(600);
 
 struct Args {
     rounds: usize,
@@ -39,52 +46,6 @@ fn parse_args() -> Args {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
-        let res = self
-            .client
-            .request(method, format!("{}{}", self.base, path))
-            .bearer_auth(SECRET)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
-
-    async fn feed_total(&self, user: &str) -> u64 {
-        let res = self
-            .client
-            .get(format!("{}/v1/users/{user}/feeds/in-app-feed", self.base))
-            .bearer_auth(SECRET)
-            .send()
-            .await
-            .expect("feed");
-        let body: Value = res.json().await.expect("feed json");
-        body["meta"]["total_count"].as_u64().unwrap_or(0)
-    }
-
-    /// Waits until each of `users` has an item (the last recipients of their runs).
-    async fn wait_for(&self, users: &[String]) -> Instant {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        for user in users {
-            while self.feed_total(user).await == 0 {
-                assert!(Instant::now() < deadline, "{user} never got its item");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        Instant::now()
-    }
 }
 
 fn trigger_body(recipients: Value) -> Value {
@@ -128,7 +89,9 @@ async fn object_round(api: &Api, round: usize, n: usize) -> f64 {
     )
     .await;
     // Subscribers are expanded in subscription order: the last one is in the last page.
-    let done = api.wait_for(&[format!("r{round}-s{}", n - 1)]).await;
+    let done = api
+        .wait_for(&[format!("r{round}-s{}", n - 1)], POLL, WAIT)
+        .await;
     (n + 1) as f64 / done.duration_since(started).as_secs_f64()
 }
 
@@ -156,7 +119,7 @@ async fn listed_round(api: &Api, round: usize, n: usize) -> f64 {
         .map(|body| api.call(reqwest::Method::POST, "/v1/workflows/bench/trigger", body));
     futures_util::future::join_all(triggers).await;
     let lasts: Vec<String> = batches.iter().map(|b| b[999].clone()).collect();
-    let done = api.wait_for(&lasts).await;
+    let done = api.wait_for(&lasts, POLL, WAIT).await;
     n as f64 / done.duration_since(started).as_secs_f64()
 }
 
@@ -168,10 +131,7 @@ async fn main() {
     settings.workflows = dir.path().join("no-workflows");
     settings.secret_key = Some(SECRET.into());
     let app = Application::build(settings).await.expect("server starts");
-    let api = Api {
-        base: format!("http://127.0.0.1:{}", app.port()),
-        client: reqwest::Client::new(),
-    };
+    let api = Api::new(app.port());
     tokio::spawn(app.run_until_stopped());
     api.call(
         reqwest::Method::PUT,
