@@ -2,11 +2,11 @@
 //! separate process shows (its RSS) or that restart it on the same database.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::crash::free_port;
 use crate::helpers::{PUBLIC_KEY, SECRET_KEY, fixture};
 
 /// A running binary; killed when dropped.
@@ -21,13 +21,6 @@ impl Drop for Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 impl Binary {

@@ -72,19 +72,30 @@ pub(crate) async fn wait_healthy(client: &reqwest::Client, base: &str) {
     }
 }
 
+/// A client whose requests give up after `timeout` (a killed server must not hang a test).
+pub(crate) fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("client")
+}
+
+/// Starts the real binary on `db` at a free port and waits until it is healthy; returns
+/// the server (killed when dropped) and its base URL.
+pub(crate) async fn start_healthy(db: &Path, client: &reqwest::Client) -> (Server, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = start(db, port);
+    wait_healthy(client, &base).await;
+    (server, base)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path: PathBuf = dir.path().join("crash.db");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-
-    let mut server = start(&db_path, port);
-    wait_healthy(&client, &base).await;
+    let client = client(Duration::from_secs(10));
+    let (mut server, base) = start_healthy(&db_path, &client).await;
 
     let acked = Arc::new(AtomicUsize::new(0));
     let mut burst = tokio::task::JoinSet::new();
@@ -143,9 +154,7 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
         acknowledged.len()
     );
 
-    let restart_port = free_port();
-    let _restarted = start(&db_path, restart_port);
-    wait_healthy(&client, &format!("http://127.0.0.1:{restart_port}")).await;
+    let (_restarted, _) = start_healthy(&db_path, &client).await;
 
     for run_id in &acknowledged {
         assert_eq!(

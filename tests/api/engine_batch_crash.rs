@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::crash::{free_port, start, wait_healthy};
+use crate::crash::{client, start_healthy};
 use crate::db;
 use crate::helpers::SECRET_KEY;
 
@@ -20,14 +20,8 @@ const PER_BATCH: usize = 2;
 async fn open_batches_survive_sigkill_and_each_closes_into_exactly_one_item_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path: PathBuf = dir.path().join("batches.db");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    let mut server = start(&db_path, port);
-    wait_healthy(&client, &base).await;
+    let client = client(Duration::from_secs(10));
+    let (mut server, base) = start_healthy(&db_path, &client).await;
 
     let res = client
         .put(format!("{base}/v1/workflows/batch-crash"))
@@ -78,9 +72,7 @@ async fn open_batches_survive_sigkill_and_each_closes_into_exactly_one_item_afte
         "the kill came after every batch closed; the test proves nothing"
     );
 
-    let port = free_port();
-    let _restarted = start(&db_path, port);
-    wait_healthy(&client, &format!("http://127.0.0.1:{port}")).await;
+    let (_restarted, _) = start_healthy(&db_path, &client).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while db::count(&db_path, "SELECT COUNT(*) FROM batches") > 0
         || db::count(

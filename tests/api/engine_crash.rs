@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::crash::{free_port, start, wait_healthy};
+use crate::crash::{client, start_healthy};
 use crate::db;
 use crate::helpers::SECRET_KEY;
 
@@ -19,14 +19,8 @@ const RECIPIENTS: usize = 10;
 async fn pending_delays_survive_sigkill_and_deliver_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path: PathBuf = dir.path().join("delays.db");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    let mut server = start(&db_path, port);
-    wait_healthy(&client, &base).await;
+    let client = client(Duration::from_secs(10));
+    let (mut server, base) = start_healthy(&db_path, &client).await;
 
     let res = client
         .put(format!("{base}/v1/workflows/delayed-crash"))
@@ -80,9 +74,7 @@ async fn pending_delays_survive_sigkill_and_deliver_exactly_once_after_restart()
         "the kill came after every delay fired; the test proves nothing"
     );
 
-    let port = free_port();
-    let _restarted = start(&db_path, port);
-    wait_healthy(&client, &format!("http://127.0.0.1:{port}")).await;
+    let (_restarted, _) = start_healthy(&db_path, &client).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while db::count(
         &db_path,

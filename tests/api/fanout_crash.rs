@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::crash::{free_port, start, wait_healthy};
+use crate::crash::{client, start_healthy};
 use crate::db;
 use crate::helpers::SECRET_KEY;
 
@@ -31,14 +31,8 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
 async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path: PathBuf = dir.path().join("fanout.db");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
-    let mut server = start(&db_path, port);
-    wait_healthy(&client, &base).await;
+    let client = client(Duration::from_secs(60));
+    let (mut server, base) = start_healthy(&db_path, &client).await;
 
     let res = client
         .put(format!("{base}/v1/objects/projects/big"))
@@ -98,9 +92,7 @@ async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
         SUBSCRIBERS + 1
     );
 
-    let restart_port = free_port();
-    let _restarted = start(&db_path, restart_port);
-    wait_healthy(&client, &format!("http://127.0.0.1:{restart_port}")).await;
+    let (_restarted, _) = start_healthy(&db_path, &client).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     while db::run_status(&db_path, &run_id).as_deref() != Some("completed") {
         assert!(Instant::now() < deadline, "the fan-out never finished");
