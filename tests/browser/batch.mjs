@@ -3,31 +3,11 @@
 // loads the page, fetches and listens, prints "ready", and the Rust test then triggers
 // the batch and advances the clock. The item must arrive in real time carrying
 // `total_activities`, `total_actors`, `actors` and `activities`, and the page renders them.
-import { existsSync, readFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { CHROMIUM, FLAGS, clientPage, harness, requirePackage, servePage } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const STEP_TIMEOUT_MS = 20000;
 
-function fail(message, code = 1) {
-  console.error(`batch e2e FAILED: ${message}`);
-  process.exit(code);
-}
-
-function need(name) {
-  const value = process.env[name];
-  if (!value) fail(`environment variable ${name} is not set`, 2);
-  return value;
-}
-
-if (!existsSync(CHROMIUM)) fail(`chromium not found at ${CHROMIUM} (apt-get install chromium)`, 2);
+const { fail, need } = harness("batch e2e");
 const cfg = {
   host: need("TIDINGS_URL"),
   publicKey: need("TIDINGS_PUBLIC_KEY"),
@@ -37,31 +17,9 @@ const cfg = {
   mode: "rich",
 };
 
-const { build } = await import("esbuild").catch(() =>
-  fail("npm packages missing: run `npm ci` in tests/browser", 2));
-const { chromium } = await import("playwright-core").catch(() =>
-  fail("npm packages missing: run `npm ci` in tests/browser", 2));
-
-const bundled = await build({
-  entryPoints: [join(here, "page/app.js")],
-  bundle: true, format: "esm", platform: "browser", write: false, logLevel: "silent",
-});
-const bundle = bundled.outputFiles[0].text;
-const html = readFileSync(join(here, "page/index.html"), "utf8");
-const server = createServer((req, res) => {
-  if (req.url === "/bundle.js") {
-    res.writeHead(200, { "content-type": "text/javascript" });
-    res.end(bundle);
-  } else if (req.url === "/" || req.url === "/index.html") {
-    res.writeHead(200, { "content-type": "text/html" });
-    res.end(html);
-  } else {
-    res.writeHead(404);
-    res.end();
-  }
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const pageUrl = `http://127.0.0.1:${server.address().port}/`;
+const { chromium } = await requirePackage("playwright-core", fail);
+const { html, bundle } = await clientPage(fail);
+const { server, pageUrl } = await servePage(html, bundle);
 
 function check(condition, message, seen) {
   if (!condition) fail(`${message}; saw ${JSON.stringify(seen)}`);

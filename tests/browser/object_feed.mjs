@@ -4,26 +4,11 @@
 // object feed, and join its socket topic; a trigger to an object of that tenant must
 // arrive live, and another tenant's object must show nothing. Started by
 // tests/api/browser_objects.rs. Exits 0 only when every step was observed.
-import { existsSync } from "node:fs";
-import { createServer } from "node:http";
+import { CHROMIUM, FLAGS, harness, requirePackage, servePage } from "./harness.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const STEP_TIMEOUT_MS = 15000;
 
-function fail(message, code = 1) {
-  console.error(`object feed e2e FAILED: ${message}`);
-  process.exit(code);
-}
-function need(name) {
-  const value = process.env[name];
-  if (!value) fail(`environment variable ${name} is not set`, 2);
-  return value;
-}
-if (!existsSync(CHROMIUM)) fail(`chromium not found at ${CHROMIUM} (apt-get install chromium)`, 2);
+const { fail, need } = harness("object feed e2e");
 
 const cfg = {
   host: need("TIDINGS_URL"),
@@ -33,8 +18,7 @@ const cfg = {
   tenant: "acme",
 };
 const secretKey = need("TIDINGS_SECRET_KEY");
-const { chromium } = await import("playwright-core").catch(() =>
-  fail("npm packages missing: run `npm ci` in tests/browser", 2));
+const { chromium } = await requirePackage("playwright-core", fail);
 
 // The admin page: everything it does goes through `window.admin`.
 const page_js = `
@@ -70,17 +54,7 @@ window.admin = {
 };`;
 const html = `<!doctype html><html><head><meta charset="utf-8"><title>tenant admin</title></head>
 <body><script>${page_js}</script></body></html>`;
-const server = createServer((req, res) => {
-  if (req.url === "/") {
-    res.writeHead(200, { "content-type": "text/html" });
-    res.end(html);
-  } else {
-    res.writeHead(404);
-    res.end();
-  }
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const pageUrl = `http://127.0.0.1:${server.address().port}/`;
+const { server, pageUrl } = await servePage(html);
 
 async function call(method, path, body) {
   const res = await fetch(`${cfg.host}${path}`, {

@@ -2,31 +2,11 @@
 // Tidings server. Started by tests/api/browser.rs, which passes the server and
 // credentials in the environment. Exits 0 only when every step was observed; any
 // failure prints what was seen and exits 1 (2 when the tooling itself is missing).
-import { existsSync, readFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { CHROMIUM, FLAGS, clientPage, harness, requirePackage, servePage } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const STEP_TIMEOUT_MS = 15000;
 
-function need(name) {
-  const value = process.env[name];
-  if (!value) fail(`environment variable ${name} is not set`, 2);
-  return value;
-}
-
-function fail(message, code = 1) {
-  console.error(`browser e2e FAILED: ${message}`);
-  process.exit(code);
-}
-
-if (!existsSync(CHROMIUM)) fail(`chromium not found at ${CHROMIUM} (apt-get install chromium)`, 2);
+const { fail, need } = harness("browser e2e");
 
 const cfg = {
   host: need("TIDINGS_URL"),
@@ -37,41 +17,11 @@ const cfg = {
 };
 const secretKey = need("TIDINGS_SECRET_KEY");
 
-const { build } = await import("esbuild").catch(() =>
-  fail("npm packages missing: run `npm ci` in tests/browser", 2));
-const { chromium } = await import("playwright-core").catch(() =>
-  fail("npm packages missing: run `npm ci` in tests/browser", 2));
-
-// Bundle the page's script (with @knocklabs/client) in memory.
-const bundled = await build({
-  entryPoints: [join(here, "page/app.js")],
-  bundle: true,
-  format: "esm",
-  platform: "browser",
-  write: false,
-  logLevel: "silent",
-});
-const bundle = bundled.outputFiles[0].text;
-const html = readFileSync(join(here, "page/index.html"), "utf8");
-
-// A static server on its own port: the page's origin differs from the API's (CORS).
-const server = createServer((req, res) => {
-  if (req.url === "/bundle.js") {
-    res.writeHead(200, { "content-type": "text/javascript" });
-    res.end(bundle);
-  } else if (req.url === "/favicon.ico") {
-    res.writeHead(204);
-    res.end();
-  } else if (req.url === "/" || req.url === "/index.html") {
-    res.writeHead(200, { "content-type": "text/html" });
-    res.end(html);
-  } else {
-    res.writeHead(404);
-    res.end();
-  }
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const pageUrl = `http://127.0.0.1:${server.address().port}/`;
+const { chromium } = await requirePackage("playwright-core", fail);
+// The page's script (with @knocklabs/client) bundled in memory, on a static server of its
+// own port: the page's origin differs from the API's (CORS).
+const { html, bundle } = await clientPage(fail);
+const { server, pageUrl } = await servePage(html, bundle);
 
 async function trigger(data) {
   const res = await fetch(`${cfg.host}/v1/workflows/new-comment/trigger`, {
