@@ -5,6 +5,7 @@
 //! `phx_join`, and `hub` maps feeds to sessions and publishes after commit.
 
 mod frame_guard;
+mod inbound;
 pub mod frames;
 pub mod hub;
 pub mod join;
