@@ -9,19 +9,21 @@
 //!   the session's link without waiting. A session whose queue is full is evicted (the
 //!   client reconnects and refetches).
 //! - Each socket's link is one small allocation: its push queue (empty and unallocated
-//!   while idle), its stop state (evicted, shut down) and one `Notify` that wakes the
-//!   session for either. An idle socket waits on that one `Notify` and one timer.
+//!   while idle), its stop state (evicted, shut down) and the session's waker, woken for
+//!   either. An idle socket's task waits on that waker and one timer, nothing else.
 //! - Batches are delivered in commit order; queued batches are folded into one pass, so
 //!   a burst for one feed becomes one push whose counts are current.
 //! - No `.await` while a DashMap guard is held: subscribers are cloned out first.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Poll;
 
 use bytestring::ByteString;
 use dashmap::DashMap;
-use tokio::sync::{Notify, mpsc};
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 
 use super::frames::push_text;
 use super::join::JoinParams;
@@ -68,10 +70,11 @@ struct SessionLink {
     pending: std::sync::Mutex<VecDeque<ByteString>>,
     /// `RUNNING`, `EVICTED`, `SHUTDOWN` or `GONE`; leaves `RUNNING` once.
     state: AtomicU8,
-    /// Wakes the session: a push was queued, or it must stop. The session is its only
-    /// waiter, so `notify_one`'s stored permit covers a push that lands between the
-    /// session's look at the queue and its wait.
-    wake: Notify,
+    /// The session's task, woken when a push was queued or it must stop. The session
+    /// registers before it looks at the queue and the state, so nothing set after its
+    /// look goes unnoticed. (Kept here rather than as a `Notified` in the session's
+    /// future: an idle task is then 128 bytes smaller, issue 10 item 4.)
+    wake: AtomicWaker,
 }
 
 impl SessionLink {
@@ -81,7 +84,7 @@ impl SessionLink {
             .compare_exchange(RUNNING, why, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
         if stopped {
-            self.wake.notify_one();
+            self.wake.wake();
         }
         stopped
     }
@@ -137,6 +140,12 @@ struct Inner {
     queue: usize,
     feeds: DashMap<FeedKey, Vec<Subscriber>>,
     sessions: DashMap<u64, Arc<SessionLink>>,
+    /// Parsed join params by their payload's JSON text: sockets that send the same
+    /// payload (every browser of one app, usually) share one parse. Entries whose
+    /// sockets have all left are swept once the table doubles (see `join_params`).
+    params: DashMap<String, Weak<JoinParams>>,
+    /// Entries in `params` after its last sweep.
+    params_after_sweep: AtomicUsize,
     next_id: AtomicU64,
     pushes: AtomicU64,
     evictions: AtomicU64,
@@ -163,6 +172,8 @@ impl Hub {
                 queue: queue.max(1),
                 feeds: DashMap::new(),
                 sessions: DashMap::new(),
+                params: DashMap::new(),
+                params_after_sweep: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 pushes: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
@@ -219,13 +230,36 @@ impl Hub {
         }
     }
 
+    /// Parses a `phx_join` payload, or hands out the params another socket already
+    /// parsed from the same payload. Equal JSON text means equal params, so sharing is
+    /// invisible to the sockets; what a socket may see is decided by its `restriction`,
+    /// which is its own.
+    pub fn join_params(&self, payload: &serde_json::Value) -> Result<Arc<JoinParams>, String> {
+        let text = payload.to_string();
+        if let Some(params) = self.inner.params.get(&text).and_then(|p| p.upgrade()) {
+            return Ok(params);
+        }
+        let params = Arc::new(JoinParams::parse(payload)?);
+        self.inner.params.insert(text, Arc::downgrade(&params));
+        // Amortized O(1) per join; the table stays under twice its live entries (or
+        // twice a small floor), however many distinct payloads come and go.
+        let floor = self.inner.params_after_sweep.load(Ordering::Relaxed).max(64);
+        if self.inner.params.len() > 2 * floor {
+            self.inner.params.retain(|_, p| p.strong_count() > 0);
+            self.inner
+                .params_after_sweep
+                .store(self.inner.params.len(), Ordering::Relaxed);
+        }
+        Ok(params)
+    }
+
     /// Registers a new socket; dropping the registration unregisters it.
     pub fn register(&self) -> Registration {
         let link = Arc::new(SessionLink {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             pending: std::sync::Mutex::new(VecDeque::new()),
             state: AtomicU8::new(RUNNING),
-            wake: Notify::new(),
+            wake: AtomicWaker::new(),
         });
         self.inner.sessions.insert(link.id, link.clone());
         if self.is_shutting_down() {
@@ -323,28 +357,33 @@ impl Registration {
 
     /// The next thing the hub has for this session: a stop (checked first) or a push.
     pub async fn next(&self) -> Wake {
-        loop {
+        std::future::poll_fn(|cx| {
+            self.link.wake.register(cx.waker());
             if let Some(why) = self.link.stopped() {
-                return Wake::Stop(why);
+                return Poll::Ready(Wake::Stop(why));
             }
-            if let Some(text) = self.link.pop() {
-                return Wake::Push(text);
+            match self.link.pop() {
+                Some(text) => Poll::Ready(Wake::Push(text)),
+                None => Poll::Pending,
             }
-            self.link.wake.notified().await;
-        }
+        })
+        .await
     }
 
-    /// Completes once the hub stopped this session. Pushes stay queued for [`next`].
+    /// Completes once the hub stopped this session. Pushes stay queued for [`next`]
+    /// (a push's wake-up lands here too, and is answered there once this returns to
+    /// the loop, which looks at the queue before it waits).
     ///
     /// [`next`]: Registration::next
     pub async fn stopped(&self) -> Stopped {
-        loop {
-            if let Some(why) = self.link.stopped() {
-                return why;
+        std::future::poll_fn(|cx| {
+            self.link.wake.register(cx.waker());
+            match self.link.stopped() {
+                Some(why) => Poll::Ready(why),
+                None => Poll::Pending,
             }
-            // A push's wake-up lands here too; `next` looks at the queue before it waits.
-            self.link.wake.notified().await;
-        }
+        })
+        .await
     }
 }
 
@@ -503,7 +542,7 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
     match queued {
         Some(true) => {
             hub.inner.pushes.fetch_add(1, Ordering::Relaxed);
-            link.wake.notify_one();
+            link.wake.wake();
         }
         Some(false) => {
             if link.stop(EVICTED) {
@@ -573,6 +612,32 @@ mod tests {
         );
         assert!(matches!(slow.next().await, Wake::Stop(Stopped::Evicted)));
         assert_eq!(slow.stopped().await, Stopped::Evicted);
+    }
+
+    #[tokio::test]
+    async fn equal_join_payloads_share_one_parse_and_dead_entries_are_swept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
+        let hub = Hub::new(store, 1);
+        let payload = serde_json::json!({"client_0": {"archived": "exclude"}});
+        let a = hub.join_params(&payload).expect("parses");
+        let b = hub.join_params(&payload).expect("parses");
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = hub
+            .join_params(&serde_json::json!({"client_0": {"archived": "include"}}))
+            .expect("parses");
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_ne!(*a, *other);
+        assert!(hub.join_params(&serde_json::json!({"client_0": {"status": "bogus"}})).is_err());
+        drop((a, b, other));
+        for i in 0..1000 {
+            let _ = hub.join_params(&serde_json::json!({ "client_0": {"tenant": format!("t{i}")} }));
+        }
+        assert!(
+            hub.inner.params.len() <= 2 * 64 + 1,
+            "{} entries kept for params no socket holds",
+            hub.inner.params.len()
+        );
     }
 
     #[tokio::test]

@@ -60,42 +60,44 @@ struct Signals {
     registration: Registration,
     /// When a silent client is closed ("heartbeat timeout"); moved on by every frame.
     idle_deadline: Instant,
-    idle: Duration,
     token_expiry: Option<Instant>,
 }
 
 impl Signals {
-    /// The one deadline to wait for, and what it means when it passes.
-    fn deadline(&self) -> (Instant, Stop) {
+    /// The one deadline to wait for: the idle timeout or the token's expiry.
+    fn deadline(&self) -> Instant {
+        match self.token_expiry {
+            Some(at) => at.min(self.idle_deadline),
+            None => self.idle_deadline,
+        }
+    }
+
+    /// What the deadline meant once it passed (worked out then, not kept while waiting).
+    fn expired(&self) -> Stop {
         match self.token_expiry {
             Some(at) if at <= self.idle_deadline => {
-                (at, Stop::Server(CloseCode::Policy, "user token expired"))
+                Stop::Server(CloseCode::Policy, "user token expired")
             }
-            _ => (
-                self.idle_deadline,
-                Stop::Server(CloseCode::Normal, "heartbeat timeout"),
-            ),
+            _ => Stop::Server(CloseCode::Normal, "heartbeat timeout"),
         }
     }
 
     /// What the idle loop waits for besides the client: a push, or a reason to stop.
     async fn next(&mut self) -> Result<ByteString, Stop> {
-        let (at, why) = self.deadline();
         tokio::select! {
             wake = self.registration.next() => match wake {
                 Wake::Push(text) => Ok(text),
                 Wake::Stop(stopped) => Err(hub_stop(stopped)),
             },
-            () = sleep_until(at) => Err(why),
+            () = sleep_until(self.deadline()) => Err(self.expired()),
         }
     }
 
     /// Resolves when the socket must end for a reason other than the client.
     async fn stop(&mut self) -> Stop {
-        let (at, why) = self.deadline();
         tokio::select! {
             stopped = self.registration.stopped() => hub_stop(stopped),
-            () = sleep_until(at) => why,
+            () = sleep_until(self.deadline()) => self.expired(),
         }
     }
 }
@@ -130,62 +132,85 @@ impl Out<'_> {
     }
 }
 
+/// Everything the loop keeps while the socket is open.
+struct Live {
+    session: actix_ws::Session,
+    stream: actix_ws::AggregatedMessageStream,
+    ctx: SessionContext,
+    signals: Signals,
+    bad_frames: u32,
+}
+
 /// Runs the socket until it ends, then closes it with a reason.
-pub async fn run(
-    mut session: actix_ws::Session,
+///
+/// Not an `async fn`: an `async fn` keeps its arguments and the locals moved out of them
+/// side by side for the task's whole life. Here the state is built first and the loop
+/// uses it in place, so an idle socket's task holds each piece once.
+pub fn run(
+    session: actix_ws::Session,
     stream: actix_ws::MessageStream,
     ctx: SessionContext,
-) {
-    let settings = &ctx.state.settings;
-    let registration = ctx.state.hub.register();
-    let idle = Duration::from_secs(settings.ws_idle_timeout_secs.max(1));
+) -> impl std::future::Future<Output = ()> {
     let token_expiry = match &ctx.caller {
         Caller::User(claims) => Some(expiry_instant(claims.expires_at)),
         _ => None,
     };
-    let mut signals = Signals {
-        registration,
-        idle_deadline: Instant::now() + idle,
-        idle,
+    let signals = Signals {
+        registration: ctx.state.hub.register(),
+        idle_deadline: idle_deadline(&ctx),
         token_expiry,
     };
-    let mut stream = stream
+    let stream = stream
         .max_frame_size(MAX_FRAME_BYTES)
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME_BYTES);
-    let mut bad_frames = 0u32;
-    let stop = loop {
-        let event = tokio::select! {
-            pushed = signals.next() => pushed.map(Event::Push),
-            incoming = stream.next() => Ok(Event::Client(incoming)),
-        };
-        let result = match event {
-            Err(stop) => Err(stop),
-            Ok(Event::Push(text)) => {
-                let mut out = Out {
-                    session: &mut session,
-                    signals: &mut signals,
-                };
-                // Boxed, like every branch below: a task is as large as its largest
-                // state, and this loop spends its life idle in the `select!` above.
-                Box::pin(out.text_raw(text)).await
-            }
-            Ok(Event::Client(None)) => Err(Stop::Client(None)),
-            Ok(Event::Client(Some(Err(e)))) => Err(protocol_stop(&e)),
-            Ok(Event::Client(Some(Ok(message)))) => {
-                signals.idle_deadline = Instant::now() + signals.idle;
-                let mut out = Out {
-                    session: &mut session,
-                    signals: &mut signals,
-                };
-                Box::pin(client_frame(&ctx, &mut out, message, &mut bad_frames)).await
-            }
-        };
-        if let Err(stop) = result {
-            break stop;
-        }
+    let mut live = Live {
+        session,
+        stream,
+        ctx,
+        signals,
+        bad_frames: 0,
     };
-    Box::pin(finish(session, signals, stop)).await;
+    async move {
+        let stop = loop {
+            let event = tokio::select! {
+                pushed = live.signals.next() => pushed.map(Event::Push),
+                incoming = live.stream.next() => Ok(Event::Client(incoming)),
+            };
+            let result = match event {
+                Err(stop) => Err(stop),
+                Ok(Event::Push(text)) => {
+                    let mut out = Out {
+                        session: &mut live.session,
+                        signals: &mut live.signals,
+                    };
+                    // Boxed, like every branch below: a task is as large as its largest
+                    // state, and this loop spends its life idle in the `select!` above.
+                    Box::pin(out.text_raw(text)).await
+                }
+                Ok(Event::Client(None)) => Err(Stop::Client(None)),
+                Ok(Event::Client(Some(Err(e)))) => Err(protocol_stop(&e)),
+                Ok(Event::Client(Some(Ok(message)))) => {
+                    live.signals.idle_deadline = idle_deadline(&live.ctx);
+                    let mut out = Out {
+                        session: &mut live.session,
+                        signals: &mut live.signals,
+                    };
+                    let frame = client_frame(&live.ctx, &mut out, message, &mut live.bad_frames);
+                    Box::pin(frame).await
+                }
+            };
+            if let Err(stop) = result {
+                break stop;
+            }
+        };
+        Box::pin(finish(live.session, live.signals, stop)).await;
+    }
+}
+
+/// When a socket that stays silent from now on is closed.
+fn idle_deadline(ctx: &SessionContext) -> Instant {
+    Instant::now() + Duration::from_secs(ctx.state.settings.ws_idle_timeout_secs.max(1))
 }
 
 enum Event {
@@ -331,5 +356,22 @@ async fn handle_frame(ctx: &SessionContext, out: &mut Out<'_>, frame: Frame) -> 
             ))
             .await
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<A, B, C, F: std::future::Future>(_: impl Fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle socket holds one task: tokio allocates it in 128-byte steps (the
+    /// future plus ~112 bytes of header and trailer), so 640 bytes of future is a
+    /// 768-byte task. Was 1,016 bytes (a 1,152-byte task) before issue 10 item 4.
+    #[test]
+    fn a_sockets_task_stays_small() {
+        let size = future_size(run);
+        assert!(size <= 640, "the session future grew to {size} bytes");
     }
 }
