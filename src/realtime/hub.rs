@@ -202,8 +202,12 @@ impl Hub {
         // The flag first: a session registering from here on sees it (`register`), and
         // one registered before is in `sessions` below.
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let links: Vec<Arc<SessionLink>> =
-            self.inner.sessions.iter().map(|e| e.value().clone()).collect();
+        let links: Vec<Arc<SessionLink>> = self
+            .inner
+            .sessions
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
         for link in links {
             link.stop(SHUTDOWN);
         }
@@ -243,7 +247,11 @@ impl Hub {
         self.inner.params.insert(text, Arc::downgrade(&params));
         // Amortized O(1) per join; the table stays under twice its live entries (or
         // twice a small floor), however many distinct payloads come and go.
-        let floor = self.inner.params_after_sweep.load(Ordering::Relaxed).max(64);
+        let floor = self
+            .inner
+            .params_after_sweep
+            .load(Ordering::Relaxed)
+            .max(64);
         if self.inner.params.len() > 2 * floor {
             self.inner.params.retain(|_, p| p.strong_count() > 0);
             self.inner
@@ -544,18 +552,15 @@ fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
             hub.inner.pushes.fetch_add(1, Ordering::Relaxed);
             link.wake.wake();
         }
-        Some(false) => {
-            if link.stop(EVICTED) {
-                hub.inner.evictions.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    session = link.id,
-                    "realtime: evicting a session that fell behind"
-                );
-            } else {
-                hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        // Full: this push evicts the session (unless another push just did).
+        Some(false) if link.stop(EVICTED) => {
+            hub.inner.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                session = link.id,
+                "realtime: evicting a session that fell behind"
+            );
         }
-        None => {
+        Some(false) | None => {
             hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -628,10 +633,14 @@ mod tests {
             .expect("parses");
         assert!(!Arc::ptr_eq(&a, &other));
         assert_ne!(*a, *other);
-        assert!(hub.join_params(&serde_json::json!({"client_0": {"status": "bogus"}})).is_err());
+        assert!(
+            hub.join_params(&serde_json::json!({"client_0": {"status": "bogus"}}))
+                .is_err()
+        );
         drop((a, b, other));
         for i in 0..1000 {
-            let _ = hub.join_params(&serde_json::json!({ "client_0": {"tenant": format!("t{i}")} }));
+            let _ =
+                hub.join_params(&serde_json::json!({ "client_0": {"tenant": format!("t{i}")} }));
         }
         assert!(
             hub.inner.params.len() <= 2 * 64 + 1,
@@ -684,6 +693,10 @@ mod tests {
         assert_eq!(stopped, Stopped::Shutdown);
         assert_eq!(other.stopped().await, Stopped::Shutdown);
         let late = hub.register();
-        assert_eq!(late.stopped().await, Stopped::Shutdown, "registered after shutdown");
+        assert_eq!(
+            late.stopped().await,
+            Stopped::Shutdown,
+            "registered after shutdown"
+        );
     }
 }

@@ -177,7 +177,10 @@ mod tests {
         // Reads the rest and the end ahead of actix-ws.
         assert!(inbound.look_ahead().await, "the end was read ahead");
         assert_eq!(inbound.shared.borrow().ahead.len(), 2);
-        assert_eq!(to_ws.next().await.expect("second").expect("ok"), frame("f1"));
+        assert_eq!(
+            to_ws.next().await.expect("second").expect("ok"),
+            frame("f1")
+        );
         assert_eq!(to_ws.next().await.expect("third").expect("ok"), frame("f2"));
         assert!(to_ws.next().await.is_none());
         assert_eq!(inbound.shared.borrow().ahead.capacity(), 0);
@@ -195,7 +198,10 @@ mod tests {
         huge.extend_from_slice(&(1u64 << 40).to_be_bytes());
         chunks.push(Ok(Bytes::from(huge)));
         let (inbound, to_ws) = Inbound::new(payload(chunks), 1024);
-        assert!(!inbound.look_ahead().await, "an overflow is not the client's end");
+        assert!(
+            !inbound.look_ahead().await,
+            "an overflow is not the client's end"
+        );
         let Payload::Stream { payload: mut to_ws } = to_ws else {
             panic!("a stream payload")
         };

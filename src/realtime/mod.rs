@@ -5,9 +5,9 @@
 //! `phx_join`, and `hub` maps feeds to sessions and publishes after commit.
 
 mod frame_guard;
-mod inbound;
 pub mod frames;
 pub mod hub;
+mod inbound;
 pub mod join;
 mod joins;
 mod session;
