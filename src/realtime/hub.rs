@@ -56,6 +56,12 @@ fn feed_key(channel: &str, recipient: &RecipientRef) -> String {
     }
 }
 
+/// Store reads that sockets' joins may run at once (the channel lookup, the counts). A
+/// burst of joins (every client reconnecting after a restart) then queues here instead
+/// of occupying a blocking thread and a reader connection each: without the bound,
+/// 64 concurrent joins grew the server by ~60 threads (issue 10 item 4).
+pub const JOIN_READS: usize = 4;
+
 /// How often the sweeper looks for sessions past a deadline: a silent socket or one
 /// whose token expired is closed at most this long after its deadline.
 pub const DEADLINE_RESOLUTION: Duration = Duration::from_millis(250);
@@ -180,6 +186,8 @@ pub struct HubStats {
 
 struct Inner {
     store: Store,
+    /// [`JOIN_READS`] permits.
+    join_reads: tokio::sync::Semaphore,
     queue: usize,
     feeds: DashMap<FeedKey, Vec<Subscriber>>,
     sessions: DashMap<u64, Arc<SessionLink>>,
@@ -227,6 +235,7 @@ impl Hub {
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
+                join_reads: tokio::sync::Semaphore::new(JOIN_READS),
                 queue: queue.max(1),
                 feeds: DashMap::new(),
                 sessions: DashMap::new(),
@@ -279,6 +288,17 @@ impl Hub {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Runs a socket join's read on the store, at most [`JOIN_READS`] at once.
+    pub async fn join_read<T, F>(&self, f: F) -> crate::store::StoreResult<T>
+    where
+        F: FnOnce(&crate::store::Db<'_>) -> crate::store::StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        // The semaphore is never closed; were it, the read would run unbounded.
+        let _permit = self.inner.join_reads.acquire().await.ok();
+        self.inner.store.read(f).await
     }
 
     pub fn stats(&self) -> HubStats {
@@ -754,6 +774,34 @@ mod tests {
             "{} entries kept for params no socket holds",
             hub.inner.params.len()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joins_run_at_most_join_reads_store_reads_at_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
+        let hub = Hub::new(store, 1);
+        let active = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads = (0..4 * JOIN_READS).map(|_| {
+            let (hub, active, most) = (hub.clone(), active.clone(), most.clone());
+            tokio::spawn(async move {
+                hub.join_read(move |_db| {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Long enough for unbounded reads to overlap well past the bound.
+                    std::thread::sleep(Duration::from_millis(20));
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            read.await.expect("task").expect("read");
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=JOIN_READS).contains(&most), "{most} reads at once");
     }
 
     #[test]
