@@ -90,6 +90,7 @@ async fn measure(
 ) -> Result<Value, String> {
     let items = triggers * tidings::RECIPIENTS;
     let (mut raw_rates, mut tidings_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu = Vec::new();
     for round in 0..rounds {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let raw_path = dir.path().join("raw.db");
@@ -101,12 +102,16 @@ async fn measure(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("raw baseline: {e}"))?;
-        let rate = tidings::items_per_sec(dir.path(), triggers, page_size).await?;
+        let measured = tidings::items_per_sec(dir.path(), triggers, page_size).await?;
+        let rate = measured.rate;
         eprintln!(
-            "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}",
+            "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}, \
+             cpu {:.1} µs/item",
             round + 1,
-            rate / raw
+            rate / raw,
+            measured.cpu_us_per_item.unwrap_or(f64::NAN)
         );
+        cpu.extend(measured.cpu_us_per_item);
         raw_rates.push(raw);
         tidings_rates.push(rate);
         ratios.push(rate / raw);
@@ -123,6 +128,8 @@ async fn measure(
         "tidings_items_per_sec_median": median(&tidings_rates),
         "raw_rows_per_sec_median": median(&raw_rates),
         "ratio_median": median(&ratios),
+        "tidings_cpu_us_per_item": cpu,
+        "tidings_cpu_us_per_item_median": median(&cpu),
     }))
 }
 
