@@ -1,5 +1,5 @@
 //! What each row and index costs per feed item on the writer (`--costs`): Tidings' own
-//! write functions (`runs::ensure_recipient_run`, `messages::insert`, which also bumps the
+//! write functions (`runs::ensure_recipient_run_as`, `messages::insert_prepared`, which also bumps the
 //! feed counters) run through the real writer thread, 1,000 items per transaction with
 //! `synchronous=FULL`, on a fresh database per variant. Each variant removes one row kind
 //! or one index (dropped through a side connection), so the difference to `all` is what
@@ -61,7 +61,7 @@ fn variants() -> Vec<Variant> {
     all
 }
 
-fn message(i: usize, rr: String) -> NewMessage {
+fn message(i: usize) -> NewMessage {
     NewMessage {
         id: tidings::ids::message_id(),
         channel_id: "6f1c2a5e-9a43-4c1e-8d1b-2b7f4c7e0a11".into(),
@@ -71,7 +71,7 @@ fn message(i: usize, rr: String) -> NewMessage {
         workflow_version_id: "7d2b5f9e-1c3a-4b6d-8e0f-112233445566".into(),
         workflow_categories: Vec::new(),
         workflow_run_id: RUN.into(),
-        workflow_recipient_run_id: rr,
+        workflow_recipient_run_id: String::new(),
         step_ref: "in_app_feed_1".into(),
         actors: vec![RecipientRef::User("bench-actor".into())],
         data: MessageData::Run(Arc::new(json!({}))),
@@ -108,24 +108,55 @@ async fn micros_per_item(dir: &Path, variant: &Variant, items: usize) -> StoreRe
         })
         .await?;
     let with_rr = variant.recipient_run;
-    let started = Instant::now();
+    let events = serde_json::to_string(&json!([{"event": "message_created", "status": "ok",
+        "step_ref": "in_app_feed_1", "step_type": "channel",
+        "data": {"message_id": "2Q3dWmUo0EZHkDTd1dXr9fNbNsq"}}]))
+    .map_err(tidings::store::StoreError::from)?;
+    // Prepared before the write, as the runner does (`engine::waits::prepare`): ids and
+    // JSON off the writer thread, so the timing below is the writer's own work.
+    let mut pages = Vec::new();
     for start in (0..items).step_by(PER_TX) {
         let end = (start + PER_TX).min(items);
+        let page = (start..end)
+            .map(|i| {
+                let recipient = RecipientRef::User(format!("u{}-{}", i / 1000 % 100, i % 1000));
+                Ok((
+                    recipient,
+                    tidings::ids::ordered_uuid(),
+                    message(i).prepare()?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        pages.push(page);
+    }
+    let started = Instant::now();
+    for page in pages {
+        let events = events.clone();
         store
             .write(move |db| {
-                let events = json!([{"event": "message_created", "status": "ok",
-                    "step_ref": "in_app_feed_1", "step_type": "channel",
-                    "data": {"message_id": "2Q3dWmUo0EZHkDTd1dXr9fNbNsq"}}]);
-                for i in start..end {
-                    let recipient = RecipientRef::User(format!("u{}-{}", i / 1000 % 100, i % 1000));
+                let facts = runs::run_facts(db, RUN)?;
+                let mut rows = Vec::with_capacity(page.len());
+                for (recipient, id, mut message) in page {
                     let rr = if with_rr {
-                        runs::ensure_recipient_run(db, RUN, &recipient, "completed", &events)?
+                        runs::ensure_recipient_run_as(
+                            db,
+                            runs::NewRecipientRun {
+                                run_id: RUN,
+                                facts: &facts,
+                                id,
+                                recipient: &recipient,
+                                status: "completed",
+                                events: &events,
+                            },
+                        )?
                     } else {
-                        tidings::ids::uuid()
+                        id
                     };
-                    messages::insert(db, &message(i, rr))?;
+                    message.message.workflow_recipient_run_id = rr;
+                    rows.extend(messages::insert_prepared(db, message)?);
                 }
-                Ok(())
+                // Handed back, as the runner's write does (dropped off the writer thread).
+                Ok(rows)
             })
             .await?;
     }

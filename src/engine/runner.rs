@@ -553,12 +553,15 @@ impl PageWrite {
         // A page of a few recipients weighs little: it commits in the writer's quick lane.
         let weight = plans.len();
         let task = tokio::spawn(async move {
+            // Serialized here, not on the writer thread (see `waits::PreparedPlan`).
+            let plans = plans
+                .into_iter()
+                .map(waits::prepare)
+                .collect::<Result<Vec<_>, _>>()?;
             let inserted: Vec<MessageRow> = store
                 .write_weighted(weight, move |db| {
                     let mut rows = Vec::new();
-                    for plan in plans {
-                        waits::write_new(db, &run_id, plan, &now, &mut rows)?;
-                    }
+                    waits::write_page(db, &run_id, plans, &now, &mut rows)?;
                     runs::set_audience_cursor(db, &run_id, &cursor_json)?;
                     if done {
                         runs::set_run_status(db, &run_id, "completed")?;

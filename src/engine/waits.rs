@@ -38,7 +38,7 @@ use super::scheduler::{DueSource, Scheduler};
 use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk};
 use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
-use crate::store::messages::{self, MessageRow};
+use crate::store::messages::{self, MessageRow, PreparedMessage};
 use crate::store::timers::{self, RESUME};
 use crate::store::{Db, Store, StoreResult, batches, cancellations, recipients, runs};
 
@@ -76,6 +76,85 @@ fn insert_messages(
     Ok(())
 }
 
+/// A first pass made ready for the writer before the write, off the writer thread.
+///
+/// A plain delivery (no gate, batch join or wait: nothing the write has to decide) has
+/// its recipient-run id chosen and its events and messages serialized here, so the writer
+/// runs only SQL for it; any other plan is written by [`write_new`] as it is.
+pub struct PreparedPlan(Prepared);
+
+enum Prepared {
+    Plain {
+        reference: RecipientRef,
+        status: &'static str,
+        id: String,
+        events: String,
+        messages: Vec<PreparedMessage>,
+    },
+    Decided(RecipientPlan),
+}
+
+/// Prepares `plan` for [`write_page`] (see [`PreparedPlan`]).
+pub fn prepare(plan: RecipientPlan) -> StoreResult<PreparedPlan> {
+    if plan.wait.is_some() || !plan.gates.is_empty() || !plan.batches.is_empty() {
+        return Ok(PreparedPlan(Prepared::Decided(plan)));
+    }
+    Ok(PreparedPlan(Prepared::Plain {
+        id: crate::ids::ordered_uuid(),
+        events: serde_json::to_string(&plan.events)?,
+        messages: plan
+            .messages
+            .into_iter()
+            .map(messages::NewMessage::prepare)
+            .collect::<StoreResult<_>>()?,
+        reference: plan.reference,
+        status: plan.status,
+    }))
+}
+
+/// Writes a page of first passes of run `run_id` (its run's facts read once), appending
+/// the inserted messages to `rows`.
+pub fn write_page(
+    db: &Db<'_>,
+    run_id: &str,
+    plans: Vec<PreparedPlan>,
+    now: &str,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()> {
+    let facts = runs::run_facts(db, run_id)?;
+    for PreparedPlan(plan) in plans {
+        match plan {
+            Prepared::Decided(plan) => write_new(db, run_id, plan, now, rows)?,
+            Prepared::Plain {
+                reference,
+                status,
+                id,
+                events,
+                messages,
+            } => {
+                let rr = runs::ensure_recipient_run_as(
+                    db,
+                    runs::NewRecipientRun {
+                        run_id,
+                        facts: &facts,
+                        id,
+                        recipient: &reference,
+                        status,
+                        events: &events,
+                    },
+                )?;
+                for mut message in messages {
+                    message.message.workflow_recipient_run_id = rr.clone();
+                    if let Some(row) = messages::insert_prepared(db, message)? {
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes a first pass: the recipient run (with its events and resume state), its
 /// messages and its wait. Appends the inserted messages to `rows`.
 pub fn write_new(
@@ -99,7 +178,7 @@ pub fn write_new(
             .push(json!({"event": "cancelled", "status": "ok",
                                 "data": {"cancellation_key": key, "at": now}}));
     }
-    let events = Value::Array(plan.events.clone());
+    let events = Value::Array(std::mem::take(&mut plan.events));
     let rr = runs::ensure_recipient_run(db, run_id, &plan.reference, plan.status, &events)?;
     if let Some(wait) = &plan.wait
         && !cancelled

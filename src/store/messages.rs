@@ -125,10 +125,52 @@ pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
     })
 }
 
+/// A [`NewMessage`] with its JSON columns already serialized, so that the serializing
+/// (and the copies of the row) happen before the write, off the writer thread: see
+/// `engine::waits::prepare`. Built by [`NewMessage::prepare`].
+#[derive(Debug)]
+pub struct PreparedMessage {
+    pub message: NewMessage,
+    categories: String,
+    actors: String,
+    /// `''` for the run's data (see [`DATA_SQL`]).
+    data: String,
+    blocks: String,
+    batch: Option<String>,
+}
+
+impl NewMessage {
+    /// Serializes the JSON columns now (see [`PreparedMessage`]).
+    pub fn prepare(self) -> StoreResult<PreparedMessage> {
+        Ok(PreparedMessage {
+            categories: serde_json::to_string(&self.workflow_categories)?,
+            actors: serde_json::to_string(&self.actors)?,
+            data: match &self.data {
+                MessageData::Run(_) => String::new(),
+                MessageData::Own(data) => serde_json::to_string(&**data)?,
+            },
+            blocks: serde_json::to_string(&self.blocks)?,
+            batch: self
+                .batch
+                .as_deref()
+                .map(serde_json::to_string)
+                .transpose()?,
+            message: self,
+        })
+    }
+}
+
 /// Inserts a message unless its (recipient run, step) already produced one, and bumps the
 /// counters. Returns the stored row when it was new, `None` when it was a replay — this is
 /// what makes re-running a run after a crash exactly-once.
 pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
+    insert_prepared(db, m.clone().prepare()?)
+}
+
+/// [`insert`] of a message serialized beforehand; the returned row takes the message's
+/// values over instead of copying them.
+pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<MessageRow>> {
+    let m = p.message;
     let inserted = db
         .0
         .prepare_cached(
@@ -146,18 +188,15 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
             m.tenant,
             m.workflow_key,
             m.workflow_version_id,
-            serde_json::to_string(&m.workflow_categories)?,
+            p.categories,
             m.workflow_run_id,
             m.workflow_recipient_run_id,
             m.step_ref,
-            serde_json::to_string(&m.actors)?,
-            match &m.data {
-                MessageData::Run(_) => String::new(),
-                MessageData::Own(data) => serde_json::to_string(&**data)?,
-            },
-            serde_json::to_string(&m.blocks)?,
+            p.actors,
+            p.data,
+            p.blocks,
             m.inserted_at,
-            m.batch.as_deref().map(serde_json::to_string).transpose()?,
+            p.batch,
         ])?;
     if inserted == 0 {
         return Ok(None);
@@ -166,28 +205,30 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
     // would parse the run's data once more per message.
     let row = MessageRow {
         seq: db.0.last_insert_rowid(),
-        id: m.id.clone(),
-        channel_id: m.channel_id.clone(),
-        recipient: m.recipient.clone(),
-        tenant: m.tenant.clone(),
-        workflow_key: m.workflow_key.clone(),
-        workflow_version_id: m.workflow_version_id.clone(),
-        workflow_categories: m.workflow_categories.clone(),
-        workflow_run_id: m.workflow_run_id.clone(),
-        workflow_recipient_run_id: m.workflow_recipient_run_id.clone(),
-        step_ref: m.step_ref.clone(),
-        actors: m.actors.clone(),
-        data: m.data.value().clone(),
-        blocks: m.blocks.clone(),
+        id: m.id,
+        channel_id: m.channel_id,
+        recipient: m.recipient,
+        tenant: m.tenant,
+        workflow_key: m.workflow_key,
+        workflow_version_id: m.workflow_version_id,
+        workflow_categories: m.workflow_categories,
+        workflow_run_id: m.workflow_run_id,
+        workflow_recipient_run_id: m.workflow_recipient_run_id,
+        step_ref: m.step_ref,
+        actors: m.actors,
+        data: match m.data {
+            MessageData::Run(v) | MessageData::Own(v) => v,
+        },
+        blocks: m.blocks,
         metadata: Value::Object(Default::default()),
-        inserted_at: m.inserted_at.clone(),
         updated_at: m.inserted_at.clone(),
+        inserted_at: m.inserted_at,
         seen_at: None,
         read_at: None,
         archived_at: None,
         interacted_at: None,
         link_clicked_at: None,
-        batch: m.batch.clone(),
+        batch: m.batch,
     };
     adjust_counters(
         db,

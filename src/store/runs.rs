@@ -186,14 +186,32 @@ pub fn without_recipient_runs<T>(
     Ok(out)
 }
 
+/// What each recipient run copies from its run (run-record filters read them there).
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    pub workflow_key: String,
+    pub tenant: Option<String>,
+}
+
+/// The run's [`RunFacts`]: read once per written page, not once per recipient.
+pub fn run_facts(db: &Db<'_>, run_id: &str) -> StoreResult<RunFacts> {
+    Ok(db
+        .0
+        .prepare_cached("SELECT workflow_key, tenant FROM workflow_runs WHERE id = ?1")?
+        .query_row([run_id], |row| {
+            Ok(RunFacts {
+                workflow_key: row.get(0)?,
+                tenant: row.get(1)?,
+            })
+        })?)
+}
+
 /// Returns the recipient run of (`run_id`, `recipient`), creating it with `status` and
 /// `events` when new.
 ///
 /// The run's workflow key and tenant are read first (a primary-key lookup) and written
 /// by the INSERT itself, so migration 0004's trigger does not fire: its UPDATE rewrote
-/// the fresh row and two of its indexes. The INSERT stays a plain single-row `VALUES`
-/// without `RETURNING`: `INSERT … SELECT` and `RETURNING` each make SQLite open a
-/// statement journal (profiled: 12% of the writer's time in releasing it).
+/// the fresh row and two of its indexes.
 pub fn ensure_recipient_run(
     db: &Db<'_>,
     run_id: &str,
@@ -201,11 +219,41 @@ pub fn ensure_recipient_run(
     status: &str,
     events: &Value,
 ) -> StoreResult<String> {
+    let facts = run_facts(db, run_id)?;
+    ensure_recipient_run_as(
+        db,
+        NewRecipientRun {
+            run_id,
+            facts: &facts,
+            id: ids::ordered_uuid(),
+            recipient,
+            status,
+            events: &serde_json::to_string(events)?,
+        },
+    )
+}
+
+/// A recipient run to create: its run's facts (read by the caller, once per page), its
+/// id (chosen, like its events' JSON, before the write) and its first state.
+#[derive(Debug)]
+pub struct NewRecipientRun<'a> {
+    pub run_id: &'a str,
+    pub facts: &'a RunFacts,
+    /// A fresh [`ids::ordered_uuid`]: time-ordered, so new rows append to the b-trees.
+    pub id: String,
+    pub recipient: &'a RecipientRef,
+    pub status: &'a str,
+    /// The events array, serialized.
+    pub events: &'a str,
+}
+
+/// [`ensure_recipient_run`] with everything but the SQL done beforehand. Returns the
+/// new run's id, or the existing one's on a repeat. The INSERT stays a plain single-row
+/// `VALUES` without `RETURNING`: `INSERT … SELECT` and `RETURNING` each make SQLite open
+/// a statement journal (profiled: 12% of the writer's time in releasing it).
+pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreResult<String> {
     let now = clock::now();
-    let (workflow_key, tenant): (String, Option<String>) =
-        db.0.prepare_cached("SELECT workflow_key, tenant FROM workflow_runs WHERE id = ?1")?
-            .query_row([run_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let id = ids::ordered_uuid();
+    let recipient = new.recipient;
     let inserted = db
         .0
         .prepare_cached(
@@ -214,19 +262,19 @@ pub fn ensure_recipient_run(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
         )?
         .execute(params![
-            id,
-            run_id,
+            new.id,
+            new.run_id,
             recipient.kind(),
             recipient.collection(),
             recipient.id(),
-            status,
-            serde_json::to_string(events)?,
+            new.status,
+            new.events,
             now,
-            workflow_key,
-            tenant
+            new.facts.workflow_key,
+            new.facts.tenant
         ])?;
     if inserted == 1 {
-        return Ok(id);
+        return Ok(new.id);
     }
     Ok(db
         .0
@@ -235,7 +283,7 @@ pub fn ensure_recipient_run(
              AND recipient_collection = ?3 AND recipient_id = ?4",
         )?
         .query_row(
-            params![run_id, recipient.kind(), recipient.collection(), recipient.id()],
+            params![new.run_id, recipient.kind(), recipient.collection(), recipient.id()],
             |row| row.get(0),
         )?)
 }
