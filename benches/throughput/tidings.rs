@@ -21,7 +21,7 @@ pub fn recipient(trigger: usize, i: usize) -> String {
 }
 
 /// Trigger data of ~300 B, stored once per run.
-fn trigger_body(trigger: usize) -> Value {
+pub fn trigger_body(trigger: usize) -> Value {
     let recipients: Vec<String> = (0..RECIPIENTS).map(|i| recipient(trigger, i)).collect();
     json!({"recipients": recipients, "actor": {"id": "bench-actor", "name": "Ada"},
            "data": {"page": "Quarterly report", "url": "https://example.com/docs/q3",
@@ -29,7 +29,7 @@ fn trigger_body(trigger: usize) -> Value {
 }
 
 /// The workflow: one in-app feed step whose rendered blocks are ~200 B.
-fn workflow() -> Value {
+pub fn workflow() -> Value {
     json!({"workflow": {"name": "Throughput", "steps": [{
         "ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed", "channel_type": "in_app_feed",
         "template": {"markdown_body": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
