@@ -55,8 +55,10 @@ mod tests {
     fn uuids_are_unique_v4() {
         let ids: std::collections::HashSet<String> = (0..10_000).map(|_| super::uuid()).collect();
         assert_eq!(ids.len(), 10_000);
-        assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id)
-            .is_ok_and(|u| u.get_version_num() == 4)));
+        assert!(
+            ids.iter()
+                .all(|id| uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 4))
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use tidings::engine::registry::Registry;
-use tidings::engine::walk::{RecipientContext, RunContext, StepPosition, walk};
 use tidings::engine::waits;
+use tidings::engine::walk::{RecipientContext, RunContext, StepPosition, walk};
 use tidings::model::RecipientRef;
 use tidings::store::Store;
 
@@ -40,9 +40,11 @@ pub async fn report(recipients: usize, rounds: usize, workflow: &Value) -> Resul
             .map(|i| {
                 let id = super::tidings::recipient(0, i % super::tidings::RECIPIENTS);
                 RecipientContext {
-                    entity: Some(json!({"__typename": "User", "id": id, "name": format!("User {i}"),
+                    entity: Some(
+                        json!({"__typename": "User", "id": id, "name": format!("User {i}"),
                         "email": null, "phone_number": null, "avatar": null, "timezone": null,
-                        "created_at": null, "updated_at": "2026-11-30T10:00:00.000000Z"})),
+                        "created_at": null, "updated_at": "2026-11-30T10:00:00.000000Z"}),
+                    ),
                     reference: RecipientRef::User(id),
                     preferences: json!({}),
                     trigger_data: None,

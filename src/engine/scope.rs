@@ -467,9 +467,15 @@ mod tests {
         };
         assert_eq!(read("{{ data.a }} {{ data.b }}"), ["data"]);
         assert_eq!(read("{{ missing }}{{ data }}"), ["data", "missing"]);
-        assert_eq!(read("{% if data.a %}{{ recipient.name }}{% endif %}"), ["data", "recipient"]);
+        assert_eq!(
+            read("{% if data.a %}{{ recipient.name }}{% endif %}"),
+            ["data", "recipient"]
+        );
         assert_eq!(read("plain text"), Vec::<String>::new());
-        assert!(scope.take_reads().everything, "not recording: nothing is known");
+        assert!(
+            scope.take_reads().everything,
+            "not recording: nothing is known"
+        );
     }
 
     #[test]

@@ -177,18 +177,27 @@ impl InAppTemplate {
             memo.parts = vec![PartMemo::Unknown; parts];
         }
         let mut slots = memo.parts.iter_mut();
-        let mut next = || slots.next().ok_or_else(|| RenderError {
-            field: "template".into(),
-            message: "the run's render memo does not match its template".into(),
-        });
-        let rendered = part(&self.body, "markdown_body", scope, next()?, all, |markdown| {
-            markdown_to_safe_html(&markdown).map_err(|tags| RenderError {
-                field: "markdown_body".into(),
-                message: format!(
-                    "the rendered body holds {tags} HTML tags; the limit is {MAX_HTML_TAGS}"
-                ),
+        let mut next = || {
+            slots.next().ok_or_else(|| RenderError {
+                field: "template".into(),
+                message: "the run's render memo does not match its template".into(),
             })
-        })?;
+        };
+        let rendered = part(
+            &self.body,
+            "markdown_body",
+            scope,
+            next()?,
+            all,
+            |markdown| {
+                markdown_to_safe_html(&markdown).map_err(|tags| RenderError {
+                    field: "markdown_body".into(),
+                    message: format!(
+                        "the rendered body holds {tags} HTML tags; the limit is {MAX_HTML_TAGS}"
+                    ),
+                })
+            },
+        )?;
         let mut blocks = vec![json!({
             "name": "body",
             "type": "markdown",
@@ -211,9 +220,14 @@ impl InAppTemplate {
                 let label = part(&b.label, "action_buttons.label", scope, next()?, all, |l| {
                     Ok(html_escape::encode_text(l.trim()).into_owned())
                 })?;
-                let action = part(&b.action, "action_buttons.action", scope, next()?, all, |a| {
-                    Ok(safe_url(&a))
-                })?;
+                let action = part(
+                    &b.action,
+                    "action_buttons.action",
+                    scope,
+                    next()?,
+                    all,
+                    |a| Ok(safe_url(&a)),
+                )?;
                 buttons.push(json!({
                     "name": if i == 0 { "primary" } else { "secondary" },
                     "label": label,
@@ -401,7 +415,19 @@ pub fn markdown_to_safe_html(markdown: &str) -> Result<String, usize> {
 /// Tags the markdown renderer writes without attributes, which the sanitizer keeps as
 /// they are (and its HTML parser does not restructure as the renderer nests them).
 const PLAIN_TAGS: &[&str] = &[
-    "p", "strong", "em", "del", "code", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "li",
+    "p",
+    "strong",
+    "em",
+    "del",
+    "code",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "li",
     "blockquote",
 ];
 
@@ -690,7 +716,10 @@ mod tests {
     }
 
     fn body(blocks: &Value) -> String {
-        blocks[0]["rendered"].as_str().unwrap_or_default().to_owned()
+        blocks[0]["rendered"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     #[test]
@@ -706,13 +735,20 @@ mod tests {
         assert!(body(&first).contains("<strong>Ada</strong> commented on Docs"));
         let (second, whole, built) = render_for(&t, &mut memo, "Bob", None);
         assert!(whole, "the second recipient reuses the run's render");
-        assert!(!built, "no scope is built for a recipient that renders nothing");
+        assert!(
+            !built,
+            "no scope is built for a recipient that renders nothing"
+        );
         assert_eq!(first, second);
     }
 
     #[test]
     fn a_template_reading_recipient_name_renders_per_recipient() {
-        let t = template("Hi {{ recipient.name }} about {{ data.page }}", Some("{{ data.url }}"), &[]);
+        let t = template(
+            "Hi {{ recipient.name }} about {{ data.page }}",
+            Some("{{ data.url }}"),
+            &[],
+        );
         let mut memo = TemplateMemo::default();
         let (ann, _, _) = render_for(&t, &mut memo, "Ann", None);
         let (bob, whole, built) = render_for(&t, &mut memo, "Bob", None);
@@ -768,9 +804,15 @@ mod tests {
     fn a_shared_render_error_is_every_recipients_error() {
         let t = template("{{ data.n | divided_by: 0 }}", None, &[]);
         let mut memo = TemplateMemo::default();
-        let lazy = LazyScope::new(|| Scope::new(&json!({"data": {"n": 1}})), |n| n == "recipient");
+        let lazy = LazyScope::new(
+            || Scope::new(&json!({"data": {"n": 1}})),
+            |n| n == "recipient",
+        );
         let first = t.render_memo(&lazy, &mut memo).err().map(|e| e.to_string());
-        let lazy = LazyScope::new(|| Scope::new(&json!({"data": {"n": 1}})), |n| n == "recipient");
+        let lazy = LazyScope::new(
+            || Scope::new(&json!({"data": {"n": 1}})),
+            |n| n == "recipient",
+        );
         let second = t.render_memo(&lazy, &mut memo).err().map(|e| e.to_string());
         assert!(first.is_some());
         assert_eq!(first, second);
@@ -789,21 +831,82 @@ mod tests {
     fn skipping_the_sanitizer_never_changes_the_output() {
         use rand::{Rng, SeedableRng};
         let pieces = [
-            "Hi", " ", "User 5", "**", "*", "_", "__", "~~", "`", "\n", "\n\n", "# ", "### ",
-            "- ", "* ", "1. ", "2) ", "> ", "&", "&amp;", "&nbsp;", "&copy;", "&#39;", "<",
-            ">", "\"", "'", "<b>", "<script>x</script>", "<!-- c -->", "[a](https://x.y)",
-            "[a](javascript:alert(1))", "![i](x.png)", "<https://x.y>", "\\", "    ", "\t",
-            "\r\n", "\u{a0}", "é", "日本", "🎉", "\u{feff}", "\u{7}", "\u{0}", "|a|b|\n|-|-|\n|1|2|",
-            "```\ncode\n```", "```rust\nx\n```", "---", "***", "  \n", "[^1]", "\\*", "<p>",
-            "</em>", "a_b_c", "x~y~", "~~~", "+ ", "\n    indented", "<div>", "</div>",
-            "\n- # h\n", "\n  - > q\n", "\n> - a\n>   - b\n", "\n1. **x**\n\n   y\n",
-            "\n> # t\n> `c`\n", "\n- a\n\n- b\n",
+            "Hi",
+            " ",
+            "User 5",
+            "**",
+            "*",
+            "_",
+            "__",
+            "~~",
+            "`",
+            "\n",
+            "\n\n",
+            "# ",
+            "### ",
+            "- ",
+            "* ",
+            "1. ",
+            "2) ",
+            "> ",
+            "&",
+            "&amp;",
+            "&nbsp;",
+            "&copy;",
+            "&#39;",
+            "<",
+            ">",
+            "\"",
+            "'",
+            "<b>",
+            "<script>x</script>",
+            "<!-- c -->",
+            "[a](https://x.y)",
+            "[a](javascript:alert(1))",
+            "![i](x.png)",
+            "<https://x.y>",
+            "\\",
+            "    ",
+            "\t",
+            "\r\n",
+            "\u{a0}",
+            "é",
+            "日本",
+            "🎉",
+            "\u{feff}",
+            "\u{7}",
+            "\u{0}",
+            "|a|b|\n|-|-|\n|1|2|",
+            "```\ncode\n```",
+            "```rust\nx\n```",
+            "---",
+            "***",
+            "  \n",
+            "[^1]",
+            "\\*",
+            "<p>",
+            "</em>",
+            "a_b_c",
+            "x~y~",
+            "~~~",
+            "+ ",
+            "\n    indented",
+            "<div>",
+            "</div>",
+            "\n- # h\n",
+            "\n  - > q\n",
+            "\n> - a\n>   - b\n",
+            "\n1. **x**\n\n   y\n",
+            "\n> # t\n> `c`\n",
+            "\n- a\n\n- b\n",
         ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut skipped = 0;
         for _ in 0..30_000 {
             let n = rng.gen_range(1..12);
-            let markdown: String = (0..n).map(|_| pieces[rng.gen_range(0..pieces.len())]).collect();
+            let markdown: String = (0..n)
+                .map(|_| pieces[rng.gen_range(0..pieces.len())])
+                .collect();
             let fast = markdown_to_safe_html(&markdown).unwrap_or_default();
             assert_eq!(fast, through_ammonia(&markdown), "for {markdown:?}");
             let mut html = String::new();
@@ -816,7 +919,10 @@ mod tests {
                 ),
             );
             let raw = pulldown_cmark::Parser::new(&markdown).any(|e| {
-                matches!(e, pulldown_cmark::Event::Html(_) | pulldown_cmark::Event::InlineHtml(_))
+                matches!(
+                    e,
+                    pulldown_cmark::Event::Html(_) | pulldown_cmark::Event::InlineHtml(_)
+                )
             });
             skipped += usize::from(!raw && is_sanitized_already(&html));
         }
@@ -826,7 +932,9 @@ mod tests {
 
     #[test]
     fn the_fast_path_takes_only_plain_formatting() {
-        assert!(is_sanitized_already("<p>Hi <strong>Ada</strong> &amp; co</p>\n"));
+        assert!(is_sanitized_already(
+            "<p>Hi <strong>Ada</strong> &amp; co</p>\n"
+        ));
         for html in [
             "<p onclick=\"x\">a</p>",
             "<a href=\"javascript:x\">a</a>",

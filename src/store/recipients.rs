@@ -104,7 +104,10 @@ pub fn get_preference_sets_by_ref(
            AND p.set_id IN (SELECT value FROM json_each(?2))",
     )?;
     let rows = stmt.query_map(
-        params![serde_json::to_string(&owners)?, serde_json::to_string(set_ids)?],
+        params![
+            serde_json::to_string(&owners)?,
+            serde_json::to_string(set_ids)?
+        ],
         |row| {
             Ok((
                 row.get::<_, String>(0)?,

@@ -357,7 +357,12 @@ fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
 fn page_reads_return_what_the_single_reads_do() {
     let conn = db();
     let db = Db(&conn);
-    upsert_user(&db, "u1", &map(json!({"name": "Ann", "plan": {"tier": "pro"}}))).expect("u1");
+    upsert_user(
+        &db,
+        "u1",
+        &map(json!({"name": "Ann", "plan": {"tier": "pro"}})),
+    )
+    .expect("u1");
     upsert_user(&db, "u2", &map(json!({"email": "b@example.com"}))).expect("u2");
     upsert_object(&db, "projects", "p1", &map(json!({"name": "Apollo"}))).expect("p1");
     put_preference_set(
@@ -419,7 +424,9 @@ fn page_reads_return_what_the_single_reads_do() {
         for set_id in ["default", "acme"] {
             assert_eq!(
                 sets.get(&(r.clone(), set_id.to_owned())),
-                get_preference_set(&db, owner, set_id).expect("set").as_ref(),
+                get_preference_set(&db, owner, set_id)
+                    .expect("set")
+                    .as_ref(),
                 "{r:?} {set_id}"
             );
         }

@@ -75,7 +75,11 @@ pub fn get_users(
          CROSS JOIN users AS u WHERE u.id = r.value",
     )?;
     let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for row in rows {
