@@ -50,6 +50,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_recipient_runs_without_fk",
         include_str!("migrations/0012_recipient_runs_without_fk.sql"),
     ),
+    (
+        "0013_partial_indexes",
+        include_str!("migrations/0013_partial_indexes.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
@@ -183,5 +187,76 @@ mod tests {
             )
             .expect("indexes");
         assert_eq!(indexes, 6, "five filter indexes and the copy trigger");
+    }
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("plan rows");
+        rows.join(" / ")
+    }
+
+    #[test]
+    fn partial_indexes_keep_existing_rows_and_serve_their_queries() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        let at = MIGRATIONS
+            .iter()
+            .position(|(name, _)| name.starts_with("0013_"))
+            .expect("0013 listed");
+        for (_, sql) in &MIGRATIONS[..at] {
+            conn.execute_batch(sql).expect("older step");
+        }
+        conn.pragma_update(None, "user_version", at as i64)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO workflow_runs(id, workflow_key, request, tenant, status, inserted_at, updated_at) \
+             VALUES ('r1', 'wf', '{}', 't1', 'completed', 'a', 'a'), ('r2', 'wf', '{}', NULL, 'completed', 'a', 'a'); \
+             INSERT INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_id, status, \
+             inserted_at, updated_at, workflow_key, tenant) VALUES \
+             ('a', 'r1', 'user', 'u1', 'completed', 'a', 'a', 'wf', 't1'), \
+             ('b', 'r1', 'user', 'u2', 'paused', 'a', 'a', 'wf', 't1'), \
+             ('c', 'r2', 'user', 'u1', 'failed', 'a', 'a', 'wf', NULL); \
+             INSERT INTO feed_counters(channel_id, recipient_kind, recipient_collection, recipient_id, tenant, total) \
+             VALUES ('ch', 'object', 'projects', 'p1', 't1', 1), ('ch', 'user', '', 'u1', 't1', 1);",
+        )
+        .expect("old rows");
+        apply(&mut conn).expect("upgrade");
+        let ids = |sql: &str| -> Vec<String> {
+            let mut stmt = conn.prepare(sql).expect("query");
+            stmt.query_map([], |r| r.get(0))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("ids")
+        };
+        let tenant = "SELECT id FROM workflow_recipient_runs WHERE tenant = 't1' ORDER BY rowid";
+        assert_eq!(ids(tenant), ["a", "b"]);
+        assert!(
+            plan(&conn, tenant).contains("workflow_recipient_runs_tenant"),
+            "{}",
+            plan(&conn, tenant)
+        );
+        let unfinished = "SELECT id FROM workflow_recipient_runs \
+             WHERE status IN ('paused', 'failed') AND status <> 'completed' ORDER BY rowid";
+        assert_eq!(ids(unfinished), ["b", "c"]);
+        assert!(
+            plan(&conn, unfinished).contains("workflow_recipient_runs_status"),
+            "{}",
+            plan(&conn, unfinished)
+        );
+        let completed = "SELECT id FROM workflow_recipient_runs WHERE status = 'completed'";
+        assert_eq!(ids(completed), ["a"]);
+        let objects = "SELECT recipient_id FROM feed_counters f \
+             WHERE f.tenant = 't1' AND f.recipient_kind = 'object'";
+        assert_eq!(ids(objects), ["p1"]);
+        assert!(
+            plan(&conn, objects).contains("feed_counters_tenant"),
+            "{}",
+            plan(&conn, objects)
+        );
     }
 }
