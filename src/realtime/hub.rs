@@ -5,19 +5,25 @@
 //!   [`Registration`] (one per socket) removes its entries when dropped.
 //! - `publish` is called only after the messages committed, never blocks and never
 //!   awaits: it hands the batch to one publisher task, which computes counts on the
-//!   read-only pool (off the writer path), serializes each payload once and `try_send`s
-//!   it. A session whose queue is full is evicted (the client reconnects and refetches).
+//!   read-only pool (off the writer path), serializes each payload once and queues it on
+//!   the session's link without waiting. A session whose queue is full is evicted (the
+//!   client reconnects and refetches).
+//! - Each socket's link is one small allocation: its push queue (empty and unallocated
+//!   while idle), its stop state (evicted, shut down) and the session's waker, woken for
+//!   either. An idle socket's task waits on that waker and one timer, nothing else.
 //! - Batches are delivered in commit order; queued batches are folded into one pass, so
 //!   a burst for one feed becomes one push whose counts are current.
 //! - No `.await` while a DashMap guard is held: subscribers are cloned out first.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Poll;
 
 use bytestring::ByteString;
 use dashmap::DashMap;
-use tokio::sync::{Notify, mpsc, watch};
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 
 use super::frames::push_text;
 use super::join::JoinParams;
@@ -27,31 +33,79 @@ use crate::store::Store;
 use crate::store::feeds::{self, FeedCounts};
 use crate::store::messages::MessageRow;
 
-/// A session's push queue (sending end); see [`PushQueue`].
-type PushSender = futures_channel::mpsc::Sender<ByteString>;
-
-/// A session's push queue: bounded, filled with `try_send` by the publisher. A
-/// `futures-channel` queue costs nothing per slot until a push waits in it (a tokio
-/// queue allocates a block of slots up front), which matters at 10,000 idle sockets.
-pub type PushQueue = futures_channel::mpsc::Receiver<ByteString>;
-
 /// A feed: (channel UUID, recipient).
-pub type FeedKey = (String, RecipientRef);
+pub type FeedId = (String, RecipientRef);
+
+/// A feed as the hub keeps it: the map's key and every joined socket's registration
+/// point at one allocation.
+type FeedKey = Arc<FeedId>;
+
+/// Why the hub stopped a session (see [`Registration::stopped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Its push queue overflowed: the client was not reading.
+    Evicted,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What the hub wakes a session for (see [`Registration::next`]).
+#[derive(Debug)]
+pub enum Wake {
+    Push(ByteString),
+    Stop(Stopped),
+}
+
+const RUNNING: u8 = 0;
+const EVICTED: u8 = 1;
+const SHUTDOWN: u8 = 2;
+/// The session ended; pushes are dropped.
+const GONE: u8 = 3;
 
 /// What the hub knows about one socket.
 struct SessionLink {
     id: u64,
-    /// Locked only for a `try_send`. Never cloned: each `futures-channel` sender adds a
-    /// slot of its own, so the one sender keeps the queue bounded at its depth.
-    tx: std::sync::Mutex<PushSender>,
-    evicted: AtomicBool,
-    wake: Notify,
+    /// Pushes not yet taken by the session, at most the hub's `queue`. Locked only to
+    /// push or pop; released (no allocation) whenever it empties.
+    pending: std::sync::Mutex<VecDeque<ByteString>>,
+    /// `RUNNING`, `EVICTED`, `SHUTDOWN` or `GONE`; leaves `RUNNING` once.
+    state: AtomicU8,
+    /// The session's task, woken when a push was queued or it must stop. The session
+    /// registers before it looks at the queue and the state, so nothing set after its
+    /// look goes unnoticed. (Kept here rather than as a `Notified` in the session's
+    /// future: an idle task is then 128 bytes smaller, issue 10 item 4.)
+    wake: AtomicWaker,
 }
 
 impl SessionLink {
-    fn evict(&self) {
-        self.evicted.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
+    fn stop(&self, why: u8) -> bool {
+        let stopped = self
+            .state
+            .compare_exchange(RUNNING, why, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if stopped {
+            self.wake.wake();
+        }
+        stopped
+    }
+
+    fn stopped(&self) -> Option<Stopped> {
+        match self.state.load(Ordering::SeqCst) {
+            EVICTED => Some(Stopped::Evicted),
+            SHUTDOWN => Some(Stopped::Shutdown),
+            // GONE is set only by the session itself, on its way out.
+            _ => None,
+        }
+    }
+
+    fn pop(&self) -> Option<ByteString> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let text = pending.pop_front();
+        if pending.is_empty() && pending.capacity() > 0 {
+            // An idle socket holds no queue memory.
+            *pending = VecDeque::new();
+        }
+        text
     }
 }
 
@@ -86,13 +140,19 @@ struct Inner {
     queue: usize,
     feeds: DashMap<FeedKey, Vec<Subscriber>>,
     sessions: DashMap<u64, Arc<SessionLink>>,
+    /// Parsed join params by their payload's JSON text: sockets that send the same
+    /// payload (every browser of one app, usually) share one parse. Entries whose
+    /// sockets have all left are swept once the table doubles (see `join_params`).
+    params: DashMap<String, Weak<JoinParams>>,
+    /// Entries in `params` after its last sweep.
+    params_after_sweep: AtomicUsize,
     next_id: AtomicU64,
     pushes: AtomicU64,
     evictions: AtomicU64,
     dropped: AtomicU64,
     joins: AtomicU64,
     publish_tx: mpsc::UnboundedSender<Vec<MessageRow>>,
-    shutdown: watch::Sender<bool>,
+    shutting_down: AtomicBool,
 }
 
 /// Cheap to clone; every clone is the same hub.
@@ -106,20 +166,21 @@ impl Hub {
     /// `queue` is each session's push queue depth.
     pub fn new(store: Store, queue: usize) -> Self {
         let (publish_tx, publish_rx) = mpsc::unbounded_channel();
-        let (shutdown, _) = watch::channel(false);
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
                 queue: queue.max(1),
                 feeds: DashMap::new(),
                 sessions: DashMap::new(),
+                params: DashMap::new(),
+                params_after_sweep: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 pushes: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 joins: AtomicU64::new(0),
                 publish_tx,
-                shutdown,
+                shutting_down: AtomicBool::new(false),
             }),
         };
         // The task holds only a weak handle, so dropping the last `Hub` ends it.
@@ -138,16 +199,22 @@ impl Hub {
 
     /// Closes every socket (code 1001) and refuses new ones; called on shutdown.
     pub fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
+        // The flag first: a session registering from here on sees it (`register`), and
+        // one registered before is in `sessions` below.
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let links: Vec<Arc<SessionLink>> = self
+            .inner
+            .sessions
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        for link in links {
+            link.stop(SHUTDOWN);
+        }
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        *self.inner.shutdown.borrow()
-    }
-
-    /// A receiver that turns true when the server is shutting down.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
+        self.inner.shutting_down.load(Ordering::SeqCst)
     }
 
     pub fn store(&self) -> &Store {
@@ -167,26 +234,53 @@ impl Hub {
         }
     }
 
-    /// Registers a new socket: its registration handle and the receiving end of its queue.
-    pub fn register(&self) -> (Registration, PushQueue) {
-        // Its capacity is `buffer` plus one slot for the one sender: `queue` in all.
-        let (tx, rx) = futures_channel::mpsc::channel(self.inner.queue - 1);
+    /// Parses a `phx_join` payload, or hands out the params another socket already
+    /// parsed from the same payload. Equal JSON text means equal params, so sharing is
+    /// invisible to the sockets; what a socket may see is decided by its `restriction`,
+    /// which is its own.
+    pub fn join_params(&self, payload: &serde_json::Value) -> Result<Arc<JoinParams>, String> {
+        let text = payload.to_string();
+        if let Some(params) = self.inner.params.get(&text).and_then(|p| p.upgrade()) {
+            return Ok(params);
+        }
+        let params = Arc::new(JoinParams::parse(payload)?);
+        self.inner.params.insert(text, Arc::downgrade(&params));
+        // Amortized O(1) per join; the table stays under twice its live entries (or
+        // twice a small floor), however many distinct payloads come and go.
+        let floor = self
+            .inner
+            .params_after_sweep
+            .load(Ordering::Relaxed)
+            .max(64);
+        if self.inner.params.len() > 2 * floor {
+            self.inner.params.retain(|_, p| p.strong_count() > 0);
+            self.inner
+                .params_after_sweep
+                .store(self.inner.params.len(), Ordering::Relaxed);
+        }
+        Ok(params)
+    }
+
+    /// Registers a new socket; dropping the registration unregisters it.
+    pub fn register(&self) -> Registration {
         let link = Arc::new(SessionLink {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
-            tx: std::sync::Mutex::new(tx),
-            evicted: AtomicBool::new(false),
-            wake: Notify::new(),
+            pending: std::sync::Mutex::new(VecDeque::new()),
+            state: AtomicU8::new(RUNNING),
+            wake: AtomicWaker::new(),
         });
         self.inner.sessions.insert(link.id, link.clone());
-        let registration = Registration {
+        if self.is_shutting_down() {
+            link.stop(SHUTDOWN);
+        }
+        Registration {
             hub: self.clone(),
             link,
             topics: Vec::new(),
-        };
-        (registration, rx)
+        }
     }
 
-    fn remove(&self, key: &FeedKey, session: u64, topic: &str) {
+    fn remove(&self, key: &FeedId, session: u64, topic: &str) {
         let now_empty = match self.inner.feeds.get_mut(key) {
             Some(mut subs) => {
                 subs.retain(|s| !(s.link.id == session && &*s.topic == topic));
@@ -219,7 +313,7 @@ impl Registration {
     pub fn join(
         &mut self,
         topic: &str,
-        key: FeedKey,
+        key: FeedId,
         join_ref: Option<&str>,
         params: Arc<JoinParams>,
         restriction: Option<Vec<String>>,
@@ -234,13 +328,17 @@ impl Registration {
             params,
             restriction: restriction.map(Arc::from),
         };
-        self.hub
+        let mut entry = self
+            .hub
             .inner
             .feeds
-            .entry(key.clone())
+            .entry(Arc::new(key))
             // Most feeds have one socket: `push` onto an empty `Vec` would reserve four.
-            .or_insert_with(|| Vec::with_capacity(1))
-            .push(subscriber);
+            .or_insert_with(|| Vec::with_capacity(1));
+        entry.push(subscriber);
+        // The map's key, shared (a feed joined before keeps its first allocation).
+        let key = entry.key().clone();
+        drop(entry);
         self.topics.reserve_exact(1);
         self.topics.push((topic, key));
     }
@@ -265,16 +363,42 @@ impl Registration {
         self.topics.len()
     }
 
-    /// Completes once the hub evicted this session (its queue overflowed).
-    pub async fn evicted(&self) {
-        while !self.link.evicted.load(Ordering::SeqCst) {
-            self.link.wake.notified().await;
-        }
+    /// The next thing the hub has for this session: a stop (checked first) or a push.
+    pub async fn next(&self) -> Wake {
+        std::future::poll_fn(|cx| {
+            self.link.wake.register(cx.waker());
+            if let Some(why) = self.link.stopped() {
+                return Poll::Ready(Wake::Stop(why));
+            }
+            match self.link.pop() {
+                Some(text) => Poll::Ready(Wake::Push(text)),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Completes once the hub stopped this session. Pushes stay queued for [`next`]
+    /// (a push's wake-up lands here too, and is answered there once this returns to
+    /// the loop, which looks at the queue before it waits).
+    ///
+    /// [`next`]: Registration::next
+    pub async fn stopped(&self) -> Stopped {
+        std::future::poll_fn(|cx| {
+            self.link.wake.register(cx.waker());
+            match self.link.stopped() {
+                Some(why) => Poll::Ready(why),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        self.link.state.store(GONE, Ordering::SeqCst);
+        *self.link.pending.lock().unwrap_or_else(|e| e.into_inner()) = VecDeque::new();
         for (topic, key) in std::mem::take(&mut self.topics) {
             self.hub.remove(&key, self.link.id, &topic);
         }
@@ -293,7 +417,7 @@ async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<
 }
 
 /// A count query: one distinct (feed, filters, restriction).
-type CountJob = (FeedKey, FeedFilters, Option<Arc<[String]>>);
+type CountJob = (FeedId, FeedFilters, Option<Arc<[String]>>);
 
 /// One push to build once the counts are known.
 struct Pending {
@@ -303,7 +427,7 @@ struct Pending {
 }
 
 async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
-    let mut by_feed: HashMap<FeedKey, Vec<MessageRow>> = HashMap::new();
+    let mut by_feed: HashMap<FeedId, Vec<MessageRow>> = HashMap::new();
     for m in messages {
         by_feed
             .entry((m.channel_id.clone(), m.recipient.clone()))
@@ -383,7 +507,7 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
 
 fn job_index(
     jobs: &mut Vec<CountJob>,
-    key: &FeedKey,
+    key: &FeedId,
     filters: &FeedFilters,
     restriction: &Option<Arc<[String]>>,
 ) -> usize {
@@ -411,27 +535,32 @@ fn count_all(
 /// Queues `text` for the subscriber's session without waiting; evicts it when full.
 fn send(hub: &Hub, subscriber: &Subscriber, text: ByteString) {
     let link = &subscriber.link;
-    if link.evicted.load(Ordering::SeqCst) {
-        hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    let sent = match link.tx.lock() {
-        Ok(mut tx) => tx.try_send(text).map_err(|e| e.is_full()),
-        Err(_) => Err(false),
-    };
-    match sent {
-        Ok(()) => {
-            hub.inner.pushes.fetch_add(1, Ordering::Relaxed);
+    let queued = {
+        let mut pending = link.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Under the lock, so a session that is going away (`GONE`) gets nothing more.
+        if link.state.load(Ordering::SeqCst) != RUNNING {
+            None
+        } else if pending.len() >= hub.inner.queue {
+            Some(false)
+        } else {
+            pending.push_back(text);
+            Some(true)
         }
-        Err(true) => {
+    };
+    match queued {
+        Some(true) => {
+            hub.inner.pushes.fetch_add(1, Ordering::Relaxed);
+            link.wake.wake();
+        }
+        // Full: this push evicts the session (unless another push just did).
+        Some(false) if link.stop(EVICTED) => {
             hub.inner.evictions.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 session = link.id,
                 "realtime: evicting a session that fell behind"
             );
-            link.evict();
         }
-        Err(false) => {
+        Some(false) | None => {
             hub.inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -448,7 +577,7 @@ impl crate::engine::bus::FeedBus for Hub {
 mod tests {
     use super::*;
 
-    fn subscriber_of(hub: &Hub, key: &FeedKey, session: u64) -> Subscriber {
+    fn subscriber_of(hub: &Hub, key: &FeedId, session: u64) -> Subscriber {
         hub.inner
             .feeds
             .get(key)
@@ -461,10 +590,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
         let hub = Hub::new(store, 1);
-        let key: FeedKey = ("channel".into(), RecipientRef::User("u1".into()));
+        let key: FeedId = ("channel".into(), RecipientRef::User("u1".into()));
         let params = Arc::new(JoinParams::parse(&serde_json::json!({})).expect("params"));
-        let (mut slow, _slow_rx) = hub.register();
-        let (mut gone, gone_rx) = hub.register();
+        let mut slow = hub.register();
+        let mut gone = hub.register();
         slow.join("feeds:c:u1", key.clone(), None, params.clone(), None);
         slow.join("feeds:c:u1:again", key.clone(), None, params.clone(), None);
         gone.join("feeds:c:u1", key.clone(), None, params, None);
@@ -475,12 +604,10 @@ mod tests {
         send(&hub, &to_slow, ByteString::from("1"));
         send(&hub, &to_slow, ByteString::from("2"));
         send(&hub, &to_slow, ByteString::from("3"));
-        drop(gone_rx);
-        send(
-            &hub,
-            &subscriber_of(&hub, &key, gone.id()),
-            ByteString::from("4"),
-        );
+        let to_gone = subscriber_of(&hub, &key, gone.id());
+        drop(gone);
+        assert_eq!(hub.stats().topics, 2);
+        send(&hub, &to_gone, ByteString::from("4"));
         let stats = hub.stats();
         assert_eq!(stats.pushes, 1, "the first fits the queue of 1");
         assert_eq!(stats.evictions, 1, "the second overflows it");
@@ -488,8 +615,88 @@ mod tests {
             stats.dropped, 2,
             "the third finds it evicted; the fourth a closed socket"
         );
+        assert!(matches!(slow.next().await, Wake::Stop(Stopped::Evicted)));
+        assert_eq!(slow.stopped().await, Stopped::Evicted);
+    }
 
-        drop(gone);
-        assert_eq!(hub.stats().topics, 2);
+    #[tokio::test]
+    async fn equal_join_payloads_share_one_parse_and_dead_entries_are_swept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
+        let hub = Hub::new(store, 1);
+        let payload = serde_json::json!({"client_0": {"archived": "exclude"}});
+        let a = hub.join_params(&payload).expect("parses");
+        let b = hub.join_params(&payload).expect("parses");
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = hub
+            .join_params(&serde_json::json!({"client_0": {"archived": "include"}}))
+            .expect("parses");
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_ne!(*a, *other);
+        assert!(
+            hub.join_params(&serde_json::json!({"client_0": {"status": "bogus"}}))
+                .is_err()
+        );
+        drop((a, b, other));
+        for i in 0..1000 {
+            let _ =
+                hub.join_params(&serde_json::json!({ "client_0": {"tenant": format!("t{i}")} }));
+        }
+        assert!(
+            hub.inner.params.len() <= 2 * 64 + 1,
+            "{} entries kept for params no socket holds",
+            hub.inner.params.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn pushes_wake_the_session_in_order_and_shutdown_stops_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
+        let hub = Hub::new(store, 4);
+        let key: FeedId = ("channel".into(), RecipientRef::User("u1".into()));
+        let params = Arc::new(JoinParams::parse(&serde_json::json!({})).expect("params"));
+        let mut session = hub.register();
+        session.join("feeds:c:u1", key.clone(), None, params.clone(), None);
+        // Another socket on the same feed shares the hub's key.
+        let mut other = hub.register();
+        other.join("feeds:c:u1", key.clone(), None, params, None);
+        assert!(Arc::ptr_eq(&session.topics[0].1, &other.topics[0].1));
+
+        let to = subscriber_of(&hub, &key, session.id());
+        let waiting = tokio::spawn({
+            let hub = hub.clone();
+            async move {
+                let session = session;
+                let mut got = Vec::new();
+                while let Wake::Push(text) = session.next().await {
+                    got.push(text.to_string());
+                    if got.len() == 2 {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    session.link.pending.lock().expect("lock").capacity(),
+                    0,
+                    "an emptied queue holds no memory"
+                );
+                hub.shutdown();
+                (got, session.next().await, session.stopped().await)
+            }
+        });
+        tokio::task::yield_now().await;
+        send(&hub, &to, ByteString::from("a"));
+        send(&hub, &to, ByteString::from("b"));
+        let (got, next, stopped) = waiting.await.expect("session task");
+        assert_eq!(got, ["a", "b"]);
+        assert!(matches!(next, Wake::Stop(Stopped::Shutdown)));
+        assert_eq!(stopped, Stopped::Shutdown);
+        assert_eq!(other.stopped().await, Stopped::Shutdown);
+        let late = hub.register();
+        assert_eq!(
+            late.stopped().await,
+            Stopped::Shutdown,
+            "registered after shutdown"
+        );
     }
 }

@@ -117,7 +117,11 @@ async fn authorize(ctx: &SessionContext, topic: &str, payload: &Value) -> Result
     {
         return Err("unauthorized: the user token has expired".into());
     }
-    let params = JoinParams::parse(payload).map_err(|e| format!("invalid params: {e}"))?;
+    let params = ctx
+        .state
+        .hub
+        .join_params(payload)
+        .map_err(|e| format!("invalid params: {e}"))?;
     let restriction = match &feed.recipient {
         RecipientRef::User(user_id) => {
             let mut restriction = None;
@@ -150,7 +154,7 @@ async fn authorize(ctx: &SessionContext, topic: &str, payload: &Value) -> Result
         .ok_or_else(|| format!("channel `{}` does not exist", feed.channel))?;
     Ok(Accepted {
         key: (channel.id, feed.recipient),
-        params: Arc::new(params),
+        params,
         restriction,
     })
 }

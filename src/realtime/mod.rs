@@ -7,6 +7,7 @@
 mod frame_guard;
 pub mod frames;
 pub mod hub;
+mod inbound;
 pub mod join;
 mod joins;
 mod session;

@@ -1,15 +1,16 @@
 //! One socket's life: an actorless actix-ws loop (DESIGN.md "Realtime").
 //!
 //! One task per socket (`actix_web::rt::spawn`: the message stream is not `Send`) runs one
-//! `select!` over the client's frames, its bounded push queue, an idle deadline, eviction
-//! and shutdown. Invariants:
+//! `select!` over the client's frames, the hub's wake-ups (a queued push, eviction,
+//! shutdown) and one deadline timer (the idle timeout or the token's expiry, whichever
+//! comes first). While it works on a client's frame it also reads ahead of actix-ws, so
+//! a client that queued frames and left is noticed (`inbound`). An idle socket's task is
+//! as small as that `select!` (its rare branches are boxed). Invariants:
 //! - Every write to the client also races eviction, shutdown and the idle deadline, so a
 //!   client that stops reading cannot wedge its task.
 //! - The loop always ends with a close frame carrying a reason (best effort, bounded).
 //! - Frames the server cannot understand get an error reply (or a close); never a panic.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
@@ -17,11 +18,11 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::frames::{Frame, PHOENIX_TOPIC};
-use super::hub::{PushQueue, Registration};
+use super::hub::{Registration, Stopped, Wake};
+use super::inbound::Inbound;
 use super::joins;
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -39,9 +40,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct SessionContext {
     pub state: web::Data<AppState>,
     pub caller: Caller,
-    /// Set once the client's side of the connection has ended: frames it sent before
-    /// leaving (joins) are dropped rather than processed for a socket that is gone.
-    pub client_gone: Arc<AtomicBool>,
+    /// The client's bytes, read ahead of actix-ws: once the client's side has ended,
+    /// frames it sent before leaving (joins) are dropped rather than processed.
+    pub inbound: Inbound,
     /// This socket's place under the per-user and per-address caps, held until it ends.
     pub _slot: super::socket_limits::SocketSlot,
 }
@@ -57,31 +58,54 @@ pub(super) enum Stop {
 /// What the loop waits on besides the client stream; shared by writes.
 struct Signals {
     registration: Registration,
-    shutdown: watch::Receiver<bool>,
-    deadline: Instant,
-    idle: Duration,
+    /// When a silent client is closed ("heartbeat timeout"); moved on by every frame.
+    idle_deadline: Instant,
     token_expiry: Option<Instant>,
 }
 
 impl Signals {
+    /// The one deadline to wait for: the idle timeout or the token's expiry.
+    fn deadline(&self) -> Instant {
+        match self.token_expiry {
+            Some(at) => at.min(self.idle_deadline),
+            None => self.idle_deadline,
+        }
+    }
+
+    /// What the deadline meant once it passed (worked out then, not kept while waiting).
+    fn expired(&self) -> Stop {
+        match self.token_expiry {
+            Some(at) if at <= self.idle_deadline => {
+                Stop::Server(CloseCode::Policy, "user token expired")
+            }
+            _ => Stop::Server(CloseCode::Normal, "heartbeat timeout"),
+        }
+    }
+
+    /// What the idle loop waits for besides the client: a push, or a reason to stop.
+    async fn next(&mut self) -> Result<ByteString, Stop> {
+        tokio::select! {
+            wake = self.registration.next() => match wake {
+                Wake::Push(text) => Ok(text),
+                Wake::Stop(stopped) => Err(hub_stop(stopped)),
+            },
+            () = sleep_until(self.deadline()) => Err(self.expired()),
+        }
+    }
+
     /// Resolves when the socket must end for a reason other than the client.
     async fn stop(&mut self) -> Stop {
-        let expiry = self.token_expiry;
         tokio::select! {
-            _ = self.shutdown.wait_for(|down| *down) => {
-                Stop::Server(CloseCode::Away, "server shutting down")
-            }
-            () = self.registration.evicted() => {
-                Stop::Server(CloseCode::Again, "too slow: push queue overflowed")
-            }
-            () = sleep_until(self.deadline) => Stop::Server(CloseCode::Normal, "heartbeat timeout"),
-            () = async move {
-                match expiry {
-                    Some(at) => sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => Stop::Server(CloseCode::Policy, "user token expired"),
+            stopped = self.registration.stopped() => hub_stop(stopped),
+            () = sleep_until(self.deadline()) => self.expired(),
         }
+    }
+}
+
+fn hub_stop(stopped: Stopped) -> Stop {
+    match stopped {
+        Stopped::Shutdown => Stop::Server(CloseCode::Away, "server shutting down"),
+        Stopped::Evicted => Stop::Server(CloseCode::Again, "too slow: push queue overflowed"),
     }
 }
 
@@ -108,73 +132,89 @@ impl Out<'_> {
     }
 }
 
+/// Everything the loop keeps while the socket is open.
+struct Live {
+    session: actix_ws::Session,
+    stream: actix_ws::AggregatedMessageStream,
+    ctx: SessionContext,
+    signals: Signals,
+    bad_frames: u32,
+}
+
 /// Runs the socket until it ends, then closes it with a reason.
-pub async fn run(
-    mut session: actix_ws::Session,
+///
+/// Not an `async fn`: an `async fn` keeps its arguments and the locals moved out of them
+/// side by side for the task's whole life. Here the state is built first and the loop
+/// uses it in place, so an idle socket's task holds each piece once.
+pub fn run(
+    session: actix_ws::Session,
     stream: actix_ws::MessageStream,
     ctx: SessionContext,
-) {
-    let settings = &ctx.state.settings;
-    let hub = ctx.state.hub.clone();
-    let (registration, mut queue) = hub.register();
-    let idle = Duration::from_secs(settings.ws_idle_timeout_secs.max(1));
+) -> impl std::future::Future<Output = ()> {
     let token_expiry = match &ctx.caller {
         Caller::User(claims) => Some(expiry_instant(claims.expires_at)),
         _ => None,
     };
-    let mut signals = Signals {
-        registration,
-        shutdown: hub.shutdown_signal(),
-        deadline: Instant::now() + idle,
-        idle,
+    let signals = Signals {
+        registration: ctx.state.hub.register(),
+        idle_deadline: idle_deadline(&ctx),
         token_expiry,
     };
-    let mut stream = stream
+    let stream = stream
         .max_frame_size(MAX_FRAME_BYTES)
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME_BYTES);
-    let mut bad_frames = 0u32;
-    let stop = loop {
-        let event = tokio::select! {
-            stop = signals.stop() => Err(stop),
-            pushed = queue.next() => Ok(Event::Push(pushed)),
-            incoming = stream.next() => Ok(Event::Client(incoming)),
-        };
-        let result = match event {
-            Err(stop) => Err(stop),
-            Ok(Event::Push(Some(text))) => {
-                let mut out = Out {
-                    session: &mut session,
-                    signals: &mut signals,
-                };
-                // Boxed, like every branch below: a task is as large as its largest
-                // state, and this loop spends its life idle in the `select!` above.
-                Box::pin(out.text_raw(text)).await
-            }
-            Ok(Event::Push(None)) => Err(Stop::Server(CloseCode::Error, "hub gone")),
-            Ok(Event::Client(None)) => Err(Stop::Client(None)),
-            Ok(Event::Client(Some(Err(e)))) => Err(protocol_stop(&e)),
-            Ok(Event::Client(Some(Ok(_)))) if ctx.client_gone.load(Ordering::Acquire) => {
-                Err(Stop::Client(None))
-            }
-            Ok(Event::Client(Some(Ok(message)))) => {
-                signals.deadline = Instant::now() + signals.idle;
-                let mut out = Out {
-                    session: &mut session,
-                    signals: &mut signals,
-                };
-                Box::pin(client_message(&ctx, &mut out, message, &mut bad_frames)).await
-            }
-        };
-        if let Err(stop) = result {
-            break stop;
-        }
+    let mut live = Live {
+        session,
+        stream,
+        ctx,
+        signals,
+        bad_frames: 0,
     };
-    Box::pin(finish(session, signals, queue, stop)).await;
+    async move {
+        let stop = loop {
+            let event = tokio::select! {
+                pushed = live.signals.next() => pushed.map(Event::Push),
+                incoming = live.stream.next() => Ok(Event::Client(incoming)),
+            };
+            let result = match event {
+                Err(stop) => Err(stop),
+                Ok(Event::Push(text)) => {
+                    let mut out = Out {
+                        session: &mut live.session,
+                        signals: &mut live.signals,
+                    };
+                    // Boxed, like every branch below: a task is as large as its largest
+                    // state, and this loop spends its life idle in the `select!` above.
+                    Box::pin(out.text_raw(text)).await
+                }
+                Ok(Event::Client(None)) => Err(Stop::Client(None)),
+                Ok(Event::Client(Some(Err(e)))) => Err(protocol_stop(&e)),
+                Ok(Event::Client(Some(Ok(message)))) => {
+                    live.signals.idle_deadline = idle_deadline(&live.ctx);
+                    let mut out = Out {
+                        session: &mut live.session,
+                        signals: &mut live.signals,
+                    };
+                    let frame = client_frame(&live.ctx, &mut out, message, &mut live.bad_frames);
+                    Box::pin(frame).await
+                }
+            };
+            if let Err(stop) = result {
+                break stop;
+            }
+        };
+        Box::pin(finish(live.session, live.signals, stop)).await;
+    }
+}
+
+/// When a socket that stays silent from now on is closed.
+fn idle_deadline(ctx: &SessionContext) -> Instant {
+    Instant::now() + Duration::from_secs(ctx.state.settings.ws_idle_timeout_secs.max(1))
 }
 
 enum Event {
-    Push(Option<ByteString>),
+    Push(ByteString),
     Client(Option<Result<AggregatedMessage, actix_ws::ProtocolError>>),
 }
 
@@ -195,10 +235,9 @@ fn protocol_stop(e: &actix_ws::ProtocolError) -> Stop {
     }
 }
 
-async fn finish(session: actix_ws::Session, signals: Signals, queue: PushQueue, stop: Stop) {
+async fn finish(session: actix_ws::Session, signals: Signals, stop: Stop) {
     // Unregister first, so nothing more is queued for a socket that is going away.
     drop(signals);
-    drop(queue);
     let reason = match stop {
         Stop::Client(reason) => reason,
         Stop::Server(code, description) => {
@@ -210,6 +249,23 @@ async fn finish(session: actix_ws::Session, signals: Signals, queue: PushQueue, 
         }
     };
     let _ = timeout(CLOSE_GRACE, session.close(reason)).await;
+}
+
+/// One frame from the client, unless the client has already left (then its queued frames
+/// are dropped). Reads ahead of actix-ws while the frame is handled.
+async fn client_frame(
+    ctx: &SessionContext,
+    out: &mut Out<'_>,
+    message: AggregatedMessage,
+    bad_frames: &mut u32,
+) -> Result<(), Stop> {
+    if ctx.inbound.look_ahead().await {
+        return Err(Stop::Client(None));
+    }
+    tokio::select! {
+        handled = client_message(ctx, out, message, bad_frames) => handled,
+        never = ctx.inbound.keep_reading() => match never {},
+    }
 }
 
 async fn client_message(
@@ -300,5 +356,22 @@ async fn handle_frame(ctx: &SessionContext, out: &mut Out<'_>, frame: Frame) -> 
             ))
             .await
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<A, B, C, F: std::future::Future>(_: impl Fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle socket holds one task: tokio allocates it in 128-byte steps (the
+    /// future plus ~112 bytes of header and trailer), so 640 bytes of future is a
+    /// 768-byte task. Was 1,016 bytes (a 1,152-byte task) before issue 10 item 4.
+    #[test]
+    fn a_sockets_task_stays_small() {
+        let size = future_size(run);
+        assert!(size <= 640, "the session future grew to {size} bytes");
     }
 }

@@ -10,12 +10,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use actix_web::FromRequest;
 
-use super::frame_guard::FrameGuard;
+use super::inbound::Inbound;
 use super::session::{self, SessionContext};
 use crate::auth::Caller;
 use crate::auth::extract::authenticate;
@@ -116,71 +113,22 @@ async fn websocket(
             return Err(ApiError::TooManyRequests(format!("Too many sockets: {why}.")).into());
         }
     };
-    // actix-ws buffers whatever arrives before checking frame sizes; the guard stops an
-    // oversized frame at its header (see `frame_guard`). A reader task runs the guard a
-    // few chunks ahead of actix-ws, so the client's end of the connection is seen even
-    // while frames it sent before leaving are still queued (they are then dropped).
-    let client_gone = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = futures_channel::mpsc::channel(READ_AHEAD_CHUNKS);
-    actix_web::rt::spawn(read_ahead(
-        FrameGuard::new(body.into_inner(), session::MAX_FRAME_BYTES),
-        tx,
-        client_gone.clone(),
-    ));
-    let guarded: std::pin::Pin<
-        Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
-    > = Box::pin(rx);
-    let body =
-        web::Payload::from_request(&req, &mut actix_web::dev::Payload::from(guarded)).await?;
+    // actix-ws buffers whatever arrives before checking frame sizes; the guard inside
+    // `Inbound` stops an oversized frame at its header (see `frame_guard`), and the
+    // session reads a few chunks ahead of actix-ws through it, so the client's end of
+    // the connection is seen even while frames it sent before leaving are still queued
+    // (they are then dropped).
+    let (inbound, mut guarded) = Inbound::new(body.into_inner(), session::MAX_FRAME_BYTES);
+    let body = web::Payload::from_request(&req, &mut guarded).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let ctx = SessionContext {
         state: state.clone(),
         caller,
-        client_gone,
+        inbound,
         _slot: slot,
     };
     actix_web::rt::spawn(session::run(session, stream, ctx));
     Ok(response)
-}
-
-/// Chunks of client bytes read ahead of the session (each at most one read's worth),
-/// besides the sender's own slot. A `futures-channel` queue, which allocates per queued
-/// chunk: an idle socket holds no slots (a tokio queue holds a block of 32).
-const READ_AHEAD_CHUNKS: usize = 7;
-
-type ChunkSender =
-    futures_channel::mpsc::Sender<Result<web::Bytes, actix_web::error::PayloadError>>;
-
-/// Moves the guarded client bytes to the session, marking `client_gone` when the client's
-/// side ends (EOF or a read error; not an oversized frame, which the session answers 1009).
-async fn read_ahead<S>(
-    mut guarded: FrameGuard<S>,
-    mut tx: ChunkSender,
-    client_gone: Arc<AtomicBool>,
-) where
-    S: futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
-{
-    use futures_util::StreamExt;
-    loop {
-        let item = guarded.next().await;
-        let gone = match &item {
-            None => true,
-            Some(Err(actix_web::error::PayloadError::Overflow)) => false,
-            Some(Err(_)) => true,
-            Some(Ok(_)) => false,
-        };
-        if gone {
-            client_gone.store(true, Ordering::Release);
-        }
-        let Some(item) = item else {
-            return;
-        };
-        let last = item.is_err();
-        let ready = futures_util::future::poll_fn(|cx| tx.poll_ready(cx)).await;
-        if ready.is_err() || tx.start_send(item).is_err() || last {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

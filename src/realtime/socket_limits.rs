@@ -24,7 +24,7 @@ struct Inner {
 /// One open socket's place under the caps; released on drop.
 pub struct SocketSlot {
     inner: Arc<Inner>,
-    user: Option<String>,
+    user: Option<Box<str>>,
     address: Option<IpAddr>,
 }
 
@@ -61,7 +61,7 @@ impl SocketLimits {
         // From here on, the slot's Drop gives back what was taken.
         let mut slot = SocketSlot {
             inner: inner.clone(),
-            user: user.map(str::to_owned),
+            user: user.map(Box::from),
             address: None,
         };
         if let Some(address) = address {
@@ -87,7 +87,7 @@ impl SocketLimits {
 impl Drop for SocketSlot {
     fn drop(&mut self) {
         if let Some(user) = self.user.take() {
-            self.inner.users.remove_if_mut(&user, |_, count| {
+            self.inner.users.remove_if_mut(&*user, |_, count| {
                 *count = count.saturating_sub(1);
                 *count == 0
             });
