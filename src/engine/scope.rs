@@ -99,6 +99,15 @@ impl Scope {
         }
     }
 
+    /// A scope from entries already converted (`own`'s win over `shared`'s).
+    pub fn from_nodes(shared: Arc<BTreeMap<String, Node>>, own: BTreeMap<String, Node>) -> Scope {
+        Scope {
+            shared,
+            own,
+            reads: RefCell::new(None),
+        }
+    }
+
     /// Starts recording top-level lookups (forgetting any earlier recording).
     pub fn record(&self) {
         *self.reads.borrow_mut() = Some(Reads::default());
@@ -209,6 +218,11 @@ impl ObjectView for Scope {
 }
 
 impl Node {
+    /// A string leaf (what `from_json` makes of a JSON string).
+    pub fn text(s: &str) -> Node {
+        Node::Leaf(Value::scalar(s.to_owned()))
+    }
+
     pub fn from_json(value: &Json) -> Node {
         match value {
             // `null` reads exactly like an absent key (and stays indexable).

@@ -704,19 +704,31 @@ impl Walker<'_> {
                 || (own_data && name == "data")
                 || batch.as_ref().is_some_and(|b| b.scope.contains_key(name))
         };
+        // The recipient's own entries, converted straight into the scope's tree (no JSON
+        // copy of the entity first).
         let build = || {
-            let mut own = json!({
-                "recipient": entity,
-                "timestamp": now,
-                "current_message": {"id": id, "inserted_at": now, "updated_at": now},
-            });
+            let mut own = BTreeMap::new();
+            own.insert("recipient".to_owned(), Node::from_json(entity));
+            own.insert("timestamp".to_owned(), Node::text(&now));
+            let message = [("id", &id), ("inserted_at", &now), ("updated_at", &now)];
+            own.insert(
+                "current_message".to_owned(),
+                Node::Map(
+                    message
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), Node::text(v)))
+                        .collect(),
+                ),
+            );
             if let MessageData::Own(own_data) = data {
-                own["data"] = (**own_data).clone();
+                own.insert("data".to_owned(), Node::from_json(own_data));
             }
-            if let (Some(closed), Value::Object(own)) = (batch, &mut own) {
-                own.extend(closed.scope.clone());
+            if let Some(closed) = batch {
+                for (k, v) in &closed.scope {
+                    own.insert(k.clone(), Node::from_json(v));
+                }
             }
-            Scope::with_shared(run.shared.clone(), &own)
+            Scope::from_nodes(run.shared.clone(), own)
         };
         let rendered = {
             let mut memos = run.renders.lock().unwrap_or_else(PoisonError::into_inner);
