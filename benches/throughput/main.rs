@@ -10,11 +10,14 @@
 //! `-- --triggers 1000 --rounds 1` (1M items); `--page-size N` sets the server's
 //! `fanout_page_size`. Prints JSON and writes
 //! `bench-results/throughput.json` (or `--out PATH`). `-- --costs 100000 --rounds 3` prints
-//! what each row and index costs per item on the writer instead (see `costs`).
+//! what each row and index costs per item on the writer instead (see `costs`);
+//! `-- --walk 10000 --rounds 5` the runner's CPU per recipient outside the database
+//! (see `walk`).
 
 mod costs;
 mod raw;
 mod tidings;
+mod walk;
 
 use serde_json::{Value, json};
 
@@ -26,6 +29,8 @@ struct Args {
     costs: Option<usize>,
     /// `--page-size N`: the server's `fanout_page_size` (default: the server's default).
     page_size: Option<usize>,
+    /// `--walk N`: the walk's CPU per recipient over N recipients instead of the rounds.
+    walk: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         out: "bench-results/throughput.json".into(),
         costs: None,
         page_size: None,
+        walk: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -58,6 +64,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--costs" => {
                 args.costs = Some(value.parse().map_err(|_| format!("--costs {value}"))?);
+                i += 1;
+            }
+            "--walk" => {
+                args.walk = Some(value.parse().map_err(|_| format!("--walk {value}"))?);
                 i += 1;
             }
             "--page-size" => {
@@ -90,6 +100,7 @@ async fn measure(
 ) -> Result<Value, String> {
     let items = triggers * tidings::RECIPIENTS;
     let (mut raw_rates, mut tidings_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu = Vec::new();
     for round in 0..rounds {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let raw_path = dir.path().join("raw.db");
@@ -101,12 +112,16 @@ async fn measure(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("raw baseline: {e}"))?;
-        let rate = tidings::items_per_sec(dir.path(), triggers, page_size).await?;
+        let measured = tidings::items_per_sec(dir.path(), triggers, page_size).await?;
+        let rate = measured.rate;
         eprintln!(
-            "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}",
+            "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}, \
+             cpu {:.1} µs/item",
             round + 1,
-            rate / raw
+            rate / raw,
+            measured.cpu_us_per_item.unwrap_or(f64::NAN)
         );
+        cpu.extend(measured.cpu_us_per_item);
         raw_rates.push(raw);
         tidings_rates.push(rate);
         ratios.push(rate / raw);
@@ -123,16 +138,20 @@ async fn measure(
         "tidings_items_per_sec_median": median(&tidings_rates),
         "raw_rows_per_sec_median": median(&raw_rates),
         "ratio_median": median(&ratios),
+        "tidings_cpu_us_per_item": cpu,
+        "tidings_cpu_us_per_item_median": median(&cpu),
     }))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = parse_args()?;
-    let report = match args.costs {
-        Some(items) => json!({"benchmark": "throughput --costs",
+    let report = match (args.costs, args.walk) {
+        (Some(items), _) => json!({"benchmark": "throughput --costs",
                               "costs": costs::report(items, args.rounds).await?}),
-        None => {
+        (None, Some(recipients)) => json!({"benchmark": "throughput --walk",
+            "walk": walk::report(recipients, args.rounds, &tidings::workflow()["workflow"]).await?}),
+        (None, None) => {
             let mut sizes = Vec::new();
             for &triggers in &args.triggers {
                 sizes.push(measure(triggers, args.rounds, args.page_size).await?);

@@ -21,7 +21,7 @@ pub fn recipient(trigger: usize, i: usize) -> String {
 }
 
 /// Trigger data of ~300 B, stored once per run.
-fn trigger_body(trigger: usize) -> Value {
+pub fn trigger_body(trigger: usize) -> Value {
     let recipients: Vec<String> = (0..RECIPIENTS).map(|i| recipient(trigger, i)).collect();
     json!({"recipients": recipients, "actor": {"id": "bench-actor", "name": "Ada"},
            "data": {"page": "Quarterly report", "url": "https://example.com/docs/q3",
@@ -29,7 +29,7 @@ fn trigger_body(trigger: usize) -> Value {
 }
 
 /// The workflow: one in-app feed step whose rendered blocks are ~200 B.
-fn workflow() -> Value {
+pub fn workflow() -> Value {
     json!({"workflow": {"name": "Throughput", "steps": [{
         "ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed", "channel_type": "in_app_feed",
         "template": {"markdown_body": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
@@ -76,6 +76,26 @@ impl Api {
     }
 }
 
+/// CPU seconds this process has used so far (user + system, all threads), from
+/// `/proc/self/stat` (clock ticks of 10 ms); `None` where that file does not exist.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// What one Tidings round measured.
+pub struct Measured {
+    /// Items committed per second.
+    pub rate: f64,
+    /// CPU of the whole process (every thread: server and this driver's HTTP client)
+    /// per item, in µs, from the first trigger until the last item was read back.
+    pub cpu_us_per_item: Option<f64>,
+}
+
 /// Starts a server on a fresh database in `dir`, identifies the users, sends `triggers`
 /// triggers of [`RECIPIENTS`] concurrently and returns items committed per second.
 /// `page_size` overrides the server's fan-out page size (`--fanout-page-size`).
@@ -83,7 +103,7 @@ pub async fn items_per_sec(
     dir: &Path,
     triggers: usize,
     page_size: Option<usize>,
-) -> Result<f64, String> {
+) -> Result<Measured, String> {
     let mut settings = Settings::for_database(dir.join("tidings.db"));
     settings.workflows = dir.join("no-workflows");
     settings.secret_key = Some(SECRET.into());
@@ -115,6 +135,7 @@ pub async fn items_per_sec(
         .await?;
     }
     let bodies: Vec<Value> = (0..triggers).map(trigger_body).collect();
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let sent = bodies
         .iter()
@@ -135,8 +156,16 @@ pub async fn items_per_sec(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let rate = (triggers * RECIPIENTS) as f64 / started.elapsed().as_secs_f64();
+    let items = (triggers * RECIPIENTS) as f64;
+    let rate = items / started.elapsed().as_secs_f64();
+    let cpu_us_per_item = match (cpu_before, process_cpu_seconds()) {
+        (Some(before), Some(after)) => Some((after - before) * 1e6 / items),
+        _ => None,
+    };
     handle.stop(true).await;
     let _ = server.await;
-    Ok(rate)
+    Ok(Measured {
+        rate,
+        cpu_us_per_item,
+    })
 }

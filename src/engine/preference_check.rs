@@ -53,6 +53,38 @@ pub fn effective_set(
     Ok(Value::Object(own.unwrap_or_else(Map::new)))
 }
 
+/// [`effective_set`] for every recipient of a fan-out page, from one read of their
+/// preference sets (the same choice, made from the page's rows).
+pub fn effective_sets(
+    db: &Db<'_>,
+    refs: &[&RecipientRef],
+    tenant: Option<&str>,
+    tenant_default: Option<&Value>,
+) -> StoreResult<Vec<Value>> {
+    let mut set_ids = vec![DEFAULT_SET];
+    set_ids.extend(tenant);
+    let sets = recipients::get_preference_sets_by_ref(db, refs, &set_ids)?;
+    Ok(refs
+        .iter()
+        .map(|r| {
+            let take = |set_id: &str| match sets.is_empty() {
+                true => None,
+                false => sets.get(&((*r).clone(), set_id.to_owned())).cloned(),
+            };
+            if let Some(tenant) = tenant {
+                let recipient_tenant_set = take(tenant).map(Value::Object);
+                if tenant_default.is_some() || recipient_tenant_set.is_some() {
+                    return preferences::effective(&[
+                        tenant_default,
+                        recipient_tenant_set.as_ref(),
+                    ]);
+                }
+            }
+            Value::Object(take(DEFAULT_SET).unwrap_or_else(Map::new))
+        })
+        .collect())
+}
+
 /// Whether any setting in `set` has `conditions`, i.e. whether evaluating it needs the
 /// run scope. Most sets have none, so the runner skips building that scope per recipient.
 pub fn needs_scope(set: &Value) -> bool {

@@ -628,26 +628,27 @@ fn load_page(
         targets.retain(|t| !writing.contains(&t.reference));
     }
     let fresh = runs::without_recipient_runs(db, &inputs.run_id, targets, |t| &t.reference)?;
+    // Entities and effective preferences of the whole page: one read each.
+    let refs: Vec<&RecipientRef> = fresh.iter().map(|t| &t.reference).collect();
+    let mut entities = recipients::get_recipients_by_ref(db, &refs)?;
+    let preferences = preference_check::effective_sets(
+        db,
+        &refs,
+        inputs.tenant.as_deref(),
+        inputs.tenant_default.as_ref(),
+    )?;
     let contexts = fresh
         .into_iter()
-        .map(|t| {
-            let entity = recipients::get_recipient(db, &t.reference)?;
-            let preferences = preference_check::effective_set(
-                db,
-                &t.reference,
-                inputs.tenant.as_deref(),
-                inputs.tenant_default.as_ref(),
-            )?;
-            Ok(RecipientContext {
-                reference: t.reference,
-                entity,
-                preferences,
-                trigger_data: t.trigger_data,
-                subscription: t.subscription,
-                batch: None,
-            })
+        .zip(preferences)
+        .map(|(t, preferences)| RecipientContext {
+            entity: entities.remove(&t.reference),
+            reference: t.reference,
+            preferences,
+            trigger_data: t.trigger_data,
+            subscription: t.subscription,
+            batch: None,
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect();
     Ok((contexts, next))
 }
 

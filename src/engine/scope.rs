@@ -7,7 +7,14 @@
 //! indexable, so `{{ data.a.b.c }}` renders `""` and `{{ x | default: "y" }}` works.
 //!
 //! Invariant: the tree is built once per render from `serde_json::Value` and never mutated.
+//!
+//! Dependency recording: between [`Scope::record`] and [`Scope::take_reads`] the scope
+//! notes every top-level name a render looks up (and whether it enumerated the whole
+//! scope). Everything a template outputs flows from those lookups, so two renders whose
+//! recorded names resolve to the same values produce the same output (`templates` uses
+//! this to render a part once per run when it reads nothing recipient-specific).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +45,25 @@ static MISSING: Node = Node::Missing;
 pub struct Scope {
     shared: Arc<BTreeMap<String, Node>>,
     own: BTreeMap<String, Node>,
+    /// The top-level lookups since [`Scope::record`]; `None` when not recording.
+    reads: RefCell<Option<Reads>>,
+}
+
+/// What a render read from the top level of its scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// Every top-level name looked up (found or not), without duplicates.
+    pub names: Vec<String>,
+    /// Whether the render enumerated or converted the whole scope (then it may depend
+    /// on any name).
+    pub everything: bool,
+}
+
+impl Reads {
+    /// Whether the render may have read any name `is_own` accepts.
+    pub fn touches(&self, is_own: impl Fn(&str) -> bool) -> bool {
+        self.everything || self.names.iter().any(|n| is_own(n))
+    }
 }
 
 /// Converts the top-level entries of a JSON object for [`Scope::with_shared`].
@@ -66,7 +92,48 @@ impl Scope {
                 .collect(),
             _ => BTreeMap::new(),
         };
-        Scope { shared, own }
+        Scope {
+            shared,
+            own,
+            reads: RefCell::new(None),
+        }
+    }
+
+    /// A scope from entries already converted (`own`'s win over `shared`'s).
+    pub fn from_nodes(shared: Arc<BTreeMap<String, Node>>, own: BTreeMap<String, Node>) -> Scope {
+        Scope {
+            shared,
+            own,
+            reads: RefCell::new(None),
+        }
+    }
+
+    /// Starts recording top-level lookups (forgetting any earlier recording).
+    pub fn record(&self) {
+        *self.reads.borrow_mut() = Some(Reads::default());
+    }
+
+    /// Stops recording and returns what was read since [`Scope::record`]; without a
+    /// recording, `everything` (nothing is known).
+    pub fn take_reads(&self) -> Reads {
+        self.reads.borrow_mut().take().unwrap_or(Reads {
+            names: Vec::new(),
+            everything: true,
+        })
+    }
+
+    fn note(&self, name: &str) {
+        if let Some(reads) = self.reads.borrow_mut().as_mut()
+            && !reads.names.iter().any(|n| n == name)
+        {
+            reads.names.push(name.to_owned());
+        }
+    }
+
+    fn note_everything(&self) {
+        if let Some(reads) = self.reads.borrow_mut().as_mut() {
+            reads.everything = true;
+        }
     }
 
     pub fn as_object(&self) -> &dyn ObjectView {
@@ -78,6 +145,7 @@ impl Scope {
     }
 
     fn entries(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.note_everything();
         self.own.iter().chain(
             self.shared
                 .iter()
@@ -139,15 +207,22 @@ impl ObjectView for Scope {
                 .map(|(k, v)| (KStringCow::from_ref(k.as_str()), v as &dyn ValueView)),
         )
     }
-    fn contains_key(&self, _index: &str) -> bool {
+    fn contains_key(&self, index: &str) -> bool {
+        self.note(index);
         true
     }
     fn get<'s>(&'s self, index: &str) -> Option<&'s dyn ValueView> {
+        self.note(index);
         Some(self.lookup(index).unwrap_or(&MISSING))
     }
 }
 
 impl Node {
+    /// A string leaf (what `from_json` makes of a JSON string).
+    pub fn text(s: &str) -> Node {
+        Node::Leaf(Value::scalar(s.to_owned()))
+    }
+
     pub fn from_json(value: &Json) -> Node {
         match value {
             // `null` reads exactly like an absent key (and stays indexable).
@@ -388,6 +463,33 @@ mod tests {
         template
             .render(Scope::new(&scope).as_object())
             .expect("renders")
+    }
+
+    #[test]
+    fn recording_notes_every_top_level_lookup() {
+        let parser = liquid::ParserBuilder::with_stdlib()
+            .build()
+            .expect("parser");
+        let scope = Scope::new(&json!({"data": {"a": 1}, "recipient": {"name": "Ann"}}));
+        let read = |source: &str| {
+            let template = parser.parse(source).expect("parses");
+            scope.record();
+            template.render(scope.as_object()).expect("renders");
+            let mut names = scope.take_reads().names;
+            names.sort();
+            names
+        };
+        assert_eq!(read("{{ data.a }} {{ data.b }}"), ["data"]);
+        assert_eq!(read("{{ missing }}{{ data }}"), ["data", "missing"]);
+        assert_eq!(
+            read("{% if data.a %}{{ recipient.name }}{% endif %}"),
+            ["data", "recipient"]
+        );
+        assert_eq!(read("plain text"), Vec::<String>::new());
+        assert!(
+            scope.take_reads().everything,
+            "not recording: nothing is known"
+        );
     }
 
     #[test]

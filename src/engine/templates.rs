@@ -5,12 +5,26 @@
 //! Invariant: every HTML string this module produces has passed through `ammonia`, and
 //! every URL it produces has a safe scheme, so values from trigger `data` can never inject
 //! script into a browser that renders `blocks[*].rendered` with `innerHTML`.
+//!
+//! Rendering once per run ([`InAppTemplate::render_memo`]): a run's recipients share most
+//! of their scope (`data`, `actor`, `tenant`, `vars`, `workflow`); only a few top-level
+//! names are the recipient's own (`recipient`, `timestamp`, `current_message`, and `data`
+//! when it carries `$trigger_data`, batch variables after a batch). A part is rendered
+//! with the scope recording its top-level lookups (`scope::Reads`: every lookup of the
+//! render, in output, tags and filter arguments alike); when none of them is one of the recipient's
+//! own names, its output — or its error — is kept in the run's [`TemplateMemo`] and
+//! reused for every later recipient whose own names it did not read either. A part that
+//! read the recipient (or the whole scope) is rendered per recipient from then on.
+//! Rendering is deterministic in what it reads, so the reused output is what rendering
+//! would have produced (filters reading the clock, `"now" | date`, see the instant of
+//! the run's first render instead of each recipient's).
 
+use std::cell::OnceCell;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use super::scope::Scope;
+use super::scope::{Reads, Scope};
 use crate::error::FieldError;
 use crate::model::workflow::InAppTemplateSource;
 
@@ -41,7 +55,7 @@ pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
 pub const MAX_HTML_TAGS: usize = 2_000;
 
 /// A template that failed while rendering (Liquid runtime errors such as bad filters).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("rendering `{field}` failed: {message}")]
 pub struct RenderError {
     pub field: String,
@@ -124,13 +138,66 @@ impl InAppTemplate {
 
     /// Renders the feed blocks for one recipient.
     pub fn render(&self, scope: &Scope) -> Result<Value, RenderError> {
-        let markdown = render_part(&self.body, scope, "markdown_body")?;
-        let rendered = markdown_to_safe_html(&markdown).map_err(|tags| RenderError {
-            field: "markdown_body".into(),
-            message: format!(
-                "the rendered body holds {tags} HTML tags; the limit is {MAX_HTML_TAGS}"
-            ),
-        })?;
+        let lazy = LazyScope::new(|| Scope::new(&Value::Null), |_| true);
+        lazy.scope.get_or_init(|| LazyScope::borrowed(scope));
+        self.render_memo(&lazy, &mut TemplateMemo::default())
+            .map(|(blocks, _)| blocks)
+    }
+
+    /// Renders the feed blocks for one recipient of a run, reusing from `memo` (the run's
+    /// memo for this step) every part that cannot differ for this recipient, and keeping
+    /// there what this render found shareable. The scope is only built when some part is
+    /// rendered. Also says whether this recipient's blocks came whole from the memo.
+    pub fn render_memo(
+        &self,
+        scope: &LazyScope<'_>,
+        memo: &mut TemplateMemo,
+    ) -> Result<(Value, bool), RenderError> {
+        if let Some((reads, blocks)) = &memo.blocks
+            && !reads.touches(&scope.is_own)
+        {
+            return Ok((blocks.clone(), true));
+        }
+        let mut all = Some(Reads::default());
+        let rendered = self.render_parts(scope, memo, &mut all)?;
+        if let Some(reads) = all {
+            memo.blocks = Some((reads, rendered.clone()));
+        }
+        Ok((rendered, false))
+    }
+
+    fn render_parts(
+        &self,
+        scope: &LazyScope<'_>,
+        memo: &mut TemplateMemo,
+        all: &mut Option<Reads>,
+    ) -> Result<Value, RenderError> {
+        if memo.parts.is_empty() {
+            let parts = 1 + usize::from(self.action_url.is_some()) + 2 * self.buttons.len();
+            memo.parts = vec![PartMemo::Unknown; parts];
+        }
+        let mut slots = memo.parts.iter_mut();
+        let mut next = || {
+            slots.next().ok_or_else(|| RenderError {
+                field: "template".into(),
+                message: "the run's render memo does not match its template".into(),
+            })
+        };
+        let rendered = part(
+            &self.body,
+            "markdown_body",
+            scope,
+            next()?,
+            all,
+            |markdown| {
+                markdown_to_safe_html(&markdown).map_err(|tags| RenderError {
+                    field: "markdown_body".into(),
+                    message: format!(
+                        "the rendered body holds {tags} HTML tags; the limit is {MAX_HTML_TAGS}"
+                    ),
+                })
+            },
+        )?;
         let mut blocks = vec![json!({
             "name": "body",
             "type": "markdown",
@@ -138,29 +205,150 @@ impl InAppTemplate {
             "rendered": rendered,
         })];
         if let Some(url) = &self.action_url {
-            let rendered = render_part(url, scope, "action_url")?;
+            let rendered = part(url, "action_url", scope, next()?, all, |u| Ok(safe_url(&u)))?;
             blocks.push(json!({
                 "name": "action_url",
                 "type": "text",
                 "content": url.source,
-                "rendered": safe_url(&rendered),
+                "rendered": rendered,
             }));
         }
         if !self.buttons.is_empty() {
             let mut buttons = Vec::with_capacity(self.buttons.len());
             for (i, b) in self.buttons.iter().enumerate() {
-                let label = render_part(&b.label, scope, "action_buttons.label")?;
-                let action = render_part(&b.action, scope, "action_buttons.action")?;
+                // Labels are text: markup from data is escaped, never rendered.
+                let label = part(&b.label, "action_buttons.label", scope, next()?, all, |l| {
+                    Ok(html_escape::encode_text(l.trim()).into_owned())
+                })?;
+                let action = part(
+                    &b.action,
+                    "action_buttons.action",
+                    scope,
+                    next()?,
+                    all,
+                    |a| Ok(safe_url(&a)),
+                )?;
                 buttons.push(json!({
                     "name": if i == 0 { "primary" } else { "secondary" },
-                    // Labels are text: markup from data is escaped, never rendered.
-                    "label": html_escape::encode_text(label.trim()),
-                    "action": safe_url(&action),
+                    "label": label,
+                    "action": action,
                 }));
             }
             blocks.push(json!({"name": "actions", "type": "button_set", "buttons": buttons}));
         }
         Ok(Value::Array(blocks))
+    }
+}
+
+/// One recipient's render scope, built on first use, and which top-level names are the
+/// recipient's own (differ between the run's recipients).
+pub struct LazyScope<'a> {
+    build: Box<dyn Fn() -> ScopeRef<'a> + 'a>,
+    scope: OnceCell<ScopeRef<'a>>,
+    is_own: Box<dyn Fn(&str) -> bool + 'a>,
+}
+
+/// A scope built for this render, or one the caller already had.
+enum ScopeRef<'a> {
+    Built(Scope),
+    Borrowed(&'a Scope),
+}
+
+impl<'a> LazyScope<'a> {
+    pub fn new(build: impl Fn() -> Scope + 'a, is_own: impl Fn(&str) -> bool + 'a) -> Self {
+        LazyScope {
+            build: Box::new(move || ScopeRef::Built(build())),
+            scope: OnceCell::new(),
+            is_own: Box::new(is_own),
+        }
+    }
+
+    fn borrowed(scope: &'a Scope) -> ScopeRef<'a> {
+        ScopeRef::Borrowed(scope)
+    }
+
+    fn get(&self) -> &Scope {
+        match self.scope.get_or_init(|| (self.build)()) {
+            ScopeRef::Built(s) => s,
+            ScopeRef::Borrowed(s) => s,
+        }
+    }
+}
+
+/// A run's memo for one step's template: whole blocks, and each Liquid part.
+#[derive(Default)]
+pub struct TemplateMemo {
+    /// The blocks, when every part was shareable: with the names they read.
+    blocks: Option<(Reads, Value)>,
+    /// Per part, in render order (body, action URL, each button's label and action).
+    parts: Vec<PartMemo>,
+}
+
+#[derive(Clone)]
+enum PartMemo {
+    /// Not rendered shareably yet.
+    Unknown,
+    /// Rendered from names no recipient had as its own then: the final output (or error).
+    Shared {
+        reads: Reads,
+        out: Result<String, RenderError>,
+    },
+    /// Read the recipient (or the whole scope): rendered per recipient.
+    PerRecipient,
+}
+
+/// Top-level names every recipient's scope holds itself (`walk` builds them per
+/// message): a part that reads one is rendered per recipient.
+pub const RECIPIENT_NAMES: &[&str] = &["recipient", "timestamp", "current_message"];
+
+/// Renders one part (Liquid, then `finish`) or reuses it from `memo`; `all` collects the
+/// reads of the whole template while every part so far was shareable (else `None`).
+fn part(
+    part: &Part,
+    field: &str,
+    scope: &LazyScope<'_>,
+    memo: &mut PartMemo,
+    all: &mut Option<Reads>,
+    finish: impl FnOnce(String) -> Result<String, RenderError>,
+) -> Result<String, RenderError> {
+    if let PartMemo::Shared { reads, out } = &*memo
+        && !reads.touches(&scope.is_own)
+    {
+        merge_reads(all, reads);
+        return out.clone();
+    }
+    if matches!(memo, PartMemo::PerRecipient) {
+        *all = None;
+        return render_part(part, scope.get(), field).and_then(finish);
+    }
+    let s = scope.get();
+    s.record();
+    let raw = render_part(part, s, field);
+    let reads = s.take_reads();
+    let out = raw.and_then(finish);
+    if !reads.touches(&scope.is_own) {
+        merge_reads(all, &reads);
+        *memo = PartMemo::Shared {
+            reads,
+            out: out.clone(),
+        };
+    } else {
+        *all = None;
+        if reads.touches(|n| RECIPIENT_NAMES.contains(&n)) {
+            *memo = PartMemo::PerRecipient;
+        }
+    }
+    out
+}
+
+fn merge_reads(all: &mut Option<Reads>, reads: &Reads) {
+    if let Some(all) = all {
+        all.everything |= reads.everything;
+        for name in &reads.names {
+            if !all.names.contains(name) {
+                all.names.push(name.clone());
+            }
+        }
     }
 }
 
@@ -204,16 +392,97 @@ impl std::io::Write for CappedBuffer {
 /// `Err(tags)` when the HTML holds more than [`MAX_HTML_TAGS`] tags (counted in linear
 /// time before the sanitizer, whose cost grows with nesting depth, ever sees it).
 pub fn markdown_to_safe_html(markdown: &str) -> Result<String, usize> {
-    use pulldown_cmark::{Options, Parser, html};
+    use pulldown_cmark::{Event, Options, Parser, html};
     let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;
     let mut html_out = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut html_out, Parser::new_ext(markdown, options));
+    let mut raw_html = false;
+    let events = Parser::new_ext(markdown, options).inspect(|e| {
+        raw_html |= matches!(e, Event::Html(_) | Event::InlineHtml(_));
+    });
+    html::push_html(&mut html_out, events);
     // Text `<` is escaped to `&lt;` by the markdown renderer: every `<` left opens a tag.
     let tags = html_out.bytes().filter(|b| *b == b'<').count();
     if tags > MAX_HTML_TAGS {
         return Err(tags);
     }
+    // Without raw HTML every tag is the renderer's own, nested as it nests them.
+    if !raw_html && is_sanitized_already(&html_out) {
+        return Ok(html_out);
+    }
     Ok(ammonia::clean(&html_out))
+}
+
+/// Tags the markdown renderer writes without attributes, which the sanitizer keeps as
+/// they are (and its HTML parser does not restructure as the renderer nests them).
+const PLAIN_TAGS: &[&str] = &[
+    "p",
+    "strong",
+    "em",
+    "del",
+    "code",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "li",
+    "blockquote",
+];
+
+/// Whether `html`, written by the markdown renderer from markdown without raw HTML, is
+/// exactly what `ammonia::clean` would return for it, so the sanitizer
+/// (parsing into a DOM and serializing it again: ~60% of rendering a short body) can be
+/// skipped: every tag is one of [`PLAIN_TAGS`] with no attribute, every `&` starts
+/// `&amp;`, `&lt;` or `&gt;` (the renderer's only escapes in text, and the serializer's),
+/// and no character is one the parser or serializer rewrites (CR, NUL and other
+/// controls, no-break space, byte-order mark, non-characters). Anything else — raw HTML,
+/// links, images, code blocks, tables, line breaks — goes through the sanitizer. Its
+/// output can hold no attribute and no tag outside that list, so nothing executable.
+fn is_sanitized_already(html: &str) -> bool {
+    let bytes = html.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => {
+                let Some(len) = html[i..].find('>') else {
+                    return false;
+                };
+                let tag = &html[i + 1..i + len];
+                let name = tag.strip_prefix('/').unwrap_or(tag);
+                if !PLAIN_TAGS.contains(&name) {
+                    return false;
+                }
+                i += len + 1;
+            }
+            b'&' => {
+                let rest = &html[i..];
+                let Some(entity) = ["&amp;", "&lt;", "&gt;"]
+                    .into_iter()
+                    .find(|e| rest.starts_with(e))
+                else {
+                    return false;
+                };
+                i += entity.len();
+            }
+            b'>' | b'"' | b'\r' | 0 => return false,
+            b'\n' | b'\t' | b' '..=b'~' => i += 1,
+            _ => {
+                let Some(c) = html[i..].chars().next() else {
+                    return false;
+                };
+                let rewritten = c.is_control()
+                    || matches!(c, '\u{a0}' | '\u{feff}' | '\u{fdd0}'..='\u{fdef}')
+                    || (u32::from(c) & 0xfffe) == 0xfffe;
+                if rewritten {
+                    return false;
+                }
+                i += c.len_utf8();
+            }
+        }
+    }
+    true
 }
 
 /// The URL a browser would follow for `url`, when it is relative or uses `http`, `https`
@@ -411,6 +680,275 @@ mod tests {
                 {"name": "secondary", "label": "Later", "action": "/later"}
             ])
         );
+    }
+
+    /// Renders `t` for a recipient named `name` (with `own_data` as `$trigger_data`
+    /// when given) through the run memo; returns the blocks, whether they came whole
+    /// from the memo, and whether the recipient's scope had to be built.
+    fn render_for(
+        t: &InAppTemplate,
+        memo: &mut TemplateMemo,
+        name: &str,
+        own_data: Option<Value>,
+    ) -> (Value, bool, bool) {
+        let shared = crate::engine::scope::shared_entries(
+            &json!({"data": {"page": "Docs", "which": "recipient", "url": "/d"}, "actor": {"name": "Ada"}}),
+        );
+        let built = std::cell::Cell::new(false);
+        let has_own_data = own_data.is_some();
+        let lazy = LazyScope::new(
+            || {
+                built.set(true);
+                let mut own = json!({"recipient": {"id": name, "name": name},
+                                     "current_message": {"id": format!("m-{name}")}});
+                if let Some(d) = &own_data {
+                    own["data"] = d.clone();
+                }
+                Scope::with_shared(shared.clone(), &own)
+            },
+            |n| RECIPIENT_NAMES.contains(&n) || (has_own_data && n == "data"),
+        );
+        let (blocks, whole) = match t.render_memo(&lazy, memo) {
+            Ok(r) => r,
+            Err(e) => panic!("render failed: {e}"),
+        };
+        (blocks, whole, built.get())
+    }
+
+    fn body(blocks: &Value) -> String {
+        blocks[0]["rendered"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_template_reading_only_shared_names_renders_once_per_run() {
+        let t = template(
+            "**{{ actor.name }}** commented on {{ data.page }}",
+            Some("{{ data.url }}"),
+            &[("Open {{ data.page }}", "{{ data.url }}")],
+        );
+        let mut memo = TemplateMemo::default();
+        let (first, whole, built) = render_for(&t, &mut memo, "Ann", None);
+        assert!(!whole && built);
+        assert!(body(&first).contains("<strong>Ada</strong> commented on Docs"));
+        let (second, whole, built) = render_for(&t, &mut memo, "Bob", None);
+        assert!(whole, "the second recipient reuses the run's render");
+        assert!(
+            !built,
+            "no scope is built for a recipient that renders nothing"
+        );
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_template_reading_recipient_name_renders_per_recipient() {
+        let t = template(
+            "Hi {{ recipient.name }} about {{ data.page }}",
+            Some("{{ data.url }}"),
+            &[],
+        );
+        let mut memo = TemplateMemo::default();
+        let (ann, _, _) = render_for(&t, &mut memo, "Ann", None);
+        let (bob, whole, built) = render_for(&t, &mut memo, "Bob", None);
+        let (cy, _, _) = render_for(&t, &mut memo, "Cy", None);
+        assert!(body(&ann).contains("Hi Ann about Docs"), "{ann}");
+        assert!(body(&bob).contains("Hi Bob about Docs"), "{bob}");
+        assert!(body(&cy).contains("Hi Cy about Docs"), "{cy}");
+        assert!(!whole && built);
+        // Only the part that reads the recipient is per recipient: the URL is shared.
+        assert!(matches!(memo.parts[0], PartMemo::PerRecipient));
+        assert!(matches!(memo.parts[1], PartMemo::Shared { .. }));
+        assert_eq!(bob[1]["rendered"], "/d");
+    }
+
+    #[test]
+    fn names_read_in_tags_and_filters_are_seen() {
+        for source in [
+            "{% if recipient.name == 'Ann' %}A{% else %}B{% endif %}",
+            "{% assign n = recipient.name %}{{ n }}",
+            "{% for c in recipient %}{{ c }}{% endfor %}",
+            "{% capture x %}{{ current_message.id }}{% endcapture %}{{ x }}",
+            "{{- recipient.name -}}",
+            "{{ data.page | append: recipient.name }}",
+            "{{ data.page }}{%- comment -%}x{%- endcomment -%}{{ current_message.id }}",
+        ] {
+            let t = template(source, None, &[]);
+            let mut memo = TemplateMemo::default();
+            let (ann, _, _) = render_for(&t, &mut memo, "Ann", None);
+            let (bob, _, _) = render_for(&t, &mut memo, "Bob", None);
+            assert_ne!(body(&ann), body(&bob), "{source} was shared");
+        }
+    }
+
+    #[test]
+    fn own_trigger_data_is_not_given_the_runs_render() {
+        let t = template("{{ data.page }}", None, &[]);
+        let mut memo = TemplateMemo::default();
+        let (shared, _, _) = render_for(&t, &mut memo, "Ann", None);
+        let (own, whole, _) = render_for(&t, &mut memo, "Bob", Some(json!({"page": "Mine"})));
+        let (again, whole_again, _) = render_for(&t, &mut memo, "Cy", None);
+        assert!(body(&shared).contains("Docs") && body(&again).contains("Docs"));
+        assert!(body(&own).contains("Mine"), "{own}");
+        assert!(!whole && whole_again);
+        // A template that never reads `data` is shared with own-data recipients too.
+        let t = template("**{{ actor.name }}**", None, &[]);
+        let mut memo = TemplateMemo::default();
+        render_for(&t, &mut memo, "Ann", None);
+        let (_, whole, _) = render_for(&t, &mut memo, "Bob", Some(json!({"page": "Mine"})));
+        assert!(whole);
+    }
+
+    #[test]
+    fn a_shared_render_error_is_every_recipients_error() {
+        let t = template("{{ data.n | divided_by: 0 }}", None, &[]);
+        let mut memo = TemplateMemo::default();
+        let lazy = LazyScope::new(
+            || Scope::new(&json!({"data": {"n": 1}})),
+            |n| n == "recipient",
+        );
+        let first = t.render_memo(&lazy, &mut memo).err().map(|e| e.to_string());
+        let lazy = LazyScope::new(
+            || Scope::new(&json!({"data": {"n": 1}})),
+            |n| n == "recipient",
+        );
+        let second = t.render_memo(&lazy, &mut memo).err().map(|e| e.to_string());
+        assert!(first.is_some());
+        assert_eq!(first, second);
+    }
+
+    /// The sanitizer's output for what the markdown renderer makes of `markdown`.
+    fn through_ammonia(markdown: &str) -> String {
+        use pulldown_cmark::{Options, Parser, html};
+        let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;
+        let mut out = String::new();
+        html::push_html(&mut out, Parser::new_ext(markdown, options));
+        ammonia::clean(&out)
+    }
+
+    #[test]
+    fn skipping_the_sanitizer_never_changes_the_output() {
+        use rand::{Rng, SeedableRng};
+        let pieces = [
+            "Hi",
+            " ",
+            "User 5",
+            "**",
+            "*",
+            "_",
+            "__",
+            "~~",
+            "`",
+            "\n",
+            "\n\n",
+            "# ",
+            "### ",
+            "- ",
+            "* ",
+            "1. ",
+            "2) ",
+            "> ",
+            "&",
+            "&amp;",
+            "&nbsp;",
+            "&copy;",
+            "&#39;",
+            "<",
+            ">",
+            "\"",
+            "'",
+            "<b>",
+            "<script>x</script>",
+            "<!-- c -->",
+            "[a](https://x.y)",
+            "[a](javascript:alert(1))",
+            "![i](x.png)",
+            "<https://x.y>",
+            "\\",
+            "    ",
+            "\t",
+            "\r\n",
+            "\u{a0}",
+            "é",
+            "日本",
+            "🎉",
+            "\u{feff}",
+            "\u{7}",
+            "\u{0}",
+            "|a|b|\n|-|-|\n|1|2|",
+            "```\ncode\n```",
+            "```rust\nx\n```",
+            "---",
+            "***",
+            "  \n",
+            "[^1]",
+            "\\*",
+            "<p>",
+            "</em>",
+            "a_b_c",
+            "x~y~",
+            "~~~",
+            "+ ",
+            "\n    indented",
+            "<div>",
+            "</div>",
+            "\n- # h\n",
+            "\n  - > q\n",
+            "\n> - a\n>   - b\n",
+            "\n1. **x**\n\n   y\n",
+            "\n> # t\n> `c`\n",
+            "\n- a\n\n- b\n",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut skipped = 0;
+        for _ in 0..30_000 {
+            let n = rng.gen_range(1..12);
+            let markdown: String = (0..n)
+                .map(|_| pieces[rng.gen_range(0..pieces.len())])
+                .collect();
+            let fast = markdown_to_safe_html(&markdown).unwrap_or_default();
+            assert_eq!(fast, through_ammonia(&markdown), "for {markdown:?}");
+            let mut html = String::new();
+            pulldown_cmark::html::push_html(
+                &mut html,
+                pulldown_cmark::Parser::new_ext(
+                    &markdown,
+                    pulldown_cmark::Options::ENABLE_STRIKETHROUGH
+                        | pulldown_cmark::Options::ENABLE_TABLES,
+                ),
+            );
+            let raw = pulldown_cmark::Parser::new(&markdown).any(|e| {
+                matches!(
+                    e,
+                    pulldown_cmark::Event::Html(_) | pulldown_cmark::Event::InlineHtml(_)
+                )
+            });
+            skipped += usize::from(!raw && is_sanitized_already(&html));
+        }
+        // The comparison above must cover the fast path, not only the sanitizer.
+        assert!(skipped > 3_000, "only {skipped} inputs took the fast path");
+    }
+
+    #[test]
+    fn the_fast_path_takes_only_plain_formatting() {
+        assert!(is_sanitized_already(
+            "<p>Hi <strong>Ada</strong> &amp; co</p>\n"
+        ));
+        for html in [
+            "<p onclick=\"x\">a</p>",
+            "<a href=\"javascript:x\">a</a>",
+            "<script>x</script>",
+            "<p>a<br />b</p>",
+            "<img src=x>",
+            "<p>&quot;</p>",
+            "<p>a\u{a0}b</p>",
+            "<p>a\rb</p>",
+            "<pre><code>x</code></pre>",
+            "<P>a</P>",
+        ] {
+            assert!(!is_sanitized_already(html), "{html}");
+        }
     }
 
     #[test]

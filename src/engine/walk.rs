@@ -36,8 +36,8 @@
 //! activities, which end `completed`. Recipient run statuses: `completed`, `failed`,
 //! `paused` (waiting on a timer or a batch), `cancelled`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -47,6 +47,7 @@ use super::batch::{self, BatchJoin, ClosedBatch};
 use super::preference_check;
 use super::registry::{CompiledStep, CompiledWorkflow, ExecBranch, ExecKind, ExecStep};
 use super::scope::{Node, Scope, shared_entries};
+use super::templates::{LazyScope, RECIPIENT_NAMES, TemplateMemo};
 use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::model::conditions;
@@ -78,6 +79,10 @@ pub struct RunContext {
     /// Scope entries shared by every recipient's templates (`data`, `actor`, `tenant`,
     /// `vars`, `workflow`).
     shared: Arc<BTreeMap<String, Node>>,
+    /// Template parts rendered once for the whole run (they read nothing of the
+    /// recipient; see `templates`), per step template (keyed by its address: the
+    /// workflow is held by this context, so it cannot move).
+    renders: Mutex<HashMap<usize, TemplateMemo>>,
 }
 
 impl RunContext {
@@ -118,6 +123,7 @@ impl RunContext {
             tenant_value,
             shared,
             workflow,
+            renders: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -690,19 +696,50 @@ impl Walker<'_> {
         }
         let id = ids::message_id();
         let now = run.clock.now();
-        let mut own = json!({
-            "recipient": self.entity,
-            "timestamp": now,
-            "current_message": {"id": id, "inserted_at": now, "updated_at": now},
-        });
-        if let MessageData::Own(own_data) = &self.data {
-            own["data"] = (**own_data).clone();
-        }
-        if let (Some(closed), Value::Object(own)) = (&self.recipient.batch, &mut own) {
-            own.extend(closed.scope.clone());
-        }
-        let scope = Scope::with_shared(run.shared.clone(), &own);
-        match step.template.render(&scope) {
+        let (entity, data, batch) = (&self.entity, &self.data, &self.recipient.batch);
+        // The names this recipient's scope holds itself (over the run's shared ones).
+        let own_data = matches!(data, MessageData::Own(_));
+        let is_own = |name: &str| {
+            RECIPIENT_NAMES.contains(&name)
+                || (own_data && name == "data")
+                || batch.as_ref().is_some_and(|b| b.scope.contains_key(name))
+        };
+        // The recipient's own entries, converted straight into the scope's tree (no JSON
+        // copy of the entity first).
+        let build = || {
+            let mut own = BTreeMap::new();
+            own.insert("recipient".to_owned(), Node::from_json(entity));
+            own.insert("timestamp".to_owned(), Node::text(&now));
+            let message = [("id", &id), ("inserted_at", &now), ("updated_at", &now)];
+            own.insert(
+                "current_message".to_owned(),
+                Node::Map(
+                    message
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), Node::text(v)))
+                        .collect(),
+                ),
+            );
+            if let MessageData::Own(own_data) = data {
+                own.insert("data".to_owned(), Node::from_json(own_data));
+            }
+            if let Some(closed) = batch {
+                for (k, v) in &closed.scope {
+                    own.insert(k.clone(), Node::from_json(v));
+                }
+            }
+            Scope::from_nodes(run.shared.clone(), own)
+        };
+        let rendered = {
+            let mut memos = run.renders.lock().unwrap_or_else(PoisonError::into_inner);
+            let memo = memos
+                .entry(std::ptr::from_ref(&step.template) as usize)
+                .or_default();
+            step.template
+                .render_memo(&LazyScope::new(build, is_own), memo)
+                .map(|(blocks, _)| blocks)
+        };
+        match rendered {
             Ok(blocks) => {
                 self.events.push(
                     json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,

@@ -18,7 +18,10 @@ pub mod subscriptions;
 mod tenants;
 mod users;
 
-use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use rusqlite::params;
+use serde_json::{Map, Value, json};
 
 use super::{Db, StoreResult};
 use crate::model::RecipientRef;
@@ -36,7 +39,9 @@ pub use tenants::{
     TenantFilter, delete_tenant, ensure_tenant, get_tenant, list_tenants, tenant_preference_set,
     upsert_tenant,
 };
-pub use users::{delete_user, get_user, list_users, merge_users, upsert_user, user_exists};
+pub use users::{
+    delete_user, get_user, get_users, list_users, merge_users, upsert_user, user_exists,
+};
 
 /// Loads the full recipient a reference names, or `None` if it was never identified.
 pub fn get_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Value>> {
@@ -44,6 +49,83 @@ pub fn get_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Value>
         RecipientRef::User(id) => get_user(db, id),
         RecipientRef::Object { id, collection } => get_object(db, collection, id),
     }
+}
+
+/// Loads a fan-out page's recipients: what [`get_recipient`] returns for each, keyed by
+/// reference (absent = never identified). Users in one query; objects one by one.
+pub fn get_recipients_by_ref(
+    db: &Db<'_>,
+    refs: &[&RecipientRef],
+) -> StoreResult<HashMap<RecipientRef, Value>> {
+    let user_ids: Vec<&str> = refs
+        .iter()
+        .filter_map(|r| match r {
+            RecipientRef::User(id) => Some(id.as_str()),
+            RecipientRef::Object { .. } => None,
+        })
+        .collect();
+    let mut out: HashMap<RecipientRef, Value> = users::get_users(db, &user_ids)?
+        .into_iter()
+        .map(|(id, user)| (RecipientRef::User(id), user))
+        .collect();
+    for r in refs {
+        if let RecipientRef::Object { .. } = r
+            && let Some(object) = get_recipient(db, r)?
+        {
+            out.insert((*r).clone(), object);
+        }
+    }
+    Ok(out)
+}
+
+/// The preference-set bodies named `set_ids` of each of `refs`, in one query, keyed by
+/// (recipient, set id); what [`get_preference_set`] returns for each pair.
+pub fn get_preference_sets_by_ref(
+    db: &Db<'_>,
+    refs: &[&RecipientRef],
+    set_ids: &[&str],
+) -> StoreResult<HashMap<(RecipientRef, String), Map<String, Value>>> {
+    let owners: Vec<[&str; 3]> = refs
+        .iter()
+        .map(|r| match r {
+            RecipientRef::User(id) => ["user", "", id.as_str()],
+            RecipientRef::Object { id, collection } => ["object", collection.as_str(), id.as_str()],
+        })
+        .collect();
+    let by_owner: HashMap<[&str; 3], &RecipientRef> =
+        owners.iter().copied().zip(refs.iter().copied()).collect();
+    // The JSON list drives the loop; each owner is a primary-key lookup.
+    let mut stmt = db.0.prepare_cached(
+        "SELECT p.recipient_kind, p.recipient_collection, p.recipient_id, p.set_id, p.body \
+         FROM json_each(?1) AS r CROSS JOIN preference_sets AS p \
+         WHERE p.recipient_kind = json_extract(r.value, '$[0]') \
+           AND p.recipient_collection = json_extract(r.value, '$[1]') \
+           AND p.recipient_id = json_extract(r.value, '$[2]') \
+           AND p.set_id IN (SELECT value FROM json_each(?2))",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            serde_json::to_string(&owners)?,
+            serde_json::to_string(set_ids)?
+        ],
+        |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        },
+    )?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (kind, collection, id, set_id, body) = row?;
+        if let Some(r) = by_owner.get(&[kind.as_str(), collection.as_str(), id.as_str()]) {
+            out.insert(((*r).clone(), set_id), serde_json::from_str(&body)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Loads many recipients in order (feed-item `actors`). A missing one becomes a minimal

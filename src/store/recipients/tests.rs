@@ -352,3 +352,85 @@ fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
     );
     assert_eq!(merge_users(&db, "main", "ghost").expect("merge"), None);
 }
+
+#[test]
+fn page_reads_return_what_the_single_reads_do() {
+    let conn = db();
+    let db = Db(&conn);
+    upsert_user(
+        &db,
+        "u1",
+        &map(json!({"name": "Ann", "plan": {"tier": "pro"}})),
+    )
+    .expect("u1");
+    upsert_user(&db, "u2", &map(json!({"email": "b@example.com"}))).expect("u2");
+    upsert_object(&db, "projects", "p1", &map(json!({"name": "Apollo"}))).expect("p1");
+    put_preference_set(
+        &db,
+        ChannelDataOwner::user("u1"),
+        "default",
+        &map(json!({"categories": {"marketing": false}})),
+    )
+    .expect("u1 default");
+    put_preference_set(
+        &db,
+        ChannelDataOwner::user("u1"),
+        "acme",
+        &map(json!({"channel_types": {"in_app_feed": false}})),
+    )
+    .expect("u1 acme");
+    put_preference_set(
+        &db,
+        ChannelDataOwner::object("projects", "p1"),
+        "default",
+        &map(json!({"workflows": {"w": false}})),
+    )
+    .expect("p1 default");
+    put_preference_set(
+        &db,
+        ChannelDataOwner::user("u2"),
+        "other",
+        &map(json!({"workflows": {"w": true}})),
+    )
+    .expect("u2 other");
+    let refs = [
+        RecipientRef::User("u1".into()),
+        RecipientRef::User("u2".into()),
+        RecipientRef::User("never-identified".into()),
+        RecipientRef::Object {
+            id: "p1".into(),
+            collection: "projects".into(),
+        },
+        RecipientRef::Object {
+            id: "p2".into(),
+            collection: "projects".into(),
+        },
+        // A user whose id equals an object's id: kinds never mix.
+        RecipientRef::User("p1".into()),
+    ];
+    let by_ref: Vec<&RecipientRef> = refs.iter().collect();
+    let entities = get_recipients_by_ref(&db, &by_ref).expect("entities");
+    let sets = get_preference_sets_by_ref(&db, &by_ref, &["default", "acme"]).expect("sets");
+    for r in &refs {
+        assert_eq!(
+            entities.get(r),
+            get_recipient(&db, r).expect("one").as_ref(),
+            "{r:?}"
+        );
+        let owner = match r {
+            RecipientRef::User(id) => ChannelDataOwner::user(id),
+            RecipientRef::Object { id, collection } => ChannelDataOwner::object(collection, id),
+        };
+        for set_id in ["default", "acme"] {
+            assert_eq!(
+                sets.get(&(r.clone(), set_id.to_owned())),
+                get_preference_set(&db, owner, set_id)
+                    .expect("set")
+                    .as_ref(),
+                "{r:?} {set_id}"
+            );
+        }
+    }
+    assert_eq!(entities.len(), 3);
+    assert_eq!(sets.len(), 3, "only the sets asked for");
+}

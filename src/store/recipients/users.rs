@@ -61,6 +61,36 @@ pub fn get_user(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
     Ok(stored(db, id)?.map(|(props, updated_at)| wire(id, props, updated_at)))
 }
 
+/// Many users in one query: what [`get_user`] returns for each id that exists.
+pub fn get_users(
+    db: &Db<'_>,
+    ids: &[&str],
+) -> StoreResult<std::collections::HashMap<String, Value>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    // The JSON list drives the loop; each id is a primary-key lookup.
+    let mut stmt = db.0.prepare_cached(
+        "SELECT u.id, u.properties, u.updated_at FROM json_each(?1) AS r \
+         CROSS JOIN users AS u WHERE u.id = r.value",
+    )?;
+    let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for row in rows {
+        let (id, props, updated_at) = row?;
+        let (props, updated_at) = parse_stored((props, updated_at))?;
+        let user = wire(&id, props, updated_at);
+        out.insert(id, user);
+    }
+    Ok(out)
+}
+
 /// Whether a user exists (cheaper than loading it; used for `actor_missing`).
 pub fn user_exists(db: &Db<'_>, id: &str) -> StoreResult<bool> {
     Ok(db
