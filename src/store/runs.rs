@@ -158,32 +158,52 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
 
 /// Keeps the items whose recipient (`key`) has no recipient run in `run_id` yet, and only
 /// the first item per recipient: deduplication across a whole trigger, pages included.
+/// One query per call: the page's distinct recipients go in as one JSON array, and the
+/// ones that already have a recipient run come back (by position), each looked up in the
+/// run's unique (run, recipient) index.
 pub fn without_recipient_runs<T>(
     db: &Db<'_>,
     run_id: &str,
     items: Vec<T>,
     key: impl Fn(&T) -> &RecipientRef,
 ) -> StoreResult<Vec<T>> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let firsts: Vec<T> = items
+        .into_iter()
+        .filter(|item| seen.insert(key(item).clone()))
+        .collect();
+    if firsts.is_empty() {
+        return Ok(firsts);
+    }
+    let keys: Vec<[&str; 3]> = firsts
+        .iter()
+        .map(|item| {
+            let r = key(item);
+            [r.kind(), r.collection(), r.id()]
+        })
+        .collect();
+    let keys = serde_json::to_string(&keys)?;
     let mut stmt = db.0.prepare_cached(
-        "SELECT EXISTS(SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
-         AND recipient_kind = ?2 AND recipient_collection = ?3 AND recipient_id = ?4)",
+        "SELECT CAST(j.key AS INTEGER) FROM json_each(?2) j WHERE EXISTS(\
+         SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
+         AND recipient_kind = json_extract(j.value, '$[0]') \
+         AND recipient_collection = json_extract(j.value, '$[1]') \
+         AND recipient_id = json_extract(j.value, '$[2]'))",
     )?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let r = key(&item);
-        if !seen.insert(r.clone()) {
-            continue;
-        }
-        let exists: bool = stmt
-            .query_row(params![run_id, r.kind(), r.collection(), r.id()], |row| {
-                row.get(0)
-            })?;
-        if !exists {
-            out.push(item);
+    let mut reached = vec![false; firsts.len()];
+    for index in stmt.query_map(params![run_id, keys], |row| row.get::<_, i64>(0))? {
+        if let Some(slot) = usize::try_from(index?)
+            .ok()
+            .and_then(|i| reached.get_mut(i))
+        {
+            *slot = true;
         }
     }
-    Ok(out)
+    Ok(firsts
+        .into_iter()
+        .zip(reached)
+        .filter_map(|(item, reached)| (!reached).then_some(item))
+        .collect())
 }
 
 /// What each recipient run copies from its run (run-record filters read them there).
@@ -356,4 +376,70 @@ pub fn purge_idempotency(db: &Db<'_>, before: &str) -> StoreResult<usize> {
         .0
         .prepare_cached("DELETE FROM idempotency_keys WHERE inserted_at < ?1")?
         .execute([before])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::migrations;
+
+    fn run(db: &Db<'_>, id: &str) {
+        insert_run(
+            db,
+            &NewRun {
+                id: id.into(),
+                workflow_key: "wf".into(),
+                request: json!({"recipients": []}),
+                cancellation_key: None,
+                tenant: None,
+            },
+        )
+        .expect("run");
+    }
+
+    #[test]
+    fn without_recipient_runs_keeps_the_first_of_each_recipient_not_reached_in_this_run() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
+        migrations::apply(&mut conn).expect("migrations");
+        let db = Db(&conn);
+        run(&db, "r1");
+        run(&db, "r2");
+        let user = |id: &str| RecipientRef::User(id.into());
+        let object = |collection: &str, id: &str| RecipientRef::Object {
+            id: id.into(),
+            collection: collection.into(),
+        };
+        for (run_id, r) in [
+            ("r1", user("a")),
+            ("r1", object("projects", "p")),
+            ("r2", user("b")),
+        ] {
+            ensure_recipient_run(&db, run_id, &r, "completed", &json!([])).expect("rr");
+        }
+        let items = vec![
+            (0, user("a")),               // reached in r1
+            (1, user("b")),               // reached only in r2
+            (2, object("projects", "a")), // same id as user a, but an object
+            (3, object("projects", "p")), // reached in r1
+            (4, object("teams", "p")),    // same id, other collection
+            (5, user("c")),               // new
+            (6, user("c")),               // a repeat within the page
+            (7, user("b")),               // a repeat of a kept one
+            (8, user("it's \"quoted\"")), // needs escaping in the JSON
+        ];
+        let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r)
+            .expect("query")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept, vec![1, 2, 4, 5, 8]);
+        let none: Vec<(i32, RecipientRef)> = Vec::new();
+        assert!(
+            without_recipient_runs(&db, "r1", none, |(_, r)| r)
+                .expect("empty")
+                .is_empty()
+        );
+    }
 }
