@@ -77,7 +77,8 @@ fn message(i: usize) -> NewMessage {
         data: MessageData::Run(Arc::new(json!({}))),
         blocks: json!([{"type": "markdown", "name": "body",
             "content": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
-            "rendered": format!("<p>Hi User {}: <strong>Ada</strong> commented on Quarterly report</p>", i % 1000)}]),
+            "rendered": format!("<p>Hi User {}: <strong>Ada</strong> commented on Quarterly report</p>", i % 1000)}])
+        .into(),
         inserted_at: tidings::clock::now(),
         batch: None,
     }

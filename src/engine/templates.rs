@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use super::scope::{Reads, Scope};
 use crate::error::FieldError;
+use crate::model::message::Blocks;
 use crate::model::workflow::InAppTemplateSource;
 
 /// One Liquid field: its source (shown as block `content`) and its compiled form.
@@ -137,7 +138,7 @@ impl InAppTemplate {
     }
 
     /// Renders the feed blocks for one recipient.
-    pub fn render(&self, scope: &Scope) -> Result<Value, RenderError> {
+    pub fn render(&self, scope: &Scope) -> Result<Blocks, RenderError> {
         let lazy = LazyScope::new(|| Scope::new(&Value::Null), |_| true);
         lazy.scope.get_or_init(|| LazyScope::borrowed(scope));
         self.render_memo(&lazy, &mut TemplateMemo::default())
@@ -147,19 +148,20 @@ impl InAppTemplate {
     /// Renders the feed blocks for one recipient of a run, reusing from `memo` (the run's
     /// memo for this step) every part that cannot differ for this recipient, and keeping
     /// there what this render found shareable. The scope is only built when some part is
-    /// rendered. Also says whether this recipient's blocks came whole from the memo.
+    /// rendered. Also says whether this recipient's blocks came whole from the memo: then
+    /// they are the memo's [`Blocks`] themselves (shared, with their JSON), not a copy.
     pub fn render_memo(
         &self,
         scope: &LazyScope<'_>,
         memo: &mut TemplateMemo,
-    ) -> Result<(Value, bool), RenderError> {
+    ) -> Result<(Blocks, bool), RenderError> {
         if let Some((reads, blocks)) = &memo.blocks
             && !reads.touches(&scope.is_own)
         {
             return Ok((blocks.clone(), true));
         }
         let mut all = Some(Reads::default());
-        let rendered = self.render_parts(scope, memo, &mut all)?;
+        let rendered = Blocks::new(self.render_parts(scope, memo, &mut all)?);
         if let Some(reads) = all {
             memo.blocks = Some((reads, rendered.clone()));
         }
@@ -279,7 +281,7 @@ impl<'a> LazyScope<'a> {
 #[derive(Default)]
 pub struct TemplateMemo {
     /// The blocks, when every part was shareable: with the names they read.
-    blocks: Option<(Reads, Value)>,
+    blocks: Option<(Reads, Blocks)>,
     /// Per part, in render order (body, action URL, each button's label and action).
     parts: Vec<PartMemo>,
 }
@@ -534,7 +536,7 @@ mod tests {
         }
     }
 
-    fn render(t: &InAppTemplate, data: Value) -> Value {
+    fn render(t: &InAppTemplate, data: Value) -> Blocks {
         match t.render(&Scope::new(&json!({"data": data}))) {
             Ok(v) => v,
             Err(e) => panic!("render failed: {e}"),
@@ -690,7 +692,7 @@ mod tests {
         memo: &mut TemplateMemo,
         name: &str,
         own_data: Option<Value>,
-    ) -> (Value, bool, bool) {
+    ) -> (Blocks, bool, bool) {
         let shared = crate::engine::scope::shared_entries(
             &json!({"data": {"page": "Docs", "which": "recipient", "url": "/d"}, "actor": {"name": "Ada"}}),
         );
@@ -736,6 +738,10 @@ mod tests {
         let (second, whole, built) = render_for(&t, &mut memo, "Bob", None);
         assert!(whole, "the second recipient reuses the run's render");
         assert!(
+            second.is_shared_with(&first),
+            "the reused blocks are the run's, not a copy"
+        );
+        assert!(
             !built,
             "no scope is built for a recipient that renders nothing"
         );
@@ -753,9 +759,9 @@ mod tests {
         let (ann, _, _) = render_for(&t, &mut memo, "Ann", None);
         let (bob, whole, built) = render_for(&t, &mut memo, "Bob", None);
         let (cy, _, _) = render_for(&t, &mut memo, "Cy", None);
-        assert!(body(&ann).contains("Hi Ann about Docs"), "{ann}");
-        assert!(body(&bob).contains("Hi Bob about Docs"), "{bob}");
-        assert!(body(&cy).contains("Hi Cy about Docs"), "{cy}");
+        assert!(body(&ann).contains("Hi Ann about Docs"), "{}", *ann);
+        assert!(body(&bob).contains("Hi Bob about Docs"), "{}", *bob);
+        assert!(body(&cy).contains("Hi Cy about Docs"), "{}", *cy);
         assert!(!whole && built);
         // Only the part that reads the recipient is per recipient: the URL is shared.
         assert!(matches!(memo.parts[0], PartMemo::PerRecipient));
@@ -790,7 +796,7 @@ mod tests {
         let (own, whole, _) = render_for(&t, &mut memo, "Bob", Some(json!({"page": "Mine"})));
         let (again, whole_again, _) = render_for(&t, &mut memo, "Cy", None);
         assert!(body(&shared).contains("Docs") && body(&again).contains("Docs"));
-        assert!(body(&own).contains("Mine"), "{own}");
+        assert!(body(&own).contains("Mine"), "{}", *own);
         assert!(!whole && whole_again);
         // A template that never reads `data` is shared with own-data recipients too.
         let t = template("**{{ actor.name }}**", None, &[]);

@@ -266,7 +266,7 @@ pub(crate) mod tests {
             step_ref: "s".into(),
             actors: vec![],
             data: std::sync::Arc::new(json!({"page": "p1", "n": 3, "nested": {"a": 1}})),
-            blocks: json!([]),
+            blocks: json!([]).into(),
             metadata: json!({}),
             inserted_at: "2026-01-02T00:00:00.000000Z".into(),
             updated_at: "2026-01-02T00:00:00.000000Z".into(),

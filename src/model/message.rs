@@ -1,8 +1,10 @@
 //! A feed item as stored: the one shape every read path returns and every view,
 //! filter and engagement rule reads. Plain data; `store` fills it, nothing here does I/O.
 
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use super::RecipientRef;
@@ -24,7 +26,8 @@ pub struct MessageRow {
     pub actors: Vec<RecipientRef>,
     /// Shared with every other message of the run that has the run's data.
     pub data: Arc<Value>,
-    pub blocks: Value,
+    /// Shared with every message whose render was shared (see [`Blocks`]).
+    pub blocks: Blocks,
     pub metadata: Value,
     pub inserted_at: String,
     pub updated_at: String,
@@ -36,4 +39,93 @@ pub struct MessageRow {
     /// Set on a message produced after a batch step: `{activities, total_activities,
     /// total_actors}` as the batch closed (activities capped at the render limit).
     pub batch: Option<Arc<Value>>,
+}
+
+/// A message's rendered `blocks`: shared, not copied, by every message of a run whose
+/// render was the same (one template render shared across recipients), together with
+/// their JSON text, serialized once on first use and then reused by each of those rows.
+/// Cloning and dropping are a reference count.
+#[derive(Debug, Clone)]
+pub struct Blocks(Arc<BlocksInner>);
+
+#[derive(Debug)]
+struct BlocksInner {
+    value: Value,
+    json: OnceLock<String>,
+}
+
+impl Blocks {
+    pub fn new(value: Value) -> Self {
+        Blocks(Arc::new(BlocksInner {
+            value,
+            json: OnceLock::new(),
+        }))
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.0.value
+    }
+
+    /// The blocks as compact JSON (what `serde_json::to_string` gives), serialized on the
+    /// first call by any clone and reused after that.
+    pub fn json(&self) -> &str {
+        self.0.json.get_or_init(|| self.0.value.to_string())
+    }
+
+    /// Whether `self` and `other` are one shared render (not just equal values).
+    pub fn is_shared_with(&self, other: &Blocks) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Deref for Blocks {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.0.value
+    }
+}
+
+impl From<Value> for Blocks {
+    fn from(value: Value) -> Self {
+        Blocks::new(value)
+    }
+}
+
+impl PartialEq for Blocks {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_shared_with(other) || self.0.value == other.0.value
+    }
+}
+
+impl Serialize for Blocks {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.value.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn blocks_serialize_like_their_value_once_for_all_clones() {
+        let value = json!([{"name": "body", "rendered": "<p>Hi \"you\" é</p>", "n": 1.5}]);
+        let blocks = Blocks::new(value.clone());
+        let clone = blocks.clone();
+        assert!(clone.is_shared_with(&blocks));
+        assert_eq!(
+            clone.json(),
+            serde_json::to_string(&value).expect("serialize")
+        );
+        assert!(std::ptr::eq(blocks.json(), clone.json()), "serialized once");
+        assert_eq!(serde_json::to_value(&blocks).expect("value"), value);
+        assert_eq!(json!({"blocks": blocks}), json!({"blocks": value}));
+        assert_eq!(blocks[0]["name"], "body");
+        let other = Blocks::new(value);
+        assert!(!other.is_shared_with(&blocks));
+        assert_eq!(other, blocks);
+    }
 }

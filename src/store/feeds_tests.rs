@@ -34,7 +34,7 @@ fn new_message(i: usize, tenant: Option<&str>) -> NewMessage {
         data:
             json!({"i": i, "kind": if i.is_multiple_of(4) { "a" } else { "b" }, "nested": {"x": 1}})
                 .into(),
-        blocks: json!([]),
+        blocks: json!([]).into(),
         inserted_at: format!("2026-01-01T00:00:{:02}.000000Z", i),
         batch: None,
     }

@@ -36,7 +36,7 @@ fn seed(db: &Db<'_>) {
                 step_ref: "s".into(),
                 actors: vec![],
                 data: json!({"i": i}).into(),
-                blocks: json!([]),
+                blocks: json!([]).into(),
                 inserted_at: format!("2026-01-01T00:00:{i:02}.000000Z"),
                 batch: None,
             },

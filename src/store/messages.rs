@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{Db, StoreResult};
 use crate::model::RecipientRef;
+use crate::model::message::Blocks;
 
 /// A message's `data`. Every recipient without `$trigger_data` shares the run's `data`:
 /// one allocation in memory (`Arc`), and in the database it is not copied into each
@@ -64,7 +65,8 @@ pub struct NewMessage {
     pub step_ref: String,
     pub actors: Vec<RecipientRef>,
     pub data: MessageData,
-    pub blocks: Value,
+    /// Shared by the messages of one shared render, with its JSON (see [`Blocks`]).
+    pub blocks: Blocks,
     pub inserted_at: String,
     /// The closed batch this message renders (see `MessageRow::batch`).
     pub batch: Option<Arc<Value>>,
@@ -109,7 +111,7 @@ pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
         step_ref: row.get(12)?,
         actors: serde_json::from_value(actors).unwrap_or_default(),
         data: Arc::new(json(14)?),
-        blocks: json(15)?,
+        blocks: Blocks::new(json(15)?),
         metadata: json(16)?,
         inserted_at: row.get(17)?,
         updated_at: row.get(18)?,
@@ -135,13 +137,15 @@ pub struct PreparedMessage {
     actors: String,
     /// `''` for the run's data (see [`DATA_SQL`]).
     data: String,
-    blocks: String,
     batch: Option<String>,
 }
 
 impl NewMessage {
     /// Serializes the JSON columns now (see [`PreparedMessage`]).
+    /// The blocks' JSON is serialized here once per shared render: messages sharing the
+    /// blocks share their text too.
     pub fn prepare(self) -> StoreResult<PreparedMessage> {
+        self.blocks.json();
         Ok(PreparedMessage {
             categories: serde_json::to_string(&self.workflow_categories)?,
             actors: serde_json::to_string(&self.actors)?,
@@ -149,7 +153,6 @@ impl NewMessage {
                 MessageData::Run(_) => String::new(),
                 MessageData::Own(data) => serde_json::to_string(&**data)?,
             },
-            blocks: serde_json::to_string(&self.blocks)?,
             batch: self
                 .batch
                 .as_deref()
@@ -194,7 +197,7 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
             m.step_ref,
             p.actors,
             p.data,
-            p.blocks,
+            m.blocks.json(),
             m.inserted_at,
             p.batch,
         ])?;

@@ -31,7 +31,7 @@ fn seed(db: &Db<'_>) {
                 step_ref: "s".into(),
                 actors: vec![],
                 data: json!({"i": i}).into(),
-                blocks: json!([]),
+                blocks: json!([]).into(),
                 inserted_at: at(i),
                 batch: None,
             },

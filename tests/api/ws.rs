@@ -245,7 +245,7 @@ impl TestApp {
             step_ref: "in_app_feed_1".into(),
             actors: vec![],
             data: item.data.into(),
-            blocks: json!([]),
+            blocks: json!([]).into(),
             inserted_at: tidings::clock::now(),
             batch: None,
         };
