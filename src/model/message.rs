@@ -66,10 +66,14 @@ impl Blocks {
         &self.0.value
     }
 
-    /// The blocks as compact JSON (what `serde_json::to_string` gives), serialized on the
-    /// first call by any clone and reused after that.
-    pub fn json(&self) -> &str {
-        self.0.json.get_or_init(|| self.0.value.to_string())
+    /// The blocks as JSON (`serde_json::to_string` of the value), serialized on the first
+    /// call by any clone and reused after that.
+    pub fn json(&self) -> serde_json::Result<&str> {
+        if let Some(json) = self.0.json.get() {
+            return Ok(json);
+        }
+        let json = serde_json::to_string(&self.0.value)?;
+        Ok(self.0.json.get_or_init(|| json))
     }
 
     /// Whether `self` and `other` are one shared render (not just equal values).
@@ -116,11 +120,12 @@ mod tests {
         let blocks = Blocks::new(value.clone());
         let clone = blocks.clone();
         assert!(clone.is_shared_with(&blocks));
-        assert_eq!(
-            clone.json(),
-            serde_json::to_string(&value).expect("serialize")
+        let json = clone.json().expect("serialize");
+        assert_eq!(json, serde_json::to_string(&value).expect("serialize"));
+        assert!(
+            std::ptr::eq(blocks.json().expect("cached"), json),
+            "serialized once"
         );
-        assert!(std::ptr::eq(blocks.json(), clone.json()), "serialized once");
         assert_eq!(serde_json::to_value(&blocks).expect("value"), value);
         assert_eq!(json!({"blocks": blocks}), json!({"blocks": value}));
         assert_eq!(blocks[0]["name"], "body");

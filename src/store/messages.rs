@@ -145,7 +145,7 @@ impl NewMessage {
     /// The blocks' JSON is serialized here once per shared render: messages sharing the
     /// blocks share their text too.
     pub fn prepare(self) -> StoreResult<PreparedMessage> {
-        self.blocks.json();
+        self.blocks.json()?;
         Ok(PreparedMessage {
             categories: serde_json::to_string(&self.workflow_categories)?,
             actors: serde_json::to_string(&self.actors)?,
@@ -197,7 +197,7 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
             m.step_ref,
             p.actors,
             p.data,
-            m.blocks.json(),
+            m.blocks.json()?,
             m.inserted_at,
             p.batch,
         ])?;
