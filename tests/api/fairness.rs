@@ -41,7 +41,11 @@ fn body(tenant: &str, recipients: Value) -> Value {
 
 #[tokio::test]
 async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_first() {
-    let app = spawn_app_with(|s| s.fanout_page_size = 1).await;
+    let app = spawn_app_with(|s| {
+        s.fanout_page_size = 1;
+        s.fanout_solo_page_size = 1;
+    })
+    .await;
     plain_workflow(&app).await;
     // More runs than the runner has slices, each of many one-recipient pages.
     let a_triggers = (0..A_RUNS).map(|r| {
@@ -75,7 +79,11 @@ async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_fi
 
 #[tokio::test]
 async fn work_without_a_tenant_is_shared_per_workflow() {
-    let app = spawn_app_with(|s| s.fanout_page_size = 1).await;
+    let app = spawn_app_with(|s| {
+        s.fanout_page_size = 1;
+        s.fanout_solo_page_size = 1;
+    })
+    .await;
     plain_workflow(&app).await;
     let (status, w) = app
         .put_json(
