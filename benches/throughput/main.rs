@@ -12,7 +12,8 @@
 //! `bench-results/throughput.json` (or `--out PATH`). `-- --costs 100000 --rounds 3` prints
 //! what each row and index costs per item on the writer instead (see `costs`);
 //! `-- --walk 10000 --rounds 5` the runner's CPU per recipient outside the database
-//! (see `walk`).
+//! (see `walk`). `--template shared` (rounds or `--walk`) uses a step template that reads
+//! no recipient field, which the runner renders once per run.
 
 mod costs;
 mod raw;
@@ -31,6 +32,9 @@ struct Args {
     page_size: Option<usize>,
     /// `--walk N`: the walk's CPU per recipient over N recipients instead of the rounds.
     walk: Option<usize>,
+    /// `--template shared`: the step's template reads no recipient field (see
+    /// `tidings::markdown_body`).
+    shared_template: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         costs: None,
         page_size: None,
         walk: None,
+        shared_template: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -64,6 +69,14 @@ fn parse_args() -> Result<Args, String> {
             }
             "--costs" => {
                 args.costs = Some(value.parse().map_err(|_| format!("--costs {value}"))?);
+                i += 1;
+            }
+            "--template" => {
+                args.shared_template = match value.as_str() {
+                    "shared" => true,
+                    "recipient" => false,
+                    _ => return Err(format!("--template {value}: shared or recipient")),
+                };
                 i += 1;
             }
             "--walk" => {
@@ -97,6 +110,7 @@ async fn measure(
     triggers: usize,
     rounds: usize,
     page_size: Option<usize>,
+    shared_template: bool,
 ) -> Result<Value, String> {
     let items = triggers * tidings::RECIPIENTS;
     let (mut raw_rates, mut tidings_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -112,7 +126,8 @@ async fn measure(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("raw baseline: {e}"))?;
-        let measured = tidings::items_per_sec(dir.path(), triggers, page_size).await?;
+        let measured =
+            tidings::items_per_sec(dir.path(), triggers, page_size, shared_template).await?;
         let rate = measured.rate;
         eprintln!(
             "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}, \
@@ -132,6 +147,7 @@ async fn measure(
         "items": items,
         "rounds": rounds,
         "fanout_page_size": page_size,
+        "template": if shared_template { "shared" } else { "recipient" },
         "tidings_items_per_sec": tidings_rates,
         "raw_rows_per_sec": raw_rates,
         "ratios": ratios,
@@ -150,11 +166,13 @@ async fn main() -> Result<(), String> {
         (Some(items), _) => json!({"benchmark": "throughput --costs",
                               "costs": costs::report(items, args.rounds).await?}),
         (None, Some(recipients)) => json!({"benchmark": "throughput --walk",
-            "walk": walk::report(recipients, args.rounds, &tidings::workflow()["workflow"]).await?}),
+            "walk": walk::report(recipients, args.rounds, &tidings::workflow(args.shared_template)["workflow"]).await?}),
         (None, None) => {
             let mut sizes = Vec::new();
             for &triggers in &args.triggers {
-                sizes.push(measure(triggers, args.rounds, args.page_size).await?);
+                sizes.push(
+                    measure(triggers, args.rounds, args.page_size, args.shared_template).await?,
+                );
             }
             json!({"benchmark": "throughput", "sizes": sizes})
         }

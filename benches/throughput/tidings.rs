@@ -28,11 +28,22 @@ pub fn trigger_body(trigger: usize) -> Value {
                     "comment": "x".repeat(220)}})
 }
 
+/// The body of the workflow's one in-app step: by default it greets the recipient by
+/// name, so it is rendered per recipient; `--template shared` drops the greeting, so the
+/// whole step reads only `actor` and `data` and is rendered once per run (most
+/// notification templates read no recipient field).
+pub fn markdown_body(shared: bool) -> &'static str {
+    match shared {
+        false => "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
+        true => "**{{ actor.name }}** commented on {{ data.page }}",
+    }
+}
+
 /// The workflow: one in-app feed step whose rendered blocks are ~200 B.
-pub fn workflow() -> Value {
+pub fn workflow(shared: bool) -> Value {
     json!({"workflow": {"name": "Throughput", "steps": [{
         "ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed", "channel_type": "in_app_feed",
-        "template": {"markdown_body": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
+        "template": {"markdown_body": markdown_body(shared),
                      "action_url": "{{ data.url }}"}}]}})
 }
 
@@ -104,6 +115,7 @@ pub async fn items_per_sec(
     dir: &Path,
     triggers: usize,
     page_size: Option<usize>,
+    shared_template: bool,
 ) -> Result<Measured, String> {
     let mut settings = Settings::for_database(dir.join("tidings.db"));
     settings.workflows = dir.join("no-workflows");
@@ -122,8 +134,12 @@ pub async fn items_per_sec(
     };
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
-    api.call(reqwest::Method::PUT, "/v1/workflows/bench", &workflow())
-        .await?;
+    api.call(
+        reqwest::Method::PUT,
+        "/v1/workflows/bench",
+        &workflow(shared_template),
+    )
+    .await?;
     let blocks = triggers.min(USER_POOL / RECIPIENTS);
     for t in 0..blocks {
         let users: Vec<Value> = (0..RECIPIENTS)

@@ -36,6 +36,7 @@
 //! activities, which end `completed`. Recipient run statuses: `completed`, `failed`,
 //! `paused` (waiting on a timer or a batch), `cancelled`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -250,16 +251,28 @@ fn scope_entity(value: Value) -> Value {
 /// Walks `recipient` through the run's steps from `from`.
 pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition) -> RecipientPlan {
     let reference = &recipient.reference;
-    let mut entity = scope_entity(
-        recipient
-            .entity
-            .clone()
-            .unwrap_or_else(|| recipients::minimal(reference)),
-    );
-    // A subscriber reached through an object sees `recipient.subscription` (issue 7).
-    if let (Some(subscription), Value::Object(map)) = (&recipient.subscription, &mut entity) {
-        map.insert("subscription".into(), subscription.clone());
-    }
+    // The stored entity is used as it is unless the template view differs from it (an
+    // object's properties also at the top level, a subscriber's `subscription`): no
+    // copy per recipient for a plain user.
+    let entity = match (&recipient.entity, &recipient.subscription) {
+        (Some(stored), None) if stored.get("properties").is_none_or(|p| !p.is_object()) => {
+            Cow::Borrowed(stored)
+        }
+        _ => {
+            let mut entity = scope_entity(
+                recipient
+                    .entity
+                    .clone()
+                    .unwrap_or_else(|| recipients::minimal(reference)),
+            );
+            // A subscriber reached through an object sees `recipient.subscription` (issue 7).
+            if let (Some(subscription), Value::Object(map)) = (&recipient.subscription, &mut entity)
+            {
+                map.insert("subscription".into(), subscription.clone());
+            }
+            Cow::Owned(entity)
+        }
+    };
     let mut w = Walker {
         run,
         recipient,
@@ -324,7 +337,7 @@ struct Walker<'a> {
     recipient: &'a RecipientContext,
     actors: Vec<RecipientRef>,
     /// The recipient as templates see it.
-    entity: Value,
+    entity: Cow<'a, Value>,
     /// The trigger data merged with this recipient's `trigger_data`.
     data: MessageData,
     /// `{recipient, data, actor, tenant, vars, workflow}` for conditions and data paths,

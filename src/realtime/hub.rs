@@ -9,8 +9,12 @@
 //!   the session's link without waiting. A session whose queue is full is evicted (the
 //!   client reconnects and refetches).
 //! - Each socket's link is one small allocation: its push queue (empty and unallocated
-//!   while idle), its stop state (evicted, shut down) and the session's waker, woken for
-//!   either. An idle socket's task waits on that waker and one timer, nothing else.
+//!   while idle), its stop state (evicted, shut down, silent too long, token expired),
+//!   its two deadlines and the session's waker, woken for any of these. An idle
+//!   socket's task waits on that waker and its client, nothing else: no timer of its own.
+//! - Deadlines (the idle timeout, a user token's expiry) are checked for every session
+//!   by one sweeper task every [`DEADLINE_RESOLUTION`], so a socket closes at most that
+//!   much after its deadline, and a socket's task holds no timer.
 //! - Batches are delivered in commit order; queued batches are folded into one pass, so
 //!   a burst for one feed becomes one push whose counts are current.
 //! - No `.await` while a DashMap guard is held: subscribers are cloned out first.
@@ -19,11 +23,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
+use std::time::Duration;
 
 use bytestring::ByteString;
 use dashmap::DashMap;
 use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::frames::push_text;
 use super::join::JoinParams;
@@ -36,9 +42,29 @@ use crate::store::messages::MessageRow;
 /// A feed: (channel UUID, recipient).
 pub type FeedId = (String, RecipientRef);
 
-/// A feed as the hub keeps it: the map's key and every joined socket's registration
-/// point at one allocation.
-type FeedKey = Arc<FeedId>;
+/// A feed as the hub keys it: channel UUID and recipient in one string (see
+/// [`feed_key`]), one allocation shared by the map and every joined socket's
+/// registration.
+type FeedKey = Arc<str>;
+
+/// `{channel}\0u{user id}` or `{channel}\0o{collection}\0{object id}`: one string per
+/// feed instead of three. Unambiguous: channel UUIDs and collection names hold no NUL.
+fn feed_key(channel: &str, recipient: &RecipientRef) -> String {
+    match recipient {
+        RecipientRef::User(id) => format!("{channel}\0u{id}"),
+        RecipientRef::Object { id, collection } => format!("{channel}\0o{collection}\0{id}"),
+    }
+}
+
+/// Store reads that sockets' joins may run at once (the channel lookup, the counts). A
+/// burst of joins (every client reconnecting after a restart) then queues here instead
+/// of occupying a blocking thread and a reader connection each: without the bound,
+/// 64 concurrent joins grew the server by ~60 threads (issue 10 item 4).
+pub const JOIN_READS: usize = 4;
+
+/// How often the sweeper looks for sessions past a deadline: a silent socket or one
+/// whose token expired is closed at most this long after its deadline.
+pub const DEADLINE_RESOLUTION: Duration = Duration::from_millis(250);
 
 /// Why the hub stopped a session (see [`Registration::stopped`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +73,10 @@ pub enum Stopped {
     Evicted,
     /// The server is shutting down.
     Shutdown,
+    /// The client sent nothing for the idle timeout.
+    Idle,
+    /// The user token the socket connected with has expired.
+    TokenExpired,
 }
 
 /// What the hub wakes a session for (see [`Registration::next`]).
@@ -61,6 +91,8 @@ const EVICTED: u8 = 1;
 const SHUTDOWN: u8 = 2;
 /// The session ended; pushes are dropped.
 const GONE: u8 = 3;
+const IDLE: u8 = 4;
+const TOKEN_EXPIRED: u8 = 5;
 
 /// What the hub knows about one socket.
 struct SessionLink {
@@ -68,8 +100,14 @@ struct SessionLink {
     /// Pushes not yet taken by the session, at most the hub's `queue`. Locked only to
     /// push or pop; released (no allocation) whenever it empties.
     pending: std::sync::Mutex<VecDeque<ByteString>>,
-    /// `RUNNING`, `EVICTED`, `SHUTDOWN` or `GONE`; leaves `RUNNING` once.
+    /// `RUNNING`, or why not (`EVICTED`, `SHUTDOWN`, `IDLE`, `TOKEN_EXPIRED`, `GONE`);
+    /// leaves `RUNNING` once.
     state: AtomicU8,
+    /// When the client has been silent too long, in milliseconds after the hub's start;
+    /// moved on by every frame from the client ([`Registration::touch`]).
+    idle_at: AtomicU64,
+    /// When the socket's user token expires, in the same clock (`u64::MAX`: never).
+    expires_at: AtomicU64,
     /// The session's task, woken when a push was queued or it must stop. The session
     /// registers before it looks at the queue and the state, so nothing set after its
     /// look goes unnoticed. (Kept here rather than as a `Notified` in the session's
@@ -89,10 +127,21 @@ impl SessionLink {
         stopped
     }
 
+    /// Stops the session if `now` is past one of its deadlines (the token's first).
+    fn check_deadlines(&self, now: u64) {
+        if self.expires_at.load(Ordering::Relaxed) <= now {
+            self.stop(TOKEN_EXPIRED);
+        } else if self.idle_at.load(Ordering::Relaxed) <= now {
+            self.stop(IDLE);
+        }
+    }
+
     fn stopped(&self) -> Option<Stopped> {
         match self.state.load(Ordering::SeqCst) {
             EVICTED => Some(Stopped::Evicted),
             SHUTDOWN => Some(Stopped::Shutdown),
+            IDLE => Some(Stopped::Idle),
+            TOKEN_EXPIRED => Some(Stopped::TokenExpired),
             // GONE is set only by the session itself, on its way out.
             _ => None,
         }
@@ -137,6 +186,8 @@ pub struct HubStats {
 
 struct Inner {
     store: Store,
+    /// [`JOIN_READS`] permits.
+    join_reads: tokio::sync::Semaphore,
     queue: usize,
     feeds: DashMap<FeedKey, Vec<Subscriber>>,
     sessions: DashMap<u64, Arc<SessionLink>>,
@@ -153,6 +204,21 @@ struct Inner {
     joins: AtomicU64,
     publish_tx: mpsc::UnboundedSender<Vec<MessageRow>>,
     shutting_down: AtomicBool,
+    /// The clock of the sessions' deadlines.
+    started: Instant,
+}
+
+impl Inner {
+    /// Milliseconds since the hub started (the deadlines' clock).
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `after` from now, in the deadlines' clock.
+    fn deadline(&self, after: Duration) -> u64 {
+        let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        self.now().saturating_add(after)
+    }
 }
 
 /// Cheap to clone; every clone is the same hub.
@@ -169,6 +235,7 @@ impl Hub {
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
+                join_reads: tokio::sync::Semaphore::new(JOIN_READS),
                 queue: queue.max(1),
                 feeds: DashMap::new(),
                 sessions: DashMap::new(),
@@ -181,11 +248,13 @@ impl Hub {
                 joins: AtomicU64::new(0),
                 publish_tx,
                 shutting_down: AtomicBool::new(false),
+                started: Instant::now(),
             }),
         };
         // The task holds only a weak handle, so dropping the last `Hub` ends it.
         let weak = Arc::downgrade(&hub.inner);
-        tokio::spawn(publisher(weak, publish_rx));
+        tokio::spawn(publisher(weak.clone(), publish_rx));
+        tokio::spawn(sweeper(weak));
         hub
     }
 
@@ -219,6 +288,17 @@ impl Hub {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Runs a socket join's read on the store, at most [`JOIN_READS`] at once.
+    pub async fn join_read<T, F>(&self, f: F) -> crate::store::StoreResult<T>
+    where
+        F: FnOnce(&crate::store::Db<'_>) -> crate::store::StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        // The semaphore is never closed; were it, the read would run unbounded.
+        let _permit = self.inner.join_reads.acquire().await.ok();
+        self.inner.store.read(f).await
     }
 
     pub fn stats(&self) -> HubStats {
@@ -261,12 +341,16 @@ impl Hub {
         Ok(params)
     }
 
-    /// Registers a new socket; dropping the registration unregisters it.
-    pub fn register(&self) -> Registration {
+    /// Registers a new socket, to be stopped after `idle` without a frame from its
+    /// client ([`Registration::touch`]) and once `expires_in` has passed (its user
+    /// token's expiry, if any); dropping the registration unregisters it.
+    pub fn register(&self, idle: Duration, expires_in: Option<Duration>) -> Registration {
         let link = Arc::new(SessionLink {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             pending: std::sync::Mutex::new(VecDeque::new()),
             state: AtomicU8::new(RUNNING),
+            idle_at: AtomicU64::new(self.inner.deadline(idle)),
+            expires_at: AtomicU64::new(expires_in.map_or(u64::MAX, |e| self.inner.deadline(e))),
             wake: AtomicWaker::new(),
         });
         self.inner.sessions.insert(link.id, link.clone());
@@ -280,7 +364,7 @@ impl Hub {
         }
     }
 
-    fn remove(&self, key: &FeedId, session: u64, topic: &str) {
+    fn remove(&self, key: &str, session: u64, topic: &str) {
         let now_empty = match self.inner.feeds.get_mut(key) {
             Some(mut subs) => {
                 subs.retain(|s| !(s.link.id == session && &*s.topic == topic));
@@ -309,6 +393,12 @@ impl Registration {
         self.link.id
     }
 
+    /// The client was heard from: it is next due for the idle timeout `idle` from now.
+    pub fn touch(&self, idle: Duration) {
+        let at = self.hub.inner.deadline(idle);
+        self.link.idle_at.store(at, Ordering::Relaxed);
+    }
+
     /// Subscribes `topic` to `key`, replacing any earlier join of the same topic.
     pub fn join(
         &mut self,
@@ -332,7 +422,7 @@ impl Registration {
             .hub
             .inner
             .feeds
-            .entry(Arc::new(key))
+            .entry(Arc::from(feed_key(&key.0, &key.1)))
             // Most feeds have one socket: `push` onto an empty `Vec` would reserve four.
             .or_insert_with(|| Vec::with_capacity(1));
         entry.push(subscriber);
@@ -406,6 +496,21 @@ impl Drop for Registration {
     }
 }
 
+/// Stops every session past one of its deadlines, every [`DEADLINE_RESOLUTION`]; ends
+/// with the hub. One pass is a read of two atomics per session.
+async fn sweeper(hub: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(DEADLINE_RESOLUTION);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = hub.upgrade() else { return };
+        let now = inner.now();
+        for session in inner.sessions.iter() {
+            session.value().check_deadlines(now);
+        }
+    }
+}
+
 async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<MessageRow>>) {
     while let Some(mut batch) = rx.recv().await {
         while let Ok(more) = rx.try_recv() {
@@ -438,7 +543,7 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
     let mut pending: Vec<Pending> = Vec::new();
     for (key, msgs) in &by_feed {
         // Clone out and drop the guard before anything else.
-        let subscribers = match hub.inner.feeds.get(key) {
+        let subscribers = match hub.inner.feeds.get(feed_key(&key.0, &key.1).as_str()) {
             Some(subs) => subs.clone(),
             None => continue,
         };
@@ -580,7 +685,7 @@ mod tests {
     fn subscriber_of(hub: &Hub, key: &FeedId, session: u64) -> Subscriber {
         hub.inner
             .feeds
-            .get(key)
+            .get(feed_key(&key.0, &key.1).as_str())
             .and_then(|subs| subs.iter().find(|s| s.link.id == session).cloned())
             .expect("joined")
     }
@@ -592,8 +697,8 @@ mod tests {
         let hub = Hub::new(store, 1);
         let key: FeedId = ("channel".into(), RecipientRef::User("u1".into()));
         let params = Arc::new(JoinParams::parse(&serde_json::json!({})).expect("params"));
-        let mut slow = hub.register();
-        let mut gone = hub.register();
+        let mut slow = hub.register(Duration::from_secs(60), None);
+        let mut gone = hub.register(Duration::from_secs(60), None);
         slow.join("feeds:c:u1", key.clone(), None, params.clone(), None);
         slow.join("feeds:c:u1:again", key.clone(), None, params.clone(), None);
         gone.join("feeds:c:u1", key.clone(), None, params, None);
@@ -617,6 +722,28 @@ mod tests {
         );
         assert!(matches!(slow.next().await, Wake::Stop(Stopped::Evicted)));
         assert_eq!(slow.stopped().await, Stopped::Evicted);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_stops_silent_sessions_and_expired_tokens_never_early() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
+        let hub = Hub::new(store, 1);
+        let started = Instant::now();
+        let silent = hub.register(Duration::from_millis(600), None);
+        let expiring = hub.register(Duration::from_secs(60), Some(Duration::from_millis(300)));
+        let touched = hub.register(Duration::from_secs(60), None);
+        assert_eq!(expiring.stopped().await, Stopped::TokenExpired);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(silent.stopped().await, Stopped::Idle);
+        assert!(started.elapsed() >= Duration::from_millis(600));
+        assert!(matches!(silent.next().await, Wake::Stop(Stopped::Idle)));
+        // A frame from the client moves the idle deadline to `idle` from now.
+        let before = touched.link.idle_at.load(Ordering::Relaxed);
+        touched.touch(Duration::from_secs(120));
+        assert!(touched.link.idle_at.load(Ordering::Relaxed) >= before + 59_000);
+        touched.link.check_deadlines(hub.inner.now());
+        assert!(touched.link.stopped().is_none());
     }
 
     #[tokio::test]
@@ -649,6 +776,55 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joins_run_at_most_join_reads_store_reads_at_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
+        let hub = Hub::new(store, 1);
+        let active = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads = (0..4 * JOIN_READS).map(|_| {
+            let (hub, active, most) = (hub.clone(), active.clone(), most.clone());
+            tokio::spawn(async move {
+                hub.join_read(move |_db| {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Long enough for unbounded reads to overlap well past the bound.
+                    std::thread::sleep(Duration::from_millis(20));
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            read.await.expect("task").expect("read");
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=JOIN_READS).contains(&most), "{most} reads at once");
+    }
+
+    #[test]
+    fn feed_keys_name_one_feed_each() {
+        let user = |id: &str| RecipientRef::User(id.into());
+        let object = |collection: &str, id: &str| RecipientRef::Object {
+            id: id.into(),
+            collection: collection.into(),
+        };
+        let keys = [
+            feed_key("c1", &user("u1")),
+            feed_key("c2", &user("u1")),
+            feed_key("c1", &user("u2")),
+            feed_key("c1", &object("projects", "u1")),
+            feed_key("c1", &object("projects", "p:1")),
+            feed_key("c1", &object("projects.x", "1")),
+            feed_key("c1", &object("projects", "x.1")),
+        ];
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        assert_eq!(keys[0], feed_key("c1", &user("u1")));
+    }
+
     #[tokio::test]
     async fn pushes_wake_the_session_in_order_and_shutdown_stops_it() {
         let dir = tempfile::tempdir().expect("dir");
@@ -656,10 +832,10 @@ mod tests {
         let hub = Hub::new(store, 4);
         let key: FeedId = ("channel".into(), RecipientRef::User("u1".into()));
         let params = Arc::new(JoinParams::parse(&serde_json::json!({})).expect("params"));
-        let mut session = hub.register();
+        let mut session = hub.register(Duration::from_secs(60), None);
         session.join("feeds:c:u1", key.clone(), None, params.clone(), None);
         // Another socket on the same feed shares the hub's key.
-        let mut other = hub.register();
+        let mut other = hub.register(Duration::from_secs(60), None);
         other.join("feeds:c:u1", key.clone(), None, params, None);
         assert!(Arc::ptr_eq(&session.topics[0].1, &other.topics[0].1));
 
@@ -692,7 +868,7 @@ mod tests {
         assert!(matches!(next, Wake::Stop(Stopped::Shutdown)));
         assert_eq!(stopped, Stopped::Shutdown);
         assert_eq!(other.stopped().await, Stopped::Shutdown);
-        let late = hub.register();
+        let late = hub.register(Duration::from_secs(60), None);
         assert_eq!(
             late.stopped().await,
             Stopped::Shutdown,

@@ -66,8 +66,8 @@ pub(super) async fn join(
             accepted.restriction.clone(),
         );
         ctx.state
-            .store
-            .read(move |db| {
+            .hub
+            .join_read(move |db| {
                 params
                     .filters()
                     .into_iter()
@@ -144,8 +144,8 @@ async fn authorize(ctx: &SessionContext, topic: &str, payload: &Value) -> Result
     let wanted = feed.channel.clone();
     let channel = ctx
         .state
-        .store
-        .read(move |db| channels::find(db, &wanted))
+        .hub
+        .join_read(move |db| channels::find(db, &wanted))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "realtime: channel lookup failed");

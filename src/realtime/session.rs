@@ -1,13 +1,14 @@
 //! One socket's life: an actorless actix-ws loop (DESIGN.md "Realtime").
 //!
 //! One task per socket (`actix_web::rt::spawn`: the message stream is not `Send`) runs one
-//! `select!` over the client's frames, the hub's wake-ups (a queued push, eviction,
-//! shutdown) and one deadline timer (the idle timeout or the token's expiry, whichever
-//! comes first). While it works on a client's frame it also reads ahead of actix-ws, so
-//! a client that queued frames and left is noticed (`inbound`). An idle socket's task is
-//! as small as that `select!` (its rare branches are boxed). Invariants:
-//! - Every write to the client also races eviction, shutdown and the idle deadline, so a
-//!   client that stops reading cannot wedge its task.
+//! `select!` over the client's frames and the hub's wake-ups: a queued push, or a reason
+//! to stop (eviction, shutdown, the idle timeout, the token's expiry; the hub's sweeper
+//! watches the deadlines, so the task holds no timer). While it works on a client's frame
+//! it also reads ahead of actix-ws, so a client that queued frames and left is noticed
+//! (`inbound`). An idle socket's task is as small as that `select!` (its rare branches
+//! are boxed; `a_sockets_task_stays_small` holds it there). Invariants:
+//! - Every write to the client also races the hub's stop reasons, so a client that stops
+//!   reading cannot wedge its task.
 //! - The loop always ends with a close frame carrying a reason (best effort, bounded).
 //! - Frames the server cannot understand get an error reply (or a close); never a panic.
 
@@ -18,7 +19,7 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::timeout;
 
 use super::frames::{Frame, PHOENIX_TOPIC};
 use super::hub::{Registration, Stopped, Wake};
@@ -55,71 +56,26 @@ pub(super) enum Stop {
     Server(CloseCode, &'static str),
 }
 
-/// What the loop waits on besides the client stream; shared by writes.
-struct Signals {
-    registration: Registration,
-    /// When a silent client is closed ("heartbeat timeout"); moved on by every frame.
-    idle_deadline: Instant,
-    token_expiry: Option<Instant>,
-}
-
-impl Signals {
-    /// The one deadline to wait for: the idle timeout or the token's expiry.
-    fn deadline(&self) -> Instant {
-        match self.token_expiry {
-            Some(at) => at.min(self.idle_deadline),
-            None => self.idle_deadline,
-        }
-    }
-
-    /// What the deadline meant once it passed (worked out then, not kept while waiting).
-    fn expired(&self) -> Stop {
-        match self.token_expiry {
-            Some(at) if at <= self.idle_deadline => {
-                Stop::Server(CloseCode::Policy, "user token expired")
-            }
-            _ => Stop::Server(CloseCode::Normal, "heartbeat timeout"),
-        }
-    }
-
-    /// What the idle loop waits for besides the client: a push, or a reason to stop.
-    async fn next(&mut self) -> Result<ByteString, Stop> {
-        tokio::select! {
-            wake = self.registration.next() => match wake {
-                Wake::Push(text) => Ok(text),
-                Wake::Stop(stopped) => Err(hub_stop(stopped)),
-            },
-            () = sleep_until(self.deadline()) => Err(self.expired()),
-        }
-    }
-
-    /// Resolves when the socket must end for a reason other than the client.
-    async fn stop(&mut self) -> Stop {
-        tokio::select! {
-            stopped = self.registration.stopped() => hub_stop(stopped),
-            () = sleep_until(self.deadline()) => self.expired(),
-        }
-    }
-}
-
 fn hub_stop(stopped: Stopped) -> Stop {
     match stopped {
         Stopped::Shutdown => Stop::Server(CloseCode::Away, "server shutting down"),
         Stopped::Evicted => Stop::Server(CloseCode::Again, "too slow: push queue overflowed"),
+        Stopped::Idle => Stop::Server(CloseCode::Normal, "heartbeat timeout"),
+        Stopped::TokenExpired => Stop::Server(CloseCode::Policy, "user token expired"),
     }
 }
 
 /// The connection's writer: every write races the stop signals.
 pub(super) struct Out<'a> {
     session: &'a mut actix_ws::Session,
-    signals: &'a mut Signals,
+    registration: &'a mut Registration,
 }
 
 impl Out<'_> {
     pub(super) async fn text_raw(&mut self, text: ByteString) -> Result<(), Stop> {
         tokio::select! {
             sent = self.session.text(text) => sent.map_err(|_| Stop::Client(None)),
-            stop = self.signals.stop() => Err(stop),
+            stopped = self.registration.stopped() => Err(hub_stop(stopped)),
         }
     }
 
@@ -128,7 +84,7 @@ impl Out<'_> {
     }
 
     pub(super) fn registration(&mut self) -> &mut Registration {
-        &mut self.signals.registration
+        self.registration
     }
 }
 
@@ -137,7 +93,7 @@ struct Live {
     session: actix_ws::Session,
     stream: actix_ws::AggregatedMessageStream,
     ctx: SessionContext,
-    signals: Signals,
+    registration: Registration,
     bad_frames: u32,
 }
 
@@ -151,15 +107,11 @@ pub fn run(
     stream: actix_ws::MessageStream,
     ctx: SessionContext,
 ) -> impl std::future::Future<Output = ()> {
-    let token_expiry = match &ctx.caller {
-        Caller::User(claims) => Some(expiry_instant(claims.expires_at)),
+    let expires_in = match &ctx.caller {
+        Caller::User(claims) => Some(expires_in(claims.expires_at)),
         _ => None,
     };
-    let signals = Signals {
-        registration: ctx.state.hub.register(),
-        idle_deadline: idle_deadline(&ctx),
-        token_expiry,
-    };
+    let registration = ctx.state.hub.register(idle_timeout(&ctx), expires_in);
     let stream = stream
         .max_frame_size(MAX_FRAME_BYTES)
         .aggregate_continuations()
@@ -168,13 +120,16 @@ pub fn run(
         session,
         stream,
         ctx,
-        signals,
+        registration,
         bad_frames: 0,
     };
     async move {
         let stop = loop {
             let event = tokio::select! {
-                pushed = live.signals.next() => pushed.map(Event::Push),
+                wake = live.registration.next() => match wake {
+                    Wake::Push(text) => Ok(Event::Push(text)),
+                    Wake::Stop(stopped) => Err(hub_stop(stopped)),
+                },
                 incoming = live.stream.next() => Ok(Event::Client(incoming)),
             };
             let result = match event {
@@ -182,7 +137,7 @@ pub fn run(
                 Ok(Event::Push(text)) => {
                     let mut out = Out {
                         session: &mut live.session,
-                        signals: &mut live.signals,
+                        registration: &mut live.registration,
                     };
                     // Boxed, like every branch below: a task is as large as its largest
                     // state, and this loop spends its life idle in the `select!` above.
@@ -191,10 +146,10 @@ pub fn run(
                 Ok(Event::Client(None)) => Err(Stop::Client(None)),
                 Ok(Event::Client(Some(Err(e)))) => Err(protocol_stop(&e)),
                 Ok(Event::Client(Some(Ok(message)))) => {
-                    live.signals.idle_deadline = idle_deadline(&live.ctx);
+                    live.registration.touch(idle_timeout(&live.ctx));
                     let mut out = Out {
                         session: &mut live.session,
-                        signals: &mut live.signals,
+                        registration: &mut live.registration,
                     };
                     let frame = client_frame(&live.ctx, &mut out, message, &mut live.bad_frames);
                     Box::pin(frame).await
@@ -204,13 +159,13 @@ pub fn run(
                 break stop;
             }
         };
-        Box::pin(finish(live.session, live.signals, stop)).await;
+        Box::pin(finish(live.session, live.registration, stop)).await;
     }
 }
 
-/// When a socket that stays silent from now on is closed.
-fn idle_deadline(ctx: &SessionContext) -> Instant {
-    Instant::now() + Duration::from_secs(ctx.state.settings.ws_idle_timeout_secs.max(1))
+/// How long a silent client keeps its socket.
+fn idle_timeout(ctx: &SessionContext) -> Duration {
+    Duration::from_secs(ctx.state.settings.ws_idle_timeout_secs.max(1))
 }
 
 enum Event {
@@ -218,13 +173,13 @@ enum Event {
     Client(Option<Result<AggregatedMessage, actix_ws::ProtocolError>>),
 }
 
-fn expiry_instant(exp: u64) -> Instant {
+/// How long until a token with this `exp` (Unix seconds) expires.
+fn expires_in(exp: u64) -> Duration {
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    // Capped so an absurd `exp` cannot overflow `Instant` arithmetic.
-    let secs = exp.saturating_sub(now_unix).min(MAX_TOKEN_LIFETIME_SECS);
-    Instant::now() + Duration::from_secs(secs)
+    // Capped, so an absurd `exp` is simply "not in this socket's life".
+    Duration::from_secs(exp.saturating_sub(now_unix).min(MAX_TOKEN_LIFETIME_SECS))
 }
 
 fn protocol_stop(e: &actix_ws::ProtocolError) -> Stop {
@@ -235,9 +190,9 @@ fn protocol_stop(e: &actix_ws::ProtocolError) -> Stop {
     }
 }
 
-async fn finish(session: actix_ws::Session, signals: Signals, stop: Stop) {
+async fn finish(session: actix_ws::Session, registration: Registration, stop: Stop) {
     // Unregister first, so nothing more is queued for a socket that is going away.
-    drop(signals);
+    drop(registration);
     let reason = match stop {
         Stop::Client(reason) => reason,
         Stop::Server(code, description) => {
@@ -305,7 +260,7 @@ async fn client_message(
         AggregatedMessage::Ping(bytes) => {
             let sent = tokio::select! {
                 sent = out.session.pong(&bytes) => sent.map_err(|_| Stop::Client(None)),
-                stop = out.signals.stop() => Err(stop),
+                stopped = out.registration.stopped() => Err(hub_stop(stopped)),
             };
             sent
         }
@@ -366,12 +321,13 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// Every idle socket holds one task: tokio allocates it in 128-byte steps (the
-    /// future plus ~112 bytes of header and trailer), so 640 bytes of future is a
-    /// 768-byte task. Was 1,016 bytes (a 1,152-byte task) before issue 10 item 4.
+    /// Every idle socket holds one task, which tokio allocates in 128-byte steps: the
+    /// future plus ~100 bytes of header and trailer. Up to 512 bytes of future is a
+    /// 640-byte task, what a bare actix-ws echo server's task costs. Was 1,016 bytes (a
+    /// 1,152-byte task) before issue 10 item 4.
     #[test]
     fn a_sockets_task_stays_small() {
         let size = future_size(run);
-        assert!(size <= 640, "the session future grew to {size} bytes");
+        assert!(size <= 512, "the session future grew to {size} bytes");
     }
 }
