@@ -36,7 +36,8 @@ struct Args {
     items: usize,
     idle_probes: usize,
     shapes: Vec<String>,
-    /// `TIDINGS_FANOUT_PAGE_SIZE` (the server's default unless given).
+    /// Fixed fan-out pages of this size (`TIDINGS_FANOUT_PAGE_SIZE` and
+    /// `TIDINGS_FANOUT_SOLO_PAGE_SIZE`; the server's adaptive default unless given).
     page_size: Option<usize>,
 }
 
@@ -137,10 +138,15 @@ impl Phase {
     }
 
     fn report(mut self) -> Value {
+        // The first probe of a phase meets the fan-out before it has seen another tenant
+        // (with adaptive pages: behind solo-sized pages).
+        let first = (self.acks.first().copied(), self.pushed.first().copied());
         self.acks.sort_by(f64::total_cmp);
         self.pushed.sort_by(f64::total_cmp);
         json!({
             "probes": self.acks.len(),
+            "first_ack_ms": first.0,
+            "first_pushed_ms": first.1,
             "ack_ms_p50": percentile(&self.acks, 0.5),
             "ack_ms_p99": percentile(&self.acks, 0.99),
             "pushed_ms_p50": percentile(&self.pushed, 0.5),
@@ -292,8 +298,10 @@ async fn main() {
     settings.ws_idle_timeout_secs = 3600;
     if let Some(page_size) = args.page_size {
         settings.fanout_page_size = page_size;
+        settings.fanout_solo_page_size = page_size;
     }
     let page_size = settings.fanout_page_size;
+    let solo_page_size = settings.fanout_solo_page_size;
     let app = Application::build(settings).await.expect("server starts");
     let port = app.port();
     let api = Arc::new(Api::new(port));
@@ -332,7 +340,8 @@ async fn main() {
         tokio::time::sleep(PROBE_GAP).await;
     }
     let idle = idle.report();
-    let mut report = json!({"items": args.items, "page_size": page_size, "idle": idle});
+    let mut report = json!({"items": args.items, "page_size": page_size,
+                             "solo_page_size": solo_page_size, "idle": idle});
     for shape in &args.shapes {
         let drain = drain_phase(&api, &mut probe, shape, args.items).await;
         let mut ratios = json!({});

@@ -173,12 +173,19 @@ pub struct Settings {
     #[arg(long, env = "TIDINGS_RETAIN_RUNS_DAYS", value_parser = crate::model::retention::parse_days)]
     pub retain_runs_days: Option<u32>,
 
-    /// Recipients per fan-out page: one write, and one turn of the runner's fair
-    /// scheduling between tenants. Smaller pages let other tenants in sooner but cost
-    /// more commits per item.
+    /// Recipients per fan-out page while other tenants have work: one write, and one turn
+    /// of the runner's fair scheduling between tenants. Smaller pages let other tenants
+    /// in sooner but cost more commits per item.
     #[arg(long, env = "TIDINGS_FANOUT_PAGE_SIZE", default_value_t = crate::engine::audience::PAGE_SIZE,
           value_parser = parse_page_size)]
     pub fanout_page_size: usize,
+
+    /// Recipients per fan-out page once one tenant (or workflow without a tenant) has had
+    /// the runner to itself for a second: fewer commits per item. Raised to
+    /// `fanout_page_size` when smaller; equal to it turns the adaptation off.
+    #[arg(long, env = "TIDINGS_FANOUT_SOLO_PAGE_SIZE", default_value_t = crate::engine::audience::SOLO_PAGE_SIZE,
+          value_parser = parse_page_size)]
+    pub fanout_solo_page_size: usize,
 
     /// Seconds between retention passes (the first runs at start).
     #[arg(long, env = "TIDINGS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
@@ -245,6 +252,7 @@ impl Settings {
             retain_runs_days: None,
             retention_interval_secs: 3600,
             fanout_page_size: crate::engine::audience::PAGE_SIZE,
+            fanout_solo_page_size: crate::engine::audience::SOLO_PAGE_SIZE,
             demo: false,
             clock: crate::clock::Clock::system(),
         }

@@ -82,6 +82,7 @@ impl Application {
             &settings.workflows,
             settings.clock.clone(),
             settings.fanout_page_size,
+            settings.fanout_solo_page_size,
         )
         .await?;
         if settings.demo {

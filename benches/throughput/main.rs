@@ -7,8 +7,8 @@
 //! Run: `cargo bench --bench throughput` (tiny default: 5 triggers, 1 round, seconds; it
 //! also runs under `cargo test` as a smoke test), or the figures:
 //! `cargo bench --bench throughput -- --triggers 100 --rounds 3` (100k items) and
-//! `-- --triggers 1000 --rounds 1` (1M items); `--page-size N` sets the server's
-//! `fanout_page_size`. Prints JSON and writes
+//! `-- --triggers 1000 --rounds 1` (1M items); `--page-size N` fixes the server's
+//! fan-out pages at N (`fanout_page_size` and `fanout_solo_page_size`). Prints JSON and writes
 //! `bench-results/throughput.json` (or `--out PATH`). `-- --costs 100000 --rounds 3` prints
 //! what each row and index costs per item on the writer instead (see `costs`);
 //! `-- --walk 10000 --rounds 5` the runner's CPU per recipient outside the database
@@ -28,7 +28,7 @@ struct Args {
     out: String,
     /// `--costs N`: the per-row/per-index cost table over N items instead of the rounds.
     costs: Option<usize>,
-    /// `--page-size N`: the server's `fanout_page_size` (default: the server's default).
+    /// `--page-size N`: fixed fan-out pages of N (default: the server's adaptive pages).
     page_size: Option<usize>,
     /// `--walk N`: the walk's CPU per recipient over N recipients instead of the rounds.
     walk: Option<usize>,

@@ -109,7 +109,8 @@ pub struct Measured {
 
 /// Starts a server on a fresh database in `dir`, identifies the users, sends `triggers`
 /// triggers of [`RECIPIENTS`] concurrently and returns items committed per second.
-/// `page_size` overrides the server's fan-out page size (`--fanout-page-size`).
+/// `page_size` fixes the server's fan-out pages at that size (both `fanout_page_size` and
+/// `fanout_solo_page_size`: no adaptation).
 pub async fn items_per_sec(
     dir: &Path,
     triggers: usize,
@@ -122,6 +123,7 @@ pub async fn items_per_sec(
     settings.log_filter = "warn".into();
     if let Some(size) = page_size {
         settings.fanout_page_size = size;
+        settings.fanout_solo_page_size = size;
     }
     let app = Application::build(settings)
         .await

@@ -25,11 +25,16 @@ use crate::store::recipients::subscriptions::{self, ObjectKey};
 use crate::store::recipients::{self as recipient_store};
 use crate::store::{Db, StoreResult};
 
-/// Targets per page: one page is one write of recipient runs and messages, and one turn
-/// of the runner's fair scheduling. Small enough that a page's write is short (a trigger
-/// acknowledgement may wait for one; issue 10 item 2: at 500 another tenant's ack p50 was
-/// ~140 ms while a fan-out drained, at 100 ~15 ms, at the same items/s — BENCHMARKS.md).
+/// Targets per page while other tenants (or workflows) have work: one page is one write
+/// of recipient runs and messages, and one turn of the runner's fair scheduling. Small
+/// enough that a page's write is short (a trigger acknowledgement may wait for one; issue
+/// 10 item 2: at 500 another tenant's ack p50 was ~140 ms while a fan-out drained, at 100
+/// ~15 ms, at the same items/s — BENCHMARKS.md).
 pub const PAGE_SIZE: usize = 100;
+/// Targets per page while one tenant has had the runner to itself for a second
+/// (`fair::PageSizer`): fewer, larger transactions cost the writer less per item
+/// (BENCHMARKS.md "Fan-out page size").
+pub const SOLO_PAGE_SIZE: usize = 500;
 /// Most targets one trigger expands to (direct recipients and subscribers at both depths,
 /// counted before deduplication). Beyond it the expansion stops, the run completes with
 /// what it reached and a warning names the run (README "Limits").

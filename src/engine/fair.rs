@@ -8,9 +8,14 @@
 //! its slice goes back to the *front* of its key's queue, so within a key a run finishes
 //! before the next one starts (what is open per key is bounded by the slices it runs).
 //!
-//! Pure data structure (no I/O), so the policy is unit-tested here.
+//! How large a slice is adapts too ([`PageSizer`]): while one key has had the runner to
+//! itself for [`SHARED_FOR`], its fan-out pages are large (fewer commits per item); as soon
+//! as another key has work, pages are small again, so the others wait for a short page.
+//!
+//! Pure data structures (no I/O), so the policy is unit-tested here.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// Whose work it is, for fairness.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -108,6 +113,52 @@ impl<T> FairQueue<T> {
     pub fn is_empty(&self) -> bool {
         self.queues.is_empty()
     }
+
+    /// Whether any key other than `key` has work queued or running.
+    pub fn others_than(&self, key: &FairKey) -> bool {
+        self.queues
+            .keys()
+            .chain(self.running.keys())
+            .any(|k| k != key)
+    }
+}
+
+/// How long after another key last had work pages stay at the shared size.
+pub const SHARED_FOR: Duration = Duration::from_secs(1);
+
+/// Recipients for the next fan-out page: `solo` while one key has had the runner to itself
+/// for [`SHARED_FOR`], `shared` otherwise. The first slice of a newcomer still waits for
+/// the (at most [`crate::engine::runner::MAX_SLICES_PER_KEY`]) solo pages in flight; every
+/// later one only for shared pages.
+#[derive(Debug)]
+pub struct PageSizer {
+    shared: usize,
+    solo: usize,
+    /// When a slice last started while another key had work.
+    shared_at: Option<Instant>,
+}
+
+impl PageSizer {
+    /// `solo` below `shared` is raised to it; both are at least 1.
+    pub fn new(shared: usize, solo: usize) -> Self {
+        let shared = shared.max(1);
+        PageSizer {
+            shared,
+            solo: solo.max(shared),
+            shared_at: None,
+        }
+    }
+
+    /// The page size for a slice starting `now`; `others` = another key has work.
+    pub fn next(&mut self, others: bool, now: Instant) -> usize {
+        if others {
+            self.shared_at = Some(now);
+        }
+        match self.shared_at {
+            Some(at) if now.saturating_duration_since(at) < SHARED_FOR => self.shared,
+            _ => self.solo,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +218,39 @@ mod tests {
         all.sort();
         assert_eq!(all, vec![1, 2]);
         assert!(q.is_empty() && q.pop().is_none());
+    }
+
+    #[test]
+    fn others_than_sees_queued_and_running_work_of_other_keys() {
+        let mut q = FairQueue::new(4);
+        q.push_back(tenant("a"), 1);
+        assert!(!q.others_than(&tenant("a")));
+        assert!(q.others_than(&tenant("b")), "a is queued");
+        let (a, _) = q.pop().expect("work");
+        assert!(q.others_than(&tenant("b")), "a is running");
+        q.push_back(tenant("b"), 2);
+        assert!(q.others_than(&a));
+        assert_eq!(q.pop().map(|(k, _)| k), Some(tenant("b")));
+        q.done(&tenant("b"));
+        assert!(!q.others_than(&a), "b finished");
+    }
+
+    #[test]
+    fn pages_are_solo_sized_only_after_one_key_had_the_runner_alone_for_a_while() {
+        let start = Instant::now();
+        let mut sizer = PageSizer::new(100, 500);
+        assert_eq!(sizer.next(false, start), 500, "nobody else ever had work");
+        assert_eq!(sizer.next(true, start), 100);
+        let soon = start + SHARED_FOR / 2;
+        assert_eq!(
+            sizer.next(false, soon),
+            100,
+            "another key had work just now"
+        );
+        assert_eq!(sizer.next(false, start + SHARED_FOR), 500);
+        assert_eq!(sizer.next(true, start + SHARED_FOR * 3), 100);
+        // A solo size below the shared one is raised to it.
+        assert_eq!(PageSizer::new(100, 10).next(false, start), 100);
+        assert_eq!(PageSizer::new(0, 0).next(true, start), 1);
     }
 }

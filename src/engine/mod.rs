@@ -53,13 +53,15 @@ pub struct Engine {
 impl Engine {
     /// Loads stored workflows, then the directory (which wins and is persisted, so a
     /// restart can run queued runs even of workflows later removed from disk).
-    /// `fanout_page_size` is the recipients per fan-out page, i.e. per runner slice.
+    /// `fanout_page_size` is the recipients per fan-out page, i.e. per runner slice, while
+    /// other tenants have work; `fanout_solo_page_size` while one tenant has it alone.
     pub async fn start(
         store: Store,
         bus: bus::SharedBus,
         workflows_dir: &Path,
         clock: Clock,
         fanout_page_size: usize,
+        fanout_solo_page_size: usize,
     ) -> Result<Engine, EngineError> {
         let registry = Arc::new(Registry::new(store.clone()));
         registry.load_stored().await?;
@@ -96,6 +98,7 @@ impl Engine {
             registry.clone(),
             scheduler.clone(),
             fanout_page_size,
+            fanout_solo_page_size,
         ));
         scheduler.register(Arc::new(schedules::ScheduleSource {
             store: store.clone(),

@@ -14,7 +14,9 @@
 //! at once; between slices a run waits in its tenant's queue (`fair`: per tenant, or per
 //! workflow without a tenant), and the next free slot goes to the key with the fewest
 //! slices running. So another tenant's single notify waits for one slice, not for a
-//! 1,000,000-item fan-out; the writer's quick lane does the same for its commit.
+//! 1,000,000-item fan-out; the writer's quick lane does the same for its commit. A page
+//! has `page_size` recipients while other keys have work, `solo_page_size` once one key
+//! has had the runner alone for a second (`fair::PageSizer`: fewer commits per item).
 //!
 //! Invariants:
 //! - Exactly once: each page's write is one transaction, recipient runs are unique per
@@ -40,7 +42,7 @@ use tokio::task::JoinSet;
 
 use super::audience::{self, Audience, AudienceCursor};
 use super::bus::SharedBus;
-use super::fair::{FairKey, FairQueue};
+use super::fair::{FairKey, FairQueue, PageSizer};
 use super::preference_check;
 use super::registry::Registry;
 use super::scheduler::Scheduler;
@@ -71,6 +73,7 @@ struct Ctx {
     bus: SharedBus,
     registry: Arc<Registry>,
     page_size: usize,
+    solo_page_size: usize,
     stopping: AtomicBool,
     rescan: AtomicBool,
     /// Slices running (each is one run).
@@ -87,13 +90,16 @@ pub struct Runner {
 
 impl Runner {
     /// Starts the runner; it first resumes every run left `queued`. `page_size` is the
-    /// recipients per page (and slice); `audience::PAGE_SIZE` unless tuned.
+    /// recipients per page (and slice) while other tenants have work, `solo_page_size`
+    /// while one has the runner alone; `audience::PAGE_SIZE` and `SOLO_PAGE_SIZE` unless
+    /// tuned.
     pub fn spawn(
         store: Store,
         bus: SharedBus,
         registry: Arc<Registry>,
         scheduler: Scheduler,
         page_size: usize,
+        solo_page_size: usize,
     ) -> Runner {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
@@ -103,7 +109,8 @@ impl Runner {
             scheduler,
             bus,
             registry,
-            page_size: page_size.max(1),
+            page_size,
+            solo_page_size,
             stopping: AtomicBool::new(false),
             rescan: AtomicBool::new(true),
             running: AtomicUsize::new(0),
@@ -163,6 +170,7 @@ struct Dispatch {
     queue: FairQueue<Work>,
     known: HashSet<String>,
     slices: HashMap<tokio::task::Id, (FairKey, String)>,
+    pages: PageSizer,
 }
 
 impl Dispatch {
@@ -186,7 +194,9 @@ impl Dispatch {
                 return;
             };
             let run_id = work.run_id().to_owned();
-            let handle = tasks.spawn(slice(ctx.clone(), work));
+            let others = self.queue.others_than(&key);
+            let page_size = self.pages.next(others, std::time::Instant::now());
+            let handle = tasks.spawn(slice(ctx.clone(), work, page_size));
             self.slices.insert(handle.id(), (key, run_id));
             ctx.running.store(self.slices.len(), Ordering::Relaxed);
         }
@@ -213,6 +223,7 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
         queue: FairQueue::new(MAX_SLICES_PER_KEY),
         known: HashSet::new(),
         slices: HashMap::new(),
+        pages: PageSizer::new(ctx.page_size, ctx.solo_page_size),
     };
     let mut tasks: JoinSet<Option<Work>> = JoinSet::new();
     let mut purge = tokio::time::interval(PURGE_EVERY);
@@ -300,9 +311,10 @@ async fn purge_idempotency_keys(store: &Store) {
     }
 }
 
-/// One slice: opens the run if it is fresh, then one page. Returns the run when it has
-/// more to do (or is to be retried), `None` when it completed, cannot run or gave up.
-async fn slice(ctx: Arc<Ctx>, work: Work) -> Option<Work> {
+/// One slice: opens the run if it is fresh, then one page of at most `page_size`
+/// recipients. Returns the run when it has more to do (or is to be retried), `None` when
+/// it completed, cannot run or gave up.
+async fn slice(ctx: Arc<Ctx>, work: Work, page_size: usize) -> Option<Work> {
     if ctx.stopping.load(Ordering::SeqCst) {
         return Some(work);
     }
@@ -312,11 +324,11 @@ async fn slice(ctx: Arc<Ctx>, work: Work) -> Option<Work> {
     };
     let outcome = match work {
         Work::Fresh { .. } => match start_run(&ctx, &run_id, attempt).await {
-            Ok(Some(run)) => run.next_page(&ctx).await,
+            Ok(Some(run)) => run.next_page(&ctx, page_size).await,
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         },
-        Work::Started(run) => run.next_page(&ctx).await,
+        Work::Started(run) => run.next_page(&ctx, page_size).await,
     };
     match outcome {
         Ok(next) => next.map(Work::Started),
@@ -472,11 +484,14 @@ impl ActiveRun {
     /// Pipelined: a page is read and walked while the previous page's write commits. Its
     /// recipients are excluded from the page being read (they may not be committed yet),
     /// and writes stay in page order, so the stored cursor only moves forward.
-    async fn next_page(mut self: Box<Self>, ctx: &Ctx) -> Result<Option<Box<Self>>, StoreError> {
+    async fn next_page(
+        mut self: Box<Self>,
+        ctx: &Ctx,
+        page_size: usize,
+    ) -> Result<Option<Box<Self>>, StoreError> {
         let inputs = self.page.clone();
         let at = self.cursor.clone();
         let exclude = self.writing.as_ref().map(|w| w.recipients.clone());
-        let page_size = ctx.page_size;
         let loaded = ctx
             .store
             .read(move |db| load_page(db, &inputs, &at, exclude.as_deref(), page_size))

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+use tokio::sync::Semaphore;
 
 use super::{Db, StoreError, StoreResult, connection};
 
@@ -11,11 +12,16 @@ use super::{Db, StoreError, StoreResult, connection};
 /// `MAX_IDLE` are closed on return.
 const MAX_IDLE: usize = 16;
 
+/// Reads running at once. A burst of reads beyond this waits for a permit instead of
+/// taking a blocking thread and opening a connection each (both unbounded otherwise).
+pub(super) const MAX_CONCURRENT_READS: usize = 32;
+
 #[derive(Clone)]
 pub(super) struct ReaderPool {
     path: PathBuf,
     // A std Mutex, not tokio's: it is held only to push/pop, never across an await.
     idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
 }
 
 impl ReaderPool {
@@ -23,6 +29,7 @@ impl ReaderPool {
         ReaderPool {
             path,
             idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
         }
     }
 
@@ -32,7 +39,14 @@ impl ReaderPool {
         T: Send + 'static,
     {
         let pool = self.clone();
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Blocking(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = match pool.idle.lock().map(|mut idle| idle.pop()) {
                 Ok(Some(conn)) => conn,
                 _ => connection::open_read_only(&pool.path)?,
@@ -47,5 +61,69 @@ impl ReaderPool {
         })
         .await
         .map_err(|e| StoreError::Blocking(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A burst of reads larger than the bound: at most `MAX_CONCURRENT_READS` hold a
+    /// connection at once, the rest queue for a permit, and every read still completes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_reads_queues_beyond_the_bound_and_all_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("readers.db");
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);"))
+            .expect("a database to read");
+        let pool = ReaderPool::new(path);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let burst = MAX_CONCURRENT_READS + 8;
+        let reads: Vec<_> = (0..burst)
+            .map(|_| {
+                let (pool, running, most, gate) =
+                    (pool.clone(), running.clone(), most.clone(), gate.clone());
+                tokio::spawn(async move {
+                    pool.run(move |_db| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        let (open, opened) = &*gate;
+                        let mut is_open = open.lock().expect("gate");
+                        while !*is_open {
+                            is_open = opened.wait(is_open).expect("gate");
+                        }
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while running.load(Ordering::SeqCst) < MAX_CONCURRENT_READS {
+            assert!(Instant::now() < deadline, "the first reads never started");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            pool.permits.available_permits(),
+            0,
+            "the rest wait for a permit"
+        );
+        {
+            let (open, opened) = &*gate;
+            *open.lock().expect("gate") = true;
+            opened.notify_all();
+        }
+        for read in reads {
+            read.await.expect("joined").expect("the read succeeded");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), MAX_CONCURRENT_READS);
+        assert_eq!(pool.permits.available_permits(), MAX_CONCURRENT_READS);
     }
 }

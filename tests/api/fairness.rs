@@ -41,7 +41,11 @@ fn body(tenant: &str, recipients: Value) -> Value {
 
 #[tokio::test]
 async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_first() {
-    let app = spawn_app_with(|s| s.fanout_page_size = 1).await;
+    let app = spawn_app_with(|s| {
+        s.fanout_page_size = 1;
+        s.fanout_solo_page_size = 1;
+    })
+    .await;
     plain_workflow(&app).await;
     // More runs than the runner has slices, each of many one-recipient pages.
     let a_triggers = (0..A_RUNS).map(|r| {
@@ -75,7 +79,11 @@ async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_fi
 
 #[tokio::test]
 async fn work_without_a_tenant_is_shared_per_workflow() {
-    let app = spawn_app_with(|s| s.fanout_page_size = 1).await;
+    let app = spawn_app_with(|s| {
+        s.fanout_page_size = 1;
+        s.fanout_solo_page_size = 1;
+    })
+    .await;
     plain_workflow(&app).await;
     let (status, w) = app
         .put_json(
@@ -103,4 +111,41 @@ async fn work_without_a_tenant_is_shared_per_workflow() {
         .min()
         .expect("runs");
     assert!(completed_at(&app, &small) < first_big_done);
+}
+
+#[tokio::test]
+async fn pages_that_change_size_mid_run_lose_and_double_nothing() {
+    // Small pages while both tenants have work, larger ones once A runs alone: A's runs
+    // switch sizes between pages, and every recipient still gets exactly one item.
+    let app = spawn_app_with(|s| {
+        s.fanout_page_size = 3;
+        s.fanout_solo_page_size = 7;
+    })
+    .await;
+    plain_workflow(&app).await;
+    let a_triggers = (0..A_RUNS).map(|r| {
+        let users: Vec<String> = (0..A_RECIPIENTS).map(|i| format!("a{r}-{i}")).collect();
+        app.trigger("fair", body("tenant-a", json!(users)))
+    });
+    let b_triggers =
+        (0..5).map(|r| app.trigger("fair", body("tenant-b", json!([format!("b{r}")]))));
+    let (a_runs, b_runs) = futures_util::future::join(
+        futures_util::future::join_all(a_triggers),
+        futures_util::future::join_all(b_triggers),
+    )
+    .await;
+    for run in a_runs.iter().chain(&b_runs) {
+        assert_eq!(db::wait_for_run(&app.db_path, run).await, "completed");
+    }
+    assert_eq!(
+        db::count(
+            &app.db_path,
+            "SELECT COUNT(DISTINCT recipient_id) FROM messages WHERE recipient_id LIKE 'a%'"
+        ) as usize,
+        A_RUNS * A_RECIPIENTS
+    );
+    assert_eq!(
+        db::count(&app.db_path, "SELECT COUNT(*) FROM messages") as usize,
+        A_RUNS * A_RECIPIENTS + 5
+    );
 }
