@@ -142,18 +142,25 @@ mod tests {
         assert_eq!(version(&conn), 0);
     }
 
-    #[test]
-    fn recipient_runs_keep_their_rows_rowids_and_indexes_without_the_foreign_key() {
-        let mut conn = Connection::open_in_memory().expect("db");
+    /// An in-memory database with every migration before the one named `prefix…` applied,
+    /// as a database written by the release before it would be.
+    fn migrated_up_to(prefix: &str) -> Connection {
+        let conn = Connection::open_in_memory().expect("db");
         let at = MIGRATIONS
             .iter()
-            .position(|(name, _)| name.starts_with("0012_"))
-            .expect("0012 listed");
+            .position(|(name, _)| name.starts_with(prefix))
+            .expect("migration listed");
         for (_, sql) in &MIGRATIONS[..at] {
             conn.execute_batch(sql).expect("older step");
         }
         conn.pragma_update(None, "user_version", at as i64)
             .expect("version");
+        conn
+    }
+
+    #[test]
+    fn recipient_runs_keep_their_rows_rowids_and_indexes_without_the_foreign_key() {
+        let mut conn = migrated_up_to("0012_");
         conn.execute_batch(
             "INSERT INTO workflow_runs(id, workflow_key, request, tenant, status, inserted_at, updated_at) \
              VALUES ('r1', 'wf', '{}', 't1', 'completed', 'a', 'a'); \
@@ -203,16 +210,7 @@ mod tests {
 
     #[test]
     fn partial_indexes_keep_existing_rows_and_serve_their_queries() {
-        let mut conn = Connection::open_in_memory().expect("db");
-        let at = MIGRATIONS
-            .iter()
-            .position(|(name, _)| name.starts_with("0013_"))
-            .expect("0013 listed");
-        for (_, sql) in &MIGRATIONS[..at] {
-            conn.execute_batch(sql).expect("older step");
-        }
-        conn.pragma_update(None, "user_version", at as i64)
-            .expect("version");
+        let mut conn = migrated_up_to("0013_");
         conn.execute_batch(
             "INSERT INTO workflow_runs(id, workflow_key, request, tenant, status, inserted_at, updated_at) \
              VALUES ('r1', 'wf', '{}', 't1', 'completed', 'a', 'a'), ('r2', 'wf', '{}', NULL, 'completed', 'a', 'a'); \
