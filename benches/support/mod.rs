@@ -27,9 +27,14 @@ impl Api {
         }
     }
 
-    /// Sends `body` with the secret key; panics unless the answer is a success (a bench
-    /// whose setup failed must not print figures).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
+    /// Sends `body` with the secret key; `Err` names the path and the answer unless it
+    /// is a success (for a bench that reports its failure instead of panicking).
+    pub async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, String> {
         let res = self
             .client
             .request(method, format!("{}{}", self.base, path))
@@ -37,28 +42,44 @@ impl Api {
             .json(body)
             .send()
             .await
-            .expect("request");
+            .map_err(|e| format!("{path}: {e}"))?;
         let status = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
+        if !status.is_success() {
+            return Err(format!("{path}: {status} {body}"));
+        }
+        Ok(body)
+    }
+
+    /// [`Api::try_call`] that panics on a failure (a bench whose setup failed must not
+    /// print figures).
+    #[allow(dead_code)] // not every bench uses every helper
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// How many items `user`'s in-app feed holds.
+    pub async fn try_feed_total(&self, user: &str) -> Result<u64, String> {
+        let path = format!("/v1/users/{user}/feeds/in-app-feed?page_size=1");
+        let body = self
+            .try_call(reqwest::Method::GET, &path, &Value::Null)
+            .await?;
+        Ok(body["meta"]["total_count"].as_u64().unwrap_or(0))
+    }
+
+    /// [`Api::try_feed_total`] that panics on a failure.
+    #[allow(dead_code)] // not every bench uses every helper
     pub async fn feed_total(&self, user: &str) -> u64 {
-        let res = self
-            .client
-            .get(format!("{}/v1/users/{user}/feeds/in-app-feed", self.base))
-            .bearer_auth(SECRET)
-            .send()
+        self.try_feed_total(user)
             .await
-            .expect("feed");
-        let body: Value = res.json().await.expect("feed json");
-        body["meta"]["total_count"].as_u64().unwrap_or(0)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits until each of `users` has an item (the last recipients of their runs),
     /// polling every `poll`, for at most `timeout`; returns when the last one had it.
+    #[allow(dead_code)] // not every bench uses every helper
     pub async fn wait_for(&self, users: &[String], poll: Duration, timeout: Duration) -> Instant {
         let deadline = Instant::now() + timeout;
         for user in users {

@@ -17,6 +17,8 @@
 
 mod costs;
 mod raw;
+#[path = "../support/mod.rs"]
+mod support;
 mod tidings;
 mod walk;
 

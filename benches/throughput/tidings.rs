@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tidings::{Application, Settings};
 
-const SECRET: &str = "sk_bench";
+use crate::support::{Api, SECRET};
+
 /// Recipients per trigger (the figure) and per `bulk/identify` call.
 pub const RECIPIENTS: usize = 1000;
 /// Distinct users at most; bigger runs give each user several items.
@@ -45,46 +46,6 @@ pub fn workflow(shared: bool) -> Value {
         "ref": "in_app_feed_1", "type": "channel", "channel_key": "in-app-feed", "channel_type": "in_app_feed",
         "template": {"markdown_body": markdown_body(shared),
                      "action_url": "{{ data.url }}"}}]}})
-}
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: &Value,
-    ) -> Result<Value, String> {
-        let res = self
-            .client
-            .request(method, format!("{}{}", self.base, path))
-            .bearer_auth(SECRET)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| format!("{path}: {e}"))?;
-        let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            return Err(format!("{path}: {status} {body}"));
-        }
-        Ok(body)
-    }
-
-    async fn feed_total(&self, user: &str) -> Result<u64, String> {
-        let body = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/users/{user}/feeds/in-app-feed?page_size=1"),
-                &Value::Null,
-            )
-            .await?;
-        Ok(body["meta"]["total_count"].as_u64().unwrap_or(0))
-    }
 }
 
 /// CPU seconds this process has used so far (user + system, all threads), from
@@ -128,13 +89,10 @@ pub async fn items_per_sec(
     let app = Application::build(settings)
         .await
         .map_err(|e| format!("server start: {e}"))?;
-    let api = Api {
-        base: format!("http://127.0.0.1:{}", app.port()),
-        client: reqwest::Client::new(),
-    };
+    let api = Api::new(app.port());
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
-    api.call(
+    api.try_call(
         reqwest::Method::PUT,
         "/v1/workflows/bench",
         &workflow(shared_template),
@@ -145,7 +103,7 @@ pub async fn items_per_sec(
         let users: Vec<Value> = (0..RECIPIENTS)
             .map(|i| json!({"id": recipient(t, i), "name": format!("User {i}")}))
             .collect();
-        api.call(
+        api.try_call(
             reqwest::Method::POST,
             "/v1/users/bulk/identify",
             &json!({"users": users}),
@@ -157,7 +115,7 @@ pub async fn items_per_sec(
     let started = Instant::now();
     let sent = bodies
         .iter()
-        .map(|body| api.call(reqwest::Method::POST, "/v1/workflows/bench/trigger", body));
+        .map(|body| api.try_call(reqwest::Method::POST, "/v1/workflows/bench/trigger", body));
     for result in futures_util::future::join_all(sent).await {
         result?;
     }
@@ -167,7 +125,7 @@ pub async fn items_per_sec(
     for t in 0..blocks {
         let expected = (t..triggers).step_by(blocks).count() as u64;
         let last = recipient(t, RECIPIENTS - 1);
-        while api.feed_total(&last).await? < expected {
+        while api.try_feed_total(&last).await? < expected {
             if Instant::now() > deadline {
                 return Err(format!("{last} never got its {expected} items"));
             }
