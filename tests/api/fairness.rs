@@ -39,6 +39,28 @@ fn body(tenant: &str, recipients: Value) -> Value {
     json!({"recipients": recipients, "tenant": tenant, "data": {"n": 1}})
 }
 
+/// Sends `runs` triggers of `recipients` users each (named `{prefix}{run}-{i}`) with
+/// `extra` merged into each body (e.g. a tenant); returns their run ids.
+async fn trigger_many(
+    app: &TestApp,
+    workflow: &str,
+    prefix: &str,
+    (runs, recipients): (usize, usize),
+    extra: Value,
+) -> Vec<String> {
+    let triggers = (0..runs).map(|r| {
+        let users: Vec<String> = (0..recipients)
+            .map(|i| format!("{prefix}{r}-{i}"))
+            .collect();
+        let mut body = json!({"recipients": users, "data": {"n": 1}});
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra.clone()) {
+            body.extend(extra);
+        }
+        app.trigger(workflow, body)
+    });
+    futures_util::future::join_all(triggers).await
+}
+
 #[tokio::test]
 async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_first() {
     let app = spawn_app_with(|s| {
@@ -48,11 +70,14 @@ async fn another_tenants_single_trigger_completes_before_a_big_fan_out_queued_fi
     .await;
     plain_workflow(&app).await;
     // More runs than the runner has slices, each of many one-recipient pages.
-    let a_triggers = (0..A_RUNS).map(|r| {
-        let users: Vec<String> = (0..A_RECIPIENTS).map(|i| format!("a{r}-{i}")).collect();
-        app.trigger("fair", body("tenant-a", json!(users)))
-    });
-    let a_runs = futures_util::future::join_all(a_triggers).await;
+    let a_runs = trigger_many(
+        &app,
+        "fair",
+        "a",
+        (A_RUNS, A_RECIPIENTS),
+        json!({"tenant": "tenant-a"}),
+    )
+    .await;
     let b_run = app
         .trigger("fair", body("tenant-b", json!(["b-user"])))
         .await;
@@ -94,11 +119,7 @@ async fn work_without_a_tenant_is_shared_per_workflow() {
         )
         .await;
     assert_eq!(status, 200, "{w}");
-    let big = (0..A_RUNS).map(|r| {
-        let users: Vec<String> = (0..A_RECIPIENTS).map(|i| format!("w{r}-{i}")).collect();
-        app.trigger("fair", json!({"recipients": users}))
-    });
-    let big_runs = futures_util::future::join_all(big).await;
+    let big_runs = trigger_many(&app, "fair", "w", (A_RUNS, A_RECIPIENTS), json!({})).await;
     let small = app
         .trigger("other", json!({"recipients": ["someone"]}))
         .await;
@@ -115,25 +136,41 @@ async fn work_without_a_tenant_is_shared_per_workflow() {
 
 #[tokio::test]
 async fn pages_that_change_size_mid_run_lose_and_double_nothing() {
-    // Small pages while both tenants have work, larger ones once A runs alone: A's runs
-    // switch sizes between pages, and every recipient still gets exactly one item.
+    // A starts alone, so its first pages are solo-sized (nobody else had work yet); B's
+    // triggers arrive while A is mid-fan-out, so A's later pages are shared-sized: A's
+    // runs change page size between pages, and every recipient still gets one item.
+    const A_RECIPIENTS_HERE: usize = 60;
     let app = spawn_app_with(|s| {
         s.fanout_page_size = 3;
         s.fanout_solo_page_size = 7;
     })
     .await;
     plain_workflow(&app).await;
-    let a_triggers = (0..A_RUNS).map(|r| {
-        let users: Vec<String> = (0..A_RECIPIENTS).map(|i| format!("a{r}-{i}")).collect();
-        app.trigger("fair", body("tenant-a", json!(users)))
-    });
-    let b_triggers =
-        (0..5).map(|r| app.trigger("fair", body("tenant-b", json!([format!("b{r}")]))));
-    let (a_runs, b_runs) = futures_util::future::join(
-        futures_util::future::join_all(a_triggers),
-        futures_util::future::join_all(b_triggers),
+    let a_total = A_RUNS * A_RECIPIENTS_HERE;
+    let a_runs = trigger_many(
+        &app,
+        "fair",
+        "a",
+        (A_RUNS, A_RECIPIENTS_HERE),
+        json!({"tenant": "tenant-a"}),
     )
     .await;
+    let a_items = "SELECT COUNT(*) FROM messages WHERE tenant = 'tenant-a'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db::count(&app.db_path, a_items) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tenant A never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let b_runs = trigger_many(&app, "fair", "b", (5, 1), json!({"tenant": "tenant-b"})).await;
+    // B's runs were accepted while A still had pages to go (else no page changed size).
+    let a_when_b_came = db::count(&app.db_path, a_items) as usize;
+    assert!(
+        a_when_b_came < a_total,
+        "tenant A had finished ({a_when_b_came} items) before tenant B came"
+    );
     for run in a_runs.iter().chain(&b_runs) {
         assert_eq!(db::wait_for_run(&app.db_path, run).await, "completed");
     }
@@ -142,10 +179,10 @@ async fn pages_that_change_size_mid_run_lose_and_double_nothing() {
             &app.db_path,
             "SELECT COUNT(DISTINCT recipient_id) FROM messages WHERE recipient_id LIKE 'a%'"
         ) as usize,
-        A_RUNS * A_RECIPIENTS
+        a_total
     );
     assert_eq!(
         db::count(&app.db_path, "SELECT COUNT(*) FROM messages") as usize,
-        A_RUNS * A_RECIPIENTS + 5
+        a_total + 5
     );
 }
