@@ -1,6 +1,12 @@
 //! Tidings: a self-hosted, multi-tenant notification server with live in-app feeds,
 //! wire-compatible with Knock's v1 API. See `DESIGN.md` in the shared docs for the map.
 
+/// mimalloc instead of glibc's malloc: a fan-out allocates and frees many small strings
+/// and JSON values per item on every thread, and glibc's free lists were ~12% of the
+/// runtime threads' samples (BENCHMARKS.md, throughput).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod api;
 pub mod auth;
 pub mod backpressure;
