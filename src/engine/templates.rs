@@ -22,7 +22,7 @@
 use std::cell::OnceCell;
 use std::sync::OnceLock;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::scope::{Reads, Scope};
 use crate::error::FieldError;
@@ -139,7 +139,7 @@ impl InAppTemplate {
     }
 
     /// Renders the feed blocks for one recipient.
-    pub fn render(&self, scope: &Scope) -> Result<Blocks, RenderError> {
+    pub fn render(&self, scope: &Scope<'_>) -> Result<Blocks, RenderError> {
         let lazy = LazyScope::new(|| Scope::new(&Value::Null), |_| true);
         lazy.scope.get_or_init(|| LazyScope::borrowed(scope));
         self.render_memo(&lazy, &mut TemplateMemo::default())
@@ -208,8 +208,12 @@ impl InAppTemplate {
             },
         )?;
         let mut out: Vec<u8> = Vec::with_capacity(
-            96 + self.body.source_json.len() + rendered.len() * 5 / 4
-                + self.action_url.as_ref().map_or(0, |u| u.source_json.len() + 128),
+            96 + self.body.source_json.len()
+                + rendered.len() * 5 / 4
+                + self
+                    .action_url
+                    .as_ref()
+                    .map_or(0, |u| u.source_json.len() + 128),
         );
         out.extend_from_slice(br#"[{"content":"#);
         out.extend_from_slice(self.body.source_json.as_bytes());
@@ -283,12 +287,12 @@ pub struct LazyScope<'a> {
 
 /// A scope built for this render, or one the caller already had.
 enum ScopeRef<'a> {
-    Built(Scope),
-    Borrowed(&'a Scope),
+    Built(Scope<'a>),
+    Borrowed(&'a Scope<'a>),
 }
 
 impl<'a> LazyScope<'a> {
-    pub fn new(build: impl Fn() -> Scope + 'a, is_own: impl Fn(&str) -> bool + 'a) -> Self {
+    pub fn new(build: impl Fn() -> Scope<'a> + 'a, is_own: impl Fn(&str) -> bool + 'a) -> Self {
         LazyScope {
             build: Box::new(move || ScopeRef::Built(build())),
             scope: OnceCell::new(),
@@ -296,11 +300,11 @@ impl<'a> LazyScope<'a> {
         }
     }
 
-    fn borrowed(scope: &'a Scope) -> ScopeRef<'a> {
+    fn borrowed(scope: &'a Scope<'a>) -> ScopeRef<'a> {
         ScopeRef::Borrowed(scope)
     }
 
-    fn get(&self) -> &Scope {
+    fn get(&self) -> &Scope<'a> {
         match self.scope.get_or_init(|| (self.build)()) {
             ScopeRef::Built(s) => s,
             ScopeRef::Borrowed(s) => s,
@@ -387,7 +391,7 @@ fn merge_reads(all: &mut Option<Reads>, reads: &Reads) {
 
 /// Renders one Liquid field into a buffer that refuses to grow past
 /// [`MAX_RENDERED_BYTES`], so an oversized render stops there instead of finishing.
-fn render_part(part: &Part, scope: &Scope, field: &str) -> Result<String, RenderError> {
+fn render_part(part: &Part, scope: &Scope<'_>, field: &str) -> Result<String, RenderError> {
     let mut out = CappedBuffer(Vec::new());
     match part.compiled.render_to(&mut out, scope.as_object()) {
         Ok(()) => Ok(String::from_utf8_lossy(&out.0).into_owned()),
@@ -548,6 +552,7 @@ pub fn safe_url(url: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::workflow::ButtonSource;
+    use serde_json::json;
 
     fn template(body: &str, url: Option<&str>, buttons: &[(&str, &str)]) -> InAppTemplate {
         let src = InAppTemplateSource {
@@ -580,9 +585,14 @@ mod tests {
     fn blocks_text_is_the_values_serialization() {
         let data = json!({"name": "A \"quoted\" \\ name\u{1}\u{7f} é 🎉 </script>",
                           "url": "https://x.y/?a=1&b=\"2\"", "n": 3});
-        let cases: [(&str, Option<&str>, &[(&str, &str)]); 5] = [
+        type Case<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, &'a str)]);
+        let cases: [Case<'_>; 5] = [
             ("Hi **{{ data.name }}**", None, &[]),
-            ("{{ data.name }}\n\n* \"item\"\t\\", Some("{{ data.url }}"), &[]),
+            (
+                "{{ data.name }}\n\n* \"item\"\t\\",
+                Some("{{ data.url }}"),
+                &[],
+            ),
             ("x", None, &[("Go {{ data.name }}", "{{ data.url }}")]),
             (
                 "<b>{{ data.n }}</b> `c` \u{2028}",
