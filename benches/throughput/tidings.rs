@@ -84,7 +84,9 @@ pub fn workflow(shared: bool) -> Value {
 
 /// CPU seconds this process has used so far (user + system, all threads), from
 /// `/proc/self/stat` (clock ticks of 10 ms); `None` where that file does not exist.
-fn process_cpu_seconds() -> Option<f64> {
+/// Unlike a sum over `/proc/self/task/*`, it keeps the time of threads that have exited
+/// (a store shut down between two readings).
+pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')')?.1;
