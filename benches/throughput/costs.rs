@@ -65,7 +65,7 @@ fn message(i: usize) -> NewMessage {
     NewMessage {
         id: tidings::ids::message_id(),
         channel_id: "6f1c2a5e-9a43-4c1e-8d1b-2b7f4c7e0a11".into(),
-        recipient: RecipientRef::User(format!("u{}-{}", i / 1000 % 100, i % 1000)),
+        recipient: RecipientRef::User(super::tidings::recipient(i / 1000, i % 1000)),
         tenant: None,
         workflow_key: "bench".into(),
         workflow_version_id: "7d2b5f9e-1c3a-4b6d-8e0f-112233445566".into(),
@@ -82,18 +82,6 @@ fn message(i: usize) -> NewMessage {
         inserted_at: tidings::clock::now(),
         batch: None,
     }
-}
-
-/// Microseconds per item written the way `variant` says, on a fresh database in `dir`.
-/// CPU time all of this process's threads have used, in nanoseconds (Linux
-/// `/proc/self/task/*/schedstat`), or `None` where that is not available.
-fn process_cpu_ns() -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
 }
 
 /// Microseconds per item written the way `variant` says, on a fresh database in `dir`:
@@ -138,7 +126,7 @@ async fn micros_per_item(
         let end = (start + PER_TX).min(items);
         let page = (start..end)
             .map(|i| {
-                let recipient = RecipientRef::User(format!("u{}-{}", i / 1000 % 100, i % 1000));
+                let recipient = RecipientRef::User(super::tidings::recipient(i / 1000, i % 1000));
                 Ok((
                     recipient,
                     tidings::ids::ordered_uuid(),
@@ -148,7 +136,7 @@ async fn micros_per_item(
             .collect::<StoreResult<Vec<_>>>()?;
         pages.push(page);
     }
-    let cpu_before = process_cpu_ns();
+    let cpu_before = super::tidings::process_cpu_seconds();
     let started = Instant::now();
     for page in pages {
         let events = events.clone();
@@ -182,8 +170,8 @@ async fn micros_per_item(
     }
     let micros = started.elapsed().as_secs_f64() * 1e6 / items as f64;
     let cpu = cpu_before
-        .zip(process_cpu_ns())
-        .map(|(before, after)| after.saturating_sub(before) as f64 / 1e3 / items as f64);
+        .zip(super::tidings::process_cpu_seconds())
+        .map(|(before, after)| (after - before) * 1e6 / items as f64);
     store.shutdown().await;
     Ok((micros, cpu))
 }

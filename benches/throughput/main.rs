@@ -13,7 +13,9 @@
 //! what each row and index costs per item on the writer instead (see `costs`);
 //! `-- --walk 10000 --rounds 5` the runner's CPU per recipient outside the database
 //! (see `walk`). `--template shared` (rounds or `--walk`) uses a step template that reads
-//! no recipient field, which the runner renders once per run.
+//! no recipient field, which the runner renders once per run. `--ids scattered` names the
+//! recipients (in both Tidings and the raw table) in no key order, as random user ids
+//! would be, instead of neighbours (see `tidings::recipient`).
 
 mod costs;
 mod raw;
@@ -37,6 +39,8 @@ struct Args {
     /// `--template shared`: the step's template reads no recipient field (see
     /// `tidings::markdown_body`).
     shared_template: bool,
+    /// `--ids scattered`: recipient ids in no key order (`tidings::recipient`).
+    scattered_ids: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         page_size: None,
         walk: None,
         shared_template: false,
+        scattered_ids: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -87,6 +92,14 @@ fn parse_args() -> Result<Args, String> {
             }
             "--page-size" => {
                 args.page_size = Some(value.parse().map_err(|_| format!("--page-size {value}"))?);
+                i += 1;
+            }
+            "--ids" => {
+                args.scattered_ids = match value.as_str() {
+                    "scattered" => true,
+                    "ordered" => false,
+                    _ => return Err(format!("--ids {value}: ordered or scattered")),
+                };
                 i += 1;
             }
             "--tiny" => args.triggers = vec![5],
@@ -150,6 +163,7 @@ async fn measure(
         "rounds": rounds,
         "fanout_page_size": page_size,
         "template": if shared_template { "shared" } else { "recipient" },
+        "ids": if tidings::ids_scattered() { "scattered" } else { "ordered" },
         "tidings_items_per_sec": tidings_rates,
         "raw_rows_per_sec": raw_rates,
         "ratios": ratios,
@@ -164,6 +178,9 @@ async fn measure(
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = parse_args()?;
+    if args.scattered_ids {
+        tidings::scatter_ids();
+    }
     let report = match (args.costs, args.walk) {
         (Some(items), _) => json!({"benchmark": "throughput --costs",
                               "costs": costs::report(items, args.rounds).await?}),

@@ -3,6 +3,7 @@
 //! first trigger sent until the last item is readable.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -15,10 +16,43 @@ pub const RECIPIENTS: usize = 1000;
 /// Distinct users at most; bigger runs give each user several items.
 pub const USER_POOL: usize = 100_000;
 
+/// `--ids scattered`: recipient ids in no key order (see [`recipient`]).
+static SCATTERED_IDS: AtomicBool = AtomicBool::new(false);
+
+/// Names recipients in no key order from now on (`--ids scattered`).
+pub fn scatter_ids() {
+    SCATTERED_IDS.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`scatter_ids`] was called (for the report).
+pub fn ids_scattered() -> bool {
+    SCATTERED_IDS.load(Ordering::Relaxed)
+}
+
 /// The name of recipient `i` of trigger `t` (shared with the raw baseline's rows).
+///
+/// By default a trigger's 1,000 recipients are `u{block}-{i}`: neighbours in every index
+/// keyed by recipient, so a page's inserts land on a few adjacent b-tree pages. With
+/// `--ids scattered` each id starts with a hash of (block, i) instead, as random user ids
+/// would: each insert into a recipient-keyed index lands on its own page.
 pub fn recipient(trigger: usize, i: usize) -> String {
     let block = trigger % (USER_POOL / RECIPIENTS);
-    format!("u{block}-{i}")
+    if ids_scattered() {
+        format!(
+            "{:016x}-u{block}-{i}",
+            splitmix64((block * RECIPIENTS + i) as u64)
+        )
+    } else {
+        format!("u{block}-{i}")
+    }
+}
+
+/// A fixed bijective mix of 64 bits (SplitMix64's finalizer), for scattered ids.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Trigger data of ~300 B, stored once per run.
@@ -50,7 +84,9 @@ pub fn workflow(shared: bool) -> Value {
 
 /// CPU seconds this process has used so far (user + system, all threads), from
 /// `/proc/self/stat` (clock ticks of 10 ms); `None` where that file does not exist.
-fn process_cpu_seconds() -> Option<f64> {
+/// Unlike a sum over `/proc/self/task/*`, it keeps the time of threads that have exited
+/// (a store shut down between two readings).
+pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')')?.1;

@@ -26,6 +26,11 @@
 //!   A run is in at most one slice at a time, and its pages are written in order.
 //! - Memory per run is two pages, whatever the audience size; runs are opened per key
 //!   only as slices free up, so what is open is bounded by the slices.
+//! - A run's last page commits after its slice ended (for a one-recipient run, waiting for
+//!   the commit was most of the slice, which capped one workflow's small runs at about
+//!   `MAX_SLICES_PER_KEY` per commit latency). The run stays known to the dispatcher until
+//!   that commit (a rescan cannot take it twice), a failed commit retries the run as any
+//!   failed attempt does, and at most `MAX_FINISHING` such commits wait at once.
 //! - A template that fails to render fails that recipient's step (recorded in the
 //!   recipient run's `events`), never the whole run, and is never retried forever.
 //! - Shutdown stops taking slices; writes already submitted commit and are published;
@@ -60,6 +65,10 @@ pub const MAX_SLICES: usize = 16;
 /// Slices one key (tenant) may run at once: the rest stay free for other tenants, and
 /// fewer renders compete for the CPU with their requests.
 pub const MAX_SLICES_PER_KEY: usize = 4;
+/// Last-page writes still committing after their slice ended. A run's last page does not
+/// hold its slice while it commits (for a one-recipient run that wait is most of the
+/// slice), but its run stays known until the commit, and this bounds what waits.
+const MAX_FINISHING: usize = 256;
 /// Attempts at a run whose write fails (e.g. the disk is full) before leaving it queued
 /// for the next start.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -170,6 +179,8 @@ struct Dispatch {
     queue: FairQueue<Work>,
     known: HashSet<String>,
     slices: HashMap<tokio::task::Id, (FairKey, String)>,
+    /// Last-page writes committing after their slice ended, by task: key and run.
+    finishing: HashMap<tokio::task::Id, (FairKey, String)>,
     pages: PageSizer,
 }
 
@@ -188,8 +199,8 @@ impl Dispatch {
     }
 
     /// Starts slices while slots are free.
-    fn fill(&mut self, ctx: &Arc<Ctx>, tasks: &mut JoinSet<Option<Work>>) {
-        while tasks.len() < MAX_SLICES {
+    fn fill(&mut self, ctx: &Arc<Ctx>, tasks: &mut JoinSet<SliceEnd>) {
+        while tasks.len() < MAX_SLICES && self.finishing.len() < MAX_FINISHING {
             let Some((key, work)) = self.queue.pop() else {
                 return;
             };
@@ -202,19 +213,47 @@ impl Dispatch {
         }
     }
 
-    /// A slice ended: its run goes back to the front of its key's queue, or is done.
-    fn ended(&mut self, ctx: &Ctx, id: tokio::task::Id, next: Option<Work>) {
-        let Some((key, run_id)) = self.slices.remove(&id) else {
+    /// A slice ended: its run goes back to the front of its key's queue, is done, or
+    /// waits for its last page to commit (returned, for the caller to wait on and
+    /// [`Dispatch::track_finishing`]; the slice's slot is free meanwhile).
+    fn ended(&mut self, id: tokio::task::Id, end: SliceEnd) -> Option<Finishing> {
+        let (key, run_id) = self.slices.remove(&id)?;
+        let last = match end {
+            SliceEnd::Again(work) => {
+                self.queue.push_front(key.clone(), work);
+                None
+            }
+            SliceEnd::Done => {
+                self.known.remove(&run_id);
+                None
+            }
+            SliceEnd::Finishing { write, attempt } => Some(Finishing {
+                key: key.clone(),
+                run_id,
+                attempt,
+                write,
+            }),
+        };
+        self.queue.done(&key);
+        last
+    }
+
+    /// Notes the task waiting for a run's last page (the run stays known until then).
+    fn track_finishing(&mut self, id: tokio::task::Id, key: FairKey, run_id: String) {
+        self.finishing.insert(id, (key, run_id));
+    }
+
+    /// A last page's write ended: the run is done, or (its write failed) queued again.
+    fn finished(&mut self, id: tokio::task::Id, retry: Option<Work>) {
+        let Some((key, run_id)) = self.finishing.remove(&id) else {
             return;
         };
-        ctx.running.store(self.slices.len(), Ordering::Relaxed);
-        match next {
-            Some(work) => self.queue.push_front(key.clone(), work),
+        match retry {
+            Some(work) => self.queue.push_back(key, work),
             None => {
                 self.known.remove(&run_id);
             }
         }
-        self.queue.done(&key);
     }
 }
 
@@ -223,9 +262,11 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
         queue: FairQueue::new(MAX_SLICES_PER_KEY),
         known: HashSet::new(),
         slices: HashMap::new(),
+        finishing: HashMap::new(),
         pages: PageSizer::new(ctx.page_size, ctx.solo_page_size),
     };
-    let mut tasks: JoinSet<Option<Work>> = JoinSet::new();
+    let mut tasks: JoinSet<SliceEnd> = JoinSet::new();
+    let mut finishing: JoinSet<Option<Work>> = JoinSet::new();
     let mut purge = tokio::time::interval(PURGE_EVERY);
     loop {
         if ctx.rescan.swap(false, Ordering::SeqCst) {
@@ -246,11 +287,26 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
                 Some(id) => admit_new(&ctx, &mut dispatch, &mut rx, id).await,
                 None => break,
             },
-            Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => match ended {
-                Ok((id, next)) => dispatch.ended(&ctx, id, next),
+            Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let last = match ended {
+                    Ok((id, end)) => dispatch.ended(id, end),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a workflow run slice panicked; the run stays queued");
+                        dispatch.ended(e.id(), SliceEnd::Done)
+                    }
+                };
+                ctx.running.store(dispatch.slices.len(), Ordering::Relaxed);
+                if let Some(Finishing { key, run_id, attempt, write }) = last {
+                    let task = finish_run(ctx.clone(), run_id.clone(), attempt, write);
+                    let handle = finishing.spawn(task);
+                    dispatch.track_finishing(handle.id(), key, run_id);
+                }
+            }
+            Some(finished) = finishing.join_next_with_id(), if !finishing.is_empty() => match finished {
+                Ok((id, retry)) => dispatch.finished(id, retry),
                 Err(e) => {
-                    tracing::error!(error = %e, "a workflow run slice panicked; the run stays queued");
-                    dispatch.ended(&ctx, e.id(), None);
+                    tracing::error!(error = %e, "a workflow run's last write panicked; the run stays queued");
+                    dispatch.finished(e.id(), None);
                 }
             },
             _ = purge.tick() => purge_idempotency_keys(&ctx.store).await,
@@ -259,10 +315,13 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
     // Slices see `stopping` and end after the write in progress; parked runs' submitted
     // writes commit and are published. Their runs stay queued for the next start.
     while let Some(ended) = tasks.join_next_with_id().await {
-        if let Ok((_, Some(Work::Started(run)))) = ended {
-            settle(run.writing).await;
+        match ended {
+            Ok((_, SliceEnd::Again(Work::Started(run)))) => settle(run.writing).await,
+            Ok((_, SliceEnd::Finishing { write, .. })) => settle(Some(write)).await,
+            _ => {}
         }
     }
+    while finishing.join_next().await.is_some() {}
     for work in dispatch.queue.drain() {
         if let Work::Started(run) = work {
             settle(run.writing).await;
@@ -311,12 +370,30 @@ async fn purge_idempotency_keys(store: &Store) {
     }
 }
 
+/// A run whose last page is committing, out of its slice.
+struct Finishing {
+    key: FairKey,
+    run_id: String,
+    attempt: u32,
+    write: PageWrite,
+}
+
+/// How a slice ended, for the dispatcher.
+enum SliceEnd {
+    /// The run has more to do (or is to be retried): back to the front of its key's queue.
+    Again(Work),
+    /// The run completed, cannot run, was given up, or the runner is stopping.
+    Done,
+    /// The run's last page is committing: the slice's slot is free, and the run is done
+    /// (still known, so a rescan does not take it twice) once that commit is.
+    Finishing { write: PageWrite, attempt: u32 },
+}
+
 /// One slice: opens the run if it is fresh, then one page of at most `page_size`
-/// recipients. Returns the run when it has more to do (or is to be retried), `None` when
-/// it completed, cannot run or gave up.
-async fn slice(ctx: Arc<Ctx>, work: Work, page_size: usize) -> Option<Work> {
+/// recipients.
+async fn slice(ctx: Arc<Ctx>, work: Work, page_size: usize) -> SliceEnd {
     if ctx.stopping.load(Ordering::SeqCst) {
-        return Some(work);
+        return SliceEnd::Again(work);
     }
     let (run_id, attempt) = match &work {
         Work::Fresh { run_id, attempt } => (run_id.clone(), *attempt),
@@ -325,29 +402,47 @@ async fn slice(ctx: Arc<Ctx>, work: Work, page_size: usize) -> Option<Work> {
     let outcome = match work {
         Work::Fresh { .. } => match start_run(&ctx, &run_id, attempt).await {
             Ok(Some(run)) => run.next_page(&ctx, page_size).await,
-            Ok(None) => Ok(None),
+            Ok(None) => Ok(PageEnd::Stopped),
             Err(e) => Err(e),
         },
         Work::Started(run) => run.next_page(&ctx, page_size).await,
     };
     match outcome {
-        Ok(next) => next.map(Work::Started),
-        Err(e) => {
-            tracing::error!(run = %run_id, attempt, error = %e, "workflow run failed");
-            if ctx.stopping.load(Ordering::SeqCst) {
-                return None;
-            }
-            if attempt >= WRITE_ATTEMPTS {
-                tracing::error!(run = %run_id, "giving up on this run until the next start; it stays queued");
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt * attempt))).await;
-            Some(Work::Fresh {
-                run_id,
-                attempt: attempt + 1,
-            })
-        }
+        Ok(PageEnd::More(run)) => SliceEnd::Again(Work::Started(run)),
+        Ok(PageEnd::Stopped) => SliceEnd::Done,
+        Ok(PageEnd::Last(write)) => SliceEnd::Finishing { write, attempt },
+        Err(e) => match retry_after(&ctx, run_id, attempt, &e).await {
+            Some(work) => SliceEnd::Again(work),
+            None => SliceEnd::Done,
+        },
     }
+}
+
+/// Waits for a run's last page to commit; on failure, the run to retry (if any).
+async fn finish_run(ctx: Arc<Ctx>, run_id: String, attempt: u32, write: PageWrite) -> Option<Work> {
+    match write.finish().await {
+        Ok(()) => None,
+        Err(e) => retry_after(&ctx, run_id, attempt, &e).await,
+    }
+}
+
+/// After a failed attempt at a run: the run again from its row after a pause, or `None`
+/// once the attempts are used up (or the runner is stopping); it then stays queued for
+/// the next start.
+async fn retry_after(ctx: &Ctx, run_id: String, attempt: u32, e: &StoreError) -> Option<Work> {
+    tracing::error!(run = %run_id, attempt, error = %e, "workflow run failed");
+    if ctx.stopping.load(Ordering::SeqCst) {
+        return None;
+    }
+    if attempt >= WRITE_ATTEMPTS {
+        tracing::error!(run = %run_id, "giving up on this run until the next start; it stays queued");
+        return None;
+    }
+    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt * attempt))).await;
+    Some(Work::Fresh {
+        run_id,
+        attempt: attempt + 1,
+    })
 }
 
 /// The normalized trigger stored with a run (see `Trigger::to_stored`).
@@ -478,8 +573,9 @@ struct ActiveRun {
 }
 
 impl ActiveRun {
-    /// One page: `Some(self)` while pages remain, `None` once the run completed (or the
-    /// runner is stopping; the run then stays queued at its last committed page).
+    /// One page: the run while pages remain, its last page's write (still committing)
+    /// once there are none, or `Stopped` when the runner is stopping (the run then stays
+    /// queued at its last committed page).
     ///
     /// Pipelined: a page is read and walked while the previous page's write commits. Its
     /// recipients are excluded from the page being read (they may not be committed yet),
@@ -488,7 +584,7 @@ impl ActiveRun {
         mut self: Box<Self>,
         ctx: &Ctx,
         page_size: usize,
-    ) -> Result<Option<Box<Self>>, StoreError> {
+    ) -> Result<PageEnd, StoreError> {
         let inputs = self.page.clone();
         let at = self.cursor.clone();
         let exclude = self.writing.as_ref().map(|w| w.recipients.clone());
@@ -520,7 +616,7 @@ impl ActiveRun {
         }
         if ctx.stopping.load(Ordering::SeqCst) {
             // Stays queued at the last committed page; the next start finishes it.
-            return Ok(None);
+            return Ok(PageEnd::Stopped);
         }
         let done = next.is_done();
         if next.truncated && done {
@@ -529,13 +625,22 @@ impl ActiveRun {
         }
         let write = PageWrite::start(ctx, &self.run_id, plans, &next)?;
         if done {
-            write.finish().await?;
-            return Ok(None);
+            return Ok(PageEnd::Last(write));
         }
         self.writing = Some(write);
         self.cursor = next;
-        Ok(Some(self))
+        Ok(PageEnd::More(self))
     }
+}
+
+/// Where a run stands after one of its pages.
+enum PageEnd {
+    /// Pages remain.
+    More(Box<ActiveRun>),
+    /// The run's last page, committing.
+    Last(PageWrite),
+    /// The runner is stopping (or the run no longer runs).
+    Stopped,
 }
 
 /// One page's write, committing in the background: recipient runs, messages, waits and
@@ -673,4 +778,97 @@ async fn fail_run(ctx: &Ctx, run_id: &str, why: &str) -> Result<(), StoreError> 
     ctx.store
         .write(move |db| runs::set_run_status(db, &id, "failed"))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatch() -> Dispatch {
+        Dispatch {
+            queue: FairQueue::new(MAX_SLICES_PER_KEY),
+            known: HashSet::new(),
+            slices: HashMap::new(),
+            finishing: HashMap::new(),
+            pages: PageSizer::new(100, 500),
+        }
+    }
+
+    fn queued(id: &str) -> runs::QueuedRun {
+        runs::QueuedRun {
+            id: id.into(),
+            workflow_key: "w".into(),
+            tenant: None,
+        }
+    }
+
+    /// Takes the next queued run into a (pretend) slice, as `fill` does; returns its id.
+    fn start_slice(d: &mut Dispatch, ids: &mut JoinSet<()>) -> (tokio::task::Id, Work) {
+        let (key, work) = d.queue.pop().expect("a queued run");
+        let id = ids.spawn(async {}).id();
+        d.slices.insert(id, (key, work.run_id().to_owned()));
+        (id, work)
+    }
+
+    fn committing() -> SliceEnd {
+        SliceEnd::Finishing {
+            write: PageWrite {
+                task: tokio::spawn(async { Ok(()) }),
+                recipients: Arc::default(),
+            },
+            attempt: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_last_page_is_committing_is_not_taken_again_until_it_committed() {
+        let mut d = dispatch();
+        let mut ids = JoinSet::new();
+        d.admit(queued("r1"));
+        let (slice, _) = start_slice(&mut d, &mut ids);
+        let last = d
+            .ended(slice, committing())
+            .expect("the last page is committing");
+        assert_eq!(last.run_id, "r1");
+        let waiting = ids.spawn(async {}).id();
+        d.track_finishing(waiting, last.key, last.run_id);
+
+        // The row still says `queued` until the commit: a rescan lists it, and must not
+        // queue it a second time (its page would be walked and written twice).
+        d.admit(queued("r1"));
+        assert!(
+            d.queue.is_empty(),
+            "taken twice while its last page commits"
+        );
+        // Its slot is free meanwhile: another run of the same key starts.
+        d.admit(queued("r2"));
+        assert_eq!(start_slice(&mut d, &mut ids).1.run_id(), "r2");
+
+        d.finished(waiting, None);
+        assert!(!d.known.contains("r1"), "forgotten once committed");
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_last_commit_failed_is_queued_again_for_its_next_attempt() {
+        let mut d = dispatch();
+        let mut ids = JoinSet::new();
+        d.admit(queued("r1"));
+        let (slice, _) = start_slice(&mut d, &mut ids);
+        let last = d
+            .ended(slice, committing())
+            .expect("the last page is committing");
+        let waiting = ids.spawn(async {}).id();
+        d.track_finishing(waiting, last.key, last.run_id);
+
+        let retry = Work::Fresh {
+            run_id: "r1".into(),
+            attempt: 2,
+        };
+        d.finished(waiting, Some(retry));
+        assert!(d.known.contains("r1"));
+        match start_slice(&mut d, &mut ids).1 {
+            Work::Fresh { run_id, attempt } => assert_eq!((run_id.as_str(), attempt), ("r1", 2)),
+            Work::Started(_) => panic!("a retry starts from the run's row"),
+        }
+    }
 }
