@@ -85,44 +85,43 @@ pub fn get_preference_sets_by_ref(
     refs: &[&RecipientRef],
     set_ids: &[&str],
 ) -> StoreResult<HashMap<(RecipientRef, String), Map<String, Value>>> {
-    let owners: Vec<[&str; 3]> = refs
-        .iter()
-        .map(|r| match r {
-            RecipientRef::User(id) => ["user", "", id.as_str()],
-            RecipientRef::Object { id, collection } => ["object", collection.as_str(), id.as_str()],
-        })
-        .collect();
-    let by_owner: HashMap<[&str; 3], &RecipientRef> =
-        owners.iter().copied().zip(refs.iter().copied()).collect();
-    // The JSON list drives the loop; each owner is a primary-key lookup.
+    // One query per (kind, collection) among `refs` (one for a page of users): the
+    // group's ids as one JSON array drive the loop, each a primary-key lookup, and each
+    // row comes back with its position in the array.
+    let mut groups: Vec<((&str, &str), Vec<&RecipientRef>)> = Vec::new();
+    for r in refs {
+        let group = (r.kind(), r.collection());
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, members)) => members.push(r),
+            None => groups.push((group, vec![r])),
+        }
+    }
     let mut stmt = db.0.prepare_cached(
-        "SELECT p.recipient_kind, p.recipient_collection, p.recipient_id, p.set_id, p.body \
+        "SELECT CAST(r.key AS INTEGER), p.set_id, p.body \
          FROM json_each(?1) AS r CROSS JOIN preference_sets AS p \
-         WHERE p.recipient_kind = json_extract(r.value, '$[0]') \
-           AND p.recipient_collection = json_extract(r.value, '$[1]') \
-           AND p.recipient_id = json_extract(r.value, '$[2]') \
+         WHERE p.recipient_kind = ?3 AND p.recipient_collection = ?4 \
+           AND p.recipient_id = r.value \
            AND p.set_id IN (SELECT value FROM json_each(?2))",
     )?;
-    let rows = stmt.query_map(
-        params![
-            serde_json::to_string(&owners)?,
-            serde_json::to_string(set_ids)?
-        ],
-        |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, String>(4)?,
-            ))
-        },
-    )?;
+    let set_ids = serde_json::to_string(set_ids)?;
     let mut out = HashMap::new();
-    for row in rows {
-        let (kind, collection, id, set_id, body) = row?;
-        if let Some(r) = by_owner.get(&[kind.as_str(), collection.as_str(), id.as_str()]) {
-            out.insert(((*r).clone(), set_id), serde_json::from_str(&body)?);
+    for ((kind, collection), members) in &groups {
+        let ids: Vec<&str> = members.iter().map(|r| r.id()).collect();
+        let rows = stmt.query_map(
+            params![serde_json::to_string(&ids)?, set_ids, kind, collection],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        for row in rows {
+            let (at, set_id, body) = row?;
+            if let Some(r) = usize::try_from(at).ok().and_then(|i| members.get(i)) {
+                out.insert(((*r).clone(), set_id), serde_json::from_str(&body)?);
+            }
         }
     }
     Ok(out)

@@ -158,9 +158,9 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
 
 /// Keeps the items whose recipient (`key`) has no recipient run in `run_id` yet, and only
 /// the first item per recipient: deduplication across a whole trigger, pages included.
-/// One query per call: the page's distinct recipients go in as one JSON array, and the
-/// ones that already have a recipient run come back (by position), each looked up in the
-/// run's unique (run, recipient) index.
+/// One query per kind and collection among the items (one for a page of users): their
+/// distinct ids go in as one JSON array, and the ones that already have a recipient run
+/// come back (by position), each looked up in the run's unique (run, recipient) index.
 pub fn without_recipient_runs<T>(
     db: &Db<'_>,
     run_id: &str,
@@ -175,28 +175,36 @@ pub fn without_recipient_runs<T>(
     if firsts.is_empty() {
         return Ok(firsts);
     }
-    let keys: Vec<[&str; 3]> = firsts
-        .iter()
-        .map(|item| {
-            let r = key(item);
-            [r.kind(), r.collection(), r.id()]
-        })
-        .collect();
-    let keys = serde_json::to_string(&keys)?;
+    // One query per (kind, collection) among the page's recipients (a page of users is
+    // one): the group's ids as one JSON array, the positions already reached back.
+    let mut groups: Vec<((&str, &str), Vec<usize>)> = Vec::new();
+    for (i, item) in firsts.iter().enumerate() {
+        let r = key(item);
+        let group = (r.kind(), r.collection());
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, positions)) => positions.push(i),
+            None => groups.push((group, vec![i])),
+        }
+    }
     let mut stmt = db.0.prepare_cached(
         "SELECT CAST(j.key AS INTEGER) FROM json_each(?2) j WHERE EXISTS(\
          SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
-         AND recipient_kind = json_extract(j.value, '$[0]') \
-         AND recipient_collection = json_extract(j.value, '$[1]') \
-         AND recipient_id = json_extract(j.value, '$[2]'))",
+         AND recipient_kind = ?3 AND recipient_collection = ?4 AND recipient_id = j.value)",
     )?;
     let mut reached = vec![false; firsts.len()];
-    for index in stmt.query_map(params![run_id, keys], |row| row.get::<_, i64>(0))? {
-        if let Some(slot) = usize::try_from(index?)
-            .ok()
-            .and_then(|i| reached.get_mut(i))
-        {
-            *slot = true;
+    for ((kind, collection), positions) in &groups {
+        let ids: Vec<&str> = positions.iter().map(|&i| key(&firsts[i]).id()).collect();
+        let ids = serde_json::to_string(&ids)?;
+        for index in stmt.query_map(params![run_id, ids, kind, collection], |row| {
+            row.get::<_, i64>(0)
+        })? {
+            if let Some(slot) = usize::try_from(index?)
+                .ok()
+                .and_then(|i| positions.get(i))
+                .and_then(|&at| reached.get_mut(at))
+            {
+                *slot = true;
+            }
         }
     }
     Ok(firsts
