@@ -22,16 +22,17 @@
 use std::cell::OnceCell;
 use std::sync::OnceLock;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::scope::{Reads, Scope};
 use crate::error::FieldError;
 use crate::model::message::Blocks;
 use crate::model::workflow::InAppTemplateSource;
 
-/// One Liquid field: its source (shown as block `content`) and its compiled form.
+/// One Liquid field: its source as a JSON string (the block's `content`, the same for
+/// every recipient) and its compiled form.
 struct Part {
-    source: String,
+    source_json: String,
     compiled: liquid::Template,
 }
 
@@ -75,7 +76,7 @@ fn parser() -> &'static liquid::Parser {
 fn compile_part(source: &str, field: String, errors: &mut Vec<FieldError>) -> Option<Part> {
     match parser().parse(source) {
         Ok(compiled) => Some(Part {
-            source: source.to_owned(),
+            source_json: json_string(source),
             compiled,
         }),
         Err(e) => {
@@ -138,7 +139,7 @@ impl InAppTemplate {
     }
 
     /// Renders the feed blocks for one recipient.
-    pub fn render(&self, scope: &Scope) -> Result<Blocks, RenderError> {
+    pub fn render(&self, scope: &Scope<'_>) -> Result<Blocks, RenderError> {
         let lazy = LazyScope::new(|| Scope::new(&Value::Null), |_| true);
         lazy.scope.get_or_init(|| LazyScope::borrowed(scope));
         self.render_memo(&lazy, &mut TemplateMemo::default())
@@ -161,19 +162,25 @@ impl InAppTemplate {
             return Ok((blocks.clone(), true));
         }
         let mut all = Some(Reads::default());
-        let rendered = Blocks::new(self.render_parts(scope, memo, &mut all)?);
+        let rendered = Blocks::from_json(self.render_parts(scope, memo, &mut all)?);
         if let Some(reads) = all {
             memo.blocks = Some((reads, rendered.clone()));
         }
         Ok((rendered, false))
     }
 
+    /// The blocks' JSON text, written directly (no `serde_json::Value` per recipient):
+    /// exactly what `serde_json::to_string` writes for
+    /// `[{"name": "body", "type": "markdown", "content", "rendered"},
+    ///   {"name": "action_url", "type": "text", "content", "rendered"}?,
+    ///   {"name": "actions", "type": "button_set", "buttons": [{"name", "label", "action"}]}?]`
+    /// (object keys in sorted order, strings escaped by `serde_json`).
     fn render_parts(
         &self,
         scope: &LazyScope<'_>,
         memo: &mut TemplateMemo,
         all: &mut Option<Reads>,
-    ) -> Result<Value, RenderError> {
+    ) -> Result<String, RenderError> {
         if memo.parts.is_empty() {
             let parts = 1 + usize::from(self.action_url.is_some()) + 2 * self.buttons.len();
             memo.parts = vec![PartMemo::Unknown; parts];
@@ -200,23 +207,29 @@ impl InAppTemplate {
                 })
             },
         )?;
-        let mut blocks = vec![json!({
-            "name": "body",
-            "type": "markdown",
-            "content": self.body.source,
-            "rendered": rendered,
-        })];
+        let mut out: Vec<u8> = Vec::with_capacity(
+            96 + self.body.source_json.len()
+                + rendered.len() * 5 / 4
+                + self
+                    .action_url
+                    .as_ref()
+                    .map_or(0, |u| u.source_json.len() + 128),
+        );
+        out.extend_from_slice(br#"[{"content":"#);
+        out.extend_from_slice(self.body.source_json.as_bytes());
+        out.extend_from_slice(br#","name":"body","rendered":"#);
+        push_json_string(&mut out, &rendered);
+        out.extend_from_slice(br#","type":"markdown"}"#);
         if let Some(url) = &self.action_url {
             let rendered = part(url, "action_url", scope, next()?, all, |u| Ok(safe_url(&u)))?;
-            blocks.push(json!({
-                "name": "action_url",
-                "type": "text",
-                "content": url.source,
-                "rendered": rendered,
-            }));
+            out.extend_from_slice(br#",{"content":"#);
+            out.extend_from_slice(url.source_json.as_bytes());
+            out.extend_from_slice(br#","name":"action_url","rendered":"#);
+            push_json_string(&mut out, &rendered);
+            out.extend_from_slice(br#","type":"text"}"#);
         }
         if !self.buttons.is_empty() {
-            let mut buttons = Vec::with_capacity(self.buttons.len());
+            out.extend_from_slice(br#",{"buttons":["#);
             for (i, b) in self.buttons.iter().enumerate() {
                 // Labels are text: markup from data is escaped, never rendered.
                 let label = part(&b.label, "action_buttons.label", scope, next()?, all, |l| {
@@ -230,16 +243,38 @@ impl InAppTemplate {
                     all,
                     |a| Ok(safe_url(&a)),
                 )?;
-                buttons.push(json!({
-                    "name": if i == 0 { "primary" } else { "secondary" },
-                    "label": label,
-                    "action": action,
-                }));
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(br#"{"action":"#);
+                push_json_string(&mut out, &action);
+                out.extend_from_slice(br#","label":"#);
+                push_json_string(&mut out, &label);
+                out.extend_from_slice(if i == 0 {
+                    br#","name":"primary"}"#
+                } else {
+                    br#","name":"secondary"}"#
+                });
             }
-            blocks.push(json!({"name": "actions", "type": "button_set", "buttons": buttons}));
+            out.extend_from_slice(br#"],"name":"actions","type":"button_set"}"#);
         }
-        Ok(Value::Array(blocks))
+        out.push(b']');
+        String::from_utf8(out).map_err(|e| RenderError {
+            field: "template".into(),
+            message: e.to_string(),
+        })
     }
+}
+
+/// `s` as a JSON string literal, escaped as `serde_json` escapes it.
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// Appends `s` as a JSON string literal: `serde_json`'s own escaping, so the text is what
+/// serializing a `Value` holding `s` writes. (Writing into a `Vec` cannot fail.)
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(out, s);
 }
 
 /// One recipient's render scope, built on first use, and which top-level names are the
@@ -252,12 +287,12 @@ pub struct LazyScope<'a> {
 
 /// A scope built for this render, or one the caller already had.
 enum ScopeRef<'a> {
-    Built(Scope),
-    Borrowed(&'a Scope),
+    Built(Scope<'a>),
+    Borrowed(&'a Scope<'a>),
 }
 
 impl<'a> LazyScope<'a> {
-    pub fn new(build: impl Fn() -> Scope + 'a, is_own: impl Fn(&str) -> bool + 'a) -> Self {
+    pub fn new(build: impl Fn() -> Scope<'a> + 'a, is_own: impl Fn(&str) -> bool + 'a) -> Self {
         LazyScope {
             build: Box::new(move || ScopeRef::Built(build())),
             scope: OnceCell::new(),
@@ -265,11 +300,11 @@ impl<'a> LazyScope<'a> {
         }
     }
 
-    fn borrowed(scope: &'a Scope) -> ScopeRef<'a> {
+    fn borrowed(scope: &'a Scope<'a>) -> ScopeRef<'a> {
         ScopeRef::Borrowed(scope)
     }
 
-    fn get(&self) -> &Scope {
+    fn get(&self) -> &Scope<'a> {
         match self.scope.get_or_init(|| (self.build)()) {
             ScopeRef::Built(s) => s,
             ScopeRef::Borrowed(s) => s,
@@ -356,7 +391,7 @@ fn merge_reads(all: &mut Option<Reads>, reads: &Reads) {
 
 /// Renders one Liquid field into a buffer that refuses to grow past
 /// [`MAX_RENDERED_BYTES`], so an oversized render stops there instead of finishing.
-fn render_part(part: &Part, scope: &Scope, field: &str) -> Result<String, RenderError> {
+fn render_part(part: &Part, scope: &Scope<'_>, field: &str) -> Result<String, RenderError> {
     let mut out = CappedBuffer(Vec::new());
     match part.compiled.render_to(&mut out, scope.as_object()) {
         Ok(()) => Ok(String::from_utf8_lossy(&out.0).into_owned()),
@@ -517,6 +552,7 @@ pub fn safe_url(url: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::workflow::ButtonSource;
+    use serde_json::json;
 
     fn template(body: &str, url: Option<&str>, buttons: &[(&str, &str)]) -> InAppTemplate {
         let src = InAppTemplateSource {
@@ -540,6 +576,66 @@ mod tests {
         match t.render(&Scope::new(&json!({"data": data}))) {
             Ok(v) => v,
             Err(e) => panic!("render failed: {e}"),
+        }
+    }
+
+    /// The blocks' text is what serializing the blocks as a `serde_json::Value` (the
+    /// shape built before the text was written directly) gives, byte for byte.
+    #[test]
+    fn blocks_text_is_the_values_serialization() {
+        let data = json!({"name": "A \"quoted\" \\ name\u{1}\u{7f} é 🎉 </script>",
+                          "url": "https://x.y/?a=1&b=\"2\"", "n": 3});
+        type Case<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, &'a str)]);
+        let cases: [Case<'_>; 5] = [
+            ("Hi **{{ data.name }}**", None, &[]),
+            (
+                "{{ data.name }}\n\n* \"item\"\t\\",
+                Some("{{ data.url }}"),
+                &[],
+            ),
+            ("x", None, &[("Go {{ data.name }}", "{{ data.url }}")]),
+            (
+                "<b>{{ data.n }}</b> `c` \u{2028}",
+                Some("/later?x={{ data.n }}"),
+                &[("One", "/1"), ("Two \"{{ data.name }}\"", "{{ data.url }}")],
+            ),
+            ("", Some(""), &[("", "")]),
+        ];
+        for (body, url, buttons) in cases {
+            let t = template(body, url, buttons);
+            let blocks = render(&t, data.clone());
+            let text = blocks.json().expect("text").to_owned();
+            let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+            let mut expected = vec![json!({
+                "name": "body",
+                "type": "markdown",
+                "content": body,
+                "rendered": parsed[0]["rendered"],
+            })];
+            if let Some(url) = url {
+                expected.push(json!({
+                    "name": "action_url",
+                    "type": "text",
+                    "content": url,
+                    "rendered": parsed[1]["rendered"],
+                }));
+            }
+            if !buttons.is_empty() {
+                let at = expected.len();
+                let buttons: Vec<Value> = (0..buttons.len())
+                    .map(|i| {
+                        json!({
+                            "name": if i == 0 { "primary" } else { "secondary" },
+                            "label": parsed[at]["buttons"][i]["label"],
+                            "action": parsed[at]["buttons"][i]["action"],
+                        })
+                    })
+                    .collect();
+                expected.push(json!({"name": "actions", "type": "button_set", "buttons": buttons}));
+            }
+            let expected = Value::Array(expected);
+            assert_eq!(text, serde_json::to_string(&expected).expect("serialize"));
+            assert_eq!(*blocks, expected);
         }
     }
 

@@ -47,7 +47,7 @@ use super::accept::merged_data;
 use super::batch::{self, BatchJoin, ClosedBatch};
 use super::preference_check;
 use super::registry::{CompiledStep, CompiledWorkflow, ExecBranch, ExecKind, ExecStep};
-use super::scope::{Node, Scope, shared_entries};
+use super::scope::{JsonNode, Node, Own, Scope, shared_entries};
 use super::templates::{LazyScope, RECIPIENT_NAMES, TemplateMemo};
 use crate::clock::Clock;
 use crate::model::RecipientRef;
@@ -717,28 +717,31 @@ impl Walker<'_> {
                 || (own_data && name == "data")
                 || batch.as_ref().is_some_and(|b| b.scope.contains_key(name))
         };
-        // The recipient's own entries, converted straight into the scope's tree (no JSON
-        // copy of the entity first).
+        // The recipient's own entries: its entity and own data read in place (no copy),
+        // the message's few values converted.
         let build = || {
             let mut own = BTreeMap::new();
-            own.insert("recipient".to_owned(), Node::from_json(entity));
-            own.insert("timestamp".to_owned(), Node::text(&now));
+            own.insert(
+                "recipient".to_owned(),
+                Own::Json(JsonNode::new(entity.as_ref())),
+            );
+            own.insert("timestamp".to_owned(), Own::Node(Node::text(&now)));
             let message = [("id", &id), ("inserted_at", &now), ("updated_at", &now)];
             own.insert(
                 "current_message".to_owned(),
-                Node::Map(
+                Own::Node(Node::Map(
                     message
                         .into_iter()
                         .map(|(k, v)| (k.to_owned(), Node::text(v)))
                         .collect(),
-                ),
+                )),
             );
             if let MessageData::Own(own_data) = data {
-                own.insert("data".to_owned(), Node::from_json(own_data));
+                own.insert("data".to_owned(), Own::Json(JsonNode::new(own_data)));
             }
             if let Some(closed) = batch {
                 for (k, v) in &closed.scope {
-                    own.insert(k.clone(), Node::from_json(v));
+                    own.insert(k.clone(), Own::Json(JsonNode::new(v)));
                 }
             }
             Scope::from_nodes(run.shared.clone(), own)

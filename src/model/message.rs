@@ -43,27 +43,45 @@ pub struct MessageRow {
 
 /// A message's rendered `blocks`: shared, not copied, by every message of a run whose
 /// render was the same (one template render shared across recipients), together with
-/// their JSON text, serialized once on first use and then reused by each of those rows.
-/// Cloning and dropping are a reference count.
+/// their JSON text. Made either from a value (its JSON serialized once on first use) or
+/// from JSON text (`engine::templates` writes a render's blocks straight as the text
+/// the write stores: its value is parsed only if something reads it, e.g. a socket
+/// push). Cloning and dropping are a reference count.
 #[derive(Debug, Clone)]
 pub struct Blocks(Arc<BlocksInner>);
 
 #[derive(Debug)]
 struct BlocksInner {
-    value: Value,
+    value: OnceLock<Value>,
     json: OnceLock<String>,
 }
 
 impl Blocks {
     pub fn new(value: Value) -> Self {
         Blocks(Arc::new(BlocksInner {
-            value,
+            value: OnceLock::from(value),
             json: OnceLock::new(),
         }))
     }
 
+    /// Blocks from their JSON text, which must be what `serde_json::to_string` writes for
+    /// their value (so [`Blocks::json`] is the same whichever way they were made). Text
+    /// that does not parse reads as `null`.
+    pub fn from_json(json: String) -> Self {
+        Blocks(Arc::new(BlocksInner {
+            value: OnceLock::new(),
+            json: OnceLock::from(json),
+        }))
+    }
+
     pub fn value(&self) -> &Value {
-        &self.0.value
+        self.0.value.get_or_init(|| {
+            self.0
+                .json
+                .get()
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or(Value::Null)
+        })
     }
 
     /// The blocks as JSON (`serde_json::to_string` of the value), serialized on the first
@@ -72,7 +90,7 @@ impl Blocks {
         if let Some(json) = self.0.json.get() {
             return Ok(json);
         }
-        let json = serde_json::to_string(&self.0.value)?;
+        let json = serde_json::to_string(self.value())?;
         Ok(self.0.json.get_or_init(|| json))
     }
 
@@ -86,7 +104,7 @@ impl Deref for Blocks {
     type Target = Value;
 
     fn deref(&self) -> &Value {
-        &self.0.value
+        self.value()
     }
 }
 
@@ -98,13 +116,13 @@ impl From<Value> for Blocks {
 
 impl PartialEq for Blocks {
     fn eq(&self, other: &Self) -> bool {
-        self.is_shared_with(other) || self.0.value == other.0.value
+        self.is_shared_with(other) || self.value() == other.value()
     }
 }
 
 impl Serialize for Blocks {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.value.serialize(serializer)
+        self.value().serialize(serializer)
     }
 }
 
@@ -129,8 +147,12 @@ mod tests {
         assert_eq!(serde_json::to_value(&blocks).expect("value"), value);
         assert_eq!(json!({"blocks": blocks}), json!({"blocks": value}));
         assert_eq!(blocks[0]["name"], "body");
-        let other = Blocks::new(value);
+        let other = Blocks::new(value.clone());
         assert!(!other.is_shared_with(&blocks));
         assert_eq!(other, blocks);
+        let text = Blocks::from_json(json.to_owned());
+        assert_eq!(text.json().expect("as made"), json);
+        assert_eq!(*text, value, "parsed on first read");
+        assert_eq!(text, blocks);
     }
 }
