@@ -486,17 +486,34 @@ async fn start_run(
     run_id: &str,
     attempt: u32,
 ) -> Result<Option<Box<ActiveRun>>, StoreError> {
+    // One read: the run's row and, for a run that can run, the facts every walk of it
+    // reads (for a one-recipient run, reads are a good part of its cost).
     let id = run_id.to_owned();
-    let Some(run) = ctx.store.read(move |db| runs::get_run(db, &id)).await? else {
+    let opened = ctx
+        .store
+        .read(move |db| {
+            let Some(run) = runs::get_run(db, &id)? else {
+                return Ok(None);
+            };
+            if run.status != "queued" {
+                return Ok(None);
+            }
+            let opened = match StoredRequest::parse(&run.request) {
+                Ok(request) => {
+                    let facts = run_facts(db, &request)?;
+                    Ok((request, facts))
+                }
+                Err(e) => Err(e),
+            };
+            Ok(Some((run, opened)))
+        })
+        .await?;
+    let Some((run, opened)) = opened else {
         return Ok(None);
     };
-    if run.status != "queued" {
-        return Ok(None);
-    }
-    let request = StoredRequest::parse(&run.request);
     let workflow = ctx.registry.get(&run.workflow_key);
-    let (request, workflow) = match (request, workflow) {
-        (Ok(r), Some(w)) => (r, w),
+    let (request, workflow, facts) = match (opened, workflow) {
+        (Ok((r, facts)), Some(w)) => (r, w, facts),
         (Err(e), _) => {
             fail_run(ctx, run_id, &format!("stored request is corrupt: {e}")).await?;
             return Ok(None);
@@ -506,25 +523,6 @@ async fn start_run(
             return Ok(None);
         }
     };
-    let actor = request.actor.clone();
-    let tenant = request.tenant.clone();
-    let (actor_value, tenant_value, tenant_default) = ctx
-        .store
-        .read(move |db| {
-            let tenant_default = preference_check::tenant_default(db, tenant.as_deref())?;
-            let actor_value = match &actor {
-                Some(a) => Some(
-                    recipients::get_recipient(db, a)?.unwrap_or_else(|| recipients::minimal(a)),
-                ),
-                None => None,
-            };
-            let tenant_value = match &tenant {
-                Some(t) => recipients::get_tenant(db, t)?,
-                None => None,
-            };
-            Ok((actor_value, tenant_value, tenant_default))
-        })
-        .await?;
     let skip_delay = request.skip_delay;
     let mut run_ctx = RunContext::new(
         run_id.to_owned(),
@@ -532,8 +530,8 @@ async fn start_run(
         request.tenant.clone(),
         request.actor.clone(),
         request.data,
-        actor_value,
-        tenant_value,
+        facts.actor,
+        facts.tenant,
     );
     run_ctx.clock = ctx.clock.clone();
     run_ctx.skip_delay = skip_delay;
@@ -542,7 +540,7 @@ async fn start_run(
         direct: request.recipients,
         actor: request.actor,
         tenant: request.tenant,
-        tenant_default,
+        tenant_default: facts.tenant_default,
     });
     // A restart resumes after the last committed page (see `audience`).
     let cursor: AudienceCursor = run
@@ -558,6 +556,32 @@ async fn start_run(
         cursor,
         writing: None,
     })))
+}
+
+/// What the walks of a run read besides each recipient.
+struct RunFacts {
+    /// The actor's entity (a minimal one when never identified).
+    actor: Option<Value>,
+    tenant: Option<Value>,
+    /// The tenant's default preferences.
+    tenant_default: Option<Value>,
+}
+
+fn run_facts(db: &Db<'_>, request: &StoredRequest) -> Result<RunFacts, StoreError> {
+    let tenant = request.tenant.as_deref();
+    Ok(RunFacts {
+        tenant_default: preference_check::tenant_default(db, tenant)?,
+        actor: match &request.actor {
+            Some(a) => {
+                Some(recipients::get_recipient(db, a)?.unwrap_or_else(|| recipients::minimal(a)))
+            }
+            None => None,
+        },
+        tenant: match tenant {
+            Some(t) => recipients::get_tenant(db, t)?,
+            None => None,
+        },
+    })
 }
 
 /// A started run between its slices.
