@@ -304,7 +304,7 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
         messages: Vec::new(),
         status: "completed",
         wait: None,
-        refs: Map::new(),
+        refs: Vec::new(),
         gates: Vec::new(),
         batches: Vec::new(),
     };
@@ -347,10 +347,21 @@ struct Walker<'a> {
     messages: Vec<NewMessage>,
     status: &'static str,
     wait: Option<Wait>,
-    /// Earlier steps' results (`refs.<step_ref>` in conditions).
-    refs: Map<String, Value>,
+    /// Earlier steps' results, in walk order (`refs.<step_ref>` in conditions; their JSON
+    /// is built only when a condition reads the scope, which most walks never do).
+    refs: Vec<(String, StepRef)>,
     gates: Vec<Gate>,
     batches: Vec<BatchJoin>,
+}
+
+/// An earlier step's result as `refs.<step_ref>` shows it.
+enum StepRef {
+    /// `{"status": <status>}` (`skipped`, `batched`).
+    Status(&'static str),
+    /// `{"status": "sent", "message_id"}`: the id of the walk's message at this index.
+    Sent(usize),
+    /// `{"branch": <name>, "index"}`.
+    Branch(String, usize),
 }
 
 /// A throttle key's value must be shorter than this (Knock).
@@ -374,7 +385,17 @@ impl Walker<'_> {
                              "categories": def.categories},
             })
         });
-        scope["refs"] = Value::Object(self.refs.clone());
+        let mut refs = Map::new();
+        for (step_ref, result) in &self.refs {
+            let value = match result {
+                StepRef::Status(status) => json!({"status": status}),
+                StepRef::Sent(at) => json!({"status": "sent",
+                                            "message_id": self.messages.get(*at).map(|m| &m.id)}),
+                StepRef::Branch(name, index) => json!({"branch": name, "index": index}),
+            };
+            refs.insert(step_ref.clone(), value);
+        }
+        scope["refs"] = Value::Object(refs);
         scope
     }
 
@@ -477,7 +498,7 @@ impl Walker<'_> {
                 json!({"reason": "conditions", "conditions": conditions}),
             );
             self.refs
-                .insert(step.step_ref.clone(), json!({"status": "skipped"}));
+                .push((step.step_ref.clone(), StepRef::Status("skipped")));
             return Flow::Continue;
         }
         match &step.kind {
@@ -496,10 +517,10 @@ impl Walker<'_> {
                 let branch = &branches[b];
                 self.events.push(json!({"event": "branch_taken", "status": "ok", "step_ref": step.step_ref,
                                         "step_type": "branch", "data": {"branch": branch.name, "index": b}}));
-                self.refs.insert(
+                self.refs.push((
                     step.step_ref.clone(),
-                    json!({"branch": branch.name, "index": b}),
-                );
+                    StepRef::Branch(branch.name.clone(), b),
+                ));
                 let mut at = at;
                 at.push(b);
                 self.run_branch(branch, &at, &[])
@@ -637,7 +658,7 @@ impl Walker<'_> {
             wait: wait.clone(),
         });
         self.refs
-            .insert(step_ref.to_owned(), json!({"status": "batched"}));
+            .push((step_ref.to_owned(), StepRef::Status("batched")));
         match step.mode {
             ExecutionMode::FlushLeading => Flow::Continue,
             ExecutionMode::Accumulate => {
@@ -704,7 +725,7 @@ impl Walker<'_> {
                 json!({"reason": "preferences", "setting": reason}),
             );
             self.refs
-                .insert(step.step_ref.clone(), json!({"status": "skipped"}));
+                .push((step.step_ref.clone(), StepRef::Status("skipped")));
             return Flow::Continue;
         }
         let id = ids::message_id();
@@ -761,10 +782,8 @@ impl Walker<'_> {
                     json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,
                                         "step_type": "channel", "data": {"message_id": id}}),
                 );
-                self.refs.insert(
-                    step.step_ref.clone(),
-                    json!({"status": "sent", "message_id": id}),
-                );
+                self.refs
+                    .push((step.step_ref.clone(), StepRef::Sent(self.messages.len())));
                 self.messages.push(NewMessage {
                     id,
                     channel_id: step.channel.id.clone(),
