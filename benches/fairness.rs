@@ -300,6 +300,10 @@ async fn main() {
     settings.enhanced_security = false;
     // The probe socket sends no heartbeats while tenant A's audience is set up.
     settings.ws_idle_timeout_secs = 3600;
+    // Tenant A's whole fan-out is sent at once, and at `--items 1000000` it is exactly the
+    // default `--max-queued-items`: the backlog gate's estimate could refuse A's last
+    // trigger. This measures the scheduling (tenant B has its reserve either way).
+    settings.max_queued_items = std::num::NonZeroU32::MAX;
     if let Some(page_size) = args.page_size {
         settings.fanout_page_size = page_size;
         settings.fanout_solo_page_size = page_size;

@@ -131,6 +131,8 @@ pub struct Settings {
     /// Queued workflow runs (accepted, not yet fully run; durable in SQLite) past which new
     /// triggers answer 429 `rate_limited` with `Retry-After` until the runner catches up.
     /// Scheduled runs and resumed delays are never refused: they were acknowledged earlier.
+    /// Fair between tenants: at the limit a tenant holding under a tenth of it is still
+    /// admitted, up to twice the limit (`backpressure::backlog`).
     #[arg(long, env = "TIDINGS_MAX_QUEUED_RUNS", default_value_t = DEFAULT_MAX_QUEUED_RUNS)]
     pub max_queued_runs: NonZeroU32,
 

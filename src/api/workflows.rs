@@ -164,7 +164,7 @@ async fn trigger(
         .trigger(&key, &body, idempotency_key.as_deref(), &request_id)
         .await?;
     if let Accepted::New { .. } = accepted {
-        state.backpressure.accepted(items);
+        state.backpressure.accepted(tenant, items);
         state.metrics.trigger_accepted();
     }
     let mut response = HttpResponse::Ok();

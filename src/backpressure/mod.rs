@@ -1,7 +1,8 @@
 //! Trigger backpressure (issue 10 item 3): a trigger is refused with Knock's 429
 //! `rate_limited` and `Retry-After` — before anything is parsed deeply or stored — when the
 //! durable backlog is at `--max-queued-runs` (runs) or `--max-queued-items` (their listed
-//! recipients), or when the key or the trigger's tenant is over its trigger rate or item
+//! recipients) and the trigger's tenant holds a tenth of it (or the backlog is at twice
+//! those limits; see `backlog`), or when the key or the trigger's tenant is over its trigger rate or item
 //! rate.
 //!
 //! What is counted: one trigger per `POST /v1/workflows/{key}/trigger`, and as items the
@@ -50,14 +51,14 @@ impl Backpressure {
     /// Admits a trigger for `tenant` listing `items` recipients, or refuses it. The backlog
     /// is checked first: while it is full, refused triggers spend no rate.
     pub async fn admit(&self, tenant: Option<&str>, items: u32) -> Result<(), Refused> {
-        self.backlog.check().await?;
+        self.backlog.check(tenant).await?;
         self.limits.check(tenant, items)
     }
 
-    /// Tells the backlog gate a trigger listing `items` recipients was accepted (its run
-    /// is queued).
-    pub fn accepted(&self, items: u32) {
-        self.backlog.accepted(items);
+    /// Tells the backlog gate a trigger of `tenant` listing `items` recipients was
+    /// accepted (its run is queued).
+    pub fn accepted(&self, tenant: Option<&str>, items: u32) {
+        self.backlog.accepted(tenant, items);
     }
 
     /// The backlog gate (for `/metrics`).

@@ -3,6 +3,8 @@
 //! trigger backpressure and by `/metrics`; one statement over the partial index on queued
 //! runs.
 
+use std::collections::HashMap;
+
 use super::{Db, StoreResult};
 
 /// How much accepted work waits for the runner.
@@ -15,23 +17,50 @@ pub struct Backlog {
     pub queued_items: u64,
     /// `inserted_at` of the oldest queued run (the runner's lag starts there).
     pub oldest_queued_at: Option<String>,
+    /// The same counts per tenant (`None`: runs without a tenant), so that the backlog
+    /// gate can tell who filled the backlog.
+    pub by_tenant: HashMap<Option<String>, Queued>,
 }
 
-/// Counts the queued runs and finds the oldest. Cost grows with the backlog, which
-/// backpressure bounds (`--max-queued-runs`), so callers sample it rather than run it per
-/// request.
+/// Queued runs and their listed recipients, of one tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Queued {
+    pub runs: u64,
+    pub items: u64,
+}
+
+/// Counts the queued runs per tenant and finds the oldest. Cost grows with the backlog,
+/// which backpressure bounds (`--max-queued-runs`), so callers sample it rather than run
+/// it per request.
 pub fn backlog(db: &Db<'_>) -> StoreResult<Backlog> {
-    let (count, items, oldest): (i64, i64, Option<String>) =
-        db.0.prepare_cached(
-            "SELECT COUNT(*), COALESCE(SUM(recipient_count), 0), MIN(inserted_at) \
-             FROM workflow_runs WHERE status = 'queued'",
-        )?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-    Ok(Backlog {
-        queued_runs: u64::try_from(count).unwrap_or(0),
-        queued_items: u64::try_from(items).unwrap_or(0),
-        oldest_queued_at: oldest,
-    })
+    let mut stmt = db.0.prepare_cached(
+        "SELECT tenant, COUNT(*), COALESCE(SUM(recipient_count), 0), MIN(inserted_at) \
+         FROM workflow_runs WHERE status = 'queued' GROUP BY tenant",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, Option<String>>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    let mut backlog = Backlog::default();
+    for row in rows {
+        let (tenant, runs, items, oldest) = row?;
+        let queued = Queued {
+            runs: u64::try_from(runs).unwrap_or(0),
+            items: u64::try_from(items).unwrap_or(0),
+        };
+        backlog.queued_runs += queued.runs;
+        backlog.queued_items += queued.items;
+        backlog.oldest_queued_at = match (backlog.oldest_queued_at.take(), oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        backlog.by_tenant.insert(tenant, queued);
+    }
+    Ok(backlog)
 }
 
 #[cfg(test)]
@@ -75,5 +104,47 @@ mod tests {
             )
             .expect("r2");
         assert_eq!(seen.oldest_queued_at, Some(r2_at));
+        assert_eq!(
+            seen.by_tenant.get(&None),
+            Some(&Queued { runs: 2, items: 4 })
+        );
+    }
+
+    #[test]
+    fn counts_each_tenant_apart_and_the_oldest_across_them() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("db");
+        super::super::migrations::apply(&mut conn).expect("migrations");
+        let db = Db(&conn);
+        for (id, tenant) in [("r1", Some("a")), ("r2", None), ("r3", Some("a"))] {
+            runs::insert_run(
+                &db,
+                &NewRun {
+                    id: id.into(),
+                    workflow_key: "wf".into(),
+                    request: json!({"recipients": [{"ref": "u1"}]}),
+                    cancellation_key: None,
+                    tenant: tenant.map(str::to_owned),
+                },
+            )
+            .expect("run");
+        }
+        let seen = backlog(&db).expect("backlog");
+        assert_eq!((seen.queued_runs, seen.queued_items), (3, 3));
+        assert_eq!(
+            seen.by_tenant.get(&Some("a".to_owned())),
+            Some(&Queued { runs: 2, items: 2 })
+        );
+        assert_eq!(
+            seen.by_tenant.get(&None),
+            Some(&Queued { runs: 1, items: 1 })
+        );
+        let r1_at: String = conn
+            .query_row(
+                "SELECT inserted_at FROM workflow_runs WHERE id = 'r1'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("r1");
+        assert_eq!(seen.oldest_queued_at, Some(r1_at));
     }
 }

@@ -232,6 +232,53 @@ async fn a_full_backlog_refuses_triggers_until_the_runner_has_caught_up() {
 }
 
 #[tokio::test]
+async fn a_backlog_one_tenant_filled_refuses_that_tenant_and_still_admits_the_others() {
+    // Ten queued runs at most; each tenant keeps a reserve of a tenth (one run).
+    let (app, _clock) = limited_app(|s| s.max_queued_runs = nz(10)).await;
+    for i in 0..10 {
+        let body = json!({"recipients": [format!("a{i}")], "tenant": "tenant-a"});
+        assert_eq!(
+            send(&app, body).await.status(),
+            200,
+            "trigger {i} of tenant-a"
+        );
+    }
+    // The backlog is full, and tenant-a filled it: its next trigger waits...
+    let res = send(&app, json!({"recipients": ["a10"], "tenant": "tenant-a"})).await;
+    let body = assert_limited(res, "1").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--max-queued-runs")),
+        "{body}"
+    );
+    // ...while another tenant, and triggers without a tenant, still get their reserve.
+    let b = send(&app, json!({"recipients": ["b1"], "tenant": "tenant-b"})).await;
+    assert_eq!(b.status(), 200);
+    assert_eq!(
+        send(&app, json!({"recipients": ["n1"]})).await.status(),
+        200
+    );
+    // A reserve is a tenth of the limit: tenant-b's second trigger waits too.
+    let res = send(&app, json!({"recipients": ["b2"], "tenant": "tenant-b"})).await;
+    assert_limited(res, "1").await;
+    assert_eq!(runs(&app), 12, "the refused triggers stored nothing");
+}
+
+#[tokio::test]
+async fn a_backlog_at_twice_its_limit_refuses_every_tenant() {
+    let (app, _clock) = limited_app(|s| s.max_queued_runs = nz(1)).await;
+    // One run fills it; a second tenant's reserve takes it to twice the limit.
+    for tenant in ["t1", "t2"] {
+        let body = json!({"recipients": ["u1"], "tenant": tenant});
+        assert_eq!(send(&app, body).await.status(), 200, "{tenant}");
+    }
+    let res = send(&app, json!({"recipients": ["u1"], "tenant": "t3"})).await;
+    assert_limited(res, "1").await;
+    assert_eq!(runs(&app), 2);
+}
+
+#[tokio::test]
 async fn the_official_node_sdk_sees_the_429_and_its_retry_after() {
     let js = installed_node_sdk();
     let (app, _clock) = limited_app(|s| s.trigger_rate_per_key = nz(1)).await;
