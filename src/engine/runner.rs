@@ -834,28 +834,28 @@ mod tests {
         (id, work)
     }
 
-    fn committing() -> SliceEnd {
-        SliceEnd::Finishing {
-            write: PageWrite {
-                task: tokio::spawn(async { Ok(()) }),
-                recipients: Arc::default(),
-            },
-            attempt: 1,
-        }
+    /// Queues `run`, takes it into a slice and ends the slice on its last page's write, as
+    /// the run loop does; returns the id of the task waiting for that write.
+    fn last_page_committing(d: &mut Dispatch, ids: &mut JoinSet<()>, run: &str) -> tokio::task::Id {
+        d.admit(queued(run));
+        let (slice, _) = start_slice(d, ids);
+        let write = PageWrite {
+            task: tokio::spawn(async { Ok(()) }),
+            recipients: Arc::default(),
+        };
+        let end = SliceEnd::Finishing { write, attempt: 1 };
+        let last = d.ended(slice, end).expect("the last page is committing");
+        assert_eq!(last.run_id, run);
+        let waiting = ids.spawn(async {}).id();
+        d.track_finishing(waiting, last.key, last.run_id);
+        waiting
     }
 
     #[tokio::test]
     async fn a_run_whose_last_page_is_committing_is_not_taken_again_until_it_committed() {
         let mut d = dispatch();
         let mut ids = JoinSet::new();
-        d.admit(queued("r1"));
-        let (slice, _) = start_slice(&mut d, &mut ids);
-        let last = d
-            .ended(slice, committing())
-            .expect("the last page is committing");
-        assert_eq!(last.run_id, "r1");
-        let waiting = ids.spawn(async {}).id();
-        d.track_finishing(waiting, last.key, last.run_id);
+        let waiting = last_page_committing(&mut d, &mut ids, "r1");
 
         // The row still says `queued` until the commit: a rescan lists it, and must not
         // queue it a second time (its page would be walked and written twice).
@@ -876,13 +876,7 @@ mod tests {
     async fn a_run_whose_last_commit_failed_is_queued_again_for_its_next_attempt() {
         let mut d = dispatch();
         let mut ids = JoinSet::new();
-        d.admit(queued("r1"));
-        let (slice, _) = start_slice(&mut d, &mut ids);
-        let last = d
-            .ended(slice, committing())
-            .expect("the last page is committing");
-        let waiting = ids.spawn(async {}).id();
-        d.track_finishing(waiting, last.key, last.run_id);
+        let waiting = last_page_committing(&mut d, &mut ids, "r1");
 
         let retry = Work::Fresh {
             run_id: "r1".into(),

@@ -69,18 +69,26 @@ mod tests {
     use crate::store::runs::{self, NewRun};
     use serde_json::json;
 
-    fn run(db: &Db<'_>, id: &str) {
+    /// A queued run of `tenant` listing `recipients` users.
+    fn run_of(db: &Db<'_>, id: &str, tenant: Option<&str>, recipients: usize) {
+        let listed: Vec<_> = (0..recipients)
+            .map(|i| json!({"ref": format!("u{i}")}))
+            .collect();
         runs::insert_run(
             db,
             &NewRun {
                 id: id.into(),
                 workflow_key: "wf".into(),
-                request: json!({"recipients": [{"ref": "u1"}, {"ref": "u2"}]}),
+                request: json!({ "recipients": listed }),
                 cancellation_key: None,
-                tenant: None,
+                tenant: tenant.map(str::to_owned),
             },
         )
         .expect("run");
+    }
+
+    fn run(db: &Db<'_>, id: &str) {
+        run_of(db, id, None, 2);
     }
 
     #[test]
@@ -116,17 +124,7 @@ mod tests {
         super::super::migrations::apply(&mut conn).expect("migrations");
         let db = Db(&conn);
         for (id, tenant) in [("r1", Some("a")), ("r2", None), ("r3", Some("a"))] {
-            runs::insert_run(
-                &db,
-                &NewRun {
-                    id: id.into(),
-                    workflow_key: "wf".into(),
-                    request: json!({"recipients": [{"ref": "u1"}]}),
-                    cancellation_key: None,
-                    tenant: tenant.map(str::to_owned),
-                },
-            )
-            .expect("run");
+            run_of(&db, id, tenant, 1);
         }
         let seen = backlog(&db).expect("backlog");
         assert_eq!((seen.queued_runs, seen.queued_items), (3, 3));

@@ -49,6 +49,16 @@ async fn assert_limited(res: reqwest::Response, retry_after: &str) -> Value {
     body
 }
 
+/// [`assert_limited`], and the message names `what` (the flag or the limit that refused).
+async fn assert_limited_by(res: reqwest::Response, retry_after: &str, what: &str) -> Value {
+    let body = assert_limited(res, retry_after).await;
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains(what)),
+        "{body}"
+    );
+    body
+}
+
 fn runs(app: &TestApp) -> i64 {
     db::count(&app.db_path, "SELECT COUNT(*) FROM workflow_runs")
 }
@@ -68,13 +78,7 @@ async fn the_key_trigger_rate_answers_429_with_retry_after_and_stores_nothing_un
         json!({"recipients": [{"id": "never-stored", "name": "N"}], "tenant": {"id": "never-made"}}),
     )
     .await;
-    let body = assert_limited(refused, "1").await;
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("--trigger-rate-per-key")),
-        "{body}"
-    );
+    assert_limited_by(refused, "1", "--trigger-rate-per-key").await;
     assert_eq!(runs(&app), 2, "the refused trigger queued no run");
     let (status, _) = app.get_json("/v1/users/never-stored").await;
     assert_eq!(status, 404, "its inline recipient was not identified");
@@ -120,13 +124,7 @@ async fn one_tenant_over_its_trigger_rate_leaves_other_tenants_and_untenanted_tr
         json!({"recipients": ["u1"], "tenant": {"id": "acme"}}),
     )
     .await;
-    let body = assert_limited(res, "1").await;
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("tenant")),
-        "{body}"
-    );
+    assert_limited_by(res, "1", "tenant").await;
     for body in [
         json!({"recipients": ["u1"], "tenant": "globex"}),
         json!({"recipients": ["u1"], "tenant": "globex"}),
@@ -149,13 +147,7 @@ async fn items_are_the_listed_recipients_and_a_trigger_larger_than_the_burst_is_
     let three = json!({"recipients": ["a1", "a2", "a3"], "tenant": "acme"});
     assert_eq!(send(&app, three.clone()).await.status(), 200);
     let res = send(&app, three.clone()).await;
-    let body = assert_limited(res, "1").await;
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("recipients")),
-        "{body}"
-    );
+    assert_limited_by(res, "1", "recipients").await;
     let other = json!({"recipients": ["b1", "b2", "b3"], "tenant": "globex"});
     assert_eq!(send(&app, other).await.status(), 200);
 
@@ -197,13 +189,7 @@ async fn the_key_item_rate_counts_every_tenant_together() {
         json!({"recipients": ["b1", "b2"], "tenant": "globex"}),
     )
     .await;
-    let body = assert_limited(res, "1").await;
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("--item-rate-per-key")),
-        "{body}"
-    );
+    assert_limited_by(res, "1", "--item-rate-per-key").await;
 }
 
 #[tokio::test]
@@ -214,13 +200,7 @@ async fn a_full_backlog_refuses_triggers_until_the_runner_has_caught_up() {
         .await;
     // The accepted run counts at once, without waiting for the next count of the table.
     let res = send(&app, json!({"recipients": ["u2"]})).await;
-    let body = assert_limited(res, "1").await;
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("--max-queued-runs")),
-        "{body}"
-    );
+    assert_limited_by(res, "1", "--max-queued-runs").await;
     assert_eq!(runs(&app), 1);
 
     assert_eq!(db::wait_for_run(&app.db_path, &first).await, "completed");
@@ -245,13 +225,7 @@ async fn a_backlog_one_tenant_filled_refuses_that_tenant_and_still_admits_the_ot
     }
     // The backlog is full, and tenant-a filled it: its next trigger waits...
     let res = send(&app, json!({"recipients": ["a10"], "tenant": "tenant-a"})).await;
-    let body = assert_limited(res, "1").await;
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("--max-queued-runs")),
-        "{body}"
-    );
+    assert_limited_by(res, "1", "--max-queued-runs").await;
     // ...while another tenant, and triggers without a tenant, still get their reserve.
     let b = send(&app, json!({"recipients": ["b1"], "tenant": "tenant-b"})).await;
     assert_eq!(b.status(), 200);
@@ -300,13 +274,7 @@ async fn a_backlog_of_queued_recipients_refuses_triggers_until_the_runner_has_dr
     // Three recipients queued, at the limit of three: the next trigger, even of one
     // recipient, waits (the run count, one, is far below `--max-queued-runs`).
     let res = send(&app, json!({"recipients": ["u4"]})).await;
-    let body = assert_limited(res, "1").await;
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("--max-queued-items")),
-        "{body}"
-    );
+    assert_limited_by(res, "1", "--max-queued-items").await;
     assert_eq!(runs(&app), 1, "the refused trigger stored nothing");
     assert_eq!(
         db::count(&app.db_path, "SELECT recipient_count FROM workflow_runs"),
