@@ -87,14 +87,22 @@ mod tests {
         .expect("run");
     }
 
+    fn inserted_at(db: &Db<'_>, run: &str) -> String {
+        db.0.query_row(
+            "SELECT inserted_at FROM workflow_runs WHERE id = ?1",
+            [run],
+            |r| r.get(0),
+        )
+        .expect("the run's inserted_at")
+    }
+
     fn run(db: &Db<'_>, id: &str) {
         run_of(db, id, None, 2);
     }
 
     #[test]
     fn counts_only_queued_runs_and_names_the_oldest() {
-        let mut conn = rusqlite::Connection::open_in_memory().expect("db");
-        super::super::migrations::apply(&mut conn).expect("migrations");
+        let conn = super::super::migrations::in_memory();
         let db = Db(&conn);
         assert_eq!(backlog(&db).expect("empty"), Backlog::default());
         run(&db, "r1");
@@ -104,14 +112,7 @@ mod tests {
         let seen = backlog(&db).expect("backlog");
         assert_eq!(seen.queued_runs, 2);
         assert_eq!(seen.queued_items, 4, "two recipients per queued run");
-        let r2_at: String = conn
-            .query_row(
-                "SELECT inserted_at FROM workflow_runs WHERE id = 'r2'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("r2");
-        assert_eq!(seen.oldest_queued_at, Some(r2_at));
+        assert_eq!(seen.oldest_queued_at, Some(inserted_at(&db, "r2")));
         assert_eq!(
             seen.by_tenant.get(&None),
             Some(&Queued { runs: 2, items: 4 })
@@ -120,8 +121,7 @@ mod tests {
 
     #[test]
     fn counts_each_tenant_apart_and_the_oldest_across_them() {
-        let mut conn = rusqlite::Connection::open_in_memory().expect("db");
-        super::super::migrations::apply(&mut conn).expect("migrations");
+        let conn = super::super::migrations::in_memory();
         let db = Db(&conn);
         for (id, tenant) in [("r1", Some("a")), ("r2", None), ("r3", Some("a"))] {
             run_of(&db, id, tenant, 1);
@@ -136,13 +136,6 @@ mod tests {
             seen.by_tenant.get(&None),
             Some(&Queued { runs: 1, items: 1 })
         );
-        let r1_at: String = conn
-            .query_row(
-                "SELECT inserted_at FROM workflow_runs WHERE id = 'r1'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("r1");
-        assert_eq!(seen.oldest_queued_at, Some(r1_at));
+        assert_eq!(seen.oldest_queued_at, Some(inserted_at(&db, "r1")));
     }
 }

@@ -100,12 +100,6 @@ mod tests {
     use crate::store::runs::{self, NewRun};
     use serde_json::json;
 
-    fn open_db() -> rusqlite::Connection {
-        let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
-        super::super::migrations::apply(&mut conn).expect("migrations");
-        conn
-    }
-
     fn run(db: &Db<'_>, id: &str, key: Option<&str>) {
         runs::insert_run(
             db,
@@ -133,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_cancel_without_a_queued_run_of_its_key_records_nothing() {
-        let conn = open_db();
+        let conn = super::super::migrations::in_memory();
         let db = Db(&conn);
         assert!(!record(&db, "wf", "ck", None).expect("record"));
         run(&db, "r1", Some("other"));
@@ -146,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_cancel_covers_its_recipients_of_runs_triggered_before_it_only() {
-        let conn = open_db();
+        let conn = super::super::migrations::in_memory();
         let db = Db(&conn);
         run(&db, "r1", Some("ck"));
         assert!(record(&db, "wf", "ck", Some(&[user("u1")])).expect("record"));
@@ -174,7 +168,7 @@ mod tests {
 
     #[test]
     fn rows_are_released_when_no_queued_run_of_their_key_remains() {
-        let conn = open_db();
+        let conn = super::super::migrations::in_memory();
         let db = Db(&conn);
         run(&db, "r1", Some("ck"));
         run(&db, "r2", Some("ck"));

@@ -8,12 +8,6 @@ use crate::model::{ArchivedFilter, FeedFilters, StatusFilter, TimeRange};
 use crate::store::messages::{self, NewMessage};
 use crate::store::{Db, migrations};
 
-fn open() -> rusqlite::Connection {
-    let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
-    migrations::apply(&mut conn).expect("migrations");
-    conn
-}
-
 fn user() -> RecipientRef {
     RecipientRef::User("u1".into())
 }
@@ -97,7 +91,7 @@ fn counter_scopes() -> Vec<(FeedFilters, Option<Vec<String>>)> {
 
 #[test]
 fn counter_path_and_count_path_agree_for_every_common_scope() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     let rows = seed(&db);
     for (filters, restriction) in counter_scopes() {
@@ -127,7 +121,7 @@ fn counter_path_and_count_path_agree_for_every_common_scope() {
 
 #[test]
 fn sql_selects_exactly_what_matches_accepts_for_uncommon_filters() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     let rows = seed(&db);
     let views = [
@@ -198,7 +192,7 @@ fn sql_selects_exactly_what_matches_accepts_for_uncommon_filters() {
 
 #[test]
 fn paging_after_and_before_walks_the_feed_without_gaps_or_duplicates() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     let rows = seed(&db);
     let filters = FeedFilters {

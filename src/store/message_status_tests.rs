@@ -11,12 +11,6 @@ use crate::store::feeds::{counts_by_query, counts_from_counters};
 use crate::store::messages::NewMessage;
 use crate::store::migrations;
 
-fn open() -> rusqlite::Connection {
-    let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
-    migrations::apply(&mut conn).expect("migrations");
-    conn
-}
-
 fn seed(db: &Db<'_>) {
     let tenants = [Some("acme"), None, Some("globex")];
     for i in 0..18 {
@@ -66,7 +60,7 @@ fn assert_no_drift(db: &Db<'_>) {
 
 #[test]
 fn counters_match_a_recount_after_single_batch_and_bulk_writes() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     seed(&db);
     let now = "2026-02-01T00:00:00.000000Z";
@@ -115,7 +109,7 @@ fn counters_match_a_recount_after_single_batch_and_bulk_writes() {
 
 #[test]
 fn bulk_respects_the_tenant_restriction() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     seed(&db);
     let scope = BulkScope::from_body(&json!({"user_ids": ["u0", "u1"]})).expect("scope");

@@ -90,6 +90,15 @@ pub(super) fn apply(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
+/// A fresh in-memory database at the current schema, for the store's unit tests (one
+/// place instead of a copy per test module).
+#[cfg(test)]
+pub(crate) fn in_memory() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("in-memory db");
+    apply(&mut conn).expect("migrations");
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,12 +7,6 @@ use crate::model::RecipientRef;
 use crate::store::messages::{self, NewMessage};
 use crate::store::migrations;
 
-fn open() -> rusqlite::Connection {
-    let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
-    migrations::apply(&mut conn).expect("migrations");
-    conn
-}
-
 /// 20 messages for u0/u1 on `chan` (even) and `other` (odd), one second apart.
 fn seed(db: &Db<'_>) {
     for i in 0..20 {
@@ -102,7 +96,7 @@ fn ids(range: impl Iterator<Item = usize>) -> Vec<String> {
 
 #[test]
 fn items_older_than_the_cutoff_go_in_batches_and_newer_ones_stay() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     seed(&db);
     assert_counters_exact(&db);
@@ -123,7 +117,7 @@ fn items_older_than_the_cutoff_go_in_batches_and_newer_ones_stay() {
 
 #[test]
 fn archived_items_go_by_archive_time_and_unarchived_ones_never() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     seed(&db);
     let all = Channels::AllExcept(vec![]);
@@ -143,7 +137,7 @@ fn archived_items_go_by_archive_time_and_unarchived_ones_never() {
 
 #[test]
 fn a_channel_rule_touches_only_its_channel_and_the_default_skips_it() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     seed(&db);
     let only = Channels::Only("chan".into());
@@ -170,7 +164,7 @@ fn a_channel_rule_touches_only_its_channel_and_the_default_skips_it() {
 
 #[test]
 fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_runs() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     seed(&db);
     conn.execute("DELETE FROM messages WHERE workflow_run_id != 'r5'", [])
@@ -219,7 +213,7 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
 
 #[test]
 fn a_finished_run_whose_recipients_still_wait_in_a_delay_or_batch_is_kept() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     for (run, recipient_status) in [("waiting", "paused"), ("done", "completed")] {
         conn.execute(
@@ -258,7 +252,7 @@ fn a_finished_run_whose_recipients_still_wait_in_a_delay_or_batch_is_kept() {
 
 #[test]
 fn idempotency_keys_older_than_the_cutoff_go_in_batches() {
-    let conn = open();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     for i in 0..5 {
         conn.execute(

@@ -217,12 +217,6 @@ mod tests {
     use crate::store::runs::{self, NewRun};
     use serde_json::json;
 
-    fn db() -> rusqlite::Connection {
-        let mut conn = rusqlite::Connection::open_in_memory().expect("db");
-        super::super::migrations::apply(&mut conn).expect("migrations");
-        conn
-    }
-
     fn seed(db: &Db<'_>, run: &str, workflow: &str, tenant: Option<&str>, users: &[&str]) {
         runs::insert_run(
             db,
@@ -261,7 +255,7 @@ mod tests {
 
     #[test]
     fn each_filter_selects_exactly_its_records_newest_first() {
-        let conn = db();
+        let conn = super::super::migrations::in_memory();
         let db = Db(&conn);
         seed(&db, "r1", "wf-a", Some("t1"), &["u1", "u2"]);
         seed(&db, "r2", "wf-b", None, &["u1", "bad"]);
@@ -329,7 +323,7 @@ mod tests {
 
     #[test]
     fn pages_walk_forward_and_back_without_gaps() {
-        let conn = db();
+        let conn = super::super::migrations::in_memory();
         let db = Db(&conn);
         seed(&db, "r1", "wf", None, &["a", "b", "c", "d", "e"]);
         let q = RunListQuery {

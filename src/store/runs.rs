@@ -409,8 +409,7 @@ mod tests {
 
     #[test]
     fn without_recipient_runs_keeps_the_first_of_each_recipient_not_reached_in_this_run() {
-        let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
-        migrations::apply(&mut conn).expect("migrations");
+        let conn = migrations::in_memory();
         let db = Db(&conn);
         run(&db, "r1");
         run(&db, "r2");

@@ -1,17 +1,10 @@
 //! Store-level tests on an in-memory database with the real migrations.
 
-use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::model::PageQuery;
 use crate::store::{Db, StoreError, migrations};
-
-fn db() -> Connection {
-    let mut conn = Connection::open_in_memory().expect("in-memory db");
-    migrations::apply(&mut conn).expect("migrations");
-    conn
-}
 
 fn map(v: Value) -> Map<String, Value> {
     match v {
@@ -22,7 +15,7 @@ fn map(v: Value) -> Map<String, Value> {
 
 #[test]
 fn identify_deep_merges_and_flattens_custom_properties() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     upsert_user(
         &db,
@@ -48,7 +41,7 @@ fn identify_deep_merges_and_flattens_custom_properties() {
 
 #[test]
 fn preferences_and_channel_data_are_kept_out_of_the_user() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     let user = upsert_user(
         &db,
@@ -78,7 +71,7 @@ fn preferences_and_channel_data_are_kept_out_of_the_user() {
 
 #[test]
 fn merged_properties_over_the_limit_are_refused_and_nothing_changes() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     let half = "x".repeat(150 * 1024);
     upsert_user(&db, "u1", &map(json!({"a": half}))).expect("first half fits");
@@ -90,7 +83,7 @@ fn merged_properties_over_the_limit_are_refused_and_nothing_changes() {
 
 #[test]
 fn objects_nest_properties_and_lift_created_at() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     let obj = upsert_object(
         &db,
@@ -110,7 +103,7 @@ fn objects_nest_properties_and_lift_created_at() {
 
 #[test]
 fn tenant_preference_set_merges_unless_replace_is_asked() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     upsert_tenant(
         &db,
@@ -150,7 +143,7 @@ fn tenant_preference_set_merges_unless_replace_is_asked() {
 
 #[test]
 fn ensure_tenant_creates_a_stub_once_and_keeps_existing_data() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     ensure_tenant(&db, "t1").expect("ensure");
     assert_eq!(
@@ -171,7 +164,7 @@ fn ensure_tenant_creates_a_stub_once_and_keeps_existing_data() {
 
 #[test]
 fn get_recipients_keeps_order_and_stands_in_for_missing_ones() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     upsert_user(&db, "u1", &map(json!({"name": "Ann"}))).expect("user");
     let refs = [
@@ -193,7 +186,7 @@ fn get_recipients_keeps_order_and_stands_in_for_missing_ones() {
 
 #[test]
 fn lists_page_forward_and_back_with_stable_order() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     for i in 0..5 {
         upsert_user(&db, &format!("u{i}"), &Map::new()).expect("user");
@@ -252,7 +245,7 @@ fn lists_page_forward_and_back_with_stable_order() {
 
 #[test]
 fn tenant_lists_filter_by_id_and_name() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     upsert_tenant(&db, "a", &map(json!({"name": "Acme"}))).expect("a");
     upsert_tenant(&db, "b", &map(json!({"name": "Beta"}))).expect("b");
@@ -283,7 +276,7 @@ fn tenant_lists_filter_by_id_and_name() {
 
 #[test]
 fn deleting_a_user_removes_its_preferences_and_channel_data() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     upsert_user(
         &db,
@@ -306,7 +299,7 @@ fn deleting_a_user_removes_its_preferences_and_channel_data() {
 
 #[test]
 fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     upsert_user(
         &db,
@@ -355,7 +348,7 @@ fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
 
 #[test]
 fn page_reads_return_what_the_single_reads_do() {
-    let conn = db();
+    let conn = migrations::in_memory();
     let db = Db(&conn);
     upsert_user(
         &db,
