@@ -70,7 +70,7 @@ impl Application {
             settings.signing_public_key.clone(),
         )
         .await?;
-        let hub = Hub::new(store.clone(), settings.ws_queue);
+        let hub = Hub::new(store.clone(), settings.ws_queue, settings.clock.clone());
         let metrics = crate::metrics::Metrics::new(store.writer_metrics())?;
         let bus = crate::metrics::CountingBus::new(
             std::sync::Arc::new(hub.clone()),

@@ -81,6 +81,8 @@ fn message(i: usize) -> NewMessage {
         .into(),
         inserted_at: tidings::clock::now(),
         batch: None,
+        expires_at: None,
+        pinned_at: None,
     }
 }
 

@@ -108,11 +108,19 @@ async fn feed_response(
     let mode = query.mode;
     let exclude = query.exclude.clone();
     let wanted = channel.clone();
+    let now = state.settings.clock.now();
     let data = state
         .store
         .read(move |db| {
             feeds::snapshot(db, |db| {
-                read_feed(db, &wanted, &recipient, &query, restriction.as_deref())
+                read_feed(
+                    db,
+                    &wanted,
+                    &recipient,
+                    &query,
+                    restriction.as_deref(),
+                    &now,
+                )
             })
         })
         .await?
@@ -127,6 +135,7 @@ fn read_feed(
     recipient: &RecipientRef,
     query: &FeedQuery,
     restriction: Option<&[String]>,
+    now: &str,
 ) -> StoreResult<Option<FeedData>> {
     let Some(channel) = channels::find(db, channel)? else {
         return Ok(None);
@@ -143,8 +152,9 @@ fn read_feed(
         &query.filters,
         restriction,
         bounds,
+        now,
     )?;
-    let counts = feeds::counts(db, &channel.id, recipient, &query.filters, restriction)?;
+    let counts = feeds::counts(db, &channel.id, recipient, &query.filters, restriction, now)?;
     let recipients = load_recipients(db, &page, recipient)?;
     Ok(Some(FeedData {
         page,

@@ -7,7 +7,11 @@
 
 use std::sync::Arc;
 
+use crate::model::RecipientRef;
 use crate::store::messages::MessageRow;
+
+/// A feed as the bus names it: (channel UUID, recipient).
+pub type FeedRef = (String, RecipientRef);
 
 /// Receives messages after their transaction committed, so a subscriber never sees an
 /// item that a crash could still take back.
@@ -15,6 +19,12 @@ pub trait FeedBus: Send + Sync + 'static {
     /// Announces committed messages. Must never block: the engine calls it on its own
     /// tasks between writes.
     fn publish(&self, messages: &[MessageRow]);
+    /// Announces committed items that came back into their feeds (a snoozed item woke):
+    /// pushed exactly like new ones, but they are not new items.
+    fn republish(&self, messages: &[MessageRow]);
+    /// Announces that the counts of these feeds changed with no new item (an item
+    /// expired or was snoozed): joined sockets get their current counts.
+    fn publish_counts(&self, feeds: &[FeedRef]);
 }
 
 /// The bus as the engine holds it: shared by the runner, the resume path and cancels.

@@ -29,6 +29,8 @@ pub struct CompiledStep {
     pub step_ref: String,
     pub channel: Channel,
     pub template: InAppTemplate,
+    /// Expiry and pinning of the step's items.
+    pub lifecycle: crate::model::workflow::ItemLifecycle,
 }
 
 /// One executable step of any type, with its step conditions.
@@ -377,6 +379,7 @@ fn exec_steps(
                     step_ref: s.step_ref.clone(),
                     channel: channel(&s.channel_key)?,
                     template: templates.next()?,
+                    lifecycle: s.lifecycle.clone(),
                 })),
                 StepKind::Delay(d) => ExecKind::Delay(d.clone()),
                 StepKind::Batch(b) => ExecKind::Batch(b.clone()),

@@ -54,7 +54,7 @@ use crate::model::RecipientRef;
 use crate::model::conditions;
 use crate::model::conditions::ConditionGroup;
 use crate::model::workflow::{
-    BatchStep, DelayStep, Duration, ExecutionMode, ThrottleStep, TriggerFrequency,
+    BatchStep, DelayStep, Duration, ExecutionMode, Expiry, ThrottleStep, TriggerFrequency,
 };
 use crate::store::messages::{MessageData, NewMessage};
 use crate::store::recipients;
@@ -728,6 +728,9 @@ impl Walker<'_> {
                 .push((step.step_ref.clone(), StepRef::Status("skipped")));
             return Flow::Continue;
         }
+        let Some(expires_at) = self.expiry(step) else {
+            return Flow::Continue;
+        };
         let id = ids::message_id();
         let now = run.clock.now();
         let (entity, data, batch) = (&self.entity, &self.data, &self.recipient.batch);
@@ -778,9 +781,13 @@ impl Walker<'_> {
         };
         match rendered {
             Ok(blocks) => {
+                let mut data = json!({"message_id": id});
+                if let Some(at) = &expires_at {
+                    data["expires_at"] = json!(at);
+                }
                 self.events.push(
                     json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,
-                                        "step_type": "channel", "data": {"message_id": id}}),
+                                        "step_type": "channel", "data": data}),
                 );
                 self.refs
                     .push((step.step_ref.clone(), StepRef::Sent(self.messages.len())));
@@ -798,8 +805,10 @@ impl Walker<'_> {
                     actors: self.actors.clone(),
                     data: self.data.clone(),
                     blocks,
+                    pinned_at: step.lifecycle.pinned.then(|| now.clone()),
                     inserted_at: now,
                     batch: self.recipient.batch.as_ref().map(|b| b.message.clone()),
+                    expires_at,
                 });
                 Flow::Continue
             }
@@ -815,6 +824,47 @@ impl Walker<'_> {
                 Flow::Stop
             }
         }
+    }
+}
+
+impl Walker<'_> {
+    /// The expiry of `step`'s item: `Some(None)` for none, `Some(Some(at))` for one;
+    /// `None` when the step is skipped instead (recorded): the field path holds no time,
+    /// or the item would be born expired.
+    fn expiry(&mut self, step: &CompiledStep) -> Option<Option<String>> {
+        let now = self.run.clock.now_utc();
+        let at = match &step.lifecycle.expiry {
+            None => return Some(None),
+            Some(Expiry::After(d)) => d.after(now),
+            Some(Expiry::AtFieldPath(path)) => {
+                let value = conditions::lookup(self.scope(), path).cloned();
+                match resolve_delay_until(value.as_ref(), now) {
+                    Ok(at) => at,
+                    Err(why) => {
+                        // As a delay's `delay_until_field_path`: an unusable value skips.
+                        self.skipped(
+                            &step.step_ref,
+                            "channel",
+                            json!({"reason": "invalid_expiry", "field_path": path, "error": why}),
+                        );
+                        self.refs
+                            .push((step.step_ref.clone(), StepRef::Status("skipped")));
+                        return None;
+                    }
+                }
+            }
+        };
+        if at <= now {
+            self.skipped(
+                &step.step_ref,
+                "channel",
+                json!({"reason": "already_expired", "expires_at": clock::format(at)}),
+            );
+            self.refs
+                .push((step.step_ref.clone(), StepRef::Status("skipped")));
+            return None;
+        }
+        Some(Some(clock::format(at)))
     }
 }
 

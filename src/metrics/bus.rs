@@ -4,7 +4,7 @@
 
 use prometheus::IntCounter;
 
-use crate::engine::bus::{FeedBus, SharedBus};
+use crate::engine::bus::{FeedBus, FeedRef, SharedBus};
 use crate::store::messages::MessageRow;
 
 /// A [`FeedBus`] that counts, then forwards to the real bus.
@@ -23,5 +23,13 @@ impl FeedBus for CountingBus {
     fn publish(&self, messages: &[MessageRow]) {
         self.items.inc_by(messages.len() as u64);
         self.inner.publish(messages);
+    }
+
+    fn republish(&self, messages: &[MessageRow]) {
+        self.inner.republish(messages);
+    }
+
+    fn publish_counts(&self, feeds: &[FeedRef]) {
+        self.inner.publish_counts(feeds);
     }
 }

@@ -23,6 +23,8 @@ pub enum StatusFilter {
     Read,
     Unseen,
     Seen,
+    /// Only snoozed items (Tidings' extension): every other view hides them.
+    Snoozed,
 }
 
 impl StatusFilter {
@@ -33,14 +35,16 @@ impl StatusFilter {
             "read" => StatusFilter::Read,
             "unseen" => StatusFilter::Unseen,
             "seen" => StatusFilter::Seen,
+            "snoozed" => StatusFilter::Snoozed,
             _ => return None,
         })
     }
 
-    /// Whether a message with these timestamps passes.
+    /// Whether a message with these timestamps passes (`Snoozed` is decided by the
+    /// snooze alone: see [`FeedFilters::admits_lifecycle`]).
     pub fn admits(self, read: bool, seen: bool) -> bool {
         match self {
-            StatusFilter::All => true,
+            StatusFilter::All | StatusFilter::Snoozed => true,
             StatusFilter::Unread => !read,
             StatusFilter::Read => read,
             StatusFilter::Unseen => !seen,
@@ -116,6 +120,8 @@ pub struct FeedFilters {
     /// Exact match on top-level keys of the message data; values are scalars.
     pub trigger_data: Option<Map<String, Value>>,
     pub inserted_at: TimeRange,
+    /// `true`: only pinned items; `false`: only items not pinned (Tidings' extension).
+    pub pinned: Option<bool>,
 }
 
 /// `compact` (what the browser client sends) or `rich` (the API default).
@@ -163,6 +169,16 @@ impl FeedFilters {
             && self.workflow_categories.is_empty()
             && self.trigger_data.is_none()
             && self.inserted_at.is_empty()
+            && self.pinned.is_none()
+            && self.status != StatusFilter::Snoozed
+    }
+
+    /// Expiry, snooze and pin: an item past its expiry at `now` is in no view; a
+    /// snoozed item only in `status=snoozed`, which shows nothing else.
+    pub fn admits_lifecycle(&self, m: &MessageRow, now: &str) -> bool {
+        !m.is_expired_at(now)
+            && (m.snoozed_until.is_some() == (self.status == StatusFilter::Snoozed))
+            && self.pinned.is_none_or(|p| p == m.pinned_at.is_some())
     }
 
     /// Whether a message's tenant passes the `tenant`/`has_tenant` rule.
@@ -199,17 +215,22 @@ impl FeedFilters {
             && self.inserted_at.admits(&m.inserted_at)
     }
 
-    /// Whether the message, in its current state, is in this view.
-    pub fn matches(&self, m: &MessageRow) -> bool {
+    /// Whether the message, in its current state, is in this view at `now`.
+    pub fn matches(&self, m: &MessageRow, now: &str) -> bool {
         self.admits_scope(m)
+            && self.admits_lifecycle(m, now)
             && self.archived.admits(m.archived_at.is_some())
             && self.status.admits(m.read_at.is_some(), m.seen_at.is_some())
     }
 
-    /// The §7.3 rule for pushes: a brand-new message is unread, unseen and unarchived,
-    /// whatever the row says.
+    /// The §7.3 rule for pushes: a brand-new (or just woken) message is unread, unseen,
+    /// unarchived and not snoozed, whatever the row says; its pin is its own.
     pub fn matches_new_message(&self, m: &MessageRow) -> bool {
-        self.admits_scope(m) && self.archived.admits(false) && self.status.admits(false, false)
+        self.admits_scope(m)
+            && self.status != StatusFilter::Snoozed
+            && self.pinned.is_none_or(|p| p == m.pinned_at.is_some())
+            && self.archived.admits(false)
+            && self.status.admits(false, false)
     }
 }
 
@@ -251,6 +272,8 @@ pub(crate) mod tests {
     use crate::model::RecipientRef;
     use serde_json::json;
 
+    const NOW: &str = "2026-01-05T00:00:00.000000Z";
+
     pub(crate) fn row(tenant: Option<&str>) -> MessageRow {
         MessageRow {
             seq: 1,
@@ -276,6 +299,10 @@ pub(crate) mod tests {
             interacted_at: None,
             link_clicked_at: None,
             batch: None,
+            expires_at: None,
+            expired: false,
+            snoozed_until: None,
+            pinned_at: None,
         }
     }
 
@@ -292,21 +319,21 @@ pub(crate) mod tests {
             tenant: Some("acme".into()),
             ..Default::default()
         };
-        assert!(f.matches(&row(Some("acme"))));
-        assert!(f.matches(&row(None)));
-        assert!(!f.matches(&row(Some("other"))));
+        assert!(f.matches(&row(Some("acme")), NOW));
+        assert!(f.matches(&row(None), NOW));
+        assert!(!f.matches(&row(Some("other")), NOW));
         let strict = FeedFilters {
             has_tenant: Some(true),
             ..f.clone()
         };
-        assert!(strict.matches(&row(Some("acme"))));
-        assert!(!strict.matches(&row(None)));
+        assert!(strict.matches(&row(Some("acme")), NOW));
+        assert!(!strict.matches(&row(None), NOW));
         let none = FeedFilters {
             has_tenant: Some(false),
             ..Default::default()
         };
-        assert!(none.matches(&row(None)));
-        assert!(!none.matches(&row(Some("acme"))));
+        assert!(none.matches(&row(None), NOW));
+        assert!(!none.matches(&row(Some("acme")), NOW));
     }
 
     #[test]
@@ -340,9 +367,9 @@ pub(crate) mod tests {
             trigger_data: json!({"page": "p1", "n": 3.0}).as_object().cloned(),
             ..Default::default()
         };
-        assert!(f.matches(&m));
+        assert!(f.matches(&m, NOW));
         f.trigger_data = json!({"page": "p2"}).as_object().cloned();
-        assert!(!f.matches(&m));
+        assert!(!f.matches(&m, NOW));
         let f = FeedFilters {
             workflow_categories: vec!["x".into(), "collab".into()],
             source: Some("new-comment".into()),
@@ -353,7 +380,7 @@ pub(crate) mod tests {
             },
             ..Default::default()
         };
-        assert!(f.matches(&m));
+        assert!(f.matches(&m, NOW));
         let f = FeedFilters {
             inserted_at: TimeRange {
                 gt: Some("2026-01-02T00:00:00.000000Z".into()),
@@ -361,6 +388,6 @@ pub(crate) mod tests {
             },
             ..Default::default()
         };
-        assert!(!f.matches(&m));
+        assert!(!f.matches(&m, NOW));
     }
 }

@@ -180,7 +180,10 @@ pub fn filters_from_map(map: &Map<String, Value>) -> Result<FeedFilters, ParamEr
     let mut f = FeedFilters::default();
     if let Some(raw) = text(map, "status")? {
         f.status = StatusFilter::parse(&raw).ok_or_else(|| {
-            ParamError::new("status", "must be one of unread, read, unseen, seen, all")
+            ParamError::new(
+                "status",
+                "must be one of unread, read, unseen, seen, snoozed, all",
+            )
         })?;
     }
     if let Some(raw) = text(map, "archived")? {
@@ -202,6 +205,13 @@ pub fn filters_from_map(map: &Map<String, Value>) -> Result<FeedFilters, ParamEr
     f.workflow_categories = categories(map.get("workflow_categories"))?;
     f.trigger_data = trigger_data(map.get("trigger_data"))?;
     f.inserted_at = time_range(map)?;
+    if let Some(raw) = text(map, "pinned")? {
+        f.pinned = Some(match raw.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(ParamError::new("pinned", "must be true or false")),
+        });
+    }
     Ok(f)
 }
 

@@ -39,6 +39,21 @@ pub struct MessageRow {
     /// Set on a message produced after a batch step: `{activities, total_activities,
     /// total_actors}` as the batch closed (activities capped at the render limit).
     pub batch: Option<Arc<Value>>,
+    /// From this instant the item is in no feed view or count (Tidings' extension).
+    pub expires_at: Option<String>,
+    /// The expiry has been taken out of the counters (the expiry due-source fired).
+    pub expired: bool,
+    /// While set, the item is snoozed: in no view but `status=snoozed`, in no count.
+    pub snoozed_until: Option<String>,
+    /// When the item was pinned (Tidings' extension); pinning moves no count.
+    pub pinned_at: Option<String>,
+}
+
+impl MessageRow {
+    /// Whether the item is past its expiry at `now` (a stored-form timestamp).
+    pub fn is_expired_at(&self, now: &str) -> bool {
+        self.expired || self.expires_at.as_deref().is_some_and(|e| e <= now)
+    }
 }
 
 /// A message's rendered `blocks`: shared, not copied, by every message of a run whose

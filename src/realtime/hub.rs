@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use super::frames::push_text;
 use super::join::JoinParams;
 use crate::auth::access::restriction_admits;
+use crate::clock::Clock;
 use crate::model::{FeedFilters, RecipientRef};
 use crate::store::Store;
 use crate::store::feeds::{self, FeedCounts};
@@ -202,7 +203,9 @@ struct Inner {
     evictions: AtomicU64,
     dropped: AtomicU64,
     joins: AtomicU64,
-    publish_tx: mpsc::UnboundedSender<Vec<MessageRow>>,
+    publish_tx: mpsc::UnboundedSender<Publish>,
+    /// The engine's clock: counts leave out items past their expiry at its `now`.
+    clock: Clock,
     shutting_down: AtomicBool,
     /// The clock of the sessions' deadlines.
     started: Instant,
@@ -229,8 +232,9 @@ pub struct Hub {
 
 impl Hub {
     /// Creates the hub and starts its publisher task; call inside the tokio runtime.
-    /// `queue` is each session's push queue depth.
-    pub fn new(store: Store, queue: usize) -> Self {
+    /// `queue` is each session's push queue depth; `clock` is the engine's (counts leave
+    /// out what expired by its reading).
+    pub fn new(store: Store, queue: usize, clock: Clock) -> Self {
         let (publish_tx, publish_rx) = mpsc::unbounded_channel();
         let hub = Hub {
             inner: Arc::new(Inner {
@@ -247,6 +251,7 @@ impl Hub {
                 dropped: AtomicU64::new(0),
                 joins: AtomicU64::new(0),
                 publish_tx,
+                clock,
                 shutting_down: AtomicBool::new(false),
                 started: Instant::now(),
             }),
@@ -263,7 +268,19 @@ impl Hub {
         if messages.is_empty() || self.inner.feeds.is_empty() {
             return;
         }
-        let _ = self.inner.publish_tx.send(messages.to_vec());
+        let _ = self
+            .inner
+            .publish_tx
+            .send(Publish::Items(messages.to_vec()));
+    }
+
+    /// Pushes current counts to every socket joined to one of `feeds` (their counts
+    /// changed without a new item). Never blocks.
+    pub fn publish_counts(&self, feeds: &[FeedId]) {
+        if feeds.is_empty() || self.inner.feeds.is_empty() {
+            return;
+        }
+        let _ = self.inner.publish_tx.send(Publish::Counts(feeds.to_vec()));
     }
 
     /// Closes every socket (code 1001) and refuses new ones; called on shutdown.
@@ -511,14 +528,70 @@ async fn sweeper(hub: std::sync::Weak<Inner>) {
     }
 }
 
-async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<MessageRow>>) {
-    while let Some(mut batch) = rx.recv().await {
+/// What the publisher task is handed.
+enum Publish {
+    /// Committed items, new or back in their feed.
+    Items(Vec<MessageRow>),
+    /// Feeds whose counts changed without a new item.
+    Counts(Vec<FeedId>),
+}
+
+async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Publish>) {
+    while let Some(first) = rx.recv().await {
+        let (mut items, mut counts) = (Vec::new(), Vec::new());
+        let mut fold = |p: Publish| match p {
+            Publish::Items(m) => items.extend(m),
+            Publish::Counts(f) => counts.extend(f),
+        };
+        fold(first);
         while let Ok(more) = rx.try_recv() {
-            batch.extend(more);
+            fold(more);
         }
         let Some(inner) = hub.upgrade() else { return };
-        deliver(Hub { inner }, batch).await;
+        // A feed that also has items gets its counts with their push.
+        counts.retain(|f: &FeedId| {
+            !items
+                .iter()
+                .any(|m| m.channel_id == f.0 && m.recipient == f.1)
+        });
+        counts.sort();
+        counts.dedup();
+        let hub = Hub { inner };
+        if !items.is_empty() {
+            deliver(hub.clone(), items).await;
+        }
+        if !counts.is_empty() {
+            deliver_counts(hub, counts).await;
+        }
     }
+}
+
+/// Pushes each joined ref of `feeds` its current counts, every ref in `attn`: the
+/// official client takes `data[ref].metadata` as its badge for the refs in `attn`, then
+/// refetches from its head (which finds nothing new), so badges drop without a reload.
+async fn deliver_counts(hub: Hub, feeds: Vec<FeedId>) {
+    let mut jobs: Vec<CountJob> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    for key in &feeds {
+        let subscribers = match hub.inner.feeds.get(feed_key(&key.0, &key.1).as_str()) {
+            Some(subs) => subs.clone(),
+            None => continue,
+        };
+        for subscriber in subscribers {
+            let filters = subscriber.params.filters();
+            let attn = vec![true; filters.len()];
+            let count_jobs = filters
+                .into_iter()
+                .map(|f| job_index(&mut jobs, key, f, &subscriber.restriction))
+                .collect();
+            pending.push(Pending {
+                subscriber,
+                count_jobs,
+                attn,
+            });
+        }
+    }
+    push_with_counts(hub, jobs, pending).await;
 }
 
 /// A count query: one distinct (feed, filters, restriction).
@@ -576,10 +649,21 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
             });
         }
     }
+    push_with_counts(hub, jobs, pending).await;
+}
+
+/// Counts `jobs` in one read, then queues each pending push with its refs' counts.
+async fn push_with_counts(hub: Hub, jobs: Vec<CountJob>, pending: Vec<Pending>) {
     if pending.is_empty() {
         return;
     }
-    let counts = match hub.inner.store.read(move |db| count_all(db, &jobs)).await {
+    let now = hub.inner.clock.now();
+    let counts = match hub
+        .inner
+        .store
+        .read(move |db| count_all(db, &jobs, &now))
+        .await
+    {
         Ok(counts) => counts,
         Err(e) => {
             tracing::error!(error = %e, "realtime: counting feeds for a push failed");
@@ -629,10 +713,11 @@ fn job_index(
 fn count_all(
     db: &crate::store::Db<'_>,
     jobs: &[CountJob],
+    now: &str,
 ) -> crate::store::StoreResult<Vec<FeedCounts>> {
     jobs.iter()
         .map(|((channel, recipient), filters, restriction)| {
-            feeds::counts(db, channel, recipient, filters, restriction.as_deref())
+            feeds::counts(db, channel, recipient, filters, restriction.as_deref(), now)
         })
         .collect()
 }
@@ -676,6 +761,14 @@ impl crate::engine::bus::FeedBus for Hub {
     fn publish(&self, messages: &[MessageRow]) {
         Hub::publish(self, messages);
     }
+
+    fn republish(&self, messages: &[MessageRow]) {
+        Hub::publish(self, messages);
+    }
+
+    fn publish_counts(&self, feeds: &[FeedId]) {
+        Hub::publish_counts(self, feeds);
+    }
 }
 
 #[cfg(test)]
@@ -694,7 +787,7 @@ mod tests {
     async fn stats_count_topics_and_each_push_outcome_once() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
-        let hub = Hub::new(store, 1);
+        let hub = Hub::new(store, 1, Clock::system());
         let key: FeedId = ("channel".into(), RecipientRef::User("u1".into()));
         let params = Arc::new(JoinParams::parse(&serde_json::json!({})).expect("params"));
         let mut slow = hub.register(Duration::from_secs(60), None);
@@ -728,7 +821,7 @@ mod tests {
     async fn the_sweeper_stops_silent_sessions_and_expired_tokens_never_early() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
-        let hub = Hub::new(store, 1);
+        let hub = Hub::new(store, 1, Clock::system());
         let started = Instant::now();
         let silent = hub.register(Duration::from_millis(600), None);
         let expiring = hub.register(Duration::from_secs(60), Some(Duration::from_millis(300)));
@@ -750,7 +843,7 @@ mod tests {
     async fn equal_join_payloads_share_one_parse_and_dead_entries_are_swept() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
-        let hub = Hub::new(store, 1);
+        let hub = Hub::new(store, 1, Clock::system());
         let payload = serde_json::json!({"client_0": {"archived": "exclude"}});
         let a = hub.join_params(&payload).expect("parses");
         let b = hub.join_params(&payload).expect("parses");
@@ -780,7 +873,7 @@ mod tests {
     async fn joins_run_at_most_join_reads_store_reads_at_once() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
-        let hub = Hub::new(store, 1);
+        let hub = Hub::new(store, 1, Clock::system());
         let active = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let reads = (0..4 * JOIN_READS).map(|_| {
@@ -829,7 +922,7 @@ mod tests {
     async fn pushes_wake_the_session_in_order_and_shutdown_stops_it() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
-        let hub = Hub::new(store, 4);
+        let hub = Hub::new(store, 4, Clock::system());
         let key: FeedId = ("channel".into(), RecipientRef::User("u1".into()));
         let params = Arc::new(JoinParams::parse(&serde_json::json!({})).expect("params"));
         let mut session = hub.register(Duration::from_secs(60), None);

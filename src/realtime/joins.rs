@@ -65,13 +65,14 @@ pub(super) async fn join(
             accepted.params.clone(),
             accepted.restriction.clone(),
         );
+        let now = ctx.state.settings.clock.now();
         ctx.state
             .hub
             .join_read(move |db| {
                 params
                     .filters()
                     .into_iter()
-                    .map(|f| feeds::counts(db, &key.0, &key.1, f, restriction.as_deref()))
+                    .map(|f| feeds::counts(db, &key.0, &key.1, f, restriction.as_deref(), &now))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await

@@ -190,7 +190,8 @@ pub(super) fn archived(w: &mut Where, filter: ArchivedFilter) {
 
 pub(super) fn status(w: &mut Where, filter: StatusFilter) {
     let sql = match filter {
-        StatusFilter::All => return,
+        // Snoozed is a lifecycle state, selected in `lifecycle`.
+        StatusFilter::All | StatusFilter::Snoozed => return,
         StatusFilter::Unread => "read_at IS NULL",
         StatusFilter::Read => "read_at IS NOT NULL",
         StatusFilter::Unseen => "seen_at IS NULL",
@@ -199,18 +200,37 @@ pub(super) fn status(w: &mut Where, filter: StatusFilter) {
     w.push(sql, []);
 }
 
-/// The whole view over `messages`: feed, tenant, content, archived and (optionally) status.
+/// Expiry, snooze and pin (the SQL twin of `FeedFilters::admits_lifecycle`): nothing
+/// past its expiry at `now`; snoozed items only for `status=snoozed`, and only they.
+pub(super) fn lifecycle(w: &mut Where, filters: &FeedFilters, now: &str) {
+    w.push("(expires_at IS NULL OR expires_at > ?)", [text(now)]);
+    if filters.status == StatusFilter::Snoozed {
+        w.push("snoozed_until IS NOT NULL", []);
+    } else {
+        w.push("snoozed_until IS NULL", []);
+    }
+    match filters.pinned {
+        Some(true) => w.push("pinned_at IS NOT NULL", []),
+        Some(false) => w.push("pinned_at IS NULL", []),
+        None => {}
+    }
+}
+
+/// The whole view over `messages` at `now`: feed, tenant, content, lifecycle, archived
+/// and (optionally) status.
 pub(super) fn view(
     channel_id: &str,
     recipient: &RecipientRef,
     filters: &FeedFilters,
     restriction: Option<&[String]>,
     with_status: bool,
+    now: &str,
 ) -> Where {
     let mut w = Where::default();
     feed(&mut w, channel_id, recipient);
     tenant(&mut w, "coalesce(tenant, '')", filters, restriction);
     content(&mut w, filters);
+    lifecycle(&mut w, filters, now);
     archived(&mut w, filters.archived);
     if with_status {
         status(&mut w, filters.status);

@@ -26,7 +26,7 @@ impl FeedCounts {
     /// From the scope's (all, unread, unseen) aggregates: `total_count` applies `status`.
     fn from_scope(status: StatusFilter, all: i64, unread: i64, unseen: i64) -> Self {
         let total_count = match status {
-            StatusFilter::All => all,
+            StatusFilter::All | StatusFilter::Snoozed => all,
             StatusFilter::Unread => unread,
             StatusFilter::Read => all - unread,
             StatusFilter::Unseen => unseen,
@@ -40,29 +40,49 @@ impl FeedCounts {
     }
 }
 
-/// The counts of a feed view. `tenant_restriction` is what `auth::access` returned:
+/// The counts of a feed view at `now` (the injectable clock's reading: items past their
+/// expiry count nowhere). `tenant_restriction` is what `auth::access` returned:
 /// `Some(tenants)` limits the view to those tenants (`""` = items without a tenant).
+/// For `status=snoozed`, `total_count` counts the snoozed items and the badges stay the
+/// feed's own.
 pub fn counts(
     db: &Db<'_>,
     channel_id: &str,
     recipient: &RecipientRef,
     filters: &FeedFilters,
     tenant_restriction: Option<&[String]>,
+    now: &str,
 ) -> StoreResult<FeedCounts> {
+    if filters.status == StatusFilter::Snoozed {
+        let badges = FeedFilters {
+            status: StatusFilter::All,
+            ..filters.clone()
+        };
+        let badges = counts(db, channel_id, recipient, &badges, tenant_restriction, now)?;
+        let snoozed = counts_by_query(db, channel_id, recipient, filters, tenant_restriction, now)?;
+        return Ok(FeedCounts {
+            total_count: snoozed.total_count,
+            ..badges
+        });
+    }
     if filters.counter_scope() {
-        counts_from_counters(db, channel_id, recipient, filters, tenant_restriction)
+        counts_from_counters(db, channel_id, recipient, filters, tenant_restriction, now)
     } else {
-        counts_by_query(db, channel_id, recipient, filters, tenant_restriction)
+        counts_by_query(db, channel_id, recipient, filters, tenant_restriction, now)
     }
 }
 
-/// O(1) path: sums the (at most a few per tenant) counter rows of the feed.
+/// O(1) path: sums the (at most a few per tenant) counter rows of the feed, less the
+/// items past their expiry that the expiry due-source has not taken out yet (a range
+/// over `messages_feed_expiring`, empty but for the moment between an expiry and its
+/// firing), so a read never counts an expired item.
 pub(crate) fn counts_from_counters(
     db: &Db<'_>,
     channel_id: &str,
     recipient: &RecipientRef,
     filters: &FeedFilters,
     tenant_restriction: Option<&[String]>,
+    now: &str,
 ) -> StoreResult<FeedCounts> {
     let mut w = Where::default();
     feed_sql::feed(&mut w, channel_id, recipient);
@@ -72,7 +92,27 @@ pub(crate) fn counts_from_counters(
          FROM feed_counters WHERE {}",
         w.sql()
     );
-    aggregate(db, &sql, &w, filters.status)
+    let counted = totals(db, &sql, &w)?;
+    let mut w = Where::default();
+    feed_sql::feed(&mut w, channel_id, recipient);
+    w.push(
+        "expires_at IS NOT NULL AND expired = 0 AND expires_at <= ?",
+        [rusqlite::types::Value::Text(now.to_owned())],
+    );
+    w.push("archived_at IS NULL AND snoozed_until IS NULL", []);
+    feed_sql::tenant(&mut w, "coalesce(tenant, '')", filters, tenant_restriction);
+    let sql = format!(
+        "SELECT count(*), coalesce(sum(read_at IS NULL), 0), coalesce(sum(seen_at IS NULL), 0) \
+         FROM messages INDEXED BY messages_feed_expiring WHERE {}",
+        w.sql()
+    );
+    let lapsed = totals(db, &sql, &w)?;
+    Ok(FeedCounts::from_scope(
+        filters.status,
+        counted.0 - lapsed.0,
+        counted.1 - lapsed.1,
+        counted.2 - lapsed.2,
+    ))
 }
 
 /// Fallback: one indexed `COUNT` over the feed's messages.
@@ -82,23 +122,32 @@ pub(crate) fn counts_by_query(
     recipient: &RecipientRef,
     filters: &FeedFilters,
     tenant_restriction: Option<&[String]>,
+    now: &str,
 ) -> StoreResult<FeedCounts> {
-    let w = feed_sql::view(channel_id, recipient, filters, tenant_restriction, false);
+    let w = feed_sql::view(
+        channel_id,
+        recipient,
+        filters,
+        tenant_restriction,
+        false,
+        now,
+    );
     let sql = format!(
         "SELECT count(*), coalesce(sum(read_at IS NULL), 0), coalesce(sum(seen_at IS NULL), 0) \
          FROM messages WHERE {}",
         w.sql()
     );
-    aggregate(db, &sql, &w, filters.status)
+    let (all, unread, unseen) = totals(db, &sql, &w)?;
+    Ok(FeedCounts::from_scope(filters.status, all, unread, unseen))
 }
 
-fn aggregate(db: &Db<'_>, sql: &str, w: &Where, status: StatusFilter) -> StoreResult<FeedCounts> {
-    let (all, unread, unseen) =
-        db.0.prepare_cached(sql)?
-            .query_row(params_from_iter(w.params.iter()), |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
-    Ok(FeedCounts::from_scope(status, all, unread, unseen))
+fn totals(db: &Db<'_>, sql: &str, w: &Where) -> StoreResult<(i64, i64, i64)> {
+    Ok(db
+        .0
+        .prepare_cached(sql)?
+        .query_row(params_from_iter(w.params.iter()), |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?)
 }
 
 /// Runs `f` in one read transaction, so a page, its counts and its `page_info` all see
@@ -131,8 +180,9 @@ pub struct PageBounds {
     pub before: Option<i64>,
 }
 
-/// Lists one page of the view. With `before`, returns the `page_size` items immediately
-/// newer than the cursor (still newest first), which is what the real-time refetch needs.
+/// Lists one page of the view at `now`. With `before`, returns the `page_size` items
+/// immediately newer than the cursor (still newest first), which is what the real-time
+/// refetch needs.
 pub fn page(
     db: &Db<'_>,
     channel_id: &str,
@@ -140,8 +190,16 @@ pub fn page(
     filters: &FeedFilters,
     tenant_restriction: Option<&[String]>,
     bounds: PageBounds,
+    now: &str,
 ) -> StoreResult<FeedPage> {
-    let scope = feed_sql::view(channel_id, recipient, filters, tenant_restriction, true);
+    let scope = feed_sql::view(
+        channel_id,
+        recipient,
+        filters,
+        tenant_restriction,
+        true,
+        now,
+    );
     page_in(db, &scope, bounds)
 }
 

@@ -70,6 +70,10 @@ pub struct NewMessage {
     pub inserted_at: String,
     /// The closed batch this message renders (see `MessageRow::batch`).
     pub batch: Option<Arc<Value>>,
+    /// The step's expiry (`expires_after` / `expires_at_field_path`), stored form.
+    pub expires_at: Option<String>,
+    /// Set when the step pins its items (`"pinned": true`): the creation time.
+    pub pinned_at: Option<String>,
 }
 
 /// The row type lives in `model` (it is what feeds, views and filters reason about);
@@ -82,7 +86,8 @@ pub const MESSAGE_COLUMNS: &str = concat!(
      workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
      actors, ",
     data_sql!(),
-    ", blocks, metadata, inserted_at, updated_at, seen_at, read_at, archived_at, interacted_at, link_clicked_at, batch"
+    ", blocks, metadata, inserted_at, updated_at, seen_at, read_at, archived_at, interacted_at, link_clicked_at, batch, \
+     expires_at, expired, snoozed_until, pinned_at"
 );
 
 pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -124,6 +129,10 @@ pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
             .get::<_, Option<String>>(24)?
             .and_then(|b| serde_json::from_str(&b).ok())
             .map(Arc::new),
+        expires_at: row.get(25)?,
+        expired: row.get::<_, i64>(26)? != 0,
+        snoozed_until: row.get(27)?,
+        pinned_at: row.get(28)?,
     })
 }
 
@@ -179,8 +188,8 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
         .prepare_cached(
             "INSERT OR IGNORE INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
              workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
-             actors, data, blocks, metadata, inserted_at, updated_at, batch) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17)",
+             actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19)",
         )?
         .execute(params![
             m.id,
@@ -200,6 +209,8 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
             m.blocks.json()?,
             m.inserted_at,
             p.batch,
+            m.expires_at,
+            m.pinned_at,
         ])?;
     if inserted == 0 {
         return Ok(None);
@@ -232,6 +243,10 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
         interacted_at: None,
         link_clicked_at: None,
         batch: m.batch,
+        expires_at: m.expires_at,
+        expired: false,
+        snoozed_until: None,
+        pinned_at: m.pinned_at,
     };
     adjust_counters(
         db,
@@ -264,9 +279,10 @@ pub struct CounterDelta {
 }
 
 impl CounterDelta {
-    /// What a message contributes to the counters in its current state.
+    /// What a message contributes to the counters in its current state: nothing while
+    /// archived, snoozed, or once its expiry has been applied (`expired`).
     pub fn contribution(m: &MessageRow) -> Self {
-        if m.archived_at.is_some() {
+        if m.archived_at.is_some() || m.snoozed_until.is_some() || m.expired {
             return CounterDelta::default();
         }
         CounterDelta {

@@ -21,6 +21,7 @@ pub mod bulk;
 pub mod cancellations;
 pub mod channels;
 pub mod feeds;
+pub mod lifecycle;
 pub mod message_queries;
 pub mod message_status;
 pub mod messages;

@@ -28,6 +28,8 @@ fn seed(db: &Db<'_>) {
                 blocks: json!([]).into(),
                 inserted_at: at(i),
                 batch: None,
+                expires_at: None,
+                pinned_at: None,
             },
         )
         .expect("insert");

@@ -248,6 +248,8 @@ impl TestApp {
             blocks: json!([]).into(),
             inserted_at: tidings::clock::now(),
             batch: None,
+            expires_at: None,
+            pinned_at: None,
         };
         let row = self
             .state

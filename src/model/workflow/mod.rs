@@ -9,12 +9,14 @@
 
 mod batch;
 mod duration;
+mod lifecycle;
 mod steps;
 
 pub use batch::{
     BatchOrder, BatchStep, ExecutionMode, MAX_KEY_LEN as MAX_BATCH_KEY_LEN, WindowType,
 };
 pub use duration::{Duration, MAX_DAYS, Unit};
+pub use lifecycle::{Expiry, ItemLifecycle};
 
 use serde_json::{Map, Value};
 
@@ -151,6 +153,8 @@ pub struct InAppFeedStep {
     pub step_ref: String,
     pub channel_key: String,
     pub template: InAppTemplateSource,
+    /// Expiry and pinning of the items the step creates (Tidings' extension).
+    pub lifecycle: ItemLifecycle,
 }
 
 /// Knock's `InAppFeedTemplate`: Liquid sources, compiled by the engine.

@@ -392,6 +392,7 @@ fn parse_channel_step(
         }
     };
     let template = parse_template(s.get("template"), &format!("{at}.template"), errors);
+    let lifecycle = super::lifecycle::parse(s, at, errors);
     if errors.list.len() > before {
         return None;
     }
@@ -399,6 +400,7 @@ fn parse_channel_step(
         step_ref,
         channel_key,
         template: template?,
+        lifecycle,
     })
 }
 
