@@ -12,6 +12,7 @@ mod feeds;
 mod health;
 mod message_bulk;
 mod message_history;
+mod message_lifecycle;
 mod message_status;
 mod messages;
 mod metrics;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     demo::routes(cfg);
     feeds::routes(cfg);
     message_history::routes(cfg);
+    message_lifecycle::routes(cfg);
     message_status::routes(cfg);
     message_bulk::routes(cfg);
     messages::routes(cfg);

@@ -11,6 +11,7 @@ pub mod batch_close;
 pub mod batch_join;
 pub mod bus;
 pub mod fair;
+pub mod lifecycle;
 pub mod loader;
 pub mod preference_check;
 pub mod refusal;
@@ -48,6 +49,7 @@ pub struct Engine {
     registry: Arc<Registry>,
     runner: Arc<runner::Runner>,
     scheduler: scheduler::Scheduler,
+    lifecycle: Arc<lifecycle::Lifecycle>,
 }
 
 impl Engine {
@@ -84,6 +86,11 @@ impl Engine {
             }
         }
         let (scheduler, _task) = scheduler::Scheduler::spawn(clock.clone());
+        let bus: bus::SharedBus = Arc::new(lifecycle::ExpiryAwareBus {
+            inner: bus,
+            scheduler: scheduler.clone(),
+        });
+        let lifecycle = lifecycle::Lifecycle::start(store.clone(), bus.clone(), scheduler.clone());
         let waits = Arc::new(waits::Waits {
             store: store.clone(),
             bus: bus.clone(),
@@ -109,7 +116,13 @@ impl Engine {
             registry,
             runner,
             scheduler,
+            lifecycle,
         })
+    }
+
+    /// Expiry, snooze and pin (see `lifecycle`).
+    pub fn lifecycle(&self) -> &lifecycle::Lifecycle {
+        &self.lifecycle
     }
 
     /// The workflow registry (definitions by key).

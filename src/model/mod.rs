@@ -16,6 +16,7 @@ pub mod recurrence;
 pub mod retention;
 pub mod run_records;
 pub mod schedules;
+pub mod snooze;
 pub mod subscription;
 pub mod trigger;
 pub mod views;

@@ -64,6 +64,10 @@ pub fn feed_item(m: &MessageRow, recipients: &RecipientMap, mode: FeedMode) -> V
         "interacted_at": m.interacted_at,
         "link_clicked_at": m.link_clicked_at,
         "clicked_at": m.link_clicked_at,
+        // Tidings' extensions (the SDKs pass unknown fields through).
+        "expires_at": m.expires_at,
+        "snoozed_until": m.snoozed_until,
+        "pinned_at": m.pinned_at,
         "source": {
             "__typename": "NotificationSource",
             "key": m.workflow_key,
@@ -182,6 +186,10 @@ pub fn message(m: &MessageRow) -> Value {
         "link_clicked_at": m.link_clicked_at,
         "clicked_at": m.link_clicked_at,
         "scheduled_at": null,
+        // Tidings' extensions (the SDKs pass unknown fields through).
+        "expires_at": m.expires_at,
+        "snoozed_until": m.snoozed_until,
+        "pinned_at": m.pinned_at,
         "inserted_at": m.inserted_at,
         "updated_at": m.updated_at,
         "source": {

@@ -33,6 +33,7 @@ mod hardening_engine;
 mod hardening_limits;
 mod hardening_sockets;
 mod health;
+mod lifecycle;
 mod logs;
 mod message_bulk;
 mod message_status;

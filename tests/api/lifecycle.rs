@@ -1,0 +1,526 @@
+//! Items that expire, snooze and pin (issue 21 items 1-3), driven by the injectable
+//! manual clock: expiries and wake-ups happen when the test advances time, never by
+//! sleeping.
+
+use chrono::Duration;
+use serde_json::{Value, json};
+
+use crate::engine_delay::{app_with_manual_clock, in_app, upsert};
+use crate::helpers::{TestApp, assert_error};
+use crate::ws::WsClient;
+
+/// An in-app step with the lifecycle keys of `extra` merged in.
+fn step(extra: Value) -> Value {
+    let mut s = in_app("in_app", "Hello {{ data.n }}");
+    if let (Some(s), Some(extra)) = (s.as_object_mut(), extra.as_object()) {
+        s.extend(extra.clone());
+    }
+    s
+}
+
+fn feed_path(user: &str, query: &str) -> String {
+    format!("/v1/users/{user}/feeds/in-app-feed?{query}")
+}
+
+async fn feed(app: &TestApp, user: &str, query: &str) -> Value {
+    let (status, body) = app.get_json(&feed_path(user, query)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+fn badge(body: &Value) -> (i64, i64, i64) {
+    let m = &body["meta"];
+    (
+        m["total_count"].as_i64().expect("total"),
+        m["unread_count"].as_i64().expect("unread"),
+        m["unseen_count"].as_i64().expect("unseen"),
+    )
+}
+
+/// Triggers `key` for `user` with `data` and waits for the item; returns its id.
+async fn deliver(app: &TestApp, key: &str, user: &str, data: Value) -> String {
+    let before = feed(app, user, "").await;
+    let n = before["entries"].as_array().map_or(0, Vec::len);
+    app.trigger(key, json!({"recipients": [user], "data": data}))
+        .await;
+    let body = app.wait_for_feed(user, "", n + 1).await;
+    body["entries"][0]["id"].as_str().expect("id").to_owned()
+}
+
+/// Polls the feed until `done` (the due-sources run on their own task).
+async fn wait_feed(app: &TestApp, user: &str, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+    app.poll_json(&feed_path(user, query), done).await
+}
+
+/// The socket of `user`, joined to its feed with one ref; returns it after the join push.
+async fn joined(app: &TestApp, user: &str) -> WsClient {
+    let channel = app.channel_id().await;
+    let mut ws = app.ws_connect(user).await;
+    ws.join_ok(
+        &format!("feeds:{channel}:{user}"),
+        json!({"client_feed": {"archived": "exclude", "mode": "compact"}}),
+    )
+    .await;
+    ws
+}
+
+/// The next `new-message` push's counts for `client_feed`, checking the ref is in `attn`.
+async fn pushed_counts(ws: &mut WsClient) -> (i64, i64) {
+    let frame = ws.next_event("new-message").await;
+    let payload = &frame[4];
+    assert_eq!(payload["attn"], json!(["client_feed"]), "{payload}");
+    let m = &payload["data"]["client_feed"]["metadata"];
+    (
+        m["total_count"].as_i64().expect("total"),
+        m["unread_count"].as_i64().expect("unread"),
+    )
+}
+
+#[tokio::test]
+async fn an_expiring_item_leaves_feeds_counts_and_sockets_at_its_expiry() {
+    let (app, clock) = app_with_manual_clock().await;
+    upsert(
+        &app,
+        "flash",
+        json!([step(
+            json!({"expires_after": {"unit": "hours", "value": 2}})
+        )]),
+    )
+    .await;
+    upsert(&app, "plain", json!([in_app("in_app", "Plain")])).await;
+    let keep = deliver(&app, "plain", "u1", json!({})).await;
+    let flash = deliver(&app, "flash", "u1", json!({"n": 1})).await;
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(
+        body["entries"][0]["expires_at"],
+        "2026-03-01T11:00:00.000000Z"
+    );
+    assert_eq!(body["entries"][1]["expires_at"], Value::Null);
+    assert_eq!(badge(&body), (2, 2, 2));
+    let mut ws = joined(&app, "u1").await;
+
+    clock.advance(Duration::hours(2));
+    // The read filters by the clock: gone at once, whatever the due-source did yet.
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(ids(&body), [keep.clone()]);
+    assert_eq!(badge(&body), (1, 1, 1));
+    // The joined socket gets the lowered counts without asking.
+    assert_eq!(pushed_counts(&mut ws).await, (1, 1));
+    for query in [
+        "archived=include",
+        "status=unread",
+        "source=flash",
+        "tenant=t1",
+    ] {
+        assert!(
+            !ids(&feed(&app, "u1", query).await).contains(&flash),
+            "{query}"
+        );
+    }
+    // The message itself still reads (until the purge), with its expiry.
+    let (status, message) = app.get_json(&format!("/v1/messages/{flash}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(message["expires_at"], "2026-03-01T11:00:00.000000Z");
+    // Marking the expired item read moves no count.
+    let res = app
+        .put(&format!("/v1/messages/{flash}/read"), json!({}))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(res.status(), 200);
+    assert_eq!(badge(&feed(&app, "u1", "").await), (1, 1, 1));
+
+    // Retention: deleted once the grace period (7 days) has passed.
+    clock.advance(Duration::days(7) + Duration::seconds(1));
+    let path = format!("/v1/messages/{flash}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.get_json(&path).await.0 != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired item never purged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(badge(&feed(&app, "u1", "").await), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn expires_at_field_path_takes_the_time_from_data_and_skips_unusable_values() {
+    let (app, clock) = app_with_manual_clock().await;
+    upsert(
+        &app,
+        "offer",
+        json!([step(json!({"expires_at_field_path": "data.valid_until"}))]),
+    )
+    .await;
+    let id = deliver(
+        &app,
+        "offer",
+        "u1",
+        json!({"valid_until": "2026-03-01T18:00:00+02:00"}),
+    )
+    .await;
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(body["entries"][0]["id"], json!(id));
+    assert_eq!(
+        body["entries"][0]["expires_at"],
+        "2026-03-01T16:00:00.000000Z"
+    );
+    // A missing or past time skips the step (recorded), as a delay's field path does.
+    for data in [
+        json!({}),
+        json!({"valid_until": "soon"}),
+        json!({"valid_until": "2026-03-01T08:00:00Z"}),
+    ] {
+        let run = app
+            .trigger("offer", json!({"recipients": ["u2"], "data": data}))
+            .await;
+        crate::engine_delay::wait_recipient_statuses(&app, &run, 1, &["completed"]).await;
+    }
+    assert!(ids(&feed(&app, "u2", "").await).is_empty());
+    clock.advance(Duration::hours(7));
+    let body = wait_feed(&app, "u1", "", |b| {
+        b["entries"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert_eq!(badge(&body), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn object_feeds_lose_expired_items_too() {
+    let (app, clock) = app_with_manual_clock().await;
+    upsert(
+        &app,
+        "flash",
+        json!([step(
+            json!({"expires_after": {"unit": "minutes", "value": 5}})
+        )]),
+    )
+    .await;
+    app.put_ok("/v1/objects/projects/p1", json!({})).await;
+    app.trigger(
+        "flash",
+        json!({"recipients": [{"collection": "projects", "id": "p1"}], "data": {}}),
+    )
+    .await;
+    let path = "/v1/objects/projects/p1/feeds/in-app-feed";
+    let body = app
+        .poll_json(path, |b| {
+            b["entries"].as_array().is_some_and(|e| e.len() == 1)
+        })
+        .await;
+    assert_eq!(badge(&body), (1, 1, 1));
+    clock.advance(Duration::minutes(5));
+    let (_, body) = app.get_json(path).await;
+    assert_eq!(badge(&body), (0, 0, 0));
+    assert!(ids(&body).is_empty());
+}
+
+#[tokio::test]
+async fn bad_lifecycle_step_values_are_422_naming_the_field() {
+    let (app, _clock) = app_with_manual_clock().await;
+    for (extra, field) in [
+        (
+            json!({"expires_after": {"unit": "hours", "value": 0}}),
+            "expires_after",
+        ),
+        (
+            json!({"expires_after": {"unit": "eons", "value": 1}}),
+            "expires_after",
+        ),
+        (json!({"expires_after": "2h"}), "expires_after"),
+        (json!({"expires_at_field_path": 3}), "expires_at_field_path"),
+        (
+            json!({"expires_at_field_path": "elsewhere.x"}),
+            "expires_at_field_path",
+        ),
+        (json!({"pinned": "yes"}), "pinned"),
+    ] {
+        let res = app
+            .put(
+                "/v1/workflows/bad",
+                json!({"workflow": {"name": "bad", "steps": [step(extra.clone())]}}),
+            )
+            .send()
+            .await
+            .expect("sent");
+        let body = assert_error(res, 422, "invalid_params").await;
+        assert!(body.to_string().contains(field), "{extra}: {body}");
+    }
+    let (status, _) = app.get_json("/v1/workflows/bad").await;
+    assert_eq!(status, 404, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_snoozed_item_hides_then_wakes_unread_at_the_head_and_is_pushed_once() {
+    let (app, clock) = app_with_manual_clock().await;
+    upsert(
+        &app,
+        "plain",
+        json!([in_app("in_app", "Plain {{ data.n }}")]),
+    )
+    .await;
+    let first = deliver(&app, "plain", "u1", json!({"n": 1})).await;
+    let second = deliver(&app, "plain", "u1", json!({"n": 2})).await;
+    let res = app
+        .put(&format!("/v1/messages/{first}/read"), json!({}))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(res.status(), 200);
+    let cursor_before = feed(&app, "u1", "").await["entries"][1]["__cursor"].clone();
+    let mut ws = joined(&app, "u1").await;
+
+    let until = "2026-03-01T10:00:00Z";
+    let res = app
+        .as_user(
+            reqwest::Method::PUT,
+            &format!("/v1/messages/{first}/snoozed"),
+            "u1",
+        )
+        .json(&json!({"snoozed_until": until}))
+        .send()
+        .await
+        .expect("snooze");
+    let (status, message) = crate::helpers::json_of(res).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["snoozed_until"], "2026-03-01T10:00:00.000000Z");
+    assert_eq!(
+        pushed_counts(&mut ws).await,
+        (1, 1),
+        "the socket sees it leave"
+    );
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(ids(&body), [second.clone()]);
+    assert_eq!(badge(&body), (1, 1, 1));
+    let snoozed = feed(&app, "u1", "status=snoozed").await;
+    assert_eq!(ids(&snoozed), [first.clone()]);
+    assert_eq!(
+        snoozed["entries"][0]["snoozed_until"],
+        "2026-03-01T10:00:00.000000Z"
+    );
+    assert_eq!(
+        badge(&snoozed),
+        (1, 1, 1),
+        "total = snoozed; badges = the feed's"
+    );
+
+    clock.advance(Duration::hours(1));
+    assert_eq!(
+        pushed_counts(&mut ws).await,
+        (2, 2),
+        "the wake is pushed like a new item"
+    );
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(ids(&body), [first.clone(), second.clone()], "at the head");
+    let woken = &body["entries"][0];
+    assert_eq!(woken["read_at"], Value::Null);
+    assert_eq!(woken["seen_at"], Value::Null);
+    assert_eq!(woken["snoozed_until"], Value::Null);
+    assert_ne!(woken["__cursor"], cursor_before, "a new cursor");
+    assert_eq!(woken["inserted_at"], "2026-03-01T10:00:00.000000Z");
+    assert_eq!(badge(&body), (2, 2, 2));
+    assert!(ids(&feed(&app, "u1", "status=snoozed").await).is_empty());
+    // Once: no second push follows.
+    ws.assert_silent(std::time::Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
+async fn deleting_a_snooze_wakes_now_and_the_batch_snoozes_many() {
+    let (app, _clock) = app_with_manual_clock().await;
+    upsert(&app, "plain", json!([in_app("in_app", "Plain")])).await;
+    let a = deliver(&app, "plain", "u1", json!({})).await;
+    let b = deliver(&app, "plain", "u1", json!({})).await;
+    let (status, body) = app
+        .post_json(
+            "/v1/messages/batch/snoozed",
+            json!({"message_ids": [a, b, "unknown", a], "snoozed_until": "2026-03-02T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_array().map(Vec::len), Some(2));
+    assert_eq!(badge(&feed(&app, "u1", "").await), (0, 0, 0));
+    let res = app
+        .delete(&format!("/v1/messages/{b}/snoozed"))
+        .send()
+        .await
+        .expect("wake");
+    let (status, body) = crate::helpers::json_of(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["snoozed_until"], Value::Null);
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(ids(&body), [b.clone()]);
+    assert_eq!(badge(&body), (1, 1, 1));
+    // Waking a message that is not snoozed answers it unchanged.
+    let res = app
+        .delete(&format!("/v1/messages/{b}/snoozed"))
+        .send()
+        .await
+        .expect("wake");
+    assert_eq!(res.status(), 200);
+    assert_eq!(badge(&feed(&app, "u1", "").await), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn snooze_refuses_bad_times_foreign_users_and_unknown_ids_changing_nothing() {
+    let (app, _clock) = app_with_manual_clock().await;
+    upsert(&app, "plain", json!([in_app("in_app", "Plain")])).await;
+    let id = deliver(&app, "plain", "u1", json!({})).await;
+    let path = format!("/v1/messages/{id}/snoozed");
+    for body in [
+        json!({}),
+        json!({"snoozed_until": 5}),
+        json!({"snoozed_until": "tomorrow"}),
+        json!({"snoozed_until": "2026-03-01T09:00:30Z"}),
+        json!({"snoozed_until": "2026-05-30T09:00:01Z"}),
+        json!({"snoozed_until": "2026-02-01T09:00:00Z"}),
+    ] {
+        let res = app.put(&path, body.clone()).send().await.expect("sent");
+        let err = assert_error(res, 422, "invalid_params").await;
+        assert!(err.to_string().contains("snoozed_until"), "{body}: {err}");
+    }
+    let res = app
+        .server(reqwest::Method::PUT, &path)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 400);
+    let ok = json!({"snoozed_until": "2026-03-01T09:01:00Z"});
+    let res = app
+        .as_user(reqwest::Method::PUT, &path, "u2")
+        .json(&ok)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(res, 403, "authorization").await;
+    let res = app
+        .client
+        .put(app.url(&path))
+        .json(&ok)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 401);
+    let res = app
+        .put("/v1/messages/nope/snoozed", ok.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_error(res, 404, "resource_missing").await;
+    let res = app
+        .post(
+            "/v1/messages/batch/snoozed",
+            json!({"message_ids": "x", "snoozed_until": "2026-03-01T10:00:00Z"}),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_error(res, 422, "invalid_params").await;
+    let many: Vec<String> = (0..1001).map(|i| format!("m{i}")).collect();
+    let res = app
+        .post(
+            "/v1/messages/batch/snoozed",
+            json!({"message_ids": many, "snoozed_until": "2026-03-01T10:00:00Z"}),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_error(res, 422, "invalid_params").await;
+    // A batch naming someone else's message, as u2, changes nothing.
+    let res = app
+        .as_user(reqwest::Method::POST, "/v1/messages/batch/snoozed", "u2")
+        .json(&json!({"message_ids": [id], "snoozed_until": "2026-03-01T10:00:00Z"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 403);
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(badge(&body), (1, 1, 1));
+    assert_eq!(body["entries"][0]["snoozed_until"], Value::Null);
+}
+
+#[tokio::test]
+async fn pinned_steps_and_pin_calls_set_pinned_at_and_filter_without_moving_counts() {
+    let (app, _clock) = app_with_manual_clock().await;
+    upsert(&app, "sticky", json!([step(json!({"pinned": true}))])).await;
+    upsert(&app, "plain", json!([in_app("in_app", "Plain")])).await;
+    let sticky = deliver(&app, "sticky", "u1", json!({})).await;
+    let plain = deliver(&app, "plain", "u1", json!({})).await;
+    let body = feed(&app, "u1", "").await;
+    assert_eq!(
+        body["entries"][1]["pinned_at"],
+        "2026-03-01T09:00:00.000000Z"
+    );
+    assert_eq!(body["entries"][0]["pinned_at"], Value::Null);
+    assert_eq!(
+        ids(&feed(&app, "u1", "pinned=true").await),
+        [sticky.clone()]
+    );
+    assert_eq!(
+        ids(&feed(&app, "u1", "pinned=false").await),
+        [plain.clone()]
+    );
+    let pinned_only = feed(&app, "u1", "pinned=true").await;
+    assert_eq!(badge(&pinned_only).0, 1);
+
+    let res = app
+        .as_user(
+            reqwest::Method::PUT,
+            &format!("/v1/messages/{plain}/pinned"),
+            "u1",
+        )
+        .send()
+        .await
+        .expect("pin");
+    let (status, body) = crate::helpers::json_of(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["pinned_at"].is_string());
+    assert_eq!(ids(&feed(&app, "u1", "pinned=true").await).len(), 2);
+    assert_eq!(
+        badge(&feed(&app, "u1", "").await),
+        (2, 2, 2),
+        "pinning moves no count"
+    );
+    let res = app
+        .delete(&format!("/v1/messages/{sticky}/pinned"))
+        .send()
+        .await
+        .expect("unpin");
+    let (status, body) = crate::helpers::json_of(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["pinned_at"], Value::Null);
+    assert_eq!(ids(&feed(&app, "u1", "pinned=true").await), [plain.clone()]);
+
+    let res = app
+        .as_user(
+            reqwest::Method::PUT,
+            &format!("/v1/messages/{sticky}/pinned"),
+            "u2",
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 403);
+    let res = app
+        .put("/v1/messages/nope/pinned", json!({}))
+        .send()
+        .await
+        .expect("sent");
+    assert_error(res, 404, "resource_missing").await;
+    let (status, body) = app.get_json(&feed_path("u1", "pinned=maybe")).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("pinned"));
+    assert_eq!(ids(&feed(&app, "u1", "pinned=true").await), [plain]);
+}
