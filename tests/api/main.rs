@@ -34,6 +34,7 @@ mod hardening_limits;
 mod hardening_sockets;
 mod health;
 mod lifecycle;
+mod lifecycle_crash;
 mod logs;
 mod message_bulk;
 mod message_status;
