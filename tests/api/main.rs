@@ -41,6 +41,7 @@ mod message_status;
 mod messages;
 mod metrics;
 mod node_sdk;
+mod node_sdk_lifecycle;
 mod node_sdk_messages;
 mod node_sdk_recipients;
 mod objects;
