@@ -11,6 +11,7 @@ mod backup;
 mod browser;
 mod browser_auth;
 mod browser_batch;
+mod browser_lifecycle;
 mod browser_objects;
 mod channel_data;
 mod cli;
