@@ -38,6 +38,8 @@ export const ICONS = {
   inbox: ["M22 12h-6l-2 3h-4l-2-3H2", "M5.45 5.11 2 12v6a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2v-6l-3.45-6.89A2 2 0 0 0 16.76 4H7.24a2 2 0 0 0-1.79 1.11z"],
   alert: ["M12 9v4", "M12 17h.01", "M10.29 3.86 1.82 18a2 2 0 0 0 1.71 3h16.94a2 2 0 0 0 1.71-3L13.71 3.86a2 2 0 0 0-3.42 0z"],
   lock: ["M5 11h14v10H5z", "M8 11V7a4 4 0 0 1 8 0v4"],
+  clock: ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "M12 7v5l3 2"],
+  pin: ["M12 17v5", "M9 3h6l-1 5 3 4H7l3-4z"],
   spark: ["M12 3v4", "M12 17v4", "M3 12h4", "M17 12h4", "M5.6 5.6l2.8 2.8", "M15.6 15.6l2.8 2.8", "M5.6 18.4l2.8-2.8", "M15.6 8.4l2.8-2.8"],
 };
 export const icon = (name, cls) => svg(ICONS[name], cls);
@@ -125,6 +127,70 @@ export function relativeTime(iso, now = Date.now()) {
   return new Date(t).toLocaleDateString(undefined, { month: "short", day: "numeric" });
 }
 
+/** The snooze menu's choices: when each one wakes the item, from `now`. */
+export const SNOOZE_CHOICES = [
+  { key: "hour", label: "In 1 hour", until: (now = new Date()) => new Date(now.getTime() + 3600e3) },
+  {
+    key: "tomorrow", label: "Tomorrow morning",
+    until: (now = new Date()) => new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1, 9),
+  },
+  {
+    key: "week", label: "Next week",
+    // Next Monday, 9:00 local time.
+    until: (now = new Date()) => new Date(now.getFullYear(), now.getMonth(), now.getDate() + ((8 - now.getDay()) % 7 || 7), 9),
+  },
+];
+
+/** The snooze button and its menu (keyboard: Enter opens, arrows move, Escape closes). */
+function snoozeControl(item, onSnooze) {
+  const button = h("button", {
+    type: "button", class: "tg-icon-btn tg-snooze", "aria-label": "Snooze", title: "Snooze",
+    "aria-haspopup": "menu", "aria-expanded": "false", "data-focus": `snooze:${item.id}`,
+  }, icon("clock"));
+  const choices = SNOOZE_CHOICES.map((c) => h("button", {
+    type: "button", role: "menuitem", tabindex: "-1", class: "tg-menu-item", "data-choice": c.key,
+    onclick: (ev) => { ev.stopPropagation(); close(false); onSnooze(item, c.until()); },
+  }, c.label));
+  const menu = h("div", { class: "tg-menu", role: "menu", "aria-label": "Snooze until", hidden: true }, choices);
+  function close(refocus) {
+    menu.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    if (refocus) button.focus();
+  }
+  button.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    if (!menu.hidden) return close(true);
+    menu.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    choices[0].focus();
+  });
+  menu.addEventListener("click", (ev) => ev.stopPropagation());
+  menu.addEventListener("keydown", (ev) => {
+    const i = choices.indexOf(document.activeElement);
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      choices[(i + (ev.key === "ArrowDown" ? 1 : choices.length - 1)) % choices.length].focus();
+    } else if (ev.key === "Escape") {
+      ev.preventDefault();
+      ev.stopPropagation();
+      close(true);
+    } else if (ev.key === "Tab") {
+      close(false);
+    }
+  });
+  menu.addEventListener("focusout", (ev) => { if (!menu.contains(ev.relatedTarget) && ev.relatedTarget !== button) close(false); });
+  return h("span", { class: "tg-snooze-wrap" }, button, menu);
+}
+
+/** How long until `iso` ("in 5 sec.", "in 2 hr."), for an expiring item's time left. */
+export function timeLeft(iso, now = Date.now()) {
+  const s = Math.round((Date.parse(iso) - now) / 1000);
+  if (Number.isNaN(s)) return "";
+  if (s <= 0) return "now";
+  if (s < 60) return rtf ? rtf.format(s, "second") : `in ${s} seconds`;
+  return relativeTime(iso, now);
+}
+
 /** "Ada Lovelace and 3 others", from the batch fields when present. */
 export function whoLine(item) {
   const name = actorName(item.actors && item.actors[0]);
@@ -149,6 +215,8 @@ export function renderItem(item, { handlers, tenants = {}, showTenant = true, fr
     who && (item.total_actors || 0) > 1 ? h("span", { class: "tg-batch" }, `${who}`) : null,
     activities ? h("span", { class: "tg-batch" }, activities) : null,
     showTenant && tenantName ? h("span", { class: "tg-chip" }, tenantName) : null,
+    item.expires_at ? h("span", { class: "tg-chip tg-expiry" }, "Expires ",
+      h("time", { datetime: item.expires_at, "data-left": "", title: new Date(item.expires_at).toLocaleString() }, timeLeft(item.expires_at))) : null,
   );
   const actions = (item.blocks || []).find((b) => b.name === "actions");
   const buttons = actions && Array.isArray(actions.buttons) && actions.buttons.length && handlers
@@ -161,6 +229,16 @@ export function renderItem(item, { handlers, tenants = {}, showTenant = true, fr
     : null;
   const side = h("div", { class: "tg-item-side" },
     unread ? h("span", { class: "tg-dot", title: "Unread" }, h("span", { class: "tg-sr" }, "Unread")) : null,
+    handlers && handlers.pin ? h("button", {
+      type: "button",
+      class: `tg-icon-btn tg-pin${item.pinned_at ? " is-pinned" : ""}`,
+      "aria-label": item.pinned_at ? "Unpin" : "Pin",
+      "aria-pressed": item.pinned_at ? "true" : "false",
+      title: item.pinned_at ? "Unpin" : "Pin",
+      "data-focus": `pin:${item.id}`,
+      onclick: (ev) => { ev.stopPropagation(); handlers.pin(item, !item.pinned_at); },
+    }, icon("pin")) : null,
+    handlers && handlers.snooze && !item.archived_at ? snoozeControl(item, handlers.snooze) : null,
     handlers ? h("button", {
       type: "button",
       class: "tg-icon-btn tg-archive",
@@ -228,6 +306,9 @@ const EMPTY = {
  */
 export function feedList(feed, { handlers, tenants = {}, onRendered, label = "Notifications", emptyText } = {}) {
   const list = h("ul", { class: "tg-list", role: "list", "aria-label": label });
+  const pinnedList = h("ul", { class: "tg-list", role: "list", "aria-label": "Pinned notifications" });
+  const uid = Math.random().toString(36).slice(2, 8);
+  const visible = (items) => (feed.visible ? feed.visible(items) : items);
   const more = h("button", { type: "button", class: "tg-btn tg-more", onclick: () => feed.loadMore() }, "Load more");
   const root = h("div", { class: "tg-feed" });
   const fresh = new Set();
@@ -247,14 +328,29 @@ export function feedList(feed, { handlers, tenants = {}, onRendered, label = "No
           text: feed.error ? feed.error.message : "",
           action: h("button", { type: "button", class: "tg-btn", onclick: () => feed.load() }, "Try again"),
         }));
-    } else if (!feed.items.length) {
-      const [title, text] = (emptyText && emptyText(feed)) || EMPTY[feed.filters.view] || EMPTY.all;
-      children.push(stateView("empty", { title, text }));
     } else {
+      // Pinned items (Tidings' extension) get a section above the list when the view
+      // can pin; an item past its expiry is not shown even before the server's push.
+      const pinning = handlers && handlers.pin && feed.filters.view !== "archived";
+      const byId = new Map();
+      if (pinning) for (const i of [...(feed.pinned || []), ...feed.items]) if (i.pinned_at) byId.set(i.id, i);
+      const pinnedItems = visible([...byId.values()]);
+      const items = visible(feed.items.filter((i) => !byId.has(i.id)));
       const showTenant = !feed.filters.tenant;
-      list.replaceChildren(...feed.items.map((item) => renderItem(item, { handlers, tenants, showTenant, fresh: fresh.has(item.id) })));
-      children.push(list);
-      if (feed.after) {
+      const row = (item) => renderItem(item, { handlers, tenants, showTenant, fresh: fresh.has(item.id) });
+      if (pinnedItems.length) {
+        pinnedList.replaceChildren(...pinnedItems.map(row));
+        children.push(h("section", { class: "tg-pinned", "aria-labelledby": `tg-pinned-${uid}` },
+          h("h3", { class: "tg-section-title", id: `tg-pinned-${uid}` }, icon("pin"), "Pinned"), pinnedList));
+      }
+      if (!items.length && !pinnedItems.length) {
+        const [title, text] = (emptyText && emptyText(feed)) || EMPTY[feed.filters.view] || EMPTY.all;
+        children.push(stateView("empty", { title, text }));
+      } else {
+        list.replaceChildren(...items.map(row));
+        children.push(list);
+      }
+      if (feed.after && items.length) {
         more.disabled = feed.loadingMore;
         more.textContent = feed.loadingMore ? "Loading…" : "Load more";
         children.push(h("div", { class: "tg-more-row" }, more));
@@ -262,9 +358,12 @@ export function feedList(feed, { handlers, tenants = {}, onRendered, label = "No
     }
     const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement : null;
     const focusId = focused && focused.closest(".tg-item") ? focused.closest(".tg-item").dataset.id : null;
+    const focusKey = focused && focused.dataset ? focused.dataset.focus : null;
     const focusMore = focused === more;
     root.replaceChildren(...children);
-    if (focusId) {
+    const control = focusKey && root.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
+    if (control) control.focus();
+    else if (focusId) {
       const again = root.querySelector(`.tg-item[data-id="${CSS.escape(focusId)}"]`);
       if (again) again.focus();
     } else if (focusMore && more.isConnected) more.focus();
@@ -310,6 +409,11 @@ export function mountInbox(root, config) {
     button: (item, b) => follow(item, b.action, { type: "button_click", name: String(b.name || ""), label: String(b.label || ""), action: String(b.action || "") }),
     archive: (item) => feed.mark("archived", [item]),
     unarchive: (item) => feed.mark("unarchived", [item]),
+    snooze: (item, until) => {
+      feed.snooze(item, until);
+      live.textContent = `Snoozed until ${until.toLocaleString()}`;
+    },
+    pin: (item, on) => feed.pin(item, on),
   };
 
   const badge = h("span", { class: "tg-badge", "aria-hidden": "true" });
@@ -396,9 +500,15 @@ export function mountInbox(root, config) {
     }
   });
 
+  // Times move on; an item whose expiry passed leaves the list even without a push.
   const ticker = setInterval(() => {
-    for (const t of wrap.querySelectorAll("time[datetime]")) t.textContent = relativeTime(t.getAttribute("datetime"));
-  }, 30000);
+    for (const t of wrap.querySelectorAll("time[datetime]")) {
+      const at = t.getAttribute("datetime");
+      t.textContent = t.hasAttribute("data-left") ? timeLeft(at) : relativeTime(at);
+    }
+    const shown = [...feed.items, ...(feed.pinned || [])];
+    if (feed.visible(shown).length !== shown.length) feed.emit();
+  }, 15000);
 
   selectTab("all");
   feed.listen();

@@ -241,6 +241,8 @@ export class Feed {
   constructor(client, { path, topic, channelId, userId, pageSize = 20 }) {
     Object.assign(this, { client, path, topic, channelId, userId, pageSize });
     this.items = [];
+    /** Pinned items of the view (`pinned=true`), shown above the list. */
+    this.pinned = [];
     this.meta = { unread_count: 0, unseen_count: 0, total_count: 0 };
     this.after = null;
     this.status = "idle";
@@ -290,9 +292,15 @@ export class Feed {
     this.status = this.items.length ? "refreshing" : "loading";
     if (this.status === "loading") this.emit();
     try {
-      const body = await this.client.request("GET", this.path, { query: this.query() });
+      const [body, pinned] = await Promise.all([
+        this.client.request("GET", this.path, { query: this.query() }),
+        this.filters.view === "archived"
+          ? { entries: [] }
+          : this.client.request("GET", this.path, { query: this.query({ pinned: true }) }),
+      ]);
       if (generation !== this.generation) return;
       this.items = body.entries;
+      this.pinned = pinned.entries;
       this.after = body.page_info.after;
       this.applyMeta(body.meta);
       this.status = "ready";
@@ -408,6 +416,52 @@ export class Feed {
     this.emit();
     try {
       await this.client.request("POST", `/v1/messages/batch/${status}`, { body: metadata ? { message_ids: ids, metadata } : { message_ids: ids } });
+    } catch (err) {
+      this.error = err;
+      await this.load();
+    }
+  }
+
+  /** Items to show now: an item past its `expires_at` is gone even before the push. */
+  visible(items, now = Date.now()) {
+    return items.filter((i) => !i.expires_at || Date.parse(i.expires_at) > now);
+  }
+
+  /**
+   * Snoozes `item` until `until` (a Date): it leaves the list and the badge at once, and
+   * comes back unread at the head (pushed) when it wakes. Tidings' extension.
+   */
+  async snooze(item, until) {
+    const gone = (list) => list.filter((i) => i.id !== item.id);
+    this.items = gone(this.items);
+    this.pinned = gone(this.pinned);
+    if (!item.archived_at) {
+      const m = { ...this.meta };
+      m.total_count = Math.max(0, m.total_count - 1);
+      if (!item.read_at) m.unread_count = Math.max(0, m.unread_count - 1);
+      if (!item.seen_at) m.unseen_count = Math.max(0, m.unseen_count - 1);
+      this.meta = m;
+    }
+    this.emit();
+    try {
+      await this.client.request("PUT", `/v1/messages/${encodeURIComponent(item.id)}/snoozed`, { body: { snoozed_until: until.toISOString() } });
+    } catch (err) {
+      this.error = err;
+      await this.load();
+    }
+  }
+
+  /** Pins or unpins `item` (Tidings' extension); counts do not change. */
+  async pin(item, on) {
+    const pinned_at = on ? new Date().toISOString() : null;
+    this.patch([item.id], { pinned_at });
+    this.pinned = on
+      ? [{ ...item, pinned_at }, ...this.pinned.filter((i) => i.id !== item.id)]
+      : this.pinned.filter((i) => i.id !== item.id);
+    if (!on) this.merge([{ ...item, pinned_at }]);
+    this.emit();
+    try {
+      await this.client.request(on ? "PUT" : "DELETE", `/v1/messages/${encodeURIComponent(item.id)}/pinned`);
     } catch (err) {
       this.error = err;
       await this.load();

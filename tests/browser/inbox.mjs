@@ -244,6 +244,87 @@ try {
   await shot(page, "07-load-more");
   noErrors("inbox interactions");
 
+  // 7b. Expiry, snooze and pin (Tidings' extensions): an expiring item shows its time
+  // left, then leaves the list and the badge when it expires; the snooze menu and the
+  // pin button work from the keyboard; pinned items sit in a section above the list.
+  const lifecycleStep = (extra) => ({ ref: "in_app", type: "channel", channel_key: "in-app-feed",
+    template: { markdown_body: "{{ data.text }}" }, ...extra });
+  await api("PUT", "/v1/workflows/e2e-expiring", { workflow: { name: "Expiring",
+    steps: [lifecycleStep({ expires_after: { unit: "seconds", value: 5 } })] } });
+  await api("PUT", "/v1/workflows/e2e-pinned", { workflow: { name: "Pinned", steps: [lifecycleStep({ pinned: true })] } });
+  const flashText = `flash sale ${Date.now()}`;
+  const pinnedText = `pinned notice ${Date.now()}`;
+  await api("POST", "/v1/workflows/e2e-pinned/trigger", { recipients: ["ada"], data: { text: pinnedText } });
+  await page.waitForSelector(`.tg-pinned ${itemWith(pinnedText)}`, { timeout: T });
+  const pinnedFirst = await page.evaluate(() => {
+    const body = document.querySelector(".tg-panel-body");
+    const pinned = body.querySelector(".tg-pinned");
+    return pinned && pinned.compareDocumentPosition(body.querySelector(".tg-list:not([aria-label^=Pinned])")) === Node.DOCUMENT_POSITION_FOLLOWING;
+  });
+  check(pinnedFirst, "a pinned step's item shows in the Pinned section above the list");
+  const badgeBeforeFlash = await badge(page);
+  await api("POST", "/v1/workflows/e2e-expiring/trigger", { recipients: ["ada"], data: { text: flashText } });
+  await page.waitForSelector(`${itemWith(flashText)} .tg-expiry`, { timeout: T });
+  const timeLeft = await page.textContent(`${itemWith(flashText)} .tg-expiry`);
+  check(/^Expires in \d+ sec/.test(timeLeft), `the expiring item shows its time left ("${timeLeft}")`, timeLeft);
+  await waitBadge(page, badgeBeforeFlash + 1);
+  await shot(page, "07b-expiring");
+  await page.waitForSelector(itemWith(flashText), { state: "detached", timeout: T });
+  await waitBadge(page, badgeBeforeFlash);
+  check(true, "when it expired the item left the list and the badge dropped by one, without a reload");
+
+  // Snooze from the keyboard: Tab to the snooze button, Enter opens the menu on its first
+  // choice, ArrowDown moves to "Tomorrow morning", Enter snoozes.
+  const snoozeText = await notify("ada");
+  await page.waitForSelector(itemWith(snoozeText), { timeout: T });
+  const snoozeId = await page.getAttribute(itemWith(snoozeText), "data-id");
+  const badgeBeforeSnooze = await badge(page);
+  await page.focus(`.tg-item[data-id="${snoozeId}"]`);
+  for (let i = 0; i < 8 && !(await page.evaluate(() => document.activeElement.classList.contains("tg-snooze"))); i++) {
+    await page.keyboard.press("Tab");
+  }
+  check(await page.evaluate(() => document.activeElement.classList.contains("tg-snooze")), "the snooze button is reachable with Tab");
+  await page.keyboard.press("Enter");
+  check(await page.evaluate(() => document.activeElement.getAttribute("role") === "menuitem"
+    && document.activeElement.textContent === "In 1 hour"), "Enter opens the snooze menu on \"In 1 hour\"");
+  const choices = await page.$$eval(`.tg-item[data-id="${snoozeId}"] .tg-menu-item`, (els) => els.map((e) => e.textContent));
+  check(choices.join("|") === "In 1 hour|Tomorrow morning|Next week", "the menu offers 1 hour, tomorrow morning, next week", choices);
+  await axe(page, "the inbox with the snooze menu open");
+  await page.keyboard.press("Escape");
+  check(await page.evaluate(() => document.activeElement.classList.contains("tg-snooze")
+    && document.activeElement.getAttribute("aria-expanded") === "false"), "Escape closes the menu back onto its button");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("ArrowDown");
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/v1/messages/${snoozeId}/snoozed`) && r.status() === 200),
+    page.keyboard.press("Enter"),
+  ]);
+  await page.waitForSelector(`.tg-item[data-id="${snoozeId}"]`, { state: "detached", timeout: T });
+  await waitBadge(page, badgeBeforeSnooze - 1);
+  const snoozedUntil = new Date((await api("GET", `/v1/messages/${snoozeId}`)).snoozed_until);
+  const tomorrow = new Date(); tomorrow.setDate(tomorrow.getDate() + 1);
+  check(snoozedUntil.getDate() === tomorrow.getDate() && snoozedUntil.getHours() === 9,
+    `"Tomorrow morning" snoozed it until 9:00 tomorrow (${snoozedUntil.toString()}); it left the list and the badge`);
+  // Waking it (as its time would) brings it back at the head, unread, live.
+  await api("DELETE", `/v1/messages/${snoozeId}/snoozed`);
+  await page.waitForSelector(`.tg-list:not([aria-label^=Pinned]) .tg-item[data-id="${snoozeId}"]:first-child`, { timeout: T });
+  await waitBadge(page, badgeBeforeSnooze);
+  check(true, "the woken item came back live at the head of the list and the badge rose");
+
+  // Pin from the keyboard: the item moves to the Pinned section; the badge does not move.
+  const pinTarget = page.locator(`.tg-item[data-id="${snoozeId}"] .tg-pin`);
+  await pinTarget.focus();
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/v1/messages/${snoozeId}/pinned`) && r.status() === 200),
+    page.keyboard.press("Enter"),
+  ]);
+  await page.waitForSelector(`.tg-pinned .tg-item[data-id="${snoozeId}"]`, { timeout: T });
+  check(await page.getAttribute(`.tg-pinned .tg-item[data-id="${snoozeId}"] .tg-pin`, "aria-pressed") === "true"
+    && await badge(page) === badgeBeforeSnooze && (await api("GET", `/v1/messages/${snoozeId}`)).pinned_at,
+  "Enter on the pin button pinned it (in the Pinned section, aria-pressed, badge unchanged)");
+  await shot(page, "07b-pinned");
+  noErrors("expiry, snooze and pin");
+
   // 8. The connection state recovers after a server restart and shows what was sent while down.
   await waitLive(page);
   expectErrors = /WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|Failed to load resource/;
