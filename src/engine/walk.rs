@@ -728,11 +728,13 @@ impl Walker<'_> {
                 .push((step.step_ref.clone(), StepRef::Status("skipped")));
             return Flow::Continue;
         }
-        let Some(expires_at) = self.expiry(step) else {
+        // One reading for the item's `inserted_at` and its expiry.
+        let now_utc = run.clock.now_utc();
+        let Some(expires_at) = self.expiry(step, now_utc) else {
             return Flow::Continue;
         };
         let id = ids::message_id();
-        let now = run.clock.now();
+        let now = clock::format(now_utc);
         let (entity, data, batch) = (&self.entity, &self.data, &self.recipient.batch);
         // The names this recipient's scope holds itself (over the run's shared ones).
         let own_data = matches!(data, MessageData::Own(_));
@@ -828,11 +830,10 @@ impl Walker<'_> {
 }
 
 impl Walker<'_> {
-    /// The expiry of `step`'s item: `Some(None)` for none, `Some(Some(at))` for one;
+    /// The expiry of `step`'s item created at `now`: `Some(None)` for none, `Some(Some(at))` for one;
     /// `None` when the step is skipped instead (recorded): the field path holds no time,
     /// or the item would be born expired.
-    fn expiry(&mut self, step: &CompiledStep) -> Option<Option<String>> {
-        let now = self.run.clock.now_utc();
+    fn expiry(&mut self, step: &CompiledStep, now: DateTime<Utc>) -> Option<Option<String>> {
         let at = match &step.lifecycle.expiry {
             None => return Some(None),
             Some(Expiry::After(d)) => d.after(now),

@@ -111,7 +111,7 @@ async fn an_expiring_item_leaves_feeds_counts_and_sockets_at_its_expiry() {
     clock.advance(Duration::hours(2));
     // The read filters by the clock: gone at once, whatever the due-source did yet.
     let body = feed(&app, "u1", "").await;
-    assert_eq!(ids(&body), [keep.clone()]);
+    assert_eq!(ids(&body), [keep.as_str()]);
     assert_eq!(badge(&body), (1, 1, 1));
     // The joined socket gets the lowered counts without asking.
     assert_eq!(pushed_counts(&mut ws).await, (1, 1));
@@ -300,10 +300,10 @@ async fn a_snoozed_item_hides_then_wakes_unread_at_the_head_and_is_pushed_once()
         "the socket sees it leave"
     );
     let body = feed(&app, "u1", "").await;
-    assert_eq!(ids(&body), [second.clone()]);
+    assert_eq!(ids(&body), [second.as_str()]);
     assert_eq!(badge(&body), (1, 1, 1));
     let snoozed = feed(&app, "u1", "status=snoozed").await;
-    assert_eq!(ids(&snoozed), [first.clone()]);
+    assert_eq!(ids(&snoozed), [first.as_str()]);
     assert_eq!(
         snoozed["entries"][0]["snoozed_until"],
         "2026-03-01T10:00:00.000000Z"
@@ -321,7 +321,7 @@ async fn a_snoozed_item_hides_then_wakes_unread_at_the_head_and_is_pushed_once()
         "the wake is pushed like a new item"
     );
     let body = feed(&app, "u1", "").await;
-    assert_eq!(ids(&body), [first.clone(), second.clone()], "at the head");
+    assert_eq!(ids(&body), [first.as_str(), second.as_str()], "at the head");
     let woken = &body["entries"][0];
     assert_eq!(woken["read_at"], Value::Null);
     assert_eq!(woken["seen_at"], Value::Null);
@@ -359,7 +359,7 @@ async fn deleting_a_snooze_wakes_now_and_the_batch_snoozes_many() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["snoozed_until"], Value::Null);
     let body = feed(&app, "u1", "").await;
-    assert_eq!(ids(&body), [b.clone()]);
+    assert_eq!(ids(&body), [b.as_str()]);
     assert_eq!(badge(&body), (1, 1, 1));
     // Waking a message that is not snoozed answers it unchanged.
     let res = app
@@ -466,11 +466,11 @@ async fn pinned_steps_and_pin_calls_set_pinned_at_and_filter_without_moving_coun
     assert_eq!(body["entries"][0]["pinned_at"], Value::Null);
     assert_eq!(
         ids(&feed(&app, "u1", "pinned=true").await),
-        [sticky.clone()]
+        [sticky.as_str()]
     );
     assert_eq!(
         ids(&feed(&app, "u1", "pinned=false").await),
-        [plain.clone()]
+        [plain.as_str()]
     );
     let pinned_only = feed(&app, "u1", "pinned=true").await;
     assert_eq!(badge(&pinned_only).0, 1);
@@ -501,7 +501,10 @@ async fn pinned_steps_and_pin_calls_set_pinned_at_and_filter_without_moving_coun
     let (status, body) = crate::helpers::json_of(res).await;
     assert_eq!(status, 200);
     assert_eq!(body["pinned_at"], Value::Null);
-    assert_eq!(ids(&feed(&app, "u1", "pinned=true").await), [plain.clone()]);
+    assert_eq!(
+        ids(&feed(&app, "u1", "pinned=true").await),
+        [plain.as_str()]
+    );
 
     let res = app
         .as_user(
@@ -523,4 +526,49 @@ async fn pinned_steps_and_pin_calls_set_pinned_at_and_filter_without_moving_coun
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("pinned"));
     assert_eq!(ids(&feed(&app, "u1", "pinned=true").await), [plain]);
+}
+
+#[tokio::test]
+async fn knock_cli_workflow_json_with_expiry_and_pin_loads_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let wf = dir.path().join("announcement");
+    std::fs::create_dir_all(&wf).expect("mkdir");
+    std::fs::write(
+        wf.join("workflow.json"),
+        r#"{"name": "Announcement", "steps": [{"ref": "in_app", "type": "channel",
+            "channel_key": "in-app-feed", "channel_type": "in_app_feed",
+            "expires_after": {"unit": "days", "value": 1}, "pinned": true,
+            "template": {"markdown_body": "Maintenance tonight"}}]}"#,
+    )
+    .expect("write");
+    let workflows = dir.path().to_path_buf();
+    let app = crate::helpers::spawn_app_with(move |s| s.workflows = workflows).await;
+    app.trigger("announcement", json!({"recipients": ["u1"]}))
+        .await;
+    let body = app.wait_for_feed("u1", "", 1).await;
+    let item = &body["entries"][0];
+    assert!(item["pinned_at"].is_string(), "{item}");
+    let (inserted, expires) = (
+        tidings::clock::parse(item["inserted_at"].as_str().expect("inserted_at")).expect("time"),
+        tidings::clock::parse(item["expires_at"].as_str().expect("expires_at")).expect("time"),
+    );
+    assert_eq!(expires - inserted, Duration::days(1));
+    // A bad value in a file is refused at start, naming the file and the field.
+    std::fs::write(
+        wf.join("workflow.json"),
+        r#"{"name": "Announcement", "steps": [{"ref": "in_app", "type": "channel",
+            "channel_key": "in-app-feed", "expires_after": {"unit": "days", "value": -1},
+            "template": {"markdown_body": "x"}}]}"#,
+    )
+    .expect("write");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .env("TIDINGS_LOG", "warn")
+        .args(["workflows", "validate", dir.path().to_str().expect("utf-8")])
+        .output()
+        .await
+        .expect("the tidings binary runs");
+    let stdout =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("expires_after"), "{stdout}");
 }

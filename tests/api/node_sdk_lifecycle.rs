@@ -26,10 +26,17 @@ async fn the_official_node_sdk_reads_expiry_snooze_and_pin_fields() {
     upsert(
         &app,
         "lifecycle-expiring",
-        json!([step(json!({"expires_after": {"unit": "hours", "value": 2}}))]),
+        json!([step(
+            json!({"expires_after": {"unit": "hours", "value": 2}})
+        )]),
     )
     .await;
-    upsert(&app, "lifecycle-pinned", json!([step(json!({"pinned": true}))])).await;
+    upsert(
+        &app,
+        "lifecycle-pinned",
+        json!([step(json!({"pinned": true}))]),
+    )
+    .await;
     app.run_sdk_script(
         PathBuf::from("node"),
         js.join("lifecycle_sdk.mjs"),
