@@ -141,18 +141,25 @@ export const SNOOZE_CHOICES = [
   },
 ];
 
-/** The snooze button and its menu (keyboard: Enter opens, arrows move, Escape closes). */
-function snoozeControl(item, onSnooze) {
+/**
+ * The snooze button and its menu (keyboard: Enter opens, arrows move, Escape closes).
+ * `state.open` names the item whose menu is open, so a re-render of the list (a push,
+ * a seen mark) keeps it open, and focus comes back through the `data-focus` keys.
+ */
+function snoozeControl(item, onSnooze, state) {
+  const isOpen = state.open === item.id;
   const button = h("button", {
     type: "button", class: "tg-icon-btn tg-snooze", "aria-label": "Snooze", title: "Snooze",
-    "aria-haspopup": "menu", "aria-expanded": "false", "data-focus": `snooze:${item.id}`,
+    "aria-haspopup": "menu", "aria-expanded": String(isOpen), "data-focus": `snooze:${item.id}`,
   }, icon("clock"));
   const choices = SNOOZE_CHOICES.map((c) => h("button", {
     type: "button", role: "menuitem", tabindex: "-1", class: "tg-menu-item", "data-choice": c.key,
+    "data-focus": `snooze:${item.id}:${c.key}`,
     onclick: (ev) => { ev.stopPropagation(); close(false); onSnooze(item, c.until()); },
   }, c.label));
-  const menu = h("div", { class: "tg-menu", role: "menu", "aria-label": "Snooze until", hidden: true }, choices);
+  const menu = h("div", { class: "tg-menu", role: "menu", "aria-label": "Snooze until", hidden: !isOpen }, choices);
   function close(refocus) {
+    if (state.open === item.id) state.open = null;
     menu.hidden = true;
     button.setAttribute("aria-expanded", "false");
     if (refocus) button.focus();
@@ -160,6 +167,7 @@ function snoozeControl(item, onSnooze) {
   button.addEventListener("click", (ev) => {
     ev.stopPropagation();
     if (!menu.hidden) return close(true);
+    state.open = item.id;
     menu.hidden = false;
     button.setAttribute("aria-expanded", "true");
     choices[0].focus();
@@ -178,7 +186,10 @@ function snoozeControl(item, onSnooze) {
       close(false);
     }
   });
-  menu.addEventListener("focusout", (ev) => { if (!menu.contains(ev.relatedTarget) && ev.relatedTarget !== button) close(false); });
+  // Focus leaving for elsewhere closes it (not a re-render: that drops this menu first).
+  menu.addEventListener("focusout", (ev) => {
+    if (ev.relatedTarget && !menu.contains(ev.relatedTarget) && ev.relatedTarget !== button) close(false);
+  });
   return h("span", { class: "tg-snooze-wrap" }, button, menu);
 }
 
@@ -238,7 +249,7 @@ export function renderItem(item, { handlers, tenants = {}, showTenant = true, fr
       "data-focus": `pin:${item.id}`,
       onclick: (ev) => { ev.stopPropagation(); handlers.pin(item, !item.pinned_at); },
     }, icon("pin")) : null,
-    handlers && handlers.snooze && !item.archived_at ? snoozeControl(item, handlers.snooze) : null,
+    handlers && handlers.snooze && !item.archived_at ? snoozeControl(item, handlers.snooze, handlers.snoozeMenu || {}) : null,
     handlers ? h("button", {
       type: "button",
       class: "tg-icon-btn tg-archive",
@@ -317,6 +328,11 @@ export function feedList(feed, { handlers, tenants = {}, onRendered, label = "No
     render();
   });
   function render() {
+    // What has focus, read before the lists are rebuilt, to give it back after.
+    const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement : null;
+    const focusId = focused && focused.closest(".tg-item") ? focused.closest(".tg-item").dataset.id : null;
+    const focusKey = focused && focused.dataset ? focused.dataset.focus : null;
+    const focusMore = focused === more;
     const children = [];
     if (feed.status === "loading" || feed.status === "idle") children.push(stateView("loading"));
     else if (feed.status === "error") {
@@ -356,10 +372,6 @@ export function feedList(feed, { handlers, tenants = {}, onRendered, label = "No
         children.push(h("div", { class: "tg-more-row" }, more));
       }
     }
-    const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement : null;
-    const focusId = focused && focused.closest(".tg-item") ? focused.closest(".tg-item").dataset.id : null;
-    const focusKey = focused && focused.dataset ? focused.dataset.focus : null;
-    const focusMore = focused === more;
     root.replaceChildren(...children);
     const control = focusKey && root.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
     if (control) control.focus();
@@ -414,6 +426,8 @@ export function mountInbox(root, config) {
       live.textContent = `Snoozed until ${until.toLocaleString()}`;
     },
     pin: (item, on) => feed.pin(item, on),
+    /** Which item's snooze menu is open (kept across re-renders). */
+    snoozeMenu: { open: null },
   };
 
   const badge = h("span", { class: "tg-badge", "aria-hidden": "true" });
@@ -452,6 +466,16 @@ export function mountInbox(root, config) {
     onkeydown: (ev) => { if (ev.key === "Escape" && isOpen()) { close(); bell.focus(); } },
   }, bell, panel, live);
   root.append(wrap);
+  // A click anywhere but a snooze control closes an open snooze menu (capture: item
+  // buttons stop their clicks from bubbling).
+  wrap.addEventListener("click", (ev) => {
+    if (!handlers.snoozeMenu.open || ev.target.closest(".tg-snooze-wrap")) return;
+    handlers.snoozeMenu.open = null;
+    for (const m of wrap.querySelectorAll(".tg-menu:not([hidden])")) {
+      m.hidden = true;
+      m.parentElement.querySelector(".tg-snooze").setAttribute("aria-expanded", "false");
+    }
+  }, true);
 
   function isOpen() { return panelOpen; }
   function open() {

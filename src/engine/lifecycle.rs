@@ -217,7 +217,9 @@ impl DueSource for WakeSource {
 /// scheduler re-reads its due times (the new expiry may be the earliest). The runner and
 /// the resume paths publish through it unchanged.
 pub struct ExpiryAwareBus {
+    /// The bus the announcements go on to.
     pub inner: SharedBus,
+    /// Woken when a committed item carries an expiry.
     pub scheduler: Scheduler,
 }
 

@@ -549,11 +549,13 @@ async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<
         }
         let Some(inner) = hub.upgrade() else { return };
         // A feed that also has items gets its counts with their push.
-        counts.retain(|f: &FeedId| {
-            !items
+        if !counts.is_empty() && !items.is_empty() {
+            let with_items: std::collections::HashSet<(&str, &RecipientRef)> = items
                 .iter()
-                .any(|m| m.channel_id == f.0 && m.recipient == f.1)
-        });
+                .map(|m| (m.channel_id.as_str(), &m.recipient))
+                .collect();
+            counts.retain(|f: &FeedId| !with_items.contains(&(f.0.as_str(), &f.1)));
+        }
         counts.sort();
         counts.dedup();
         let hub = Hub { inner };

@@ -287,9 +287,16 @@ try {
   await page.keyboard.press("Enter");
   check(await page.evaluate(() => document.activeElement.getAttribute("role") === "menuitem"
     && document.activeElement.textContent === "In 1 hour"), "Enter opens the snooze menu on \"In 1 hour\"");
+  // A push or a seen mark re-renders the list while the menu is open: it stays open.
+  await page.evaluate(() => window.tidings.inbox.feed.emit());
+  check(await page.evaluate(() => document.activeElement.getAttribute("role") === "menuitem"
+    && document.activeElement.textContent === "In 1 hour"), "the open menu and its focus survive a re-render of the list");
   const choices = await page.$$eval(`.tg-item[data-id="${snoozeId}"] .tg-menu-item`, (els) => els.map((e) => e.textContent));
   check(choices.join("|") === "In 1 hour|Tomorrow morning|Next week", "the menu offers 1 hour, tomorrow morning, next week", choices);
+  // As in step 10: no arrival animation mid-way while contrast is measured.
+  await page.emulateMedia({ reducedMotion: "reduce" });
   await axe(page, "the inbox with the snooze menu open");
+  await page.emulateMedia({ reducedMotion: "no-preference" });
   await page.keyboard.press("Escape");
   check(await page.evaluate(() => document.activeElement.classList.contains("tg-snooze")
     && document.activeElement.getAttribute("aria-expanded") === "false"), "Escape closes the menu back onto its button");
