@@ -1,6 +1,6 @@
-//! Items that expire, snooze and pin (issue 21 items 1-3), driven by the injectable
-//! manual clock: expiries and wake-ups happen when the test advances time, never by
-//! sleeping.
+//! Items that expire (issue 21 item 1) and the lifecycle keys of workflow steps, driven
+//! by the injectable manual clock: expiries happen when the test advances time, never by
+//! sleeping. Snooze and pin are in `lifecycle_snooze.rs`, which shares these helpers.
 
 use chrono::Duration;
 use serde_json::{Value, json};
@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_error};
 use crate::ws::WsClient;
 
 /// An in-app step with the lifecycle keys of `extra` merged in.
-fn step(extra: Value) -> Value {
+pub(crate) fn step(extra: Value) -> Value {
     let mut s = in_app("in_app", "Hello {{ data.n }}");
     if let (Some(s), Some(extra)) = (s.as_object_mut(), extra.as_object()) {
         s.extend(extra.clone());
@@ -18,17 +18,17 @@ fn step(extra: Value) -> Value {
     s
 }
 
-fn feed_path(user: &str, query: &str) -> String {
+pub(crate) fn feed_path(user: &str, query: &str) -> String {
     format!("/v1/users/{user}/feeds/in-app-feed?{query}")
 }
 
-async fn feed(app: &TestApp, user: &str, query: &str) -> Value {
+pub(crate) async fn feed(app: &TestApp, user: &str, query: &str) -> Value {
     let (status, body) = app.get_json(&feed_path(user, query)).await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
-fn ids(body: &Value) -> Vec<String> {
+pub(crate) fn ids(body: &Value) -> Vec<String> {
     body["entries"]
         .as_array()
         .expect("entries")
@@ -37,7 +37,7 @@ fn ids(body: &Value) -> Vec<String> {
         .collect()
 }
 
-fn badge(body: &Value) -> (i64, i64, i64) {
+pub(crate) fn badge(body: &Value) -> (i64, i64, i64) {
     let m = &body["meta"];
     (
         m["total_count"].as_i64().expect("total"),
@@ -47,7 +47,7 @@ fn badge(body: &Value) -> (i64, i64, i64) {
 }
 
 /// Triggers `key` for `user` with `data` and waits for the item; returns its id.
-async fn deliver(app: &TestApp, key: &str, user: &str, data: Value) -> String {
+pub(crate) async fn deliver(app: &TestApp, key: &str, user: &str, data: Value) -> String {
     let before = feed(app, user, "").await;
     let n = before["entries"].as_array().map_or(0, Vec::len);
     app.trigger(key, json!({"recipients": [user], "data": data}))
@@ -57,12 +57,17 @@ async fn deliver(app: &TestApp, key: &str, user: &str, data: Value) -> String {
 }
 
 /// Polls the feed until `done` (the due-sources run on their own task).
-async fn wait_feed(app: &TestApp, user: &str, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_feed(
+    app: &TestApp,
+    user: &str,
+    query: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     app.poll_json(&feed_path(user, query), done).await
 }
 
 /// The socket of `user`, joined to its feed with one ref; returns it after the join push.
-async fn joined(app: &TestApp, user: &str) -> WsClient {
+pub(crate) async fn joined(app: &TestApp, user: &str) -> WsClient {
     let channel = app.channel_id().await;
     let mut ws = app.ws_connect(user).await;
     ws.join_ok(
@@ -74,7 +79,7 @@ async fn joined(app: &TestApp, user: &str) -> WsClient {
 }
 
 /// The next `new-message` push's counts for `client_feed`, checking the ref is in `attn`.
-async fn pushed_counts(ws: &mut WsClient) -> (i64, i64) {
+pub(crate) async fn pushed_counts(ws: &mut WsClient) -> (i64, i64) {
     let frame = ws.next_event("new-message").await;
     let payload = &frame[4];
     assert_eq!(payload["attn"], json!(["client_feed"]), "{payload}");
@@ -258,274 +263,6 @@ async fn bad_lifecycle_step_values_are_422_naming_the_field() {
     }
     let (status, _) = app.get_json("/v1/workflows/bad").await;
     assert_eq!(status, 404, "nothing stored");
-}
-
-#[tokio::test]
-async fn a_snoozed_item_hides_then_wakes_unread_at_the_head_and_is_pushed_once() {
-    let (app, clock) = app_with_manual_clock().await;
-    upsert(
-        &app,
-        "plain",
-        json!([in_app("in_app", "Plain {{ data.n }}")]),
-    )
-    .await;
-    let first = deliver(&app, "plain", "u1", json!({"n": 1})).await;
-    let second = deliver(&app, "plain", "u1", json!({"n": 2})).await;
-    let res = app
-        .put(&format!("/v1/messages/{first}/read"), json!({}))
-        .send()
-        .await
-        .expect("read");
-    assert_eq!(res.status(), 200);
-    let cursor_before = feed(&app, "u1", "").await["entries"][1]["__cursor"].clone();
-    let mut ws = joined(&app, "u1").await;
-
-    let until = "2026-03-01T10:00:00Z";
-    let res = app
-        .as_user(
-            reqwest::Method::PUT,
-            &format!("/v1/messages/{first}/snoozed"),
-            "u1",
-        )
-        .json(&json!({"snoozed_until": until}))
-        .send()
-        .await
-        .expect("snooze");
-    let (status, message) = crate::helpers::json_of(res).await;
-    assert_eq!(status, 200, "{message}");
-    assert_eq!(message["snoozed_until"], "2026-03-01T10:00:00.000000Z");
-    assert_eq!(
-        pushed_counts(&mut ws).await,
-        (1, 1),
-        "the socket sees it leave"
-    );
-    let body = feed(&app, "u1", "").await;
-    assert_eq!(ids(&body), [second.as_str()]);
-    assert_eq!(badge(&body), (1, 1, 1));
-    let snoozed = feed(&app, "u1", "status=snoozed").await;
-    assert_eq!(ids(&snoozed), [first.as_str()]);
-    assert_eq!(
-        snoozed["entries"][0]["snoozed_until"],
-        "2026-03-01T10:00:00.000000Z"
-    );
-    assert_eq!(
-        badge(&snoozed),
-        (1, 1, 1),
-        "total = snoozed; badges = the feed's"
-    );
-
-    clock.advance(Duration::hours(1));
-    assert_eq!(
-        pushed_counts(&mut ws).await,
-        (2, 2),
-        "the wake is pushed like a new item"
-    );
-    let body = feed(&app, "u1", "").await;
-    assert_eq!(ids(&body), [first.as_str(), second.as_str()], "at the head");
-    let woken = &body["entries"][0];
-    assert_eq!(woken["read_at"], Value::Null);
-    assert_eq!(woken["seen_at"], Value::Null);
-    assert_eq!(woken["snoozed_until"], Value::Null);
-    assert_ne!(woken["__cursor"], cursor_before, "a new cursor");
-    assert_eq!(woken["inserted_at"], "2026-03-01T10:00:00.000000Z");
-    assert_eq!(badge(&body), (2, 2, 2));
-    assert!(ids(&feed(&app, "u1", "status=snoozed").await).is_empty());
-    // Once: no second push follows.
-    ws.assert_silent(std::time::Duration::from_millis(300))
-        .await;
-}
-
-#[tokio::test]
-async fn deleting_a_snooze_wakes_now_and_the_batch_snoozes_many() {
-    let (app, _clock) = app_with_manual_clock().await;
-    upsert(&app, "plain", json!([in_app("in_app", "Plain")])).await;
-    let a = deliver(&app, "plain", "u1", json!({})).await;
-    let b = deliver(&app, "plain", "u1", json!({})).await;
-    let (status, body) = app
-        .post_json(
-            "/v1/messages/batch/snoozed",
-            json!({"message_ids": [a, b, "unknown", a], "snoozed_until": "2026-03-02T09:00:00Z"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body.as_array().map(Vec::len), Some(2));
-    assert_eq!(badge(&feed(&app, "u1", "").await), (0, 0, 0));
-    let res = app
-        .delete(&format!("/v1/messages/{b}/snoozed"))
-        .send()
-        .await
-        .expect("wake");
-    let (status, body) = crate::helpers::json_of(res).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["snoozed_until"], Value::Null);
-    let body = feed(&app, "u1", "").await;
-    assert_eq!(ids(&body), [b.as_str()]);
-    assert_eq!(badge(&body), (1, 1, 1));
-    // Waking a message that is not snoozed answers it unchanged.
-    let res = app
-        .delete(&format!("/v1/messages/{b}/snoozed"))
-        .send()
-        .await
-        .expect("wake");
-    assert_eq!(res.status(), 200);
-    assert_eq!(badge(&feed(&app, "u1", "").await), (1, 1, 1));
-}
-
-#[tokio::test]
-async fn snooze_refuses_bad_times_foreign_users_and_unknown_ids_changing_nothing() {
-    let (app, _clock) = app_with_manual_clock().await;
-    upsert(&app, "plain", json!([in_app("in_app", "Plain")])).await;
-    let id = deliver(&app, "plain", "u1", json!({})).await;
-    let path = format!("/v1/messages/{id}/snoozed");
-    for body in [
-        json!({}),
-        json!({"snoozed_until": 5}),
-        json!({"snoozed_until": "tomorrow"}),
-        json!({"snoozed_until": "2026-03-01T09:00:30Z"}),
-        json!({"snoozed_until": "2026-05-30T09:00:01Z"}),
-        json!({"snoozed_until": "2026-02-01T09:00:00Z"}),
-    ] {
-        let res = app.put(&path, body.clone()).send().await.expect("sent");
-        let err = assert_error(res, 422, "invalid_params").await;
-        assert!(err.to_string().contains("snoozed_until"), "{body}: {err}");
-    }
-    let res = app
-        .server(reqwest::Method::PUT, &path)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(res.status(), 400);
-    let ok = json!({"snoozed_until": "2026-03-01T09:01:00Z"});
-    let res = app
-        .as_user(reqwest::Method::PUT, &path, "u2")
-        .json(&ok)
-        .send()
-        .await
-        .expect("sent");
-    assert_error(res, 403, "authorization").await;
-    let res = app
-        .client
-        .put(app.url(&path))
-        .json(&ok)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(res.status(), 401);
-    let res = app
-        .put("/v1/messages/nope/snoozed", ok.clone())
-        .send()
-        .await
-        .expect("sent");
-    assert_error(res, 404, "resource_missing").await;
-    let res = app
-        .post(
-            "/v1/messages/batch/snoozed",
-            json!({"message_ids": "x", "snoozed_until": "2026-03-01T10:00:00Z"}),
-        )
-        .send()
-        .await
-        .expect("sent");
-    assert_error(res, 422, "invalid_params").await;
-    let many: Vec<String> = (0..1001).map(|i| format!("m{i}")).collect();
-    let res = app
-        .post(
-            "/v1/messages/batch/snoozed",
-            json!({"message_ids": many, "snoozed_until": "2026-03-01T10:00:00Z"}),
-        )
-        .send()
-        .await
-        .expect("sent");
-    assert_error(res, 422, "invalid_params").await;
-    // A batch naming someone else's message, as u2, changes nothing.
-    let res = app
-        .as_user(reqwest::Method::POST, "/v1/messages/batch/snoozed", "u2")
-        .json(&json!({"message_ids": [id], "snoozed_until": "2026-03-01T10:00:00Z"}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(res.status(), 403);
-    let body = feed(&app, "u1", "").await;
-    assert_eq!(badge(&body), (1, 1, 1));
-    assert_eq!(body["entries"][0]["snoozed_until"], Value::Null);
-}
-
-#[tokio::test]
-async fn pinned_steps_and_pin_calls_set_pinned_at_and_filter_without_moving_counts() {
-    let (app, _clock) = app_with_manual_clock().await;
-    upsert(&app, "sticky", json!([step(json!({"pinned": true}))])).await;
-    upsert(&app, "plain", json!([in_app("in_app", "Plain")])).await;
-    let sticky = deliver(&app, "sticky", "u1", json!({})).await;
-    let plain = deliver(&app, "plain", "u1", json!({})).await;
-    let body = feed(&app, "u1", "").await;
-    assert_eq!(
-        body["entries"][1]["pinned_at"],
-        "2026-03-01T09:00:00.000000Z"
-    );
-    assert_eq!(body["entries"][0]["pinned_at"], Value::Null);
-    assert_eq!(
-        ids(&feed(&app, "u1", "pinned=true").await),
-        [sticky.as_str()]
-    );
-    assert_eq!(
-        ids(&feed(&app, "u1", "pinned=false").await),
-        [plain.as_str()]
-    );
-    let pinned_only = feed(&app, "u1", "pinned=true").await;
-    assert_eq!(badge(&pinned_only).0, 1);
-
-    let res = app
-        .as_user(
-            reqwest::Method::PUT,
-            &format!("/v1/messages/{plain}/pinned"),
-            "u1",
-        )
-        .send()
-        .await
-        .expect("pin");
-    let (status, body) = crate::helpers::json_of(res).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body["pinned_at"].is_string());
-    assert_eq!(ids(&feed(&app, "u1", "pinned=true").await).len(), 2);
-    assert_eq!(
-        badge(&feed(&app, "u1", "").await),
-        (2, 2, 2),
-        "pinning moves no count"
-    );
-    let res = app
-        .delete(&format!("/v1/messages/{sticky}/pinned"))
-        .send()
-        .await
-        .expect("unpin");
-    let (status, body) = crate::helpers::json_of(res).await;
-    assert_eq!(status, 200);
-    assert_eq!(body["pinned_at"], Value::Null);
-    assert_eq!(
-        ids(&feed(&app, "u1", "pinned=true").await),
-        [plain.as_str()]
-    );
-
-    let res = app
-        .as_user(
-            reqwest::Method::PUT,
-            &format!("/v1/messages/{sticky}/pinned"),
-            "u2",
-        )
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(res.status(), 403);
-    let res = app
-        .put("/v1/messages/nope/pinned", json!({}))
-        .send()
-        .await
-        .expect("sent");
-    assert_error(res, 404, "resource_missing").await;
-    let (status, body) = app.get_json(&feed_path("u1", "pinned=maybe")).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(body.to_string().contains("pinned"));
-    assert_eq!(ids(&feed(&app, "u1", "pinned=true").await), [plain]);
 }
 
 #[tokio::test]

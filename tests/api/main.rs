@@ -36,6 +36,7 @@ mod hardening_sockets;
 mod health;
 mod lifecycle;
 mod lifecycle_crash;
+mod lifecycle_snooze;
 mod logs;
 mod message_bulk;
 mod message_status;
