@@ -1,7 +1,7 @@
 //! Expiry, snooze and pin writes, and the due rows behind them (issue 21).
 //!
 //! The due rows are the messages themselves (`expires_at` with `expired = 0`,
-//! `snoozed_until`), found through partial indexes (migration 0017): no second row per
+//! `snoozed_until`), found through partial indexes (migration 0014): no second row per
 //! item, and the claim is the row's own state change, so each fires exactly once.
 //!
 //! Invariants (with `messages`' counter invariant):

@@ -55,8 +55,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0013_partial_indexes.sql"),
     ),
     (
-        "0017_item_lifecycle",
-        include_str!("migrations/0017_item_lifecycle.sql"),
+        "0014_item_lifecycle",
+        include_str!("migrations/0014_item_lifecycle.sql"),
     ),
 ];
 
