@@ -78,7 +78,12 @@ enum WorkflowsCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tidings::logging::init(cli.settings.log_format, Some(&cli.settings.log_filter));
+    let serving = matches!(cli.command, None | Some(Command::Serve { .. }));
+    let default_filter = if serving { "info" } else { "warn" };
+    tidings::logging::init(
+        cli.settings.log_format,
+        Some(cli.settings.log_filter.as_deref().unwrap_or(default_filter)),
+    );
     let runtime = match actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve { demo: false }) {
             Command::Serve { demo } => {

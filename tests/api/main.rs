@@ -5,6 +5,7 @@ mod binary;
 mod db;
 mod feed_support;
 mod helpers;
+mod process;
 
 mod backpressure;
 mod backup;
@@ -14,6 +15,7 @@ mod browser_batch;
 mod browser_objects;
 mod channel_data;
 mod cli;
+mod cli_settings;
 mod crash;
 mod demo;
 mod engine_batch;
