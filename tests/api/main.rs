@@ -46,6 +46,7 @@ mod node_sdk_recipients;
 mod objects;
 mod preference_delivery;
 mod preferences;
+mod private_files;
 mod python_sdk;
 mod realtime;
 mod realtime_auth;
