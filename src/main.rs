@@ -137,7 +137,19 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             app.port()
         );
         println!("  database:   {}", state.store.path().display());
-        println!("  secret key: {}", state.keys.secret_key);
+        // The secret key is shown once, on the start that generated it; never when it
+        // was configured (it came from a vault and must not end up in journald) nor on
+        // later starts (`tidings keys` prints it on demand).
+        if state.keys.generated {
+            println!(
+                "  secret key: {} (generated and stored now; shown once, `tidings keys` prints it)",
+                state.keys.secret_key
+            );
+        } else if settings.secret_key.is_some() {
+            println!("  secret key: configured (not shown)");
+        } else {
+            println!("  secret key: stored in the database (`tidings keys` prints it)");
+        }
         println!("  public key: {}", state.keys.public_key);
         if settings.demo {
             println!(

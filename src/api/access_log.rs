@@ -57,7 +57,8 @@ pub async fn access_log(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".to_owned());
-    let method = req.method().to_string();
+    // Fixed set: the raw method is client-chosen text (any token, any length).
+    let method = crate::metrics::method_label(req.method().as_str());
     let query_tenant = tenant_from_query(req.query_string());
     let app_state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %request_id, route = %route);
@@ -77,10 +78,10 @@ pub async fn access_log(
             let workflow = note
                 .workflow
                 .or_else(|| route_param(request, &route, "/v1/workflows/", "key"));
-            if let Some(state) = app_state.as_ref() {
+            if let Some(state) = app_state.as_ref().filter(|s| s.settings.metrics) {
                 state
                     .metrics
-                    .http_request(&method, &route, res.status().as_u16(), elapsed);
+                    .http_request(method, &route, res.status().as_u16(), elapsed);
             }
             tracing::info!(
                 target: "tidings::http",
@@ -96,8 +97,8 @@ pub async fn access_log(
         }
         Err(e) => {
             let status = e.as_response_error().status_code().as_u16();
-            if let Some(state) = app_state.as_ref() {
-                state.metrics.http_request(&method, &route, status, elapsed);
+            if let Some(state) = app_state.as_ref().filter(|s| s.settings.metrics) {
+                state.metrics.http_request(method, &route, status, elapsed);
             }
             tracing::warn!(
                 target: "tidings::http",

@@ -9,6 +9,7 @@ mod process;
 
 mod backpressure;
 mod backup;
+mod bounded_labels;
 mod browser;
 mod browser_auth;
 mod browser_batch;
@@ -35,6 +36,7 @@ mod hardening_engine;
 mod hardening_limits;
 mod hardening_sockets;
 mod health;
+mod log_forging;
 mod logs;
 mod message_bulk;
 mod message_status;
