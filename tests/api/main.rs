@@ -31,6 +31,7 @@ mod fanout;
 mod fanout_crash;
 mod feed_access;
 mod feeds;
+mod frame_cap;
 mod hardening_auth;
 mod hardening_engine;
 mod hardening_limits;
