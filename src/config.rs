@@ -183,6 +183,15 @@ pub struct Settings {
     #[arg(global = true, long, env = "TIDINGS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics: bool,
 
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client:
+    /// comma-separated CIDR networks or addresses (`10.0.0.0/8,::1`). From such a peer the
+    /// client is the right-most hop that is not a trusted proxy; from any other peer the
+    /// headers are ignored. The client address is what the per-address socket cap counts
+    /// and what the access log shows. Empty (default): no proxy is trusted.
+    #[arg(global = true, long, env = "TIDINGS_TRUSTED_PROXIES", default_value = "",
+          value_parser = crate::proxies::TrustedProxies::parse)]
+    pub trusted_proxies: crate::proxies::TrustedProxies,
+
     /// Allowed CORS origins, comma-separated; `*` allows any origin.
     #[arg(global = true, long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
@@ -288,6 +297,7 @@ impl Settings {
             max_queued_runs: DEFAULT_MAX_QUEUED_RUNS,
             max_queued_items: DEFAULT_MAX_QUEUED_ITEMS,
             metrics: true,
+            trusted_proxies: crate::proxies::TrustedProxies::default(),
             cors_origins: "*".into(),
             log_format: LogFormat::Text,
             log_filter: None,

@@ -1,6 +1,7 @@
 //! The access log: one `request` event per HTTP request, with the request id, method,
-//! route PATTERN (e.g. `/v1/users/{user_id}/feeds/{id}`), status, latency, and the tenant
-//! and workflow key where known. Every event logged while the request runs carries the
+//! route PATTERN (e.g. `/v1/users/{user_id}/feeds/{id}`), status, latency, the client
+//! address (behind a trusted proxy, the client it forwards for), and the tenant and
+//! workflow key where known. Every event logged while the request runs carries the
 //! same `request` span (request id + route), so an error line can be joined to its request.
 //! The same route pattern, method, status and latency feed `/metrics`
 //! (`tidings_http_request_duration_seconds`, `tidings_http_requests_total`).
@@ -60,6 +61,10 @@ pub async fn access_log(
     // Fixed set: the raw method is client-chosen text (any token, any length).
     let method = crate::metrics::method_label(req.method().as_str());
     let query_tenant = tenant_from_query(req.query_string());
+    let client = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .and_then(|state| crate::proxies::client_ip(req.head(), &state.settings.trusted_proxies))
+        .map(|ip| ip.to_string());
     let app_state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %request_id, route = %route);
     let result = next.call(req).instrument(span.clone()).await;
@@ -90,6 +95,7 @@ pub async fn access_log(
                 route = %route,
                 status = res.status().as_u16(),
                 latency_ms,
+                client = client.as_deref(),
                 tenant = tenant.as_deref(),
                 workflow = workflow.as_deref(),
                 "request"
@@ -107,6 +113,7 @@ pub async fn access_log(
                 route = %route,
                 status,
                 latency_ms,
+                client = client.as_deref(),
                 "request"
             );
         }

@@ -107,7 +107,8 @@ async fn websocket(
         Caller::User(claims) => Some(claims.user_id.as_str()),
         _ => None,
     };
-    let address = req.peer_addr().map(|a| a.ip());
+    // Behind a trusted proxy, the client it forwards for (`--trusted-proxies`).
+    let address = crate::proxies::client_ip(req.head(), &state.settings.trusted_proxies);
     let slot = match state.sockets.acquire(user, address) {
         Ok(slot) => slot,
         Err(why) => {

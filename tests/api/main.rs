@@ -61,6 +61,7 @@ mod subscriptions;
 mod tenant_objects;
 mod tenants;
 mod trigger;
+mod trusted_proxies;
 mod unsupported;
 mod upgrades;
 mod users;
