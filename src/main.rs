@@ -25,7 +25,8 @@ enum Command {
         /// Demo mode: seed demo users, tenants, objects and workflows, and let the pages at
         /// `/` and `/admin` pick a demo identity and send test notifications. Refused when
         /// production keys (TIDINGS_SECRET_KEY, TIDINGS_PUBLIC_KEY,
-        /// TIDINGS_SIGNING_PUBLIC_KEY) are configured.
+        /// TIDINGS_SIGNING_PUBLIC_KEY) are configured, and on a database that demo mode
+        /// did not create. Demo tokens are signed with a demo-only key.
         #[arg(long, env = "TIDINGS_DEMO")]
         demo: bool,
     },

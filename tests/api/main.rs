@@ -19,6 +19,7 @@ mod cli;
 mod cli_settings;
 mod crash;
 mod demo;
+mod demo_isolation;
 mod engine_batch;
 mod engine_batch_crash;
 mod engine_cancel_early;
