@@ -30,9 +30,14 @@ fn http_series(text: &str) -> Vec<&str> {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape");
     assert_eq!(res.status(), 200);
-    res.text().await.unwrap()
+    res.text().await.expect("text")
 }
 
 #[tokio::test]

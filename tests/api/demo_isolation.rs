@@ -13,9 +13,9 @@ async fn demo_token(base: &str, id: &str) -> String {
         .json(&json!({ "id": id }))
         .send()
         .await
-        .unwrap();
+        .expect("an answer");
     assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
+    let body: Value = res.json().await.expect("an answer");
     body["token"].as_str().expect("a token").to_owned()
 }
 
@@ -40,7 +40,7 @@ async fn feed(base: &str, public: &str, token: &str) -> (u16, Value) {
         .header("x-knock-user-token", token)
         .send()
         .await
-        .unwrap();
+        .expect("an answer");
     (
         res.status().as_u16(),
         res.json().await.unwrap_or(Value::Null),

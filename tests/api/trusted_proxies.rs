@@ -80,10 +80,10 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
         s.ws_max_per_address = 2;
     })
     .await;
-    let _1 = socket_with(&app, "u1", &[("x-forwarded-for", "203.0.113.1")])
+    let _first = socket_with(&app, "u1", &[("x-forwarded-for", "203.0.113.1")])
         .await
         .expect("first");
-    let _2 = socket_with(&app, "u2", &[("forwarded", "for=203.0.113.2")])
+    let _second = socket_with(&app, "u2", &[("forwarded", "for=203.0.113.2")])
         .await
         .expect("second");
     // All three come from 127.0.0.1, whatever they claim.
