@@ -7,7 +7,8 @@
 //! (`tidings_http_request_duration_seconds`, `tidings_http_requests_total`).
 //!
 //! Invariant: nothing here logs a header, a query string, a path value other than a
-//! workflow key or tenant id, or a body. Secret keys, user tokens (the socket sends one in
+//! workflow key or tenant id, or a body (the client address is read from forwarding
+//! headers only behind a trusted proxy, and logged only as a parsed IP address). Secret keys, user tokens (the socket sends one in
 //! its query string) and request bodies therefore never reach a log line.
 
 use std::time::Instant;
