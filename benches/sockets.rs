@@ -69,7 +69,7 @@ async fn serve_tidings(sockets: usize) {
     settings.enhanced_security = false;
     settings.ws_max_per_address = sockets + CONNECT_CONCURRENCY + 16;
     settings.ws_idle_timeout_secs = 3600;
-    settings.log_filter = "warn".into();
+    settings.log_filter = Some("warn".into());
     let app = tidings::Application::build(settings)
         .await
         .expect("server starts");

@@ -38,71 +38,106 @@ pub const DEFAULT_MAX_QUEUED_ITEMS: NonZeroU32 = rate(1_000_000);
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on. Port 0 picks a free port.
-    #[arg(long, env = "TIDINGS_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub addr: SocketAddr,
 
     /// SQLite database file (created if missing).
-    #[arg(long, env = "TIDINGS_DB", default_value = "tidings.db")]
+    #[arg(global = true, long, env = "TIDINGS_DB", default_value = "tidings.db")]
     pub db: PathBuf,
 
     /// Directory of workflow definitions in knock-cli's layout (`<key>/workflow.json`).
     /// A missing directory is fine: workflows can be upserted over HTTP.
-    #[arg(long, env = "TIDINGS_WORKFLOWS", default_value = "workflows")]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_WORKFLOWS",
+        default_value = "workflows"
+    )]
     pub workflows: PathBuf,
 
     /// Secret API key (`sk_…`). Generated and stored on first start when unset.
-    #[arg(long, env = "TIDINGS_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_SECRET_KEY",
+        hide_env_values = true
+    )]
     pub secret_key: Option<String>,
 
     /// Public API key (`pk_…`). Generated and stored on first start when unset.
-    #[arg(long, env = "TIDINGS_PUBLIC_KEY")]
+    #[arg(global = true, long, env = "TIDINGS_PUBLIC_KEY")]
     pub public_key: Option<String>,
 
     /// RSA public key (PEM, or base64 of the PEM) that verifies user tokens. When unset, a
     /// key pair is generated once and stored, and `tidings token` signs with it.
-    #[arg(long, env = "TIDINGS_SIGNING_PUBLIC_KEY")]
+    #[arg(global = true, long, env = "TIDINGS_SIGNING_PUBLIC_KEY")]
     pub signing_public_key: Option<String>,
 
     /// Require a signed user token on every public-key request (Knock's enhanced security).
-    #[arg(long, env = "TIDINGS_ENHANCED_SECURITY", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(global = true, long, env = "TIDINGS_ENHANCED_SECURITY", default_value_t = true, action = clap::ArgAction::Set)]
     pub enhanced_security: bool,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "TIDINGS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(global = true, long, env = "TIDINGS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// `full` makes every acknowledged write survive power loss; `normal` survives a process
     /// crash only, and is faster.
-    #[arg(long, env = "TIDINGS_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
+    #[arg(global = true, long, env = "TIDINGS_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
     pub synchronous: String,
 
     /// Largest the database file may grow, in bytes (unset: as large as the disk allows).
     /// Past it, writes answer 503 with `Retry-After`, as on a full disk.
-    #[arg(long, env = "TIDINGS_MAX_DB_BYTES")]
+    #[arg(global = true, long, env = "TIDINGS_MAX_DB_BYTES")]
     pub max_db_bytes: Option<u64>,
 
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "TIDINGS_WORKERS")]
+    #[arg(global = true, long, env = "TIDINGS_WORKERS")]
     pub workers: Option<usize>,
 
     /// Seconds without any frame after which a WebSocket is closed.
-    #[arg(long, env = "TIDINGS_WS_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_WS_IDLE_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
     pub ws_idle_timeout_secs: u64,
 
     /// Topics one WebSocket may join at once.
-    #[arg(long, env = "TIDINGS_WS_MAX_TOPICS", default_value_t = 100)]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_WS_MAX_TOPICS",
+        default_value_t = 100
+    )]
     pub ws_max_topics: usize,
 
     /// WebSockets one user (a user token's `sub`) may hold open at once.
-    #[arg(long, env = "TIDINGS_WS_MAX_PER_USER", default_value_t = 16)]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_WS_MAX_PER_USER",
+        default_value_t = 16
+    )]
     pub ws_max_per_user: usize,
 
     /// WebSockets one source IP address may hold open at once.
-    #[arg(long, env = "TIDINGS_WS_MAX_PER_ADDRESS", default_value_t = 256)]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_WS_MAX_PER_ADDRESS",
+        default_value_t = 256
+    )]
     pub ws_max_per_address: usize,
 
     /// Pushes queued per WebSocket before a slow client is evicted.
-    #[arg(long, env = "TIDINGS_WS_QUEUE", default_value_t = 256)]
+    #[arg(global = true, long, env = "TIDINGS_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
 
     /// Triggers per second the secret key may send (Tidings serves one environment with one
@@ -110,22 +145,22 @@ pub struct Settings {
     /// it a trigger answers 429 `rate_limited` with `Retry-After`. A client may send two
     /// seconds' worth at once. The default sits above what one node acknowledges (~3k/s on
     /// the reference machine), so it stops a runaway client, not normal traffic.
-    #[arg(long, env = "TIDINGS_TRIGGER_RATE_PER_KEY", default_value_t = DEFAULT_TRIGGER_RATE_PER_KEY)]
+    #[arg(global = true, long, env = "TIDINGS_TRIGGER_RATE_PER_KEY", default_value_t = DEFAULT_TRIGGER_RATE_PER_KEY)]
     pub trigger_rate_per_key: NonZeroU32,
 
     /// Items (recipients listed in triggers, counted at accept) per second the secret key
     /// may send; same burst and answer as `--trigger-rate-per-key`.
-    #[arg(long, env = "TIDINGS_ITEM_RATE_PER_KEY", default_value_t = DEFAULT_ITEM_RATE_PER_KEY)]
+    #[arg(global = true, long, env = "TIDINGS_ITEM_RATE_PER_KEY", default_value_t = DEFAULT_ITEM_RATE_PER_KEY)]
     pub item_rate_per_key: NonZeroU32,
 
     /// Triggers per second one tenant (the trigger's `tenant`) may receive; triggers without
     /// a tenant count only against the key. Default: Knock's tier-5 rate for triggers.
-    #[arg(long, env = "TIDINGS_TRIGGER_RATE_PER_TENANT", default_value_t = DEFAULT_TRIGGER_RATE_PER_TENANT)]
+    #[arg(global = true, long, env = "TIDINGS_TRIGGER_RATE_PER_TENANT", default_value_t = DEFAULT_TRIGGER_RATE_PER_TENANT)]
     pub trigger_rate_per_tenant: NonZeroU32,
 
     /// Items per second one tenant may receive. Default: the tier-5 rate times Knock's
     /// 1,000-recipient trigger limit.
-    #[arg(long, env = "TIDINGS_ITEM_RATE_PER_TENANT", default_value_t = DEFAULT_ITEM_RATE_PER_TENANT)]
+    #[arg(global = true, long, env = "TIDINGS_ITEM_RATE_PER_TENANT", default_value_t = DEFAULT_ITEM_RATE_PER_TENANT)]
     pub item_rate_per_tenant: NonZeroU32,
 
     /// Queued workflow runs (accepted, not yet fully run; durable in SQLite) past which new
@@ -133,64 +168,80 @@ pub struct Settings {
     /// Scheduled runs and resumed delays are never refused: they were acknowledged earlier.
     /// Fair between tenants: at the limit a tenant holding under a tenth of it is still
     /// admitted, up to twice the limit (`backpressure::backlog`).
-    #[arg(long, env = "TIDINGS_MAX_QUEUED_RUNS", default_value_t = DEFAULT_MAX_QUEUED_RUNS)]
+    #[arg(global = true, long, env = "TIDINGS_MAX_QUEUED_RUNS", default_value_t = DEFAULT_MAX_QUEUED_RUNS)]
     pub max_queued_runs: NonZeroU32,
 
     /// Recipients of queued workflow runs (each run counts the recipients its trigger
     /// listed; an object counts once, its subscribers are not known at accept) past which
     /// new triggers answer 429 like `--max-queued-runs`: runs alone would let 10,000
     /// 1,000-recipient triggers queue ten million items.
-    #[arg(long, env = "TIDINGS_MAX_QUEUED_ITEMS", default_value_t = DEFAULT_MAX_QUEUED_ITEMS)]
+    #[arg(global = true, long, env = "TIDINGS_MAX_QUEUED_ITEMS", default_value_t = DEFAULT_MAX_QUEUED_ITEMS)]
     pub max_queued_items: NonZeroU32,
 
     /// Serve `GET /metrics` (Prometheus text, no credentials) on the API port. Turn off
     /// where the port is public and no proxy hides the path.
-    #[arg(long, env = "TIDINGS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(global = true, long, env = "TIDINGS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics: bool,
 
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client:
+    /// comma-separated CIDR networks or addresses (`10.0.0.0/8,::1`). From such a peer the
+    /// client is the right-most hop that is not a trusted proxy; from any other peer the
+    /// headers are ignored. The client address is what the per-address socket cap counts
+    /// and what the access log shows. Empty (default): no proxy is trusted.
+    #[arg(global = true, long, env = "TIDINGS_TRUSTED_PROXIES", default_value = "",
+          value_parser = crate::proxies::TrustedProxies::parse)]
+    pub trusted_proxies: crate::proxies::TrustedProxies,
+
     /// Allowed CORS origins, comma-separated; `*` allows any origin.
-    #[arg(long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
+    #[arg(global = true, long, env = "TIDINGS_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
 
     /// Log format on stderr: `text` for people, `json` (one object per line) for machines.
-    #[arg(long, env = "TIDINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(global = true, long, env = "TIDINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Which log events to keep (`tracing` filter syntax, e.g. `info` or `tidings=debug`).
-    #[arg(long = "log", env = "TIDINGS_LOG", default_value = "info")]
-    pub log_filter: String,
+    /// Default: `info` for `serve`, `warn` for the other commands (so `tidings token`
+    /// prints the token, not the migrations it applied).
+    #[arg(global = true, long = "log", env = "TIDINGS_LOG")]
+    pub log_filter: Option<String>,
 
     /// Delete feed items older than this many days: `DAYS` for every channel and/or
     /// `CHANNEL_KEY=DAYS` per channel, comma-separated (`365,alerts=30`). Off when unset.
-    #[arg(long, env = "TIDINGS_RETAIN_ITEMS_DAYS")]
+    #[arg(global = true, long, env = "TIDINGS_RETAIN_ITEMS_DAYS")]
     pub retain_items_days: Option<RetentionRule>,
 
     /// Delete archived feed items this many days after they were archived; same syntax as
     /// `--retain-items-days`. Off when unset.
-    #[arg(long, env = "TIDINGS_RETAIN_ARCHIVED_DAYS")]
+    #[arg(global = true, long, env = "TIDINGS_RETAIN_ARCHIVED_DAYS")]
     pub retain_archived_days: Option<RetentionRule>,
 
     /// Delete finished workflow runs (and their per-recipient records) this many days after
     /// they finished. Feed items are not affected. Off when unset.
-    #[arg(long, env = "TIDINGS_RETAIN_RUNS_DAYS", value_parser = crate::model::retention::parse_days)]
+    #[arg(global = true, long, env = "TIDINGS_RETAIN_RUNS_DAYS", value_parser = crate::model::retention::parse_days)]
     pub retain_runs_days: Option<u32>,
 
     /// Recipients per fan-out page while other tenants have work: one write, and one turn
     /// of the runner's fair scheduling between tenants. Smaller pages let other tenants
     /// in sooner but cost more commits per item.
-    #[arg(long, env = "TIDINGS_FANOUT_PAGE_SIZE", default_value_t = crate::engine::audience::PAGE_SIZE,
+    #[arg(global = true, long, env = "TIDINGS_FANOUT_PAGE_SIZE", default_value_t = crate::engine::audience::PAGE_SIZE,
           value_parser = parse_page_size)]
     pub fanout_page_size: usize,
 
     /// Recipients per fan-out page once one tenant (or workflow without a tenant) has had
     /// the runner to itself for a second: fewer commits per item. Raised to
     /// `fanout_page_size` when smaller; equal to it turns the adaptation off.
-    #[arg(long, env = "TIDINGS_FANOUT_SOLO_PAGE_SIZE", default_value_t = crate::engine::audience::SOLO_PAGE_SIZE,
+    #[arg(global = true, long, env = "TIDINGS_FANOUT_SOLO_PAGE_SIZE", default_value_t = crate::engine::audience::SOLO_PAGE_SIZE,
           value_parser = parse_page_size)]
     pub fanout_solo_page_size: usize,
 
     /// Seconds between retention passes (the first runs at start).
-    #[arg(long, env = "TIDINGS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_RETENTION_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
     pub retention_interval_secs: u64,
 
     /// Demo mode (`tidings serve --demo`): seeds demo data and serves `/demo/v1/*`, which
@@ -246,9 +297,10 @@ impl Settings {
             max_queued_runs: DEFAULT_MAX_QUEUED_RUNS,
             max_queued_items: DEFAULT_MAX_QUEUED_ITEMS,
             metrics: true,
+            trusted_proxies: crate::proxies::TrustedProxies::default(),
             cors_origins: "*".into(),
             log_format: LogFormat::Text,
-            log_filter: "info".into(),
+            log_filter: None,
             retain_items_days: None,
             retain_archived_days: None,
             retain_runs_days: None,

@@ -6,8 +6,10 @@
 //! ask `api::demo` to mint tokens for the demo identities and to send test notifications.
 //!
 //! Invariants: demo mode only runs with keys Tidings generated itself (never with
-//! configured production keys, see `startup`), and tokens are minted only for the fixed
-//! identities below, never for an id a caller chooses.
+//! configured production keys, see `startup`) and only on a database it created
+//! ([`check_database`]); tokens are minted only for the fixed identities below, never for
+//! an id a caller chooses, and signed with a demo-only key that a server outside demo
+//! mode does not load, so they are worthless there.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -286,6 +288,12 @@ pub fn object(collection: &str, id: &str) -> Option<&'static Object> {
 pub enum DemoError {
     #[error("demo mode needs the keys Tidings generates itself; unset {0} or drop --demo")]
     ProductionKeys(&'static str),
+    #[error(
+        "the database {0} was not created in demo mode; demo mode only runs on a database it \
+         created, so it can never seed or mint tokens on a real one: start it on a new file \
+         (e.g. `tidings serve --demo --db demo.db`) or drop --demo"
+    )]
+    NotDemoDatabase(String),
     #[error("a demo workflow is invalid: {0}")]
     Workflow(String),
     #[error(transparent)]
@@ -308,6 +316,28 @@ pub fn check_keys(settings: &crate::Settings) -> Result<(), DemoError> {
         Some((_, name)) => Err(DemoError::ProductionKeys(name)),
         None => Ok(()),
     }
+}
+
+/// `meta` key marking a database created by demo mode.
+const DEMO_DATABASE: &str = "demo_database";
+
+/// Demo mode runs only on a database it created: a new file is marked as a demo database
+/// (in `meta`), a marked one is accepted, anything else — a production database with its
+/// users, keys and workflows — is refused.
+pub async fn check_database(store: &Store) -> Result<(), DemoError> {
+    let marked = store.read(|db| meta::get(db, DEMO_DATABASE)).await?;
+    if marked.is_some() {
+        return Ok(());
+    }
+    if !store.created() {
+        return Err(DemoError::NotDemoDatabase(
+            store.path().display().to_string(),
+        ));
+    }
+    store
+        .write(|db| meta::get_or_insert(db, DEMO_DATABASE, "created by tidings serve --demo"))
+        .await?;
+    Ok(())
 }
 
 /// Upserts the demo workflows and, the first time on this database, seeds the demo
@@ -458,12 +488,14 @@ pub enum Target<'a> {
     },
 }
 
-/// Mints a user token for a demo identity with the generated development key.
+/// Mints a user token for a demo identity with the demo-only key (never the
+/// installation's signing key: a demo token must not work outside demo mode).
 pub fn mint(keys: &Keys, who: &Identity, now: u64) -> Result<String, String> {
     let private = keys
-        .signing_private_pem
-        .as_deref()
-        .ok_or("no generated signing key is stored in this database")?;
+        .demo
+        .as_ref()
+        .map(|demo| demo.private_pem.as_str())
+        .ok_or("demo mode holds no demo signing key")?;
     let grants = who
         .grants
         .iter()

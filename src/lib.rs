@@ -20,6 +20,7 @@ pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod proxies;
 pub mod realtime;
 pub mod retention;
 pub mod startup;

@@ -3,7 +3,12 @@
 //! from `TIDINGS_LOG` (default `info`).
 //!
 //! What is logged is decided where events are emitted; `api::access_log` documents why no
-//! secret key, user token or body reaches a line.
+//! secret key, user token or body reaches a line. Text lines escape every value
+//! (`text_fields`), so no value can forge a line or a field; JSON lines are escaped by JSON.
+
+mod text_fields;
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -28,7 +33,11 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
+        // Colours only for a person at a terminal: a log file or journal gets plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(text_fields::SafeFields)
+            .init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

@@ -25,7 +25,8 @@ enum Command {
         /// Demo mode: seed demo users, tenants, objects and workflows, and let the pages at
         /// `/` and `/admin` pick a demo identity and send test notifications. Refused when
         /// production keys (TIDINGS_SECRET_KEY, TIDINGS_PUBLIC_KEY,
-        /// TIDINGS_SIGNING_PUBLIC_KEY) are configured.
+        /// TIDINGS_SIGNING_PUBLIC_KEY) are configured, and on a database that demo mode
+        /// did not create. Demo tokens are signed with a demo-only key.
         #[arg(long, env = "TIDINGS_DEMO")]
         demo: bool,
     },
@@ -78,7 +79,12 @@ enum WorkflowsCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tidings::logging::init(cli.settings.log_format, Some(&cli.settings.log_filter));
+    let serving = matches!(cli.command, None | Some(Command::Serve { .. }));
+    let default_filter = if serving { "info" } else { "warn" };
+    tidings::logging::init(
+        cli.settings.log_format,
+        Some(cli.settings.log_filter.as_deref().unwrap_or(default_filter)),
+    );
     let runtime = match actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve { demo: false }) {
             Command::Serve { demo } => {
@@ -132,7 +138,19 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             app.port()
         );
         println!("  database:   {}", state.store.path().display());
-        println!("  secret key: {}", state.keys.secret_key);
+        // The secret key is shown once, on the start that generated it; never when it
+        // was configured (it came from a vault and must not end up in journald) nor on
+        // later starts (`tidings keys` prints it on demand).
+        if state.keys.generated {
+            println!(
+                "  secret key: {} (generated and stored now; shown once, `tidings keys` prints it)",
+                state.keys.secret_key
+            );
+        } else if settings.secret_key.is_some() {
+            println!("  secret key: configured (not shown)");
+        } else {
+            println!("  secret key: stored in the database (`tidings keys` prints it)");
+        }
         println!("  public key: {}", state.keys.public_key);
         if settings.demo {
             println!(

@@ -63,13 +63,23 @@ impl Application {
             path: settings.db.display().to_string(),
             source,
         })?;
-        let keys = Keys::load(
+        if settings.demo
+            && let Err(refused) = crate::demo::check_database(&store).await
+        {
+            tracing::error!("refusing demo mode: {refused}");
+            store.shutdown().await;
+            return Err(refused.into());
+        }
+        let mut keys = Keys::load(
             &store,
             settings.secret_key.clone(),
             settings.public_key.clone(),
             settings.signing_public_key.clone(),
         )
         .await?;
+        if settings.demo {
+            keys = keys.with_demo_key(&store).await?;
+        }
         let hub = Hub::new(store.clone(), settings.ws_queue, settings.clock.clone());
         let metrics = crate::metrics::Metrics::new(store.writer_metrics())?;
         let bus = crate::metrics::CountingBus::new(

@@ -117,7 +117,7 @@ pub async fn items_per_sec(
     let mut settings = Settings::for_database(dir.join("tidings.db"));
     settings.workflows = dir.join("no-workflows");
     settings.secret_key = Some(SECRET.into());
-    settings.log_filter = "warn".into();
+    settings.log_filter = Some("warn".into());
     // The whole load is sent at once, and at `--triggers 1000` its million items are
     // exactly the default `--max-queued-items`: the backlog gate's estimate (which may run
     // a few triggers ahead) could refuse the last trigger. This measures throughput, not

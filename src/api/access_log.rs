@@ -1,12 +1,14 @@
 //! The access log: one `request` event per HTTP request, with the request id, method,
-//! route PATTERN (e.g. `/v1/users/{user_id}/feeds/{id}`), status, latency, and the tenant
-//! and workflow key where known. Every event logged while the request runs carries the
+//! route PATTERN (e.g. `/v1/users/{user_id}/feeds/{id}`), status, latency, the client
+//! address (behind a trusted proxy, the client it forwards for), and the tenant and
+//! workflow key where known. Every event logged while the request runs carries the
 //! same `request` span (request id + route), so an error line can be joined to its request.
 //! The same route pattern, method, status and latency feed `/metrics`
 //! (`tidings_http_request_duration_seconds`, `tidings_http_requests_total`).
 //!
 //! Invariant: nothing here logs a header, a query string, a path value other than a
-//! workflow key or tenant id, or a body. Secret keys, user tokens (the socket sends one in
+//! workflow key or tenant id, or a body (the client address is read from forwarding
+//! headers only behind a trusted proxy, and logged only as a parsed IP address). Secret keys, user tokens (the socket sends one in
 //! its query string) and request bodies therefore never reach a log line.
 
 use std::time::Instant;
@@ -57,8 +59,13 @@ pub async fn access_log(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".to_owned());
-    let method = req.method().to_string();
+    // Fixed set: the raw method is client-chosen text (any token, any length).
+    let method = crate::metrics::method_label(req.method().as_str());
     let query_tenant = tenant_from_query(req.query_string());
+    let client = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .and_then(|state| crate::proxies::client_ip(req.head(), &state.settings.trusted_proxies))
+        .map(|ip| ip.to_string());
     let app_state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %request_id, route = %route);
     let result = next.call(req).instrument(span.clone()).await;
@@ -77,10 +84,10 @@ pub async fn access_log(
             let workflow = note
                 .workflow
                 .or_else(|| route_param(request, &route, "/v1/workflows/", "key"));
-            if let Some(state) = app_state.as_ref() {
+            if let Some(state) = app_state.as_ref().filter(|s| s.settings.metrics) {
                 state
                     .metrics
-                    .http_request(&method, &route, res.status().as_u16(), elapsed);
+                    .http_request(method, &route, res.status().as_u16(), elapsed);
             }
             tracing::info!(
                 target: "tidings::http",
@@ -89,6 +96,7 @@ pub async fn access_log(
                 route = %route,
                 status = res.status().as_u16(),
                 latency_ms,
+                client = client.as_deref(),
                 tenant = tenant.as_deref(),
                 workflow = workflow.as_deref(),
                 "request"
@@ -96,8 +104,8 @@ pub async fn access_log(
         }
         Err(e) => {
             let status = e.as_response_error().status_code().as_u16();
-            if let Some(state) = app_state.as_ref() {
-                state.metrics.http_request(&method, &route, status, elapsed);
+            if let Some(state) = app_state.as_ref().filter(|s| s.settings.metrics) {
+                state.metrics.http_request(method, &route, status, elapsed);
             }
             tracing::warn!(
                 target: "tidings::http",
@@ -106,6 +114,7 @@ pub async fn access_log(
                 route = %route,
                 status,
                 latency_ms,
+                client = client.as_deref(),
                 "request"
             );
         }

@@ -104,6 +104,17 @@ fn check_path(path: &str) -> Result<(), ApiError> {
         .map_err(|_| ApiError::BadPath("The path holds percent-escapes that are not UTF-8.".into()))
 }
 
+/// A client's `x-request-id` is reused only when it is 1 to 128 of `[A-Za-z0-9._-]`:
+/// it is echoed in headers and written to every log line of the request, so it must not
+/// carry spaces, `key=value` pairs or control characters. Anything else is replaced by a
+/// generated id.
+pub fn is_valid_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The id of the current request, for handlers that echo it (idempotent replays).
 #[derive(Clone, Debug)]
 pub struct RequestIdValue(pub String);
@@ -156,7 +167,7 @@ where
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .filter(|v| is_valid_request_id(v))
             .map(str::to_owned)
             .unwrap_or_else(crate::ids::uuid);
         req.extensions_mut().insert(RequestIdValue(id.clone()));

@@ -19,8 +19,19 @@ pub struct Keys {
     /// PEM of the generated private key, when the key pair was generated here (dev tokens).
     /// Never served over HTTP.
     pub signing_private_pem: Option<String>,
-    /// True when any key was generated on this start (so `main` prints them).
+    /// True when the secret key was generated on this start (so `main` prints it, once).
     pub generated: bool,
+    /// Demo mode only: the key pair demo tokens are signed with. It is loaded only by a
+    /// server in demo mode, so a demo token is never accepted outside demo mode, and the
+    /// installation's own key never signs a token nobody asked for.
+    pub demo: Option<DemoKey>,
+}
+
+/// The demo-only signing key pair (kept in `meta`, generated on the first demo start).
+#[derive(Clone)]
+pub struct DemoKey {
+    pub private_pem: String,
+    pub verifying_key: jsonwebtoken::DecodingKey,
 }
 
 impl std::fmt::Debug for Keys {
@@ -139,19 +150,41 @@ impl Keys {
             signing_public_pem,
             signing_private_pem,
             generated,
+            demo: None,
         })
+    }
+
+    /// Adds the demo-only key pair (generated once per database); for demo mode only.
+    pub async fn with_demo_key(mut self, store: &Store) -> Result<Keys, KeyError> {
+        let (private_pem, public_pem) = stored_or_generated_pair(store, DEMO_PAIR).await?;
+        let verifying_key =
+            super::token::decoding_key(&public_pem).map_err(KeyError::BadSigningKey)?;
+        self.demo = Some(DemoKey {
+            private_pem,
+            verifying_key,
+        });
+        Ok(self)
     }
 }
 
+/// `meta` keys of a stored key pair: (private, public).
+type PairNames = (&'static str, &'static str);
+const INSTALLATION_PAIR: PairNames = ("signing_private_pem", "signing_public_pem");
+const DEMO_PAIR: PairNames = ("demo_signing_private_pem", "demo_signing_public_pem");
+
 /// The development RSA key pair: generated once (2048-bit), kept in `meta`.
 async fn stored_or_generated_key_pair(store: &Store) -> Result<(String, String), KeyError> {
+    stored_or_generated_pair(store, INSTALLATION_PAIR).await
+}
+
+/// A key pair stored under `names`, generated (2048-bit) and stored the first time.
+async fn stored_or_generated_pair(
+    store: &Store,
+    names: PairNames,
+) -> Result<(String, String), KeyError> {
+    let (private_name, public_name) = names;
     let existing = store
-        .read(|db| {
-            Ok((
-                meta::get(db, "signing_private_pem")?,
-                meta::get(db, "signing_public_pem")?,
-            ))
-        })
+        .read(move |db| Ok((meta::get(db, private_name)?, meta::get(db, public_name)?)))
         .await?;
     if let (Some(private), Some(public)) = existing {
         return Ok((private, public));
@@ -161,8 +194,8 @@ async fn stored_or_generated_key_pair(store: &Store) -> Result<(String, String),
         .map_err(|e| KeyError::Generate(e.to_string()))??;
     store
         .write(move |db| {
-            let private = meta::get_or_insert(db, "signing_private_pem", &private)?;
-            let public = meta::get_or_insert(db, "signing_public_pem", &public)?;
+            let private = meta::get_or_insert(db, private_name, &private)?;
+            let public = meta::get_or_insert(db, public_name, &public)?;
             Ok((private, public))
         })
         .await

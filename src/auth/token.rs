@@ -66,6 +66,11 @@ pub fn verify(token: &str, key: &DecodingKey) -> Result<UserClaims, String> {
     if raw.sub.is_empty() {
         return Err("`sub` is empty".into());
     }
+    // A user id never holds control characters (`EntityId`); refused here, before the id
+    // reaches a log line or a query.
+    if raw.sub.chars().any(char::is_control) {
+        return Err("`sub` must not contain control characters".into());
+    }
     let grants = raw
         .grants
         .unwrap_or_default()

@@ -31,6 +31,16 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// The methods the API serves keep their name as a label; any other (a client may send
+/// any token as a method, e.g. 20,000 distinct long ones) is `other`.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
+}
+
 /// The values read from the rest of the server at scrape time.
 pub struct Snapshot {
     pub queued_runs: u64,
@@ -175,8 +185,11 @@ impl Metrics {
             .inc();
     }
 
-    /// One HTTP request finished.
+    /// One HTTP request finished. `route` must be a route pattern (or one fixed label
+    /// for unmatched paths) and the method is folded into [`method_label`]'s fixed set:
+    /// a label is a series kept forever, so none may come from what a client chooses.
     pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.http_seconds
             .with_label_values(&[method, route])
             .observe(seconds);
@@ -229,6 +242,14 @@ mod tests {
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn methods_outside_the_served_set_share_one_label() {
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("patch"), "other");
+        assert_eq!(method_label(&"X".repeat(4000)), "other");
+        assert_eq!(method_label("PROPFIND"), "other");
     }
 
     #[test]

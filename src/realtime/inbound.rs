@@ -29,6 +29,7 @@ use actix_web::web::Bytes;
 use futures_util::Stream;
 
 use super::frame_guard::FrameGuard;
+use super::overflow_close::OverflowFlag;
 
 /// Chunks read ahead of actix-ws, at most.
 pub const READ_AHEAD_CHUNKS: usize = 8;
@@ -47,6 +48,9 @@ struct ReadAhead {
     ended: bool,
     /// The client's side ended (EOF or a read error, not an oversized frame).
     gone: bool,
+    /// Set when the guard refused an oversized frame (the response body then ends the
+    /// connection, `overflow_close`).
+    overflow: OverflowFlag,
 }
 
 impl ReadAhead {
@@ -68,7 +72,10 @@ impl ReadAhead {
     fn note(&mut self, item: Option<Chunk>) -> Option<Chunk> {
         match &item {
             None => (self.ended, self.gone) = (true, true),
-            Some(Err(PayloadError::Overflow)) => self.ended = true,
+            Some(Err(PayloadError::Overflow)) => {
+                self.ended = true;
+                self.overflow.set();
+            }
             Some(Err(_)) => (self.ended, self.gone) = (true, true),
             Some(Ok(_)) => {}
         }
@@ -85,12 +92,18 @@ impl Inbound {
             ahead: VecDeque::new(),
             ended: false,
             gone: false,
+            overflow: OverflowFlag::default(),
         }));
         let stream = ToActixWs {
             shared: shared.clone(),
         };
         let boxed: Pin<Box<dyn Stream<Item = Chunk>>> = Box::pin(stream);
         (Inbound { shared }, Payload::from(boxed))
+    }
+
+    /// Set once the guard refused a frame over the cap.
+    pub fn overflow_flag(&self) -> OverflowFlag {
+        self.shared.borrow().overflow.clone()
     }
 
     /// Whether the client's side of the connection has ended.

@@ -13,6 +13,7 @@ use serde_json::json;
 use actix_web::FromRequest;
 
 use super::inbound::Inbound;
+use super::overflow_close::CloseAfterOverflow;
 use super::session::{self, SessionContext};
 use crate::auth::Caller;
 use crate::auth::extract::authenticate;
@@ -106,7 +107,8 @@ async fn websocket(
         Caller::User(claims) => Some(claims.user_id.as_str()),
         _ => None,
     };
-    let address = req.peer_addr().map(|a| a.ip());
+    // Behind a trusted proxy, the client it forwards for (`--trusted-proxies`).
+    let address = crate::proxies::client_ip(req.head(), &state.settings.trusted_proxies);
     let slot = match state.sockets.acquire(user, address) {
         Ok(slot) => slot,
         Err(why) => {
@@ -121,6 +123,9 @@ async fn websocket(
     let (inbound, mut guarded) = Inbound::new(body.into_inner(), session::MAX_FRAME_BYTES);
     let body = web::Payload::from_request(&req, &mut guarded).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
+    // After a refused frame's 1009 close, the connection ends at once (`overflow_close`).
+    let overflow = inbound.overflow_flag();
+    let response = response.map_body(|_, body| CloseAfterOverflow::wrap(body, overflow));
     let ctx = SessionContext {
         state: state.clone(),
         caller,

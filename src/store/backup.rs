@@ -40,6 +40,8 @@ pub fn online_backup(source: &Path, dest: &Path) -> StoreResult<BackupReport> {
     }
     let partial = partial_path(dest);
     let _ = std::fs::remove_file(&partial);
+    // The copy holds the keys: private from its first byte (`.partial` and the copy).
+    super::files::create_private(&partial).map_err(io)?;
     let result = copy(source, &partial).and_then(|(pages, schema_version)| {
         let file = std::fs::File::open(&partial).map_err(io)?;
         file.sync_all().map_err(io)?;

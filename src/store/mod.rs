@@ -9,6 +9,7 @@
 mod checkpointer;
 mod connection;
 mod feed_sql;
+mod files;
 mod migrations;
 mod readers;
 mod writer;
@@ -128,6 +129,7 @@ pub struct Store {
     readers: readers::ReaderPool,
     checkpointer: std::sync::Arc<checkpointer::Checkpointer>,
     path: PathBuf,
+    created: bool,
 }
 
 impl Store {
@@ -144,6 +146,7 @@ impl Store {
         synchronous_full: bool,
         max_bytes: Option<u64>,
     ) -> StoreResult<Self> {
+        let created = files::create_private(path)?;
         let mut conn = connection::open_read_write(path, synchronous_full)?;
         migrations::apply(&mut conn)?;
         channels::ensure_default(&conn)?;
@@ -161,7 +164,14 @@ impl Store {
             readers,
             checkpointer,
             path: path.to_path_buf(),
+            created,
         })
+    }
+
+    /// Whether this open created the database file (a new installation), e.g. for demo
+    /// mode, which only runs on a database it created.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// The writer's group-commit histograms, for the `/metrics` registry.

@@ -13,7 +13,7 @@ use crate::helpers::{PUBLIC_KEY, SECRET_KEY, spawn_app, spawn_app_with, user_tok
 
 /// Opens a socket by hand (so the test can write raw frame bytes) and returns the stream
 /// once the server answered 101.
-async fn raw_socket(port: u16, user: &str) -> TcpStream {
+pub(crate) async fn raw_socket(port: u16, user: &str) -> TcpStream {
     let token = user_token(user, Value::Null);
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
@@ -42,7 +42,7 @@ async fn raw_socket(port: u16, user: &str) -> TcpStream {
 }
 
 /// A masked client text frame header declaring `len` payload bytes (mask = 0).
-fn frame_header(len: u64) -> Vec<u8> {
+pub(crate) fn frame_header(len: u64) -> Vec<u8> {
     let mut h = vec![0x81, 0x80 | 127];
     h.extend_from_slice(&len.to_be_bytes());
     h.extend_from_slice(&[0, 0, 0, 0]);

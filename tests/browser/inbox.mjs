@@ -35,8 +35,9 @@ mkdirSync(out, { recursive: true });
 const dir = mkdtempSync(join(tmpdir(), "tidings-inbox-"));
 const db = join(dir, "demo.db");
 
-/** Starts `tidings serve --demo` (on `port`, 0 = any); resolves {url, secretKey}. */
-function startServer(port = 0) {
+/** Starts `tidings serve --demo` (on `port`, 0 = any); resolves {url, secretKey}. The
+ * secret key is printed only by the start that generated it; a restart passes it in. */
+function startServer(port = 0, knownSecretKey = null) {
   const env = { ...process.env, TIDINGS_LOG: "warn" };
   for (const k of ["TIDINGS_SECRET_KEY", "TIDINGS_PUBLIC_KEY", "TIDINGS_SIGNING_PUBLIC_KEY", "TIDINGS_ADDR", "TIDINGS_DB"]) delete env[k];
   const child = spawn(BIN, ["--addr", `127.0.0.1:${port}`, "--db", db, "--workflows", WORKFLOWS, "--workers", "2", "serve", "--demo"], { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -50,7 +51,8 @@ function startServer(port = 0) {
       stdout += d;
       const url = stdout.match(/listening on (http:\/\/[0-9.:]+)/);
       const sk = stdout.match(/secret key: (sk_\S+)/);
-      if (url && sk && /demo mode/.test(stdout)) { clearTimeout(timer); resolve({ url: url[1], secretKey: sk[1] }); }
+      const secretKey = sk ? sk[1] : knownSecretKey;
+      if (url && secretKey && /demo mode/.test(stdout)) { clearTimeout(timer); resolve({ url: url[1], secretKey }); }
     });
     child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}): ${stderr}`)); });
   });
@@ -342,7 +344,7 @@ try {
   }, null, { timeout: 30000 });
   check(["reconnecting", "offline"].includes(await connState(page)), "the panel shows the connection is down");
   await shot(page, "08-reconnecting");
-  ({ url: host, secretKey } = await startServer(Number(port)));
+  ({ url: host, secretKey } = await startServer(Number(port), secretKey));
   const disconnected = await page.evaluate(() => !window.tidings.inbox.client.socket.isOpen());
   const whileDown = await notify("ada");
   await waitLive(page);
