@@ -48,6 +48,7 @@ mod python_sdk;
 mod realtime;
 mod realtime_auth;
 mod realtime_limits;
+mod render_budget;
 mod retention;
 mod run_records;
 mod schedules;

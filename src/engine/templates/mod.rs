@@ -19,6 +19,10 @@
 //! would have produced (filters reading the clock, `"now" | date`, see the instant of
 //! the run's first render instead of each recipient's).
 
+mod blocks;
+mod budget;
+#[cfg(test)]
+mod budget_tests;
 mod compile;
 mod filters;
 mod memo;
