@@ -11,6 +11,7 @@ mod demo;
 mod feeds;
 mod health;
 mod message_bulk;
+mod message_content;
 mod message_history;
 mod message_status;
 mod messages;
@@ -47,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     pages::routes(cfg);
     demo::routes(cfg);
     feeds::routes(cfg);
+    message_content::routes(cfg);
     message_history::routes(cfg);
     message_status::routes(cfg);
     message_bulk::routes(cfg);

@@ -35,6 +35,7 @@ mod hardening_sockets;
 mod health;
 mod logs;
 mod message_bulk;
+mod message_content;
 mod message_status;
 mod messages;
 mod metrics;
