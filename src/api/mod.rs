@@ -26,6 +26,7 @@ mod schedules;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
+mod translations;
 mod unsupported;
 mod users;
 mod users_bulk;
@@ -53,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     message_status::routes(cfg);
     message_bulk::routes(cfg);
     messages::routes(cfg);
+    translations::routes(cfg);
     subscriptions::routes(cfg);
     users::routes(cfg);
     users_bulk::routes(cfg);

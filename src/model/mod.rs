@@ -17,6 +17,7 @@ pub mod retention;
 pub mod run_records;
 pub mod schedules;
 pub mod subscription;
+pub mod translations;
 pub mod trigger;
 pub mod views;
 pub mod workflow;

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_partial_indexes",
         include_str!("migrations/0013_partial_indexes.sql"),
     ),
+    (
+        "0018_translations",
+        include_str!("migrations/0018_translations.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

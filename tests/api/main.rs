@@ -56,6 +56,7 @@ mod schedules;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
+mod translations;
 mod trigger;
 mod unsupported;
 mod upgrades;

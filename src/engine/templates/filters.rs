@@ -1,6 +1,6 @@
 //! The Liquid parser: liquid's standard library with every loop, capture and filter
-//! charged to the render's budget (`budget.rs`, `blocks.rs`), and the tags and filters
-//! Tidings adds.
+//! charged to the render's budget (`budget.rs`, `blocks.rs`), and Knock's `t` filter and
+//! tag (`translate.rs`).
 
 use std::sync::OnceLock;
 
@@ -8,6 +8,7 @@ use liquid_lib::stdlib;
 
 use super::blocks::{CaptureBlock, ForBlock, PartialTag, TableRowBlock};
 use super::budget::Budgeted;
+use super::translate::{TFilter, TTag};
 
 /// The one parser every template is compiled with: building it registers every tag and
 /// filter, so it is built once.
@@ -84,4 +85,6 @@ fn builder() -> liquid::ParserBuilder {
         .filter(Budgeted(stdlib::UrlDecode))
         .filter(Budgeted(stdlib::UrlEncode))
         .filter(Budgeted(stdlib::Where))
+        .filter(Budgeted(TFilter))
+        .tag(TTag)
 }

@@ -28,9 +28,11 @@ mod filters;
 mod memo;
 mod render;
 mod sanitize;
+mod translate;
 
 pub use memo::{LazyScope, RECIPIENT_NAMES, TemplateMemo};
 pub use sanitize::{markdown_to_safe_html, safe_url};
+pub use translate::with_translations;
 
 /// One Liquid field: its source as a JSON string (the block's `content`, the same for
 /// every recipient) and its compiled form.
