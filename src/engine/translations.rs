@@ -19,6 +19,7 @@ pub const DEFAULT_LOCALE: &str = "en";
 pub struct Translations {
     store: Store,
     current: RwLock<Arc<TranslationSet>>,
+    default_locale: RwLock<String>,
 }
 
 /// Why loading the directory failed.
@@ -36,7 +37,17 @@ impl Translations {
         Translations {
             store,
             current: RwLock::new(Arc::new(TranslationSet::new([], DEFAULT_LOCALE))),
+            default_locale: RwLock::new(DEFAULT_LOCALE.to_owned()),
         }
+    }
+
+    /// Sets the locale renders fall back to last (`--default-locale`).
+    pub async fn set_default_locale(&self, locale: &str) -> Result<(), StoreError> {
+        *self
+            .default_locale
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = locale.to_owned();
+        self.refresh().await
     }
 
     /// The snapshot renders read now.
@@ -78,7 +89,12 @@ impl Translations {
         let sets = rows
             .into_iter()
             .filter_map(|r| parse_content(&r.content).ok().map(|c| (r.id, c)));
-        let set = Arc::new(TranslationSet::new(sets, DEFAULT_LOCALE));
+        let default_locale = self
+            .default_locale
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let set = Arc::new(TranslationSet::new(sets, &default_locale));
         *self
             .current
             .write()

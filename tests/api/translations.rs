@@ -268,3 +268,49 @@ async fn translations_load_from_knock_clis_directory_beside_workflows() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_default_locale_is_a_setting_and_a_run_reads_translations_as_they_were() {
+    let app = spawn_app_with(|settings| settings.default_locale = "fr".into()).await;
+    setup(&app).await;
+    app.identify("nadia", json!({"name": "Nadia"})).await;
+    app.identify("ada", json!({"name": "Ada", "locale": "en-GB"}))
+        .await;
+    app.trigger(
+        "translated",
+        json!({"recipients": ["nadia", "ada"], "data": {"n": 0}}),
+    )
+    .await;
+    let body = |feed: Value| {
+        feed["entries"][0]["blocks"][0]["rendered"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // No locale: the default (French, where 0 takes `one`); `en-GB` falls back to `en`.
+    assert_eq!(
+        body(app.wait_for_feed("nadia", "", 1).await),
+        "<p>Bonjour, Nadia ! Vous avez 0 message. missing:key</p>\n"
+    );
+    assert_eq!(
+        body(app.wait_for_feed("ada", "", 1).await),
+        "<p>Hello, Ada! You have 0 messages. missing:key</p>\n"
+    );
+    // A new translation is used by the next run: the `missing` namespace now has `key`.
+    put_translation(
+        &app,
+        "/v1/translations/en?namespace=missing",
+        json!({"key": "found"}),
+    )
+    .await;
+    app.trigger(
+        "translated",
+        json!({"recipients": ["ada"], "data": {"n": 2}}),
+    )
+    .await;
+    let feed = app.wait_for_feed("ada", "", 2).await;
+    assert_eq!(
+        body(feed),
+        "<p>Hello, Ada! You have 2 messages. found</p>\n"
+    );
+}

@@ -21,7 +21,7 @@ use liquid_core::{
     Result, Runtime, TagReflection, TagTokenIter,
 };
 
-use crate::model::translations::{TranslationSet, plural_category, split_key};
+use crate::model::translations::{TranslationSet, parse_locale, plural_category, split_key};
 
 thread_local! {
     static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
@@ -54,12 +54,14 @@ pub fn with_translations<R>(
 
 /// Translates `full_key` with `args` for the runtime's recipient and tenant.
 fn translate(full_key: &str, args: &[(KString, Value)], runtime: &dyn Runtime) -> Result<String> {
+    // A missing name reads as nil here (see `scope`): only a real value counts.
     let locale = runtime
         .try_get(&[Scalar::new("recipient"), Scalar::new("locale")])
-        .map(|v| v.to_kstr().into_owned());
+        .and_then(|v| parse_locale(&v.to_kstr()).ok());
     let tenant = runtime
         .try_get(&[Scalar::new("tenant"), Scalar::new("id")])
-        .map(|v| v.to_kstr().into_owned());
+        .map(|v| v.to_kstr().into_owned())
+        .filter(|t| !t.is_empty());
     let (namespace, key) = split_key(full_key);
     let count = args
         .iter()
