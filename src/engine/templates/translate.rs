@@ -251,3 +251,86 @@ impl Renderable for TRender {
             .map_err(|e| Error::with_msg(format!("Failed to render: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::scope::Scope;
+    use crate::engine::templates::test_support::template;
+    use crate::model::translations::TranslationId;
+
+    fn set() -> Arc<TranslationSet> {
+        let id = |locale: &str, ns: Option<&str>| TranslationId {
+            tenant: None,
+            locale_code: locale.to_owned(),
+            namespace: ns.map(str::to_owned),
+        };
+        let map = |v: Value| v.as_object().cloned().unwrap_or_default();
+        Arc::new(TranslationSet::new(
+            [
+                (
+                    id("en", None),
+                    map(
+                        json!({"hi": "Hi {{ name }}", "n": {"zero": "none", "one": "one", "other": "{{ count }}"}}),
+                    ),
+                ),
+                (id("en", Some("ns")), map(json!({"hi": "Namespaced"}))),
+            ],
+            "en",
+        ))
+    }
+
+    fn render(source: &str, data: Value) -> (String, Vec<String>) {
+        let t = template(source, None, &[]);
+        let (out, missing) = with_translations(set(), || {
+            t.render(&Scope::new(
+                &json!({"data": data, "recipient": {"locale": "en"}}),
+            ))
+        });
+        let out = out.map_err(|e| e.to_string()).expect("renders");
+        (
+            out[0]["rendered"].as_str().unwrap_or_default().to_owned(),
+            missing,
+        )
+    }
+
+    #[test]
+    fn filter_and_tag_translate_interpolate_and_pluralize() {
+        let (out, missing) = render(
+            "{{ 'hi' | t: name: data.who }}|{% t 'ns:hi' %}|{% t 'n' count: 0 %}|\
+             {{ 'n' | t: count: 1 }}|{% t 'n', count: data.k %}|{{ 'nope' | t }}|{% t 'ns:nope' %}",
+            json!({"who": "Ada", "k": 7}),
+        );
+        assert_eq!(out, "<p>Hi Ada|Namespaced|none|one|7|nope|ns:nope</p>\n");
+        assert_eq!(missing, ["nope", "ns:nope"]);
+    }
+
+    #[test]
+    fn without_translations_every_key_renders_as_itself() {
+        let t = template("{{ 'hi' | t }}", None, &[]);
+        let blocks = t.render(&Scope::new(&json!({}))).expect("renders");
+        assert_eq!(blocks[0]["rendered"], "<p>hi</p>\n");
+    }
+
+    #[test]
+    fn malformed_uses_do_not_compile() {
+        for source in [
+            "{% t %}",
+            "{{ 'a' | t: 1 }}",
+            "{% t 'a' name %}",
+            "{% t 'a' name: %}",
+        ] {
+            let src = crate::model::workflow::InAppTemplateSource {
+                markdown_body: source.into(),
+                action_url: None,
+                action_buttons: vec![],
+            };
+            assert!(
+                crate::engine::templates::InAppTemplate::compile(&src, "t").is_err(),
+                "{source}"
+            );
+        }
+    }
+}
