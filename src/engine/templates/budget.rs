@@ -4,7 +4,7 @@
 //!
 //! Each field render (one `render_to` of one Liquid field) gets a fresh [`Budget`] in the
 //! runtime's registers (liquid builds a runtime per render; its stack frames share the
-//! root's registers). The budgeted `for`/`tablerow`/`capture` blocks (`blocks.rs`) and
+//! root's registers). The budgeted `for`/`tablerow`/`capture` blocks (`loops.rs`, `capture.rs`) and
 //! every filter (wrapped by [`Budgeted`]) charge it:
 //! - loop iterations, all loops of the render together (nested loops count each inner
 //!   iteration), and a range's length is checked *before* it is materialized;

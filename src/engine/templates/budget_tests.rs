@@ -1,4 +1,4 @@
-//! The render budget (`budget.rs`, `blocks.rs`): each bound, and that the budgeted tags
+//! The render budget (`budget.rs`, `loops.rs`, `capture.rs`): each bound, and that the budgeted tags
 //! render what liquid's own do.
 
 use std::time::{Duration, Instant};

@@ -1,13 +1,14 @@
 //! The Liquid parser: liquid's standard library with every loop, capture and filter
-//! charged to the render's budget (`budget.rs`, `blocks.rs`), and Knock's `t` filter and
+//! charged to the render's budget (`budget.rs`, `loops.rs`, `capture.rs`), and Knock's `t` filter and
 //! tag (`translate.rs`).
 
 use std::sync::OnceLock;
 
 use liquid_lib::stdlib;
 
-use super::blocks::{CaptureBlock, ForBlock, PartialTag, TableRowBlock};
 use super::budget::Budgeted;
+use super::capture::{CaptureBlock, PartialTag};
+use super::loops::{ForBlock, TableRowBlock};
 use super::translate::{TFilter, TTag};
 
 /// The one parser every template is compiled with: building it registers every tag and

@@ -19,12 +19,13 @@
 //! would have produced (filters reading the clock, `"now" | date`, see the instant of
 //! the run's first render instead of each recipient's).
 
-mod blocks;
 mod budget;
 #[cfg(test)]
 mod budget_tests;
+mod capture;
 mod compile;
 mod filters;
+mod loops;
 mod memo;
 mod render;
 mod sanitize;
