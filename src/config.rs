@@ -244,6 +244,12 @@ pub struct Settings {
     )]
     pub retention_interval_secs: u64,
 
+    /// The locale translations fall back to last (Knock's account default locale), and
+    /// the one a recipient without `locale` reads.
+    #[arg(long, env = "TIDINGS_DEFAULT_LOCALE", default_value = crate::engine::translations::DEFAULT_LOCALE,
+          value_parser = parse_default_locale)]
+    pub default_locale: String,
+
     /// Demo mode (`tidings serve --demo`): seeds demo data and serves `/demo/v1/*`, which
     /// mint tokens for demo identities. Set by the `serve` subcommand, not a global flag.
     #[arg(skip)]
@@ -256,6 +262,10 @@ pub struct Settings {
 }
 
 /// A fan-out page size: 1 to 5,000 recipients.
+fn parse_default_locale(s: &str) -> Result<String, String> {
+    crate::model::translations::parse_locale(s).map_err(|e| format!("`{s}` {}", e.message))
+}
+
 fn parse_page_size(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=5000).contains(&n) => Ok(n),
@@ -305,6 +315,7 @@ impl Settings {
             retain_archived_days: None,
             retain_runs_days: None,
             retention_interval_secs: 3600,
+            default_locale: crate::engine::translations::DEFAULT_LOCALE.into(),
             fanout_page_size: crate::engine::audience::PAGE_SIZE,
             fanout_solo_page_size: crate::engine::audience::SOLO_PAGE_SIZE,
             demo: false,

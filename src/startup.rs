@@ -95,6 +95,12 @@ impl Application {
             settings.fanout_solo_page_size,
         )
         .await?;
+        engine
+            .registry()
+            .translations()
+            .set_default_locale(&settings.default_locale)
+            .await
+            .map_err(crate::engine::EngineError::from)?;
         if settings.demo {
             crate::demo::prepare(&store, &engine).await?;
             tracing::warn!(

@@ -24,14 +24,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "the hosted preference center",
     ),
     (
-        "/v1/messages/batch/content",
-        "message content (in-app content is in the feed item's blocks)",
-    ),
-    (
-        "/v1/messages/{message_id}/content",
-        "message content (in-app content is in the feed item's blocks)",
-    ),
-    (
         "/v1/messages/{message_id}/delivery_logs",
         "delivery logs (in-app messages have no provider)",
     ),

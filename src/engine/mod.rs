@@ -21,6 +21,7 @@ pub mod scheduler;
 pub mod schedules;
 pub mod scope;
 pub mod templates;
+pub mod translations;
 pub mod validate;
 pub mod waits;
 pub mod walk;
@@ -39,6 +40,8 @@ pub enum EngineError {
     Store(#[from] crate::store::StoreError),
     #[error("loading workflows: {0}")]
     Load(#[from] loader::LoadError),
+    #[error("loading translations: {0}")]
+    Translations(#[from] translations::TranslationLoadError),
     #[error("loading workflows: {path}: invalid definition: {details}")]
     Definition { path: String, details: String },
 }
@@ -67,6 +70,12 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let registry = Arc::new(Registry::new(store.clone()));
         registry.load_stored().await?;
+        // knock-cli keeps `translations/` beside `workflows/`.
+        let translations_dir = workflows_dir
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("translations");
+        registry.translations().load(&translations_dir).await?;
         for file in loader::read_dir(workflows_dir)? {
             match registry.upsert(&file.key, &file.body, "").await {
                 Ok(w) => {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::templates::InAppTemplate;
+use super::translations::Translations;
 use crate::error::FieldError;
 use crate::model::conditions::ConditionGroup;
 use crate::model::workflow::{
@@ -251,16 +252,25 @@ pub struct Registry {
     store: Store,
     map: DashMap<String, Arc<CompiledWorkflow>>,
     upserts: tokio::sync::Mutex<()>,
+    /// The translations templates render with (held here: every run reads its
+    /// workflow and its translations from the registry).
+    translations: Translations,
 }
 
 impl Registry {
     /// An empty registry over `store`.
     pub fn new(store: Store) -> Registry {
         Registry {
+            translations: Translations::new(store.clone()),
             store,
             map: DashMap::new(),
             upserts: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The translations renders read (a snapshot per run).
+    pub fn translations(&self) -> &Translations {
+        &self.translations
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<CompiledWorkflow>> {

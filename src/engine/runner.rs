@@ -535,6 +535,7 @@ async fn start_run(
     );
     run_ctx.clock = ctx.clock.clone();
     run_ctx.skip_delay = skip_delay;
+    run_ctx.translations = ctx.registry.translations().snapshot();
     let page = Arc::new(PageInputs {
         run_id: run_id.to_owned(),
         direct: request.recipients,

@@ -426,6 +426,7 @@ pub(crate) fn load_one(
                         );
                         ctx.clock = clock.clone();
                         ctx.skip_delay = input.request.skip_delay;
+                        ctx.translations = registry.translations().snapshot();
                         Arc::new(ctx)
                     })
                 }

@@ -48,11 +48,12 @@ use super::batch::{self, BatchJoin, ClosedBatch};
 use super::preference_check;
 use super::registry::{CompiledStep, CompiledWorkflow, ExecBranch, ExecKind, ExecStep};
 use super::scope::{JsonNode, Node, Own, Scope, shared_entries};
-use super::templates::{LazyScope, RECIPIENT_NAMES, TemplateMemo};
+use super::templates::{LazyScope, RECIPIENT_NAMES, TemplateMemo, with_translations};
 use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::model::conditions;
 use crate::model::conditions::ConditionGroup;
+use crate::model::translations::TranslationSet;
 use crate::model::workflow::{
     BatchStep, DelayStep, Duration, ExecutionMode, Expiry, ThrottleStep, TriggerFrequency,
 };
@@ -77,6 +78,8 @@ pub struct RunContext {
     pub clock: Clock,
     /// The trigger's `settings.skip_delay`.
     pub skip_delay: bool,
+    /// The translations `t` reads: the registry's snapshot when the run started.
+    pub translations: Arc<TranslationSet>,
     /// Scope entries shared by every recipient's templates (`data`, `actor`, `tenant`,
     /// `vars`, `workflow`).
     shared: Arc<BTreeMap<String, Node>>,
@@ -117,6 +120,7 @@ impl RunContext {
             run_id,
             clock: Clock::system(),
             skip_delay: false,
+            translations: Arc::default(),
             tenant,
             actor,
             data: Arc::new(Value::Object(data)),
@@ -777,9 +781,18 @@ impl Walker<'_> {
             let memo = memos
                 .entry(std::ptr::from_ref(&step.template) as usize)
                 .or_default();
-            step.template
-                .render_memo(&LazyScope::new(build, is_own), memo)
-                .map(|(blocks, _)| blocks)
+            let (rendered, missing) = with_translations(run.translations.clone(), || {
+                step.template
+                    .render_memo(&LazyScope::new(build, is_own), memo)
+                    .map(|(blocks, _)| blocks)
+            });
+            if !missing.is_empty() {
+                self.events.push(
+                    json!({"event": "translation_missing", "status": "ok", "step_ref": step.step_ref,
+                           "step_type": "channel", "data": {"keys": missing}}),
+                );
+            }
+            rendered
         };
         match rendered {
             Ok(blocks) => {

@@ -228,6 +228,27 @@ fn recipients(map: &Map<String, Value>) -> Result<Option<Vec<RecipientRef>>, Par
     Ok(out)
 }
 
+/// The `message_ids` of `GET /v1/messages/batch/content`: required, 1 to
+/// [`MAX_MESSAGE_IDS`] ids (`message_ids[]=a&message_ids[]=b`, as the SDKs send them), duplicates
+/// answered once, in the order first named.
+pub fn content_message_ids(pairs: &[(String, String)]) -> Result<Vec<String>, ParamError> {
+    let map = fold_query(pairs);
+    let ids = string_list(map.get("message_ids"), "message_ids", MAX_MESSAGE_IDS)?;
+    if ids.is_empty() {
+        return Err(ParamError::new(
+            "message_ids",
+            "is required: name 1 to 50 messages",
+        ));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    Ok(unique)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod run_records;
 pub mod schedules;
 pub mod snooze;
 pub mod subscription;
+pub mod translations;
 pub mod trigger;
 pub mod views;
 pub mod workflow;

@@ -207,6 +207,21 @@ pub fn message(m: &MessageRow) -> Value {
     })
 }
 
+/// A message's rendered content (`GET /v1/messages/{id}/content`): Knock's
+/// `MessageContent` with the in-app feed channel's `MessageInAppFeedContent`, the blocks
+/// exactly as the feed item carries them.
+pub fn message_content(m: &MessageRow) -> Value {
+    json!({
+        "__typename": "MessageContent",
+        "message_id": m.id,
+        "inserted_at": m.inserted_at,
+        "data": {
+            "__typename": "MessageInAppFeedContent",
+            "blocks": &*m.blocks,
+        },
+    })
+}
+
 /// Drops `exclude` paths (`entries.archived_at`, `meta`, up to three levels) from a
 /// response; arrays apply the rest of the path to each element.
 pub fn exclude_paths(body: &mut Value, paths: &[String]) {

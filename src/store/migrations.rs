@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_item_lifecycle",
         include_str!("migrations/0014_item_lifecycle.sql"),
     ),
+    (
+        "0015_translations",
+        include_str!("migrations/0015_translations.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

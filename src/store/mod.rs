@@ -33,6 +33,7 @@ pub mod run_records;
 pub mod runs;
 pub mod schedules;
 pub mod timers;
+pub mod translations;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};
