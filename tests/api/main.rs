@@ -51,6 +51,7 @@ mod realtime_limits;
 mod retention;
 mod run_records;
 mod schedules;
+mod storage_caps;
 mod subscriptions;
 mod tenant_objects;
 mod tenants;
