@@ -4,7 +4,9 @@
 //! - The registry maps a feed (channel UUID, recipient) to its subscribers; a
 //!   [`Registration`] (one per socket) removes its entries when dropped.
 //! - `publish` is called only after the messages committed, never blocks and never
-//!   awaits: it hands the batch to one publisher task, which computes counts on the
+//!   awaits: it adds the items of joined feeds to the bounded [`Outbox`] (which folds a
+//!   feed past its bounds into one push with fresh counts, so memory stays bounded and
+//!   no push is lost) and wakes one publisher task, which computes counts on the
 //!   read-only pool (off the writer path), serializes each payload once and queues it on
 //!   the session's link without waiting. A session whose queue is full is evicted (the
 //!   client reconnects and refetches).
@@ -19,7 +21,7 @@
 //!   a burst for one feed becomes one push whose counts are current.
 //! - No `.await` while a DashMap guard is held: subscribers are cloned out first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
@@ -28,11 +30,12 @@ use std::time::Duration;
 use bytestring::ByteString;
 use dashmap::DashMap;
 use futures_util::task::AtomicWaker;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::frames::push_text;
 use super::join::JoinParams;
+pub use super::outbox::PUBLISH_QUEUE;
+use super::outbox::{FeedBatch, Outbox, Waiting};
 use crate::auth::access::restriction_admits;
 use crate::model::{FeedFilters, RecipientRef};
 use crate::store::Store;
@@ -182,6 +185,8 @@ pub struct HubStats {
     pub topics: usize,
     /// Topic joins accepted since start.
     pub joins: u64,
+    /// Committed items waiting for the publisher (at most [`PUBLISH_QUEUE`]).
+    pub publish_queue: usize,
 }
 
 struct Inner {
@@ -202,10 +207,18 @@ struct Inner {
     evictions: AtomicU64,
     dropped: AtomicU64,
     joins: AtomicU64,
-    publish_tx: mpsc::UnboundedSender<Vec<MessageRow>>,
+    /// Committed items on their way to the publisher task.
+    outbox: Arc<Outbox>,
     shutting_down: AtomicBool,
     /// The clock of the sessions' deadlines.
     started: Instant,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The publisher waits on the outbox, not the hub: wake it to end.
+        self.outbox.close();
+    }
 }
 
 impl Inner {
@@ -231,7 +244,7 @@ impl Hub {
     /// Creates the hub and starts its publisher task; call inside the tokio runtime.
     /// `queue` is each session's push queue depth.
     pub fn new(store: Store, queue: usize) -> Self {
-        let (publish_tx, publish_rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox::default());
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
@@ -246,14 +259,14 @@ impl Hub {
                 evictions: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 joins: AtomicU64::new(0),
-                publish_tx,
+                outbox: outbox.clone(),
                 shutting_down: AtomicBool::new(false),
                 started: Instant::now(),
             }),
         };
         // The task holds only a weak handle, so dropping the last `Hub` ends it.
         let weak = Arc::downgrade(&hub.inner);
-        tokio::spawn(publisher(weak.clone(), publish_rx));
+        tokio::spawn(publisher(weak.clone(), outbox));
         tokio::spawn(sweeper(weak));
         hub
     }
@@ -263,7 +276,10 @@ impl Hub {
         if messages.is_empty() || self.inner.feeds.is_empty() {
             return;
         }
-        let _ = self.inner.publish_tx.send(messages.to_vec());
+        let feeds = &self.inner.feeds;
+        self.inner.outbox.push(messages, |channel, recipient| {
+            feeds.contains_key(feed_key(channel, recipient).as_str())
+        });
     }
 
     /// Closes every socket (code 1001) and refuses new ones; called on shutdown.
@@ -311,6 +327,7 @@ impl Hub {
             // O(feeds); read on a scrape, never per push.
             topics: self.inner.feeds.iter().map(|e| e.value().len()).sum(),
             joins: self.inner.joins.load(Ordering::Relaxed),
+            publish_queue: self.inner.outbox.depth(),
         }
     }
 
@@ -511,13 +528,19 @@ async fn sweeper(hub: std::sync::Weak<Inner>) {
     }
 }
 
-async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<MessageRow>>) {
-    while let Some(mut batch) = rx.recv().await {
-        while let Ok(more) = rx.try_recv() {
-            batch.extend(more);
+async fn publisher(hub: std::sync::Weak<Inner>, outbox: Arc<Outbox>) {
+    loop {
+        outbox.ready().await;
+        if outbox.is_closed() {
+            return;
+        }
+        // Everything committed since the last pass, folded into one.
+        let pending = outbox.take();
+        if pending.is_empty() {
+            continue;
         }
         let Some(inner) = hub.upgrade() else { return };
-        deliver(Hub { inner }, batch).await;
+        deliver(Hub { inner }, pending).await;
     }
 }
 
@@ -531,17 +554,11 @@ struct Pending {
     attn: Vec<bool>,
 }
 
-async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
-    let mut by_feed: HashMap<FeedId, Vec<MessageRow>> = HashMap::new();
-    for m in messages {
-        by_feed
-            .entry((m.channel_id.clone(), m.recipient.clone()))
-            .or_default()
-            .push(m);
-    }
+async fn deliver(hub: Hub, waiting: Waiting) {
+    let by_feed = waiting.feeds;
     let mut jobs: Vec<CountJob> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
-    for (key, msgs) in &by_feed {
+    for (key, batch) in &by_feed {
         // Clone out and drop the guard before anything else.
         let subscribers = match hub.inner.feeds.get(feed_key(&key.0, &key.1).as_str()) {
             Some(subs) => subs.clone(),
@@ -549,23 +566,24 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
         };
         for subscriber in subscribers {
             let restriction = subscriber.restriction.as_deref();
-            let attn: Vec<bool> = subscriber
-                .params
-                .filters()
-                .iter()
-                .map(|f| {
-                    msgs.iter().any(|m| {
-                        f.matches_new_message(m)
-                            && restriction_admits(restriction, m.tenant.as_deref())
+            let filters = subscriber.params.filters();
+            let attn: Vec<bool> = match batch {
+                FeedBatch::Items(msgs) => filters
+                    .iter()
+                    .map(|f| {
+                        msgs.iter().any(|m| {
+                            f.matches_new_message(m)
+                                && restriction_admits(restriction, m.tenant.as_deref())
+                        })
                     })
-                })
-                .collect();
+                    .collect(),
+                // The items were not kept: every ref refetches, with fresh counts.
+                FeedBatch::Folded => vec![true; filters.len()],
+            };
             if !attn.contains(&true) {
                 continue;
             }
-            let count_jobs = subscriber
-                .params
-                .filters()
+            let count_jobs = filters
                 .into_iter()
                 .map(|f| job_index(&mut jobs, key, f, &subscriber.restriction))
                 .collect();

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_partial_indexes",
         include_str!("migrations/0013_partial_indexes.sql"),
     ),
+    ("0016_bounds", include_str!("migrations/0016_bounds.sql")),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
