@@ -100,6 +100,25 @@ pub(crate) fn in_memory() -> Connection {
     conn
 }
 
+/// An in-memory database at the schema just before migration `name`, then a function
+/// applying the rest: for tests of an upgrade path over rows written the old way.
+#[cfg(test)]
+pub(crate) fn in_memory_before(name: &str) -> (Connection, impl FnOnce(&mut Connection)) {
+    let conn = Connection::open_in_memory().expect("in-memory db");
+    let at = MIGRATIONS
+        .iter()
+        .position(|(n, _)| *n == name)
+        .expect("a known migration");
+    for (version, (_, sql)) in MIGRATIONS[..at].iter().enumerate() {
+        conn.execute_batch(sql).expect("migration");
+        conn.pragma_update(None, "user_version", version as i64 + 1)
+            .expect("version");
+    }
+    (conn, |conn: &mut Connection| {
+        apply(conn).expect("migrations")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,7 @@ mod realtime_limits;
 mod retention;
 mod run_records;
 mod schedules;
+mod schedules_data;
 mod storage_caps;
 mod subscriptions;
 mod tenant_objects;
