@@ -1,10 +1,12 @@
 //! Retention: a background task that deletes what the operator chose not to keep — feed
 //! items older than N days, archived items archived more than M days ago (per channel or
-//! for all), and finished workflow runs older than R days. Off unless configured.
+//! for all), and finished workflow runs older than R days (off unless configured) — and
+//! the server's own housekeeping (always on, see [`housekeeping`]).
 //!
 //! Invariants:
-//! - Deletes run in batches of at most [`BATCH`] rows, each its own writer command, so a
-//!   backlog of millions never holds the writer for more than one batch.
+//! - Deletes run in batches of at most [`BATCH`] rows, each its own writer command in the
+//!   writer's bulk lane (weighing [`BATCH`] items), so a backlog of millions never holds
+//!   the writer for more than one batch, nor a trigger's acknowledgement behind it.
 //! - A row goes only when its timestamp is strictly older than `now - days`: never an
 //!   item newer than the limit. `now` is a parameter of [`run_pass`], so tests move time
 //!   instead of sleeping.
@@ -20,6 +22,8 @@ use crate::config::Settings;
 use crate::model::retention::RetentionRule;
 use crate::store::retention::{self as sql, Age, Channels};
 use crate::store::{Store, StoreResult, channels};
+
+pub mod housekeeping;
 
 /// Most rows one writer command deletes.
 pub const BATCH: usize = 500;
@@ -55,12 +59,20 @@ pub struct PassReport {
     pub items: usize,
     pub archived: usize,
     pub runs: usize,
+    /// Housekeeping: idempotency keys past the replay window.
+    pub idempotency_keys: usize,
+    /// Housekeeping: throttle windows that closed.
+    pub gates: usize,
+    /// Housekeeping: bulk operations past their days.
+    pub bulk_operations: usize,
+    /// Housekeeping: cancellations no queued run needs.
+    pub cancellations: usize,
     pub batches: usize,
     pub slowest_batch: Duration,
 }
 
-/// One retention pass as of `now`: deletes every expired row, batch by batch. `stop`
-/// (when given) is checked between batches.
+/// One pass as of `now`: deletes every expired row the policy names, then the
+/// housekeeping rows, batch by batch. `stop` (when given) is checked between batches.
 pub async fn run_pass(
     store: &Store,
     policy: &RetentionPolicy,
@@ -79,43 +91,28 @@ pub async fn run_pass(
             let Some(rule) = rule else { continue };
             for (channels, days) in scopes(rule, &known) {
                 let cutoff = cutoff(now, days);
-                loop {
-                    if stopped() {
-                        return Ok(report);
-                    }
-                    let (scope, cut) = (channels.clone(), cutoff.clone());
-                    let (n, took) = timed(store.write(move |db| {
-                        sql::delete_expired_messages(db, age, &scope, &cut, BATCH)
-                    }))
-                    .await?;
-                    report.record_batch(took);
-                    match age {
-                        Age::Inserted => report.items += n,
-                        Age::Archived => report.archived += n,
-                    }
-                    if n < BATCH {
-                        break;
-                    }
+                let n = housekeeping::drain(store, &stopped, &mut report, move |db| {
+                    sql::delete_expired_messages(db, age, &channels, &cutoff, BATCH)
+                })
+                .await?;
+                match age {
+                    Age::Inserted => report.items += n,
+                    Age::Archived => report.archived += n,
+                }
+                if stopped() {
+                    return Ok(report);
                 }
             }
         }
     }
     if let Some(days) = policy.runs_days {
         let cutoff = cutoff(now, days);
-        loop {
-            if stopped() {
-                return Ok(report);
-            }
-            let cut = cutoff.clone();
-            let (n, took) =
-                timed(store.write(move |db| sql::delete_expired_runs(db, &cut, BATCH))).await?;
-            report.record_batch(took);
-            report.runs += n;
-            if n < BATCH {
-                break;
-            }
-        }
+        report.runs += housekeeping::drain(store, &stopped, &mut report, move |db| {
+            sql::delete_expired_runs(db, &cutoff, BATCH)
+        })
+        .await?;
     }
+    housekeeping::run(store, now, &stopped, &mut report).await?;
     Ok(report)
 }
 
@@ -163,17 +160,14 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// Starts the task when the policy deletes anything: a pass at start, then one every
-    /// `every`.
+    /// Starts the task: a pass at start, then one every `every`. Always on, for the
+    /// housekeeping; the policy adds what the operator chose not to keep.
     pub fn spawn(
         store: Store,
         policy: RetentionPolicy,
         every: Duration,
         clock: crate::clock::Clock,
-    ) -> Option<Retention> {
-        if !policy.is_enabled() {
-            return None;
-        }
+    ) -> Retention {
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(run(
             store,
@@ -182,10 +176,10 @@ impl Retention {
             clock,
             stop_rx,
         ));
-        Some(Retention {
+        Retention {
             stop,
             task: tokio::sync::Mutex::new(Some(task)),
-        })
+        }
     }
 
     /// Stops between batches and waits for the task, so nothing writes after the store
@@ -205,7 +199,9 @@ async fn run(
     clock: crate::clock::Clock,
     mut stop: watch::Receiver<bool>,
 ) {
-    tracing::info!(?policy, every_secs = every.as_secs(), "retention enabled");
+    if policy.is_enabled() {
+        tracing::info!(?policy, every_secs = every.as_secs(), "retention enabled");
+    }
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -219,6 +215,10 @@ async fn run(
                 items = r.items,
                 archived = r.archived,
                 runs = r.runs,
+                idempotency_keys = r.idempotency_keys,
+                gates = r.gates,
+                bulk_operations = r.bulk_operations,
+                cancellations = r.cancellations,
                 batches = r.batches,
                 slowest_batch_ms = r.slowest_batch.as_secs_f64() * 1000.0,
                 took_ms = started.elapsed().as_secs_f64() * 1000.0,

@@ -194,9 +194,7 @@ impl Application {
             signals.abort();
         }
         state.hub.shutdown();
-        if let Some(retention) = &state.retention {
-            retention.shutdown().await;
-        }
+        state.retention.shutdown().await;
         state.engine.shutdown().await;
         state.store.shutdown().await;
         result

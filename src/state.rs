@@ -19,8 +19,8 @@ pub struct AppState {
     pub keys: Keys,
     pub engine: Engine,
     pub hub: Hub,
-    /// The retention task, when the settings enable it.
-    pub retention: Option<Retention>,
+    /// The retention and housekeeping task.
+    pub retention: Retention,
     /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
     pub sockets: SocketLimits,
     /// Trigger rate limits and the backlog gate (`--trigger-rate-per-key` and siblings).

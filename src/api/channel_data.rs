@@ -4,6 +4,10 @@
 //! and creates the recipient if it was never identified (the browser client may call it
 //! right after its fire-and-forget identify). User paths accept a user token for its own
 //! user; object paths need the secret key.
+//!
+//! Data is kept only for channels that exist (a `PUT` naming another answers 404
+//! `channel_invalid`), under the channel's UUID (the path may name its key), within the
+//! per-recipient caps of `store::recipients` (422 naming the limit).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -13,6 +17,7 @@ use super::recipient_input::{method_not_allowed, path_collection, path_id};
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::channels;
 use crate::store::recipients::{self, ChannelDataOwner};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -113,9 +118,15 @@ async fn write(
     data: Map<String, Value>,
 ) -> Result<HttpResponse, ApiError> {
     let c = channel_id.clone();
+    let known = state
+        .store
+        .read(move |db| channels::find(db, &c))
+        .await?
+        .ok_or_else(|| ApiError::ChannelInvalid(channel_id.clone()))?;
+    let c = known.id;
     let data = Value::Object(data);
     let stored = data.clone();
-    state
+    let channel_id = state
         .store
         .write(move |db| {
             match &owner {

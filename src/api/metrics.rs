@@ -38,6 +38,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         running_runs: state.engine.running_runs(),
         runner_lag_seconds,
         hub: state.hub.stats(),
+        wal_bytes: state.store.wal_bytes(),
     };
     let text = state
         .metrics

@@ -249,7 +249,7 @@ async fn views(state: &AppState, rows: Vec<ScheduleRow>) -> Result<Vec<Value>, A
                         "recipient": recipient,
                         "actor": actor,
                         "tenant": s.tenant,
-                        "data": s.data,
+                        "data": s.data.as_deref(),
                         "repeats": s.repeats,
                         "scheduled_at": s.scheduled_at,
                         "ending_at": s.ending_at,

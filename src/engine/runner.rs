@@ -72,8 +72,6 @@ const MAX_FINISHING: usize = 256;
 /// Attempts at a run whose write fails (e.g. the disk is full) before leaving it queued
 /// for the next start.
 const WRITE_ATTEMPTS: u32 = 3;
-/// How often expired `Idempotency-Key` rows are deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 struct Ctx {
     store: Store,
@@ -267,7 +265,6 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
     };
     let mut tasks: JoinSet<SliceEnd> = JoinSet::new();
     let mut finishing: JoinSet<Option<Work>> = JoinSet::new();
-    let mut purge = tokio::time::interval(PURGE_EVERY);
     loop {
         if ctx.rescan.swap(false, Ordering::SeqCst) {
             match ctx.store.read(runs::queued_runs).await {
@@ -309,7 +306,6 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
                     dispatch.finished(e.id(), None);
                 }
             },
-            _ = purge.tick() => purge_idempotency_keys(&ctx.store).await,
         }
     }
     // Slices see `stopping` and end after the write in progress; parked runs' submitted
@@ -358,18 +354,6 @@ async fn admit_new(
 }
 
 /// Forgets `Idempotency-Key`s older than the replay window.
-async fn purge_idempotency_keys(store: &Store) {
-    let before = super::accept::idempotency_since();
-    match store
-        .write(move |db| runs::purge_idempotency(db, &before))
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(purged = n, "expired idempotency keys deleted"),
-        Err(e) => tracing::warn!(error = %e, "could not purge idempotency keys"),
-    }
-}
-
 /// A run whose last page is committing, out of its slice.
 struct Finishing {
     key: FairKey,

@@ -30,6 +30,7 @@ use crate::error::FieldError;
 use crate::ids;
 use crate::model::properties::RecipientProperties;
 use crate::model::recurrence::{Recurrence, RepeatRule};
+use crate::model::schedules::MAX_RESPONSE_DATA_BYTES;
 use crate::model::schedules::{Change, CreateSchedules, ScheduleFields, UpdateSchedules};
 use crate::model::{PageQuery, RecipientRef};
 use crate::store::schedules::{self, NewSchedule, ScheduleRow};
@@ -153,6 +154,9 @@ async fn create(
     let many = requests.len() > 1;
     let mut errors = Vec::new();
     let mut planned = Vec::new();
+    // The data the response will carry, over every request (bulk create answers one
+    // operation, but stores the same).
+    let mut answered_bytes = 0usize;
     for (i, mut req) in requests.into_iter().enumerate() {
         let at = |f: FieldError| {
             if many {
@@ -181,6 +185,13 @@ async fn create(
             _ => None,
         };
         check_data(&workflow, data.as_ref(), &mut problems);
+        // One value shared by every schedule of the request (and stored once).
+        let data: Option<Arc<Value>> = data.map(|d| Arc::new(Value::Object(d)));
+        let data_bytes = data.as_deref().map_or(0, json_size);
+        answered_bytes = answered_bytes.saturating_add(data_bytes * req.recipients.len());
+        if answered_bytes > MAX_RESPONSE_DATA_BYTES {
+            problems.push(over_budget("data", data_bytes, req.recipients.len()));
+        }
         let scheduled_at = match req.fields.scheduled_at {
             Change::Set(t) => Some(t),
             _ => None,
@@ -222,7 +233,8 @@ async fn create(
                 recipient: r.reference.clone(),
                 actor: actor.clone(),
                 tenant: tenant.clone(),
-                data: data.clone().map(Value::Object),
+                data: data.clone(),
+                payload_id: None,
                 repeats: repeats.clone(),
                 scheduled_at: format_opt(scheduled_at),
                 ending_at: format_opt(ending_at),
@@ -241,11 +253,17 @@ async fn create(
             let mut out = Vec::new();
             for (req, rows) in &planned {
                 upsert_fields(db, &req.fields)?;
+                // The request's data, stored once for all its schedules.
+                let payload = match rows.first().and_then(|r| r.data.as_deref()) {
+                    Some(data) => Some(schedules::put_payload(db, data)?),
+                    None => None,
+                };
                 for r in &req.recipients {
                     upsert_inline(db, r)?;
                 }
                 for row in rows {
                     let mut row = row.clone();
+                    row.payload_id = payload.clone();
                     let zone = recipient_zone(db, &row.recipient)?;
                     let first = recurrence_of(&row, zone).first(now);
                     if first.is_none() {
@@ -285,6 +303,13 @@ async fn update(
         .read(move |db| ids.iter().map(|id| schedules::get(db, id)).collect())
         .await?;
     let mut workflows: HashMap<String, Arc<CompiledWorkflow>> = HashMap::new();
+    // One value for every listed schedule when the update sets `data` (stored once).
+    let set_data: Option<Arc<Value>> = match &req.fields.data {
+        Change::Set(d) => Some(Arc::new(Value::Object(d.clone()))),
+        _ => None,
+    };
+    let mut sizes = DataSizes::default();
+    let mut answered_bytes = 0usize;
     for (id, row) in req.ids.iter().zip(&current) {
         let Some(row) = row else {
             return Err(schedule_missing(id));
@@ -293,10 +318,17 @@ async fn update(
         let Some(workflow) = registry.get(key) else {
             return Err(Refusal::WorkflowMissing(key.clone()));
         };
-        let data = merged(&req.fields, &row.schedule).data;
-        let data = data.as_ref().and_then(Value::as_object);
-        check_data(&workflow, data, &mut errors);
+        let data = merged(&req.fields, &row.schedule, set_data.as_ref()).data;
+        answered_bytes = answered_bytes.saturating_add(sizes.of(data.as_ref()));
+        check_data(
+            &workflow,
+            data.as_deref().and_then(Value::as_object),
+            &mut errors,
+        );
         workflows.insert(key.clone(), workflow);
+    }
+    if answered_bytes > MAX_RESPONSE_DATA_BYTES {
+        errors.push(over_budget("schedule_ids", answered_bytes, 1));
     }
     dedup(&mut errors);
     if !errors.is_empty() {
@@ -308,13 +340,20 @@ async fn update(
     let updated = store
         .write(move |db| {
             upsert_fields(db, &fields)?;
+            let payload = match set_data.as_deref() {
+                Some(data) => Some(schedules::put_payload(db, data)?),
+                None => None,
+            };
             let mut out = Vec::new();
             for id in &ids {
                 // Re-read inside the write: a concurrent fire may have moved the claim.
                 let Some(row) = schedules::get(db, id)? else {
                     return Err(StoreError::NotFound);
                 };
-                let mut next = merged(&fields, &row.schedule);
+                let mut next = merged(&fields, &row.schedule, set_data.as_ref());
+                if set_data.is_some() {
+                    next.payload_id = payload.clone();
+                }
                 let recurrence = recurrence_of(&next, recipient_zone(db, &next.recipient)?);
                 let last = row.last_occurrence_at.as_deref().and_then(parse_time);
                 next.next_occurrence_at = if recurrence.rules.is_empty() {
@@ -375,8 +414,10 @@ fn dedup(errors: &mut Vec<FieldError>) {
     });
 }
 
-/// A schedule with `fields` applied (the claim is recomputed by the caller).
-fn merged(fields: &ScheduleFields, s: &NewSchedule) -> NewSchedule {
+/// A schedule with `fields` applied (the claim is recomputed by the caller). `set_data`
+/// is the fields' `data` when they set it, shared by every schedule of the update; its
+/// payload is stored by the caller.
+fn merged(fields: &ScheduleFields, s: &NewSchedule, set_data: Option<&Arc<Value>>) -> NewSchedule {
     let mut next = s.clone();
     next.actor = match &fields.actor {
         Change::Keep => s.actor.clone(),
@@ -388,11 +429,17 @@ fn merged(fields: &ScheduleFields, s: &NewSchedule) -> NewSchedule {
         Change::Clear => None,
         Change::Set(t) => Some(t.id.clone()),
     };
-    next.data = fields
-        .data
-        .clone()
-        .apply(s.data.as_ref().and_then(Value::as_object).cloned())
-        .map(Value::Object);
+    match &fields.data {
+        Change::Keep => {}
+        Change::Clear => {
+            next.data = None;
+            next.payload_id = None;
+        }
+        Change::Set(_) => {
+            next.data = set_data.cloned();
+            next.payload_id = None;
+        }
+    }
     if let Some(rules) = &fields.repeats {
         next.repeats = Value::Array(rules.iter().map(RepeatRule::to_wire).collect());
     }
@@ -409,6 +456,50 @@ fn merged(fields: &ScheduleFields, s: &NewSchedule) -> NewSchedule {
     next
 }
 
+/// The size of `value` as JSON, counted without building the text.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX / 2,
+    }
+}
+
+/// Sizes of shared data values, each counted once (schedules of one create share one).
+#[derive(Default)]
+struct DataSizes(HashMap<*const Value, usize>);
+
+impl DataSizes {
+    fn of(&mut self, data: Option<&Arc<Value>>) -> usize {
+        data.map_or(0, |d| {
+            *self.0.entry(Arc::as_ptr(d)).or_insert_with(|| json_size(d))
+        })
+    }
+}
+
+/// The 422 for a response that would carry more than [`MAX_RESPONSE_DATA_BYTES`] of data.
+fn over_budget(field: &str, bytes: usize, times: usize) -> FieldError {
+    let total = bytes.saturating_mul(times);
+    FieldError::new(
+        field,
+        format!(
+            "the schedules answered would carry {total} bytes of data in all, over the \
+             {MAX_RESPONSE_DATA_BYTES}-byte limit (each schedule answers with its data): use \
+             fewer recipients or schedules per call, or less data"
+        ),
+    )
+}
+
 fn schedule_missing(id: &str) -> Refusal {
     Refusal::NotFound(format!("The schedule `{id}`"))
 }
@@ -419,14 +510,25 @@ async fn delete(store: &Store, ids: Vec<String>) -> Result<Vec<ScheduleRow>, Ref
     let deleted = store
         .write(move |db| {
             let mut out = Vec::new();
+            let mut sizes = DataSizes::default();
+            let mut answered_bytes = 0usize;
             for id in &ids {
                 match schedules::get(db, id)? {
                     Some(row) => {
                         schedules::delete(db, id)?;
+                        answered_bytes =
+                            answered_bytes.saturating_add(sizes.of(row.schedule.data.as_ref()));
                         out.push(row);
                     }
                     None => return Err(StoreError::Conflict(id.clone())),
                 }
+            }
+            if answered_bytes > MAX_RESPONSE_DATA_BYTES {
+                let e = over_budget("schedule_ids", answered_bytes, 1);
+                return Err(StoreError::Invalid {
+                    field: e.field,
+                    message: e.message,
+                });
             }
             Ok(out)
         })
@@ -444,7 +546,7 @@ async fn list(
     page: PageQuery,
 ) -> Result<crate::model::Page<ScheduleRow>, Refusal> {
     Ok(store
-        .read(move |db| schedules::list(db, &filter, &page))
+        .read(move |db| schedules::list(db, &filter, &page, MAX_RESPONSE_DATA_BYTES))
         .await?)
 }
 

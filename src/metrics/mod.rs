@@ -50,6 +50,8 @@ pub struct Snapshot {
     /// Seconds since the oldest queued run was accepted (0 when none waits).
     pub runner_lag_seconds: f64,
     pub hub: HubStats,
+    /// The WAL file's size after the last checkpoint.
+    pub wal_bytes: u64,
 }
 
 /// Every series of `/metrics`.
@@ -66,6 +68,8 @@ pub struct Metrics {
     pushes: IntCounterVec,
     sockets: IntGauge,
     topics: IntGauge,
+    wal_bytes: IntGauge,
+    publish_queue: IntGauge,
     /// Scrapes copy the hub's totals into counters; one at a time, so each moves forward.
     scrape: Mutex<()>,
 }
@@ -144,6 +148,18 @@ impl Metrics {
              at most every 100 ms); triggers answer 429 at `--max-queued-items`.",
         )?;
         registry.register(Box::new(queued_items.clone()))?;
+        let wal_bytes = IntGauge::new(
+            "tidings_wal_bytes",
+            "Size of the SQLite WAL file after the last checkpoint (sampled every 100 ms); \
+             checkpoints escalate past 64 MiB.",
+        )?;
+        let publish_queue = IntGauge::new(
+            "tidings_realtime_publish_queue",
+            "Committed feed items waiting for the realtime publisher (bounded; past the \
+             bound a feed's items fold into one push with fresh counts).",
+        )?;
+        registry.register(Box::new(wal_bytes.clone()))?;
+        registry.register(Box::new(publish_queue.clone()))?;
         registry.register(Box::new(pushes.clone()))?;
         registry.register(Box::new(sockets.clone()))?;
         registry.register(Box::new(topics.clone()))?;
@@ -169,6 +185,8 @@ impl Metrics {
             pushes,
             sockets,
             topics,
+            wal_bytes,
+            publish_queue,
             scrape: Mutex::new(()),
         })
     }
@@ -220,6 +238,10 @@ impl Metrics {
                 .set(i64::try_from(snapshot.hub.sessions).unwrap_or(i64::MAX));
             self.topics
                 .set(i64::try_from(snapshot.hub.topics).unwrap_or(i64::MAX));
+            self.wal_bytes
+                .set(i64::try_from(snapshot.wal_bytes).unwrap_or(i64::MAX));
+            self.publish_queue
+                .set(i64::try_from(snapshot.hub.publish_queue).unwrap_or(i64::MAX));
             for (outcome, total) in [
                 ("sent", snapshot.hub.pushes),
                 ("dropped", snapshot.hub.dropped),
@@ -269,6 +291,7 @@ mod tests {
                 pushes: 7,
                 ..HubStats::default()
             },
+            wal_bytes: 4096,
         };
         let text = metrics.render(&snapshot).expect("render");
         assert_eq!(value(&text, "tidings_triggers_accepted_total"), Some(1.0));

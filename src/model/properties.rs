@@ -13,6 +13,26 @@ use crate::clock;
 /// Custom properties may take at most this many bytes as JSON (spec §9).
 pub const MAX_CUSTOM_PROPERTIES_BYTES: usize = 256 * 1024;
 
+/// One channel's data may take at most this many bytes as JSON: the custom-properties
+/// rule, so no single end-user write stores more than a recipient's own properties.
+pub const MAX_CHANNEL_DATA_BYTES: usize = 256 * 1024;
+
+/// One preference set may take at most this many bytes as JSON (same rule).
+pub const MAX_PREFERENCE_SET_BYTES: usize = 256 * 1024;
+
+/// Preference sets one recipient may hold: `default` plus one per tenant the recipient
+/// has its own settings in. Bounds what one user token can store (issue 17).
+pub const MAX_PREFERENCE_SETS_PER_RECIPIENT: usize = 100;
+
+/// Channels one recipient may hold channel data for. Channel data is accepted only for
+/// channels that exist, so this bounds rows per recipient even if channels multiply.
+pub const MAX_CHANNEL_DATA_PER_RECIPIENT: usize = 50;
+
+/// The size of `value` as JSON text (what the store keeps).
+pub fn json_size(value: &Value) -> usize {
+    serde_json::to_string(value).map_or(usize::MAX / 2, |s| s.len())
+}
+
 /// Keys the server owns; a body may carry them (e.g. a round-tripped User) but they are ignored.
 const SERVER_OWNED: &[&str] = &["id", "__typename", "updated_at"];
 
@@ -167,8 +187,18 @@ fn check_keyed_objects(field: &str, value: &Value, ids: bool, errors: &mut Vec<P
                         "channel id must be 1 to 256 characters",
                     ));
                 }
+                let limit = if ids {
+                    MAX_PREFERENCE_SET_BYTES
+                } else {
+                    MAX_CHANNEL_DATA_BYTES
+                };
                 if !(entry.is_object() || entry.is_null()) {
                     errors.push(err(format!("{field}.{key}"), "must be an object or null"));
+                } else if json_size(entry) > limit {
+                    errors.push(err(
+                        format!("{field}.{key}"),
+                        format!("must take at most {limit} bytes as JSON"),
+                    ));
                 } else if ids && entry.is_object() {
                     check_preference_set(&format!("{field}.{key}"), entry, errors);
                 }

@@ -13,6 +13,11 @@ use crate::error::FieldError;
 
 pub const MAX_RECIPIENTS: usize = 100;
 pub const MAX_SCHEDULE_IDS: usize = 100;
+/// The `data` one schedules response may carry in all, in bytes of JSON (the request
+/// body limit's 10 MiB): every `Schedule` answers with its data, so a create for 100
+/// recipients with 9 MB of data would answer 900 MB (issue 17 item 8). A create, update
+/// or delete past it is refused (422); a list page stops short of it.
+pub const MAX_RESPONSE_DATA_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_BULK_SCHEDULES: usize = 1000;
 
 /// A field that may be absent (keep), null (clear) or set.

@@ -4,7 +4,9 @@
 //! - The registry maps a feed (channel UUID, recipient) to its subscribers; a
 //!   [`Registration`] (one per socket) removes its entries when dropped.
 //! - `publish` is called only after the messages committed, never blocks and never
-//!   awaits: it hands the batch to one publisher task, which computes counts on the
+//!   awaits: it adds the items of joined feeds to the bounded [`Outbox`] (which folds a
+//!   feed past its bounds into one push with fresh counts, so memory stays bounded and
+//!   no push is lost) and wakes one publisher task, which computes counts on the
 //!   read-only pool (off the writer path), serializes each payload once and queues it on
 //!   the session's link without waiting. A session whose queue is full is evicted (the
 //!   client reconnects and refetches).
@@ -19,7 +21,7 @@
 //!   a burst for one feed becomes one push whose counts are current.
 //! - No `.await` while a DashMap guard is held: subscribers are cloned out first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
@@ -28,11 +30,12 @@ use std::time::Duration;
 use bytestring::ByteString;
 use dashmap::DashMap;
 use futures_util::task::AtomicWaker;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::frames::push_text;
 use super::join::JoinParams;
+pub use super::outbox::PUBLISH_QUEUE;
+use super::outbox::{FeedBatch, Outbox, Waiting};
 use crate::auth::access::restriction_admits;
 use crate::clock::Clock;
 use crate::model::{FeedFilters, RecipientRef};
@@ -183,6 +186,8 @@ pub struct HubStats {
     pub topics: usize,
     /// Topic joins accepted since start.
     pub joins: u64,
+    /// Committed items waiting for the publisher (at most [`PUBLISH_QUEUE`]).
+    pub publish_queue: usize,
 }
 
 struct Inner {
@@ -203,12 +208,20 @@ struct Inner {
     evictions: AtomicU64,
     dropped: AtomicU64,
     joins: AtomicU64,
-    publish_tx: mpsc::UnboundedSender<Publish>,
+    /// Committed items on their way to the publisher task.
+    outbox: Arc<Outbox>,
     /// The engine's clock: counts leave out items past their expiry at its `now`.
     clock: Clock,
     shutting_down: AtomicBool,
     /// The clock of the sessions' deadlines.
     started: Instant,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The publisher waits on the outbox, not the hub: wake it to end.
+        self.outbox.close();
+    }
 }
 
 impl Inner {
@@ -235,7 +248,7 @@ impl Hub {
     /// `queue` is each session's push queue depth; `clock` is the engine's (counts leave
     /// out what expired by its reading).
     pub fn new(store: Store, queue: usize, clock: Clock) -> Self {
-        let (publish_tx, publish_rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox::default());
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
@@ -250,7 +263,7 @@ impl Hub {
                 evictions: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 joins: AtomicU64::new(0),
-                publish_tx,
+                outbox: outbox.clone(),
                 clock,
                 shutting_down: AtomicBool::new(false),
                 started: Instant::now(),
@@ -258,7 +271,7 @@ impl Hub {
         };
         // The task holds only a weak handle, so dropping the last `Hub` ends it.
         let weak = Arc::downgrade(&hub.inner);
-        tokio::spawn(publisher(weak.clone(), publish_rx));
+        tokio::spawn(publisher(weak.clone(), outbox));
         tokio::spawn(sweeper(weak));
         hub
     }
@@ -268,19 +281,23 @@ impl Hub {
         if messages.is_empty() || self.inner.feeds.is_empty() {
             return;
         }
-        let _ = self
-            .inner
-            .publish_tx
-            .send(Publish::Items(messages.to_vec()));
+        let feeds = &self.inner.feeds;
+        self.inner.outbox.push(messages, |channel, recipient| {
+            feeds.contains_key(feed_key(channel, recipient).as_str())
+        });
     }
 
     /// Pushes current counts to every socket joined to one of `feeds` (their counts
-    /// changed without a new item). Never blocks.
+    /// changed without a new item: an expiry, a snooze). Never blocks: the feeds are
+    /// folded in the bounded outbox, which pushes fresh counts on every ref.
     pub fn publish_counts(&self, feeds: &[FeedId]) {
         if feeds.is_empty() || self.inner.feeds.is_empty() {
             return;
         }
-        let _ = self.inner.publish_tx.send(Publish::Counts(feeds.to_vec()));
+        let joined = &self.inner.feeds;
+        self.inner.outbox.push_counts(feeds, |channel, recipient| {
+            joined.contains_key(feed_key(channel, recipient).as_str())
+        });
     }
 
     /// Closes every socket (code 1001) and refuses new ones; called on shutdown.
@@ -328,6 +345,7 @@ impl Hub {
             // O(feeds); read on a scrape, never per push.
             topics: self.inner.feeds.iter().map(|e| e.value().len()).sum(),
             joins: self.inner.joins.load(Ordering::Relaxed),
+            publish_queue: self.inner.outbox.depth(),
         }
     }
 
@@ -528,72 +546,20 @@ async fn sweeper(hub: std::sync::Weak<Inner>) {
     }
 }
 
-/// What the publisher task is handed.
-enum Publish {
-    /// Committed items, new or back in their feed.
-    Items(Vec<MessageRow>),
-    /// Feeds whose counts changed without a new item.
-    Counts(Vec<FeedId>),
-}
-
-async fn publisher(hub: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Publish>) {
-    while let Some(first) = rx.recv().await {
-        let (mut items, mut counts) = (Vec::new(), Vec::new());
-        let mut fold = |p: Publish| match p {
-            Publish::Items(m) => items.extend(m),
-            Publish::Counts(f) => counts.extend(f),
-        };
-        fold(first);
-        while let Ok(more) = rx.try_recv() {
-            fold(more);
+async fn publisher(hub: std::sync::Weak<Inner>, outbox: Arc<Outbox>) {
+    loop {
+        outbox.ready().await;
+        if outbox.is_closed() {
+            return;
+        }
+        // Everything committed since the last pass, folded into one.
+        let pending = outbox.take();
+        if pending.is_empty() {
+            continue;
         }
         let Some(inner) = hub.upgrade() else { return };
-        // A feed that also has items gets its counts with their push.
-        if !counts.is_empty() && !items.is_empty() {
-            let with_items: std::collections::HashSet<(&str, &RecipientRef)> = items
-                .iter()
-                .map(|m| (m.channel_id.as_str(), &m.recipient))
-                .collect();
-            counts.retain(|f: &FeedId| !with_items.contains(&(f.0.as_str(), &f.1)));
-        }
-        counts.sort();
-        counts.dedup();
-        let hub = Hub { inner };
-        if !items.is_empty() {
-            deliver(hub.clone(), items).await;
-        }
-        if !counts.is_empty() {
-            deliver_counts(hub, counts).await;
-        }
+        deliver(Hub { inner }, pending).await;
     }
-}
-
-/// Pushes each joined ref of `feeds` its current counts, every ref in `attn`: the
-/// official client takes `data[ref].metadata` as its badge for the refs in `attn`, then
-/// refetches from its head (which finds nothing new), so badges drop without a reload.
-async fn deliver_counts(hub: Hub, feeds: Vec<FeedId>) {
-    let mut jobs: Vec<CountJob> = Vec::new();
-    let mut pending: Vec<Pending> = Vec::new();
-    for key in &feeds {
-        let subscribers = match hub.inner.feeds.get(feed_key(&key.0, &key.1).as_str()) {
-            Some(subs) => subs.clone(),
-            None => continue,
-        };
-        for subscriber in subscribers {
-            let filters = subscriber.params.filters();
-            let attn = vec![true; filters.len()];
-            let count_jobs = filters
-                .into_iter()
-                .map(|f| job_index(&mut jobs, key, f, &subscriber.restriction))
-                .collect();
-            pending.push(Pending {
-                subscriber,
-                count_jobs,
-                attn,
-            });
-        }
-    }
-    push_with_counts(hub, jobs, pending).await;
 }
 
 /// A count query: one distinct (feed, filters, restriction).
@@ -606,17 +572,11 @@ struct Pending {
     attn: Vec<bool>,
 }
 
-async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
-    let mut by_feed: HashMap<FeedId, Vec<MessageRow>> = HashMap::new();
-    for m in messages {
-        by_feed
-            .entry((m.channel_id.clone(), m.recipient.clone()))
-            .or_default()
-            .push(m);
-    }
+async fn deliver(hub: Hub, waiting: Waiting) {
+    let by_feed = waiting.feeds;
     let mut jobs: Vec<CountJob> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
-    for (key, msgs) in &by_feed {
+    for (key, batch) in &by_feed {
         // Clone out and drop the guard before anything else.
         let subscribers = match hub.inner.feeds.get(feed_key(&key.0, &key.1).as_str()) {
             Some(subs) => subs.clone(),
@@ -624,23 +584,24 @@ async fn deliver(hub: Hub, messages: Vec<MessageRow>) {
         };
         for subscriber in subscribers {
             let restriction = subscriber.restriction.as_deref();
-            let attn: Vec<bool> = subscriber
-                .params
-                .filters()
-                .iter()
-                .map(|f| {
-                    msgs.iter().any(|m| {
-                        f.matches_new_message(m)
-                            && restriction_admits(restriction, m.tenant.as_deref())
+            let filters = subscriber.params.filters();
+            let attn: Vec<bool> = match batch {
+                FeedBatch::Items(msgs) => filters
+                    .iter()
+                    .map(|f| {
+                        msgs.iter().any(|m| {
+                            f.matches_new_message(m)
+                                && restriction_admits(restriction, m.tenant.as_deref())
+                        })
                     })
-                })
-                .collect();
+                    .collect(),
+                // The items were not kept: every ref refetches, with fresh counts.
+                FeedBatch::Folded => vec![true; filters.len()],
+            };
             if !attn.contains(&true) {
                 continue;
             }
-            let count_jobs = subscriber
-                .params
-                .filters()
+            let count_jobs = filters
                 .into_iter()
                 .map(|f| job_index(&mut jobs, key, f, &subscriber.restriction))
                 .collect();

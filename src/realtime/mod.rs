@@ -10,6 +10,7 @@ pub mod hub;
 mod inbound;
 pub mod join;
 mod joins;
+mod outbox;
 mod overflow_close;
 mod session;
 mod socket;

@@ -26,6 +26,13 @@ pub(super) fn open_read_write(path: &Path, synchronous_full: bool) -> StoreResul
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Checkpoints run on their own thread (`checkpointer`), not inside the writer's COMMIT.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // The writer restarts the WAL after a complete checkpoint; then the file is cut back
+    // to this size instead of keeping its high-water mark.
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        super::checkpointer::WAL_LIMIT_BYTES,
+    )?;
     conn.pragma_update(
         None,
         "synchronous",
@@ -45,7 +52,15 @@ pub(super) fn open_checkpointer(path: &Path, synchronous_full: bool) -> StoreRes
         if synchronous_full { "FULL" } else { "NORMAL" },
     )?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        super::checkpointer::WAL_LIMIT_BYTES,
+    )?;
     common_pragmas(&conn)?;
+    // Set after the common 5 s: how long an escalated checkpoint may wait for the writer
+    // and the readers (it holds up the writer meanwhile), see `checkpointer`.
+    conn.busy_timeout(super::checkpointer::ESCALATION_WAIT)?;
     Ok(conn)
 }
 

@@ -62,6 +62,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_translations",
         include_str!("migrations/0015_translations.sql"),
     ),
+    ("0016_bounds", include_str!("migrations/0016_bounds.sql")),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
@@ -105,6 +106,25 @@ pub(crate) fn in_memory() -> Connection {
     let mut conn = Connection::open_in_memory().expect("in-memory db");
     apply(&mut conn).expect("migrations");
     conn
+}
+
+/// An in-memory database at the schema just before migration `name`, then a function
+/// applying the rest: for tests of an upgrade path over rows written the old way.
+#[cfg(test)]
+pub(crate) fn in_memory_before(name: &str) -> (Connection, impl FnOnce(&mut Connection)) {
+    let conn = Connection::open_in_memory().expect("in-memory db");
+    let at = MIGRATIONS
+        .iter()
+        .position(|(n, _)| *n == name)
+        .expect("a known migration");
+    for (version, (_, sql)) in MIGRATIONS[..at].iter().enumerate() {
+        conn.execute_batch(sql).expect("migration");
+        conn.pragma_update(None, "user_version", version as i64 + 1)
+            .expect("version");
+    }
+    (conn, |conn: &mut Connection| {
+        apply(conn).expect("migrations")
+    })
 }
 
 #[cfg(test)]

@@ -176,6 +176,11 @@ impl Store {
     }
 
     /// The writer's group-commit histograms, for the `/metrics` registry.
+    /// The WAL file's size after the last checkpoint (`tidings_wal_bytes`).
+    pub fn wal_bytes(&self) -> u64 {
+        self.checkpointer.wal_bytes()
+    }
+
     pub fn writer_metrics(&self) -> &WriterMetrics {
         &self.writer_metrics
     }

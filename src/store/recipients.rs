@@ -11,6 +11,7 @@
 //!   `StoreError::Invalid` and changes nothing.
 
 mod attached;
+mod caps;
 mod listing;
 pub mod merge;
 mod objects;

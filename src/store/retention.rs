@@ -112,7 +112,8 @@ pub fn delete_expired_runs(db: &Db<'_>, cutoff: &str, limit: usize) -> StoreResu
     Ok(ids.len())
 }
 
-/// Deletes up to `limit` idempotency keys stored before `cutoff`.
+/// Deletes up to `limit` idempotency keys stored before `cutoff` (through
+/// `idempotency_keys_inserted`, so a batch costs the same however many keys wait).
 pub fn delete_expired_idempotency_keys(
     db: &Db<'_>,
     cutoff: &str,
@@ -124,10 +125,60 @@ pub fn delete_expired_idempotency_keys(
             "DELETE FROM idempotency_keys WHERE key IN \
              (SELECT key FROM idempotency_keys WHERE inserted_at < ?1 ORDER BY inserted_at LIMIT ?2)",
         )?
-        .execute(rusqlite::params![
-            cutoff,
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        ])?)
+        .execute(rusqlite::params![cutoff, sql_limit(limit)])?)
+}
+
+/// Deletes up to `limit` throttle / `trigger_frequency` windows that closed before `now`.
+/// A closed window decides nothing: the next pass through its gate opens a new one
+/// (`timers::gate_pass`). Gates that never close (`once`) are kept.
+pub fn delete_expired_gates(db: &Db<'_>, now: &str, limit: usize) -> StoreResult<usize> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "DELETE FROM engine_gates WHERE key IN \
+             (SELECT key FROM engine_gates WHERE closes_at IS NOT NULL AND closes_at < ?1 \
+              ORDER BY closes_at LIMIT ?2)",
+        )?
+        .execute(rusqlite::params![now, sql_limit(limit)])?)
+}
+
+/// Deletes up to `limit` bulk operations recorded before `cutoff` (every stored operation
+/// is finished: `store::bulk` records them completed).
+pub fn delete_expired_bulk_operations(
+    db: &Db<'_>,
+    cutoff: &str,
+    limit: usize,
+) -> StoreResult<usize> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "DELETE FROM bulk_operations WHERE id IN \
+             (SELECT id FROM bulk_operations WHERE inserted_at < ?1 ORDER BY inserted_at LIMIT ?2)",
+        )?
+        .execute(rusqlite::params![cutoff, sql_limit(limit)])?)
+}
+
+/// Deletes up to `limit` released cancellations: rows of `workflow_cancellations` that
+/// cover no queued run any more (the test of the trigger that releases them when a run
+/// leaves `queued`; a row outlives it when its runs went another way, e.g. deleted with
+/// their recipient). Such a row can never match again: runs are inserted after it.
+pub fn delete_released_cancellations(db: &Db<'_>, limit: usize) -> StoreResult<usize> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "DELETE FROM workflow_cancellations WHERE (workflow_key, cancellation_key, \
+             recipient_kind, recipient_collection, recipient_id) IN \
+             (SELECT c.workflow_key, c.cancellation_key, c.recipient_kind, c.recipient_collection, \
+              c.recipient_id FROM workflow_cancellations c WHERE NOT EXISTS \
+              (SELECT 1 FROM workflow_runs r WHERE r.workflow_key = c.workflow_key \
+               AND r.cancellation_key = c.cancellation_key AND r.status = 'queued' \
+               AND r.inserted_at <= c.created_at) LIMIT ?1)",
+        )?
+        .execute([sql_limit(limit)])?)
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -277,3 +277,52 @@ fn idempotency_keys_older_than_the_cutoff_go_in_batches() {
         .expect("count");
     assert_eq!(left, 2);
 }
+
+/// Housekeeping deletes (issue 17 item 10): each takes at most `limit` rows, only the
+/// expired ones, and repeated calls drain a backlog.
+#[test]
+fn housekeeping_deletes_go_in_bounded_batches_and_keep_live_rows() {
+    let conn = migrations::in_memory();
+    let db = Db(&conn);
+    let old = "2026-01-01T00:00:00.000000Z";
+    let new = "2026-01-03T00:00:00.000000Z";
+    let cutoff = "2026-01-02T00:00:00.000000Z";
+    db.0.execute_batch(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1199)
+         INSERT INTO idempotency_keys SELECT 'k' || i, 'h', 'r', 'q', CASE WHEN i < 1100 THEN '{old}' ELSE '{new}' END FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 699)
+         INSERT INTO engine_gates SELECT 'g' || i, '{old}', CASE WHEN i < 600 THEN '{old}' WHEN i < 650 THEN '{new}' ELSE NULL END, 1 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9)
+         INSERT INTO bulk_operations SELECT 'b' || i, '{{}}', CASE WHEN i < 7 THEN '{old}' ELSE '{new}' END FROM n;
+         INSERT INTO workflow_cancellations VALUES ('wf', 'gone', '', '', '', '{old}');"
+    ))
+    .expect("seed");
+    let count = |table: &str| -> i64 {
+        db.0.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    };
+    let mut batches = Vec::new();
+    loop {
+        let n = delete_expired_idempotency_keys(&db, cutoff, 500).expect("keys");
+        batches.push(n);
+        if n < 500 {
+            break;
+        }
+    }
+    assert_eq!(batches, [500, 500, 100]);
+    assert_eq!(count("idempotency_keys"), 100, "the fresh ones stay");
+    assert_eq!(delete_expired_gates(&db, cutoff, 500).expect("gates"), 500);
+    assert_eq!(delete_expired_gates(&db, cutoff, 500).expect("gates"), 100);
+    assert_eq!(count("engine_gates"), 100, "open and `once` windows stay");
+    assert_eq!(
+        delete_expired_bulk_operations(&db, cutoff, 5).expect("bulk"),
+        5
+    );
+    assert_eq!(
+        delete_expired_bulk_operations(&db, cutoff, 5).expect("bulk"),
+        2
+    );
+    assert_eq!(count("bulk_operations"), 3);
+    assert_eq!(delete_released_cancellations(&db, 500).expect("cancels"), 1);
+    assert_eq!(count("workflow_cancellations"), 0);
+}

@@ -378,14 +378,6 @@ pub fn put_idempotency(db: &Db<'_>, key: &str, row: &IdempotencyRow) -> StoreRes
     Ok(())
 }
 
-/// Forgets keys older than `before` (called now and then so the table stays small).
-pub fn purge_idempotency(db: &Db<'_>, before: &str) -> StoreResult<usize> {
-    Ok(db
-        .0
-        .prepare_cached("DELETE FROM idempotency_keys WHERE inserted_at < ?1")?
-        .execute([before])?)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -1,9 +1,16 @@
 //! Schedules: one row per (schedule, recipient), listed in creation order (keyset paged by
 //! `rowid`), and the due-occurrence queries the firing path uses.
 //!
+//! A schedule's `data` lives in `schedule_payloads`, once per create or update however
+//! many recipients it names (issue 17 item 8): rows refer to it by `payload_id`, and a
+//! read decodes each payload once and shares it (`Arc`) between the rows that name it.
+//!
 //! Invariant: `next_occurrence_at` is the claim. [`claim`] advances it only from the value
 //! the caller saw, and the caller does that in the same transaction that inserts the
 //! occurrence's workflow run; so one occurrence makes exactly one run, whatever crashes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params, params_from_iter};
@@ -21,7 +28,10 @@ pub struct NewSchedule {
     pub recipient: RecipientRef,
     pub actor: Option<RecipientRef>,
     pub tenant: Option<String>,
-    pub data: Option<Value>,
+    /// Shared with every schedule of the same payload.
+    pub data: Option<Arc<Value>>,
+    /// The `schedule_payloads` row holding `data` ([`put_payload`]); `None` with no data.
+    pub payload_id: Option<String>,
     /// The normalized rules (`RepeatRule::to_wire` each).
     pub repeats: Value,
     pub scheduled_at: Option<String>,
@@ -39,10 +49,10 @@ pub struct ScheduleRow {
 }
 
 const COLUMNS: &str = "rowid, id, workflow_key, recipient_kind, recipient_collection, recipient_id, \
-     actor, tenant, data, repeats, scheduled_at, ending_at, next_occurrence_at, last_occurrence_at, \
+     actor, tenant, payload_id, repeats, scheduled_at, ending_at, next_occurrence_at, last_occurrence_at, \
      inserted_at, updated_at";
 
-type RawRow = (i64, ScheduleRow, Option<String>, Option<String>, String);
+type RawRow = (i64, ScheduleRow, Option<String>, String);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     let schedule = NewSchedule {
@@ -56,6 +66,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         actor: None,
         tenant: r.get(7)?,
         data: None,
+        payload_id: r.get(8)?,
         repeats: Value::Null,
         scheduled_at: r.get(10)?,
         ending_at: r.get(11)?,
@@ -67,22 +78,60 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         last_occurrence_at: r.get(13)?,
         updated_at: r.get(15)?,
     };
-    Ok((r.get(0)?, stored, r.get(6)?, r.get(8)?, r.get(9)?))
+    Ok((r.get(0)?, stored, r.get(6)?, r.get(9)?))
 }
 
-fn decode((seq, mut stored, actor, data, repeats): RawRow) -> StoreResult<(i64, ScheduleRow)> {
+/// Payloads decoded during one read, each once: `(value, its JSON size)` by id.
+#[derive(Default)]
+struct Payloads(HashMap<String, (Arc<Value>, usize)>);
+
+impl Payloads {
+    fn get(&mut self, db: &Db<'_>, id: &str) -> StoreResult<(Arc<Value>, usize)> {
+        if let Some(found) = self.0.get(id) {
+            return Ok(found.clone());
+        }
+        let text: String =
+            db.0.prepare_cached("SELECT data FROM schedule_payloads WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+        let found = (Arc::new(serde_json::from_str(&text)?), text.len());
+        self.0.insert(id.to_owned(), found.clone());
+        Ok(found)
+    }
+}
+
+/// A decoded row and the size of its data as JSON (0 without).
+fn decode(
+    db: &Db<'_>,
+    payloads: &mut Payloads,
+    (seq, mut stored, actor, repeats): RawRow,
+) -> StoreResult<(i64, ScheduleRow, usize)> {
     let s = &mut stored.schedule;
     s.actor = match actor {
         None => None,
         Some(a) => RecipientRef::parse(&serde_json::from_str(&a)?).ok(),
     };
-    s.data = data.map(|d| serde_json::from_str(&d)).transpose()?;
+    let mut size = 0;
+    if let Some(id) = &s.payload_id {
+        let (data, bytes) = payloads.get(db, id)?;
+        s.data = Some(data);
+        size = bytes;
+    }
     s.repeats = serde_json::from_str(&repeats)?;
-    Ok((seq, stored))
+    Ok((seq, stored, size))
 }
 
 fn json_text(v: &Option<Value>) -> StoreResult<Option<String>> {
     Ok(v.as_ref().map(serde_json::to_string).transpose()?)
+}
+
+/// Stores `data` once for the schedules of one create or update; returns the id they
+/// refer to it by (`NewSchedule::payload_id`). Unreferenced, it goes with the write's
+/// last schedule change (the `schedules_release_*` triggers).
+pub fn put_payload(db: &Db<'_>, data: &Value) -> StoreResult<String> {
+    let id = crate::ids::uuid();
+    db.0.prepare_cached("INSERT INTO schedule_payloads(id, data) VALUES (?1, ?2)")?
+        .execute(params![id, serde_json::to_string(data)?])?;
+    Ok(id)
 }
 
 /// Inserts or replaces (same id) a schedule, stamping `updated_at` with its `inserted_at`
@@ -90,10 +139,10 @@ fn json_text(v: &Option<Value>) -> StoreResult<Option<String>> {
 pub fn put(db: &Db<'_>, s: &NewSchedule, now: &str) -> StoreResult<()> {
     db.0.prepare_cached(
         "INSERT INTO schedules(id, workflow_key, recipient_kind, recipient_collection, recipient_id, actor, \
-         tenant, data, repeats, scheduled_at, ending_at, next_occurrence_at, inserted_at, updated_at) \
+         tenant, payload_id, repeats, scheduled_at, ending_at, next_occurrence_at, inserted_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
          ON CONFLICT(id) DO UPDATE SET actor = excluded.actor, tenant = excluded.tenant, \
-         data = excluded.data, repeats = excluded.repeats, scheduled_at = excluded.scheduled_at, \
+         payload_id = excluded.payload_id, repeats = excluded.repeats, scheduled_at = excluded.scheduled_at, \
          ending_at = excluded.ending_at, next_occurrence_at = excluded.next_occurrence_at, \
          updated_at = excluded.updated_at",
     )?
@@ -105,7 +154,7 @@ pub fn put(db: &Db<'_>, s: &NewSchedule, now: &str) -> StoreResult<()> {
         s.recipient.id(),
         json_text(&s.actor.as_ref().map(RecipientRef::to_wire))?,
         s.tenant,
-        json_text(&s.data)?,
+        s.payload_id,
         serde_json::to_string(&s.repeats)?,
         s.scheduled_at,
         s.ending_at,
@@ -122,7 +171,7 @@ pub fn get(db: &Db<'_>, id: &str) -> StoreResult<Option<ScheduleRow>> {
     db.0.prepare_cached(&sql)?
         .query_row([id], row)
         .optional()?
-        .map(|raw| decode(raw).map(|(_, s)| s))
+        .map(|raw| decode(db, &mut Payloads::default(), raw).map(|(_, s, _)| s))
         .transpose()
 }
 
@@ -196,8 +245,16 @@ fn filter_sql(f: &ScheduleFilter) -> Where {
 }
 
 /// One page in creation order. `after` pages forward, `before` returns the page right
-/// before that position.
-pub fn list(db: &Db<'_>, f: &ScheduleFilter, q: &PageQuery) -> StoreResult<Page<ScheduleRow>> {
+/// before that position. A page holds fewer than `page_size` schedules when their data
+/// would pass `data_budget` bytes (at least one, nearest the cursor): every schedule on
+/// a page answers with its data, so a page is bounded whatever each data weighs;
+/// `page_info` continues from the last one shown.
+pub fn list(
+    db: &Db<'_>,
+    f: &ScheduleFilter,
+    q: &PageQuery,
+    data_budget: usize,
+) -> StoreResult<Page<ScheduleRow>> {
     let scope = filter_sql(f);
     let mut w = Where::default();
     w.push(format!("({})", scope.sql()), scope.params.iter().cloned());
@@ -219,10 +276,18 @@ pub fn list(db: &Db<'_>, f: &ScheduleFilter, q: &PageQuery) -> StoreResult<Page<
         db.0.prepare_cached(&sql)?
             .query_map(params_from_iter(params.iter()), row)?
             .collect::<Result<_, _>>()?;
-    let mut rows = raw
-        .into_iter()
-        .map(decode)
-        .collect::<StoreResult<Vec<_>>>()?;
+    let mut payloads = Payloads::default();
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    // Nearest the cursor first, so a page cut short keeps those.
+    for r in raw {
+        let (seq, row, size) = decode(db, &mut payloads, r)?;
+        if !rows.is_empty() && bytes + size > data_budget {
+            break;
+        }
+        bytes += size;
+        rows.push((seq, row));
+    }
     if backward {
         rows.reverse();
     }
@@ -274,7 +339,10 @@ pub fn due(db: &Db<'_>, now: &str, limit: u32) -> StoreResult<Vec<ScheduleRow>> 
         db.0.prepare_cached(&sql)?
             .query_map(params![now, limit], row)?
             .collect::<Result<_, _>>()?;
-    raw.into_iter().map(|r| decode(r).map(|(_, s)| s)).collect()
+    let mut payloads = Payloads::default();
+    raw.into_iter()
+        .map(|r| decode(db, &mut payloads, r).map(|(_, s, _)| s))
+        .collect()
 }
 
 /// Claims the occurrence `due` of schedule `id`: moves `next_occurrence_at` to `next` and
@@ -290,3 +358,7 @@ pub fn claim(db: &Db<'_>, id: &str, due: &str, next: Option<&str>, now: &str) ->
         .execute(params![id, due, next, now])?
         == 1)
 }
+
+#[cfg(test)]
+#[path = "schedules_tests.rs"]
+mod tests;

@@ -94,6 +94,7 @@ async fn nothing_is_recorded_when_metrics_are_off() {
         running_runs: 0,
         runner_lag_seconds: 0.0,
         hub: tidings::realtime::HubStats::default(),
+        wal_bytes: 0,
     };
     let text = app.state.metrics.render(&snapshot).expect("render");
     let recorded: Vec<&str> = http_series(&text)

@@ -7,12 +7,11 @@ use crate::helpers::{
     assert_error, assert_needs_a_valid_key, assert_rejects_bad_credentials, body, spawn_app,
 };
 
-const CHANNEL: &str = "8209a4a4-5c2a-4e0a-9f0b-1c2d3e4f5a6b";
-
 #[tokio::test]
 async fn user_channel_data_round_trips_and_stays_out_of_the_user() {
     let app = spawn_app().await;
-    let path = format!("/v1/users/u1/channel_data/{CHANNEL}");
+    let channel = app.channel_id().await;
+    let path = format!("/v1/users/u1/channel_data/{channel}");
     assert_error(
         app.get(&path).send().await.expect("get"),
         404,
@@ -29,7 +28,7 @@ async fn user_channel_data_round_trips_and_stays_out_of_the_user() {
     assert_eq!(status, 200, "{put}");
     assert_eq!(
         put,
-        json!({"__typename": "ChannelData", "channel_id": CHANNEL, "data": {"tokens": ["a"]}})
+        json!({"__typename": "ChannelData", "channel_id": channel, "data": {"tokens": ["a"]}})
     );
     let (status, got) = app.get_json(&path).await;
     assert_eq!(status, 200);
@@ -52,7 +51,8 @@ async fn user_channel_data_round_trips_and_stays_out_of_the_user() {
 #[tokio::test]
 async fn a_browser_user_manages_only_its_own_channel_data() {
     let app = spawn_app().await;
-    let mine = format!("/v1/users/u1/channel_data/{CHANNEL}");
+    let channel = app.channel_id().await;
+    let mine = format!("/v1/users/u1/channel_data/{channel}");
     let res = app
         .as_user(Method::PUT, &mine, "u1")
         .json(&json!({"data": {"tokens": ["t"]}}))
@@ -60,7 +60,7 @@ async fn a_browser_user_manages_only_its_own_channel_data() {
         .await
         .expect("put");
     assert_eq!(res.status(), 200);
-    let theirs = format!("/v1/users/u2/channel_data/{CHANNEL}");
+    let theirs = format!("/v1/users/u2/channel_data/{channel}");
     app.put(&theirs, json!({"data": {"tokens": ["theirs"]}}))
         .send()
         .await
@@ -79,7 +79,8 @@ async fn a_browser_user_manages_only_its_own_channel_data() {
 #[tokio::test]
 async fn bad_channel_data_bodies_are_rejected_and_change_nothing() {
     let app = spawn_app().await;
-    let path = format!("/v1/users/u1/channel_data/{CHANNEL}");
+    let channel = app.channel_id().await;
+    let path = format!("/v1/users/u1/channel_data/{channel}");
     app.put(&path, json!({"data": {"tokens": ["a"]}}))
         .send()
         .await
@@ -108,7 +109,8 @@ async fn bad_channel_data_bodies_are_rejected_and_change_nothing() {
 #[tokio::test]
 async fn object_channel_data_needs_the_secret_key() {
     let app = spawn_app().await;
-    let path = format!("/v1/objects/projects/p1/channel_data/{CHANNEL}");
+    let channel = app.channel_id().await;
+    let path = format!("/v1/objects/projects/p1/channel_data/{channel}");
     let (status, put) = body(
         app.put(&path, json!({"data": {"connections": []}}))
             .send()

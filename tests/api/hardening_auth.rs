@@ -193,7 +193,7 @@ async fn a_channel_data_channel_id_with_a_control_character_is_refused() {
     }
     let (status, body) = json_of(
         app.put(
-            "/v1/users/u1/channel_data/plain",
+            "/v1/users/u1/channel_data/in-app-feed",
             json!({"data": {"tokens": ["t"]}}),
         )
         .send()

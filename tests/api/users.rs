@@ -63,11 +63,12 @@ async fn created_at_is_shown_only_when_the_client_set_it() {
 #[tokio::test]
 async fn preferences_and_channel_data_are_not_custom_properties() {
     let app = spawn_app().await;
+    let channel = app.channel_id().await;
     let user = app
         .identify(
             "u1",
             json!({"name": "Ann", "preferences": {"default": {"channel_types": {"email": false}}},
-               "channel_data": {"8209a4a4-5c2a-4e0a-9f0b-1c2d3e4f5a6b": {"tokens": ["t"]}}}),
+               "channel_data": {channel: {"tokens": ["t"]}}}),
         )
         .await;
     assert!(user.get("preferences").is_none(), "{user}");

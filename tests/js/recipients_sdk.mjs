@@ -32,7 +32,9 @@ for await (const u of knock.users.list({ page_size: 50 })) ids.push(u.id);
 assert.equal(ids.length, 121, "auto-pagination walks every page once");
 assert.equal(new Set(ids).size, 121);
 
-const channel = "8209a4a4-5c2a-4e0a-9f0b-1c2d3e4f5a6b";
+// Channel data is kept only for channels that exist: the server's in-app feed channel.
+const channel = process.env.TIDINGS_CHANNEL_ID;
+assert.ok(channel, "TIDINGS_CHANNEL_ID is required");
 const data = await knock.users.setChannelData("ann", channel, { data: { tokens: ["tok"] } });
 assert.deepEqual(data.data, { tokens: ["tok"] });
 assert.deepEqual((await knock.users.getChannelData("ann", channel)).data, { tokens: ["tok"] });

@@ -25,7 +25,7 @@ fn occurrence_request(s: &NewSchedule, due: &str) -> Value {
     json!({
         "recipients": [{"ref": s.recipient.to_wire()}],
         "actor": s.actor.as_ref().map(RecipientRef::to_wire),
-        "data": s.data.clone().unwrap_or_else(|| json!({})),
+        "data": s.data.as_deref().cloned().unwrap_or_else(|| json!({})),
         "tenant": s.tenant,
         "schedule_id": s.id,
         "schedule_occurrence_at": due,

@@ -129,12 +129,20 @@ pub fn delete_preference_set(
     Ok(n > 0)
 }
 
+/// The id a channel's data is stored under: the UUID of the channel `raw` names (by UUID
+/// or key), or `raw` itself when no channel has it (a row stored before channels were
+/// checked can still be read and deleted).
+fn stored_channel_id(db: &Db<'_>, raw: &str) -> StoreResult<String> {
+    Ok(crate::store::channels::find(db, raw)?.map_or_else(|| raw.to_owned(), |c| c.id))
+}
+
 /// Channel data for one channel, as stored (`{tokens: [...]}` etc.).
 pub fn get_channel_data(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     channel_id: &str,
 ) -> StoreResult<Option<Value>> {
+    let channel_id = stored_channel_id(db, channel_id)?;
     let data: Option<String> =
         db.0.prepare_cached(
             "SELECT data FROM channel_data WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
@@ -149,12 +157,29 @@ pub fn get_channel_data(
 }
 
 /// Replaces the channel data for one channel (channel data merges shallowly by channel).
+/// The channel must exist (by UUID or key); the data is stored under its UUID, which is
+/// returned. Fails with [`StoreError::Invalid`](crate::store::StoreError) past a cap
+/// (see `caps`).
 pub fn set_channel_data(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     channel_id: &str,
     data: &Value,
+) -> StoreResult<String> {
+    let channel_id = super::caps::channel_for_data(db, channel_id)?;
+    store_channel_data(db, owner, &channel_id, data)?;
+    Ok(channel_id)
+}
+
+/// Upserts one channel-data row under `channel_id` as given, within the caps.
+fn store_channel_data(
+    db: &Db<'_>,
+    owner: ChannelDataOwner<'_>,
+    channel_id: &str,
+    data: &Value,
 ) -> StoreResult<()> {
+    let text = serde_json::to_string(data)?;
+    super::caps::check_channel_data(db, owner, channel_id, &text)?;
     db.0.prepare_cached(
         "INSERT INTO channel_data(recipient_kind, recipient_collection, recipient_id, channel_id, data, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -166,7 +191,7 @@ pub fn set_channel_data(
         owner.collection,
         owner.id,
         channel_id,
-        serde_json::to_string(data)?,
+        text,
         clock::now()
     ])?;
     Ok(())
@@ -198,13 +223,16 @@ pub fn put_preference_set(
     write_preference_set(db, owner, set_id, &strip(body))
 }
 
-/// Upserts a preference-set row with `body` exactly as given (already stripped).
+/// Upserts a preference-set row with `body` exactly as given (already stripped), within
+/// the caps (see `caps`).
 fn write_preference_set(
     db: &Db<'_>,
     owner: ChannelDataOwner<'_>,
     set_id: &str,
     body: &Map<String, Value>,
 ) -> StoreResult<()> {
+    let text = serde_json::to_string(body)?;
+    super::caps::check_preference_set(db, owner, set_id, &text)?;
     db.0.prepare_cached(
         "INSERT INTO preference_sets(recipient_kind, recipient_collection, recipient_id, set_id, body, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -216,7 +244,7 @@ fn write_preference_set(
         owner.collection,
         owner.id,
         set_id,
-        serde_json::to_string(body)?,
+        text,
         clock::now()
     ])?;
     Ok(())
@@ -235,8 +263,9 @@ pub(super) fn adopt_missing(
         }
     }
     for (channel_id, data) in list_channel_data(db, from)? {
+        // As stored: a row kept from before channels were checked moves as it is.
         if get_channel_data(db, to, &channel_id)?.is_none() {
-            set_channel_data(db, to, &channel_id, &data)?;
+            store_channel_data(db, to, &channel_id, &data)?;
         }
     }
     Ok(())
@@ -248,6 +277,7 @@ pub fn delete_channel_data(
     owner: ChannelDataOwner<'_>,
     channel_id: &str,
 ) -> StoreResult<bool> {
+    let channel_id = stored_channel_id(db, channel_id)?;
     let n =
         db.0.prepare_cached(
             "DELETE FROM channel_data WHERE recipient_kind = ?1 AND recipient_collection = ?2 \
@@ -285,7 +315,9 @@ pub(super) fn apply_inline(
                 Value::Null => {
                     delete_channel_data(db, owner, channel_id)?;
                 }
-                Value::Object(_) => set_channel_data(db, owner, channel_id, data)?,
+                Value::Object(_) => {
+                    set_channel_data(db, owner, channel_id, data)?;
+                }
                 _ => {}
             }
         }

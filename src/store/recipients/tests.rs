@@ -43,6 +43,7 @@ fn identify_deep_merges_and_flattens_custom_properties() {
 fn preferences_and_channel_data_are_kept_out_of_the_user() {
     let conn = migrations::in_memory();
     let db = Db(&conn);
+    crate::store::channels::ensure(&db, "chan").expect("channel");
     let user = upsert_user(
         &db,
         "u1",
@@ -278,6 +279,7 @@ fn tenant_lists_filter_by_id_and_name() {
 fn deleting_a_user_removes_its_preferences_and_channel_data() {
     let conn = migrations::in_memory();
     let db = Db(&conn);
+    crate::store::channels::ensure(&db, "c").expect("channel");
     upsert_user(
         &db,
         "u1",
@@ -301,6 +303,8 @@ fn deleting_a_user_removes_its_preferences_and_channel_data() {
 fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
     let conn = migrations::in_memory();
     let db = Db(&conn);
+    crate::store::channels::ensure(&db, "c1").expect("channel");
+    crate::store::channels::ensure(&db, "c2").expect("channel");
     upsert_user(
         &db,
         "main",
