@@ -717,7 +717,10 @@ impl Walker<'_> {
         let needs = preference_check::needs_scope(preferences);
         let null = Value::Null;
         let scope = if needs { self.scope().clone() } else { null };
-        if let Some(reason) = preference_check::skip_reason(workflow, step, preferences, &scope) {
+        let now = run.clock.now_utc();
+        if let Some(reason) =
+            preference_check::skip_reason(workflow, step, preferences, &scope, now)
+        {
             // Knock: a preference opt-out skips the step (no message) and the run goes on.
             self.skipped(
                 &step.step_ref,
