@@ -81,8 +81,7 @@ impl Application {
             std::sync::Arc::new(bus),
             &settings.workflows,
             settings.clock.clone(),
-            settings.fanout_page_size,
-            settings.fanout_solo_page_size,
+            settings.runner_options(),
         )
         .await?;
         if settings.demo {

@@ -36,6 +36,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         queued_runs: backlog.queued_runs,
         queued_items: backlog.queued_items,
         running_runs: state.engine.running_runs(),
+        failed_runs: state.engine.failed_runs(),
         runner_lag_seconds,
         hub: state.hub.stats(),
     };

@@ -35,7 +35,9 @@ use super::preference_check;
 use super::registry::Registry;
 use super::runner::StoredRequest;
 use super::scheduler::{DueSource, Scheduler};
-use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk};
+use super::walk::{
+    RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk_isolated,
+};
 use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
 use crate::store::messages::{self, MessageRow, PreparedMessage};
@@ -268,7 +270,7 @@ impl ResumeWork {
     pub(crate) fn plan(self) -> Result<RecipientPlan, Value> {
         match self {
             ResumeWork::Walk(r) => {
-                let mut plan = walk(&r.run, &r.recipient, &r.from);
+                let mut plan = walk_isolated(&r.run, &r.recipient, &r.from);
                 plan.events.insert(0, r.resumed);
                 Ok(plan)
             }

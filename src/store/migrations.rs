@@ -54,6 +54,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_partial_indexes",
         include_str!("migrations/0013_partial_indexes.sql"),
     ),
+    (
+        "0014_run_attempts",
+        include_str!("migrations/0014_run_attempts.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

@@ -50,6 +50,7 @@ mod realtime_auth;
 mod realtime_limits;
 mod retention;
 mod run_records;
+mod run_recovery;
 mod schedules;
 mod subscriptions;
 mod tenant_objects;
