@@ -58,6 +58,7 @@ impl Application {
             &settings.db,
             settings.synchronous_full(),
             settings.max_db_bytes,
+            settings.clock.clone(),
         )
         .map_err(|source| StartupError::Store {
             path: settings.db.display().to_string(),

@@ -524,9 +524,8 @@ async fn admit_new(
 
 /// Forgets `Idempotency-Key`s older than the replay window.
 async fn purge_idempotency_keys(store: &Store) {
-    let before = super::accept::idempotency_since();
     match store
-        .write(move |db| runs::purge_idempotency(db, &before))
+        .write(move |db| runs::purge_idempotency(db, &super::accept::idempotency_since(db)))
         .await
     {
         Ok(0) => {}

@@ -58,9 +58,10 @@ fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
     Ok(())
 }
 
-/// The write's clock reading (`now`, formatted by `clock::format`) as an instant.
+/// The write's clock reading (`now`, formatted by `clock::format`) as an instant. It is
+/// always our own format; were it not, the epoch (never a second clock) stands in.
 fn instant(now: &str) -> DateTime<Utc> {
-    clock::parse(now).unwrap_or_else(Utc::now)
+    clock::parse(now).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 fn insert_messages(

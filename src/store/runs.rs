@@ -12,8 +12,8 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
+use crate::ids;
 use crate::model::RecipientRef;
-use crate::{clock, ids};
 
 /// A run as accepted.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub struct IdempotencyRow {
 /// (what the backlog gate sums, `store::backlog`). Its first attempt is counted here, in
 /// the accepting transaction, so the runner's first attempt needs no write of its own.
 pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
-    let now = clock::now();
+    let now = db.now();
     let recipient_count = run.request["recipients"].as_array().map_or(0, Vec::len);
     db.0.prepare_cached(
         "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at, \
@@ -183,7 +183,7 @@ pub fn fail_run(db: &Db<'_>, id: &str, reason: &str) -> StoreResult<bool> {
             "UPDATE workflow_runs SET status = 'failed', failure_reason = ?2, updated_at = ?3 \
              WHERE id = ?1 AND status = 'queued'",
         )?
-        .execute(params![id, reason, clock::now()])?
+        .execute(params![id, reason, db.now()])?
         == 1)
 }
 
@@ -216,7 +216,7 @@ fn queued_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedRun> {
 /// Moves a run to `status` (`completed`, or `failed` when it cannot run at all).
 pub fn set_run_status(db: &Db<'_>, id: &str, status: &str) -> StoreResult<()> {
     db.0.prepare_cached("UPDATE workflow_runs SET status = ?2, updated_at = ?3 WHERE id = ?1")?
-        .execute(params![id, status, clock::now()])?;
+        .execute(params![id, status, db.now()])?;
     Ok(())
 }
 
@@ -227,7 +227,7 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
     db.0.prepare_cached(
         "UPDATE workflow_runs SET audience_cursor = ?2, updated_at = ?3, attempts = 1 WHERE id = ?1",
     )?
-    .execute(params![id, cursor, clock::now()])?;
+    .execute(params![id, cursor, db.now()])?;
     Ok(())
 }
 
@@ -355,7 +355,7 @@ pub struct NewRecipientRun<'a> {
 /// `VALUES` without `RETURNING`: `INSERT … SELECT` and `RETURNING` each make SQLite open
 /// a statement journal (profiled: 12% of the writer's time in releasing it).
 pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreResult<String> {
-    let now = clock::now();
+    let now = db.now();
     let recipient = new.recipient;
     let inserted = db
         .0
@@ -448,7 +448,7 @@ pub fn put_idempotency(db: &Db<'_>, key: &str, row: &IdempotencyRow) -> StoreRes
         row.request_hash,
         row.workflow_run_id,
         row.request_id,
-        clock::now()
+        db.now()
     ])?;
     Ok(())
 }
@@ -485,7 +485,7 @@ mod tests {
     #[test]
     fn without_recipient_runs_keeps_the_first_of_each_recipient_not_reached_in_this_run() {
         let conn = migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         run(&db, "r1");
         run(&db, "r2");
         let user = |id: &str| RecipientRef::User(id.into());

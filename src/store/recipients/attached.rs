@@ -9,7 +9,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::merge::deep_merge;
-use crate::clock;
 use crate::store::{Db, StoreResult};
 
 /// Who owns attached rows: `kind` is `'user'`, `'object'` or `'tenant'`; `collection` is
@@ -167,7 +166,7 @@ pub fn set_channel_data(
         owner.id,
         channel_id,
         serde_json::to_string(data)?,
-        clock::now()
+        db.now()
     ])?;
     Ok(())
 }
@@ -217,7 +216,7 @@ fn write_preference_set(
         owner.id,
         set_id,
         serde_json::to_string(body)?,
-        clock::now()
+        db.now()
     ])?;
     Ok(())
 }
