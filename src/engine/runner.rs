@@ -377,7 +377,17 @@ async fn run_loop(
     // Where the rescan goes on (a rowid of the queued index; 0 = from the start).
     let mut rescan_after = 0;
     loop {
+        // A rescan that stopped at a full page goes on as soon as the dispatcher holds
+        // less than half its depth (a backlog resumes at full speed, in bounded steps).
+        if rescan_after > 0 && dispatch.known.len() < QUEUE_DEPTH / 2 {
+            ctx.rescan.store(true, Ordering::SeqCst);
+        }
         if ctx.rescan.swap(false, Ordering::SeqCst) {
+            // Runs already sent are admitted first, as just inserted: a rescan taking
+            // them would count an attempt (one write each) they have not begun.
+            while let Ok(first) = rx.try_recv() {
+                admit_new(&ctx, &mut dispatch, &mut rx, first).await;
+            }
             rescan_after = rescan_page(&ctx, &mut dispatch, rescan_after).await;
         }
         dispatch.fill(&ctx, &mut tasks);
@@ -451,8 +461,7 @@ async fn run_loop(
 
 /// One bounded pass of the rescan: the next page of queued runs after `after`, those no
 /// task holds admitted (their attempt is counted when they start). Returns where the next
-/// pass starts: after this page when it was full (and asks for that pass at once while
-/// the dispatcher holds fewer than `QUEUE_DEPTH` runs), else from the start again.
+/// pass starts: after this page when it was full, else from the start again (0).
 async fn rescan_page(ctx: &Ctx, dispatch: &mut Dispatch, after: i64) -> i64 {
     match ctx
         .store
@@ -473,18 +482,12 @@ async fn rescan_page(ctx: &Ctx, dispatch: &mut Dispatch, after: i64) -> i64 {
                     "picked up queued workflow runs no task held"
                 );
             }
-            if full {
-                if dispatch.known.len() < QUEUE_DEPTH {
-                    ctx.rescan.store(true, Ordering::SeqCst);
-                }
-                next
-            } else {
-                0
-            }
+            if full { next } else { 0 }
         }
         Err(e) => {
+            // From the start at the next tick (not at once: a failing read must not spin).
             tracing::error!(error = %e, "could not scan queued runs");
-            after
+            0
         }
     }
 }

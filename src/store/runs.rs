@@ -483,6 +483,58 @@ mod tests {
     }
 
     #[test]
+    fn queued_runs_are_read_in_bounded_pages_in_insertion_order() {
+        let conn = migrations::in_memory();
+        let db = Db::on(&conn);
+        for id in ["a", "b", "c", "d", "e"] {
+            run(&db, id);
+        }
+        set_run_status(&db, "b", "completed").expect("complete b");
+        let ids =
+            |page: &[(i64, QueuedRun)]| page.iter().map(|(_, r)| r.id.clone()).collect::<Vec<_>>();
+        let first = queued_page(&db, 0, 2).expect("page 1");
+        assert_eq!(ids(&first), ["a", "c"]);
+        let second = queued_page(&db, first[1].0, 2).expect("page 2");
+        assert_eq!(ids(&second), ["d", "e"]);
+        assert!(queued_page(&db, second[1].0, 2).expect("page 3").is_empty());
+        // The plan reads the queued index, not the table.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT rowid, id, workflow_key, tenant FROM workflow_runs \
+                 INDEXED BY workflow_runs_status WHERE status = 'queued' AND rowid > 0 \
+                 ORDER BY rowid LIMIT 2",
+                [],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(plan.contains("workflow_runs_status"), "{plan}");
+    }
+
+    #[test]
+    fn an_attempt_is_counted_before_it_starts_and_a_committed_page_starts_the_count_over() {
+        let conn = migrations::in_memory();
+        let db = Db::on(&conn);
+        run(&db, "r");
+        assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
+        assert_eq!(begin_attempt(&db, "r").expect("begin"), Some((2, None)));
+        note_failure(&db, "r", "disk full").expect("note");
+        assert_eq!(
+            begin_attempt(&db, "r").expect("begin"),
+            Some((3, Some("disk full".into())))
+        );
+        set_audience_cursor(&db, "r", "{}").expect("cursor");
+        assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
+        assert!(fail_run(&db, "r", "gave up").expect("fail"));
+        assert_eq!(begin_attempt(&db, "r").expect("not queued"), None);
+        assert!(!fail_run(&db, "r", "again").expect("already failed"));
+        let row = get_run(&db, "r").expect("row").expect("exists");
+        assert_eq!(
+            (row.status.as_str(), row.failure_reason.as_deref()),
+            ("failed", Some("gave up"))
+        );
+    }
+
+    #[test]
     fn without_recipient_runs_keeps_the_first_of_each_recipient_not_reached_in_this_run() {
         let conn = migrations::in_memory();
         let db = Db::on(&conn);
