@@ -5,6 +5,12 @@
 //! scheduler): the system clock in production, a manual clock in tests, which advance it
 //! instantly ([`Clock::advance`]) and wake whatever sleeps on it. `Settings::clock`
 //! carries it into the server.
+//!
+//! One clock (issue 17 item 11): every timestamp the server writes or compares (runs,
+//! recipient runs, messages and their status times, idempotency windows, `*_now`
+//! conditions, cancellations, entities) is read from that one [`Clock`]: the store's
+//! queries through `Db::now`, everything else from `Settings::clock`. There is no free
+//! "now" here to read instead; only [`unix_now`], for JWT expiry (see there).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,17 +18,16 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
-/// Now, formatted for storage and the wire.
-pub fn now() -> String {
-    format(Utc::now())
-}
-
 /// Formats a UTC instant the one way Tidings stores and answers timestamps.
 pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Now, in Unix seconds (JWT `exp`/`iat` arithmetic).
+/// Now on the system clock, in Unix seconds: for JWT `exp`/`iat` only. A token's expiry is
+/// a fact about real time shared with whoever signed it (another machine, a vault), so it
+/// is checked against the system clock, not the server's injectable [`Clock`], which tests
+/// move by hand; nothing this returns is stored or compared with stored times.
+#[allow(clippy::disallowed_methods)] // the one JWT reading of real time, see above
 pub fn unix_now() -> u64 {
     u64::try_from(Utc::now().timestamp()).unwrap_or(0)
 }
@@ -59,7 +64,7 @@ impl fmt::Debug for Clock {
 
 impl Clock {
     /// The system clock.
-    pub fn system() -> Clock {
+    pub const fn system() -> Clock {
         Clock(None)
     }
 
@@ -75,6 +80,7 @@ impl Clock {
     }
 
     /// Now.
+    #[allow(clippy::disallowed_methods)] // the system clock behind `Clock::system`
     pub fn now_utc(&self) -> DateTime<Utc> {
         match &self.0 {
             None => Utc::now(),
@@ -100,7 +106,7 @@ impl Clock {
     pub async fn sleep_until(&self, at: DateTime<Utc>) {
         match &self.0 {
             None => loop {
-                let left = at - Utc::now();
+                let left = at - self.now_utc();
                 let Ok(left) = left.to_std() else { return };
                 if left.is_zero() {
                     return;

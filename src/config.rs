@@ -250,6 +250,29 @@ pub struct Settings {
           value_parser = parse_default_locale)]
     pub default_locale: String,
 
+    /// Milliseconds between the runner's rescans for committed `queued` runs no runner task
+    /// holds (a trigger whose request handler was dropped after the commit, a run whose
+    /// retry is due). Each rescan reads at most 1,000 queued runs.
+    #[arg(long, env = "TIDINGS_RUN_RESCAN_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub run_rescan_ms: u64,
+
+    /// Attempts at a workflow run (a failed write, a panic, a crash of the process) before
+    /// it is marked `failed` with the reason; a committed page starts the count over.
+    #[arg(long, env = "TIDINGS_RUN_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub run_attempts: u32,
+
+    /// Milliseconds before a run's second attempt; each further one waits four times
+    /// longer, at most 5 minutes.
+    #[arg(long, env = "TIDINGS_RUN_RETRY_BASE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub run_retry_base_ms: u64,
+
+    /// Fault injection for tests (never set from the command line).
+    #[arg(skip)]
+    pub run_hooks: crate::engine::run_failure::RunHooks,
+
     /// Demo mode (`tidings serve --demo`): seeds demo data and serves `/demo/v1/*`, which
     /// mint tokens for demo identities. Set by the `serve` subcommand, not a global flag.
     #[arg(skip)]
@@ -316,10 +339,26 @@ impl Settings {
             retain_runs_days: None,
             retention_interval_secs: 3600,
             default_locale: crate::engine::translations::DEFAULT_LOCALE.into(),
+            run_rescan_ms: 5000,
+            run_attempts: 5,
+            run_retry_base_ms: 1000,
+            run_hooks: crate::engine::run_failure::RunHooks::default(),
             fanout_page_size: crate::engine::audience::PAGE_SIZE,
             fanout_solo_page_size: crate::engine::audience::SOLO_PAGE_SIZE,
             demo: false,
             clock: crate::clock::Clock::system(),
+        }
+    }
+
+    /// What the runner takes from these settings.
+    pub fn runner_options(&self) -> crate::engine::run_failure::RunnerOptions {
+        crate::engine::run_failure::RunnerOptions {
+            page_size: self.fanout_page_size,
+            solo_page_size: self.fanout_solo_page_size,
+            rescan_every: std::time::Duration::from_millis(self.run_rescan_ms),
+            max_attempts: self.run_attempts,
+            retry_base: std::time::Duration::from_millis(self.run_retry_base_ms),
+            hooks: self.run_hooks.clone(),
         }
     }
 

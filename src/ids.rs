@@ -46,7 +46,8 @@ mod tests {
         for id in ids.iter().take(100) {
             let parsed = Ksuid::from_base62(id).expect("a valid KSUID");
             assert_eq!(&parsed.to_string(), id);
-            let age = chrono::Utc::now().timestamp() - parsed.timestamp_seconds();
+            let age =
+                crate::clock::Clock::system().now_utc().timestamp() - parsed.timestamp_seconds();
             assert!((0..=5).contains(&age), "timestamp {age}s off");
         }
     }

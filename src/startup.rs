@@ -58,6 +58,7 @@ impl Application {
             &settings.db,
             settings.synchronous_full(),
             settings.max_db_bytes,
+            settings.clock.clone(),
         )
         .map_err(|source| StartupError::Store {
             path: settings.db.display().to_string(),
@@ -91,8 +92,7 @@ impl Application {
             std::sync::Arc::new(bus),
             &settings.workflows,
             settings.clock.clone(),
-            settings.fanout_page_size,
-            settings.fanout_solo_page_size,
+            settings.runner_options(),
         )
         .await?;
         engine

@@ -79,7 +79,7 @@ fn message(i: usize) -> NewMessage {
             "content": "Hi {{ recipient.name }}: **{{ actor.name }}** commented on {{ data.page }}",
             "rendered": format!("<p>Hi User {}: <strong>Ada</strong> commented on Quarterly report</p>", i % 1000)}])
         .into(),
-        inserted_at: tidings::clock::now(),
+        inserted_at: tidings::clock::Clock::system().now(),
         batch: None,
         expires_at: None,
         pinned_at: None,

@@ -14,7 +14,6 @@ use serde_json::Value;
 use super::raw_input::optional_json;
 use crate::auth::Caller;
 use crate::auth::access::{self, Access};
-use crate::clock;
 use crate::error::ApiError;
 use crate::model::RecipientRef;
 use crate::model::engagement::EngagementChange;
@@ -115,7 +114,7 @@ async fn bulk_update(
             let Some(found) = channels::find(db, &wanted)? else {
                 return Ok(None);
             };
-            let now = clock::now();
+            let now = db.now();
             let changed =
                 message_status::bulk(db, &found.id, &scope, restriction.as_deref(), &action, &now)?;
             let name = format!("channel_messages.{action_name}");

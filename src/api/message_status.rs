@@ -13,7 +13,6 @@ use super::messages::{message_missing, recipient_user};
 use super::raw_input::optional_json;
 use crate::auth::Caller;
 use crate::auth::access;
-use crate::clock;
 use crate::error::ApiError;
 use crate::model::engagement::{EngagementChange, parse_interacted_metadata};
 use crate::model::views;
@@ -112,7 +111,7 @@ async fn update_one(
     let wanted = id.clone();
     let updated = state
         .store
-        .write(move |db| message_status::set_one(db, &wanted, &change, &clock::now()))
+        .write(move |db| message_status::set_one(db, &wanted, &change, &db.now()))
         .await?
         .ok_or_else(|| message_missing(&id))?;
     Ok(HttpResponse::Ok().json(views::message(&updated)))
@@ -182,7 +181,7 @@ async fn batch(
     }
     let updated = state
         .store
-        .write(move |db| message_status::set_many(db, &ids, &change, &clock::now()))
+        .write(move |db| message_status::set_many(db, &ids, &change, &db.now()))
         .await?;
     let body: Vec<Value> = updated.iter().map(views::message).collect();
     Ok(HttpResponse::Ok().json(body))

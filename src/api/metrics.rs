@@ -6,7 +6,6 @@
 //! then answers 404 like any unknown route.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
 
 use crate::error::ApiError;
 use crate::metrics::Snapshot;
@@ -24,18 +23,23 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         return Err(ApiError::RouteMissing(format!("GET {}", req.path())));
     }
     let backlog = state.backpressure.backlog().current().await;
-    // Run rows are stamped with the system clock when accepted, so lag is measured on it.
+    // Run rows are stamped with the server's clock when accepted, so lag is measured on it.
     let runner_lag_seconds = backlog
         .oldest_queued_at
         .as_deref()
         .and_then(crate::clock::parse)
         .map_or(0.0, |at| {
-            (Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6
+            (state.settings.clock.now_utc() - at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as f64
+                / 1e6
         });
     let snapshot = Snapshot {
         queued_runs: backlog.queued_runs,
         queued_items: backlog.queued_items,
         running_runs: state.engine.running_runs(),
+        failed_runs: state.engine.failed_runs(),
         runner_lag_seconds,
         hub: state.hub.stats(),
         wal_bytes: state.store.wal_bytes(),

@@ -51,7 +51,7 @@ mod tests {
 
     #[test]
     fn a_manual_clock_moves_the_limiter_clock_by_exactly_the_advance() {
-        let clock = Clock::manual(Utc::now());
+        let clock = Clock::manual(Clock::system().now_utc());
         let limiter = LimiterClock::new(clock.clone());
         let before = limiter.now();
         clock.advance(chrono::Duration::milliseconds(1500));

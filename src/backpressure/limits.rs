@@ -137,7 +137,7 @@ mod tests {
     use crate::clock::Clock;
 
     fn limits(configure: impl FnOnce(&mut Settings)) -> (Limits, Clock) {
-        let clock = Clock::manual(chrono::Utc::now());
+        let clock = Clock::manual(Clock::system().now_utc());
         let mut settings = Settings::for_database("unused.db".into());
         configure(&mut settings);
         (

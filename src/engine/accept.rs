@@ -9,7 +9,7 @@
 //! - An `Idempotency-Key` maps to one run for 24 h: the same body replays that run id,
 //!   a different body is refused. Only accepted triggers are remembered.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -58,9 +58,10 @@ enum Written {
     Mismatch,
 }
 
-/// The oldest `inserted_at` of a key still inside the replay window.
-pub(super) fn idempotency_since() -> String {
-    clock::format(Utc::now() - Duration::hours(IDEMPOTENCY_WINDOW_HOURS))
+/// The oldest `inserted_at` of a key still inside the replay window, on the store's clock
+/// (the one that stamped the keys).
+pub(super) fn idempotency_since(db: &Db<'_>) -> String {
+    clock::format(db.now_utc() - Duration::hours(IDEMPOTENCY_WINDOW_HOURS))
 }
 
 /// Identifies "the same request": workflow key plus the body's JSON.
@@ -145,18 +146,16 @@ pub(super) async fn accept(
         }
     };
     let hash = request_hash(key, body);
-    if let Some(k) = idempotency_key.clone() {
-        let since = idempotency_since();
-        if let Some(row) = store
-            .read(move |db| runs::get_idempotency(db, &k, &since))
+    if let Some(k) = idempotency_key.clone()
+        && let Some(row) = store
+            .read(move |db| runs::get_idempotency(db, &k, &idempotency_since(db)))
             .await?
-        {
-            return if row.request_hash == hash {
-                Ok(replay(row))
-            } else {
-                Err(mismatch())
-            };
-        }
+    {
+        return if row.request_hash == hash {
+            Ok(replay(row))
+        } else {
+            Err(mismatch())
+        };
     }
 
     let mut trigger = Trigger::parse(body).map_err(Refusal::Invalid)?;
@@ -205,9 +204,9 @@ pub(super) async fn accept(
             },
         )
     });
-    let since = idempotency_since();
     let written = store
         .write(move |db| {
+            let since = idempotency_since(db);
             if let Some((k, _)) = &idempotency {
                 // Checked again inside the write: two concurrent requests with one key
                 // are serialized here, and the second replays the first.

@@ -16,6 +16,7 @@ pub mod loader;
 pub mod preference_check;
 pub mod refusal;
 pub mod registry;
+pub mod run_failure;
 pub mod runner;
 pub mod scheduler;
 pub mod schedules;
@@ -53,20 +54,20 @@ pub struct Engine {
     runner: Arc<runner::Runner>,
     scheduler: scheduler::Scheduler,
     lifecycle: Arc<lifecycle::Lifecycle>,
+    hooks: run_failure::RunHooks,
 }
 
 impl Engine {
     /// Loads stored workflows, then the directory (which wins and is persisted, so a
     /// restart can run queued runs even of workflows later removed from disk).
-    /// `fanout_page_size` is the recipients per fan-out page, i.e. per runner slice, while
-    /// other tenants have work; `fanout_solo_page_size` while one tenant has it alone.
+    /// `runner` holds the fan-out page sizes (recipients per runner slice), the rescan
+    /// period and the retry policy (see `run_failure::RunnerOptions`).
     pub async fn start(
         store: Store,
         bus: bus::SharedBus,
         workflows_dir: &Path,
         clock: Clock,
-        fanout_page_size: usize,
-        fanout_solo_page_size: usize,
+        runner: run_failure::RunnerOptions,
     ) -> Result<Engine, EngineError> {
         let registry = Arc::new(Registry::new(store.clone()));
         registry.load_stored().await?;
@@ -108,13 +109,13 @@ impl Engine {
         });
         scheduler.register(Arc::new(waits::ResumeSource(waits.clone())));
         scheduler.register(Arc::new(batch_close::BatchSource(waits)));
+        let hooks = runner.hooks.clone();
         let runner = Arc::new(runner::Runner::spawn(
             store.clone(),
             bus,
             registry.clone(),
             scheduler.clone(),
-            fanout_page_size,
-            fanout_solo_page_size,
+            runner,
         ));
         scheduler.register(Arc::new(schedules::ScheduleSource {
             store: store.clone(),
@@ -126,6 +127,7 @@ impl Engine {
             runner,
             scheduler,
             lifecycle,
+            hooks,
         })
     }
 
@@ -156,8 +158,15 @@ impl Engine {
             request_id,
         )
         .await?;
-        if let accept::Accepted::New { run_id } = &accepted {
-            self.runner.enqueue(run_id.clone());
+        match &accepted {
+            accept::Accepted::New { .. } if self.hooks.skip_enqueue => {}
+            accept::Accepted::New { run_id } => self.runner.enqueue(run_id.clone()),
+            // A replay of a run still queued (its first request's handler may have been
+            // dropped after the commit) is handed over again; the runner ignores it when
+            // it holds it already or the run has finished.
+            accept::Accepted::Replayed { run_id, .. } => {
+                self.runner.enqueue_existing(run_id.clone())
+            }
         }
         Ok(accepted)
     }
@@ -165,6 +174,11 @@ impl Engine {
     /// Workflow runs the runner is processing right now (`/metrics`: `state="running"`).
     pub fn running_runs(&self) -> usize {
         self.runner.running()
+    }
+
+    /// Runs marked `failed` after their last attempt since start (`/metrics`).
+    pub fn failed_runs(&self) -> u64 {
+        self.runner.failed_total()
     }
 
     /// The scheduler: register more due-sources here (see `scheduler::DueSource`).

@@ -101,6 +101,7 @@ pub fn skip_reason(
     step: &CompiledStep,
     set: &Value,
     scope: &Value,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Option<String> {
     let def = &workflow.def;
     if def.override_preferences {
@@ -113,6 +114,7 @@ pub fn skip_reason(
         channel_type: "in_app_feed",
         commercial: def.is_commercial,
         scope,
+        now,
     };
     match preferences::evaluate(set, &context) {
         Verdict::Send => None,

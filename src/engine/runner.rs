@@ -35,6 +35,11 @@
 //!   recipient run's `events`), never the whole run, and is never retried forever.
 //! - Shutdown stops taking slices; writes already submitted commit and are published;
 //!   the runs stay `queued` and resume at the next start.
+//! - No committed run waits for a restart: besides `enqueue`, a periodic rescan (every
+//!   `--run-rescan-ms`, one bounded page of the queued index per pass) admits every queued
+//!   run the dispatcher does not hold. A failed attempt (store error, panic) is retried
+//!   with backoff, and a run is given up (`failed`, with the reason) once its attempts are
+//!   used up (see `run_failure`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -50,9 +55,10 @@ use super::bus::SharedBus;
 use super::fair::{FairKey, FairQueue, PageSizer};
 use super::preference_check;
 use super::registry::Registry;
+use super::run_failure::{self, FailedRuns, RunHooks, RunnerOptions};
 use super::scheduler::Scheduler;
 use super::waits;
-use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, walk};
+use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, walk_isolated};
 use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::store::messages::MessageRow;
@@ -69,9 +75,6 @@ pub const MAX_SLICES_PER_KEY: usize = 4;
 /// hold its slice while it commits (for a one-recipient run that wait is most of the
 /// slice), but its run stays known until the commit, and this bounds what waits.
 const MAX_FINISHING: usize = 256;
-/// Attempts at a run whose write fails (e.g. the disk is full) before leaving it queued
-/// for the next start.
-const WRITE_ATTEMPTS: u32 = 3;
 
 struct Ctx {
     store: Store,
@@ -81,32 +84,37 @@ struct Ctx {
     registry: Arc<Registry>,
     page_size: usize,
     solo_page_size: usize,
+    rescan_every: Duration,
+    max_attempts: u32,
+    retry_base: Duration,
+    hooks: RunHooks,
+    /// A debug build's crash-loop test hook (`run_failure::ABORT_WORKFLOW_ENV`).
+    abort_workflow: Option<String>,
     stopping: AtomicBool,
     rescan: AtomicBool,
     /// Slices running (each is one run).
     running: AtomicUsize,
+    failed: Arc<FailedRuns>,
 }
 
 /// Handle to the runner task.
 pub struct Runner {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<(String, bool)>,
     ctx: Arc<Ctx>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Runner {
-    /// Starts the runner; it first resumes every run left `queued`. `page_size` is the
-    /// recipients per page (and slice) while other tenants have work, `solo_page_size`
-    /// while one has the runner alone; `audience::PAGE_SIZE` and `SOLO_PAGE_SIZE` unless
-    /// tuned.
+    /// Starts the runner; it first resumes every run left `queued`. `options` holds the
+    /// page sizes (recipients per page, and slice, while other tenants have work or while
+    /// one has the runner alone), the rescan period and the retry policy.
     pub fn spawn(
         store: Store,
         bus: SharedBus,
         registry: Arc<Registry>,
         scheduler: Scheduler,
-        page_size: usize,
-        solo_page_size: usize,
+        options: RunnerOptions,
     ) -> Runner {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
@@ -116,11 +124,17 @@ impl Runner {
             scheduler,
             bus,
             registry,
-            page_size,
-            solo_page_size,
+            page_size: options.page_size,
+            solo_page_size: options.solo_page_size,
+            rescan_every: options.rescan_every,
+            max_attempts: options.max_attempts.max(1),
+            retry_base: options.retry_base,
+            hooks: options.hooks,
+            abort_workflow: run_failure::abort_workflow(),
             stopping: AtomicBool::new(false),
             rescan: AtomicBool::new(true),
             running: AtomicUsize::new(0),
+            failed: Arc::default(),
         });
         let task = tokio::spawn(run_loop(ctx.clone(), rx, stop_rx));
         Runner {
@@ -131,12 +145,28 @@ impl Runner {
         }
     }
 
-    /// Hands a committed run to the runner. Never blocks: when the queue is full the
-    /// runner rescans the table (the run is durable either way).
+    /// Hands a run just committed by its insert (which counted its first attempt) to the
+    /// runner. Never blocks: when the queue is full the runner rescans the table (the run
+    /// is durable either way).
     pub fn enqueue(&self, run_id: String) {
-        if self.tx.try_send(run_id).is_err() {
+        self.send(run_id, true);
+    }
+
+    /// Hands the runner a run that may be queued since earlier (an idempotent replay):
+    /// taken, with its attempt counted, unless a runner task already holds it.
+    pub fn enqueue_existing(&self, run_id: String) {
+        self.send(run_id, false);
+    }
+
+    fn send(&self, run_id: String, counted: bool) {
+        if self.tx.try_send((run_id, counted)).is_err() {
             self.ctx.rescan.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Runs given up (`failed` after their last attempt) since start (for `/metrics`).
+    pub fn failed_total(&self) -> u64 {
+        self.ctx.failed.total()
     }
 
     /// Runs in a slice right now (for `/metrics`).
@@ -156,8 +186,9 @@ impl Runner {
 
 /// A run between slices.
 enum Work {
-    /// Not started yet (or restarting from its row after a failed attempt).
-    Fresh { run_id: String, attempt: u32 },
+    /// Not started yet (or restarting from its row after a failed attempt); `counted`
+    /// when the row already counts this attempt (a run just inserted).
+    Fresh { run_id: String, counted: bool },
     /// Started: its context, where its audience stands, and the page still committing.
     Started(Box<ActiveRun>),
 }
@@ -176,24 +207,57 @@ impl Work {
 struct Dispatch {
     queue: FairQueue<Work>,
     known: HashSet<String>,
-    slices: HashMap<tokio::task::Id, (FairKey, String)>,
-    /// Last-page writes committing after their slice ended, by task: key and run.
-    finishing: HashMap<tokio::task::Id, (FairKey, String)>,
+    slices: HashMap<tokio::task::Id, Held>,
+    /// Last-page writes committing after their slice ended, by task.
+    finishing: HashMap<tokio::task::Id, Held>,
+    /// Runs waiting out their backoff before their next attempt (still known).
+    retrying: JoinSet<(FairKey, Work)>,
     pages: PageSizer,
 }
 
+/// A run a task holds: its key, id and the attempt it is in (0 while not yet counted).
+struct Held {
+    key: FairKey,
+    run_id: String,
+    attempt: u32,
+}
+
 impl Dispatch {
-    fn admit(&mut self, run: runs::QueuedRun) {
+    /// Queues `run` unless it is already held; `counted` when its row already counts the
+    /// attempt about to start.
+    fn admit(&mut self, run: runs::QueuedRun, counted: bool) {
         if self.known.insert(run.id.clone()) {
             let key = FairKey::of(&run.workflow_key, run.tenant.as_deref());
             self.queue.push_back(
                 key,
                 Work::Fresh {
                     run_id: run.id,
-                    attempt: 1,
+                    counted,
                 },
             );
         }
+    }
+
+    /// A failed attempt: its reason is stored, and the run is queued again after its
+    /// backoff (still known meanwhile, so no rescan takes it twice). Nothing when the
+    /// runner is stopping: the run stays queued for the next start.
+    fn retry(&mut self, ctx: &Arc<Ctx>, held: Held, reason: String) {
+        tracing::error!(run = %held.run_id, attempt = held.attempt, error = %reason, "workflow run attempt failed");
+        if ctx.stopping.load(Ordering::SeqCst) {
+            self.known.remove(&held.run_id);
+            return;
+        }
+        let ctx = ctx.clone();
+        let wait = run_failure::backoff(ctx.retry_base, held.attempt.max(1));
+        self.retrying.spawn(async move {
+            run_failure::note_failure(&ctx.store, &held.run_id, &reason).await;
+            tokio::time::sleep(wait).await;
+            let work = Work::Fresh {
+                run_id: held.run_id,
+                counted: false,
+            };
+            (held.key, work)
+        });
     }
 
     /// Starts slices while slots are free.
@@ -203,31 +267,50 @@ impl Dispatch {
                 return;
             };
             let run_id = work.run_id().to_owned();
+            let attempt = match &work {
+                Work::Fresh { counted, .. } => u32::from(*counted),
+                Work::Started(run) => run.attempt,
+            };
             let others = self.queue.others_than(&key);
             let page_size = self.pages.next(others, std::time::Instant::now());
             let handle = tasks.spawn(slice(ctx.clone(), work, page_size));
-            self.slices.insert(handle.id(), (key, run_id));
+            self.slices.insert(
+                handle.id(),
+                Held {
+                    key,
+                    run_id,
+                    attempt,
+                },
+            );
             ctx.running.store(self.slices.len(), Ordering::Relaxed);
         }
     }
 
-    /// A slice ended: its run goes back to the front of its key's queue, is done, or
-    /// waits for its last page to commit (returned, for the caller to wait on and
-    /// [`Dispatch::track_finishing`]; the slice's slot is free meanwhile).
-    fn ended(&mut self, id: tokio::task::Id, end: SliceEnd) -> Option<Finishing> {
-        let (key, run_id) = self.slices.remove(&id)?;
+    /// A slice ended: its run goes back to the front of its key's queue, is done, is
+    /// retried after a failed attempt, or waits for its last page to commit (returned, for
+    /// the caller to wait on and [`Dispatch::track_finishing`]; the slice's slot is free
+    /// meanwhile).
+    fn ended(&mut self, id: tokio::task::Id, end: SliceEnd) -> Ended {
+        let Some(mut held) = self.slices.remove(&id) else {
+            return Ended::Nothing;
+        };
+        let key = held.key.clone();
         let last = match end {
             SliceEnd::Again(work) => {
                 self.queue.push_front(key.clone(), work);
-                None
+                Ended::Nothing
             }
             SliceEnd::Done => {
-                self.known.remove(&run_id);
-                None
+                self.known.remove(&held.run_id);
+                Ended::Nothing
             }
-            SliceEnd::Finishing { write, attempt } => Some(Finishing {
+            SliceEnd::Failed { attempt, reason } => {
+                held.attempt = attempt.max(held.attempt);
+                Ended::Retry(held, reason)
+            }
+            SliceEnd::Finishing { write, attempt } => Ended::Finishing(Finishing {
                 key: key.clone(),
-                run_id,
+                run_id: held.run_id,
                 attempt,
                 write,
             }),
@@ -237,77 +320,124 @@ impl Dispatch {
     }
 
     /// Notes the task waiting for a run's last page (the run stays known until then).
-    fn track_finishing(&mut self, id: tokio::task::Id, key: FairKey, run_id: String) {
-        self.finishing.insert(id, (key, run_id));
+    fn track_finishing(&mut self, id: tokio::task::Id, key: FairKey, run_id: String, attempt: u32) {
+        self.finishing.insert(
+            id,
+            Held {
+                key,
+                run_id,
+                attempt,
+            },
+        );
     }
 
-    /// A last page's write ended: the run is done, or (its write failed) queued again.
-    fn finished(&mut self, id: tokio::task::Id, retry: Option<Work>) {
-        let Some((key, run_id)) = self.finishing.remove(&id) else {
-            return;
-        };
-        match retry {
-            Some(work) => self.queue.push_back(key, work),
+    /// A last page's write ended: the run is done, or (its write failed, with `failure`)
+    /// returned for [`Dispatch::retry`].
+    fn finished(&mut self, id: tokio::task::Id, failure: Option<String>) -> Option<(Held, String)> {
+        let held = self.finishing.remove(&id)?;
+        match failure {
+            Some(reason) => Some((held, reason)),
             None => {
-                self.known.remove(&run_id);
+                self.known.remove(&held.run_id);
+                None
             }
         }
     }
 }
 
-async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch::Receiver<bool>) {
+/// What the run loop does after a slice ended.
+enum Ended {
+    Nothing,
+    /// The attempt failed: retry it (see [`Dispatch::retry`]).
+    Retry(Held, String),
+    /// The run's last page is committing.
+    Finishing(Finishing),
+}
+
+async fn run_loop(
+    ctx: Arc<Ctx>,
+    mut rx: mpsc::Receiver<(String, bool)>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut dispatch = Dispatch {
         queue: FairQueue::new(MAX_SLICES_PER_KEY),
         known: HashSet::new(),
         slices: HashMap::new(),
         finishing: HashMap::new(),
+        retrying: JoinSet::new(),
         pages: PageSizer::new(ctx.page_size, ctx.solo_page_size),
     };
     let mut tasks: JoinSet<SliceEnd> = JoinSet::new();
-    let mut finishing: JoinSet<Option<Work>> = JoinSet::new();
+    let mut finishing: JoinSet<Option<String>> = JoinSet::new();
+    let mut rescan = tokio::time::interval(ctx.rescan_every);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Where the rescan goes on (a rowid of the queued index; 0 = from the start).
+    let mut rescan_after = 0;
     loop {
+        // A rescan that stopped at a full page goes on as soon as the dispatcher holds
+        // less than half its depth (a backlog resumes at full speed, in bounded steps).
+        if rescan_after > 0 && dispatch.known.len() < QUEUE_DEPTH / 2 {
+            ctx.rescan.store(true, Ordering::SeqCst);
+        }
         if ctx.rescan.swap(false, Ordering::SeqCst) {
-            match ctx.store.read(runs::queued_runs).await {
-                Ok(queued) => {
-                    if !queued.is_empty() {
-                        tracing::info!(count = queued.len(), "resuming queued workflow runs");
-                    }
-                    queued.into_iter().for_each(|run| dispatch.admit(run));
-                }
-                Err(e) => tracing::error!(error = %e, "could not scan queued runs"),
+            // Runs already sent are admitted first, as just inserted: a rescan taking
+            // them would count an attempt (one write each) they have not begun.
+            while let Ok(first) = rx.try_recv() {
+                admit_new(&ctx, &mut dispatch, &mut rx, first).await;
             }
+            rescan_after = rescan_page(&ctx, &mut dispatch, rescan_after).await;
         }
         dispatch.fill(&ctx, &mut tasks);
         tokio::select! {
             _ = stop.changed() => break,
             msg = rx.recv() => match msg {
-                Some(id) => admit_new(&ctx, &mut dispatch, &mut rx, id).await,
+                Some(first) => admit_new(&ctx, &mut dispatch, &mut rx, first).await,
                 None => break,
             },
             Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let last = match ended {
                     Ok((id, end)) => dispatch.ended(id, end),
                     Err(e) => {
-                        tracing::error!(error = %e, "a workflow run slice panicked; the run stays queued");
-                        dispatch.ended(e.id(), SliceEnd::Done)
+                        // A panic ends this run's attempt only: it is retried (and given up
+                        // once its attempts are used up); every other run goes on.
+                        let id = e.id();
+                        let end = SliceEnd::Failed { attempt: 0, reason: run_failure::panic_reason(e) };
+                        dispatch.ended(id, end)
                     }
                 };
                 ctx.running.store(dispatch.slices.len(), Ordering::Relaxed);
-                if let Some(Finishing { key, run_id, attempt, write }) = last {
-                    let task = finish_run(ctx.clone(), run_id.clone(), attempt, write);
-                    let handle = finishing.spawn(task);
-                    dispatch.track_finishing(handle.id(), key, run_id);
+                match last {
+                    Ended::Nothing => {}
+                    Ended::Retry(held, reason) => dispatch.retry(&ctx, held, reason),
+                    Ended::Finishing(Finishing { key, run_id, attempt, write }) => {
+                        let task = finish_run(run_id.clone(), write);
+                        let handle = finishing.spawn(task);
+                        dispatch.track_finishing(handle.id(), key, run_id, attempt);
+                    }
                 }
             }
-            Some(finished) = finishing.join_next_with_id(), if !finishing.is_empty() => match finished {
-                Ok((id, retry)) => dispatch.finished(id, retry),
-                Err(e) => {
-                    tracing::error!(error = %e, "a workflow run's last write panicked; the run stays queued");
-                    dispatch.finished(e.id(), None);
+            Some(finished) = finishing.join_next_with_id(), if !finishing.is_empty() => {
+                let retry = match finished {
+                    Ok((id, failure)) => dispatch.finished(id, failure),
+                    Err(e) => {
+                        let id = e.id();
+                        dispatch.finished(id, Some(run_failure::panic_reason(e)))
+                    }
+                };
+                if let Some((held, reason)) = retry {
+                    dispatch.retry(&ctx, held, reason);
                 }
-            },
+            }
+            Some(due) = dispatch.retrying.join_next(), if !dispatch.retrying.is_empty() => {
+                if let Ok((key, work)) = due {
+                    dispatch.queue.push_back(key, work);
+                }
+            }
+            _ = rescan.tick() => ctx.rescan.store(true, Ordering::SeqCst),
         }
     }
+    // Runs waiting out a backoff stay queued for the next start.
+    dispatch.retrying.abort_all();
     // Slices see `stopping` and end after the write in progress; parked runs' submitted
     // writes commit and are published. Their runs stay queued for the next start.
     while let Some(ended) = tasks.join_next_with_id().await {
@@ -325,27 +455,65 @@ async fn run_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<String>, mut stop: watch
     }
 }
 
+/// One bounded pass of the rescan: the next page of queued runs after `after`, those no
+/// task holds admitted (their attempt is counted when they start). Returns where the next
+/// pass starts: after this page when it was full, else from the start again (0).
+async fn rescan_page(ctx: &Ctx, dispatch: &mut Dispatch, after: i64) -> i64 {
+    match ctx
+        .store
+        .read(move |db| runs::queued_page(db, after, run_failure::RESCAN_PAGE))
+        .await
+    {
+        Ok(page) => {
+            let full = page.len() == run_failure::RESCAN_PAGE;
+            let next = page.last().map_or(0, |(rowid, _)| *rowid);
+            let before = dispatch.known.len();
+            for (_, run) in page {
+                dispatch.admit(run, false);
+            }
+            let admitted = dispatch.known.len() - before;
+            if admitted > 0 {
+                tracing::info!(
+                    count = admitted,
+                    "picked up queued workflow runs no task held"
+                );
+            }
+            if full { next } else { 0 }
+        }
+        Err(e) => {
+            // From the start at the next tick (not at once: a failing read must not spin).
+            tracing::error!(error = %e, "could not scan queued runs");
+            0
+        }
+    }
+}
+
 /// Keys `id` and every other id already waiting by their run rows (one read), and queues
 /// those still `queued`.
 async fn admit_new(
     ctx: &Ctx,
     dispatch: &mut Dispatch,
-    rx: &mut mpsc::Receiver<String>,
-    first: String,
+    rx: &mut mpsc::Receiver<(String, bool)>,
+    first: (String, bool),
 ) {
-    let mut ids = vec![first];
-    while ids.len() < 512 {
+    let mut sent = vec![first];
+    while sent.len() < 512 {
         match rx.try_recv() {
-            Ok(id) => ids.push(id),
+            Ok(next) => sent.push(next),
             Err(_) => break,
         }
     }
-    ids.retain(|id| !dispatch.known.contains(id));
-    if ids.is_empty() {
+    sent.retain(|(id, _)| !dispatch.known.contains(id));
+    if sent.is_empty() {
         return;
     }
+    let counted: HashMap<String, bool> = sent.iter().cloned().collect();
+    let ids: Vec<String> = sent.into_iter().map(|(id, _)| id).collect();
     match ctx.store.read(move |db| runs::queued_among(db, &ids)).await {
-        Ok(queued) => queued.into_iter().for_each(|run| dispatch.admit(run)),
+        Ok(queued) => queued.into_iter().for_each(|run| {
+            let counted = counted.get(&run.id).copied().unwrap_or(false);
+            dispatch.admit(run, counted);
+        }),
         Err(e) => {
             tracing::error!(error = %e, "could not read new runs; rescanning");
             ctx.rescan.store(true, Ordering::SeqCst);
@@ -368,6 +536,8 @@ enum SliceEnd {
     Again(Work),
     /// The run completed, cannot run, was given up, or the runner is stopping.
     Done,
+    /// The attempt failed (its number, 0 if not known): retried after a backoff.
+    Failed { attempt: u32, reason: String },
     /// The run's last page is committing: the slice's slot is free, and the run is done
     /// (still known, so a rescan does not take it twice) once that commit is.
     Finishing { write: PageWrite, attempt: u32 },
@@ -379,54 +549,44 @@ async fn slice(ctx: Arc<Ctx>, work: Work, page_size: usize) -> SliceEnd {
     if ctx.stopping.load(Ordering::SeqCst) {
         return SliceEnd::Again(work);
     }
-    let (run_id, attempt) = match &work {
-        Work::Fresh { run_id, attempt } => (run_id.clone(), *attempt),
-        Work::Started(run) => (run.run_id.clone(), run.attempt),
-    };
-    let outcome = match work {
-        Work::Fresh { .. } => match start_run(&ctx, &run_id, attempt).await {
-            Ok(Some(run)) => run.next_page(&ctx, page_size).await,
-            Ok(None) => Ok(PageEnd::Stopped),
-            Err(e) => Err(e),
+    let (outcome, attempt) = match work {
+        Work::Fresh { run_id, counted } => match start_run(&ctx, &run_id, counted).await {
+            Ok(Some(run)) => {
+                let attempt = run.attempt;
+                (run.next_page(&ctx, page_size).await, attempt)
+            }
+            Ok(None) => (Ok(PageEnd::Stopped), 0),
+            Err(e) => (Err(e), 0),
         },
-        Work::Started(run) => run.next_page(&ctx, page_size).await,
+        Work::Started(run) => {
+            let attempt = run.attempt;
+            (run.next_page(&ctx, page_size).await, attempt)
+        }
     };
     match outcome {
         Ok(PageEnd::More(run)) => SliceEnd::Again(Work::Started(run)),
         Ok(PageEnd::Stopped) => SliceEnd::Done,
         Ok(PageEnd::Last(write)) => SliceEnd::Finishing { write, attempt },
-        Err(e) => match retry_after(&ctx, run_id, attempt, &e).await {
-            Some(work) => SliceEnd::Again(work),
-            None => SliceEnd::Done,
+        Err(e) if ctx.stopping.load(Ordering::SeqCst) => {
+            tracing::warn!(error = %e, "a workflow run attempt ended while stopping; it stays queued");
+            SliceEnd::Done
+        }
+        Err(e) => SliceEnd::Failed {
+            attempt,
+            reason: e.to_string(),
         },
     }
 }
 
-/// Waits for a run's last page to commit; on failure, the run to retry (if any).
-async fn finish_run(ctx: Arc<Ctx>, run_id: String, attempt: u32, write: PageWrite) -> Option<Work> {
+/// Waits for a run's last page to commit; on failure, why (the run is then retried).
+async fn finish_run(run_id: String, write: PageWrite) -> Option<String> {
     match write.finish().await {
         Ok(()) => None,
-        Err(e) => retry_after(&ctx, run_id, attempt, &e).await,
+        Err(e) => {
+            tracing::warn!(run = %run_id, error = %e, "a run's last page did not commit");
+            Some(e.to_string())
+        }
     }
-}
-
-/// After a failed attempt at a run: the run again from its row after a pause, or `None`
-/// once the attempts are used up (or the runner is stopping); it then stays queued for
-/// the next start.
-async fn retry_after(ctx: &Ctx, run_id: String, attempt: u32, e: &StoreError) -> Option<Work> {
-    tracing::error!(run = %run_id, attempt, error = %e, "workflow run failed");
-    if ctx.stopping.load(Ordering::SeqCst) {
-        return None;
-    }
-    if attempt >= WRITE_ATTEMPTS {
-        tracing::error!(run = %run_id, "giving up on this run until the next start; it stays queued");
-        return None;
-    }
-    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt * attempt))).await;
-    Some(Work::Fresh {
-        run_id,
-        attempt: attempt + 1,
-    })
 }
 
 /// The normalized trigger stored with a run (see `Trigger::to_stored`).
@@ -464,12 +624,26 @@ impl StoredRequest {
 }
 
 /// Opens a run from its row: `None` when it is no longer `queued` or cannot run at all
-/// (then it is marked failed).
+/// (then it is marked failed, as it is once its attempts are used up). An attempt the
+/// row does not count yet (`counted` false) is counted first, in its own write.
 async fn start_run(
     ctx: &Ctx,
     run_id: &str,
-    attempt: u32,
+    counted: bool,
 ) -> Result<Option<Box<ActiveRun>>, StoreError> {
+    let (attempt, last_failure) = if counted {
+        (1, None)
+    } else {
+        let id = run_id.to_owned();
+        match ctx
+            .store
+            .write(move |db| runs::begin_attempt(db, &id))
+            .await?
+        {
+            Some(begun) => begun,
+            None => return Ok(None),
+        }
+    };
     // One read: the run's row and, for a run that can run, the facts every walk of it
     // reads (for a one-recipient run, reads are a good part of its cost).
     let id = run_id.to_owned();
@@ -499,14 +673,29 @@ async fn start_run(
     let (request, workflow, facts) = match (opened, workflow) {
         (Ok((r, facts)), Some(w)) => (r, w, facts),
         (Err(e), _) => {
-            fail_run(ctx, run_id, &format!("stored request is corrupt: {e}")).await?;
+            let why = format!("its stored request is corrupt: {e}");
+            fail_run(ctx, run_id, &why, Vec::new()).await?;
             return Ok(None);
         }
-        (_, None) => {
-            fail_run(ctx, run_id, "its workflow no longer exists").await?;
+        (Ok((r, _)), None) => {
+            let direct = r.recipients.into_iter().map(|(r, _)| r).collect();
+            fail_run(ctx, run_id, "its workflow no longer exists", direct).await?;
             return Ok(None);
         }
     };
+    if attempt > ctx.max_attempts {
+        let why = run_failure::exhausted_reason(ctx.max_attempts, last_failure.as_deref());
+        let direct = request.recipients.into_iter().map(|(r, _)| r).collect();
+        fail_run(ctx, run_id, &why, direct).await?;
+        return Ok(None);
+    }
+    if ctx.hooks.panic_workflow.as_deref() == Some(run.workflow_key.as_str()) {
+        panic!("test hook: runs of `{}` panic", run.workflow_key);
+    }
+    if ctx.abort_workflow.as_deref() == Some(run.workflow_key.as_str()) {
+        tracing::error!(run = %run_id, attempt, "test hook: aborting the process");
+        std::process::abort();
+    }
     let skip_delay = request.skip_delay;
     let mut run_ctx = RunContext::new(
         run_id.to_owned(),
@@ -520,6 +709,7 @@ async fn start_run(
     run_ctx.clock = ctx.clock.clone();
     run_ctx.skip_delay = skip_delay;
     run_ctx.translations = ctx.registry.translations().snapshot();
+    run_ctx.panic_recipient = ctx.hooks.panic_recipient.clone();
     let page = Arc::new(PageInputs {
         run_id: run_id.to_owned(),
         direct: request.recipients,
@@ -609,7 +799,7 @@ impl ActiveRun {
         let plans = tokio::task::spawn_blocking(move || {
             contexts
                 .iter()
-                .map(|r| walk(&walked, r, &StepPosition::start()))
+                .map(|r| walk_isolated(&walked, r, &StepPosition::start()))
                 .collect::<Vec<RecipientPlan>>()
         })
         .await;
@@ -781,12 +971,14 @@ fn load_page(
     Ok((contexts, next))
 }
 
-async fn fail_run(ctx: &Ctx, run_id: &str, why: &str) -> Result<(), StoreError> {
-    tracing::error!(run = %run_id, reason = why, "workflow run cannot execute; marking it failed");
-    let id = run_id.to_owned();
-    ctx.store
-        .write(move |db| runs::set_run_status(db, &id, "failed"))
-        .await
+/// Ends a run `failed` with `why` (see `run_failure::give_up`).
+async fn fail_run(
+    ctx: &Ctx,
+    run_id: &str,
+    why: &str,
+    direct: Vec<RecipientRef>,
+) -> Result<(), StoreError> {
+    run_failure::give_up(&ctx.store, &ctx.failed, run_id, why, direct).await
 }
 
 #[cfg(test)]
@@ -799,6 +991,7 @@ mod tests {
             known: HashSet::new(),
             slices: HashMap::new(),
             finishing: HashMap::new(),
+            retrying: JoinSet::new(),
             pages: PageSizer::new(100, 500),
         }
     }
@@ -815,24 +1008,31 @@ mod tests {
     fn start_slice(d: &mut Dispatch, ids: &mut JoinSet<()>) -> (tokio::task::Id, Work) {
         let (key, work) = d.queue.pop().expect("a queued run");
         let id = ids.spawn(async {}).id();
-        d.slices.insert(id, (key, work.run_id().to_owned()));
+        let held = Held {
+            key,
+            run_id: work.run_id().to_owned(),
+            attempt: 1,
+        };
+        d.slices.insert(id, held);
         (id, work)
     }
 
     /// Queues `run`, takes it into a slice and ends the slice on its last page's write, as
     /// the run loop does; returns the id of the task waiting for that write.
     fn last_page_committing(d: &mut Dispatch, ids: &mut JoinSet<()>, run: &str) -> tokio::task::Id {
-        d.admit(queued(run));
+        d.admit(queued(run), true);
         let (slice, _) = start_slice(d, ids);
         let write = PageWrite {
             task: tokio::spawn(async { Ok(()) }),
             recipients: Arc::default(),
         };
         let end = SliceEnd::Finishing { write, attempt: 1 };
-        let last = d.ended(slice, end).expect("the last page is committing");
+        let Ended::Finishing(last) = d.ended(slice, end) else {
+            panic!("the last page is committing");
+        };
         assert_eq!(last.run_id, run);
         let waiting = ids.spawn(async {}).id();
-        d.track_finishing(waiting, last.key, last.run_id);
+        d.track_finishing(waiting, last.key, last.run_id, 1);
         waiting
     }
 
@@ -844,34 +1044,54 @@ mod tests {
 
         // The row still says `queued` until the commit: a rescan lists it, and must not
         // queue it a second time (its page would be walked and written twice).
-        d.admit(queued("r1"));
+        d.admit(queued("r1"), false);
         assert!(
             d.queue.is_empty(),
             "taken twice while its last page commits"
         );
         // Its slot is free meanwhile: another run of the same key starts.
-        d.admit(queued("r2"));
+        d.admit(queued("r2"), false);
         assert_eq!(start_slice(&mut d, &mut ids).1.run_id(), "r2");
 
-        d.finished(waiting, None);
+        assert!(d.finished(waiting, None).is_none());
         assert!(!d.known.contains("r1"), "forgotten once committed");
     }
 
     #[tokio::test]
-    async fn a_run_whose_last_commit_failed_is_queued_again_for_its_next_attempt() {
+    async fn a_run_whose_last_commit_failed_is_retried_and_stays_held_meanwhile() {
         let mut d = dispatch();
         let mut ids = JoinSet::new();
         let waiting = last_page_committing(&mut d, &mut ids, "r1");
 
-        let retry = Work::Fresh {
-            run_id: "r1".into(),
-            attempt: 2,
+        let (held, reason) = d
+            .finished(waiting, Some("commit failed: disk full".into()))
+            .expect("retried");
+        assert_eq!((held.run_id.as_str(), held.attempt), ("r1", 1));
+        assert_eq!(reason, "commit failed: disk full");
+        assert!(
+            d.known.contains("r1"),
+            "a rescan must not take it meanwhile"
+        );
+        d.admit(queued("r1"), false);
+        assert!(d.queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_slice_frees_its_slot_and_keeps_its_run_held_for_the_retry() {
+        let mut d = dispatch();
+        let mut ids = JoinSet::new();
+        d.admit(queued("r1"), true);
+        let (slice, _) = start_slice(&mut d, &mut ids);
+        let end = SliceEnd::Failed {
+            attempt: 3,
+            reason: "the run panicked: boom".into(),
         };
-        d.finished(waiting, Some(retry));
+        let Ended::Retry(held, reason) = d.ended(slice, end) else {
+            panic!("a failed attempt is retried");
+        };
+        assert_eq!((held.run_id.as_str(), held.attempt), ("r1", 3));
+        assert_eq!(reason, "the run panicked: boom");
+        assert!(d.slices.is_empty());
         assert!(d.known.contains("r1"));
-        match start_slice(&mut d, &mut ids).1 {
-            Work::Fresh { run_id, attempt } => assert_eq!((run_id.as_str(), attempt), ("r1", 2)),
-            Work::Started(_) => panic!("a retry starts from the run's row"),
-        }
     }
 }

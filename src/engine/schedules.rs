@@ -58,9 +58,11 @@ fn recurrence_of(s: &NewSchedule, zone: Tz) -> Recurrence {
     let scheduled = s.scheduled_at.as_deref().and_then(parse_time);
     Recurrence {
         rules: stored_rules(&s.repeats),
+        // `inserted_at` is always stored in our own format (the store's clock); were it
+        // not, the epoch stands in rather than a second clock.
         start: scheduled
             .or_else(|| parse_time(&s.inserted_at))
-            .unwrap_or_else(Utc::now),
+            .unwrap_or(DateTime::UNIX_EPOCH),
         explicit_start: scheduled.is_some(),
         ending_at: s.ending_at.as_deref().and_then(parse_time),
         zone,

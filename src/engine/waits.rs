@@ -35,7 +35,9 @@ use super::preference_check;
 use super::registry::Registry;
 use super::runner::StoredRequest;
 use super::scheduler::{DueSource, Scheduler};
-use super::walk::{RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk};
+use super::walk::{
+    RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk_isolated,
+};
 use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
 use crate::store::messages::{self, MessageRow, PreparedMessage};
@@ -56,9 +58,10 @@ fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
     Ok(())
 }
 
-/// The write's clock reading (`now`, formatted by `clock::format`) as an instant.
+/// The write's clock reading (`now`, formatted by `clock::format`) as an instant. It is
+/// always our own format; were it not, the epoch (never a second clock) stands in.
 fn instant(now: &str) -> DateTime<Utc> {
-    clock::parse(now).unwrap_or_else(Utc::now)
+    clock::parse(now).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 fn insert_messages(
@@ -268,7 +271,7 @@ impl ResumeWork {
     pub(crate) fn plan(self) -> Result<RecipientPlan, Value> {
         match self {
             ResumeWork::Walk(r) => {
-                let mut plan = walk(&r.run, &r.recipient, &r.from);
+                let mut plan = walk_isolated(&r.run, &r.recipient, &r.from);
                 plan.events.insert(0, r.resumed);
                 Ok(plan)
             }

@@ -27,7 +27,11 @@
 //!   and pauses until it closes; with `flush_leading` the opener has `"flushed": true`
 //!   and runs on at once.
 //! - `message_created` — data `{"message_id"}`.
-//! - `step_failed` (status `error`) — data `{"error"}`; the walk halts, status `failed`.
+//! - `step_failed` (status `error`) — data `{"error"}` (a template: also `"field"`); the
+//!   walk halts, status `failed`. A template render error (Liquid, or over a render
+//!   budget) fails only that recipient's step; it is logged once per run and step.
+//! - `run_failed` (status `error`) — data `{"reason"}`: the walk of this recipient panicked
+//!   ([`walk_isolated`]), or its run was given up (`engine::run_failure`); status `failed`.
 //!
 //! `engine::waits` appends `resumed` (data `{"at"}`, `step_ref` of the pausing step) and
 //! `cancelled` (data `{"cancellation_key", "at"}`, also when a recorded cancel stops the
@@ -38,6 +42,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -87,6 +92,11 @@ pub struct RunContext {
     /// recipient; see `templates`), per step template (keyed by its address: the
     /// workflow is held by this context, so it cannot move).
     renders: Mutex<HashMap<usize, TemplateMemo>>,
+    /// Render failures so far: the first is logged as a warning, the rest at debug (a
+    /// template failing for a million recipients is one problem, not a million lines).
+    render_failures: AtomicUsize,
+    /// Test hook: walking the recipient with this id panics.
+    pub panic_recipient: Option<String>,
 }
 
 impl RunContext {
@@ -129,8 +139,44 @@ impl RunContext {
             shared,
             workflow,
             renders: Mutex::new(HashMap::new()),
+            render_failures: AtomicUsize::new(0),
+            panic_recipient: None,
         }
     }
+}
+
+/// [`walk`], with a panic confined to this recipient: its recipient run ends `failed`
+/// with a `run_failed` event naming the panic, and the page's other recipients go on.
+pub fn walk_isolated(
+    run: &RunContext,
+    recipient: &RecipientContext,
+    from: &StepPosition,
+) -> RecipientPlan {
+    let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if run.panic_recipient.as_deref() == Some(recipient.reference.id()) {
+            panic!("test hook: walking `{}` panics", recipient.reference.id());
+        }
+        walk(run, recipient, from)
+    }));
+    walked.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        let reason = format!("walking this recipient panicked: {message}");
+        tracing::error!(run = %run.run_id, reason, "a recipient's walk panicked");
+        RecipientPlan {
+            reference: recipient.reference.clone(),
+            status: "failed",
+            events: vec![json!({"event": "run_failed", "status": "error",
+                                "data": {"reason": reason}})],
+            messages: Vec::new(),
+            wait: None,
+            gates: Vec::new(),
+            batches: Vec::new(),
+        }
+    })
 }
 
 /// One recipient entering (or resuming) the workflow.
@@ -721,7 +767,10 @@ impl Walker<'_> {
         let needs = preference_check::needs_scope(preferences);
         let null = Value::Null;
         let scope = if needs { self.scope().clone() } else { null };
-        if let Some(reason) = preference_check::skip_reason(workflow, step, preferences, &scope) {
+        let now = run.clock.now_utc();
+        if let Some(reason) =
+            preference_check::skip_reason(workflow, step, preferences, &scope, now)
+        {
             // Knock: a preference opt-out skips the step (no message) and the run goes on.
             self.skipped(
                 &step.step_ref,
@@ -830,10 +879,16 @@ impl Walker<'_> {
             Err(e) => {
                 // Rendering is deterministic: retrying cannot help, so the step
                 // fails and (as in Knock) the recipient's run halts here.
-                tracing::warn!(run = %run.run_id, step = %step.step_ref, error = %e, "template render failed");
+                if run.render_failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(run = %run.run_id, step = %step.step_ref, error = %e,
+                        "template render failed (further failures of this run are logged at debug)");
+                } else {
+                    tracing::debug!(run = %run.run_id, step = %step.step_ref, error = %e, "template render failed");
+                }
                 self.events.push(
                     json!({"event": "step_failed", "status": "error", "step_ref": step.step_ref,
-                                        "step_type": "channel", "data": {"error": e.to_string()}}),
+                           "step_type": "channel",
+                           "data": {"error": e.to_string(), "field": e.field}}),
                 );
                 self.status = "failed";
                 Flow::Stop

@@ -47,6 +47,8 @@ pub struct Snapshot {
     /// Recipients listed by the queued runs (what `--max-queued-items` bounds).
     pub queued_items: u64,
     pub running_runs: usize,
+    /// Runs marked `failed` after their last attempt, since start.
+    pub failed_runs: u64,
     /// Seconds since the oldest queued run was accepted (0 when none waits).
     pub runner_lag_seconds: f64,
     pub hub: HubStats,
@@ -63,6 +65,7 @@ pub struct Metrics {
     http_seconds: HistogramVec,
     http_requests: IntCounterVec,
     workflow_runs: IntGaugeVec,
+    workflow_runs_failed: IntCounter,
     runner_lag: Gauge,
     queued_items: IntGauge,
     pushes: IntCounterVec,
@@ -116,6 +119,11 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let workflow_runs_failed = IntCounter::new(
+            "tidings_workflow_runs_failed_total",
+            "Workflow runs marked `failed` after their last attempt (failed writes, panics, \
+             crashes; `--run-attempts`) or because they cannot run; the reason is in run records.",
+        )?;
         let runner_lag = Gauge::new(
             "tidings_runner_lag_seconds",
             "Age of the oldest queued workflow run (0 when none waits); a run stays queued \
@@ -141,6 +149,7 @@ impl Metrics {
         registry.register(Box::new(http_seconds.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(workflow_runs.clone()))?;
+        registry.register(Box::new(workflow_runs_failed.clone()))?;
         registry.register(Box::new(runner_lag.clone()))?;
         let queued_items = IntGauge::new(
             "tidings_queued_items",
@@ -180,6 +189,7 @@ impl Metrics {
             http_seconds,
             http_requests,
             workflow_runs,
+            workflow_runs_failed,
             runner_lag,
             queued_items,
             pushes,
@@ -231,6 +241,11 @@ impl Metrics {
             self.workflow_runs
                 .with_label_values(&["running"])
                 .set(i64::try_from(snapshot.running_runs).unwrap_or(i64::MAX));
+            self.workflow_runs_failed.inc_by(
+                snapshot
+                    .failed_runs
+                    .saturating_sub(self.workflow_runs_failed.get()),
+            );
             self.runner_lag.set(snapshot.runner_lag_seconds);
             self.queued_items
                 .set(i64::try_from(snapshot.queued_items).unwrap_or(i64::MAX));
@@ -283,6 +298,7 @@ mod tests {
         let mut snapshot = Snapshot {
             queued_runs: 3,
             running_runs: 1,
+            failed_runs: 0,
             runner_lag_seconds: 0.5,
             queued_items: 7,
             hub: HubStats {

@@ -216,9 +216,32 @@ fn as_number(value: &Value) -> Option<f64> {
     }
 }
 
+/// A boolean, or the text `"true"`/`"false"` (trimmed, any case) that Knock's editor
+/// writes for one.
+fn as_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// Equality with Knock's coercions: when exactly one side is text, a numeric text
+/// equals the same number and `"true"`/`"false"` equals the boolean. Two texts, or two
+/// values of one JSON type, compare as they are.
 fn loosely_equal(a: &Value, b: &Value) -> bool {
+    if a.is_string() == b.is_string() {
+        return match (as_number(a), as_number(b)) {
+            (Some(x), Some(y)) if !a.is_string() => x == y,
+            _ => a == b,
+        };
+    }
+    if a.is_boolean() || b.is_boolean() {
+        return matches!((as_bool(a), as_bool(b)), (Some(x), Some(y)) if x == y);
+    }
     match (as_number(a), as_number(b)) {
-        (Some(x), Some(y)) if !a.is_string() || !b.is_string() => x == y,
+        (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
 }
@@ -242,12 +265,8 @@ fn contains(haystack: Option<&Value>, needle: &Value) -> bool {
     }
 }
 
-/// Evaluates one (already validated) condition; an invalid one is false.
-pub fn evaluate(condition: &Value, scope: &Value) -> bool {
-    evaluate_at(condition, scope, Utc::now())
-}
-
-/// [`evaluate`] with the clock reading `now` (for the `*_now` operators).
+/// Evaluates one (already validated) condition with the engine clock reading `now` (for
+/// the `*_now` operators; the caller reads its injectable clock); an invalid one is false.
 pub fn evaluate_at(condition: &Value, scope: &Value, now: DateTime<Utc>) -> bool {
     let variable = condition
         .get("variable")
@@ -313,9 +332,9 @@ pub fn evaluate_at(condition: &Value, scope: &Value, now: DateTime<Utc>) -> bool
     }
 }
 
-/// All conditions must hold (Knock's `conditions: [...]` list semantics).
-pub fn all_hold(conditions: &[Value], scope: &Value) -> bool {
-    conditions.iter().all(|c| evaluate(c, scope))
+/// All conditions must hold at `now` (Knock's `conditions: [...]` list semantics).
+pub fn all_hold(conditions: &[Value], scope: &Value, now: DateTime<Utc>) -> bool {
+    conditions.iter().all(|c| evaluate_at(c, scope, now))
 }
 
 #[cfg(test)]
@@ -325,6 +344,106 @@ mod tests {
 
     fn cond(variable: &str, operator: &str, argument: Value) -> Value {
         json!({"variable": variable, "operator": operator, "argument": argument})
+    }
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .expect("now")
+            .with_timezone(&Utc)
+    }
+
+    fn evaluate(condition: &Value, scope: &Value) -> bool {
+        evaluate_at(condition, scope, at())
+    }
+
+    /// The scope the coercion tests read: booleans, numbers and texts of each.
+    fn typed_scope() -> Value {
+        json!({"recipient": {"wants_low": true, "muted": false, "age": 30, "ratio": 0.5,
+                             "flag_text": "true", "age_text": "30",
+                             "flags": [true, false], "ages": [30, 40], "only_true": [true]}})
+    }
+
+    #[test]
+    fn equal_to_treats_boolean_and_numeric_texts_as_booleans_and_numbers() {
+        let scope = typed_scope();
+        for (variable, argument, holds) in [
+            ("recipient.wants_low", json!("true"), true),
+            ("recipient.wants_low", json!(" TRUE "), true),
+            ("recipient.wants_low", json!("false"), false),
+            ("recipient.muted", json!("false"), true),
+            ("recipient.muted", json!("true"), false),
+            ("recipient.wants_low", json!(true), true),
+            ("recipient.flag_text", json!(true), true),
+            ("recipient.flag_text", json!("true"), true),
+            ("recipient.wants_low", json!("yes"), false),
+            ("recipient.wants_low", json!(1), false),
+            // Numeric texts equal numbers, as before; two texts compare as texts.
+            ("recipient.age", json!("30"), true),
+            ("recipient.age", json!(" 30.0 "), true),
+            ("recipient.age", json!("31"), false),
+            ("recipient.ratio", json!("0.5"), true),
+            ("recipient.age_text", json!(30), true),
+            ("recipient.age_text", json!("30.0"), false),
+        ] {
+            assert_eq!(
+                evaluate(&cond(variable, "equal_to", argument.clone()), &scope),
+                holds,
+                "{variable} equal_to {argument}"
+            );
+            assert_eq!(
+                evaluate(&cond(variable, "not_equal_to", argument.clone()), &scope),
+                !holds,
+                "{variable} not_equal_to {argument}"
+            );
+        }
+    }
+
+    #[test]
+    fn contains_coerces_texts_against_list_elements() {
+        let scope = typed_scope();
+        for (variable, argument, holds) in [
+            ("recipient.flags", json!("true"), true),
+            ("recipient.only_true", json!("false"), false),
+            ("recipient.only_true", json!("true"), true),
+            ("recipient.ages", json!("40"), true),
+            ("recipient.ages", json!("41"), false),
+        ] {
+            assert_eq!(
+                evaluate(&cond(variable, "contains", argument.clone()), &scope),
+                holds,
+                "{variable} contains {argument}"
+            );
+            assert_eq!(
+                evaluate(&cond(variable, "not_contains", argument.clone()), &scope),
+                !holds,
+                "{variable} not_contains {argument}"
+            );
+        }
+    }
+
+    #[test]
+    fn contains_all_coerces_each_element_of_the_argument() {
+        let scope = typed_scope();
+        for (variable, argument, holds) in [
+            ("recipient.flags", json!(["true", "false"]), true),
+            ("recipient.only_true", json!(["true", "false"]), false),
+            ("recipient.ages", json!(["30", "40"]), true),
+            ("recipient.ages", json!(["30", "50"]), false),
+        ] {
+            assert_eq!(
+                evaluate(&cond(variable, "contains_all", argument.clone()), &scope),
+                holds,
+                "{variable} contains_all {argument}"
+            );
+            assert_eq!(
+                evaluate(
+                    &cond(variable, "not_contains_all", argument.clone()),
+                    &scope
+                ),
+                !holds,
+                "{variable} not_contains_all {argument}"
+            );
+        }
     }
 
     #[test]
@@ -366,9 +485,7 @@ mod tests {
 
     #[test]
     fn every_operator_of_the_spec_evaluates() {
-        let now = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
-            .expect("now")
-            .with_timezone(&Utc);
+        let now = at();
         let scope = json!({"data": {"tags": ["a", "b", "c"], "n": 5, "at": "2026-02-01T00:00:00Z",
                                     "later": "2026-04-01T00:00:00Z", "word": "x"}});
         let yes = [
@@ -422,8 +539,8 @@ mod tests {
         let ok = json!({"any": [{"variable": "data.a", "operator": "exists"},
                                 {"all": [{"variable": "recipient.b", "operator": "equal_to", "argument": 1}]}]});
         let g = ConditionGroup::parse(&ok, &roots).expect("valid");
-        assert!(g.holds(&json!({"data": {"a": 1}}), Utc::now()));
-        assert!(!g.holds(&json!({"recipient": {"b": 2}}), Utc::now()));
+        assert!(g.holds(&json!({"data": {"a": 1}}), at()));
+        assert!(!g.holds(&json!({"recipient": {"b": 2}}), at()));
         for (bad, field) in [
             (
                 json!({"all": [{"variable": "payload.a", "operator": "exists"}]}),

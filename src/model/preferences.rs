@@ -6,6 +6,7 @@
 //! allow the message; the only override is `channels[id]` over `channel_types[type]` at the
 //! same level. Anything unset counts as allowed.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::conditions;
@@ -25,6 +26,8 @@ pub struct PreferenceContext<'a> {
     pub commercial: bool,
     /// The run scope (`recipient`, `actor`, `data`, `tenant`) for settings with conditions.
     pub scope: &'a Value,
+    /// The engine clock's now, for `*_now` conditions (one clock for the whole run).
+    pub now: DateTime<Utc>,
 }
 
 /// The outcome for one step: send, or skip with the setting that said no.
@@ -193,13 +196,13 @@ pub fn effective(levels: &[Option<&Value>]) -> Value {
 }
 
 /// A setting's value: `true`/`false`, `{conditions}`; `None` when unset.
-fn setting_allows(value: Option<&Value>, scope: &Value) -> Option<bool> {
+fn setting_allows(value: Option<&Value>, ctx: &PreferenceContext<'_>) -> Option<bool> {
     match value? {
         Value::Bool(b) => Some(*b),
         Value::Object(map) => Some(
             map.get("conditions")
                 .and_then(Value::as_array)
-                .is_none_or(|c| conditions::all_hold(c, scope)),
+                .is_none_or(|c| conditions::all_hold(c, ctx.scope, ctx.now)),
         ),
         _ => None,
     }
@@ -211,8 +214,8 @@ fn channel_allows(level: &Map<String, Value>, ctx: &PreferenceContext<'_>) -> bo
     let by_type = level
         .get("channel_types")
         .and_then(|c| c.get(ctx.channel_type));
-    setting_allows(by_channel, ctx.scope)
-        .or_else(|| setting_allows(by_type, ctx.scope))
+    setting_allows(by_channel, ctx)
+        .or_else(|| setting_allows(by_type, ctx))
         .unwrap_or(true)
 }
 
@@ -224,7 +227,7 @@ fn scoped_allows(value: &Value, ctx: &PreferenceContext<'_>) -> bool {
             let conditions_hold = map
                 .get("conditions")
                 .and_then(Value::as_array)
-                .is_none_or(|c| conditions::all_hold(c, ctx.scope));
+                .is_none_or(|c| conditions::all_hold(c, ctx.scope, ctx.now));
             conditions_hold && channel_allows(map, ctx)
         }
         _ => true,
@@ -306,6 +309,7 @@ mod tests {
             channel_type: "in_app_feed",
             commercial: false,
             scope,
+            now: DateTime::UNIX_EPOCH,
         }
     }
 

@@ -173,11 +173,11 @@ enum Event {
     Client(Option<Result<AggregatedMessage, actix_ws::ProtocolError>>),
 }
 
-/// How long until a token with this `exp` (Unix seconds) expires.
+/// How long until a token with this `exp` (Unix seconds) expires. JWT expiry is real time
+/// shared with the token's signer, so it is read from the system clock (see
+/// `clock::unix_now`), not the server's injectable clock.
 fn expires_in(exp: u64) -> Duration {
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now_unix = crate::clock::unix_now();
     // Capped, so an absurd `exp` is simply "not in this socket's life".
     Duration::from_secs(exp.saturating_sub(now_unix).min(MAX_TOKEN_LIFETIME_SECS))
 }

@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn counts_only_queued_runs_and_names_the_oldest() {
         let conn = super::super::migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         assert_eq!(backlog(&db).expect("empty"), Backlog::default());
         run(&db, "r1");
         run(&db, "r2");
@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn counts_each_tenant_apart_and_the_oldest_across_them() {
         let conn = super::super::migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         for (id, tenant) in [("r1", Some("a")), ("r2", None), ("r3", Some("a"))] {
             run_of(&db, id, tenant, 1);
         }

@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn one_open_batch_per_identity_cancels_leave_it_open_and_close_claims_once() {
         let conn = open_db();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         let settings = json!({"render_limit": 2, "order": "asc"});
         let batch = NewBatch {
             id: "b1",

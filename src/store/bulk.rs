@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{Db, StoreResult};
-use crate::{clock, ids};
+use crate::ids;
 
 /// Records a finished operation and returns its wire shape. `error_items` are
 /// `{id, collection?, message?}` for items that were not applied.
@@ -20,7 +20,7 @@ pub fn record_completed(
     error_items: Vec<Value>,
 ) -> StoreResult<Value> {
     let id = ids::uuid();
-    let now = clock::now();
+    let now = db.now();
     let total = success_count + error_items.len();
     let body = json!({
         "__typename": "BulkOperation",

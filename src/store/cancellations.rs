@@ -7,14 +7,13 @@
 //!   queued run needs (migration 0011's trigger). The table stays as small as the
 //!   backlog's cancelled keys.
 //! - Both the record and [`covering`] run inside writer transactions, and a run's
-//!   `inserted_at` and a row's `created_at` come from the same clock (`clock::now`) read
+//!   `inserted_at` and a row's `created_at` come from the same clock (`Db::now`) read
 //!   in the writer, so "inserted at or before the cancel" is commit order: a cancel never
 //!   reaches a run triggered after it.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
-use crate::clock;
 use crate::model::RecipientRef;
 
 /// Records the cancel of `workflow_key` + `cancellation_key` (for `recipients`, or every
@@ -26,7 +25,7 @@ pub fn record(
     cancellation_key: &str,
     recipients: Option<&[RecipientRef]>,
 ) -> StoreResult<bool> {
-    let now = clock::now();
+    let now = db.now();
     let pending: Option<i64> =
         db.0.prepare_cached(
             "SELECT 1 FROM workflow_runs WHERE workflow_key = ?1 AND cancellation_key = ?2 \
@@ -128,7 +127,7 @@ mod tests {
     #[test]
     fn a_cancel_without_a_queued_run_of_its_key_records_nothing() {
         let conn = super::super::migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         assert!(!record(&db, "wf", "ck", None).expect("record"));
         run(&db, "r1", Some("other"));
         assert!(!record(&db, "wf", "ck", None).expect("record"));
@@ -141,7 +140,7 @@ mod tests {
     #[test]
     fn a_cancel_covers_its_recipients_of_runs_triggered_before_it_only() {
         let conn = super::super::migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         run(&db, "r1", Some("ck"));
         assert!(record(&db, "wf", "ck", Some(&[user("u1")])).expect("record"));
         run(&db, "r2", Some("ck"));
@@ -169,7 +168,7 @@ mod tests {
     #[test]
     fn rows_are_released_when_no_queued_run_of_their_key_remains() {
         let conn = super::super::migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         run(&db, "r1", Some("ck"));
         run(&db, "r2", Some("ck"));
         assert!(record(&db, "wf", "ck", None).expect("record"));

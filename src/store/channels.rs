@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Db, StoreResult};
-use crate::{clock, ids};
+use crate::ids;
 
 /// The channel a fresh database starts with.
 pub const DEFAULT_CHANNEL_KEY: &str = "in-app-feed";
@@ -19,10 +19,10 @@ pub struct Channel {
     pub inserted_at: String,
 }
 
-pub(super) fn ensure_default(conn: &rusqlite::Connection) -> StoreResult<()> {
-    conn.execute(
+pub(super) fn ensure_default(db: &Db<'_>) -> StoreResult<()> {
+    db.0.execute(
         "INSERT OR IGNORE INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3)",
-        params![ids::uuid(), DEFAULT_CHANNEL_KEY, clock::now()],
+        params![ids::uuid(), DEFAULT_CHANNEL_KEY, db.now()],
     )?;
     Ok(())
 }
@@ -58,7 +58,7 @@ pub fn find(db: &Db<'_>, id_or_key: &str) -> StoreResult<Option<Channel>> {
 /// Returns the channel with `key`, creating an in-app feed channel for it if new.
 pub fn ensure(db: &Db<'_>, key: &str) -> StoreResult<Channel> {
     db.0.prepare_cached("INSERT OR IGNORE INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3)")?
-        .execute(params![ids::uuid(), key, clock::now()])?;
+        .execute(params![ids::uuid(), key, db.now()])?;
     Ok(db
         .0
         .prepare_cached("SELECT id, key, type, inserted_at FROM channels WHERE key = ?1")?

@@ -114,7 +114,7 @@ fn counter_scopes() -> Vec<(FeedFilters, Option<Vec<String>>)> {
 #[test]
 fn counter_path_and_count_path_agree_for_every_common_scope() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let rows = seed(&db);
     for (filters, restriction) in counter_scopes() {
         assert!(filters.counter_scope());
@@ -144,7 +144,7 @@ fn counter_path_and_count_path_agree_for_every_common_scope() {
 #[test]
 fn sql_selects_exactly_what_matches_accepts_for_uncommon_filters() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let rows = seed(&db);
     let views = [
         FeedFilters {
@@ -229,7 +229,7 @@ fn sql_selects_exactly_what_matches_accepts_for_uncommon_filters() {
 #[test]
 fn paging_after_and_before_walks_the_feed_without_gaps_or_duplicates() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let rows = seed(&db);
     let filters = FeedFilters {
         archived: ArchivedFilter::Include,

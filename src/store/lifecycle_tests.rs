@@ -62,7 +62,7 @@ fn badge(db: &Db<'_>, now: &str) -> (i64, i64) {
 #[test]
 fn expiry_leaves_counts_at_its_instant_and_the_due_source_applies_it_once() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     insert(&db, 1, Some(at(10)));
     insert(&db, 2, None);
     assert_eq!(badge(&db, &at(9)), (2, 2));
@@ -94,7 +94,7 @@ fn expiry_leaves_counts_at_its_instant_and_the_due_source_applies_it_once() {
 #[test]
 fn a_snoozed_item_counts_nowhere_and_wakes_unread_at_the_head_once() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let first = insert(&db, 1, None);
     insert(&db, 2, None);
     let mut read = first.clone();
@@ -151,7 +151,7 @@ fn a_snoozed_item_counts_nowhere_and_wakes_unread_at_the_head_once() {
 #[test]
 fn pinning_moves_no_count_and_keeps_the_first_pin_time() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     insert(&db, 1, None);
     let pinned = set_pinned(&db, "m1", Some(&at(1)), &at(1))
         .expect("pin")

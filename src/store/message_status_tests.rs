@@ -65,7 +65,7 @@ fn assert_no_drift(db: &Db<'_>) {
 #[test]
 fn counters_match_a_recount_after_single_batch_and_bulk_writes() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     seed(&db);
     let now = "2026-02-01T00:00:00.000000Z";
     set_one(&db, "m00", &EngagementChange::Read, now).expect("read");
@@ -115,7 +115,7 @@ fn counters_match_a_recount_after_single_batch_and_bulk_writes() {
 #[test]
 fn bulk_respects_the_tenant_restriction() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     seed(&db);
     let scope = BulkScope::from_body(&json!({"user_ids": ["u0", "u1"]})).expect("scope");
     let restriction = vec!["acme".to_owned()];

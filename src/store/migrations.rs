@@ -63,6 +63,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0015_translations.sql"),
     ),
     ("0016_bounds", include_str!("migrations/0016_bounds.sql")),
+    (
+        "0017_run_attempts",
+        include_str!("migrations/0017_run_attempts.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

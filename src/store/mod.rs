@@ -39,6 +39,8 @@ pub mod workflows;
 use std::path::{Path, PathBuf};
 
 pub use migrations::SCHEMA_VERSION;
+
+use crate::clock::Clock;
 pub use writer::WriterHandle;
 pub use writer_metrics::WriterMetrics;
 
@@ -119,8 +121,28 @@ fn sqlite_message(e: &rusqlite::Error) -> String {
     }
 }
 
-/// Connection-level handle the query functions receive. Opaque outside `store/`.
-pub struct Db<'a>(&'a rusqlite::Connection);
+/// Connection-level handle the query functions receive. Opaque outside `store/`. It
+/// carries the server's clock: every timestamp a query writes or compares is [`Db::now`].
+pub struct Db<'a>(&'a rusqlite::Connection, &'a Clock);
+
+impl Db<'_> {
+    /// Now on the server's clock, formatted for storage.
+    pub fn now(&self) -> String {
+        self.1.now()
+    }
+
+    /// Now on the server's clock, for arithmetic (windows, cut-offs).
+    pub fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        self.1.now_utc()
+    }
+
+    /// A handle on the system clock, for tests of the store's queries.
+    #[cfg(test)]
+    pub(crate) fn on(conn: &rusqlite::Connection) -> Db<'_> {
+        static SYSTEM: Clock = Clock::system();
+        Db(conn, &SYSTEM)
+    }
+}
 
 /// The store: one writer, a pool of readers, all on one SQLite file.
 #[derive(Clone)]
@@ -136,27 +158,29 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, applies migrations and starts the writer.
     pub fn open(path: &Path, synchronous_full: bool) -> StoreResult<Self> {
-        Self::open_limited(path, synchronous_full, None)
+        Self::open_limited(path, synchronous_full, None, Clock::system())
     }
 
     /// [`Store::open`], with the database file capped at about `max_bytes` (SQLite's
     /// `max_page_count`): a write that would grow it further fails as "disk full", which
-    /// the API answers with 503 — the same as a full disk.
+    /// the API answers with 503 — the same as a full disk. Queries read `clock` for every
+    /// timestamp they write or compare.
     pub fn open_limited(
         path: &Path,
         synchronous_full: bool,
         max_bytes: Option<u64>,
+        clock: Clock,
     ) -> StoreResult<Self> {
         let created = files::create_private(path)?;
         let mut conn = connection::open_read_write(path, synchronous_full)?;
         migrations::apply(&mut conn)?;
-        channels::ensure_default(&conn)?;
+        channels::ensure_default(&Db(&conn, &clock))?;
         if let Some(max_bytes) = max_bytes {
             connection::limit_size(&conn, max_bytes)?;
         }
         let writer_metrics = WriterMetrics::new();
-        let writer = writer::spawn(conn, writer_metrics.clone());
-        let readers = readers::ReaderPool::new(path.to_path_buf());
+        let writer = writer::spawn(conn, writer_metrics.clone(), clock.clone());
+        let readers = readers::ReaderPool::new(path.to_path_buf(), clock);
         let checkpointer =
             std::sync::Arc::new(checkpointer::Checkpointer::spawn(path, synchronous_full)?);
         Ok(Store {

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
 use super::{Db, StoreError, StoreResult, connection};
+use crate::clock::Clock;
 
 /// Idle connections are kept for reuse; a burst opens more, and extras beyond
 /// `MAX_IDLE` are closed on return.
@@ -19,15 +20,18 @@ pub(super) const MAX_CONCURRENT_READS: usize = 32;
 #[derive(Clone)]
 pub(super) struct ReaderPool {
     path: PathBuf,
+    /// The server's clock, for the queries' `Db::now`.
+    clock: Clock,
     // A std Mutex, not tokio's: it is held only to push/pop, never across an await.
     idle: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
 }
 
 impl ReaderPool {
-    pub(super) fn new(path: PathBuf) -> Self {
+    pub(super) fn new(path: PathBuf, clock: Clock) -> Self {
         ReaderPool {
             path,
+            clock,
             idle: Arc::new(Mutex::new(Vec::new())),
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
         }
@@ -51,7 +55,7 @@ impl ReaderPool {
                 Ok(Some(conn)) => conn,
                 _ => connection::open_read_only(&pool.path)?,
             };
-            let result = f(&Db(&conn));
+            let result = f(&Db(&conn, &pool.clock));
             if let Ok(mut idle) = pool.idle.lock()
                 && idle.len() < MAX_IDLE
             {
@@ -80,7 +84,7 @@ mod tests {
         rusqlite::Connection::open(&path)
             .and_then(|c| c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);"))
             .expect("a database to read");
-        let pool = ReaderPool::new(path);
+        let pool = ReaderPool::new(path, Clock::system());
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));

@@ -99,7 +99,7 @@ fn ids(range: impl Iterator<Item = usize>) -> Vec<String> {
 #[test]
 fn items_older_than_the_cutoff_go_in_batches_and_newer_ones_stay() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     seed(&db);
     assert_counters_exact(&db);
     let all = Channels::AllExcept(vec![]);
@@ -120,7 +120,7 @@ fn items_older_than_the_cutoff_go_in_batches_and_newer_ones_stay() {
 #[test]
 fn archived_items_go_by_archive_time_and_unarchived_ones_never() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     seed(&db);
     let all = Channels::AllExcept(vec![]);
     let cutoff = "2026-01-01T00:01:10.000000Z";
@@ -140,7 +140,7 @@ fn archived_items_go_by_archive_time_and_unarchived_ones_never() {
 #[test]
 fn a_channel_rule_touches_only_its_channel_and_the_default_skips_it() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     seed(&db);
     let only = Channels::Only("chan".into());
     delete_expired_messages(&db, Age::Inserted, &only, &at(6), 100).expect("delete");
@@ -167,7 +167,7 @@ fn a_channel_rule_touches_only_its_channel_and_the_default_skips_it() {
 #[test]
 fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_runs() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     seed(&db);
     conn.execute("DELETE FROM messages WHERE workflow_run_id != 'r5'", [])
         .expect("keep one message");
@@ -216,7 +216,7 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
 #[test]
 fn a_finished_run_whose_recipients_still_wait_in_a_delay_or_batch_is_kept() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     for (run, recipient_status) in [("waiting", "paused"), ("done", "completed")] {
         conn.execute(
             "INSERT INTO workflow_runs(id, workflow_key, request, status, inserted_at, updated_at) \
@@ -255,7 +255,7 @@ fn a_finished_run_whose_recipients_still_wait_in_a_delay_or_batch_is_kept() {
 #[test]
 fn idempotency_keys_older_than_the_cutoff_go_in_batches() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     for i in 0..5 {
         conn.execute(
             "INSERT INTO idempotency_keys(key, request_hash, workflow_run_id, request_id, inserted_at) \
@@ -283,7 +283,7 @@ fn idempotency_keys_older_than_the_cutoff_go_in_batches() {
 #[test]
 fn housekeeping_deletes_go_in_bounded_batches_and_keep_live_rows() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let old = "2026-01-01T00:00:00.000000Z";
     let new = "2026-01-03T00:00:00.000000Z";
     let cutoff = "2026-01-02T00:00:00.000000Z";

@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn each_filter_selects_exactly_its_records_newest_first() {
         let conn = super::super::migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         seed(&db, "r1", "wf-a", Some("t1"), &["u1", "u2"]);
         seed(&db, "r2", "wf-b", None, &["u1", "bad"]);
         let all =
@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn pages_walk_forward_and_back_without_gaps() {
         let conn = super::super::migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         seed(&db, "r1", "wf", None, &["a", "b", "c", "d", "e"]);
         let q = RunListQuery {
             page_size: 2,

@@ -12,8 +12,8 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
+use crate::ids;
 use crate::model::RecipientRef;
-use crate::{clock, ids};
 
 /// A run as accepted.
 #[derive(Debug, Clone)]
@@ -38,6 +38,10 @@ pub struct RunRow {
     /// Where the run's fan-out stands (`engine::audience::AudienceCursor` as JSON); `None`
     /// until its first page committed.
     pub audience_cursor: Option<String>,
+    /// Attempts started since the run last committed a page (see [`begin_attempt`]).
+    pub attempts: u32,
+    /// The last attempt's error, and why a `failed` run failed.
+    pub failure_reason: Option<String>,
 }
 
 /// A remembered `Idempotency-Key`.
@@ -49,13 +53,14 @@ pub struct IdempotencyRow {
 }
 
 /// Stores an accepted run, `queued`, with the number of recipients its request lists
-/// (what the backlog gate sums, `store::backlog`).
+/// (what the backlog gate sums, `store::backlog`). Its first attempt is counted here, in
+/// the accepting transaction, so the runner's first attempt needs no write of its own.
 pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
-    let now = clock::now();
+    let now = db.now();
     let recipient_count = run.request["recipients"].as_array().map_or(0, Vec::len);
     db.0.prepare_cached(
         "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at, \
-         recipient_count) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7)",
+         recipient_count, attempts) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 1)",
     )?
     .execute(params![
         run.id,
@@ -71,7 +76,8 @@ pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
 
 pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
     db.0.prepare_cached(
-        "SELECT id, workflow_key, request, cancellation_key, tenant, status, inserted_at, audience_cursor FROM workflow_runs WHERE id = ?1",
+        "SELECT id, workflow_key, request, cancellation_key, tenant, status, inserted_at, audience_cursor, \
+         attempts, failure_reason FROM workflow_runs WHERE id = ?1",
     )?
     .query_row([id], |row| {
         Ok((
@@ -83,11 +89,24 @@ pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
             row.get::<_, String>(5)?,
             row.get::<_, String>(6)?,
             row.get::<_, Option<String>>(7)?,
+            row.get::<_, i64>(8)?,
+            row.get::<_, Option<String>>(9)?,
         ))
     })
     .optional()?
     .map(
-        |(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, audience_cursor)| {
+        |(
+            id,
+            workflow_key,
+            request,
+            cancellation_key,
+            tenant,
+            status,
+            inserted_at,
+            audience_cursor,
+            attempts,
+            failure_reason,
+        )| {
             Ok(RunRow {
                 id,
                 workflow_key,
@@ -97,20 +116,75 @@ pub fn get_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRow>> {
                 status,
                 inserted_at,
                 audience_cursor,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                failure_reason,
             })
         },
     )
     .transpose()
 }
 
-/// Ids of runs still waiting to be processed, oldest first (resume after a restart).
-pub fn queued_runs(db: &Db<'_>) -> StoreResult<Vec<QueuedRun>> {
+/// At most `limit` queued runs after position `after` (a rowid; 0 for the first), in
+/// insertion order, with their positions: the runner's periodic rescan reads the queued
+/// set one bounded page at a time through the partial index on queued runs (whose
+/// entries are ordered by rowid).
+pub fn queued_page(db: &Db<'_>, after: i64, limit: usize) -> StoreResult<Vec<(i64, QueuedRun)>> {
     let mut stmt = db.0.prepare_cached(
-        "SELECT id, workflow_key, tenant FROM workflow_runs WHERE status = 'queued' \
-         ORDER BY inserted_at, id",
+        "SELECT rowid, id, workflow_key, tenant FROM workflow_runs INDEXED BY workflow_runs_status \
+         WHERE status = 'queued' AND rowid > ?1 ORDER BY rowid LIMIT ?2",
     )?;
-    let rows = stmt.query_map([], queued_run)?;
+    let rows = stmt.query_map(
+        params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |row| {
+            Ok((
+                row.get(0)?,
+                QueuedRun {
+                    id: row.get(1)?,
+                    workflow_key: row.get(2)?,
+                    tenant: row.get(3)?,
+                },
+            ))
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Counts an attempt at a still-`queued` run before it starts: its attempts so far (this
+/// one included) and the last attempt's error, or `None` when the run no longer waits.
+/// Stored first, so an attempt that kills the process still counts.
+pub fn begin_attempt(db: &Db<'_>, id: &str) -> StoreResult<Option<(u32, Option<String>)>> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "UPDATE workflow_runs SET attempts = attempts + 1 WHERE id = ?1 AND status = 'queued' \
+             RETURNING attempts, failure_reason",
+        )?
+        .query_row([id], |row| {
+            Ok((
+                u32::try_from(row.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+                row.get(1)?,
+            ))
+        })
+        .optional()?)
+}
+
+/// Remembers why the latest attempt at a run failed (shown if it is given up).
+pub fn note_failure(db: &Db<'_>, id: &str, reason: &str) -> StoreResult<()> {
+    db.0.prepare_cached("UPDATE workflow_runs SET failure_reason = ?2 WHERE id = ?1")?
+        .execute(params![id, reason])?;
+    Ok(())
+}
+
+/// Ends a still-`queued` run as `failed` with `reason`; false when it no longer waits.
+pub fn fail_run(db: &Db<'_>, id: &str, reason: &str) -> StoreResult<bool> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "UPDATE workflow_runs SET status = 'failed', failure_reason = ?2, updated_at = ?3 \
+             WHERE id = ?1 AND status = 'queued'",
+        )?
+        .execute(params![id, reason, db.now()])?
+        == 1)
 }
 
 /// Those of `ids` that are still `queued`, with what the runner schedules them by.
@@ -142,17 +216,18 @@ fn queued_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedRun> {
 /// Moves a run to `status` (`completed`, or `failed` when it cannot run at all).
 pub fn set_run_status(db: &Db<'_>, id: &str, status: &str) -> StoreResult<()> {
     db.0.prepare_cached("UPDATE workflow_runs SET status = ?2, updated_at = ?3 WHERE id = ?1")?
-        .execute(params![id, status, clock::now()])?;
+        .execute(params![id, status, db.now()])?;
     Ok(())
 }
 
 /// Remembers where the run's fan-out stands; written in the same transaction as the
-/// page of recipient runs it follows.
+/// page of recipient runs it follows. The run made progress: its attempts start over at
+/// this one.
 pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<()> {
     db.0.prepare_cached(
-        "UPDATE workflow_runs SET audience_cursor = ?2, updated_at = ?3 WHERE id = ?1",
+        "UPDATE workflow_runs SET audience_cursor = ?2, updated_at = ?3, attempts = 1 WHERE id = ?1",
     )?
-    .execute(params![id, cursor, clock::now()])?;
+    .execute(params![id, cursor, db.now()])?;
     Ok(())
 }
 
@@ -280,7 +355,7 @@ pub struct NewRecipientRun<'a> {
 /// `VALUES` without `RETURNING`: `INSERT … SELECT` and `RETURNING` each make SQLite open
 /// a statement journal (profiled: 12% of the writer's time in releasing it).
 pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreResult<String> {
-    let now = clock::now();
+    let now = db.now();
     let recipient = new.recipient;
     let inserted = db
         .0
@@ -373,7 +448,7 @@ pub fn put_idempotency(db: &Db<'_>, key: &str, row: &IdempotencyRow) -> StoreRes
         row.request_hash,
         row.workflow_run_id,
         row.request_id,
-        clock::now()
+        db.now()
     ])?;
     Ok(())
 }
@@ -400,9 +475,61 @@ mod tests {
     }
 
     #[test]
+    fn queued_runs_are_read_in_bounded_pages_in_insertion_order() {
+        let conn = migrations::in_memory();
+        let db = Db::on(&conn);
+        for id in ["a", "b", "c", "d", "e"] {
+            run(&db, id);
+        }
+        set_run_status(&db, "b", "completed").expect("complete b");
+        let ids =
+            |page: &[(i64, QueuedRun)]| page.iter().map(|(_, r)| r.id.clone()).collect::<Vec<_>>();
+        let first = queued_page(&db, 0, 2).expect("page 1");
+        assert_eq!(ids(&first), ["a", "c"]);
+        let second = queued_page(&db, first[1].0, 2).expect("page 2");
+        assert_eq!(ids(&second), ["d", "e"]);
+        assert!(queued_page(&db, second[1].0, 2).expect("page 3").is_empty());
+        // The plan reads the queued index, not the table.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT rowid, id, workflow_key, tenant FROM workflow_runs \
+                 INDEXED BY workflow_runs_status WHERE status = 'queued' AND rowid > 0 \
+                 ORDER BY rowid LIMIT 2",
+                [],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(plan.contains("workflow_runs_status"), "{plan}");
+    }
+
+    #[test]
+    fn an_attempt_is_counted_before_it_starts_and_a_committed_page_starts_the_count_over() {
+        let conn = migrations::in_memory();
+        let db = Db::on(&conn);
+        run(&db, "r");
+        assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
+        assert_eq!(begin_attempt(&db, "r").expect("begin"), Some((2, None)));
+        note_failure(&db, "r", "disk full").expect("note");
+        assert_eq!(
+            begin_attempt(&db, "r").expect("begin"),
+            Some((3, Some("disk full".into())))
+        );
+        set_audience_cursor(&db, "r", "{}").expect("cursor");
+        assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
+        assert!(fail_run(&db, "r", "gave up").expect("fail"));
+        assert_eq!(begin_attempt(&db, "r").expect("not queued"), None);
+        assert!(!fail_run(&db, "r", "again").expect("already failed"));
+        let row = get_run(&db, "r").expect("row").expect("exists");
+        assert_eq!(
+            (row.status.as_str(), row.failure_reason.as_deref()),
+            ("failed", Some("gave up"))
+        );
+    }
+
+    #[test]
     fn without_recipient_runs_keeps_the_first_of_each_recipient_not_reached_in_this_run() {
         let conn = migrations::in_memory();
-        let db = Db(&conn);
+        let db = Db::on(&conn);
         run(&db, "r1");
         run(&db, "r2");
         let user = |id: &str| RecipientRef::User(id.into());

@@ -23,12 +23,12 @@ fn payloads(db: &Db<'_>) -> i64 {
 #[test]
 fn rows_stored_before_payloads_keep_their_data_shared_once_per_value() {
     let (mut conn, upgrade) = migrations::in_memory_before("0016_bounds");
-    insert_legacy(&Db(&conn), "s1", Some(r#"{"a":1}"#));
-    insert_legacy(&Db(&conn), "s2", Some(r#"{"a":1}"#));
-    insert_legacy(&Db(&conn), "s3", Some(r#"{"b":2}"#));
-    insert_legacy(&Db(&conn), "s4", None);
+    insert_legacy(&Db::on(&conn), "s1", Some(r#"{"a":1}"#));
+    insert_legacy(&Db::on(&conn), "s2", Some(r#"{"a":1}"#));
+    insert_legacy(&Db::on(&conn), "s3", Some(r#"{"b":2}"#));
+    insert_legacy(&Db::on(&conn), "s4", None);
     upgrade(&mut conn);
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     assert_eq!(payloads(&db), 2, "one payload per distinct value");
     let get = |id: &str| get(&db, id).expect("get").expect("row").schedule;
     let (s1, s2, s3, s4) = (get("s1"), get("s2"), get("s3"), get("s4"));
@@ -57,7 +57,7 @@ fn rows_stored_before_payloads_keep_their_data_shared_once_per_value() {
 #[test]
 fn a_list_page_stops_at_its_data_budget_but_holds_at_least_one() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let big = put_payload(&db, &json!({"blob": "x".repeat(1000)})).expect("payload");
     for id in ["s1", "s2", "s3"] {
         insert_legacy(&db, id, None);

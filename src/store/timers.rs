@@ -11,7 +11,6 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
-use crate::clock;
 use crate::model::RecipientRef;
 
 /// A timer kind: a paused recipient run resumes (target = recipient run id).
@@ -149,7 +148,7 @@ pub fn update_recipient_run(
         status,
         serde_json::to_string(&all)?,
         resume.map(serde_json::to_string).transpose()?,
-        clock::now()
+        db.now()
     ])?;
     Ok(())
 }

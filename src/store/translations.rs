@@ -4,7 +4,6 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
-use crate::clock;
 use crate::model::translations::TranslationId;
 
 /// A stored translation: `content` is the JSON text as given.
@@ -91,7 +90,7 @@ pub fn upsert(db: &Db<'_>, id: &TranslationId, content: &str) -> StoreResult<Sto
     {
         return Ok(existing);
     }
-    let now = clock::now();
+    let now = db.now();
     let (tenant, locale, namespace) = key(id);
     db.0.prepare_cached(
         "INSERT INTO translations (tenant, locale_code, namespace, content, inserted_at, updated_at) \

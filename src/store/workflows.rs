@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
-use crate::{clock, ids};
+use crate::ids;
 
 /// A stored definition (management-API shape, `@` references resolved).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +60,7 @@ pub fn upsert(db: &Db<'_>, key: &str, definition: &Value) -> StoreResult<StoredW
         if existing.definition == *definition {
             return Ok(existing);
         }
-        let now = clock::now();
+        let now = db.now();
         let version_id = ids::uuid();
         db.0.prepare_cached(
             "UPDATE workflows SET definition = ?2, version_id = ?3, updated_at = ?4 WHERE key = ?1",
@@ -79,7 +79,7 @@ pub fn upsert(db: &Db<'_>, key: &str, definition: &Value) -> StoreResult<StoredW
             updated_at: now,
         });
     }
-    let now = clock::now();
+    let now = db.now();
     let stored = StoredWorkflow {
         key: key.to_owned(),
         definition: definition.clone(),

@@ -21,6 +21,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Db, StoreError, StoreResult, WriterMetrics};
+use crate::clock::Clock;
 
 /// How many commands may wait before callers are made to wait (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
@@ -36,7 +37,7 @@ const BULK_TIME: Duration = Duration::from_millis(15);
 
 /// A queued command: runs against the connection, reports whether it succeeded, and hands
 /// back a reply to send once the transaction's fate is known.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+type Job = Box<dyn FnOnce(&Db<'_>) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
 enum Command {
@@ -50,11 +51,11 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
 }
 
-pub(super) fn spawn(conn: Connection, metrics: WriterMetrics) -> WriterHandle {
+pub(super) fn spawn(conn: Connection, metrics: WriterMetrics, clock: Clock) -> WriterHandle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     std::thread::Builder::new()
         .name("tidings-writer".into())
-        .spawn(move || run(conn, rx, metrics))
+        .spawn(move || run(conn, rx, metrics, clock))
         .expect("the OS refused to start the writer thread");
     WriterHandle { tx }
 }
@@ -67,8 +68,8 @@ impl WriterHandle {
         T: Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |conn| {
-            let outcome = f(&Db(conn));
+        let job: Job = Box::new(move |db| {
+            let outcome = f(db);
             let ok = outcome.is_ok();
             let reply: Reply = Box::new(move |commit| {
                 let _ = reply_tx.send(commit.and(outcome));
@@ -157,7 +158,7 @@ impl Lanes {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics, clock: Clock) {
     let mut lanes = Lanes::default();
     let mut shutdown = None;
     loop {
@@ -179,7 +180,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics
         if lanes.len() > 0 {
             let mut turn = lanes.turn();
             let started = Instant::now();
-            commit_batch(&conn, || lanes.next_job(&mut turn));
+            commit_batch(&Db(&conn, &clock), || lanes.next_job(&mut turn));
             metrics.batch_size.observe(turn.commands as f64);
             metrics
                 .commit_seconds
@@ -195,7 +196,8 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics
 }
 
 /// One transaction of the commands `next` yields (until it yields `None`).
-fn commit_batch(conn: &Connection, mut next: impl FnMut() -> Option<Job>) {
+fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
+    let conn = db.0;
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write transaction; the batch is refused");
         // Dropping a job drops its caller's reply channel: the caller sees `WriterGone`
@@ -218,8 +220,7 @@ fn commit_batch(conn: &Connection, mut next: impl FnMut() -> Option<Job>) {
         }
         // A panicking command must not take the writer (and every later write) down: its
         // savepoint is rolled back and its caller sees `WriterGone`.
-        let (ok, reply) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)))
-        {
+        let (ok, reply) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db))) {
             Ok((ok, reply)) => (ok, Some(reply)),
             Err(_) => {
                 tracing::error!("a write command panicked; it was rolled back");
@@ -268,7 +269,7 @@ mod tests {
         let conn = Connection::open_in_memory().expect("in-memory db");
         conn.execute_batch("CREATE TABLE t(v INTEGER NOT NULL)")
             .expect("schema");
-        spawn(conn, WriterMetrics::new())
+        spawn(conn, WriterMetrics::new(), Clock::system())
     }
 
     fn count(db: &Db<'_>) -> StoreResult<i64> {
@@ -329,7 +330,7 @@ mod tests {
                 let mut turn = lanes.turn();
                 let mut n = 0;
                 while let Some(job) = lanes.next_job(&mut turn) {
-                    drop(job(&conn));
+                    drop(job(&Db::on(&conn)));
                     n += 1;
                 }
                 n

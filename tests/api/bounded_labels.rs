@@ -95,6 +95,7 @@ async fn nothing_is_recorded_when_metrics_are_off() {
         runner_lag_seconds: 0.0,
         hub: tidings::realtime::HubStats::default(),
         wal_bytes: 0,
+        failed_runs: 0,
     };
     let text = app.state.metrics.render(&snapshot).expect("render");
     let recorded: Vec<&str> = http_series(&text)

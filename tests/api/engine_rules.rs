@@ -94,6 +94,28 @@ async fn workflow_conditions_halt_and_step_conditions_skip_with_the_reason_recor
     assert!(skipped[0]["data"]["conditions"]["any"].is_array());
 }
 
+/// Knock's editor writes condition arguments as text: `"true"` must equal a boolean
+/// property, or such a step never sends.
+#[tokio::test]
+async fn a_step_condition_with_a_true_text_argument_matches_a_boolean_property() {
+    let (app, _clock) = app_with_manual_clock().await;
+    let low = json!({"ref": "low", "type": "channel", "channel_key": "in-app-feed",
+                     "template": {"markdown_body": "low"},
+                     "conditions": {"all": [cond("recipient.wants_low", "equal_to", json!("true"))]}});
+    let high = json!({"ref": "high", "type": "channel", "channel_key": "in-app-feed",
+                      "template": {"markdown_body": "high"},
+                      "conditions": {"all": [cond("recipient.wants_low", "equal_to", json!("false"))]}});
+    upsert(&app, "low-or-high", json!([low, high])).await;
+    app.identify("c-low", json!({"wants_low": true})).await;
+    app.identify("c-high", json!({"wants_low": false})).await;
+    let run = app
+        .trigger("low-or-high", json!({"recipients": ["c-low", "c-high"]}))
+        .await;
+    wait_recipient_statuses(&app, &run, 2, &["completed"]).await;
+    assert_eq!(steps_of(&app, "c-low"), ["low"]);
+    assert_eq!(steps_of(&app, "c-high"), ["high"]);
+}
+
 #[tokio::test]
 async fn branches_take_the_first_match_terminate_and_resume_inside_after_a_delay() {
     let (app, clock) = app_with_manual_clock().await;

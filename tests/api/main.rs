@@ -1,5 +1,7 @@
 //! Integration tests: each starts the real server on a random port with a fresh database
 //! and talks HTTP/WebSocket to it like a client would. One binary for all, so it links once.
+// Tests may read real time (token expiry, retention ages) next to the server's clock.
+#![allow(clippy::disallowed_methods)]
 
 mod binary;
 mod db;
@@ -55,6 +57,7 @@ mod node_sdk_lifecycle;
 mod node_sdk_messages;
 mod node_sdk_recipients;
 mod objects;
+mod one_clock;
 mod preference_delivery;
 mod preferences;
 mod private_files;
@@ -66,6 +69,7 @@ mod realtime_limits;
 mod render_budget;
 mod retention;
 mod run_records;
+mod run_recovery;
 mod schedules;
 mod schedules_data;
 mod storage_caps;

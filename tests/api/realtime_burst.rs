@@ -53,7 +53,7 @@ async fn commit_page(app: &TestApp, users: &[&str], n: usize) {
                 actors: vec![],
                 data: json!({}).into(),
                 blocks: json!([]).into(),
-                inserted_at: tidings::clock::now(),
+                inserted_at: tidings::clock::format(chrono::Utc::now()),
                 batch: None,
                 expires_at: None,
                 pinned_at: None,

@@ -246,7 +246,7 @@ impl TestApp {
             actors: vec![],
             data: item.data.into(),
             blocks: json!([]).into(),
-            inserted_at: tidings::clock::now(),
+            inserted_at: tidings::clock::Clock::system().now(),
             batch: None,
             expires_at: None,
             pinned_at: None,

@@ -9,7 +9,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::merge::deep_merge;
-use crate::clock;
 use crate::store::{Db, StoreResult};
 
 /// Who owns attached rows: `kind` is `'user'`, `'object'` or `'tenant'`; `collection` is
@@ -192,7 +191,7 @@ fn store_channel_data(
         owner.id,
         channel_id,
         text,
-        clock::now()
+        db.now()
     ])?;
     Ok(())
 }
@@ -245,7 +244,7 @@ fn write_preference_set(
         owner.id,
         set_id,
         text,
-        clock::now()
+        db.now()
     ])?;
     Ok(())
 }

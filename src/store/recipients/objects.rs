@@ -8,7 +8,6 @@ use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
 use super::merge::{merged, parse_props, parse_stored, split};
-use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
 
@@ -48,7 +47,7 @@ pub fn upsert_object(
 ) -> StoreResult<Value> {
     let (custom, preferences, channel_data) = split(props);
     let merged = merged(stored(db, collection, id)?.map(|(p, _)| p), &custom)?;
-    let now = clock::now();
+    let now = db.now();
     db.0.prepare_cached(
         "INSERT INTO objects(collection, id, properties, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) \
          ON CONFLICT(collection, id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",

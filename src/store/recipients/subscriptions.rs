@@ -17,7 +17,6 @@ use serde_json::{Map, Value, json};
 use super::attached::{ChannelDataOwner, preference_map};
 use super::listing::{self, Listing};
 use super::{get_object, get_recipient, object_exists, upsert_object, upsert_user, user_exists};
-use crate::clock;
 use crate::model::subscription::{SubscribeRequest, Subscriber};
 use crate::model::{Page, PageQuery, RecipientRef};
 use crate::store::{Db, StoreError, StoreResult};
@@ -251,7 +250,7 @@ pub fn subscribe(
         .as_ref()
         .map(serde_json::to_string)
         .transpose()?;
-    let now = clock::now();
+    let now = db.now();
     let mut out = Vec::with_capacity(request.subscribers.len());
     for (i, s) in request.subscribers.iter().enumerate() {
         let field = if at.is_empty() {

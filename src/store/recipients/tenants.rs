@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
 use super::merge::{merged, parse_props, parse_stored, split};
-use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
 
@@ -79,7 +78,7 @@ pub fn upsert_tenant(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> Store
     let mut existing = stored(db, id)?.map(|(p, _)| p).unwrap_or_default();
     prepare_settings(&mut existing, &mut custom);
     let merged = merged(Some(existing), &custom)?;
-    let now = clock::now();
+    let now = db.now();
     db.0.prepare_cached(
         "INSERT INTO tenants(id, properties, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
          ON CONFLICT(id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
@@ -91,7 +90,7 @@ pub fn upsert_tenant(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> Store
 
 /// Creates an empty tenant if `id` is unknown; a trigger naming a tenant uses this.
 pub fn ensure_tenant(db: &Db<'_>, id: &str) -> StoreResult<()> {
-    let now = clock::now();
+    let now = db.now();
     db.0.prepare_cached(
         "INSERT OR IGNORE INTO tenants(id, properties, inserted_at, updated_at) VALUES (?1, '{}', ?2, ?2)",
     )?

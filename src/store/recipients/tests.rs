@@ -16,7 +16,7 @@ fn map(v: Value) -> Map<String, Value> {
 #[test]
 fn identify_deep_merges_and_flattens_custom_properties() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     upsert_user(
         &db,
         "u1",
@@ -42,7 +42,7 @@ fn identify_deep_merges_and_flattens_custom_properties() {
 #[test]
 fn preferences_and_channel_data_are_kept_out_of_the_user() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     crate::store::channels::ensure(&db, "chan").expect("channel");
     let user = upsert_user(
         &db,
@@ -73,7 +73,7 @@ fn preferences_and_channel_data_are_kept_out_of_the_user() {
 #[test]
 fn merged_properties_over_the_limit_are_refused_and_nothing_changes() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let half = "x".repeat(150 * 1024);
     upsert_user(&db, "u1", &map(json!({"a": half}))).expect("first half fits");
     let before = get_user(&db, "u1").expect("get");
@@ -85,7 +85,7 @@ fn merged_properties_over_the_limit_are_refused_and_nothing_changes() {
 #[test]
 fn objects_nest_properties_and_lift_created_at() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     let obj = upsert_object(
         &db,
         "projects",
@@ -105,7 +105,7 @@ fn objects_nest_properties_and_lift_created_at() {
 #[test]
 fn tenant_preference_set_merges_unless_replace_is_asked() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     upsert_tenant(
         &db,
         "acme",
@@ -145,7 +145,7 @@ fn tenant_preference_set_merges_unless_replace_is_asked() {
 #[test]
 fn ensure_tenant_creates_a_stub_once_and_keeps_existing_data() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     ensure_tenant(&db, "t1").expect("ensure");
     assert_eq!(
         get_tenant(&db, "t1")
@@ -166,7 +166,7 @@ fn ensure_tenant_creates_a_stub_once_and_keeps_existing_data() {
 #[test]
 fn get_recipients_keeps_order_and_stands_in_for_missing_ones() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     upsert_user(&db, "u1", &map(json!({"name": "Ann"}))).expect("user");
     let refs = [
         RecipientRef::Object {
@@ -188,7 +188,7 @@ fn get_recipients_keeps_order_and_stands_in_for_missing_ones() {
 #[test]
 fn lists_page_forward_and_back_with_stable_order() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     for i in 0..5 {
         upsert_user(&db, &format!("u{i}"), &Map::new()).expect("user");
     }
@@ -247,7 +247,7 @@ fn lists_page_forward_and_back_with_stable_order() {
 #[test]
 fn tenant_lists_filter_by_id_and_name() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     upsert_tenant(&db, "a", &map(json!({"name": "Acme"}))).expect("a");
     upsert_tenant(&db, "b", &map(json!({"name": "Beta"}))).expect("b");
     let by_name = list_tenants(
@@ -278,7 +278,7 @@ fn tenant_lists_filter_by_id_and_name() {
 #[test]
 fn deleting_a_user_removes_its_preferences_and_channel_data() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     crate::store::channels::ensure(&db, "c").expect("channel");
     upsert_user(
         &db,
@@ -302,7 +302,7 @@ fn deleting_a_user_removes_its_preferences_and_channel_data() {
 #[test]
 fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     crate::store::channels::ensure(&db, "c1").expect("channel");
     crate::store::channels::ensure(&db, "c2").expect("channel");
     upsert_user(
@@ -353,7 +353,7 @@ fn merging_users_keeps_the_primary_on_conflicts_and_deletes_the_secondary() {
 #[test]
 fn page_reads_return_what_the_single_reads_do() {
     let conn = migrations::in_memory();
-    let db = Db(&conn);
+    let db = Db::on(&conn);
     upsert_user(
         &db,
         "u1",

@@ -7,7 +7,6 @@ use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
 use super::merge::{merged, parse_props, parse_stored, split};
-use crate::clock;
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
 
@@ -46,7 +45,7 @@ fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, Stri
 pub fn upsert_user(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Value> {
     let (custom, preferences, channel_data) = split(props);
     let merged = merged(stored(db, id)?.map(|(p, _)| p), &custom)?;
-    let now = clock::now();
+    let now = db.now();
     db.0.prepare_cached(
         "INSERT INTO users(id, properties, inserted_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
          ON CONFLICT(id) DO UPDATE SET properties = excluded.properties, updated_at = excluded.updated_at",
@@ -118,7 +117,7 @@ pub fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Va
         return Ok(None);
     };
     let merged = merged(Some(secondary), &primary)?;
-    let now = clock::now();
+    let now = db.now();
     db.0.prepare_cached("UPDATE users SET properties = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![into, serde_json::to_string(&merged)?, now])?;
     attached::adopt_missing(
