@@ -9,7 +9,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::messages::{message_missing, recipient_user};
+use super::messages::{readable_message, recipient_user};
 use super::raw_input::query_pairs;
 use crate::auth::Caller;
 use crate::auth::access;
@@ -34,19 +34,7 @@ async fn one_content(
     caller: Caller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let wanted = id.clone();
-    let message = state
-        .store
-        .read(move |db| messages::get(db, &wanted))
-        .await?
-        .ok_or_else(|| message_missing(&id))?;
-    access::message_access(
-        &caller,
-        recipient_user(&message),
-        message.tenant.as_deref(),
-        access::Access::Read,
-    )?;
+    let message = readable_message(&caller, &state, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(views::message_content(&message)))
 }
 

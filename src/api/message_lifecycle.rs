@@ -10,7 +10,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
-use super::message_status::{MAX_BATCH_IDS, method_not_allowed};
+use super::message_status::{message_ids, method_not_allowed};
 use super::messages::{message_missing, recipient_user};
 use super::raw_input::optional_json;
 use crate::auth::Caller;
@@ -120,31 +120,7 @@ async fn batch_snooze(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let mut body = object(optional_json(&state, payload).await?)?;
-    let ids = match body.remove("message_ids") {
-        None | Some(Value::Null) => return Err(ApiError::invalid("message_ids", "is required")),
-        Some(Value::Array(items)) if items.len() > MAX_BATCH_IDS => {
-            return Err(ApiError::invalid(
-                "message_ids",
-                format!("may name at most {MAX_BATCH_IDS} messages per call"),
-            ));
-        }
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) if !s.is_empty() => Ok(s),
-                _ => Err(ApiError::invalid(
-                    "message_ids",
-                    "must be a list of message id strings",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "message_ids",
-                "must be a list of message id strings",
-            ));
-        }
-    };
+    let ids = message_ids(&mut body)?;
     let until = until(&state, &body)?;
     let wanted = ids.clone();
     let current = state

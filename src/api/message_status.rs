@@ -125,31 +125,7 @@ fn batch_request(body: Option<Value>) -> Result<(Vec<String>, Option<Value>), Ap
     let Value::Object(mut map) = body else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
-    let ids = match map.remove("message_ids") {
-        None | Some(Value::Null) => return Err(ApiError::invalid("message_ids", "is required")),
-        Some(Value::Array(items)) if items.len() > MAX_BATCH_IDS => {
-            return Err(ApiError::invalid(
-                "message_ids",
-                format!("may name at most {MAX_BATCH_IDS} messages per call"),
-            ));
-        }
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) if !s.is_empty() => Ok(s),
-                _ => Err(ApiError::invalid(
-                    "message_ids",
-                    "must be a list of message id strings",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "message_ids",
-                "must be a list of message id strings",
-            ));
-        }
-    };
+    let ids = message_ids(&mut map)?;
     Ok((ids, Some(Value::Object(map))))
 }
 
@@ -185,4 +161,37 @@ async fn batch(
         .await?;
     let body: Vec<Value> = updated.iter().map(views::message).collect();
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// The `message_ids` of a batch body: required, at most [`MAX_BATCH_IDS`] non-empty
+/// strings (every batch endpoint reads them the same way).
+pub(super) fn message_ids(
+    map: &mut serde_json::Map<String, Value>,
+) -> Result<Vec<String>, ApiError> {
+    let ids = match map.remove("message_ids") {
+        None | Some(Value::Null) => return Err(ApiError::invalid("message_ids", "is required")),
+        Some(Value::Array(items)) if items.len() > MAX_BATCH_IDS => {
+            return Err(ApiError::invalid(
+                "message_ids",
+                format!("may name at most {MAX_BATCH_IDS} messages per call"),
+            ));
+        }
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) if !s.is_empty() => Ok(s),
+                _ => Err(ApiError::invalid(
+                    "message_ids",
+                    "must be a list of message id strings",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "message_ids",
+                "must be a list of message id strings",
+            ));
+        }
+    };
+    Ok(ids)
 }

@@ -46,7 +46,17 @@ async fn get_one(
     caller: Caller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let message = readable_message(&caller, &state, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(views::message(&message)))
+}
+
+/// Message `id` if `caller` may read it (a missing message and another's are both
+/// refused before anything of it is shown).
+pub(super) async fn readable_message(
+    caller: &Caller,
+    state: &AppState,
+    id: String,
+) -> Result<MessageRow, ApiError> {
     let wanted = id.clone();
     let message = state
         .store
@@ -54,12 +64,12 @@ async fn get_one(
         .await?
         .ok_or_else(|| message_missing(&id))?;
     access::message_access(
-        &caller,
+        caller,
         recipient_user(&message),
         message.tenant.as_deref(),
         access::Access::Read,
     )?;
-    Ok(HttpResponse::Ok().json(views::message(&message)))
+    Ok(message)
 }
 
 async fn list_all(
