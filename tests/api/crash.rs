@@ -90,6 +90,24 @@ pub(crate) async fn start_healthy(db: &Path, client: &reqwest::Client) -> (Serve
     (server, base)
 }
 
+/// Stores workflow `key` with `body` (`{"name", "steps"}`) on the binary at `base`,
+/// asserting it was accepted (the crash tests' first step).
+pub(crate) async fn put_workflow(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    body: serde_json::Value,
+) {
+    let res = client
+        .put(format!("{base}/v1/workflows/{key}"))
+        .bearer_auth(crate::helpers::SECRET_KEY)
+        .json(&serde_json::json!({ "workflow": body }))
+        .send()
+        .await
+        .expect("upsert");
+    assert_eq!(res.status(), 200, "workflow {key}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");

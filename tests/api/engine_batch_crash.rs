@@ -23,17 +23,10 @@ async fn open_batches_survive_sigkill_and_each_closes_into_exactly_one_item_afte
     let client = client(Duration::from_secs(10));
     let (mut server, base) = start_healthy(&db_path, &client).await;
 
-    let res = client
-        .put(format!("{base}/v1/workflows/batch-crash"))
-        .bearer_auth(SECRET_KEY)
-        .json(&json!({"workflow": {"name": "Batched", "steps": [
+    crate::crash::put_workflow(&client, &base, "batch-crash", json!({"name": "Batched", "steps": [
             {"ref": "collect", "type": "batch", "settings": {"batch_window": {"unit": "seconds", "value": 3}}},
             {"ref": "msg", "type": "channel", "channel_key": "in-app-feed",
-             "template": {"markdown_body": "{{ total_activities }} things"}}]}}))
-        .send()
-        .await
-        .expect("upsert");
-    assert_eq!(res.status(), 200);
+             "template": {"markdown_body": "{{ total_activities }} things"}}]})).await;
     // One trigger carries every recipient, so each trigger is one write: all batches open
     // (and get their second activity) well inside the window.
     let recipients: Vec<String> = (0..BATCHES).map(|r| format!("bc-{r}")).collect();

@@ -22,17 +22,10 @@ async fn pending_delays_survive_sigkill_and_deliver_exactly_once_after_restart()
     let client = client(Duration::from_secs(10));
     let (mut server, base) = start_healthy(&db_path, &client).await;
 
-    let res = client
-        .put(format!("{base}/v1/workflows/delayed-crash"))
-        .bearer_auth(SECRET_KEY)
-        .json(&json!({"workflow": {"name": "Delayed", "steps": [
+    crate::crash::put_workflow(&client, &base, "delayed-crash", json!({"name": "Delayed", "steps": [
             {"ref": "wait", "type": "delay", "settings": {"delay_for": {"unit": "seconds", "value": 2}}},
             {"ref": "msg", "type": "channel", "channel_key": "in-app-feed",
-             "template": {"markdown_body": "after the delay"}}]}}))
-        .send()
-        .await
-        .expect("upsert");
-    assert_eq!(res.status(), 200);
+             "template": {"markdown_body": "after the delay"}}]})).await;
     let mut set = tokio::task::JoinSet::new();
     for i in 0..TRIGGERS {
         let client = client.clone();

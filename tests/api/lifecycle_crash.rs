@@ -24,16 +24,15 @@ async fn snoozes_due_during_a_sigkill_downtime_each_wake_exactly_once_after_rest
     let db_path: PathBuf = dir.path().join("snooze.db");
     let client = client(Duration::from_secs(20));
     let (mut server, base) = start_healthy(&db_path, &client).await;
-    let res = client
-        .put(format!("{base}/v1/workflows/snooze-crash"))
-        .bearer_auth(SECRET_KEY)
-        .json(&json!({"workflow": {"name": "Snooze", "steps": [
+    crate::crash::put_workflow(
+        &client,
+        &base,
+        "snooze-crash",
+        json!({"name": "Snooze", "steps": [
             {"ref": "msg", "type": "channel", "channel_key": "in-app-feed",
-             "template": {"markdown_body": "remind me"}}]}}))
-        .send()
-        .await
-        .expect("upsert");
-    assert_eq!(res.status(), 200);
+             "template": {"markdown_body": "remind me"}}]}),
+    )
+    .await;
     for i in 0..TRIGGERS {
         let recipients: Vec<String> = (0..RECIPIENTS).map(|r| format!("sc-{i}-{r}")).collect();
         let res = client

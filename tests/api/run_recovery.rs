@@ -211,14 +211,13 @@ async fn a_run_that_crashes_the_process_at_every_attempt_fails_after_bounded_res
     let base = format!("http://127.0.0.1:{port}");
     let mut first = spawn_binary(&db_path, port);
     assert!(crashed_or_healthy(&mut first, &client, &base).await);
-    let res = client
-        .put(format!("{base}/v1/workflows/crashy"))
-        .bearer_auth(SECRET_KEY)
-        .json(&json!({"workflow": {"name": "Crashy", "steps": [in_app("msg", "boom")]}}))
-        .send()
-        .await
-        .expect("upsert");
-    assert_eq!(res.status(), 200);
+    crate::crash::put_workflow(
+        &client,
+        &base,
+        "crashy",
+        json!({"name": "Crashy", "steps": [in_app("msg", "boom")]}),
+    )
+    .await;
     // The trigger commits; its run aborts the process right after, possibly before the
     // answer is written, so the run is read from the database.
     let answer = client
