@@ -67,6 +67,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_run_attempts",
         include_str!("migrations/0017_run_attempts.sql"),
     ),
+    (
+        "0018_run_data",
+        include_str!("migrations/0018_run_data.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
@@ -297,5 +301,46 @@ mod tests {
             "{}",
             plan(&conn, objects)
         );
+    }
+
+    #[test]
+    fn runs_get_their_data_beside_the_request_and_messages_read_it_unchanged() {
+        let mut conn = migrated_up_to("0018_");
+        conn.execute_batch(
+            "INSERT INTO workflow_runs(id, workflow_key, request, status, inserted_at, updated_at) VALUES \
+             ('r1', 'wf', '{\"recipients\":[\"u1\"],\"data\":{\"project\":\"apollo\",\"n\":2}}', 'completed', 'a', 'a'), \
+             ('r2', 'wf', '{\"recipients\":[\"u1\"]}', 'completed', 'a', 'a'); \
+             INSERT INTO messages(id, channel_id, recipient_kind, recipient_id, workflow_key, workflow_version_id, \
+             workflow_run_id, workflow_recipient_run_id, step_ref, data, inserted_at, updated_at) VALUES \
+             ('m1', 'ch', 'user', 'u1', 'wf', 'v', 'r1', 'rr1', 's', '', 'a', 'a'), \
+             ('m2', 'ch', 'user', 'u1', 'wf', 'v', 'r2', 'rr2', 's', '', 'a', 'a'), \
+             ('m3', 'ch', 'user', 'u1', 'wf', 'v', 'r1', 'rr3', 's', '{\"own\":true}', 'a', 'a');",
+        )
+        .expect("old rows");
+        apply(&mut conn).expect("upgrade");
+        let data: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT {} FROM messages ORDER BY id",
+                super::super::messages::DATA_SQL
+            ))
+            .expect("query")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("data");
+        assert_eq!(
+            data,
+            [r#"{"project":"apollo","n":2}"#, "{}", r#"{"own":true}"#]
+        );
+        let stored: Vec<Option<String>> = conn
+            .prepare("SELECT data FROM workflow_runs ORDER BY id")
+            .expect("query")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("runs");
+        assert_eq!(stored, [Some(r#"{"project":"apollo","n":2}"#.into()), None]);
+        // The shared data is read from the column, not from the request.
+        assert!(super::super::messages::DATA_SQL.contains("r.data"));
     }
 }

@@ -84,8 +84,8 @@ const WAITING_RECIPIENT_RUNS: &str = "('queued', 'processing', 'paused')";
 
 /// Deletes up to `limit` finished workflow runs last updated before `cutoff`, with their
 /// recipient runs. Queued or waiting runs are never touched, nor a run any stored message
-/// still belongs to: messages read their shared `data` from their run's request
-/// (`messages::DATA_SQL`), so a run lives as long as its items. A run is `completed` once
+/// still belongs to: messages read their shared `data` from their run (its `data`
+/// column, `messages::DATA_SQL`), so a run lives as long as its items. A run is `completed` once
 /// its last audience page is written, while some recipients may still wait in a long
 /// delay or batch that resumes from the run's request: such a run stays until they finish.
 /// Returns how many went.

@@ -58,9 +58,14 @@ pub struct IdempotencyRow {
 pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
     let now = db.now();
     let recipient_count = run.request["recipients"].as_array().map_or(0, Vec::len);
+    // The data again on its own: what the messages sharing it read (`messages::DATA_SQL`).
+    let data = match run.request.get("data") {
+        None | Some(Value::Null) => None,
+        Some(data) => Some(serde_json::to_string(data)?),
+    };
     db.0.prepare_cached(
         "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at, \
-         recipient_count, attempts) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 1)",
+         recipient_count, attempts, data) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 1, ?8)",
     )?
     .execute(params![
         run.id,
@@ -69,7 +74,8 @@ pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
         run.cancellation_key,
         run.tenant,
         now,
-        i64::try_from(recipient_count).unwrap_or(i64::MAX)
+        i64::try_from(recipient_count).unwrap_or(i64::MAX),
+        data
     ])?;
     Ok(())
 }
