@@ -151,33 +151,42 @@ pub(super) fn trigger_data(w: &mut Where, wanted: &serde_json::Map<String, Value
 }
 
 /// One `trigger_data` key: the top-level data value must equal `value` (a scalar).
-/// `json_each` exposes the key verbatim, so keys need no JSON-path quoting.
+///
+/// An item sharing its run's data (`data = ''`) probes the run's scalars
+/// (`workflow_run_data_values`, one short row per key): no JSON is parsed per item. An item
+/// with data of its own (a recipient's `$trigger_data`) is read with `json_each`, which
+/// exposes keys verbatim, so keys need no JSON-path quoting.
 fn trigger_value(w: &mut Where, key: &str, value: &Value) {
-    let probe = format!(
-        "EXISTS (SELECT 1 FROM json_each({}) d WHERE d.key = ? AND ",
-        super::messages::DATA_SQL
-    );
-    match value {
-        Value::Null => w.push(format!("{probe}d.type = 'null')"), [text(key)]),
-        Value::Bool(true) => w.push(format!("{probe}d.type = 'true')"), [text(key)]),
-        Value::Bool(false) => w.push(format!("{probe}d.type = 'false')"), [text(key)]),
-        Value::String(s) => w.push(
-            format!("{probe}d.type = 'text' AND substr(d.atom, 1, 256) = ?)"),
-            [text(key), text(s)],
+    // (the condition on a stored scalar's type and value, its bound value)
+    let (shared, own, bound): (&str, &str, Option<SqlValue>) = match value {
+        Value::Null => ("v.type = 'null'", "d.type = 'null'", None),
+        Value::Bool(true) => ("v.type = 'true'", "d.type = 'true'", None),
+        Value::Bool(false) => ("v.type = 'false'", "d.type = 'false'", None),
+        Value::String(s) => (
+            "v.type = 'text' AND v.value = ?",
+            "d.type = 'text' AND substr(d.atom, 1, 256) = ?",
+            Some(text(s)),
         ),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => w.push(
-                format!("{probe}d.type IN ('integer', 'real') AND d.atom = ?)"),
-                [text(key), SqlValue::Integer(i)],
-            ),
-            None => w.push(
-                format!("{probe}d.type IN ('integer', 'real') AND d.atom = ?)"),
-                [text(key), SqlValue::Real(n.as_f64().unwrap_or(f64::NAN))],
-            ),
-        },
+        Value::Number(n) => (
+            "v.type IN ('integer', 'real') AND v.value = ?",
+            "d.type IN ('integer', 'real') AND d.atom = ?",
+            Some(match n.as_i64() {
+                Some(i) => SqlValue::Integer(i),
+                None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+            }),
+        ),
         // Parsing refuses nested values; should one get here, it matches nothing.
-        Value::Array(_) | Value::Object(_) => w.push("0", []),
-    }
+        Value::Array(_) | Value::Object(_) => return w.push("0", []),
+    };
+    let params = |bound: &Option<SqlValue>| std::iter::once(text(key)).chain(bound.clone());
+    w.push(
+        format!(
+            "(CASE WHEN messages.data = '' THEN EXISTS (SELECT 1 FROM workflow_run_data_values v \
+             WHERE v.run_id = messages.workflow_run_id AND v.key = ? AND {shared}) \
+             ELSE EXISTS (SELECT 1 FROM json_each(messages.data) d WHERE d.key = ? AND {own}) END)"
+        ),
+        params(&bound).chain(params(&bound)),
+    );
 }
 
 pub(super) fn archived(w: &mut Where, filter: ArchivedFilter) {

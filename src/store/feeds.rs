@@ -268,3 +268,7 @@ pub(super) fn page_in(db: &Db<'_>, scope: &Where, bounds: PageBounds) -> StoreRe
 #[cfg(test)]
 #[path = "feeds_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "trigger_data_tests.rs"]
+mod trigger_data_tests;

@@ -15,7 +15,7 @@ use crate::model::message::Blocks;
 
 /// A message's `data`. Every recipient without `$trigger_data` shares the run's `data`:
 /// one allocation in memory (`Arc`), and in the database it is not copied into each
-/// message row but read from the run's `data` column (see [`DATA_SQL`]). Only a
+/// message row but read from `workflow_run_data` (see [`DATA_SQL`]). Only a
 /// recipient whose data really differs stores its own.
 #[derive(Debug, Clone)]
 pub enum MessageData {
@@ -43,7 +43,7 @@ impl From<Value> for MessageData {
 macro_rules! data_sql {
     () => {
         "COALESCE(NULLIF(messages.data, ''), \
-         (SELECT r.data FROM workflow_runs r WHERE r.id = messages.workflow_run_id), '{}')"
+         (SELECT r.data FROM workflow_run_data r WHERE r.run_id = messages.workflow_run_id), '{}')"
     };
 }
 

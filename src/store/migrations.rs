@@ -333,7 +333,10 @@ mod tests {
             [r#"{"project":"apollo","n":2}"#, "{}", r#"{"own":true}"#]
         );
         let stored: Vec<Option<String>> = conn
-            .prepare("SELECT data FROM workflow_runs ORDER BY id")
+            .prepare(
+                "SELECT d.data FROM workflow_runs r LEFT JOIN workflow_run_data d ON d.run_id = r.id \
+                 ORDER BY r.id",
+            )
             .expect("query")
             .query_map([], |r| r.get(0))
             .expect("rows")
@@ -341,6 +344,6 @@ mod tests {
             .expect("runs");
         assert_eq!(stored, [Some(r#"{"project":"apollo","n":2}"#.into()), None]);
         // The shared data is read from the column, not from the request.
-        assert!(super::super::messages::DATA_SQL.contains("r.data"));
+        assert!(super::super::messages::DATA_SQL.contains("workflow_run_data"));
     }
 }

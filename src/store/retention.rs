@@ -84,8 +84,8 @@ const WAITING_RECIPIENT_RUNS: &str = "('queued', 'processing', 'paused')";
 
 /// Deletes up to `limit` finished workflow runs last updated before `cutoff`, with their
 /// recipient runs. Queued or waiting runs are never touched, nor a run any stored message
-/// still belongs to: messages read their shared `data` from their run (its `data`
-/// column, `messages::DATA_SQL`), so a run lives as long as its items. A run is `completed` once
+/// still belongs to: messages read their shared `data` from their run (`workflow_run_data`,
+/// `messages::DATA_SQL`), so a run lives as long as its items. A run is `completed` once
 /// its last audience page is written, while some recipients may still wait in a long
 /// delay or batch that resumes from the run's request: such a run stays until they finish.
 /// Returns how many went.
@@ -105,6 +105,10 @@ pub fn delete_expired_runs(db: &Db<'_>, cutoff: &str, limit: usize) -> StoreResu
         .collect::<Result<_, _>>()?;
     for id in &ids {
         db.0.prepare_cached("DELETE FROM workflow_recipient_runs WHERE workflow_run_id = ?1")?
+            .execute([id])?;
+        db.0.prepare_cached("DELETE FROM workflow_run_data WHERE run_id = ?1")?
+            .execute([id])?;
+        db.0.prepare_cached("DELETE FROM workflow_run_data_values WHERE run_id = ?1")?
             .execute([id])?;
         db.0.prepare_cached("DELETE FROM workflow_runs WHERE id = ?1")?
             .execute([id])?;

@@ -186,6 +186,11 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
         )
         .expect("run");
         conn.execute(
+            "INSERT INTO workflow_run_data(run_id, data) VALUES (?1, '{}')",
+            [id],
+        )
+        .expect("run data");
+        conn.execute(
             "INSERT INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_id, status, inserted_at, updated_at) \
              VALUES (?1, ?2, 'user', 'u1', 'completed', ?3, ?3)",
             rusqlite::params![format!("rr-{id}"), id, updated],
@@ -211,6 +216,14 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
         )
         .expect("count");
     assert_eq!(orphans, 0);
+    let orphaned_data: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM workflow_run_data WHERE run_id NOT IN (SELECT id FROM workflow_runs)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(orphaned_data, 0, "a deleted run takes its data along");
 }
 
 #[test]

@@ -65,7 +65,7 @@ pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
     };
     db.0.prepare_cached(
         "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, inserted_at, updated_at, \
-         recipient_count, attempts, data) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 1, ?8)",
+         recipient_count, attempts) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 1)",
     )?
     .execute(params![
         run.id,
@@ -74,9 +74,19 @@ pub fn insert_run(db: &Db<'_>, run: &NewRun) -> StoreResult<()> {
         run.cancellation_key,
         run.tenant,
         now,
-        i64::try_from(recipient_count).unwrap_or(i64::MAX),
-        data
+        i64::try_from(recipient_count).unwrap_or(i64::MAX)
     ])?;
+    if let Some(data) = data {
+        db.0.prepare_cached("INSERT INTO workflow_run_data(run_id, data) VALUES (?1, ?2)")?
+            .execute(params![run.id, data])?;
+        // What `trigger_data` filters probe (migration 0018): once per run, not per item.
+        db.0.prepare_cached(
+            "INSERT INTO workflow_run_data_values(run_id, key, type, value) \
+             SELECT ?1, key, type, CASE WHEN type = 'text' THEN substr(atom, 1, 256) ELSE atom END \
+             FROM json_each(?2) WHERE type NOT IN ('object', 'array')",
+        )?
+        .execute(params![run.id, data])?;
+    }
     Ok(())
 }
 
