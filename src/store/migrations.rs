@@ -67,6 +67,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_run_attempts",
         include_str!("migrations/0017_run_attempts.sql"),
     ),
+    (
+        "0019_lean_recipient_runs",
+        include_str!("migrations/0019_lean_recipient_runs.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).

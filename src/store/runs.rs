@@ -236,6 +236,9 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
 /// One query per kind and collection among the items (one for a page of users): their
 /// distinct ids go in as one JSON array, and the ones that already have a recipient run
 /// come back (by position), each looked up in the run's unique (run, recipient) index.
+/// A plain delivery stores no recipient run, only messages carrying its deterministic id
+/// (`ids::recipient_run_id`): one more query looks those ids up in the messages' unique
+/// (recipient run, step) index, so such a recipient counts as reached too.
 pub fn without_recipient_runs<T>(
     db: &Db<'_>,
     run_id: &str,
@@ -282,6 +285,32 @@ pub fn without_recipient_runs<T>(
             }
         }
     }
+    // Derived runs: a message with the recipient's deterministic recipient-run id.
+    let started: Option<String> =
+        db.0.prepare_cached("SELECT inserted_at FROM workflow_runs WHERE id = ?1")?
+            .query_row([run_id], |row| row.get(0))
+            .optional()?;
+    if let Some(started) = started {
+        let started = started_ms(&started);
+        let rr_ids: Vec<String> = firsts
+            .iter()
+            .map(|item| ids::recipient_run_id(run_id, started, key(item)))
+            .collect();
+        let mut stmt = db.0.prepare_cached(
+            "SELECT CAST(j.key AS INTEGER) FROM json_each(?1) j WHERE EXISTS(\
+             SELECT 1 FROM messages WHERE workflow_recipient_run_id = j.value)",
+        )?;
+        for index in stmt.query_map([serde_json::to_string(&rr_ids)?], |row| {
+            row.get::<_, i64>(0)
+        })? {
+            if let Some(slot) = usize::try_from(index?)
+                .ok()
+                .and_then(|i| reached.get_mut(i))
+            {
+                *slot = true;
+            }
+        }
+    }
     Ok(firsts
         .into_iter()
         .zip(reached)
@@ -289,24 +318,42 @@ pub fn without_recipient_runs<T>(
         .collect())
 }
 
-/// What each recipient run copies from its run (run-record filters read them there).
+/// What each recipient run copies from its run (run-record filters read them there),
+/// and the run's start, which its recipient runs' ids begin with.
 #[derive(Debug, Clone)]
 pub struct RunFacts {
     pub workflow_key: String,
     pub tenant: Option<String>,
+    /// `workflow_runs.inserted_at` in Unix ms (see [`started_ms`]).
+    pub started_ms: i64,
 }
 
 /// The run's [`RunFacts`]: read once per written page, not once per recipient.
 pub fn run_facts(db: &Db<'_>, run_id: &str) -> StoreResult<RunFacts> {
     Ok(db
         .0
-        .prepare_cached("SELECT workflow_key, tenant FROM workflow_runs WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT workflow_key, tenant, inserted_at FROM workflow_runs WHERE id = ?1",
+        )?
         .query_row([run_id], |row| {
             Ok(RunFacts {
                 workflow_key: row.get(0)?,
                 tenant: row.get(1)?,
+                started_ms: started_ms(&row.get::<_, String>(2)?),
             })
         })?)
+}
+
+/// A run's start (`workflow_runs.inserted_at`, our own format) in Unix ms: the time
+/// prefix of its recipient runs' ids ([`ids::recipient_run_id`]). Were it unreadable, 0
+/// stands in (the same for every reader, so the ids still agree).
+pub fn started_ms(inserted_at: &str) -> i64 {
+    crate::clock::parse(inserted_at).map_or(0, |t| t.timestamp_millis().max(0))
+}
+
+/// The id of `recipient`'s run within run `run_id` (see [`ids::recipient_run_id`]).
+pub fn recipient_run_id(run_id: &str, facts: &RunFacts, recipient: &RecipientRef) -> String {
+    ids::recipient_run_id(run_id, facts.started_ms, recipient)
 }
 
 /// Returns the recipient run of (`run_id`, `recipient`), creating it with `status` and
@@ -328,7 +375,7 @@ pub fn ensure_recipient_run(
         NewRecipientRun {
             run_id,
             facts: &facts,
-            id: ids::ordered_uuid(),
+            id: recipient_run_id(run_id, &facts, recipient),
             recipient,
             status,
             events: &serde_json::to_string(events)?,
@@ -342,7 +389,8 @@ pub fn ensure_recipient_run(
 pub struct NewRecipientRun<'a> {
     pub run_id: &'a str,
     pub facts: &'a RunFacts,
-    /// A fresh [`ids::ordered_uuid`]: time-ordered, so new rows append to the b-trees.
+    /// Its [`recipient_run_id`]: deterministic, and time-ordered by its run's start, so
+    /// new rows append to the b-trees.
     pub id: String,
     pub recipient: &'a RecipientRef,
     pub status: &'a str,
@@ -353,16 +401,18 @@ pub struct NewRecipientRun<'a> {
 /// [`ensure_recipient_run`] with everything but the SQL done beforehand. Returns the
 /// new run's id, or the existing one's on a repeat. The INSERT stays a plain single-row
 /// `VALUES` without `RETURNING`: `INSERT … SELECT` and `RETURNING` each make SQLite open
-/// a statement journal (profiled: 12% of the writer's time in releasing it).
+/// a statement journal (profiled: 12% of the writer's time in releasing it). Its rowid is
+/// its run-record list position (`run_records::next_stored_position`).
 pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreResult<String> {
     let now = db.now();
     let recipient = new.recipient;
+    let position = super::run_records::next_stored_position(db)?;
     let inserted = db
         .0
         .prepare_cached(
-            "INSERT OR IGNORE INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_collection, \
-             recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+            "INSERT OR IGNORE INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, \
+             recipient_collection, recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
+             VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
         )?
         .execute(params![
             new.id,
@@ -374,7 +424,8 @@ pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreRe
             new.events,
             now,
             new.facts.workflow_key,
-            new.facts.tenant
+            new.facts.tenant,
+            position
         ])?;
     if inserted == 1 {
         return Ok(new.id);
