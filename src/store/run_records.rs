@@ -558,6 +558,10 @@ pub fn get(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRecord>> {
 }
 
 #[cfg(test)]
+#[path = "run_records_tests.rs"]
+mod mixed_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::runs::{self, NewRun};

@@ -612,6 +612,42 @@ mod tests {
             .map(|(i, _)| i)
             .collect();
         assert_eq!(kept, vec![1, 2, 4, 5, 8]);
+        // A plain delivery stores no recipient run: its message, under the recipient's
+        // deterministic id, is what says it was reached.
+        let facts = run_facts(&db, "r1").expect("facts");
+        let message = crate::store::messages::NewMessage {
+            id: "m-c".into(),
+            channel_id: "chan".into(),
+            recipient: user("c"),
+            tenant: None,
+            workflow_key: "wf".into(),
+            workflow_version_id: "v".into(),
+            workflow_categories: vec![],
+            workflow_run_id: "r1".into(),
+            workflow_recipient_run_id: recipient_run_id("r1", &facts, &user("c")),
+            step_ref: "in_app".into(),
+            actors: vec![],
+            data: json!({}).into(),
+            blocks: json!([]).into(),
+            inserted_at: db.now(),
+            batch: None,
+            expires_at: None,
+            pinned_at: None,
+        };
+        crate::store::messages::insert(&db, &message).expect("message");
+        let items = vec![(0, user("a")), (1, user("c")), (2, user("d"))];
+        let kept: Vec<i32> = without_recipient_runs(&db, "r1", items.clone(), |(_, r)| r)
+            .expect("query")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept, vec![2], "c has a derived run in r1");
+        let kept: Vec<i32> = without_recipient_runs(&db, "r2", items, |(_, r)| r)
+            .expect("query")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept, vec![0, 1, 2], "but not in r2");
         let none: Vec<(i32, RecipientRef)> = Vec::new();
         assert!(
             without_recipient_runs(&db, "r1", none, |(_, r)| r)
