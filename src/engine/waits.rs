@@ -89,7 +89,7 @@ pub struct PreparedPlan(Prepared);
 
 enum Prepared {
     Plain(Vec<PreparedMessage>),
-    Decided(RecipientPlan),
+    Decided(Box<RecipientPlan>),
 }
 
 /// Whether `plan` is a plain delivery: it completed with at least one message, without a
@@ -113,7 +113,7 @@ pub fn is_plain(plan: &RecipientPlan) -> bool {
 /// `RunContext::started_ms`), for [`write_page`] (see [`PreparedPlan`]).
 pub fn prepare(plan: RecipientPlan, run_id: &str, started_ms: i64) -> StoreResult<PreparedPlan> {
     if !is_plain(&plan) {
-        return Ok(PreparedPlan(Prepared::Decided(plan)));
+        return Ok(PreparedPlan(Prepared::Decided(Box::new(plan))));
     }
     let rr = crate::ids::recipient_run_id(run_id, started_ms, &plan.reference);
     Ok(PreparedPlan(Prepared::Plain(
@@ -144,7 +144,7 @@ pub fn write_page(
                     Some(facts) => facts,
                     None => facts.insert(runs::run_facts(db, run_id)?),
                 };
-                write_new(db, run_id, facts, plan, now, rows)?;
+                write_new(db, run_id, facts, *plan, now, rows)?;
             }
             Prepared::Plain(messages) => {
                 for message in messages {

@@ -376,7 +376,7 @@ impl Derived {
 
 /// One entry of a merged page: a stored record, or a derived one still to load.
 enum Entry {
-    Stored(RawRecord),
+    Stored(Box<RawRecord>),
     Derived(String),
 }
 
@@ -404,7 +404,11 @@ pub fn list(db: &Db<'_>, q: &RunListQuery) -> StoreResult<RunRecordPage> {
             narrowed.below = Some(last.seq);
         }
     }
-    entries.extend(stored.into_iter().map(|r| (r.0.seq, Entry::Stored(r))));
+    entries.extend(
+        stored
+            .into_iter()
+            .map(|r| (r.0.seq, Entry::Stored(Box::new(r)))),
+    );
     if let Some(derived) = &derived {
         entries.extend(
             derived
@@ -422,7 +426,7 @@ pub fn list(db: &Db<'_>, q: &RunListQuery) -> StoreResult<RunRecordPage> {
     let mut records = Vec::with_capacity(entries.len());
     for (position, entry) in entries {
         records.push(match entry {
-            Entry::Stored(raw) => decode(raw)?,
+            Entry::Stored(raw) => decode(*raw)?,
             Entry::Derived(id) => {
                 let mut record =
                     derived_record(db, &id)?.ok_or_else(|| rusqlite::Error::QueryReturnedNoRows)?;
