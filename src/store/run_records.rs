@@ -262,6 +262,8 @@ struct Derived {
     scope: Where,
     /// With a recipient filter, one `messages_feed` range per channel.
     feeds: Option<Vec<Where>>,
+    /// The workflow filter (see [`SCAN_BUDGET`]).
+    workflow: Option<String>,
     after_seq: i64,
 }
 
@@ -312,6 +314,7 @@ impl Derived {
         Ok(Some(Derived {
             scope,
             feeds,
+            workflow: q.workflow.clone(),
             after_seq,
         }))
     }
@@ -333,45 +336,95 @@ impl Derived {
         if max_inclusive.is_some_and(|max| max <= min_exclusive) {
             return Ok(Vec::new());
         }
-        let one = Where::default();
-        let ranges = match &self.feeds {
-            None => std::slice::from_ref(&one),
-            Some(feeds) => feeds.as_slice(),
+        let (min, max) = (min_exclusive, max_inclusive);
+        let Some(feeds) = &self.feeds else {
+            let Some(workflow) = &self.workflow else {
+                return self.read(db, &Where::default(), min, max, newer_first, limit);
+            };
+            // A workflow filter: messages newest first (or oldest first) for at most
+            // SCAN_BUDGET positions, where a common workflow fills the page; the rest of
+            // the window through the workflow's runs (`messages_run`), which a rare one
+            // keeps small.
+            let top = match max {
+                Some(max) => max,
+                None => latest_seq(db)?,
+            };
+            let (near, far) = if newer_first {
+                let split = (top - SCAN_BUDGET).max(min);
+                ((split, Some(top)), (min, Some(split)))
+            } else {
+                let split = (min + SCAN_BUDGET).min(top);
+                ((min, Some(split)), (split, Some(top)))
+            };
+            let mut out = self.read(db, &Where::default(), near.0, near.1, newer_first, limit)?;
+            let missing = limit - out.len() as i64;
+            if missing > 0 && far.1.is_some_and(|hi| hi > far.0) {
+                let mut runs = Where::default();
+                runs.push(
+                    "workflow_run_id IN (SELECT id FROM workflow_runs WHERE workflow_key = ?)",
+                    [text(workflow)],
+                );
+                out.extend(self.read(db, &runs, far.0, far.1, newer_first, missing)?);
+            }
+            return Ok(out);
         };
         let mut out = Vec::new();
-        for range in ranges {
-            let mut w = Where::default();
-            w.push(range.sql(), range.params.iter().cloned());
-            w.push("seq > ?", [SqlValue::Integer(min_exclusive)]);
-            if let Some(max) = max_inclusive {
-                w.push("seq <= ?", [SqlValue::Integer(max)]);
-            }
-            w.push(self.scope.sql(), self.scope.params.iter().cloned());
-            let sql = format!(
-                "SELECT seq, workflow_recipient_run_id FROM messages WHERE {} \
-                 ORDER BY seq {} LIMIT ?",
-                w.sql(),
-                if newer_first { "DESC" } else { "ASC" }
-            );
-            let mut params = w.params;
-            params.push(SqlValue::Integer(limit));
-            let mut stmt = db.0.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
-                Ok((derived_position(r.get(0)?), r.get::<_, String>(1)?))
-            })?;
-            for row in rows {
-                out.push(row?);
-            }
+        for feed in feeds {
+            out.extend(self.read(db, feed, min, max, newer_first, limit)?);
         }
-        if ranges.len() > 1 {
-            out.sort_by_key(|(position, _)| *position);
-            if newer_first {
-                out.reverse();
-            }
-            out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        out.sort_by_key(|(position, _)| *position);
+        if newer_first {
+            out.reverse();
         }
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(out)
     }
+
+    /// Up to `limit` derived records among the messages `range` selects with
+    /// `min < seq <= max`, in position order.
+    fn read(
+        &self,
+        db: &Db<'_>,
+        range: &Where,
+        min: i64,
+        max: Option<i64>,
+        newer_first: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let mut w = Where::default();
+        w.push(range.sql(), range.params.iter().cloned());
+        w.push("seq > ?", [SqlValue::Integer(min)]);
+        if let Some(max) = max {
+            w.push("seq <= ?", [SqlValue::Integer(max)]);
+        }
+        w.push(self.scope.sql(), self.scope.params.iter().cloned());
+        let sql = format!(
+            "SELECT seq, workflow_recipient_run_id FROM messages WHERE {} ORDER BY seq {} LIMIT ?",
+            w.sql(),
+            if newer_first { "DESC" } else { "ASC" }
+        );
+        let mut params = w.params;
+        params.push(SqlValue::Integer(limit));
+        let mut stmt = db.0.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
+            Ok((derived_position(r.get(0)?), r.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Message positions a workflow-filtered page reads in `seq` order before it turns to
+/// the workflow's runs (tests: a few, so both ways are exercised).
+const SCAN_BUDGET: i64 = if cfg!(test) { 2 } else { 20_000 };
+
+/// The newest message `seq` ever issued.
+fn latest_seq(db: &Db<'_>) -> StoreResult<i64> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)",
+        )?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// One entry of a merged page: a stored record, or a derived one still to load.

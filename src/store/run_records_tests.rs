@@ -468,3 +468,25 @@ fn derived_pages_read_messages_in_position_order_through_an_index() {
         }
     }
 }
+
+/// A workflow filter past its scan budget reads the workflow's runs' messages
+/// (`messages_run`, found through `workflow_runs_workflow`), not every message.
+#[test]
+fn a_rare_workflow_is_read_through_its_runs() {
+    let conn = migrations::in_memory();
+    let clock = clock();
+    let db = Db(&conn, &clock);
+    seed(&db, &clock);
+    let sql = "EXPLAIN QUERY PLAN SELECT seq, workflow_recipient_run_id FROM messages \
+         WHERE workflow_run_id IN (SELECT id FROM workflow_runs WHERE workflow_key = 'wf-a') \
+         AND seq > 0 AND seq <= 10 AND workflow_key = 'wf-a' ORDER BY seq DESC LIMIT 51";
+    let mut stmt = conn.prepare(sql).expect("plan");
+    let plan: Vec<String> = stmt
+        .query_map([], |r| r.get(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan");
+    let plan = plan.join("\n");
+    assert!(plan.contains("messages_run"), "{plan}");
+    assert!(plan.contains("workflow_runs_workflow"), "{plan}");
+}
