@@ -4,9 +4,11 @@
 //! - A run row is written in the same transaction as everything its trigger upserted,
 //!   and stays `queued` until the transaction that stores its messages marks it
 //!   `completed`; so a crash at any point leaves either nothing or a resumable run.
-//! - One recipient run per (run, recipient): [`ensure_recipient_run`] returns the
-//!   existing id on a repeat, which (with the messages' UNIQUE(recipient run, step))
-//!   makes re-running a run exactly-once.
+//! - One recipient run per (run, recipient), with a deterministic id
+//!   ([`recipient_run_id`]): [`ensure_recipient_run`] returns the existing id on a
+//!   repeat, and a plain delivery, which stores no row, puts the same id on its messages;
+//!   with the messages' UNIQUE(recipient run, step) that makes re-running a run
+//!   exactly-once, and [`without_recipient_runs`] sees both kinds.
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
