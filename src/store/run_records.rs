@@ -415,7 +415,7 @@ impl Derived {
 
 /// Message positions a workflow-filtered page reads in `seq` order before it turns to
 /// the workflow's runs (tests: a few, so both ways are exercised).
-const SCAN_BUDGET: i64 = if cfg!(test) { 2 } else { 20_000 };
+const SCAN_BUDGET: i64 = if cfg!(test) { 2 } else { 5_000 };
 
 /// The newest message `seq` ever issued.
 fn latest_seq(db: &Db<'_>) -> StoreResult<i64> {
