@@ -28,6 +28,39 @@ pub fn ordered_uuid() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The id of recipient `recipient`'s run within workflow run `run_id`, which started at
+/// `run_started_ms` (its `workflow_runs.inserted_at`, Unix milliseconds).
+///
+/// Deterministic, so a plain delivery needs no stored row to remember it: its messages
+/// carry the id (their `UNIQUE (workflow_recipient_run_id, step_ref)` keeps a replay
+/// exactly-once) and a replay computes the same one. Laid out as a UUID v7: the run's
+/// start in the first 48 bits (all ids of one run share them, so index inserts stay at the
+/// tail), then 74 bits of SHA-256 over `run_id \0 kind \0 collection \0 id`.
+pub fn recipient_run_id(
+    run_id: &str,
+    run_started_ms: i64,
+    recipient: &crate::model::RecipientRef,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [
+        run_id,
+        recipient.kind(),
+        recipient.collection(),
+        recipient.id(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    let digest = hash.finalize();
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(run_started_ms).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -69,5 +102,44 @@ mod tests {
         sorted.sort();
         assert_eq!(ids, sorted);
         assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id).is_ok()));
+    }
+
+    #[test]
+    fn recipient_run_ids_are_deterministic_v7_with_the_run_start_in_front() {
+        use crate::model::RecipientRef;
+        let user = RecipientRef::User("u1".into());
+        let object = RecipientRef::Object {
+            id: "u1".into(),
+            collection: "projects".into(),
+        };
+        let a = super::recipient_run_id("run-1", 1_767_225_600_123, &user);
+        assert_eq!(
+            a,
+            super::recipient_run_id("run-1", 1_767_225_600_123, &user)
+        );
+        let parsed = uuid::Uuid::parse_str(&a).expect("a uuid");
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        let (secs, nanos) = parsed.get_timestamp().expect("v7 time").to_unix();
+        assert_eq!(
+            secs * 1000 + u64::from(nanos) / 1_000_000,
+            1_767_225_600_123
+        );
+        // Another run, recipient kind, collection or id: another id; same time prefix
+        // within one run.
+        let others = [
+            super::recipient_run_id("run-2", 1_767_225_600_123, &user),
+            super::recipient_run_id("run-1", 1_767_225_600_123, &object),
+            super::recipient_run_id("run-1", 1_767_225_600_123, &RecipientRef::User("u2".into())),
+        ];
+        for other in &others {
+            assert_ne!(other, &a);
+            assert_eq!(other[..13], a[..13]);
+        }
+        // A separator keeps `ab`+`c` apart from `a`+`bc`.
+        assert_ne!(
+            super::recipient_run_id("runa", 0, &RecipientRef::User("b".into())),
+            super::recipient_run_id("run", 0, &RecipientRef::User("ab".into()))
+        );
     }
 }

@@ -129,11 +129,9 @@ async fn micros_per_item(
         let page = (start..end)
             .map(|i| {
                 let recipient = RecipientRef::User(super::tidings::recipient(i / 1000, i % 1000));
-                Ok((
-                    recipient,
-                    tidings::ids::ordered_uuid(),
-                    message(i).prepare()?,
-                ))
+                // The deterministic id the runner gives it (`ids::recipient_run_id`).
+                let id = tidings::ids::recipient_run_id(RUN, 1_764_547_200_000, &recipient);
+                Ok((recipient, id, message(i).prepare()?))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         pages.push(page);

@@ -62,7 +62,7 @@ pub async fn report(recipients: usize, rounds: usize, workflow: &Value) -> Resul
         let started = Instant::now();
         let prepared = plans
             .into_iter()
-            .map(waits::prepare)
+            .map(|plan| waits::prepare(plan, &run.run_id, run.started_ms))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         prepare_us.push(started.elapsed().as_secs_f64() * 1e6 / recipients as f64);

@@ -710,6 +710,7 @@ async fn start_run(
     run_ctx.skip_delay = skip_delay;
     run_ctx.translations = ctx.registry.translations().snapshot();
     run_ctx.panic_recipient = ctx.hooks.panic_recipient.clone();
+    run_ctx.started_ms = runs::started_ms(&run.inserted_at);
     let page = Arc::new(PageInputs {
         run_id: run_id.to_owned(),
         direct: request.recipients,
@@ -822,7 +823,7 @@ impl ActiveRun {
             tracing::warn!(run = %self.run_id, limit = audience::MAX_AUDIENCE,
                 "fan-out stopped at the per-trigger audience limit; the rest were not notified");
         }
-        let write = PageWrite::start(ctx, &self.run_id, plans, &next)?;
+        let write = PageWrite::start(ctx, &self.run_id, self.run_ctx.started_ms, plans, &next)?;
         if done {
             return Ok(PageEnd::Last(write));
         }
@@ -854,6 +855,7 @@ impl PageWrite {
     fn start(
         ctx: &Ctx,
         run_id: &str,
+        started_ms: i64,
         plans: Vec<RecipientPlan>,
         next: &AudienceCursor,
     ) -> Result<PageWrite, StoreError> {
@@ -875,7 +877,7 @@ impl PageWrite {
             // Serialized here, not on the writer thread (see `waits::PreparedPlan`).
             let plans = plans
                 .into_iter()
-                .map(waits::prepare)
+                .map(|plan| waits::prepare(plan, &run_id, started_ms))
                 .collect::<Result<Vec<_>, _>>()?;
             let inserted: Vec<MessageRow> = store
                 .write_weighted(weight, move |db| {

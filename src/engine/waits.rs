@@ -42,7 +42,7 @@ use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
 use crate::store::messages::{self, MessageRow, PreparedMessage};
 use crate::store::timers::{self, RESUME};
-use crate::store::{Db, Store, StoreResult, batches, cancellations, recipients, runs};
+use crate::store::{Db, Store, StoreResult, batches, cancellations, recipients, run_records, runs};
 
 /// Timers fired per scheduler pass (one write each pass).
 const FIRE_SLICE: usize = 256;
@@ -81,38 +81,50 @@ fn insert_messages(
 
 /// A first pass made ready for the writer before the write, off the writer thread.
 ///
-/// A plain delivery (no gate, batch join or wait: nothing the write has to decide) has
-/// its recipient-run id chosen and its events and messages serialized here, so the writer
-/// runs only SQL for it; any other plan is written by [`write_new`] as it is.
+/// A plain delivery ([`is_plain`]) has its messages stamped with its deterministic
+/// recipient-run id and serialized here, so the writer runs only their INSERTs: it stores
+/// no recipient run (its run record is derived from the messages, see
+/// `store::run_records`). Any other plan is written by [`write_new`] as it is.
 pub struct PreparedPlan(Prepared);
 
 enum Prepared {
-    Plain {
-        reference: RecipientRef,
-        status: &'static str,
-        id: String,
-        events: String,
-        messages: Vec<PreparedMessage>,
-    },
-    Decided(RecipientPlan),
+    Plain(Vec<PreparedMessage>),
+    Decided(Box<RecipientPlan>),
 }
 
-/// Prepares `plan` for [`write_page`] (see [`PreparedPlan`]).
-pub fn prepare(plan: RecipientPlan) -> StoreResult<PreparedPlan> {
-    if plan.wait.is_some() || !plan.gates.is_empty() || !plan.batches.is_empty() {
-        return Ok(PreparedPlan(Prepared::Decided(plan)));
+/// Whether `plan` is a plain delivery: it completed with at least one message, without a
+/// wait, gate or batch, and its events are exactly those its run record derives from its
+/// messages (one `message_created` each, in order). Decided by comparing with what the
+/// read side derives, so a plan that recorded anything else (a skip, a missing
+/// translation, an unidentified recipient) keeps its stored row.
+pub fn is_plain(plan: &RecipientPlan) -> bool {
+    plan.wait.is_none()
+        && plan.gates.is_empty()
+        && plan.batches.is_empty()
+        && plan.status == "completed"
+        && !plan.messages.is_empty()
+        && plan.events.len() == plan.messages.len()
+        && plan.events.iter().zip(&plan.messages).all(|(event, m)| {
+            *event == run_records::message_created(&m.id, &m.step_ref, m.expires_at.as_deref())
+        })
+}
+
+/// Prepares `plan`, a first pass of run `run_id` (started at `started_ms`, see
+/// `RunContext::started_ms`), for [`write_page`] (see [`PreparedPlan`]).
+pub fn prepare(plan: RecipientPlan, run_id: &str, started_ms: i64) -> StoreResult<PreparedPlan> {
+    if !is_plain(&plan) {
+        return Ok(PreparedPlan(Prepared::Decided(Box::new(plan))));
     }
-    Ok(PreparedPlan(Prepared::Plain {
-        id: crate::ids::ordered_uuid(),
-        events: serde_json::to_string(&plan.events)?,
-        messages: plan
-            .messages
+    let rr = crate::ids::recipient_run_id(run_id, started_ms, &plan.reference);
+    Ok(PreparedPlan(Prepared::Plain(
+        plan.messages
             .into_iter()
-            .map(messages::NewMessage::prepare)
+            .map(|mut message| {
+                message.workflow_recipient_run_id.clone_from(&rr);
+                message.prepare()
+            })
             .collect::<StoreResult<_>>()?,
-        reference: plan.reference,
-        status: plan.status,
-    }))
+    )))
 }
 
 /// Writes a page of first passes of run `run_id` (its run's facts read once), appending
@@ -124,30 +136,18 @@ pub fn write_page(
     now: &str,
     rows: &mut Vec<MessageRow>,
 ) -> StoreResult<()> {
-    let facts = runs::run_facts(db, run_id)?;
+    let mut facts = None;
     for PreparedPlan(plan) in plans {
         match plan {
-            Prepared::Decided(plan) => write_new(db, run_id, plan, now, rows)?,
-            Prepared::Plain {
-                reference,
-                status,
-                id,
-                events,
-                messages,
-            } => {
-                let rr = runs::ensure_recipient_run_as(
-                    db,
-                    runs::NewRecipientRun {
-                        run_id,
-                        facts: &facts,
-                        id,
-                        recipient: &reference,
-                        status,
-                        events: &events,
-                    },
-                )?;
-                for mut message in messages {
-                    message.message.workflow_recipient_run_id = rr.clone();
+            Prepared::Decided(plan) => {
+                let facts = match &facts {
+                    Some(facts) => facts,
+                    None => facts.insert(runs::run_facts(db, run_id)?),
+                };
+                write_new(db, run_id, facts, *plan, now, rows)?;
+            }
+            Prepared::Plain(messages) => {
+                for message in messages {
                     if let Some(row) = messages::insert_prepared(db, message)? {
                         rows.push(row);
                     }
@@ -163,6 +163,7 @@ pub fn write_page(
 pub fn write_new(
     db: &Db<'_>,
     run_id: &str,
+    facts: &runs::RunFacts,
     mut plan: RecipientPlan,
     now: &str,
     rows: &mut Vec<MessageRow>,
@@ -181,8 +182,18 @@ pub fn write_new(
             .push(json!({"event": "cancelled", "status": "ok",
                                 "data": {"cancellation_key": key, "at": now}}));
     }
-    let events = Value::Array(std::mem::take(&mut plan.events));
-    let rr = runs::ensure_recipient_run(db, run_id, &plan.reference, plan.status, &events)?;
+    let events = serde_json::to_string(&plan.events)?;
+    let rr = runs::ensure_recipient_run_as(
+        db,
+        runs::NewRecipientRun {
+            run_id,
+            facts,
+            id: runs::recipient_run_id(run_id, facts, &plan.reference),
+            recipient: &plan.reference,
+            status: plan.status,
+            events: &events,
+        },
+    )?;
     if let Some(wait) = &plan.wait
         && !cancelled
     {

@@ -63,7 +63,7 @@ use crate::model::workflow::{
     BatchStep, DelayStep, Duration, ExecutionMode, Expiry, ThrottleStep, TriggerFrequency,
 };
 use crate::store::messages::{MessageData, NewMessage};
-use crate::store::recipients;
+use crate::store::{recipients, run_records};
 use crate::{clock, ids};
 
 /// Everything about a run that is the same for every recipient: built ONCE per run and
@@ -97,6 +97,9 @@ pub struct RunContext {
     render_failures: AtomicUsize,
     /// Test hook: walking the recipient with this id panics.
     pub panic_recipient: Option<String>,
+    /// When the run started (its `workflow_runs.inserted_at`, Unix ms): the time prefix
+    /// of its recipient runs' ids (`ids::recipient_run_id`), read once with the run.
+    pub started_ms: i64,
 }
 
 impl RunContext {
@@ -141,6 +144,7 @@ impl RunContext {
             renders: Mutex::new(HashMap::new()),
             render_failures: AtomicUsize::new(0),
             panic_recipient: None,
+            started_ms: 0,
         }
     }
 }
@@ -845,14 +849,11 @@ impl Walker<'_> {
         };
         match rendered {
             Ok(blocks) => {
-                let mut data = json!({"message_id": id});
-                if let Some(at) = &expires_at {
-                    data["expires_at"] = json!(at);
-                }
-                self.events.push(
-                    json!({"event": "message_created", "status": "ok", "step_ref": step.step_ref,
-                                        "step_type": "channel", "data": data}),
-                );
+                self.events.push(run_records::message_created(
+                    &id,
+                    &step.step_ref,
+                    expires_at.as_deref(),
+                ));
                 self.refs
                     .push((step.step_ref.clone(), StepRef::Sent(self.messages.len())));
                 self.messages.push(NewMessage {

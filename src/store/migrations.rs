@@ -71,6 +71,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_run_data",
         include_str!("migrations/0018_run_data.sql"),
     ),
+    (
+        "0019_lean_recipient_runs",
+        include_str!("migrations/0019_lean_recipient_runs.sql"),
+    ),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
@@ -239,6 +243,138 @@ mod tests {
             )
             .expect("indexes");
         assert_eq!(indexes, 6, "five filter indexes and the copy trigger");
+    }
+
+    /// A database written before plain deliveries stopped storing recipient runs: its
+    /// rows keep answering (list, get, old cursors), below everything written after, and
+    /// derived records start after its newest message.
+    #[test]
+    fn old_run_records_answer_after_the_lean_recipient_runs_upgrade() {
+        use crate::model::RecipientRef;
+        use crate::model::run_records::RunListQuery;
+        use crate::store::{Db, messages, run_records, runs};
+        let mut conn = migrated_up_to("0019_");
+        conn.execute_batch(
+            "INSERT INTO workflow_runs(id, workflow_key, request, tenant, status, inserted_at, updated_at) \
+             VALUES ('old', 'wf', '{\"actor\": \"boss\"}', NULL, 'completed', \
+                     '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z'); \
+             INSERT INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, recipient_id, \
+             status, events, inserted_at, updated_at, workflow_key) VALUES \
+             (1, '0190a000-0000-7000-8000-000000000001', 'old', 'user', 'u1', 'completed', \
+              '[{\"event\": \"message_created\", \"status\": \"ok\"}]', \
+              '2026-01-01T00:00:01.000000Z', '2026-01-01T00:00:01.000000Z', 'wf'), \
+             (2, '0190a000-0000-7000-8000-000000000002', 'old', 'user', 'u2', 'completed', '[]', \
+              '2026-01-01T00:00:02.000000Z', '2026-01-01T00:00:02.000000Z', 'wf'); \
+             INSERT INTO messages(id, channel_id, recipient_kind, recipient_id, workflow_key, \
+             workflow_version_id, workflow_run_id, workflow_recipient_run_id, step_ref, inserted_at, updated_at) \
+             VALUES ('m1', 'ch', 'user', 'u1', 'wf', 'v', 'old', '0190a000-0000-7000-8000-000000000001', \
+                     'in_app', '2026-01-01T00:00:01.000000Z', '2026-01-01T00:00:01.000000Z'), \
+                    ('m2', 'ch', 'user', 'u2', 'wf', 'v', 'old', '0190a000-0000-7000-8000-000000000002', \
+                     'in_app', '2026-01-01T00:00:02.000000Z', '2026-01-01T00:00:02.000000Z');",
+        )
+        .expect("old rows");
+        apply(&mut conn).expect("upgrade");
+        let db = Db::on(&conn);
+        assert_eq!(
+            crate::store::meta::get(&db, "run_records_derived_after_seq").expect("meta"),
+            Some("2".into())
+        );
+        let who = |q: RunListQuery| -> Vec<String> {
+            run_records::list(&db, &RunListQuery { page_size: 50, ..q })
+                .expect("list")
+                .records
+                .iter()
+                .map(|r| format!("{}/{}/{}", r.workflow_run_id, r.recipient.id(), r.seq))
+                .collect()
+        };
+        assert_eq!(who(RunListQuery::default()), ["old/u2/2", "old/u1/1"]);
+        let old = run_records::get(&db, "0190a000-0000-7000-8000-000000000001")
+            .expect("get")
+            .expect("an old record answers");
+        assert_eq!(old.events[0]["event"], "message_created");
+        assert_eq!(old.actor, Some(serde_json::json!("boss")));
+
+        // Written after the upgrade: a plain delivery (a message only) and a stored row.
+        runs::insert_run(
+            &db,
+            &runs::NewRun {
+                id: "new".into(),
+                workflow_key: "wf".into(),
+                request: serde_json::json!({"recipients": []}),
+                cancellation_key: None,
+                tenant: None,
+            },
+        )
+        .expect("run");
+        let facts = runs::run_facts(&db, "new").expect("facts");
+        let u1 = RecipientRef::User("u1".into());
+        let mut message = messages::NewMessage {
+            id: "m3".into(),
+            channel_id: "ch".into(),
+            recipient: u1.clone(),
+            tenant: None,
+            workflow_key: "wf".into(),
+            workflow_version_id: "v".into(),
+            workflow_categories: vec![],
+            workflow_run_id: "new".into(),
+            workflow_recipient_run_id: runs::recipient_run_id("new", &facts, &u1),
+            step_ref: "in_app".into(),
+            actors: vec![],
+            data: serde_json::json!({}).into(),
+            blocks: serde_json::json!([]).into(),
+            inserted_at: db.now(),
+            batch: None,
+            expires_at: None,
+            pinned_at: None,
+        };
+        messages::insert(&db, &message)
+            .expect("insert")
+            .expect("new");
+        runs::ensure_recipient_run(
+            &db,
+            "new",
+            &RecipientRef::User("u2".into()),
+            "failed",
+            &serde_json::json!([]),
+        )
+        .expect("stored");
+        let after = 3 << run_records::POSITION_BITS;
+        assert_eq!(
+            who(RunListQuery::default()),
+            [
+                format!("new/u2/{}", after + 1),
+                format!("new/u1/{after}"),
+                "old/u2/2".into(),
+                "old/u1/1".into()
+            ]
+        );
+        // A cursor issued before the upgrade (an old rowid) still pages from its row.
+        assert_eq!(
+            who(RunListQuery {
+                after: Some(2),
+                ..Default::default()
+            }),
+            ["old/u1/1"]
+        );
+        // A replay of the old run's page finds both recipients reached; of the new run's,
+        // u1 (derived) and u2 (stored).
+        for run in ["old", "new"] {
+            let items = vec![
+                RecipientRef::User("u1".into()),
+                RecipientRef::User("u2".into()),
+            ];
+            assert!(
+                runs::without_recipient_runs(&db, run, items, |r| r)
+                    .expect("dedup")
+                    .is_empty(),
+                "{run}"
+            );
+        }
+        message.id = "m4".into();
+        assert!(
+            messages::insert(&db, &message).expect("insert").is_none(),
+            "the same recipient run and step: exactly once"
+        );
     }
 
     fn plan(conn: &Connection, sql: &str) -> String {

@@ -1,19 +1,80 @@
 //! Reading run records: recipient runs with their run's trigger facts, listed newest first
-//! and cursor-paged by the recipient run's `rowid` (insertion order; Tidings never
-//! `VACUUM`s, so it is stable).
+//! and cursor-paged by a list position.
 //!
-//! Every filter is a column of `workflow_recipient_runs` with its own index (migration
-//! 0004 copies the run's workflow key and tenant onto each recipient run), so a page is
-//! one index range scan however large the table grows.
+//! Two sources answer together (issue 18):
+//! - STORED rows of `workflow_recipient_runs`: every recipient run that paused, batched,
+//!   was throttled, skipped or failed (where the "why" lives), and every run written
+//!   before this version;
+//! - DERIVED records of plain deliveries, which store no row: a message whose
+//!   `workflow_recipient_run_id` has no stored row is such a run's message. Its record is
+//!   `completed`, its events one [`message_created`] per message (as the walk writes
+//!   them), its times its first message's, its actor and trigger facts its run's.
+//!
+//! Both are ordered by ONE position in write order: a derived record's is its first
+//! message's `seq` shifted left by [`POSITION_BITS`]; a stored row's is its rowid, which
+//! the writer chooses (`next_stored_position`) as the messages' latest `seq` at that
+//! moment, shifted the same way, plus a counter. Rows written before this scheme keep
+//! their rowids, which lie below every new position, so cursors issued before an upgrade
+//! still point where they did. The derived side only reads messages newer than the
+//! upgrade (`meta` `run_records_derived_after_seq`, migration 0019): older messages all
+//! have stored rows.
+//!
+//! A page reads each source through an index in position order: stored rows by rowid
+//! within their filter's index (as before), messages by `seq` (their primary key, or the
+//! feed index for a recipient filter, one range per channel), and the derived side stops
+//! at the stored side's last candidate, so neither scans past the page.
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params_from_iter};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::feed_sql::Where;
-use super::{Db, StoreResult};
+use super::feed_sql::{self, Where};
+use super::{Db, StoreResult, meta};
 use crate::model::RecipientRef;
 use crate::model::run_records::{RunListQuery, RunStatus};
+
+/// Positions per message `seq`: a stored row takes one of the `2^24 - 1` positions after
+/// the latest message's (more rows than that between two messages share the next
+/// message's range, still unique).
+pub const POSITION_BITS: u32 = 24;
+
+/// The `meta` key of the newest message `seq` written before derived records existed.
+const DERIVED_AFTER: &str = "run_records_derived_after_seq";
+
+/// The `message_created` event of a message, as the walk records it and a derived
+/// record shows it: one definition, so "plain" (`engine::waits::is_plain`) means exactly
+/// "its record can be derived".
+pub fn message_created(message_id: &str, step_ref: &str, expires_at: Option<&str>) -> Value {
+    let mut data = json!({"message_id": message_id});
+    if let Some(at) = expires_at {
+        data["expires_at"] = json!(at);
+    }
+    json!({"event": "message_created", "status": "ok", "step_ref": step_ref,
+           "step_type": "channel", "data": data})
+}
+
+/// The list position of a derived record whose first message has `seq`.
+fn derived_position(seq: i64) -> i64 {
+    seq.saturating_mul(1 << POSITION_BITS)
+}
+
+/// The rowid (= list position) of the next stored recipient run: after the messages'
+/// latest `seq` (`sqlite_sequence`, which never goes back) and after every stored row,
+/// never on a derived record's position. Two primary-key reads.
+pub(super) fn next_stored_position(db: &Db<'_>) -> StoreResult<i64> {
+    let (seq, top): (i64, Option<i64>) =
+        db.0.prepare_cached(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), \
+         (SELECT max(rowid) FROM workflow_recipient_runs)",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let next = derived_position(seq).max(top.unwrap_or(0)) + 1;
+    Ok(if next % (1 << POSITION_BITS) == 0 {
+        next + 1
+    } else {
+        next
+    })
+}
 
 /// A recipient run as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,12 +138,16 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok((record, r.get(9)?, r.get(12)?))
 }
 
-fn decode((mut record, events, actor): RawRecord) -> StoreResult<RunRecord> {
-    record.events = serde_json::from_str(&events)?;
-    record.actor = match actor {
+fn actor(raw: Option<String>) -> StoreResult<Option<Value>> {
+    Ok(match raw {
         None => None,
         Some(a) => Some(serde_json::from_str::<Value>(&a)?).filter(|v| !v.is_null()),
-    };
+    })
+}
+
+fn decode((mut record, events, raw_actor): RawRecord) -> StoreResult<RunRecord> {
+    record.events = serde_json::from_str(&events)?;
+    record.actor = actor(raw_actor)?;
     Ok(record)
 }
 
@@ -137,59 +202,328 @@ fn filters(q: &RunListQuery) -> Where {
     w
 }
 
-/// One page of the records `q` selects. With `before`, the page right newer than the
-/// cursor (still newest first).
-pub fn list(db: &Db<'_>, q: &RunListQuery) -> StoreResult<RunRecordPage> {
-    let scope = filters(q);
+/// Exclusive position bounds of a read: `above < position < below`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bounds {
+    above: Option<i64>,
+    below: Option<i64>,
+}
+
+/// Up to `limit` stored records of `scope` within `b`, newest first or (`!newer_first`)
+/// oldest first.
+fn stored_page(
+    db: &Db<'_>,
+    scope: &Where,
+    b: Bounds,
+    newer_first: bool,
+    limit: i64,
+) -> StoreResult<Vec<RawRecord>> {
     let mut w = Where::default();
     w.push(format!("({})", scope.sql()), scope.params.iter().cloned());
-    if let Some(after) = q.after {
-        w.push("rr.rowid < ?", [SqlValue::Integer(after)]);
+    if let Some(below) = b.below {
+        w.push("rr.rowid < ?", [SqlValue::Integer(below)]);
     }
-    if let Some(before) = q.before {
-        w.push("rr.rowid > ?", [SqlValue::Integer(before)]);
+    if let Some(above) = b.above {
+        w.push("rr.rowid > ?", [SqlValue::Integer(above)]);
     }
-    let newer_first = q.before.is_none();
     let sql = format!(
         "SELECT {COLUMNS} FROM {FROM} WHERE {} ORDER BY rr.rowid {} LIMIT ?",
         w.sql(),
         if newer_first { "DESC" } else { "ASC" }
     );
-    let limit = i64::from(q.page_size.max(1));
     let mut params = w.params;
-    params.push(SqlValue::Integer(limit + 1));
-    let raw: Vec<RawRecord> =
-        db.0.prepare_cached(&sql)?
-            .query_map(params_from_iter(params.iter()), row)?
-            .collect::<Result<_, _>>()?;
-    let overflow = raw.len() as i64 > limit;
-    let mut records = raw
-        .into_iter()
-        .take(limit as usize)
-        .map(decode)
-        .collect::<StoreResult<Vec<_>>>()?;
-    let exists = |op: &str, seq: i64| -> StoreResult<bool> {
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM workflow_recipient_runs rr WHERE {} AND rr.rowid {op} ?)",
-            scope.sql()
+    params.push(SqlValue::Integer(limit));
+    Ok(db
+        .0
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(params.iter()), row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Whether a stored record of `scope` lies beyond position `from` (`op` is `<` or `>`).
+fn stored_beyond(db: &Db<'_>, scope: &Where, op: &str, from: i64) -> StoreResult<bool> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM workflow_recipient_runs rr WHERE {} AND rr.rowid {op} ?)",
+        scope.sql()
+    );
+    let mut params = scope.params.clone();
+    params.push(SqlValue::Integer(from));
+    Ok(db
+        .0
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(params.iter()), |r| r.get(0))?)
+}
+
+/// What the derived side of a list reads: its filters over `messages` (the first message
+/// of each recipient run without a stored row), the recipient's feeds when filtered by
+/// recipient, and the oldest `seq` it may read. `None`: the filters exclude every derived
+/// record (they are `completed`, without errors).
+struct Derived {
+    scope: Where,
+    /// With a recipient filter, one `messages_feed` range per channel.
+    feeds: Option<Vec<Where>>,
+    /// The workflow filter (see [`SCAN_BUDGET`]).
+    workflow: Option<String>,
+    after_seq: i64,
+}
+
+impl Derived {
+    fn of(db: &Db<'_>, q: &RunListQuery) -> StoreResult<Option<Derived>> {
+        if (!q.statuses.is_empty() && !q.statuses.contains(&RunStatus::Completed))
+            || q.has_errors == Some(true)
+        {
+            return Ok(None);
+        }
+        let mut scope = Where::default();
+        if let Some(key) = &q.workflow {
+            scope.push("workflow_key = ?", [text(key)]);
+        }
+        if let Some(tenant) = &q.tenant {
+            scope.push("tenant = ?", [text(tenant)]);
+        }
+        if let Some(t) = &q.started.gte {
+            scope.push("inserted_at >= ?", [text(t)]);
+        }
+        if let Some(t) = &q.started.lte {
+            scope.push("inserted_at <= ?", [text(t)]);
+        }
+        scope.push(
+            "NOT EXISTS (SELECT 1 FROM workflow_recipient_runs s \
+             WHERE s.id = messages.workflow_recipient_run_id) \
+             AND NOT EXISTS (SELECT 1 FROM messages f \
+             WHERE f.workflow_recipient_run_id = messages.workflow_recipient_run_id \
+             AND f.seq < messages.seq)",
+            [],
         );
-        let mut params = scope.params.clone();
-        params.push(SqlValue::Integer(seq));
-        Ok(db
-            .0
-            .prepare_cached(&sql)?
-            .query_row(params_from_iter(params.iter()), |r| r.get(0))?)
+        let feeds = match &q.recipient {
+            None => None,
+            Some(r) => Some(
+                db.0.prepare_cached("SELECT id FROM channels ORDER BY id")?
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .map(|channel| {
+                        let mut w = Where::default();
+                        feed_sql::feed(&mut w, &channel?, r);
+                        Ok(w)
+                    })
+                    .collect::<StoreResult<_>>()?,
+            ),
+        };
+        let after_seq = meta::get(db, DERIVED_AFTER)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Some(Derived {
+            scope,
+            feeds,
+            workflow: q.workflow.clone(),
+            after_seq,
+        }))
+    }
+
+    /// Up to `limit` derived records within `b` as (position, recipient run id), newest
+    /// first or oldest first.
+    fn page(
+        &self,
+        db: &Db<'_>,
+        b: Bounds,
+        newer_first: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        // position < below <=> seq <= (below - 1) >> BITS; position > above <=> seq > above >> BITS.
+        let min_exclusive = b
+            .above
+            .map_or(self.after_seq, |a| (a >> POSITION_BITS).max(self.after_seq));
+        let max_inclusive = b.below.map(|below| (below - 1) >> POSITION_BITS);
+        if max_inclusive.is_some_and(|max| max <= min_exclusive) {
+            return Ok(Vec::new());
+        }
+        let (min, max) = (min_exclusive, max_inclusive);
+        let Some(feeds) = &self.feeds else {
+            let Some(workflow) = &self.workflow else {
+                return self.read(db, &Where::default(), min, max, newer_first, limit);
+            };
+            // A workflow filter: messages newest first (or oldest first) for at most
+            // SCAN_BUDGET positions, where a common workflow fills the page; the rest of
+            // the window through the workflow's runs (`messages_run`), which a rare one
+            // keeps small.
+            let top = match max {
+                Some(max) => max,
+                None => latest_seq(db)?,
+            };
+            let (near, far) = if newer_first {
+                let split = (top - SCAN_BUDGET).max(min);
+                ((split, Some(top)), (min, Some(split)))
+            } else {
+                let split = (min + SCAN_BUDGET).min(top);
+                ((min, Some(split)), (split, Some(top)))
+            };
+            let mut out = self.read(db, &Where::default(), near.0, near.1, newer_first, limit)?;
+            let missing = limit - out.len() as i64;
+            if missing > 0 && far.1.is_some_and(|hi| hi > far.0) {
+                let mut runs = Where::default();
+                runs.push(
+                    "workflow_run_id IN (SELECT id FROM workflow_runs WHERE workflow_key = ?)",
+                    [text(workflow)],
+                );
+                out.extend(self.read(db, &runs, far.0, far.1, newer_first, missing)?);
+            }
+            return Ok(out);
+        };
+        let mut out = Vec::new();
+        for feed in feeds {
+            out.extend(self.read(db, feed, min, max, newer_first, limit)?);
+        }
+        out.sort_by_key(|(position, _)| *position);
+        if newer_first {
+            out.reverse();
+        }
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
+    /// Up to `limit` derived records among the messages `range` selects with
+    /// `min < seq <= max`, in position order.
+    fn read(
+        &self,
+        db: &Db<'_>,
+        range: &Where,
+        min: i64,
+        max: Option<i64>,
+        newer_first: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let mut w = Where::default();
+        w.push(range.sql(), range.params.iter().cloned());
+        w.push("seq > ?", [SqlValue::Integer(min)]);
+        if let Some(max) = max {
+            w.push("seq <= ?", [SqlValue::Integer(max)]);
+        }
+        w.push(self.scope.sql(), self.scope.params.iter().cloned());
+        let sql = format!(
+            "SELECT seq, workflow_recipient_run_id FROM messages WHERE {} ORDER BY seq {} LIMIT ?",
+            w.sql(),
+            if newer_first { "DESC" } else { "ASC" }
+        );
+        let mut params = w.params;
+        params.push(SqlValue::Integer(limit));
+        let mut stmt = db.0.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
+            Ok((derived_position(r.get(0)?), r.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Message positions a workflow-filtered page reads in `seq` order before it turns to
+/// the workflow's runs (tests: a few, so both ways are exercised).
+const SCAN_BUDGET: i64 = if cfg!(test) { 2 } else { 5_000 };
+
+/// The newest message `seq` ever issued.
+fn latest_seq(db: &Db<'_>) -> StoreResult<i64> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// One entry of a merged page: a stored record, or a derived one still to load.
+enum Entry {
+    Stored(Box<RawRecord>),
+    Derived(String),
+}
+
+/// One page of the records `q` selects. With `before`, the page right newer than the
+/// cursor (still newest first).
+pub fn list(db: &Db<'_>, q: &RunListQuery) -> StoreResult<RunRecordPage> {
+    let scope = filters(q);
+    let derived = Derived::of(db, q)?;
+    let bounds = Bounds {
+        above: q.before,
+        below: q.after,
+    };
+    let newer_first = q.before.is_none();
+    let limit = i64::from(q.page_size.max(1));
+    let stored = stored_page(db, &scope, bounds, newer_first, limit + 1)?;
+    let mut entries: Vec<(i64, Entry)> = Vec::with_capacity(stored.len() * 2);
+    // Derived records past the stored side's last candidate cannot make the page.
+    let mut narrowed = bounds;
+    if stored.len() as i64 > limit
+        && let Some((last, _, _)) = stored.last()
+    {
+        if newer_first {
+            narrowed.above = Some(last.seq);
+        } else {
+            narrowed.below = Some(last.seq);
+        }
+    }
+    entries.extend(
+        stored
+            .into_iter()
+            .map(|r| (r.0.seq, Entry::Stored(Box::new(r)))),
+    );
+    if let Some(derived) = &derived {
+        entries.extend(
+            derived
+                .page(db, narrowed, newer_first, limit + 1)?
+                .into_iter()
+                .map(|(position, id)| (position, Entry::Derived(id))),
+        );
+    }
+    entries.sort_by_key(|(position, _)| *position);
+    if newer_first {
+        entries.reverse();
+    }
+    let overflow = entries.len() as i64 > limit;
+    entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut records = Vec::with_capacity(entries.len());
+    for (position, entry) in entries {
+        records.push(match entry {
+            Entry::Stored(raw) => decode(*raw)?,
+            Entry::Derived(id) => {
+                let mut record =
+                    derived_record(db, &id)?.ok_or_else(|| rusqlite::Error::QueryReturnedNoRows)?;
+                record.seq = position;
+                record
+            }
+        });
+    }
+    let beyond = |op: &str, from: i64| -> StoreResult<bool> {
+        if stored_beyond(db, &scope, op, from)? {
+            return Ok(true);
+        }
+        let Some(derived) = &derived else {
+            return Ok(false);
+        };
+        let (b, newer) = if op == ">" {
+            (
+                Bounds {
+                    above: Some(from),
+                    below: None,
+                },
+                false,
+            )
+        } else {
+            (
+                Bounds {
+                    above: None,
+                    below: Some(from),
+                },
+                true,
+            )
+        };
+        Ok(!derived.page(db, b, newer, 1)?.is_empty())
     };
     let (has_older, has_newer) = if newer_first {
         let newer = match records.first() {
-            Some(first) => exists(">", first.seq)?,
+            Some(first) => beyond(">", first.seq)?,
             None => false,
         };
         (overflow, newer)
     } else {
         records.reverse();
         let older = match records.last() {
-            Some(last) => exists("<", last.seq)?,
+            Some(last) => beyond("<", last.seq)?,
             None => false,
         };
         (older, overflow)
@@ -201,15 +535,88 @@ pub fn list(db: &Db<'_>, q: &RunListQuery) -> StoreResult<RunRecordPage> {
     })
 }
 
-/// The recipient run `id`, with its events.
+/// The derived record of recipient run `id` (one without a stored row), from its
+/// messages and its run; `None` when no message carries the id.
+fn derived_record(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRecord>> {
+    let mut stmt = db.0.prepare_cached(
+        "SELECT seq, id, workflow_run_id, workflow_key, recipient_kind, recipient_collection, \
+         recipient_id, tenant, step_ref, expires_at, inserted_at \
+         FROM messages WHERE workflow_recipient_run_id = ?1 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([id])?;
+    let mut record: Option<RunRecord> = None;
+    let mut events = Vec::new();
+    while let Some(r) = rows.next()? {
+        let message_id: String = r.get(1)?;
+        let step_ref: String = r.get(8)?;
+        let expires_at: Option<String> = r.get(9)?;
+        events.push(message_created(
+            &message_id,
+            &step_ref,
+            expires_at.as_deref(),
+        ));
+        if record.is_none() {
+            let inserted_at: String = r.get(10)?;
+            record = Some(RunRecord {
+                seq: derived_position(r.get(0)?),
+                id: id.to_owned(),
+                workflow_run_id: r.get(2)?,
+                workflow_key: r.get(3)?,
+                recipient: RecipientRef::from_stored(
+                    &r.get::<_, String>(4)?,
+                    &r.get::<_, String>(5)?,
+                    &r.get::<_, String>(6)?,
+                ),
+                status: RunStatus::Completed.as_str().to_owned(),
+                tenant: r.get(7)?,
+                events: Value::Null,
+                updated_at: inserted_at.clone(),
+                inserted_at,
+                actor: None,
+                cancellation_key: None,
+                schedule_id: None,
+            });
+        }
+    }
+    let Some(mut record) = record else {
+        return Ok(None);
+    };
+    record.events = Value::Array(events);
+    let run: Option<(Option<String>, Option<String>, Option<String>)> =
+        db.0.prepare_cached(
+            "SELECT request -> '$.actor', cancellation_key, request ->> '$.schedule_id' \
+             FROM workflow_runs WHERE id = ?1",
+        )?
+        .query_row([&record.workflow_run_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if let Some((raw_actor, cancellation_key, schedule_id)) = run {
+        record.actor = actor(raw_actor)?;
+        record.cancellation_key = cancellation_key;
+        record.schedule_id = schedule_id;
+    }
+    Ok(Some(record))
+}
+
+/// The recipient run `id`, with its events: its stored row, else its derived record.
 pub fn get(db: &Db<'_>, id: &str) -> StoreResult<Option<RunRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE rr.id = ?1");
-    db.0.prepare_cached(&sql)?
-        .query_row([id], row)
-        .optional()?
-        .map(decode)
-        .transpose()
+    let stored =
+        db.0.prepare_cached(&sql)?
+            .query_row([id], row)
+            .optional()?
+            .map(decode)
+            .transpose()?;
+    match stored {
+        Some(record) => Ok(Some(record)),
+        None => derived_record(db, id),
+    }
 }
+
+#[cfg(test)]
+#[path = "run_records_tests.rs"]
+mod mixed_tests;
 
 #[cfg(test)]
 mod tests {

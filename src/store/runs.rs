@@ -4,9 +4,11 @@
 //! - A run row is written in the same transaction as everything its trigger upserted,
 //!   and stays `queued` until the transaction that stores its messages marks it
 //!   `completed`; so a crash at any point leaves either nothing or a resumable run.
-//! - One recipient run per (run, recipient): [`ensure_recipient_run`] returns the
-//!   existing id on a repeat, which (with the messages' UNIQUE(recipient run, step))
-//!   makes re-running a run exactly-once.
+//! - One recipient run per (run, recipient), with a deterministic id
+//!   ([`recipient_run_id`]): [`ensure_recipient_run`] returns the existing id on a
+//!   repeat, and a plain delivery, which stores no row, puts the same id on its messages;
+//!   with the messages' UNIQUE(recipient run, step) that makes re-running a run
+//!   exactly-once, and [`without_recipient_runs`] sees both kinds.
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -252,6 +254,9 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
 /// One query per kind and collection among the items (one for a page of users): their
 /// distinct ids go in as one JSON array, and the ones that already have a recipient run
 /// come back (by position), each looked up in the run's unique (run, recipient) index.
+/// A plain delivery stores no recipient run, only messages carrying its deterministic id
+/// (`ids::recipient_run_id`): one more query looks those ids up in the messages' unique
+/// (recipient run, step) index, so such a recipient counts as reached too.
 pub fn without_recipient_runs<T>(
     db: &Db<'_>,
     run_id: &str,
@@ -298,6 +303,32 @@ pub fn without_recipient_runs<T>(
             }
         }
     }
+    // Derived runs: a message with the recipient's deterministic recipient-run id.
+    let started: Option<String> =
+        db.0.prepare_cached("SELECT inserted_at FROM workflow_runs WHERE id = ?1")?
+            .query_row([run_id], |row| row.get(0))
+            .optional()?;
+    if let Some(started) = started {
+        let started = started_ms(&started);
+        let rr_ids: Vec<String> = firsts
+            .iter()
+            .map(|item| ids::recipient_run_id(run_id, started, key(item)))
+            .collect();
+        let mut stmt = db.0.prepare_cached(
+            "SELECT CAST(j.key AS INTEGER) FROM json_each(?1) j WHERE EXISTS(\
+             SELECT 1 FROM messages WHERE workflow_recipient_run_id = j.value)",
+        )?;
+        for index in stmt.query_map([serde_json::to_string(&rr_ids)?], |row| {
+            row.get::<_, i64>(0)
+        })? {
+            if let Some(slot) = usize::try_from(index?)
+                .ok()
+                .and_then(|i| reached.get_mut(i))
+            {
+                *slot = true;
+            }
+        }
+    }
     Ok(firsts
         .into_iter()
         .zip(reached)
@@ -305,24 +336,42 @@ pub fn without_recipient_runs<T>(
         .collect())
 }
 
-/// What each recipient run copies from its run (run-record filters read them there).
+/// What each recipient run copies from its run (run-record filters read them there),
+/// and the run's start, which its recipient runs' ids begin with.
 #[derive(Debug, Clone)]
 pub struct RunFacts {
     pub workflow_key: String,
     pub tenant: Option<String>,
+    /// `workflow_runs.inserted_at` in Unix ms (see [`started_ms`]).
+    pub started_ms: i64,
 }
 
 /// The run's [`RunFacts`]: read once per written page, not once per recipient.
 pub fn run_facts(db: &Db<'_>, run_id: &str) -> StoreResult<RunFacts> {
     Ok(db
         .0
-        .prepare_cached("SELECT workflow_key, tenant FROM workflow_runs WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT workflow_key, tenant, inserted_at FROM workflow_runs WHERE id = ?1",
+        )?
         .query_row([run_id], |row| {
             Ok(RunFacts {
                 workflow_key: row.get(0)?,
                 tenant: row.get(1)?,
+                started_ms: started_ms(&row.get::<_, String>(2)?),
             })
         })?)
+}
+
+/// A run's start (`workflow_runs.inserted_at`, our own format) in Unix ms: the time
+/// prefix of its recipient runs' ids ([`ids::recipient_run_id`]). Were it unreadable, 0
+/// stands in (the same for every reader, so the ids still agree).
+pub fn started_ms(inserted_at: &str) -> i64 {
+    crate::clock::parse(inserted_at).map_or(0, |t| t.timestamp_millis().max(0))
+}
+
+/// The id of `recipient`'s run within run `run_id` (see [`ids::recipient_run_id`]).
+pub fn recipient_run_id(run_id: &str, facts: &RunFacts, recipient: &RecipientRef) -> String {
+    ids::recipient_run_id(run_id, facts.started_ms, recipient)
 }
 
 /// Returns the recipient run of (`run_id`, `recipient`), creating it with `status` and
@@ -344,7 +393,7 @@ pub fn ensure_recipient_run(
         NewRecipientRun {
             run_id,
             facts: &facts,
-            id: ids::ordered_uuid(),
+            id: recipient_run_id(run_id, &facts, recipient),
             recipient,
             status,
             events: &serde_json::to_string(events)?,
@@ -358,7 +407,8 @@ pub fn ensure_recipient_run(
 pub struct NewRecipientRun<'a> {
     pub run_id: &'a str,
     pub facts: &'a RunFacts,
-    /// A fresh [`ids::ordered_uuid`]: time-ordered, so new rows append to the b-trees.
+    /// Its [`recipient_run_id`]: deterministic, and time-ordered by its run's start, so
+    /// new rows append to the b-trees.
     pub id: String,
     pub recipient: &'a RecipientRef,
     pub status: &'a str,
@@ -369,16 +419,18 @@ pub struct NewRecipientRun<'a> {
 /// [`ensure_recipient_run`] with everything but the SQL done beforehand. Returns the
 /// new run's id, or the existing one's on a repeat. The INSERT stays a plain single-row
 /// `VALUES` without `RETURNING`: `INSERT … SELECT` and `RETURNING` each make SQLite open
-/// a statement journal (profiled: 12% of the writer's time in releasing it).
+/// a statement journal (profiled: 12% of the writer's time in releasing it). Its rowid is
+/// its run-record list position (`run_records::next_stored_position`).
 pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreResult<String> {
     let now = db.now();
     let recipient = new.recipient;
+    let position = super::run_records::next_stored_position(db)?;
     let inserted = db
         .0
         .prepare_cached(
-            "INSERT OR IGNORE INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_collection, \
-             recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+            "INSERT OR IGNORE INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, \
+             recipient_collection, recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
+             VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
         )?
         .execute(params![
             new.id,
@@ -390,7 +442,8 @@ pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreRe
             new.events,
             now,
             new.facts.workflow_key,
-            new.facts.tenant
+            new.facts.tenant,
+            position
         ])?;
     if inserted == 1 {
         return Ok(new.id);
@@ -577,6 +630,42 @@ mod tests {
             .map(|(i, _)| i)
             .collect();
         assert_eq!(kept, vec![1, 2, 4, 5, 8]);
+        // A plain delivery stores no recipient run: its message, under the recipient's
+        // deterministic id, is what says it was reached.
+        let facts = run_facts(&db, "r1").expect("facts");
+        let message = crate::store::messages::NewMessage {
+            id: "m-c".into(),
+            channel_id: "chan".into(),
+            recipient: user("c"),
+            tenant: None,
+            workflow_key: "wf".into(),
+            workflow_version_id: "v".into(),
+            workflow_categories: vec![],
+            workflow_run_id: "r1".into(),
+            workflow_recipient_run_id: recipient_run_id("r1", &facts, &user("c")),
+            step_ref: "in_app".into(),
+            actors: vec![],
+            data: json!({}).into(),
+            blocks: json!([]).into(),
+            inserted_at: db.now(),
+            batch: None,
+            expires_at: None,
+            pinned_at: None,
+        };
+        crate::store::messages::insert(&db, &message).expect("message");
+        let items = vec![(0, user("a")), (1, user("c")), (2, user("d"))];
+        let kept: Vec<i32> = without_recipient_runs(&db, "r1", items.clone(), |(_, r)| r)
+            .expect("query")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept, vec![2], "c has a derived run in r1");
+        let kept: Vec<i32> = without_recipient_runs(&db, "r2", items, |(_, r)| r)
+            .expect("query")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept, vec![0, 1, 2], "but not in r2");
         let none: Vec<(i32, RecipientRef)> = Vec::new();
         assert!(
             without_recipient_runs(&db, "r1", none, |(_, r)| r)

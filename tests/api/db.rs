@@ -90,14 +90,27 @@ pub async fn wait_for_run(path: &Path, run_id: &str) -> String {
     }
 }
 
-/// (status, events) of each recipient run of a run, by recipient id.
+/// The recipient runs of every run, stored or derived: a plain delivery stores no row,
+/// its run is its messages (`store::run_records`), `completed` with one `message_created`
+/// each. Columns: workflow_run_id, recipient_id, status, events (JSON).
+pub const ALL_RECIPIENT_RUNS: &str = "(SELECT workflow_run_id, recipient_id, status, events \
+     FROM workflow_recipient_runs UNION ALL \
+     SELECT m.workflow_run_id, m.recipient_id, 'completed', json_group_array(json(json_object(\
+       'data', CASE WHEN m.expires_at IS NULL THEN json_object('message_id', m.id) \
+               ELSE json_object('expires_at', m.expires_at, 'message_id', m.id) END, \
+       'event', 'message_created', 'status', 'ok', 'step_ref', m.step_ref, \
+       'step_type', 'channel')) ORDER BY m.seq) \
+     FROM messages m WHERE NOT EXISTS (SELECT 1 FROM workflow_recipient_runs s \
+       WHERE s.id = m.workflow_recipient_run_id) GROUP BY m.workflow_recipient_run_id)";
+
+/// (status, events) of each recipient run of a run (stored or derived), by recipient id.
 pub fn recipient_runs(path: &Path, run_id: &str) -> Vec<(String, String, Value)> {
     let conn = open(path);
     let mut stmt = conn
-        .prepare(
-            "SELECT recipient_id, status, events FROM workflow_recipient_runs \
-             WHERE workflow_run_id = ?1 ORDER BY recipient_id",
-        )
+        .prepare(&format!(
+            "SELECT recipient_id, status, events FROM {ALL_RECIPIENT_RUNS} \
+             WHERE workflow_run_id = ?1 ORDER BY recipient_id"
+        ))
         .expect("prepare");
     stmt.query_map([run_id], |r| {
         Ok((

@@ -114,9 +114,11 @@ async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
         db::count(
             &db_path,
             &format!(
-                "SELECT COUNT(*) FROM workflow_recipient_runs WHERE workflow_run_id = '{run_id}'"
+                "SELECT COUNT(*) FROM {} WHERE workflow_run_id = '{run_id}'",
+                db::ALL_RECIPIENT_RUNS
             )
         ),
-        (SUBSCRIBERS + 1) as i64
+        (SUBSCRIBERS + 1) as i64,
+        "each recipient has exactly one recipient run, stored or derived"
     );
 }

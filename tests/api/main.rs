@@ -69,6 +69,7 @@ mod realtime_limits;
 mod render_budget;
 mod retention;
 mod run_records;
+mod run_records_lean;
 mod run_recovery;
 mod schedules;
 mod schedules_data;
