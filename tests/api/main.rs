@@ -81,6 +81,7 @@ mod translations;
 mod trigger;
 mod trusted_proxies;
 mod unsupported;
+mod upgrade_schema17;
 mod upgrades;
 mod users;
 mod users_bulk;
