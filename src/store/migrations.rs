@@ -67,6 +67,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_run_attempts",
         include_str!("migrations/0017_run_attempts.sql"),
     ),
+    ("0020_feeds", include_str!("migrations/0020_feeds.sql")),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
@@ -289,11 +290,13 @@ mod tests {
         );
         let completed = "SELECT id FROM workflow_recipient_runs WHERE status = 'completed'";
         assert_eq!(ids(completed), ["a"]);
-        let objects = "SELECT recipient_id FROM feed_counters f \
-             WHERE f.tenant = 't1' AND f.recipient_kind = 'object'";
+        // Since 0020 the counters are keyed by feed: an object's are found through its
+        // feeds (`feeds_object`), the counter by its key.
+        let objects = "SELECT f.recipient_id FROM feeds f JOIN feed_counters c ON c.feed = f.id \
+             WHERE c.tenant = 't1' AND f.recipient_kind = 'object'";
         assert_eq!(ids(objects), ["p1"]);
         assert!(
-            plan(&conn, objects).contains("feed_counters_tenant"),
+            plan(&conn, objects).contains("feeds_object"),
             "{}",
             plan(&conn, objects)
         );
