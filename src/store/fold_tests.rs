@@ -533,3 +533,32 @@ fn an_old_database_upgrades_with_its_badges_equal() {
     fold(&db, 100).expect("fold");
     assert_exact(&db, "folded after the upgrade");
 }
+
+/// The objects of a tenant: an object with items in the tenant is listed whether its
+/// items are still in the tail or folded into a counter row.
+#[test]
+fn an_object_is_of_a_tenant_from_its_tail_and_its_counters() {
+    use crate::model::PageQuery;
+    use crate::store::recipients;
+    let conn = migrations::in_memory();
+    let db = Db::on(&conn);
+    for id in ["p1", "p2"] {
+        recipients::upsert_object(&db, "projects", id, &Default::default()).expect("object");
+    }
+    let object = |id: &str| RecipientRef::from_stored("object", "projects", id);
+    messages::insert(&db, &new_message(0, "chan", object("p1"), Some("acme"))).expect("insert");
+    messages::insert(&db, &new_message(1, "chan", object("p2"), Some("globex"))).expect("insert");
+    let listed = |db: &Db<'_>, tenant: &str| -> Vec<String> {
+        recipients::list_tenant_objects(db, tenant, None, &PageQuery::default(), false)
+            .expect("list")
+            .entries
+            .iter()
+            .map(|o| o["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&db, "acme"), ["p1"], "from the tail");
+    fold(&db, 100).expect("fold");
+    assert_eq!(listed(&db, "acme"), ["p1"], "from the counters");
+    assert_eq!(listed(&db, "globex"), ["p2"]);
+    assert!(listed(&db, "initech").is_empty());
+}
