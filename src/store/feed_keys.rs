@@ -19,6 +19,12 @@ use crate::model::RecipientRef;
 pub(super) const KEY_SQL: &str = "(SELECT id FROM feeds WHERE channel_id = ? AND recipient_kind = ? \
      AND recipient_collection = ? AND recipient_id = ?)";
 
+/// The keys of the feeds named in a JSON array of `[channel, kind, collection, id]`, by
+/// array index; `json_each` drives the join, one probe of the feeds' unique index each.
+pub(super) const LOOKUP_SQL: &str = "SELECT j.key, f.id FROM json_each(?1) j CROSS JOIN feeds f \
+     WHERE f.channel_id = j.value ->> 0 AND f.recipient_kind = j.value ->> 1 \
+     AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3";
+
 /// A feed by name, borrowed from the message that belongs to it.
 pub(super) type FeedName<'a> = (&'a str, &'a RecipientRef);
 
@@ -39,12 +45,7 @@ pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i6
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    // `json_each` drives the join, one probe of the feeds' unique index per name.
-    let mut lookup = db.0.prepare_cached(
-        "SELECT j.key, f.id FROM json_each(?1) j CROSS JOIN feeds f \
-         WHERE f.channel_id = j.value ->> 0 AND f.recipient_kind = j.value ->> 1 \
-         AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3",
-    )?;
+    let mut lookup = db.0.prepare_cached(LOOKUP_SQL)?;
     let found = lookup.query_map([json_of(names)], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
     })?;

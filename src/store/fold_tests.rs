@@ -451,6 +451,17 @@ fn feed_reads_use_the_integer_key() {
     );
     let p = plan(&db, &tail, &w.params);
     assert!(p.contains("messages_feed (feed=? AND seq>?)"), "{p}");
+    let lookup = plan(
+        &db,
+        crate::store::feed_keys::LOOKUP_SQL,
+        &[rusqlite::types::Value::Text(
+            r#"[["chan", "user", "", "u1"]]"#.into(),
+        )],
+    );
+    assert!(
+        lookup.contains("SCAN j") && lookup.contains("SEARCH f USING COVERING INDEX sqlite_autoindex_feeds_1 (channel_id=? AND recipient_kind=? AND recipient_collection=? AND recipient_id=?)"),
+        "{lookup}"
+    );
 }
 
 /// A database written by the schema before 0020 (text-keyed counters, exact) upgrades in
