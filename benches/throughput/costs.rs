@@ -21,11 +21,15 @@ use tidings::store::{Store, StoreResult, fold};
 
 const PER_TX: usize = 1000;
 const RUN: &str = "00000000-0000-4000-8000-000000000001";
+/// The run of the untimed first delivery of a `repeat` variant.
+const WARM_RUN: &str = "00000000-0000-4000-8000-000000000002";
 
 /// One way of writing an item: which rows, and which indexes dropped first.
 struct Variant {
     name: &'static str,
     recipient_run: bool,
+    /// The same recipients delivered to once before, untimed: their feeds exist.
+    repeat: bool,
     drop: &'static [&'static str],
 }
 
@@ -46,11 +50,19 @@ fn variants() -> Vec<Variant> {
         Variant {
             name: "all rows, all indexes",
             recipient_run: true,
+            repeat: false,
+            drop: &[],
+        },
+        Variant {
+            name: "all, repeat delivery",
+            recipient_run: true,
+            repeat: true,
             drop: &[],
         },
         Variant {
             name: "without the recipient-run row",
             recipient_run: false,
+            repeat: false,
             drop: &[],
         },
     ];
@@ -58,6 +70,7 @@ fn variants() -> Vec<Variant> {
         all.push(Variant {
             name: index,
             recipient_run: true,
+            repeat: false,
             drop: std::slice::from_ref(index),
         });
     }
@@ -108,20 +121,22 @@ async fn micros_per_item(
             side.execute_batch(&format!("DROP INDEX {index}"))?;
         }
     }
-    store
-        .write(|db| {
-            runs::insert_run(
-                db,
-                &NewRun {
-                    id: RUN.into(),
-                    workflow_key: "bench".into(),
-                    request: json!({"recipients": [], "data": {}}),
-                    cancellation_key: None,
-                    tenant: None,
-                },
-            )
-        })
-        .await?;
+    for run in [WARM_RUN, RUN] {
+        store
+            .write(move |db| {
+                runs::insert_run(
+                    db,
+                    &NewRun {
+                        id: run.into(),
+                        workflow_key: "bench".into(),
+                        request: json!({"recipients": [], "data": {}}),
+                        cancellation_key: None,
+                        tenant: None,
+                    },
+                )
+            })
+            .await?;
+    }
     let with_rr = variant.recipient_run;
     let events = serde_json::to_string(&json!([{"event": "message_created", "status": "ok",
         "step_ref": "in_app_feed_1", "step_type": "channel",
@@ -130,27 +145,37 @@ async fn micros_per_item(
     // Prepared before the write, as the runner does (`engine::waits::prepare`): ids and
     // JSON off the writer thread, so the timing below is the writer's own work.
     let mut pages = Vec::new();
-    for start in (0..items).step_by(PER_TX) {
+    let passes = if variant.repeat { 2 } else { 1 };
+    for at in (0..items * passes).step_by(PER_TX) {
+        let run = if at < items * (passes - 1) {
+            WARM_RUN
+        } else {
+            RUN
+        };
+        let start = at % items;
         let end = (start + PER_TX).min(items);
         let page = (start..end)
             .map(|i| {
                 let recipient = RecipientRef::User(super::tidings::recipient(i / 1000, i % 1000));
-                Ok((
-                    recipient,
-                    tidings::ids::ordered_uuid(),
-                    message(i).prepare()?,
-                ))
+                let mut message = message(i);
+                message.workflow_run_id = run.into();
+                Ok((recipient, tidings::ids::ordered_uuid(), message.prepare()?))
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        pages.push(page);
+        pages.push((run, page));
     }
-    let cpu_before = super::tidings::process_cpu_seconds();
-    let started = Instant::now();
-    for page in pages {
+    let warm = pages.len() - pages.len() / passes;
+    let mut cpu_before = super::tidings::process_cpu_seconds();
+    let mut started = Instant::now();
+    for (n, (run, page)) in pages.into_iter().enumerate() {
+        if n == warm {
+            cpu_before = super::tidings::process_cpu_seconds();
+            started = Instant::now();
+        }
         let events = events.clone();
         store
             .write(move |db| {
-                let facts = runs::run_facts(db, RUN)?;
+                let facts = runs::run_facts(db, run)?;
                 let mut page = page;
                 messages::resolve_feeds(db, page.iter_mut().map(|(_, _, m)| m))?;
                 let mut rows = Vec::with_capacity(page.len());
@@ -159,7 +184,7 @@ async fn micros_per_item(
                         runs::ensure_recipient_run_as(
                             db,
                             runs::NewRecipientRun {
-                                run_id: RUN,
+                                run_id: run,
                                 facts: &facts,
                                 id,
                                 recipient: &recipient,
