@@ -1,7 +1,8 @@
 //! Retention: a background task that deletes what the operator chose not to keep — feed
 //! items older than N days, archived items archived more than M days ago (per channel or
 //! for all), and finished workflow runs older than R days (off unless configured) — and
-//! the server's own housekeeping (always on, see [`housekeeping`]).
+//! the server's own housekeeping (always on, see [`housekeeping`]) — and, on a timer of
+//! its own, the fold of the feeds' badge counters ([`fold`]).
 //!
 //! Invariants:
 //! - Deletes run in batches of at most [`BATCH`] rows, each its own writer command in the
@@ -23,6 +24,7 @@ use crate::model::retention::RetentionRule;
 use crate::store::retention::{self as sql, Age, Channels};
 use crate::store::{Store, StoreResult, channels};
 
+pub mod fold;
 pub mod housekeeping;
 
 /// Most rows one writer command deletes.
@@ -157,11 +159,13 @@ pub fn cutoff(now: DateTime<Utc>, days: u32) -> String {
 pub struct Retention {
     stop: watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    fold: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Retention {
     /// Starts the task: a pass at start, then one every `every`. Always on, for the
-    /// housekeeping; the policy adds what the operator chose not to keep.
+    /// housekeeping; the policy adds what the operator chose not to keep. The fold runs
+    /// beside it, every [`fold::EVERY`].
     pub fn spawn(
         store: Store,
         policy: RetentionPolicy,
@@ -169,6 +173,7 @@ impl Retention {
         clock: crate::clock::Clock,
     ) -> Retention {
         let (stop, stop_rx) = watch::channel(false);
+        let fold = tokio::spawn(fold::run(store.clone(), stop_rx.clone()));
         let task = tokio::spawn(run(
             store,
             policy,
@@ -179,6 +184,7 @@ impl Retention {
         Retention {
             stop,
             task: tokio::sync::Mutex::new(Some(task)),
+            fold: tokio::sync::Mutex::new(Some(fold)),
         }
     }
 
@@ -187,6 +193,9 @@ impl Retention {
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+        if let Some(task) = self.fold.lock().await.take() {
             let _ = task.await;
         }
     }

@@ -132,11 +132,19 @@ pub fn prepare(plan: RecipientPlan, run_id: &str, started_ms: i64) -> StoreResul
 pub fn write_page(
     db: &Db<'_>,
     run_id: &str,
-    plans: Vec<PreparedPlan>,
+    mut plans: Vec<PreparedPlan>,
     now: &str,
     rows: &mut Vec<MessageRow>,
 ) -> StoreResult<()> {
     let mut facts = None;
+    // The page's feed keys in one lookup, not one per message.
+    messages::resolve_feeds(
+        db,
+        plans.iter_mut().flat_map(|PreparedPlan(plan)| match plan {
+            Prepared::Plain(messages) => messages.as_mut_slice(),
+            Prepared::Decided(_) => &mut [],
+        }),
+    )?;
     for PreparedPlan(plan) in plans {
         match plan {
             Prepared::Decided(plan) => {

@@ -44,16 +44,23 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// The channel and recipient of one feed (matches the `messages_feed` index prefix).
+/// The four values naming a feed, bound in [`super::feed_keys::KEY_SQL`]'s order.
+pub(super) fn feed_name(channel_id: &str, recipient: &RecipientRef) -> [SqlValue; 4] {
+    [
+        text(channel_id),
+        text(recipient.kind()),
+        text(recipient.collection()),
+        text(recipient.id()),
+    ]
+}
+
+/// One feed's rows of a table with a `feed` key column (`messages`, `feed_counters`): the
+/// key looked up once by the statement (the `messages_feed` index prefix); an unknown feed
+/// selects nothing.
 pub(super) fn feed(w: &mut Where, channel_id: &str, recipient: &RecipientRef) {
     w.push(
-        "channel_id = ? AND recipient_kind = ? AND recipient_collection = ? AND recipient_id = ?",
-        [
-            text(channel_id),
-            text(recipient.kind()),
-            text(recipient.collection()),
-            text(recipient.id()),
-        ],
+        format!("feed = {}", super::feed_keys::KEY_SQL),
+        feed_name(channel_id, recipient),
     );
 }
 

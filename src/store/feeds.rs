@@ -1,7 +1,8 @@
 //! Reading a feed: a page of messages by cursor, and its badge counts.
 //!
 //! Counts (DESIGN.md "Counts"): when the view is the common scope (channel, recipient,
-//! tenant/`has_tenant`, `archived=exclude`) they come from `feed_counters` in O(1) rows;
+//! tenant/`has_tenant`, `archived=exclude`) they come from `feed_counters` in O(1) rows
+//! plus the feed's short unfolded tail (see `store::fold`);
 //! any other filter falls back to an indexed `COUNT`. `total_count` follows every filter
 //! including `status`; `unread_count`/`unseen_count` follow the scope but not `status`
 //! (spec §6.1), so badges stay stable while a UI toggles All/Unread/Read.
@@ -72,10 +73,13 @@ pub fn counts(
     }
 }
 
-/// O(1) path: sums the (at most a few per tenant) counter rows of the feed, less the
-/// items past their expiry that the expiry due-source has not taken out yet (a range
-/// over `messages_feed_expiring`, empty but for the moment between an expiry and its
-/// firing), so a read never counts an expired item.
+/// O(1) path, in ONE statement (one snapshot, even outside a read transaction, while the
+/// fold commits): the feed's counter rows (at most a few per tenant, covering the messages
+/// up to the fold's watermark), plus a live count of the feed's tail past the watermark (a
+/// range on `messages_feed`, a few items: see `store::fold`), less the counted items past
+/// their expiry that the expiry due-source has not taken out yet (a range over
+/// `messages_feed_expiring`, empty but for the moment between an expiry and its firing),
+/// so a read never counts an expired item and never misses a new one.
 pub(crate) fn counts_from_counters(
     db: &Db<'_>,
     channel_id: &str,
@@ -84,34 +88,65 @@ pub(crate) fn counts_from_counters(
     tenant_restriction: Option<&[String]>,
     now: &str,
 ) -> StoreResult<FeedCounts> {
-    let mut w = Where::default();
-    feed_sql::feed(&mut w, channel_id, recipient);
-    feed_sql::tenant(&mut w, "tenant", filters, tenant_restriction);
-    let sql = format!(
-        "SELECT coalesce(sum(total), 0), coalesce(sum(unread), 0), coalesce(sum(unseen), 0) \
-         FROM feed_counters WHERE {}",
-        w.sql()
+    use rusqlite::types::Value as SqlValue;
+    const WATERMARK: &str = "(SELECT folded_through FROM feed_fold)";
+    let mut counted = Where::default();
+    feed_sql::feed(&mut counted, channel_id, recipient);
+    feed_sql::tenant(&mut counted, "tenant", filters, tenant_restriction);
+    let mut tail = Where::default();
+    feed_sql::feed(&mut tail, channel_id, recipient);
+    tail.push(format!("seq > {WATERMARK}"), []);
+    tail.push(
+        "archived_at IS NULL AND snoozed_until IS NULL AND expired = 0 \
+         AND (expires_at IS NULL OR expires_at > ?)",
+        [SqlValue::Text(now.to_owned())],
     );
-    let counted = totals(db, &sql, &w)?;
-    let mut w = Where::default();
-    feed_sql::feed(&mut w, channel_id, recipient);
-    w.push(
+    feed_sql::tenant(
+        &mut tail,
+        "coalesce(tenant, '')",
+        filters,
+        tenant_restriction,
+    );
+    let mut lapsed = Where::default();
+    feed_sql::feed(&mut lapsed, channel_id, recipient);
+    lapsed.push(
         "expires_at IS NOT NULL AND expired = 0 AND expires_at <= ?",
-        [rusqlite::types::Value::Text(now.to_owned())],
+        [SqlValue::Text(now.to_owned())],
     );
-    w.push("archived_at IS NULL AND snoozed_until IS NULL", []);
-    feed_sql::tenant(&mut w, "coalesce(tenant, '')", filters, tenant_restriction);
+    lapsed.push(
+        format!("archived_at IS NULL AND snoozed_until IS NULL AND seq <= {WATERMARK}"),
+        [],
+    );
+    feed_sql::tenant(
+        &mut lapsed,
+        "coalesce(tenant, '')",
+        filters,
+        tenant_restriction,
+    );
     let sql = format!(
-        "SELECT count(*), coalesce(sum(read_at IS NULL), 0), coalesce(sum(seen_at IS NULL), 0) \
-         FROM messages INDEXED BY messages_feed_expiring WHERE {}",
-        w.sql()
+        "SELECT c.total + t.total - l.total, c.unread + t.unread - l.unread, \
+         c.unseen + t.unseen - l.unseen FROM \
+         (SELECT coalesce(sum(total), 0) AS total, coalesce(sum(unread), 0) AS unread, \
+          coalesce(sum(unseen), 0) AS unseen FROM feed_counters WHERE {}) c, \
+         (SELECT count(*) AS total, coalesce(sum(read_at IS NULL), 0) AS unread, \
+          coalesce(sum(seen_at IS NULL), 0) AS unseen FROM messages INDEXED BY messages_feed \
+          WHERE {}) t, \
+         (SELECT count(*) AS total, coalesce(sum(read_at IS NULL), 0) AS unread, \
+          coalesce(sum(seen_at IS NULL), 0) AS unseen FROM messages INDEXED BY messages_feed_expiring \
+          WHERE {}) l",
+        counted.sql(),
+        tail.sql(),
+        lapsed.sql()
     );
-    let lapsed = totals(db, &sql, &w)?;
+    let mut all = counted;
+    all.params.extend(tail.params);
+    all.params.extend(lapsed.params);
+    let (total, unread, unseen) = totals(db, &sql, &all)?;
     Ok(FeedCounts::from_scope(
         filters.status,
-        counted.0 - lapsed.0,
-        counted.1 - lapsed.1,
-        counted.2 - lapsed.2,
+        total,
+        unread,
+        unseen,
     ))
 }
 

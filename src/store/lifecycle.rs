@@ -7,7 +7,8 @@
 //! Invariants (with `messages`' counter invariant):
 //! - A snoozed item (`snoozed_until` set) and an item whose expiry was applied
 //!   (`expired = 1`) contribute nothing to `feed_counters`; every change here moves the
-//!   counters by `CounterDelta::between(before, after)` in the same transaction.
+//!   counters by `messages::move_counters(before, after)` in the same transaction (which
+//!   touches them only for an item at or below the fold's watermark).
 //! - A wake claims its item by clearing `snoozed_until` only where it still holds the
 //!   value that was due, so a wake and a re-snooze (or two wakes) never both win.
 //! - A woken item gets a `seq` above every other (the head of the feed, a new cursor),
@@ -15,7 +16,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::messages::{self, CounterDelta, MESSAGE_COLUMNS, MessageRow, row_to_message};
+use super::messages::{self, MESSAGE_COLUMNS, MessageRow, row_to_message};
 use super::{Db, StoreResult, message_status};
 
 fn rows(db: &Db<'_>, sql: &str, p: impl rusqlite::Params) -> StoreResult<Vec<MessageRow>> {
@@ -48,7 +49,7 @@ pub fn snooze(db: &Db<'_>, id: &str, until: &str, now: &str) -> StoreResult<Opti
         updated_at: now.to_owned(),
         ..before.clone()
     };
-    messages::adjust_counters(db, &before, CounterDelta::between(&before, &after))?;
+    messages::move_counters(db, &before, &after)?;
     Ok(Some(after))
 }
 
@@ -91,7 +92,7 @@ pub fn wake(
         updated_at: now.to_owned(),
         ..before.clone()
     };
-    messages::adjust_counters(db, &before, CounterDelta::between(&before, &after))?;
+    messages::move_counters(db, &before, &after)?;
     Ok(Some(after))
 }
 
@@ -142,7 +143,7 @@ pub fn expire_due(db: &Db<'_>, now: &str, limit: usize) -> StoreResult<Vec<Messa
             expired: true,
             ..before.clone()
         };
-        messages::adjust_counters(db, before, CounterDelta::between(before, &after))?;
+        messages::move_counters(db, before, &after)?;
     }
     Ok(due)
 }

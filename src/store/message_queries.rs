@@ -23,14 +23,15 @@ fn list_where(
     if !q.delivery_matches() {
         w.push("0", []);
     }
-    if let Some(r) = recipient {
-        w.push(
+    match (recipient, channel_id) {
+        // One feed: by its key (through `messages_feed`).
+        (Some(r), Some(c)) => feed_sql::feed(&mut w, c, r),
+        (Some(r), None) => w.push(
             "recipient_kind = ? AND recipient_collection = ? AND recipient_id = ?",
             [text(r.kind()), text(r.collection()), text(r.id())],
-        );
-    }
-    if let Some(c) = channel_id {
-        w.push("channel_id = ?", [text(c)]);
+        ),
+        (None, Some(c)) => w.push("channel_id = ?", [text(c)]),
+        (None, None) => {}
     }
     if let Some(t) = &q.tenant {
         w.push("tenant = ?", [text(t)]);

@@ -2,7 +2,8 @@
 //!
 //! Invariant: every change goes through `messages::update_engagement` (or, for deletes,
 //! takes the message's counter contribution back first), inside the caller's write
-//! transaction, so `feed_counters` never drift. A bulk update is one transaction: it
+//! transaction, so `feed_counters` never drift (both touch them only for a message the
+//! fold has counted, see `messages`). A bulk update is one transaction: it
 //! applies completely or not at all.
 
 use rusqlite::params_from_iter;
@@ -73,26 +74,32 @@ pub enum BulkAction {
 /// restriction, `""` = no-tenant items allowed).
 fn bulk_where(channel_id: &str, scope: &BulkScope, restriction: Option<&[String]>) -> Where {
     let mut w = Where::default();
-    w.push(
-        "channel_id = ?",
-        [rusqlite::types::Value::Text(channel_id.to_owned())],
-    );
     if !scope.delivery_matches {
         w.push("0", []);
     }
-    if let Some(recipients) = &scope.recipients {
-        if recipients.is_empty() {
-            w.push("0", []);
-        } else {
+    match &scope.recipients {
+        Some(recipients) if recipients.is_empty() => w.push("0", []),
+        // The listed feeds by key (through `messages_feed`).
+        Some(recipients) => {
             let one = "(recipient_kind = ? AND recipient_collection = ? AND recipient_id = ?)";
+            let mut params = vec![rusqlite::types::Value::Text(channel_id.to_owned())];
+            params.extend(recipients.iter().flat_map(|r| {
+                [r.kind(), r.collection(), r.id()]
+                    .map(|s| rusqlite::types::Value::Text(s.to_owned()))
+            }));
             w.push(
-                format!("({})", vec![one; recipients.len()].join(" OR ")),
-                recipients.iter().flat_map(|r| {
-                    [r.kind(), r.collection(), r.id()]
-                        .map(|s| rusqlite::types::Value::Text(s.to_owned()))
-                }),
+                format!(
+                    "feed IN (SELECT id FROM feeds WHERE channel_id = ? AND ({}))",
+                    vec![one; recipients.len()].join(" OR ")
+                ),
+                params,
             );
         }
+        // The whole channel: the messages in `seq` order, as it is most of the table.
+        None => w.push(
+            "channel_id = ?",
+            [rusqlite::types::Value::Text(channel_id.to_owned())],
+        ),
     }
     feed_sql::tenants(
         &mut w,

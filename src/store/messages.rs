@@ -1,15 +1,18 @@
 //! Message rows (feed items) and the badge counters kept beside them.
 //!
-//! Invariant: `feed_counters` holds, per (channel, recipient, tenant), the number of
-//! non-archived messages, and of those the unread and unseen ones. Every function here
-//! that changes a message adjusts the counters in the same transaction.
+//! Invariant: `feed_counters` holds, per (feed, tenant), the number of counted messages
+//! (not archived, snoozed or expired), and of those the unread and unseen ones, among the
+//! messages with `seq <= feed_fold.folded_through` (the fold, `store::fold`, moves that
+//! watermark). Inserting a message leaves the counters alone (it is in the tail); every
+//! function here that changes a message at or below the watermark adjusts the counters in
+//! the same transaction.
 
 use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
-use super::{Db, StoreResult};
+use super::{Db, StoreResult, feed_keys};
 use crate::model::RecipientRef;
 use crate::model::message::Blocks;
 
@@ -147,6 +150,8 @@ pub struct PreparedMessage {
     /// `''` for the run's data (see [`DATA_SQL`]).
     data: String,
     batch: Option<String>,
+    /// The feed's key once resolved for a whole page ([`resolve_feeds`]).
+    feed: Option<i64>,
 }
 
 impl NewMessage {
@@ -167,13 +172,32 @@ impl NewMessage {
                 .as_deref()
                 .map(serde_json::to_string)
                 .transpose()?,
+            feed: None,
             message: self,
         })
     }
 }
 
-/// Inserts a message unless its (recipient run, step) already produced one, and bumps the
-/// counters. Returns the stored row when it was new, `None` when it was a replay — this is
+/// Resolves the feed key of every message of a page before [`insert_prepared`]: one
+/// lookup for the page (and one insert for the feeds it creates), not one per message.
+pub fn resolve_feeds<'m>(
+    db: &Db<'_>,
+    page: impl IntoIterator<Item = &'m mut PreparedMessage>,
+) -> StoreResult<()> {
+    let mut page: Vec<&'m mut PreparedMessage> = page.into_iter().collect();
+    let (names, at) = feed_keys::distinct(
+        page.iter()
+            .map(|p| (p.message.channel_id.as_str(), &p.message.recipient)),
+    );
+    let keys = feed_keys::resolve(db, &names)?;
+    for (p, i) in page.iter_mut().zip(at) {
+        p.feed = keys.get(i).copied();
+    }
+    Ok(())
+}
+
+/// Inserts a message unless its (recipient run, step) already produced one (the counters
+/// see it as part of its feed's tail until the fold). Returns the stored row when it was new, `None` when it was a replay — this is
 /// what makes re-running a run after a crash exactly-once.
 pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
     insert_prepared(db, m.clone().prepare()?)
@@ -183,13 +207,17 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
 /// values over instead of copying them.
 pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<MessageRow>> {
     let m = p.message;
+    let feed = match p.feed {
+        Some(key) => key,
+        None => feed_keys::ensure(db, &m.channel_id, &m.recipient)?,
+    };
     let inserted = db
         .0
         .prepare_cached(
             "INSERT OR IGNORE INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
              workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
-             actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19)",
+             actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19, ?20)",
         )?
         .execute(params![
             m.id,
@@ -211,6 +239,7 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
             p.batch,
             m.expires_at,
             m.pinned_at,
+            feed,
         ])?;
     if inserted == 0 {
         return Ok(None);
@@ -248,15 +277,6 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
         snoozed_until: None,
         pinned_at: m.pinned_at,
     };
-    adjust_counters(
-        db,
-        &row,
-        CounterDelta {
-            total: 1,
-            unread: 1,
-            unseen: 1,
-        },
-    )?;
     Ok(Some(row))
 }
 
@@ -307,15 +327,20 @@ impl CounterDelta {
     }
 }
 
-/// Applies `delta` to the counter row of `m`'s feed (creating it at zero first).
+/// Applies `delta` to the counter row of `m`'s feed (creating it at zero first) when `m`
+/// is at or below the fold's watermark; a message above it is counted live from its
+/// current state, so it needs nothing. `m` is the row as it was before the change (its
+/// `seq` then).
 pub fn adjust_counters(db: &Db<'_>, m: &MessageRow, delta: CounterDelta) -> StoreResult<()> {
     if delta.is_zero() {
         return Ok(());
     }
     db.0.prepare_cached(
-        "INSERT INTO feed_counters(channel_id, recipient_kind, recipient_collection, recipient_id, tenant, total, unread, unseen) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT(channel_id, recipient_kind, recipient_collection, recipient_id, tenant) DO UPDATE SET \
+        "INSERT INTO feed_counters(feed, tenant, total, unread, unseen) \
+         SELECT f.id, ?5, ?6, ?7, ?8 FROM feeds f WHERE f.channel_id = ?1 AND f.recipient_kind = ?2 \
+         AND f.recipient_collection = ?3 AND f.recipient_id = ?4 \
+         AND ?9 <= (SELECT folded_through FROM feed_fold) \
+         ON CONFLICT(feed, tenant) DO UPDATE SET \
          total = total + excluded.total, unread = unread + excluded.unread, unseen = unseen + excluded.unseen",
     )?
     .execute(params![
@@ -327,8 +352,29 @@ pub fn adjust_counters(db: &Db<'_>, m: &MessageRow, delta: CounterDelta) -> Stor
         delta.total,
         delta.unread,
         delta.unseen,
+        m.seq,
     ])?;
     Ok(())
+}
+
+/// Moves the counters from `before`'s contribution to `after`'s: the difference when the
+/// message keeps its `seq`; when it moves (a wake puts it at the head of its feed), each
+/// position is settled on its own side of the watermark.
+pub fn move_counters(db: &Db<'_>, before: &MessageRow, after: &MessageRow) -> StoreResult<()> {
+    if before.seq == after.seq {
+        return adjust_counters(db, before, CounterDelta::between(before, after));
+    }
+    let gone = CounterDelta::contribution(before);
+    adjust_counters(
+        db,
+        before,
+        CounterDelta {
+            total: -gone.total,
+            unread: -gone.unread,
+            unseen: -gone.unseen,
+        },
+    )?;
+    adjust_counters(db, after, CounterDelta::contribution(after))
 }
 
 /// Sets a message's engagement timestamps to `after`'s values and moves the counters by
@@ -348,5 +394,5 @@ pub fn update_engagement(db: &Db<'_>, before: &MessageRow, after: &MessageRow) -
         serde_json::to_string(&after.metadata)?,
         after.updated_at,
     ])?;
-    adjust_counters(db, before, CounterDelta::between(before, after))
+    move_counters(db, before, after)
 }

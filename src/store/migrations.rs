@@ -75,6 +75,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_lean_recipient_runs",
         include_str!("migrations/0019_lean_recipient_runs.sql"),
     ),
+    ("0020_feeds", include_str!("migrations/0020_feeds.sql")),
 ];
 
 /// The schema version this binary writes (what `PRAGMA user_version` holds after `apply`).
@@ -429,11 +430,13 @@ mod tests {
         );
         let completed = "SELECT id FROM workflow_recipient_runs WHERE status = 'completed'";
         assert_eq!(ids(completed), ["a"]);
-        let objects = "SELECT recipient_id FROM feed_counters f \
-             WHERE f.tenant = 't1' AND f.recipient_kind = 'object'";
+        // Since 0020 the counters are keyed by feed: an object's are found through its
+        // feeds (`feeds_object`), the counter by its key.
+        let objects = "SELECT f.recipient_id FROM feeds f JOIN feed_counters c ON c.feed = f.id \
+             WHERE c.tenant = 't1' AND f.recipient_kind = 'object'";
         assert_eq!(ids(objects), ["p1"]);
         assert!(
-            plan(&conn, objects).contains("feed_counters_tenant"),
+            plan(&conn, objects).contains("feeds_object"),
             "{}",
             plan(&conn, objects)
         );

@@ -8,6 +8,7 @@
 
 mod checkpointer;
 mod connection;
+mod feed_keys;
 mod feed_sql;
 mod files;
 mod migrations;
@@ -22,6 +23,7 @@ pub mod bulk;
 pub mod cancellations;
 pub mod channels;
 pub mod feeds;
+pub mod fold;
 pub mod lifecycle;
 pub mod message_queries;
 pub mod message_status;

@@ -124,6 +124,18 @@ pub fn recipient_runs(path: &Path, run_id: &str) -> Vec<(String, String, Value)>
     .expect("rows")
 }
 
+/// Every feed's badges as (channel, recipient id, tenant, total, unread, unseen), all-zero
+/// ones left out: the counter rows, which cover the messages up to the fold's watermark,
+/// plus the live tail above it (what a badge read adds up), in one statement.
+pub const BADGES: &str = "SELECT channel_id, recipient_id, tenant, sum(total) AS total, \
+     sum(unread) AS unread, sum(unseen) AS unseen FROM ( \
+     SELECT f.channel_id, f.recipient_id, c.tenant, c.total, c.unread, c.unseen \
+     FROM feed_counters c JOIN feeds f ON f.id = c.feed \
+     UNION ALL SELECT channel_id, recipient_id, coalesce(tenant, ''), 1, read_at IS NULL, seen_at IS NULL \
+     FROM messages WHERE seq > (SELECT folded_through FROM feed_fold) \
+     AND archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) \
+     GROUP BY 1, 2, 3 HAVING sum(total) != 0 OR sum(unread) != 0 OR sum(unseen) != 0 ORDER BY 1, 2, 3";
+
 pub fn count(path: &Path, sql: &str) -> i64 {
     open(path).query_row(sql, [], |r| r.get(0)).expect("count")
 }

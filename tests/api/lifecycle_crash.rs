@@ -83,7 +83,7 @@ async fn snoozes_due_during_a_sigkill_downtime_each_wake_exactly_once_after_rest
     assert_eq!(
         db::count(
             &db_path,
-            "SELECT coalesce(sum(unread), 0) FROM feed_counters"
+            &format!("SELECT coalesce(sum(unread), 0) FROM ({})", db::BADGES)
         ),
         0
     );
@@ -136,7 +136,7 @@ async fn snoozes_due_during_a_sigkill_downtime_each_wake_exactly_once_after_rest
     assert_eq!(
         db::count(
             &db_path,
-            "SELECT coalesce(sum(unread), 0) FROM feed_counters"
+            &format!("SELECT coalesce(sum(unread), 0) FROM ({})", db::BADGES)
         ),
         total
     );

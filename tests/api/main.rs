@@ -35,6 +35,7 @@ mod fanout;
 mod fanout_crash;
 mod feed_access;
 mod feeds;
+mod feeds_crash;
 mod frame_cap;
 mod hardening_auth;
 mod hardening_engine;

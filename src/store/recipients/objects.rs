@@ -117,9 +117,15 @@ pub fn list_tenant_objects(
     let listing = Listing {
         table: "objects",
         columns: "rowid, collection, id, properties, updated_at",
+        // A counter row (the fold made one for every tenant it saw in the feed) or an
+        // item of the feed's unfolded tail.
         filter: "(:collection IS NULL OR collection = :collection) AND EXISTS (\
-                 SELECT 1 FROM feed_counters f WHERE f.tenant = :tenant AND f.recipient_kind = 'object' \
-                 AND f.recipient_collection = objects.collection AND f.recipient_id = objects.id)",
+                 SELECT 1 FROM feeds f WHERE f.recipient_kind = 'object' \
+                 AND f.recipient_collection = objects.collection AND f.recipient_id = objects.id \
+                 AND (EXISTS (SELECT 1 FROM feed_counters c WHERE c.feed = f.id AND c.tenant = :tenant) \
+                      OR EXISTS (SELECT 1 FROM messages m WHERE m.feed = f.id \
+                                 AND m.seq > (SELECT folded_through FROM feed_fold) \
+                                 AND coalesce(m.tenant, '') = :tenant)))",
         params: vec![
             (":collection", &collection_param),
             (":tenant", &tenant_param),

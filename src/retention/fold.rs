@@ -1,0 +1,59 @@
+//! When the fold runs (`store::fold`): every [`EVERY`] while anything is unfolded, and
+//! chunk after chunk, without waiting, while a whole chunk is waiting.
+//!
+//! The bound this keeps: a feed's unfolded tail (what a badge read counts live) holds at
+//! most the items written to that feed since the last fold began, so about [`EVERY`] of
+//! its deliveries plus the time one chunk waits in the writer's bulk lane; across all
+//! feeds the tail stays under about one [`fold::CHUNK`] plus [`EVERY`] of writes, as long
+//! as the writer folds faster than it inserts (a fold costs one aggregate row read per
+//! item and one counter upsert per (feed, tenant), less than an insert).
+//!
+//! Invariants: each chunk is its own writer command in the bulk lane (weighing
+//! [`fold::CHUNK`] items), so trigger acknowledgements never wait behind more than one;
+//! badges are exact at any moment without it (counters plus tail), so a crash or a slow
+//! fold never costs correctness, only a longer tail to count.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::store::{Store, StoreResult, fold};
+
+/// How often the fold looks for unfolded messages.
+pub const EVERY: Duration = Duration::from_millis(200);
+
+/// Folds until less than a chunk is waiting (or the task is stopping); how many chunks.
+pub async fn catch_up(store: &Store, stopped: &impl Fn() -> bool) -> StoreResult<usize> {
+    let mut chunks = 0;
+    let mut progress = store.read(fold::progress).await?;
+    while progress.unfolded() > 0 && !stopped() {
+        progress = store
+            .write_weighted(fold::CHUNK as usize, |db| fold::fold(db, fold::CHUNK))
+            .await?;
+        chunks += 1;
+        if progress.unfolded() < fold::CHUNK {
+            break;
+        }
+        // Let the commands queued meanwhile go first.
+        tokio::task::yield_now().await;
+    }
+    Ok(chunks)
+}
+
+pub(super) async fn run(store: Store, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let stopped = || *stop.borrow();
+        if let Err(e) = catch_up(&store, &stopped).await {
+            tracing::warn!(error = %e, "feed counter fold failed; retrying at the next tick");
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The integer key of a feed (one channel's items for one recipient), `feeds.id`.
+//!
+//! Invariants: a `feeds` row is created only on the write path, by the first message of
+//! its feed, and never deleted, so a key means the same feed forever. Reads never create
+//! one: they look the key up inside their own statement ([`KEY_SQL`]), and an unknown feed
+//! is an empty one. A page of messages resolves its keys with one lookup (and one insert
+//! for the feeds it creates), not one per message.
+
+use std::collections::HashMap;
+
+use rusqlite::OptionalExtension;
+use serde_json::json;
+
+use super::{Db, StoreResult};
+use crate::model::RecipientRef;
+
+/// The key of the feed named by four bound values (channel, kind, collection, id), as a
+/// scalar subquery: `NULL`, matching nothing, when the feed does not exist.
+pub(super) const KEY_SQL: &str = "(SELECT id FROM feeds WHERE channel_id = ? AND recipient_kind = ? \
+     AND recipient_collection = ? AND recipient_id = ?)";
+
+/// The keys of the feeds named in a JSON array of `[channel, kind, collection, id]`, by
+/// array index; `json_each` drives the join, one probe of the feeds' unique index each.
+pub(super) const LOOKUP_SQL: &str = "SELECT j.key, f.id FROM json_each(?1) j CROSS JOIN feeds f \
+     WHERE f.channel_id = j.value ->> 0 AND f.recipient_kind = j.value ->> 1 \
+     AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3";
+
+/// A feed by name, borrowed from the message that belongs to it.
+pub(super) type FeedName<'a> = (&'a str, &'a RecipientRef);
+
+fn json_of(names: &[FeedName<'_>]) -> String {
+    serde_json::Value::Array(
+        names
+            .iter()
+            .map(|(channel, r)| json!([channel, r.kind(), r.collection(), r.id()]))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// The keys of `names` (which must be distinct), creating the feeds that do not exist
+/// yet: one lookup, plus one insert when some are new. `keys[i]` is the key of `names[i]`.
+pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i64>> {
+    let mut keys: Vec<Option<i64>> = vec![None; names.len()];
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut lookup = db.0.prepare_cached(LOOKUP_SQL)?;
+    let found = lookup.query_map([json_of(names)], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in found {
+        let (at, key) = row?;
+        if let Some(slot) = usize::try_from(at).ok().and_then(|i| keys.get_mut(i)) {
+            *slot = Some(key);
+        }
+    }
+    let missing: Vec<usize> = (0..names.len()).filter(|&i| keys[i].is_none()).collect();
+    if !missing.is_empty() {
+        let new: Vec<FeedName<'_>> = missing.iter().map(|&i| names[i]).collect();
+        // RETURNING reports rows in no promised order: each says which feed it is.
+        let mut insert = db.0.prepare_cached(
+            "INSERT INTO feeds(channel_id, recipient_kind, recipient_collection, recipient_id) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) WHERE true \
+             RETURNING id, channel_id, recipient_kind, recipient_collection, recipient_id",
+        )?;
+        let created: HashMap<[String; 4], i64> = insert
+            .query_map([json_of(&new)], |r| {
+                Ok(([r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?], r.get(0)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for &i in &missing {
+            let (channel, r) = names[i];
+            let name = [channel, r.kind(), r.collection(), r.id()].map(str::to_owned);
+            keys[i] = created.get(&name).copied();
+        }
+    }
+    keys.into_iter()
+        .map(|k| k.ok_or_else(|| super::StoreError::Conflict("a feed key was not created".into())))
+        .collect()
+}
+
+/// The key of one feed, creating the feed if needed (messages written one at a time).
+pub(super) fn ensure(db: &Db<'_>, channel_id: &str, recipient: &RecipientRef) -> StoreResult<i64> {
+    let found: Option<i64> =
+        db.0.prepare_cached(&format!("SELECT {KEY_SQL}"))?
+            .query_row(
+                [
+                    channel_id,
+                    recipient.kind(),
+                    recipient.collection(),
+                    recipient.id(),
+                ],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten();
+    if let Some(key) = found {
+        return Ok(key);
+    }
+    Ok(db
+        .0
+        .prepare_cached(
+            "INSERT INTO feeds(channel_id, recipient_kind, recipient_collection, recipient_id) \
+             VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )?
+        .query_row(
+            [
+                channel_id,
+                recipient.kind(),
+                recipient.collection(),
+                recipient.id(),
+            ],
+            |r| r.get(0),
+        )?)
+}
+
+/// Distinct feeds of a page, and for each item the index of its feed among them.
+pub(super) fn distinct<'a>(
+    items: impl Iterator<Item = FeedName<'a>>,
+) -> (Vec<FeedName<'a>>, Vec<usize>) {
+    let mut names: Vec<FeedName<'a>> = Vec::new();
+    let mut at: HashMap<FeedName<'a>, usize> = HashMap::new();
+    let positions = items
+        .map(|name| {
+            *at.entry(name).or_insert_with(|| {
+                names.push(name);
+                names.len() - 1
+            })
+        })
+        .collect();
+    (names, positions)
+}
