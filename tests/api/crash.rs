@@ -108,6 +108,67 @@ pub(crate) async fn put_workflow(
     assert_eq!(res.status(), 200, "workflow {key}");
 }
 
+/// POSTs `body` with the secret key and returns the 200's JSON (anything else fails).
+pub(crate) async fn post_ok(
+    client: &reqwest::Client,
+    url: String,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let res = client
+        .post(url)
+        .bearer_auth(SECRET_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.expect("JSON");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The object `projects/big` with `subscribers` (a multiple of 10,000) inline-identified
+/// users `s-0`, `s-1`, …: one bulk call per 10,000 (100 groups of 100), as the SIGKILL
+/// fan-out tests need a fan-out far longer than one page.
+pub(crate) async fn big_project(client: &reqwest::Client, base: &str, subscribers: usize) {
+    let res = client
+        .put(format!("{base}/v1/objects/projects/big"))
+        .bearer_auth(SECRET_KEY)
+        .json(&json!({"name": "Big"}))
+        .send()
+        .await
+        .expect("object");
+    assert_eq!(res.status(), 200);
+    for call in 0..subscribers / 10_000 {
+        let groups: Vec<serde_json::Value> = (0..100)
+            .map(|g| {
+                let recipients: Vec<serde_json::Value> = (0..100)
+                    .map(|i| json!({"id": format!("s-{}", call * 10_000 + g * 100 + i)}))
+                    .collect();
+                json!({"id": "big", "recipients": recipients})
+            })
+            .collect();
+        let op = post_ok(
+            client,
+            format!("{base}/v1/objects/projects/bulk/subscriptions/add"),
+            json!({"subscriptions": groups}),
+        )
+        .await;
+        assert_eq!(op["success_count"], 10_000);
+    }
+}
+
+/// Triggers `new-comment` to `projects/big`; its run id.
+pub(crate) async fn trigger_big(client: &reqwest::Client, base: &str) -> String {
+    let body = post_ok(
+        client,
+        format!("{base}/v1/workflows/new-comment/trigger"),
+        json!({"recipients": [{"id": "big", "collection": "projects"}], "data": {"page_title": "Launch"}}),
+    )
+    .await;
+    body["workflow_run_id"].as_str().expect("run id").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");

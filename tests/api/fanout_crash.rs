@@ -5,27 +5,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
-use crate::crash::{client, start_healthy};
+use crate::crash::{big_project, client, start_healthy, trigger_big};
 use crate::db;
-use crate::helpers::SECRET_KEY;
 
 const SUBSCRIBERS: usize = 20_000;
-
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
-    let res = client
-        .post(url)
-        .bearer_auth(SECRET_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    let body: Value = res.json().await.expect("JSON");
-    assert_eq!(status, 200, "{body}");
-    body
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
@@ -34,43 +17,8 @@ async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
     let client = client(Duration::from_secs(60));
     let (mut server, base) = start_healthy(&db_path, &client).await;
 
-    let res = client
-        .put(format!("{base}/v1/objects/projects/big"))
-        .bearer_auth(SECRET_KEY)
-        .json(&json!({"name": "Big"}))
-        .send()
-        .await
-        .expect("object");
-    assert_eq!(res.status(), 200);
-    // 10,000 subscribers per bulk call, identified inline: 100 groups of 100.
-    for call in 0..SUBSCRIBERS / 10_000 {
-        let groups: Vec<Value> = (0..100)
-            .map(|g| {
-                let recipients: Vec<Value> = (0..100)
-                    .map(|i| json!({"id": format!("s-{}", call * 10_000 + g * 100 + i)}))
-                    .collect();
-                json!({"id": "big", "recipients": recipients})
-            })
-            .collect();
-        let op = post(
-            &client,
-            format!("{base}/v1/objects/projects/bulk/subscriptions/add"),
-            json!({"subscriptions": groups}),
-        )
-        .await;
-        assert_eq!(op["success_count"], 10_000);
-    }
-
-    let trigger = post(
-        &client,
-        format!("{base}/v1/workflows/new-comment/trigger"),
-        json!({"recipients": [{"id": "big", "collection": "projects"}], "data": {"page_title": "Launch"}}),
-    )
-    .await;
-    let run_id = trigger["workflow_run_id"]
-        .as_str()
-        .expect("run id")
-        .to_owned();
+    big_project(&client, &base, SUBSCRIBERS).await;
+    let run_id = trigger_big(&client, &base).await;
     let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
     // Kill as soon as the first pages are committed, well before the last.
     let deadline = Instant::now() + Duration::from_secs(60);

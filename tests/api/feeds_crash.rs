@@ -10,35 +10,11 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::crash::{client, start_healthy};
+use crate::crash::{big_project, client, post_ok, start_healthy, trigger_big};
 use crate::db;
 use crate::helpers::SECRET_KEY;
 
 const SUBSCRIBERS: usize = 10_000;
-
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
-    let res = client
-        .post(url)
-        .bearer_auth(SECRET_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status();
-    let body: Value = res.json().await.expect("JSON");
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-async fn trigger(client: &reqwest::Client, base: &str) -> String {
-    let body = post(
-        client,
-        format!("{base}/v1/workflows/new-comment/trigger"),
-        json!({"recipients": [{"id": "big", "collection": "projects"}], "data": {"page_title": "Launch"}}),
-    )
-    .await;
-    body["workflow_run_id"].as_str().expect("run id").to_owned()
-}
 
 async fn wait_completed(db_path: &Path, run_id: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -80,7 +56,7 @@ fn assert_stored_badges_exact(db_path: &Path, when: &str) {
 /// Marks the messages at `ids` with `status` through the batch endpoint, 1,000 at a time.
 async fn mark(client: &reqwest::Client, base: &str, status: &str, ids: Vec<String>) {
     for chunk in ids.chunks(1000) {
-        let done = post(
+        let done = post_ok(
             client,
             format!("{base}/v1/messages/batch/{status}"),
             json!({"message_ids": chunk}),
@@ -149,33 +125,11 @@ async fn badges_equal_a_recount_after_a_kill_mid_fan_out() {
     let db_path: PathBuf = dir.path().join("badges.db");
     let client = client(Duration::from_secs(60));
     let (mut server, base) = start_healthy(&db_path, &client).await;
-    let res = client
-        .put(format!("{base}/v1/objects/projects/big"))
-        .bearer_auth(SECRET_KEY)
-        .json(&json!({"name": "Big"}))
-        .send()
-        .await
-        .expect("object");
-    assert_eq!(res.status(), 200);
-    let groups: Vec<Value> = (0..100)
-        .map(|g| {
-            let recipients: Vec<Value> = (0..SUBSCRIBERS / 100)
-                .map(|i| json!({"id": format!("s-{}", g * (SUBSCRIBERS / 100) + i)}))
-                .collect();
-            json!({"id": "big", "recipients": recipients})
-        })
-        .collect();
-    let op = post(
-        &client,
-        format!("{base}/v1/objects/projects/bulk/subscriptions/add"),
-        json!({"subscriptions": groups}),
-    )
-    .await;
-    assert_eq!(op["success_count"], SUBSCRIBERS);
+    big_project(&client, &base, SUBSCRIBERS).await;
 
     // A first run delivered in full, then read, seen and archived here and there while
     // the fold has counted part of it: changes on both sides of the watermark.
-    let first = trigger(&client, &base).await;
+    let first = trigger_big(&client, &base).await;
     wait_completed(&db_path, &first).await;
     let items: Vec<(String, String)> = {
         let conn = db::open(&db_path);
@@ -207,7 +161,7 @@ async fn badges_equal_a_recount_after_a_kill_mid_fan_out() {
     mark(&client, &base, "archived", ids(every(7))).await;
 
     // The second run: killed as soon as its first pages are committed.
-    let second = trigger(&client, &base).await;
+    let second = trigger_big(&client, &base).await;
     let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{second}'");
     let deadline = Instant::now() + Duration::from_secs(60);
     while db::count(&db_path, &of_run) == 0 {
