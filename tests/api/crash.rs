@@ -158,6 +158,26 @@ pub(crate) async fn big_project(client: &reqwest::Client, base: &str, subscriber
     }
 }
 
+/// SIGKILLs `server` as soon as run `run_id` has committed its first items, and checks
+/// the kill landed mid-fan-out (the run still `queued`); how many items it had committed.
+pub(crate) async fn kill_mid_fan_out(mut server: Server, db_path: &Path, run_id: &str) -> i64 {
+    let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db::count(db_path, &of_run) == 0 {
+        assert!(Instant::now() < deadline, "the fan-out never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.0.kill().expect("SIGKILL the server");
+    let _ = server.0.wait();
+    let at_kill = db::count(db_path, &of_run);
+    assert_eq!(
+        db::run_status(db_path, run_id).as_deref(),
+        Some("queued"),
+        "the kill must land mid-fan-out ({at_kill} items committed)"
+    );
+    at_kill
+}
+
 /// Triggers `new-comment` to `projects/big`; its run id.
 pub(crate) async fn trigger_big(client: &reqwest::Client, base: &str) -> String {
     let body = post_ok(

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::crash::{big_project, client, start_healthy, trigger_big};
+use crate::crash::{big_project, client, kill_mid_fan_out, start_healthy, trigger_big};
 use crate::db;
 
 const SUBSCRIBERS: usize = 20_000;
@@ -15,25 +15,13 @@ async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path: PathBuf = dir.path().join("fanout.db");
     let client = client(Duration::from_secs(60));
-    let (mut server, base) = start_healthy(&db_path, &client).await;
+    let (server, base) = start_healthy(&db_path, &client).await;
 
     big_project(&client, &base, SUBSCRIBERS).await;
     let run_id = trigger_big(&client, &base).await;
     let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
     // Kill as soon as the first pages are committed, well before the last.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while db::count(&db_path, &of_run) == 0 {
-        assert!(Instant::now() < deadline, "the fan-out never started");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    server.0.kill().expect("SIGKILL the server");
-    let _ = server.0.wait();
-    let at_kill = db::count(&db_path, &of_run);
-    assert_eq!(
-        db::run_status(&db_path, &run_id).as_deref(),
-        Some("queued"),
-        "the kill must land mid-fan-out ({at_kill} items committed)"
-    );
+    let at_kill = kill_mid_fan_out(server, &db_path, &run_id).await;
     assert!(at_kill < (SUBSCRIBERS + 1) as i64, "{at_kill}");
     eprintln!(
         "{at_kill} of {} items committed before SIGKILL",
