@@ -174,6 +174,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Request `i`'s path, for one kind of read.
+type PathOf<'a> = Box<dyn Fn(usize) -> String + 'a>;
+
 /// `requests` sequential GETs of `path(i)`, in ms: (p50, p99, max).
 async fn measure(
     api: &Api,
@@ -271,7 +274,7 @@ async fn run(args: Args) -> Result<Value, String> {
         for i in 0..n.min(20) {
             deep.push(cursor_after(&api, &who(i), deep_at).await?);
         }
-        let cases: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+        let cases: Vec<(&str, PathOf)> = vec![
             (
                 "first page (50)",
                 Box::new(|i| format!("{}?page_size=50", feed(i))),
