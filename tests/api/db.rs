@@ -136,6 +136,28 @@ pub const BADGES: &str = "SELECT channel_id, recipient_id, tenant, sum(total) AS
      AND archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) \
      GROUP BY 1, 2, 3 HAVING sum(total) != 0 OR sum(unread) != 0 OR sum(unseen) != 0 ORDER BY 1, 2, 3";
 
+/// One feed's badges as a row: (channel, recipient id, tenant, total, unread, unseen).
+pub type BadgeRow = (String, String, String, i64, i64, i64);
+
+/// The rows of `sql`, a query of [`BadgeRow`]s ([`BADGES`], or a recount to compare with).
+pub fn badge_rows(conn: &Connection, sql: &str) -> Vec<BadgeRow> {
+    conn.prepare(sql)
+        .expect("query")
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
 pub fn count(path: &Path, sql: &str) -> i64 {
     open(path).query_row(sql, [], |r| r.get(0)).expect("count")
 }

@@ -28,23 +28,7 @@ async fn wait_completed(db_path: &Path, run_id: &str) {
 /// counted messages, for every feed: what the file holds is consistent at any moment.
 fn assert_stored_badges_exact(db_path: &Path, when: &str) {
     let conn = db::open(db_path);
-    let rows = |sql: &str| -> Vec<(String, String, String, i64, i64, i64)> {
-        conn.prepare(sql)
-            .expect("query")
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
+    let rows = |sql: &str| db::badge_rows(&conn, sql);
     let recount = rows(
         "SELECT channel_id, recipient_id, coalesce(tenant, ''), count(*), sum(read_at IS NULL), \
          sum(seen_at IS NULL) FROM messages WHERE archived_at IS NULL AND snoozed_until IS NULL \

@@ -36,23 +36,7 @@ fn stored_ids(app: &TestApp) -> BTreeSet<String> {
 /// non-archived messages.
 fn assert_counters_equal_a_recount(app: &TestApp) {
     let conn = db::open(&app.db_path);
-    let rows = |sql: &str| -> Vec<(String, String, String, i64, i64, i64)> {
-        conn.prepare(sql)
-            .expect("query")
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("query")
-    };
+    let rows = |sql: &str| db::badge_rows(&conn, sql);
     let counters = rows(db::BADGES);
     let recount = rows(
         "SELECT channel_id, recipient_id, coalesce(tenant, ''), count(*), sum(read_at IS NULL), \
