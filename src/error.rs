@@ -3,28 +3,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
 use crate::store::StoreError;
 
-/// One field that failed validation, as old Knock SDKs read it from a 422.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-            kind: "invalid".into(),
-        }
-    }
-}
+/// Validation errors are the model's; re-exported for the handlers that build them.
+pub use crate::model::field_error::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -5,6 +5,7 @@ pub mod conditions;
 pub mod engagement;
 pub mod feed;
 pub mod feed_params;
+pub mod field_error;
 pub mod ids;
 pub mod message;
 pub mod message_params;

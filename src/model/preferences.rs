@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::conditions;
-use crate::error::FieldError;
+use crate::model::field_error::FieldError;
 
 /// The keys a preference set may hold.
 const SECTIONS: &[&str] = &["channel_types", "channels", "categories", "workflows"];

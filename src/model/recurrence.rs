@@ -23,7 +23,7 @@ use chrono::{
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::error::FieldError;
+use crate::model::field_error::FieldError;
 
 /// Most rules one schedule may have.
 pub const MAX_RULES: usize = 10;

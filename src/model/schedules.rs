@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::recurrence::{RepeatRule, parse_repeats};
 use super::trigger::{RecipientInput, TenantInput, parse_recipient, parse_tenant};
-use crate::error::FieldError;
+use crate::model::field_error::FieldError;
 
 pub const MAX_RECIPIENTS: usize = 100;
 pub const MAX_SCHEDULE_IDS: usize = 100;

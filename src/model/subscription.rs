@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::properties::RecipientKind;
 use super::trigger::parse_recipient;
 use super::{EntityId, RecipientProperties, RecipientRef};
-use crate::error::FieldError;
+use crate::model::field_error::FieldError;
 
 /// Knock's limit on recipients per add/remove call (spec §9).
 pub const MAX_SUBSCRIBERS_PER_CALL: usize = 100;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::{EntityId, RecipientRef};
-use crate::error::FieldError;
+use crate::model::field_error::FieldError;
 
 /// Knock's limit per trigger (spec §9).
 pub const MAX_RECIPIENTS: usize = 1000;

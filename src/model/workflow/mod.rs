@@ -20,8 +20,8 @@ pub use lifecycle::{Expiry, ItemLifecycle};
 
 use serde_json::{Map, Value};
 
-use crate::error::FieldError;
 use crate::model::conditions::ConditionGroup;
+use crate::model::field_error::FieldError;
 use steps::parse_steps;
 
 /// Knock's longest workflow description.
