@@ -257,6 +257,15 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub run_rescan_ms: u64,
 
+    /// Milliseconds between folds of the badge counters (`store::fold`): how long a feed's
+    /// newest items are counted live before the fold brings its counters up to date.
+    /// Badges are exact either way; a longer interval only makes badge reads of busy feeds
+    /// count a longer tail.
+    #[arg(long, env = "TIDINGS_FOLD_INTERVAL_MS",
+          default_value_t = crate::retention::fold::DEFAULT_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub fold_interval_ms: u64,
+
     /// Attempts at a workflow run (a failed write, a panic, a crash of the process) before
     /// it is marked `failed` with the reason; a committed page starts the count over.
     #[arg(long, env = "TIDINGS_RUN_ATTEMPTS", default_value_t = 5,
@@ -340,6 +349,7 @@ impl Settings {
             retention_interval_secs: 3600,
             default_locale: crate::engine::translations::DEFAULT_LOCALE.into(),
             run_rescan_ms: 5000,
+            fold_interval_ms: crate::retention::fold::DEFAULT_INTERVAL_MS,
             run_attempts: 5,
             run_retry_base_ms: 1000,
             run_hooks: crate::engine::run_failure::RunHooks::default(),

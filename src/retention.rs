@@ -165,15 +165,16 @@ pub struct Retention {
 impl Retention {
     /// Starts the task: a pass at start, then one every `every`. Always on, for the
     /// housekeeping; the policy adds what the operator chose not to keep. The fold runs
-    /// beside it, every [`fold::EVERY`].
+    /// beside it, every `fold_every` (`--fold-interval-ms`).
     pub fn spawn(
         store: Store,
         policy: RetentionPolicy,
         every: Duration,
+        fold_every: Duration,
         clock: crate::clock::Clock,
     ) -> Retention {
         let (stop, stop_rx) = watch::channel(false);
-        let fold = tokio::spawn(fold::run(store.clone(), stop_rx.clone()));
+        let fold = tokio::spawn(fold::run(store.clone(), fold_every, stop_rx.clone()));
         let task = tokio::spawn(run(
             store,
             policy,

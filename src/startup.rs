@@ -123,6 +123,7 @@ impl Application {
             store.clone(),
             RetentionPolicy::from_settings(&settings),
             Duration::from_secs(settings.retention_interval_secs),
+            Duration::from_millis(settings.fold_interval_ms),
             settings.clock.clone(),
         );
         let backpressure = crate::backpressure::Backpressure::new(

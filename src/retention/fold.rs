@@ -1,10 +1,11 @@
-//! When the fold runs (`store::fold`): every [`EVERY`] while anything is unfolded, and
-//! chunk after chunk, without waiting, while a whole chunk is waiting.
+//! When the fold runs (`store::fold`): every `--fold-interval-ms` (200 ms by default)
+//! while anything is unfolded, and chunk after chunk, without waiting, while a whole chunk
+//! is waiting.
 //!
 //! The bound this keeps: a feed's unfolded tail (what a badge read counts live) holds at
-//! most the items written to that feed since the last fold began, so about [`EVERY`] of
+//! most the items written to that feed since the last fold began, so about one interval of
 //! its deliveries plus the time one chunk waits in the writer's bulk lane; across all
-//! feeds the tail stays under about one [`fold::CHUNK`] plus [`EVERY`] of writes, as long
+//! feeds the tail stays under about one [`fold::CHUNK`] plus one interval of writes, as long
 //! as the writer folds faster than it inserts (a fold costs one aggregate row read per
 //! item and one counter upsert per (feed, tenant), less than an insert).
 //!
@@ -19,8 +20,8 @@ use tokio::sync::watch;
 
 use crate::store::{Store, StoreResult, fold};
 
-/// How often the fold looks for unfolded messages.
-pub const EVERY: Duration = Duration::from_millis(200);
+/// How often (ms) the fold looks for unfolded messages unless `--fold-interval-ms` says.
+pub const DEFAULT_INTERVAL_MS: u64 = 200;
 
 /// Folds until less than a chunk is waiting (or the task is stopping); how many chunks.
 pub async fn catch_up(store: &Store, stopped: &impl Fn() -> bool) -> StoreResult<usize> {
@@ -40,8 +41,8 @@ pub async fn catch_up(store: &Store, stopped: &impl Fn() -> bool) -> StoreResult
     Ok(chunks)
 }
 
-pub(super) async fn run(store: Store, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(EVERY);
+pub(super) async fn run(store: Store, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

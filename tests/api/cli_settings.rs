@@ -76,3 +76,21 @@ async fn token_and_keys_print_their_answer_without_migration_logs() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("applying migration"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_fold_interval_out_of_range_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in ["5", "3600001", "soon"] {
+        let (ok, stdout, stderr) = Launch::new(
+            dir.path(),
+            &["serve", "--fold-interval-ms", value, "--db", "f.db"],
+        )
+        .test_keys()
+        .output()
+        .await;
+        assert!(!ok, "--fold-interval-ms {value} must be refused");
+        assert!(stderr.contains("--fold-interval-ms"), "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(!dir.path().join("f.db").exists(), "nothing was created");
+    }
+}

@@ -37,8 +37,12 @@ pub(crate) fn free_port() -> u16 {
         .expect("free port")
 }
 
-pub(crate) fn start(db: &Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+/// Starts the real binary on `db` at `port` with the suite's keys and `env` on top
+/// (settings a test needs changed); killed when dropped.
+pub(crate) fn start_with(db: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command.envs(env.iter().copied());
+    let child = command
         .env("TIDINGS_ADDR", format!("127.0.0.1:{port}"))
         .env("TIDINGS_DB", db)
         .env(
@@ -83,9 +87,18 @@ pub(crate) fn client(timeout: Duration) -> reqwest::Client {
 /// Starts the real binary on `db` at a free port and waits until it is healthy; returns
 /// the server (killed when dropped) and its base URL.
 pub(crate) async fn start_healthy(db: &Path, client: &reqwest::Client) -> (Server, String) {
+    start_healthy_with(db, client, &[]).await
+}
+
+/// [`start_healthy`] with more environment.
+pub(crate) async fn start_healthy_with(
+    db: &Path,
+    client: &reqwest::Client,
+    env: &[(&str, &str)],
+) -> (Server, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let server = start(db, port);
+    let server = start_with(db, port, env);
     wait_healthy(client, &base).await;
     (server, base)
 }
