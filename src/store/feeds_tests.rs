@@ -200,30 +200,42 @@ fn sql_selects_exactly_what_matches_accepts_for_uncommon_filters() {
         },
     ];
     for filters in views {
-        let counts = counts(&db, "chan", &user(), &filters, None, NOW).expect("counts");
-        let expected: Vec<&str> = rows
-            .iter()
-            .rev()
-            .filter(|m| filters.matches(m, NOW))
-            .map(|m| m.id.as_str())
-            .collect();
-        assert_eq!(counts.total_count, expected.len() as i64, "{filters:?}");
-        let page = page(
-            &db,
-            "chan",
-            &user(),
-            &filters,
-            None,
-            PageBounds {
-                page_size: 50,
-                ..Default::default()
-            },
-            NOW,
-        )
-        .expect("page");
-        let got: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
-        assert_eq!(got, expected, "{filters:?}");
+        assert_sql_agrees_with_matches(&db, &rows, &filters, &format!("{filters:?}"));
     }
+}
+
+/// The SQL view of `filters` on u1's `chan` feed (its first page of 50 and its
+/// `total_count`) selects exactly the `rows` that `FeedFilters::matches` selects, newest
+/// first. `label` names the case in a failure.
+pub(super) fn assert_sql_agrees_with_matches(
+    db: &Db<'_>,
+    rows: &[MessageRow],
+    filters: &FeedFilters,
+    label: &str,
+) {
+    let expected: Vec<&str> = rows
+        .iter()
+        .rev()
+        .filter(|m| filters.matches(m, NOW))
+        .map(|m| m.id.as_str())
+        .collect();
+    let counts = counts(db, "chan", &user(), filters, None, NOW).expect("counts");
+    assert_eq!(counts.total_count, expected.len() as i64, "{label}");
+    let page = page(
+        db,
+        "chan",
+        &user(),
+        filters,
+        None,
+        PageBounds {
+            page_size: 50,
+            ..Default::default()
+        },
+        NOW,
+    )
+    .expect("page");
+    let got: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(got, expected, "{label}");
 }
 
 #[test]

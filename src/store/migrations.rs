@@ -482,7 +482,19 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("runs");
         assert_eq!(stored, [Some(r#"{"project":"apollo","n":2}"#.into()), None]);
-        // The shared data is read from the column, not from the request.
-        assert!(super::super::messages::DATA_SQL.contains("workflow_run_data"));
+        // The shared data is read from `workflow_run_data`, not from the request.
+        conn.execute("UPDATE workflow_runs SET request = '{}'", [])
+            .expect("forget the requests");
+        let m1: String = conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM messages WHERE id = 'm1'",
+                    super::super::messages::DATA_SQL
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .expect("m1");
+        assert_eq!(m1, r#"{"project":"apollo","n":2}"#);
     }
 }

@@ -108,29 +108,7 @@ fn shared_and_own_data_select_what_matches_selects() {
             trigger_data: wanted.as_object().cloned(),
             ..Default::default()
         };
-        let expected: Vec<&str> = rows
-            .iter()
-            .rev()
-            .filter(|m| filters.matches(m, NOW))
-            .map(|m| m.id.as_str())
-            .collect();
-        let page = page(
-            &db,
-            "chan",
-            &user(),
-            &filters,
-            None,
-            PageBounds {
-                page_size: 50,
-                ..Default::default()
-            },
-            NOW,
-        )
-        .expect("page");
-        let got: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
-        assert_eq!(got, expected, "{wanted}");
-        let counts = counts(&db, "chan", &user(), &filters, None, NOW).expect("counts");
-        assert_eq!(counts.total_count, expected.len() as i64, "{wanted}");
+        super::tests::assert_sql_agrees_with_matches(&db, &rows, &filters, &wanted.to_string());
     }
     // The cases above are not vacuous: shared and own items both match some filters.
     let kind_even = FeedFilters {
