@@ -9,7 +9,7 @@
 //!   batch closes exactly once, also across a crash.
 //! - A cancelled run's activity is marked `cancelled` and never counted or rendered.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
@@ -155,8 +155,8 @@ pub fn due(db: &Db<'_>, now: &str, limit: usize) -> StoreResult<Vec<(String, Val
 }
 
 fn activity_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, String, String, Option<String>, String, String)> {
+    row: &crate::store::sql::Row<'_>,
+) -> crate::store::sql::Result<(i64, String, String, Option<String>, String, String)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -271,11 +271,11 @@ mod tests {
     use super::*;
     use crate::store::migrations;
 
-    fn open_db() -> rusqlite::Connection {
+    fn open_db() -> crate::store::sql::Conn {
         let mut conn = rusqlite::Connection::open_in_memory().expect("memory db");
         conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
         migrations::apply(&mut conn).expect("migrations");
-        conn
+        conn.into()
     }
 
     #[test]

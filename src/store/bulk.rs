@@ -5,7 +5,7 @@
 //! Invariant: a stored operation is always `completed`, with
 //! `success_count + error_count == processed_rows == estimated_total_rows`.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{Db, StoreResult};

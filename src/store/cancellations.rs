@@ -11,7 +11,7 @@
 //!   in the writer, so "inserted at or before the cancel" is commit order: a cancel never
 //!   reaches a run triggered after it.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
 use crate::model::RecipientRef;
@@ -113,7 +113,7 @@ mod tests {
         .expect("run");
     }
 
-    fn rows(conn: &rusqlite::Connection) -> i64 {
+    fn rows(conn: &crate::store::sql::Conn) -> i64 {
         conn.query_row("SELECT COUNT(*) FROM workflow_cancellations", [], |r| {
             r.get(0)
         })

@@ -1,7 +1,7 @@
 //! The channel registry: in-app feed channels by `key` and UUID. SDKs address feeds by
 //! UUID; workflow steps name a `channel_key`.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Db, StoreResult};
@@ -27,7 +27,7 @@ pub(super) fn ensure_default(db: &Db<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Channel> {
+fn from_row(row: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<Channel> {
     Ok(Channel {
         id: row.get(0)?,
         key: row.get(1)?,

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::OptionalExtension;
+use crate::store::sql::OptionalExtension;
 use serde_json::json;
 
 use super::{Db, StoreResult};

@@ -5,7 +5,7 @@
 //! Statements are still `prepare_cached`: the text depends only on which filters are set
 //! (not their values, which are bound), so the cache holds a handful of shapes.
 
-use rusqlite::types::Value as SqlValue;
+use crate::store::sql::Value as SqlValue;
 use serde_json::Value;
 
 use crate::model::{ArchivedFilter, FeedFilters, RecipientRef, StatusFilter};

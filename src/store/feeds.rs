@@ -7,7 +7,7 @@
 //! including `status`; `unread_count`/`unseen_count` follow the scope but not `status`
 //! (spec §6.1), so badges stay stable while a UI toggles All/Unread/Read.
 
-use rusqlite::params_from_iter;
+use crate::store::sql::params_from_iter;
 use serde::Serialize;
 
 use super::feed_sql::{self, Where};
@@ -88,7 +88,7 @@ pub(crate) fn counts_from_counters(
     tenant_restriction: Option<&[String]>,
     now: &str,
 ) -> StoreResult<FeedCounts> {
-    use rusqlite::types::Value as SqlValue;
+    use crate::store::sql::Value as SqlValue;
     const WATERMARK: &str = "(SELECT folded_through FROM feed_fold)";
     let mut counted = Where::default();
     feed_sql::feed(&mut counted, channel_id, recipient);
@@ -240,7 +240,7 @@ pub fn page(
 
 /// Pages through the messages `scope` selects, by `seq`. Shared with the messages API.
 pub(super) fn page_in(db: &Db<'_>, scope: &Where, bounds: PageBounds) -> StoreResult<FeedPage> {
-    use rusqlite::types::Value as SqlValue;
+    use crate::store::sql::Value as SqlValue;
     let limit = i64::from(bounds.page_size.max(1));
     let mut w = Where::default();
     w.push(format!("({})", scope.sql()), scope.params.iter().cloned());

@@ -415,12 +415,12 @@ fn a_page_resolves_its_feeds_at_once_and_reads_create_none() {
     assert_eq!(badge(&db, "chan", &users()[2]).total_count, 2);
 }
 
-fn plan(db: &Db<'_>, sql: &str, params: &[rusqlite::types::Value]) -> String {
+fn plan(db: &Db<'_>, sql: &str, params: &[crate::store::sql::Value]) -> String {
     let mut stmt =
         db.0.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .expect("plan");
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+        .query_map(crate::store::sql::params_from_iter(params.iter()), |r| {
             r.get::<_, String>(3)
         })
         .expect("rows")
@@ -454,7 +454,7 @@ fn feed_reads_use_the_integer_key() {
     let lookup = plan(
         &db,
         crate::store::feed_keys::LOOKUP_SQL,
-        &[rusqlite::types::Value::Text(
+        &[crate::store::sql::Value::Text(
             r#"[["chan", "user", "", "u1"]]"#.into(),
         )],
     );

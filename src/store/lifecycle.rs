@@ -14,12 +14,12 @@
 //! - A woken item gets a `seq` above every other (the head of the feed, a new cursor),
 //!   and `sqlite_sequence` moves with it so no later insert reuses a number.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::messages::{self, MESSAGE_COLUMNS, MessageRow, row_to_message};
 use super::{Db, StoreResult, message_status};
 
-fn rows(db: &Db<'_>, sql: &str, p: impl rusqlite::Params) -> StoreResult<Vec<MessageRow>> {
+fn rows(db: &Db<'_>, sql: &str, p: impl crate::store::sql::Params) -> StoreResult<Vec<MessageRow>> {
     Ok(db
         .0
         .prepare_cached(sql)?

@@ -1,7 +1,7 @@
 //! Listing messages for the messages API (`GET /v1/messages`, `GET /v1/users/{id}/messages`):
 //! newest first, cursor-paged by `seq` like feeds.
 
-use rusqlite::types::Value as SqlValue;
+use crate::store::sql::Value as SqlValue;
 
 use super::feed_sql::{self, Where};
 use super::feeds::{FeedPage, PageBounds, page_in};

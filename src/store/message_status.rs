@@ -6,7 +6,7 @@
 //! fold has counted, see `messages`). A bulk update is one transaction: it
 //! applies completely or not at all.
 
-use rusqlite::params_from_iter;
+use crate::store::sql::params_from_iter;
 
 use super::feed_sql::{self, Where};
 use super::messages::{
@@ -82,10 +82,10 @@ fn bulk_where(channel_id: &str, scope: &BulkScope, restriction: Option<&[String]
         // The listed feeds by key (through `messages_feed`).
         Some(recipients) => {
             let one = "(recipient_kind = ? AND recipient_collection = ? AND recipient_id = ?)";
-            let mut params = vec![rusqlite::types::Value::Text(channel_id.to_owned())];
+            let mut params = vec![crate::store::sql::Value::Text(channel_id.to_owned())];
             params.extend(recipients.iter().flat_map(|r| {
                 [r.kind(), r.collection(), r.id()]
-                    .map(|s| rusqlite::types::Value::Text(s.to_owned()))
+                    .map(|s| crate::store::sql::Value::Text(s.to_owned()))
             }));
             w.push(
                 format!(
@@ -98,7 +98,7 @@ fn bulk_where(channel_id: &str, scope: &BulkScope, restriction: Option<&[String]
         // The whole channel: the messages in `seq` order, as it is most of the table.
         None => w.push(
             "channel_id = ?",
-            [rusqlite::types::Value::Text(channel_id.to_owned())],
+            [crate::store::sql::Value::Text(channel_id.to_owned())],
         ),
     }
     feed_sql::tenants(
@@ -117,7 +117,7 @@ fn bulk_where(channel_id: &str, scope: &BulkScope, restriction: Option<&[String]
             scope
                 .workflows
                 .iter()
-                .map(|k| rusqlite::types::Value::Text(k.clone())),
+                .map(|k| crate::store::sql::Value::Text(k.clone())),
         );
     }
     if let Some(wanted) = &scope.trigger_data {

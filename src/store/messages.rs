@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult, feed_keys};
@@ -93,12 +93,12 @@ pub const MESSAGE_COLUMNS: &str = concat!(
      expires_at, expired, snoozed_until, pinned_at"
 );
 
-pub(crate) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
-    let json = |i: usize| -> rusqlite::Result<Value> {
+pub(crate) fn row_to_message(
+    row: &crate::store::sql::Row<'_>,
+) -> crate::store::sql::Result<MessageRow> {
+    let json = |i: usize| -> crate::store::sql::Result<Value> {
         let text: String = row.get(i)?;
-        serde_json::from_str(&text).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-        })
+        serde_json::from_str(&text).map_err(|e| crate::store::sql::Error::conversion(i, e))
     };
     let kind: String = row.get(3)?;
     let collection: String = row.get(4)?;
@@ -211,15 +211,16 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
         Some(key) => key,
         None => feed_keys::ensure(db, &m.channel_id, &m.recipient)?,
     };
-    let inserted = db
+    let seq: Option<i64> = db
         .0
         .prepare_cached(
-            "INSERT OR IGNORE INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
+            "INSERT INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
              workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
              actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19, ?20)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19, ?20) \
+             ON CONFLICT DO NOTHING RETURNING seq",
         )?
-        .execute(params![
+        .query_row(params![
             m.id,
             m.channel_id,
             m.recipient.kind(),
@@ -240,14 +241,15 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
             m.expires_at,
             m.pinned_at,
             feed,
-        ])?;
-    if inserted == 0 {
+        ], |r| r.get(0))
+        .optional()?;
+    let Some(seq) = seq else {
         return Ok(None);
-    }
+    };
     // The row as stored, built from what was inserted rather than read back: reading it
     // would parse the run's data once more per message.
     let row = MessageRow {
-        seq: db.0.last_insert_rowid(),
+        seq,
         id: m.id,
         channel_id: m.channel_id,
         recipient: m.recipient,

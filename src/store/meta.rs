@@ -1,6 +1,6 @@
 //! Installation facts kept in the `meta` table (generated API keys, dev signing key).
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
 

@@ -115,16 +115,18 @@ pub(super) fn apply(conn: &mut Connection) -> StoreResult<()> {
 /// A fresh in-memory database at the current schema, for the store's unit tests (one
 /// place instead of a copy per test module).
 #[cfg(test)]
-pub(crate) fn in_memory() -> Connection {
+pub(crate) fn in_memory() -> super::sql::Conn {
     let mut conn = Connection::open_in_memory().expect("in-memory db");
     apply(&mut conn).expect("migrations");
-    conn
+    conn.into()
 }
 
 /// An in-memory database at the schema just before migration `name`, then a function
 /// applying the rest: for tests of an upgrade path over rows written the old way.
 #[cfg(test)]
-pub(crate) fn in_memory_before(name: &str) -> (Connection, impl FnOnce(&mut Connection)) {
+pub(crate) fn in_memory_before(
+    name: &str,
+) -> (super::sql::Conn, impl FnOnce(&mut super::sql::Conn)) {
     let conn = Connection::open_in_memory().expect("in-memory db");
     let at = MIGRATIONS
         .iter()
@@ -135,8 +137,8 @@ pub(crate) fn in_memory_before(name: &str) -> (Connection, impl FnOnce(&mut Conn
         conn.pragma_update(None, "user_version", version as i64 + 1)
             .expect("version");
     }
-    (conn, |conn: &mut Connection| {
-        apply(conn).expect("migrations")
+    (conn.into(), |conn: &mut super::sql::Conn| {
+        apply(conn.sqlite_mut().expect("a SQLite database")).expect("migrations")
     })
 }
 
@@ -275,6 +277,7 @@ mod tests {
         )
         .expect("old rows");
         apply(&mut conn).expect("upgrade");
+        let conn = crate::store::sql::Conn::from(conn);
         let db = Db::on(&conn);
         assert_eq!(
             crate::store::meta::get(&db, "run_records_derived_after_seq").expect("meta"),

@@ -13,6 +13,7 @@ mod feed_sql;
 mod files;
 mod migrations;
 mod readers;
+pub mod sql;
 mod writer;
 mod writer_metrics;
 
@@ -51,8 +52,8 @@ pub use writer_metrics::WriterMetrics;
 pub enum StoreError {
     /// Displayed without the SQL text: a statement can be ~100 KB, and logs must not
     /// carry whole statements (or the request data bound into them).
-    #[error("database error: {}", sqlite_message(.0))]
-    Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Sql(#[from] sql::Error),
     /// The group `COMMIT` failed (disk full, I/O error): nothing in the group was stored.
     #[error("commit failed: {0}")]
     CommitFailed(String),
@@ -93,39 +94,23 @@ impl StoreError {
     /// locked or unopenable): nothing was stored and the same request may succeed later,
     /// so the API answers 503 with `Retry-After`.
     pub fn is_storage_failure(&self) -> bool {
-        use rusqlite::ErrorCode as C;
         match self {
             StoreError::CommitFailed(_) => true,
-            StoreError::Sqlite(e) => matches!(
-                e.sqlite_error_code(),
-                Some(
-                    C::DiskFull
-                        | C::SystemIoFailure
-                        | C::DatabaseBusy
-                        | C::DatabaseLocked
-                        | C::CannotOpen
-                        | C::ReadOnly
-                        | C::OutOfMemory
-                )
-            ),
+            StoreError::Sql(e) => e.is_storage_failure(),
             _ => false,
         }
     }
 }
 
-/// A rusqlite error's message without the statement it came from.
-fn sqlite_message(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqlInputError { msg, offset, .. } => {
-            format!("{msg} (at offset {offset} of the statement)")
-        }
-        other => other.to_string(),
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e.into())
     }
 }
 
 /// Connection-level handle the query functions receive. Opaque outside `store/`. It
 /// carries the server's clock: every timestamp a query writes or compares is [`Db::now`].
-pub struct Db<'a>(&'a rusqlite::Connection, &'a Clock);
+pub struct Db<'a>(&'a sql::Conn, &'a Clock);
 
 impl Db<'_> {
     /// Now on the server's clock, formatted for storage.
@@ -140,7 +125,7 @@ impl Db<'_> {
 
     /// A handle on the system clock, for tests of the store's queries.
     #[cfg(test)]
-    pub(crate) fn on(conn: &rusqlite::Connection) -> Db<'_> {
+    pub(crate) fn on(conn: &sql::Conn) -> Db<'_> {
         static SYSTEM: Clock = Clock::system();
         Db(conn, &SYSTEM)
     }
@@ -176,10 +161,11 @@ impl Store {
         let created = files::create_private(path)?;
         let mut conn = connection::open_read_write(path, synchronous_full)?;
         migrations::apply(&mut conn)?;
-        channels::ensure_default(&Db(&conn, &clock))?;
         if let Some(max_bytes) = max_bytes {
             connection::limit_size(&conn, max_bytes)?;
         }
+        let conn = sql::Conn::from(conn);
+        channels::ensure_default(&Db(&conn, &clock))?;
         let writer_metrics = WriterMetrics::new();
         let writer = writer::spawn(conn, writer_metrics.clone(), clock.clone());
         let readers = readers::ReaderPool::new(path.to_path_buf(), clock);

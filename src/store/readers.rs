@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use super::sql::Conn;
 use tokio::sync::Semaphore;
 
 use super::{Db, StoreError, StoreResult, connection};
@@ -23,7 +23,7 @@ pub(super) struct ReaderPool {
     /// The server's clock, for the queries' `Db::now`.
     clock: Clock,
     // A std Mutex, not tokio's: it is held only to push/pop, never across an await.
-    idle: Arc<Mutex<Vec<Connection>>>,
+    idle: Arc<Mutex<Vec<Conn>>>,
     permits: Arc<Semaphore>,
 }
 
@@ -53,7 +53,7 @@ impl ReaderPool {
             let _permit = permit;
             let conn = match pool.idle.lock().map(|mut idle| idle.pop()) {
                 Ok(Some(conn)) => conn,
-                _ => connection::open_read_only(&pool.path)?,
+                _ => Conn::from(connection::open_read_only(&pool.path)?),
             };
             let result = f(&Db(&conn, &pool.clock));
             if let Ok(mut idle) = pool.idle.lock()

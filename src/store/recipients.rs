@@ -21,7 +21,7 @@ mod users;
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use crate::store::sql::params;
 use serde_json::{Map, Value, json};
 
 use super::{Db, StoreResult};

@@ -7,8 +7,8 @@
 //! through `message_status::delete`, which takes its contribution out of `feed_counters`
 //! in the same transaction, so badge counts stay exact.
 
-use rusqlite::params_from_iter;
-use rusqlite::types::Value as Sql;
+use crate::store::sql::Value as Sql;
+use crate::store::sql::params_from_iter;
 
 use super::messages::{MESSAGE_COLUMNS, MessageRow, row_to_message};
 use super::{Db, StoreResult, message_status};
@@ -99,7 +99,7 @@ pub fn delete_expired_runs(db: &Db<'_>, cutoff: &str, limit: usize) -> StoreResu
              ORDER BY updated_at LIMIT ?2"
         ))?
         .query_map(
-            rusqlite::params![cutoff, i64::try_from(limit).unwrap_or(i64::MAX)],
+            crate::store::sql::params![cutoff, i64::try_from(limit).unwrap_or(i64::MAX)],
             |r| r.get(0),
         )?
         .collect::<Result<_, _>>()?;
@@ -129,7 +129,7 @@ pub fn delete_expired_idempotency_keys(
             "DELETE FROM idempotency_keys WHERE key IN \
              (SELECT key FROM idempotency_keys WHERE inserted_at < ?1 ORDER BY inserted_at LIMIT ?2)",
         )?
-        .execute(rusqlite::params![cutoff, sql_limit(limit)])?)
+        .execute(crate::store::sql::params![cutoff, sql_limit(limit)])?)
 }
 
 /// Deletes up to `limit` throttle / `trigger_frequency` windows that closed before `now`.
@@ -143,7 +143,7 @@ pub fn delete_expired_gates(db: &Db<'_>, now: &str, limit: usize) -> StoreResult
              (SELECT key FROM engine_gates WHERE closes_at IS NOT NULL AND closes_at < ?1 \
               ORDER BY closes_at LIMIT ?2)",
         )?
-        .execute(rusqlite::params![now, sql_limit(limit)])?)
+        .execute(crate::store::sql::params![now, sql_limit(limit)])?)
 }
 
 /// Deletes up to `limit` bulk operations recorded before `cutoff` (every stored operation
@@ -159,7 +159,7 @@ pub fn delete_expired_bulk_operations(
             "DELETE FROM bulk_operations WHERE id IN \
              (SELECT id FROM bulk_operations WHERE inserted_at < ?1 ORDER BY inserted_at LIMIT ?2)",
         )?
-        .execute(rusqlite::params![cutoff, sql_limit(limit)])?)
+        .execute(crate::store::sql::params![cutoff, sql_limit(limit)])?)
 }
 
 /// Deletes up to `limit` released cancellations: rows of `workflow_cancellations` that

@@ -177,7 +177,7 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
         conn.execute(
             "INSERT INTO workflow_runs(id, workflow_key, request, status, inserted_at, updated_at) \
              VALUES (?1, 'wf', '{}', ?2, ?3, ?3)",
-            rusqlite::params![id, status, updated],
+            crate::store::sql::params![id, status, updated],
         )
         .expect("run");
         conn.execute(
@@ -188,7 +188,7 @@ fn only_finished_runs_older_than_the_cutoff_are_deleted_with_their_recipient_run
         conn.execute(
             "INSERT INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_id, status, inserted_at, updated_at) \
              VALUES (?1, ?2, 'user', 'u1', 'completed', ?3, ?3)",
-            rusqlite::params![format!("rr-{id}"), id, updated],
+            crate::store::sql::params![format!("rr-{id}"), id, updated],
         )
         .expect("recipient run");
     }
@@ -229,14 +229,14 @@ fn a_finished_run_whose_recipients_still_wait_in_a_delay_or_batch_is_kept() {
         conn.execute(
             "INSERT INTO workflow_runs(id, workflow_key, request, status, inserted_at, updated_at) \
              VALUES (?1, 'wf', '{}', 'completed', ?2, ?2)",
-            rusqlite::params![run, at(1)],
+            crate::store::sql::params![run, at(1)],
         )
         .expect("run");
         for (i, status) in ["completed", recipient_status].into_iter().enumerate() {
             conn.execute(
                 "INSERT INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, recipient_id, status, inserted_at, updated_at) \
                  VALUES (?1, ?2, 'user', ?3, ?4, ?5, ?5)",
-                rusqlite::params![format!("rr-{run}-{i}"), run, format!("u{i}"), status, at(1)],
+                crate::store::sql::params![format!("rr-{run}-{i}"), run, format!("u{i}"), status, at(1)],
             )
             .expect("recipient run");
         }
@@ -268,7 +268,7 @@ fn idempotency_keys_older_than_the_cutoff_go_in_batches() {
         conn.execute(
             "INSERT INTO idempotency_keys(key, request_hash, workflow_run_id, request_id, inserted_at) \
              VALUES (?1, 'h', 'r', 'q', ?2)",
-            rusqlite::params![format!("k{i}"), at(i)],
+            crate::store::sql::params![format!("k{i}"), at(i)],
         )
         .expect("key");
     }

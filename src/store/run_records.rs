@@ -24,8 +24,8 @@
 //! feed index for a recipient filter, one range per channel), and the derived side stops
 //! at the stored side's last candidate, so neither scans past the page.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params_from_iter};
+use crate::store::sql::Value as SqlValue;
+use crate::store::sql::{OptionalExtension, params_from_iter};
 use serde_json::{Value, json};
 
 use super::feed_sql::{self, Where};
@@ -115,7 +115,7 @@ const FROM: &str = "workflow_recipient_runs rr JOIN workflow_runs r ON r.id = rr
 
 type RawRecord = (RunRecord, String, Option<String>);
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+fn row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<RawRecord> {
     let record = RunRecord {
         seq: r.get(0)?,
         id: r.get(1)?,
@@ -482,7 +482,7 @@ pub fn list(db: &Db<'_>, q: &RunListQuery) -> StoreResult<RunRecordPage> {
             Entry::Stored(raw) => decode(*raw)?,
             Entry::Derived(id) => {
                 let mut record =
-                    derived_record(db, &id)?.ok_or_else(|| rusqlite::Error::QueryReturnedNoRows)?;
+                    derived_record(db, &id)?.ok_or_else(|| crate::store::sql::Error::NoRows)?;
                 record.seq = position;
                 record
             }

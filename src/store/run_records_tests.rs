@@ -381,7 +381,7 @@ fn positions_follow_write_order_and_old_rowids_stay_first() {
             "INSERT INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, \
              recipient_id, status, events, inserted_at, updated_at, workflow_key) \
              VALUES (?1, ?2, 'old', 'user', ?3, 'completed', '[]', ?4, ?4, 'wf')",
-            rusqlite::params![rowid, format!("old-{u}"), u, T0],
+            crate::store::sql::params![rowid, format!("old-{u}"), u, T0],
         )
         .expect("old row");
     }

@@ -10,7 +10,7 @@
 //!   with the messages' UNIQUE(recipient run, step) that makes re-running a run
 //!   exactly-once, and [`without_recipient_runs`] sees both kinds.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
@@ -223,7 +223,7 @@ pub struct QueuedRun {
     pub tenant: Option<String>,
 }
 
-fn queued_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedRun> {
+fn queued_run(row: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<QueuedRun> {
     Ok(QueuedRun {
         id: row.get(0)?,
         workflow_key: row.get(1)?,

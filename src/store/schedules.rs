@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use crate::store::sql::Value as SqlValue;
+use crate::store::sql::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 
 use super::feed_sql::Where;
@@ -54,7 +54,7 @@ const COLUMNS: &str = "rowid, id, workflow_key, recipient_kind, recipient_collec
 
 type RawRow = (i64, ScheduleRow, Option<String>, String);
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+fn row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<RawRow> {
     let schedule = NewSchedule {
         id: r.get(1)?,
         workflow_key: r.get(2)?,

@@ -7,7 +7,7 @@
 //!   the fired work in the same transaction, so each timer fires exactly once, and a
 //!   cancel (which deletes the timer) and a firing can never both win.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};

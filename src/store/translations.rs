@@ -1,7 +1,7 @@
 //! Translations (issue 21 item 4), one row per (tenant, locale, namespace); `''` stands
 //! for no tenant and no namespace in the key.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
 use crate::model::translations::TranslationId;
@@ -17,7 +17,7 @@ pub struct StoredTranslation {
 
 const COLUMNS: &str = "tenant, locale_code, namespace, content, inserted_at, updated_at";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTranslation> {
+fn from_row(row: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<StoredTranslation> {
     let some = |s: String| (!s.is_empty()).then_some(s);
     Ok(StoredTranslation {
         id: TranslationId {

@@ -4,7 +4,7 @@
 //! Invariant: `version_id` changes exactly when the stored definition changes, so
 //! reloading an unchanged directory at start keeps every version id stable.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
@@ -20,11 +20,10 @@ pub struct StoredWorkflow {
     pub updated_at: String,
 }
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredWorkflow> {
+fn from_row(row: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<StoredWorkflow> {
     let text: String = row.get(1)?;
-    let definition = serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let definition =
+        serde_json::from_str(&text).map_err(|e| crate::store::sql::Error::conversion(1, e))?;
     Ok(StoredWorkflow {
         key: row.get(0)?,
         definition,

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use super::sql::Conn;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Db, StoreError, StoreResult, WriterMetrics};
@@ -51,7 +51,7 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
 }
 
-pub(super) fn spawn(conn: Connection, metrics: WriterMetrics, clock: Clock) -> WriterHandle {
+pub(super) fn spawn(conn: Conn, metrics: WriterMetrics, clock: Clock) -> WriterHandle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     std::thread::Builder::new()
         .name("tidings-writer".into())
@@ -158,7 +158,7 @@ impl Lanes {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics, clock: Clock) {
+fn run(conn: Conn, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics, clock: Clock) {
     let mut lanes = Lanes::default();
     let mut shutdown = None;
     loop {
@@ -198,7 +198,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics
 /// One transaction of the commands `next` yields (until it yields `None`).
 fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
     let conn = db.0;
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = conn.begin() {
         tracing::error!(error = %e, "could not begin a write transaction; the batch is refused");
         // Dropping a job drops its caller's reply channel: the caller sees `WriterGone`
         // (a 503 the SDKs retry), which is true — nothing was written.
@@ -266,10 +266,10 @@ mod tests {
     use super::*;
 
     fn writer() -> WriterHandle {
-        let conn = Connection::open_in_memory().expect("in-memory db");
+        let conn = rusqlite::Connection::open_in_memory().expect("in-memory db");
         conn.execute_batch("CREATE TABLE t(v INTEGER NOT NULL)")
             .expect("schema");
-        spawn(conn, WriterMetrics::new(), Clock::system())
+        spawn(conn.into(), WriterMetrics::new(), Clock::system())
     }
 
     fn count(db: &Db<'_>) -> StoreResult<i64> {
@@ -324,7 +324,7 @@ mod tests {
 
     /// Runs `batches` turns; how many commands each took.
     fn run_batches(lanes: &mut Lanes, batches: usize) -> Vec<usize> {
-        let conn = Connection::open_in_memory().expect("in-memory db");
+        let conn = Conn::from(rusqlite::Connection::open_in_memory().expect("in-memory db"));
         (0..batches)
             .map(|_| {
                 let mut turn = lanes.turn();

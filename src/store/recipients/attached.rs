@@ -4,7 +4,7 @@
 //! `__typename`, `id` and `__persistence_strategy__` (keys like `channel_types`,
 //! `channels`, `categories`, `workflows`, `commercial_subscribed`).
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -57,7 +57,7 @@ fn strip(patch: &Map<String, Value>) -> Map<String, Value> {
 
 /// Decodes `(key, JSON text)` rows, as both attached tables store them.
 fn decode_keyed<T: DeserializeOwned>(
-    rows: impl Iterator<Item = rusqlite::Result<(String, String)>>,
+    rows: impl Iterator<Item = crate::store::sql::Result<(String, String)>>,
 ) -> StoreResult<Vec<(String, T)>> {
     let mut out = Vec::new();
     for row in rows {

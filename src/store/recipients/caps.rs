@@ -6,7 +6,7 @@
 //! [`MAX_PREFERENCE_SET_BYTES`] + [`MAX_CHANNEL_DATA_PER_RECIPIENT`] ×
 //! [`MAX_CHANNEL_DATA_BYTES`] (about 38 MB) however often it writes.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::attached::ChannelDataOwner;
 use crate::model::properties::{

@@ -1,7 +1,7 @@
 //! Objects: custom properties nest under `properties` in the `Object` wire shape (spec
 //! §4.2); `created_at`, when the client set it, is shown at the top level.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 use super::attached::preference_map;
@@ -97,8 +97,8 @@ pub fn list_objects(
     let listing = Listing {
         table: "objects",
         columns: "rowid, collection, id, properties, updated_at",
-        filter: "collection = :collection",
-        params: vec![(":collection", &collection_param)],
+        filter: "collection = ?1",
+        params: vec![&collection_param],
     };
     page_of(db, &listing, q, include_preferences)
 }
@@ -119,17 +119,14 @@ pub fn list_tenant_objects(
         columns: "rowid, collection, id, properties, updated_at",
         // A counter row (the fold made one for every tenant it saw in the feed) or an
         // item of the feed's unfolded tail.
-        filter: "(:collection IS NULL OR collection = :collection) AND EXISTS (\
+        filter: "(?1 IS NULL OR collection = ?1) AND EXISTS (\
                  SELECT 1 FROM feeds f WHERE f.recipient_kind = 'object' \
                  AND f.recipient_collection = objects.collection AND f.recipient_id = objects.id \
-                 AND (EXISTS (SELECT 1 FROM feed_counters c WHERE c.feed = f.id AND c.tenant = :tenant) \
+                 AND (EXISTS (SELECT 1 FROM feed_counters c WHERE c.feed = f.id AND c.tenant = ?2) \
                       OR EXISTS (SELECT 1 FROM messages m WHERE m.feed = f.id \
                                  AND m.seq > (SELECT folded_through FROM feed_fold) \
-                                 AND coalesce(m.tenant, '') = :tenant)))",
-        params: vec![
-            (":collection", &collection_param),
-            (":tenant", &tenant_param),
-        ],
+                                 AND coalesce(m.tenant, '') = ?2)))",
+        params: vec![&collection_param, &tenant_param],
     };
     page_of(db, &listing, q, include_preferences)
 }

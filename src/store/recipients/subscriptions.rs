@@ -11,7 +11,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 use super::attached::{ChannelDataOwner, preference_map};
@@ -73,7 +73,7 @@ struct Row {
 
 const ROW_COLUMNS: &str = "rowid, object_collection, object_id, recipient_kind, recipient_collection, recipient_id, properties, inserted_at, updated_at";
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Row)> {
+fn read_row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<(i64, Row)> {
     let kind: String = r.get(3)?;
     let collection: String = r.get(4)?;
     let id: String = r.get(5)?;
@@ -371,27 +371,18 @@ pub fn list(
         Listed::SubscribersOf(..) => Listing {
             table: "subscriptions",
             columns: "rowid, object_collection, object_id, recipient_kind, recipient_collection, recipient_id, properties, inserted_at, updated_at",
-            filter: "object_collection = :collection AND object_id = :id AND (:only IS NULL OR EXISTS (\
-                     SELECT 1 FROM json_each(:only) f WHERE json_extract(f.value, '$[0]') = recipient_kind \
+            filter: "object_collection = ?1 AND object_id = ?2 AND (?3 IS NULL OR EXISTS (\
+                     SELECT 1 FROM json_each(?3) f WHERE json_extract(f.value, '$[0]') = recipient_kind \
                      AND json_extract(f.value, '$[1]') = recipient_collection AND json_extract(f.value, '$[2]') = recipient_id))",
-            params: vec![
-                (":collection", &side_collection),
-                (":id", &side_id),
-                (":only", &filter),
-            ],
+            params: vec![&side_collection, &side_id, &filter],
         },
         Listed::FollowedBy(..) => Listing {
             table: "subscriptions",
             columns: "rowid, object_collection, object_id, recipient_kind, recipient_collection, recipient_id, properties, inserted_at, updated_at",
-            filter: "recipient_kind = :kind AND recipient_collection = :collection AND recipient_id = :id AND (:only IS NULL OR EXISTS (\
-                     SELECT 1 FROM json_each(:only) f WHERE json_extract(f.value, '$[0]') = object_collection \
+            filter: "recipient_kind = ?4 AND recipient_collection = ?1 AND recipient_id = ?2 AND (?3 IS NULL OR EXISTS (\
+                     SELECT 1 FROM json_each(?3) f WHERE json_extract(f.value, '$[0]') = object_collection \
                      AND json_extract(f.value, '$[1]') = object_id))",
-            params: vec![
-                (":kind", &kind),
-                (":collection", &side_collection),
-                (":id", &side_id),
-                (":only", &filter),
-            ],
+            params: vec![&side_collection, &side_id, &filter, &kind],
         },
     };
     let page = listing::fetch(db, &listing, q, read_row)?;

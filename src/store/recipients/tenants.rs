@@ -2,7 +2,7 @@
 //! properties. The tenant's default preference set lives in `settings.preference_set` and
 //! merges on update unless the patch says `"__persistence_strategy__": "replace"`.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 use super::attached::{self, ChannelDataOwner};
@@ -133,9 +133,9 @@ pub fn list_tenants(db: &Db<'_>, filter: &TenantFilter, q: &PageQuery) -> StoreR
     let listing = Listing {
         table: "tenants",
         columns: "rowid, id, properties, updated_at",
-        filter: "(:tenant_id IS NULL OR id = :tenant_id) \
-                 AND (:name IS NULL OR json_extract(properties, '$.name') = :name)",
-        params: vec![(":tenant_id", &filter.tenant_id), (":name", &filter.name)],
+        filter: "(?1 IS NULL OR id = ?1) \
+                 AND (?2 IS NULL OR json_extract(properties, '$.name') = ?2)",
+        params: vec![&filter.tenant_id, &filter.name],
     };
     let page = listing::fetch(db, &listing, q, listing::recipient_row)?;
     let mut entries = Vec::with_capacity(page.entries.len());

@@ -1,6 +1,6 @@
 //! Users: stored properties are flattened into the `User` wire shape (spec §4.1).
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 use super::attached::preference_map;
@@ -141,7 +141,7 @@ pub fn list_users(
     let listing = Listing {
         table: "users",
         columns: "rowid, id, properties, updated_at",
-        filter: "1",
+        filter: "1=1",
         params: Vec::new(),
     };
     let page = listing::fetch(db, &listing, q, listing::recipient_row)?;

@@ -1,0 +1,271 @@
+//! The PostgreSQL side of the connection layer: the store's SQLite-shaped values bound to
+//! and read from PostgreSQL's typed columns, through the synchronous `postgres` client
+//! (the store's writer and readers run on their own threads, as with SQLite).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::error::Error as StdError;
+
+use bytes::BytesMut;
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, NoTls};
+
+use super::param_list::Params;
+use super::value::ValueRef;
+use super::{Error, Result};
+
+/// Statements a connection keeps prepared; beyond this the cache is emptied (queries
+/// built at run time are not cached, so this is only a guard).
+const MAX_CACHED_STATEMENTS: usize = 512;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// `postgres://user:password@host:port/database?…` (libpq's URL form).
+    pub url: String,
+}
+
+/// One PostgreSQL session. The client needs `&mut` per call and a connection is only ever
+/// used by one thread at a time (the writer's, or one reader's), hence the `RefCell`.
+pub struct PgConn {
+    client: RefCell<Client>,
+    cache: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+impl PgConn {
+    pub(super) fn connect(config: &PgConfig) -> Result<PgConn> {
+        let mut client = Client::connect(&config.url, NoTls)?;
+        // Durable before acknowledged, whatever the server's default; and text compares
+        // byte-wise below (columns are declared COLLATE "C"), as SQLite's do.
+        client.batch_execute("SET synchronous_commit = on; SET client_encoding = 'UTF8'")?;
+        Ok(PgConn {
+            client: RefCell::new(client),
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    pub(super) fn prepare(&self, sql: &str, cached: bool) -> Result<PgStatement<'_>> {
+        if cached && let Some(stmt) = self.cache.borrow().get(sql) {
+            return Ok(PgStatement {
+                conn: self,
+                stmt: stmt.clone(),
+            });
+        }
+        let stmt = self.client.borrow_mut().prepare(&placeholders(sql))?;
+        if cached {
+            let mut cache = self.cache.borrow_mut();
+            if cache.len() >= MAX_CACHED_STATEMENTS {
+                cache.clear();
+            }
+            cache.insert(sql.to_owned(), stmt.clone());
+        }
+        Ok(PgStatement { conn: self, stmt })
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.borrow().is_closed()
+    }
+
+    pub(super) fn batch_execute(&self, sql: &str) -> Result<()> {
+        Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+}
+
+/// A statement prepared on one connection.
+pub struct PgStatement<'c> {
+    conn: &'c PgConn,
+    stmt: postgres::Statement,
+}
+
+impl PgStatement<'_> {
+    pub(super) fn execute(&mut self, params: &impl Params) -> Result<usize> {
+        let changed = params.with_values(|values| {
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            self.conn.client.borrow_mut().execute(&self.stmt, &refs)
+        })??;
+        usize::try_from(changed).map_err(|e| Error::Param(e.to_string()))
+    }
+
+    pub(super) fn query(&mut self, params: &impl Params) -> Result<Vec<postgres::Row>> {
+        Ok(params.with_values(|values| {
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            self.conn.client.borrow_mut().query(&self.stmt, &refs)
+        })??)
+    }
+}
+
+/// Column `idx` of a PostgreSQL row, as the SQLite storage class it maps to.
+pub(super) fn column(row: &postgres::Row, idx: usize) -> Result<ValueRef<'_>> {
+    Ok(row.try_get::<_, Any<'_>>(idx)?.0)
+}
+
+/// SQLite's `?N` / `?` placeholders as PostgreSQL's `$N`, outside quotes and comments.
+/// A bare `?` takes the number after the largest used so far, as SQLite numbers it.
+fn placeholders(sql: &str) -> String {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut largest = 0u32;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'?' => {
+                out.push_str(&sql[copied..i]);
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let n = if digits == 0 {
+                    largest + 1
+                } else {
+                    sql[i + 1..i + 1 + digits].parse().unwrap_or(largest + 1)
+                };
+                largest = largest.max(n);
+                out.push('$');
+                out.push_str(&n.to_string());
+                i += 1 + digits;
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    out
+}
+
+/// Binds a SQLite-shaped value to whatever type PostgreSQL inferred for the parameter.
+impl ToSql for ValueRef<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match *self {
+            ValueRef::Null => Ok(IsNull::Yes),
+            ValueRef::Integer(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+                Type::BOOL => (i != 0).to_sql(ty, out),
+                Type::FLOAT8 => (i as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR => i.to_string().to_sql(ty, out),
+                _ => Err(format!("an integer cannot be bound to a {ty} parameter").into()),
+            },
+            ValueRef::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                Type::FLOAT4 => (f as f32).to_sql(ty, out),
+                _ => Err(format!("a real cannot be bound to a {ty} parameter").into()),
+            },
+            ValueRef::Text(t) => {
+                let text = std::str::from_utf8(t)?;
+                match *ty {
+                    Type::JSON => {
+                        out.extend_from_slice(t);
+                        Ok(IsNull::No)
+                    }
+                    Type::JSONB => {
+                        out.extend_from_slice(&[1]);
+                        out.extend_from_slice(t);
+                        Ok(IsNull::No)
+                    }
+                    Type::INT8 => text.parse::<i64>()?.to_sql(ty, out),
+                    _ => text.to_sql(ty, out),
+                }
+            }
+            ValueRef::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// Any column, read as the SQLite storage class it maps to.
+struct Any<'a>(ValueRef<'a>);
+
+impl<'a> FromSql<'a> for Any<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(Any(match *ty {
+            Type::INT8 => ValueRef::Integer(i64::from_sql(ty, raw)?),
+            Type::INT4 => ValueRef::Integer(i32::from_sql(ty, raw)?.into()),
+            Type::INT2 => ValueRef::Integer(i16::from_sql(ty, raw)?.into()),
+            Type::OID => ValueRef::Integer(u32::from_sql(ty, raw)?.into()),
+            Type::BOOL => ValueRef::Integer(bool::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => ValueRef::Real(f64::from_sql(ty, raw)?),
+            Type::FLOAT4 => ValueRef::Real(f32::from_sql(ty, raw)?.into()),
+            Type::BYTEA => ValueRef::Blob(raw),
+            Type::JSONB => ValueRef::Text(raw.get(1..).unwrap_or_default()),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::UNKNOWN => {
+                ValueRef::Text(raw)
+            }
+            _ => {
+                return Err(format!(
+                    "a {ty} column has no SQLite storage class (cast it in the query)"
+                )
+                .into());
+            }
+        }))
+    }
+
+    fn from_sql_null(_: &Type) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(Any(ValueRef::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn numbered_and_bare_placeholders_become_dollar_numbers() {
+        assert_eq!(
+            placeholders("SELECT a FROM t WHERE b = ?1 AND c = ?2 OR d = ?1"),
+            "SELECT a FROM t WHERE b = $1 AND c = $2 OR d = $1"
+        );
+        assert_eq!(placeholders("VALUES (?, ?, ?)"), "VALUES ($1, $2, $3)");
+        assert_eq!(placeholders("x = ?3 AND y = ?"), "x = $3 AND y = $4");
+    }
+
+    #[test]
+    fn question_marks_in_literals_and_comments_stay() {
+        assert_eq!(
+            placeholders("SELECT '?1', \"a?\" -- ?2\n, ?1 /* ? */"),
+            "SELECT '?1', \"a?\" -- ?2\n, $1 /* ? */"
+        );
+        assert_eq!(
+            placeholders("SELECT 'it''s ?' , ?"),
+            "SELECT 'it''s ?' , $1"
+        );
+    }
+}
