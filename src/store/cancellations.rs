@@ -41,7 +41,9 @@ pub fn record(
     let mut insert = db.0.prepare_cached(
         "INSERT INTO workflow_cancellations(workflow_key, cancellation_key, recipient_kind, \
          recipient_collection, recipient_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT DO UPDATE SET created_at = max(created_at, excluded.created_at)",
+         ON CONFLICT(workflow_key, cancellation_key, recipient_kind, recipient_collection, recipient_id) \
+         DO UPDATE SET created_at = CASE WHEN excluded.created_at > workflow_cancellations.created_at \
+         THEN excluded.created_at ELSE workflow_cancellations.created_at END",
     )?;
     match recipients {
         None => {

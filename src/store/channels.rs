@@ -21,7 +21,8 @@ pub struct Channel {
 
 pub(super) fn ensure_default(db: &Db<'_>) -> StoreResult<()> {
     db.0.execute(
-        "INSERT OR IGNORE INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3)",
+        "INSERT INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3) \
+         ON CONFLICT DO NOTHING",
         params![ids::uuid(), DEFAULT_CHANNEL_KEY, db.now()],
     )?;
     Ok(())
@@ -57,7 +58,8 @@ pub fn find(db: &Db<'_>, id_or_key: &str) -> StoreResult<Option<Channel>> {
 
 /// Returns the channel with `key`, creating an in-app feed channel for it if new.
 pub fn ensure(db: &Db<'_>, key: &str) -> StoreResult<Channel> {
-    db.0.prepare_cached("INSERT OR IGNORE INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3)")?
+    db.0.prepare_cached("INSERT INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3) \
+         ON CONFLICT DO NOTHING")?
         .execute(params![ids::uuid(), key, db.now()])?;
     Ok(db
         .0

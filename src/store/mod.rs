@@ -12,6 +12,7 @@ mod feed_keys;
 mod feed_sql;
 mod files;
 mod migrations;
+mod pg;
 mod readers;
 pub mod sql;
 mod writer;
@@ -131,13 +132,14 @@ impl Db<'_> {
     }
 }
 
-/// The store: one writer, a pool of readers, all on one SQLite file.
+/// The store: one writer, a pool of readers, on one SQLite file or one PostgreSQL database.
 #[derive(Clone)]
 pub struct Store {
     writer: WriterHandle,
     writer_metrics: WriterMetrics,
     readers: readers::ReaderPool,
-    checkpointer: std::sync::Arc<checkpointer::Checkpointer>,
+    /// SQLite only: PostgreSQL checkpoints by itself.
+    checkpointer: Option<std::sync::Arc<checkpointer::Checkpointer>>,
     path: PathBuf,
     created: bool,
 }
@@ -168,15 +170,40 @@ impl Store {
         channels::ensure_default(&Db(&conn, &clock))?;
         let writer_metrics = WriterMetrics::new();
         let writer = writer::spawn(conn, writer_metrics.clone(), clock.clone());
-        let readers = readers::ReaderPool::new(path.to_path_buf(), clock);
-        let checkpointer =
-            std::sync::Arc::new(checkpointer::Checkpointer::spawn(path, synchronous_full)?);
+        let readers =
+            readers::ReaderPool::new(readers::Source::SqliteFile(path.to_path_buf()), clock);
+        let checkpointer = Some(std::sync::Arc::new(checkpointer::Checkpointer::spawn(
+            path,
+            synchronous_full,
+        )?));
         Ok(Store {
             writer,
             writer_metrics,
             readers,
             checkpointer,
             path: path.to_path_buf(),
+            created,
+        })
+    }
+
+    /// Connects to PostgreSQL at `config`, applies the migrations it lacks and starts the
+    /// writer. Blocking: call it before the server starts (or on a blocking thread).
+    pub fn open_postgres(config: &sql::PgConfig, clock: Clock) -> StoreResult<Self> {
+        let conn = pg::open_writer(config)?;
+        pg::apply(&conn)?;
+        let db = Db(&conn, &clock);
+        let created = meta::get(&db, "installed_at")?.is_none();
+        channels::ensure_default(&db)?;
+        meta::get_or_insert(&db, "installed_at", &clock.now())?;
+        let writer_metrics = WriterMetrics::new();
+        let writer = writer::spawn(conn, writer_metrics.clone(), clock.clone());
+        let readers = readers::ReaderPool::new(readers::Source::Postgres(config.clone()), clock);
+        Ok(Store {
+            writer,
+            writer_metrics,
+            readers,
+            checkpointer: None,
+            path: PathBuf::new(),
             created,
         })
     }
@@ -190,7 +217,7 @@ impl Store {
     /// The writer's group-commit histograms, for the `/metrics` registry.
     /// The WAL file's size after the last checkpoint (`tidings_wal_bytes`).
     pub fn wal_bytes(&self) -> u64 {
-        self.checkpointer.wal_bytes()
+        self.checkpointer.as_ref().map_or(0, |c| c.wal_bytes())
     }
 
     pub fn writer_metrics(&self) -> &WriterMetrics {
@@ -229,8 +256,9 @@ impl Store {
 
     /// Stops the writer after it has drained and committed every queued command.
     pub async fn shutdown(&self) {
-        let checkpointer = self.checkpointer.clone();
-        let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
+        if let Some(checkpointer) = self.checkpointer.clone() {
+            let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
+        }
         self.writer.shutdown().await;
     }
 

@@ -17,9 +17,25 @@ const MAX_IDLE: usize = 16;
 /// taking a blocking thread and opening a connection each (both unbounded otherwise).
 pub(super) const MAX_CONCURRENT_READS: usize = 32;
 
+/// Where reader connections come from.
+#[derive(Clone)]
+pub(super) enum Source {
+    SqliteFile(PathBuf),
+    Postgres(super::sql::PgConfig),
+}
+
+impl Source {
+    fn open(&self) -> StoreResult<Conn> {
+        match self {
+            Source::SqliteFile(path) => Ok(Conn::from(connection::open_read_only(path)?)),
+            Source::Postgres(config) => super::pg::open_reader(config),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(super) struct ReaderPool {
-    path: PathBuf,
+    source: Source,
     /// The server's clock, for the queries' `Db::now`.
     clock: Clock,
     // A std Mutex, not tokio's: it is held only to push/pop, never across an await.
@@ -28,9 +44,9 @@ pub(super) struct ReaderPool {
 }
 
 impl ReaderPool {
-    pub(super) fn new(path: PathBuf, clock: Clock) -> Self {
+    pub(super) fn new(source: Source, clock: Clock) -> Self {
         ReaderPool {
-            path,
+            source,
             clock,
             idle: Arc::new(Mutex::new(Vec::new())),
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
@@ -53,10 +69,13 @@ impl ReaderPool {
             let _permit = permit;
             let conn = match pool.idle.lock().map(|mut idle| idle.pop()) {
                 Ok(Some(conn)) => conn,
-                _ => Conn::from(connection::open_read_only(&pool.path)?),
+                _ => pool.source.open()?,
             };
             let result = f(&Db(&conn, &pool.clock));
-            if let Ok(mut idle) = pool.idle.lock()
+            // A connection PostgreSQL closed (a restart) is dropped, not pooled: the next
+            // read opens a fresh one.
+            if !conn.is_broken()
+                && let Ok(mut idle) = pool.idle.lock()
                 && idle.len() < MAX_IDLE
             {
                 idle.push(conn);
@@ -84,7 +103,7 @@ mod tests {
         rusqlite::Connection::open(&path)
             .and_then(|c| c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);"))
             .expect("a database to read");
-        let pool = ReaderPool::new(path, Clock::system());
+        let pool = ReaderPool::new(Source::SqliteFile(path), Clock::system());
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));

@@ -428,9 +428,9 @@ pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreRe
     let inserted = db
         .0
         .prepare_cached(
-            "INSERT OR IGNORE INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, \
+            "INSERT INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, \
              recipient_collection, recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
-             VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+             VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             new.id,
@@ -509,8 +509,10 @@ pub fn get_idempotency(db: &Db<'_>, key: &str, since: &str) -> StoreResult<Optio
 /// Remembers `key` for this run, replacing an expired entry.
 pub fn put_idempotency(db: &Db<'_>, key: &str, row: &IdempotencyRow) -> StoreResult<()> {
     db.0.prepare_cached(
-        "INSERT OR REPLACE INTO idempotency_keys(key, request_hash, workflow_run_id, request_id, inserted_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO idempotency_keys(key, request_hash, workflow_run_id, request_id, inserted_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(key) DO UPDATE SET request_hash = excluded.request_hash, \
+         workflow_run_id = excluded.workflow_run_id, request_id = excluded.request_id, \
+         inserted_at = excluded.inserted_at",
     )?
     .execute(params![
         key,

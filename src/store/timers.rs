@@ -210,7 +210,9 @@ pub fn gate_pass(
         }
         _ => {
             db.0.prepare_cached(
-                "INSERT OR REPLACE INTO engine_gates(key, opened_at, closes_at, count) VALUES (?1, ?2, ?3, 1)",
+                "INSERT INTO engine_gates(key, opened_at, closes_at, count) VALUES (?1, ?2, ?3, 1) \
+                 ON CONFLICT(key) DO UPDATE SET opened_at = excluded.opened_at, \
+                 closes_at = excluded.closes_at, count = 1",
             )?
             .execute(params![key, now, closes_at])?;
         }

@@ -418,8 +418,11 @@ pub(super) fn delete_for(db: &Db<'_>, owner: &ChannelDataOwner<'_>) -> StoreResu
 /// the same object, `into`'s subscription wins and `from`'s goes with `from`.
 pub(super) fn adopt_user_subscriptions(db: &Db<'_>, into: &str, from: &str) -> StoreResult<()> {
     db.0.prepare_cached(
-        "UPDATE OR IGNORE subscriptions SET recipient_id = ?1 \
-         WHERE recipient_kind = 'user' AND recipient_collection = '' AND recipient_id = ?2",
+        "UPDATE subscriptions SET recipient_id = ?1 \
+         WHERE recipient_kind = 'user' AND recipient_collection = '' AND recipient_id = ?2 \
+         AND NOT EXISTS (SELECT 1 FROM subscriptions kept WHERE kept.object_collection = subscriptions.object_collection \
+           AND kept.object_id = subscriptions.object_id AND kept.recipient_kind = 'user' \
+           AND kept.recipient_collection = '' AND kept.recipient_id = ?1)",
     )?
     .execute([into, from])?;
     Ok(())

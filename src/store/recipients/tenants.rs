@@ -92,7 +92,8 @@ pub fn upsert_tenant(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> Store
 pub fn ensure_tenant(db: &Db<'_>, id: &str) -> StoreResult<()> {
     let now = db.now();
     db.0.prepare_cached(
-        "INSERT OR IGNORE INTO tenants(id, properties, inserted_at, updated_at) VALUES (?1, '{}', ?2, ?2)",
+        "INSERT INTO tenants(id, properties, inserted_at, updated_at) VALUES (?1, '{}', ?2, ?2) \
+         ON CONFLICT DO NOTHING",
     )?
     .execute(params![id, now])?;
     Ok(())

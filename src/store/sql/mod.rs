@@ -130,6 +130,14 @@ impl Conn {
         }
     }
 
+    /// Whether the connection can no longer be used (PostgreSQL closed it).
+    pub fn is_broken(&self) -> bool {
+        match self {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres(c) => c.is_closed(),
+        }
+    }
+
     /// Starts the writer's transaction. SQLite takes the write lock at once
     /// (`IMMEDIATE`), so a busy database fails here and not halfway through.
     pub fn begin(&self) -> Result<()> {
