@@ -263,3 +263,7 @@ impl Audience<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "audience_tests.rs"]
+mod tests;

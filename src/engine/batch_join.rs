@@ -168,3 +168,7 @@ fn add(db: &Db<'_>, batch_id: &str, rr: &str, join: &BatchJoin) -> StoreResult<(
         &join.inserted_at,
     )
 }
+
+#[cfg(test)]
+#[path = "batch_join_tests.rs"]
+mod tests;

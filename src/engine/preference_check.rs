@@ -106,8 +106,42 @@ pub fn skip_reason(
 
 #[cfg(test)]
 mod tests {
-    use super::needs_scope;
-    use serde_json::json;
+    use super::{effective, needs_scope};
+    use serde_json::{Map, Value, json};
+
+    fn set(v: Value) -> Option<Map<String, Value>> {
+        v.as_object().cloned()
+    }
+
+    #[test]
+    fn without_tenant_preferences_the_recipients_default_set_governs() {
+        let own = set(json!({"channel_types": {"in_app_feed": false}}));
+        assert_eq!(
+            effective(None, None, own.clone(), None),
+            json!({"channel_types": {"in_app_feed": false}})
+        );
+        // A tenant with no preferences of its own changes nothing.
+        assert_eq!(
+            effective(Some("acme"), None, own, None),
+            json!({"channel_types": {"in_app_feed": false}})
+        );
+        assert_eq!(effective(None, None, None, None), json!({}));
+    }
+
+    #[test]
+    fn the_recipients_tenant_set_beats_the_tenant_default_and_ignores_the_own_set() {
+        let own = set(json!({"categories": {"a": true}}));
+        let tenant_default = json!({"categories": {"a": false, "b": false}});
+        let for_tenant = set(json!({"categories": {"b": true}}));
+        let governing = effective(Some("acme"), Some(&tenant_default), own.clone(), for_tenant);
+        assert_eq!(governing["categories"]["b"], true);
+        assert_eq!(
+            governing["categories"]["a"], false,
+            "the own set does not apply"
+        );
+        let only_default = effective(Some("acme"), Some(&tenant_default), own, None);
+        assert_eq!(only_default["categories"]["a"], false);
+    }
 
     #[test]
     fn only_sets_with_conditions_need_the_run_scope() {

@@ -864,3 +864,7 @@ fn resolve_delay_until(value: Option<&Value>, now: DateTime<Utc>) -> Result<Date
         Some(other) => Err(format!("`{other}` is not a timestamp")),
     }
 }
+
+#[cfg(test)]
+#[path = "walk_tests.rs"]
+mod tests;
