@@ -417,33 +417,6 @@ fn exec_steps(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_pointers_become_dotted_fields() {
-        assert_eq!(pointer_to_field("data", ""), "data");
-        assert_eq!(pointer_to_field("data", "/a/0/b~1c"), "data.a.0.b/c");
-    }
-
-    #[test]
-    fn invalid_schemas_and_liquid_are_refused_at_compile_time() {
-        let body = json!({"name": "x", "trigger_data_json_schema": {"type": 12},
-            "steps": [{"ref": "s", "type": "channel", "channel_key": "in-app-feed",
-                       "template": {"markdown_body": "{% if %}"}}]});
-        let errors = prepare("abc", &body, "workflow").err().unwrap_or_default();
-        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "workflow.steps[0].template.markdown_body",
-                "workflow.trigger_data_json_schema"
-            ]
-        );
-    }
-}
-
 /// Compiles workflow `key` from `body` (`{"name", "steps"}`) without a store, each
 /// channel step getting a made-up channel: for the engine's unit tests of the pure walk.
 #[cfg(test)]
@@ -473,4 +446,31 @@ pub(crate) fn compile_for_test(key: &str, body: &Value) -> Arc<CompiledWorkflow>
         steps,
         schema: compiled.schema,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_pointers_become_dotted_fields() {
+        assert_eq!(pointer_to_field("data", ""), "data");
+        assert_eq!(pointer_to_field("data", "/a/0/b~1c"), "data.a.0.b/c");
+    }
+
+    #[test]
+    fn invalid_schemas_and_liquid_are_refused_at_compile_time() {
+        let body = json!({"name": "x", "trigger_data_json_schema": {"type": 12},
+            "steps": [{"ref": "s", "type": "channel", "channel_key": "in-app-feed",
+                       "template": {"markdown_body": "{% if %}"}}]});
+        let errors = prepare("abc", &body, "workflow").err().unwrap_or_default();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "workflow.steps[0].template.markdown_body",
+                "workflow.trigger_data_json_schema"
+            ]
+        );
+    }
 }
