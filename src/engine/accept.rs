@@ -16,12 +16,14 @@ use sha2::{Digest, Sha256};
 use super::refusal::Refusal;
 use super::registry::Registry;
 use crate::error::FieldError;
+use crate::ids;
 use crate::model::RecipientRef;
 use crate::model::properties::RecipientProperties;
+use crate::model::stored_trigger::StoredTrigger;
 use crate::model::trigger::{RecipientInput, Trigger};
-use crate::store::runs::{self, IdempotencyRow, NewRun};
-use crate::store::{Db, Store, StoreResult, recipients};
-use crate::{clock, ids};
+use crate::store::Store;
+use crate::store::ops::{AcceptTrigger, Accepting};
+use crate::store::runs::{IdempotencyRow, NewRun};
 
 /// The request header that makes a trigger idempotent (spec §3.3).
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -51,17 +53,9 @@ impl Accepted {
     }
 }
 
-/// The outcome of the accept transaction.
-enum Written {
-    New,
-    Replay(IdempotencyRow),
-    Mismatch,
-}
-
-/// The oldest `inserted_at` of a key still inside the replay window, on the store's clock
-/// (the one that stamped the keys).
-pub(super) fn idempotency_since(db: &Db<'_>) -> String {
-    clock::format(db.now_utc() - Duration::hours(IDEMPOTENCY_WINDOW_HOURS))
+/// How long a key is remembered, as a duration.
+fn window() -> Duration {
+    Duration::hours(IDEMPOTENCY_WINDOW_HOURS)
 }
 
 /// Identifies "the same request": workflow key plus the body's JSON.
@@ -111,18 +105,6 @@ pub(super) fn parse_inline(input: &mut RecipientInput, at: &str, errors: &mut Ve
     }
 }
 
-pub(super) fn upsert_inline(db: &Db<'_>, input: &RecipientInput) -> StoreResult<()> {
-    let Some(props) = &input.inline else {
-        return Ok(());
-    };
-    match &input.reference {
-        RecipientRef::User(id) => recipients::upsert_user(db, id, props).map(|_| ()),
-        RecipientRef::Object { id, collection } => {
-            recipients::upsert_object(db, collection, id, props).map(|_| ())
-        }
-    }
-}
-
 /// Accepts a trigger of workflow `key` (see the module invariants).
 pub(super) async fn accept(
     store: &Store,
@@ -146,10 +128,8 @@ pub(super) async fn accept(
         }
     };
     let hash = request_hash(key, body);
-    if let Some(k) = idempotency_key.clone()
-        && let Some(row) = store
-            .read(move |db| runs::get_idempotency(db, &k, &idempotency_since(db)))
-            .await?
+    if let Some(k) = &idempotency_key
+        && let Some(row) = store.remembered_trigger(k, window()).await?
     {
         return if row.request_hash == hash {
             Ok(replay(row))
@@ -190,7 +170,7 @@ pub(super) async fn accept(
     let run = NewRun {
         id: run_id.clone(),
         workflow_key: workflow.def.key.clone(),
-        request: trigger.to_stored(),
+        request: StoredTrigger::of(&trigger).to_value(),
         cancellation_key: trigger.cancellation_key.clone(),
         tenant: trigger.tenant.as_ref().map(|t| t.id.clone()),
     };
@@ -205,42 +185,20 @@ pub(super) async fn accept(
         )
     });
     let written = store
-        .write(move |db| {
-            let since = idempotency_since(db);
-            if let Some((k, _)) = &idempotency {
-                // Checked again inside the write: two concurrent requests with one key
-                // are serialized here, and the second replays the first.
-                if let Some(row) = runs::get_idempotency(db, k, &since)? {
-                    return Ok(if row.request_hash == hash {
-                        Written::Replay(row)
-                    } else {
-                        Written::Mismatch
-                    });
-                }
-            }
-            if let Some(tenant) = &trigger.tenant {
-                match &tenant.inline {
-                    Some(props) => recipients::upsert_tenant(db, &tenant.id, props).map(|_| ())?,
-                    None => recipients::ensure_tenant(db, &tenant.id)?,
-                }
-            }
-            if let Some(actor) = &trigger.actor {
-                upsert_inline(db, actor)?;
-            }
-            for r in &trigger.recipients {
-                upsert_inline(db, r)?;
-            }
-            runs::insert_run(db, &run)?;
-            if let Some((k, row)) = &idempotency {
-                runs::put_idempotency(db, k, row)?;
-            }
-            Ok(Written::New)
+        .accept_trigger(AcceptTrigger {
+            run,
+            idempotency,
+            request_hash: hash,
+            window: window(),
+            tenant: trigger.tenant,
+            actor: trigger.actor,
+            recipients: trigger.recipients,
         })
         .await?;
     match written {
-        Written::New => Ok(Accepted::New { run_id }),
-        Written::Replay(row) => Ok(replay(row)),
-        Written::Mismatch => Err(mismatch()),
+        Accepting::New => Ok(Accepted::New { run_id }),
+        Accepting::Replay(row) => Ok(replay(row)),
+        Accepting::Mismatch => Err(mismatch()),
     }
 }
 
@@ -261,11 +219,7 @@ async fn check_actor(store: &Store, trigger: &Trigger) -> Result<(), Refusal> {
     {
         return Ok(());
     }
-    let lookup = id.clone();
-    if store
-        .read(move |db| recipients::user_exists(db, &lookup))
-        .await?
-    {
+    if store.user_identified(id).await? {
         Ok(())
     } else {
         Err(Refusal::ActorMissing(id.clone()))

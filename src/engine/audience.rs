@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::model::RecipientRef;
-use crate::store::recipients::subscriptions::{self, ObjectKey};
-use crate::store::recipients::{self as recipient_store};
-use crate::store::{Db, StoreResult};
+use crate::model::stored_trigger::StoredRecipient;
+use crate::store::StoreResult;
+use crate::store::ops::{AudienceReads, Subscriber};
+use crate::store::recipients::minimal;
+use crate::store::recipients::subscriptions::ObjectKey;
 
 /// Targets per page while other tenants (or workflows) have work: one page is one write
 /// of recipient runs and messages, and one turn of the runner's fair scheduling. Small
@@ -89,7 +91,7 @@ impl AudienceCursor {
 
 /// The trigger's side of the expansion: its recipients (in order) and its actor.
 pub struct Audience<'a> {
-    pub direct: &'a [(RecipientRef, Option<Map<String, Value>>)],
+    pub direct: &'a [StoredRecipient],
     pub actor: Option<&'a RecipientRef>,
 }
 
@@ -108,13 +110,12 @@ fn subscription_scope(properties: Option<Map<String, Value>>, object_view: &Valu
 }
 
 /// The template view of an object: its wire shape with properties also at the top level.
-fn object_view(db: &Db<'_>, object: &ObjectKey) -> StoreResult<Value> {
+fn object_view<R: AudienceReads + ?Sized>(reads: &R, object: &ObjectKey) -> StoreResult<Value> {
     let r = RecipientRef::Object {
         id: object.id.clone(),
         collection: object.collection.clone(),
     };
-    let found =
-        recipient_store::get_recipient(db, &r)?.unwrap_or_else(|| recipient_store::minimal(&r));
+    let found = reads.recipient(&r)?.unwrap_or_else(|| minimal(&r));
     let Value::Object(mut map) = found else {
         return Ok(found);
     };
@@ -129,9 +130,9 @@ fn object_view(db: &Db<'_>, object: &ObjectKey) -> StoreResult<Value> {
 impl Audience<'_> {
     /// The next page after `cursor`: up to `limit` targets (possibly fewer, possibly
     /// none, even before the end) and the cursor to continue from.
-    pub fn next_page(
+    pub fn next_page<R: AudienceReads + ?Sized>(
         &self,
-        db: &Db<'_>,
+        reads: &R,
         cursor: &AudienceCursor,
         limit: usize,
     ) -> StoreResult<(Vec<RecipientTarget>, AudienceCursor)> {
@@ -144,10 +145,10 @@ impl Audience<'_> {
             match c.stage {
                 Stage::Direct => {
                     let end = (c.index + room).min(self.direct.len());
-                    for (reference, trigger_data) in &self.direct[c.index.min(end)..end] {
+                    for direct in &self.direct[c.index.min(end)..end] {
                         out.push(RecipientTarget {
-                            reference: reference.clone(),
-                            trigger_data: trigger_data.clone(),
+                            reference: direct.reference.clone(),
+                            trigger_data: direct.trigger_data.clone(),
                             subscription: None,
                         });
                     }
@@ -164,8 +165,8 @@ impl Audience<'_> {
                     let Some(object) = self.direct_object(&mut c, Stage::Nested) else {
                         continue;
                     };
-                    let rows = subscriptions::subscribers_page(db, &object, c.position, room)?;
-                    self.push_subscribers(db, &object, &rows, &mut out)?;
+                    let rows = reads.subscribers_page(&object, c.position, room)?;
+                    self.push_subscribers(reads, &object, &rows, &mut out)?;
                     match rows.last() {
                         Some(last) if rows.len() == room => c.position = last.position,
                         _ => {
@@ -180,24 +181,22 @@ impl Audience<'_> {
                     };
                     let hub = match &c.hub {
                         Some((_, collection, id)) => ObjectKey::new(collection, id),
-                        None => {
-                            match subscriptions::next_object_subscriber(db, &parent, c.hub_after)? {
-                                Some((row, hub)) => {
-                                    c.hub = Some((row, hub.collection.clone(), hub.id.clone()));
-                                    c.position = 0;
-                                    hub
-                                }
-                                None => {
-                                    c.index += 1;
-                                    c.hub_after = 0;
-                                    c.position = 0;
-                                    continue;
-                                }
+                        None => match reads.next_object_subscriber(&parent, c.hub_after)? {
+                            Some((row, hub)) => {
+                                c.hub = Some((row, hub.collection.clone(), hub.id.clone()));
+                                c.position = 0;
+                                hub
                             }
-                        }
+                            None => {
+                                c.index += 1;
+                                c.hub_after = 0;
+                                c.position = 0;
+                                continue;
+                            }
+                        },
                     };
-                    let rows = subscriptions::subscribers_page(db, &hub, c.position, room)?;
-                    self.push_subscribers(db, &hub, &rows, &mut out)?;
+                    let rows = reads.subscribers_page(&hub, c.position, room)?;
+                    self.push_subscribers(reads, &hub, &rows, &mut out)?;
                     match rows.last() {
                         Some(last) if rows.len() == room => c.position = last.position,
                         _ => {
@@ -229,7 +228,7 @@ impl Audience<'_> {
                 };
                 None
             }
-            Some((r, _)) => match object_key(r) {
+            Some(direct) => match object_key(&direct.reference) {
                 Some(object) => Some(object),
                 None => {
                     c.index += 1;
@@ -240,17 +239,17 @@ impl Audience<'_> {
         }
     }
 
-    fn push_subscribers(
+    fn push_subscribers<R: AudienceReads + ?Sized>(
         &self,
-        db: &Db<'_>,
+        reads: &R,
         object: &ObjectKey,
-        rows: &[subscriptions::SubscriberRow],
+        rows: &[Subscriber],
         out: &mut Vec<RecipientTarget>,
     ) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let view = object_view(db, object)?;
+        let view = object_view(reads, object)?;
         for row in rows {
             if self.actor == Some(&row.recipient) {
                 continue;
@@ -264,3 +263,7 @@ impl Audience<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "audience_tests.rs"]
+mod tests;

@@ -11,45 +11,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::walk::Wait;
 use crate::model::RecipientRef;
-use crate::model::workflow::{BatchOrder, BatchStep, Duration, ExecutionMode, WindowType};
+use crate::model::workflow::{BatchOrder, BatchStep, Duration, WindowType};
 use crate::store::batches::ActivityRow;
 
 /// Knock renders at most this many unique `actors`.
 pub const MAX_ACTORS: usize = 10;
 /// Merged batch `data` keeps strings up to this many characters (Knock).
 pub const MAX_MERGED_STRING: usize = 256;
-
-/// What a walk asks the write to do at a batch step: open the recipient's batch or
-/// append to the open one. Decided in the write (only it sees open batches exactly).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BatchJoin {
-    /// workflow, step, recipient, tenant and key value; one open batch per identity.
-    pub identity: String,
-    pub key_value: String,
-    /// Where the window closes if this join opens the batch.
-    pub closes_at: DateTime<Utc>,
-    /// Sliding windows: the latest close if this join opens the batch.
-    pub extend_until: Option<DateTime<Utc>>,
-    /// Sliding windows: the close this activity asks for when it appends.
-    pub slide_to: Option<DateTime<Utc>>,
-    pub max_items: Option<u32>,
-    /// Stored with the batch for its close (`{render_limit, order}`).
-    pub settings: Value,
-    pub activity_id: String,
-    pub actor: Option<RecipientRef>,
-    pub data: Arc<Value>,
-    pub inserted_at: String,
-    pub mode: ExecutionMode,
-    /// Index of this step's `batched` event in the plan (the write fills in its data).
-    pub event_index: usize,
-    /// Plan lengths at this step: a `flush_leading` trigger that finds an open batch is
-    /// cut back to them and pauses with `wait` instead of running on.
-    pub messages_at: usize,
-    pub gates_at: usize,
-    pub wait: Wait,
-}
 
 /// The identity of a batch: one open batch per (workflow, step, recipient, tenant, key).
 pub fn identity(

@@ -22,17 +22,21 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::batch::{self, ClosedBatch, MAX_ACTORS};
+use super::plan::RecipientPlan;
 use super::scheduler::DueSource;
 use super::waits::{self, ResumeWork, Waits};
-use super::walk::RecipientPlan;
 use crate::clock;
 use crate::model::RecipientRef;
+use crate::model::run_state::RecipientRunStatus;
 use crate::store::batches;
 use crate::store::messages::MessageRow;
 use crate::store::{Db, StoreError, StoreResult, recipients, timers};
 
 /// Batches closed per scheduler pass (one write each pass).
 const CLOSE_SLICE: usize = 64;
+
+/// A recipient run's stored `failed` status.
+const FAILED: &str = RecipientRunStatus::Failed.as_str();
 
 /// The scheduler due-source that closes batches.
 pub struct BatchSource(pub Arc<Waits>);
@@ -121,7 +125,7 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
                         waits::write_resumed(db, &rr, plan, &now_s, &mut rows)?
                     }
                     Some((rr, Some(Err(event)))) => {
-                        timers::update_recipient_run(db, &rr, "failed", &[event], None)?
+                        timers::update_recipient_run(db, &rr, FAILED, &[event], None)?
                     }
                     Some((_, None)) | None => {}
                 }
@@ -129,11 +133,13 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
                                    "data": {"batch_id": p.batch_id, "at": at}});
                 for rr in &p.others {
                     // Only runs still waiting (retention may have deleted an old run).
-                    if timers::get_recipient_run(db, rr)?.is_some_and(|r| r.status == "paused") {
+                    if timers::get_recipient_run(db, rr)?.is_some_and(|r| {
+                        RecipientRunStatus::parse(&r.status) == Some(RecipientRunStatus::Paused)
+                    }) {
                         timers::update_recipient_run(
                             db,
                             rr,
-                            "completed",
+                            RecipientRunStatus::Completed.as_str(),
                             std::slice::from_ref(&event),
                             None,
                         )?;

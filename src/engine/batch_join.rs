@@ -12,13 +12,15 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::batch::{self, BatchJoin};
-use super::walk::RecipientPlan;
+use super::batch;
+use super::plan::{BatchJoin, RecipientPlan};
 use crate::clock;
 use crate::ids;
+use crate::model::run_state::RecipientRunStatus;
 use crate::model::workflow::ExecutionMode;
 use crate::store::batches::{self, NewBatch};
-use crate::store::{Db, StoreResult, timers};
+use crate::store::ops::Checkpoints;
+use crate::store::{Db, StoreResult};
 
 /// What a decided join still has to write once the recipient run's id is known.
 pub enum JoinAction {
@@ -34,7 +36,11 @@ pub enum JoinAction {
 
 /// Decides `plan`'s gates and batch joins in plan order, cutting the plan as they
 /// require; returns the joins to record (see [`record`]).
-pub fn decide(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<Vec<JoinAction>> {
+pub fn decide<C: Checkpoints + ?Sized>(
+    checks: &C,
+    plan: &mut RecipientPlan,
+    now: &str,
+) -> StoreResult<Vec<JoinAction>> {
     let mut gates = std::mem::take(&mut plan.gates)
         .into_iter()
         .enumerate()
@@ -50,7 +56,7 @@ pub fn decide(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<V
         };
         if join_next {
             let Some(join) = joins.next() else { break };
-            match batches::find_open(db, &join.identity)? {
+            match checks.open_batch(&join.identity)? {
                 None => {
                     let batch_id = ids::uuid();
                     let flushed = join.mode == ExecutionMode::FlushLeading;
@@ -69,7 +75,7 @@ pub fn decide(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<V
                         plan.events.truncate(join.event_index + 1);
                         plan.messages.truncate(join.messages_at);
                         plan.wait = Some(join.wait.clone());
-                        plan.status = "paused";
+                        plan.status = RecipientRunStatus::Paused;
                     }
                     if let Some(event) = plan.events.get_mut(join.event_index) {
                         event["data"]["batch_id"] = json!(open.id);
@@ -83,12 +89,12 @@ pub fn decide(db: &Db<'_>, plan: &mut RecipientPlan, now: &str) -> StoreResult<V
         } else {
             let Some((_, gate)) = gates.next() else { break };
             let closes_at = gate.closes_at.map(clock::format);
-            if !timers::gate_pass(db, &gate.key, gate.limit, closes_at.as_deref(), now)? {
+            if !checks.pass_gate(&gate.key, gate.limit, closes_at.as_deref(), now)? {
                 plan.events.truncate(gate.events_at);
                 plan.events.push(gate.blocked);
                 plan.messages.truncate(gate.messages_at);
                 plan.wait = None;
-                plan.status = "completed";
+                plan.status = RecipientRunStatus::Completed;
                 // Joins after the gate never happened; joins before it keep their batch.
                 break;
             }
@@ -162,3 +168,7 @@ fn add(db: &Db<'_>, batch_id: &str, rr: &str, join: &BatchJoin) -> StoreResult<(
         &join.inserted_at,
     )
 }
+
+#[cfg(test)]
+#[path = "batch_join_tests.rs"]
+mod tests;

@@ -13,6 +13,7 @@ pub mod bus;
 pub mod fair;
 pub mod lifecycle;
 pub mod loader;
+pub mod plan;
 pub mod preference_check;
 pub mod refusal;
 pub mod registry;

@@ -28,10 +28,27 @@ pub fn tenant_default(db: &Db<'_>, tenant: Option<&str>) -> StoreResult<Option<V
     }
 }
 
-/// The set that governs `recipient` in a run for `tenant`. With a tenant that has
-/// tenant-level preferences (its default set, or the recipient's set named after it), the
-/// recipient's tenant set beats the tenant default; otherwise the recipient's `default`
-/// set applies. (There is no environment default yet: unset means allowed.)
+/// The set that governs a recipient in a run for `tenant`, from the sets that may: with a
+/// tenant that has tenant-level preferences (its default set, or the recipient's set named
+/// after it), the recipient's tenant set beats the tenant default; otherwise the
+/// recipient's `default` set applies. (There is no environment default yet: unset means
+/// allowed.) Pure: the runner loads the sets of a whole page in one read.
+pub fn effective(
+    tenant: Option<&str>,
+    tenant_default: Option<&Value>,
+    default_set: Option<Map<String, Value>>,
+    tenant_set: Option<Map<String, Value>>,
+) -> Value {
+    if tenant.is_some() {
+        let recipient_tenant_set = tenant_set.map(Value::Object);
+        if tenant_default.is_some() || recipient_tenant_set.is_some() {
+            return preferences::effective(&[tenant_default, recipient_tenant_set.as_ref()]);
+        }
+    }
+    Value::Object(default_set.unwrap_or_default())
+}
+
+/// [`effective`] for one recipient, reading its sets inside the caller's read (a resume).
 pub fn effective_set(
     db: &Db<'_>,
     recipient: &RecipientRef,
@@ -39,50 +56,15 @@ pub fn effective_set(
     tenant_default: Option<&Value>,
 ) -> StoreResult<Value> {
     let owner = owner(recipient);
-    if let Some(tenant) = tenant {
-        let recipient_tenant_set =
-            recipients::get_preference_set(db, owner, tenant)?.map(Value::Object);
-        if tenant_default.is_some() || recipient_tenant_set.is_some() {
-            return Ok(preferences::effective(&[
-                tenant_default,
-                recipient_tenant_set.as_ref(),
-            ]));
-        }
-    }
-    let own = recipients::get_preference_set(db, owner, DEFAULT_SET)?;
-    Ok(Value::Object(own.unwrap_or_else(Map::new)))
-}
-
-/// [`effective_set`] for every recipient of a fan-out page, from one read of their
-/// preference sets (the same choice, made from the page's rows).
-pub fn effective_sets(
-    db: &Db<'_>,
-    refs: &[&RecipientRef],
-    tenant: Option<&str>,
-    tenant_default: Option<&Value>,
-) -> StoreResult<Vec<Value>> {
-    let mut set_ids = vec![DEFAULT_SET];
-    set_ids.extend(tenant);
-    let sets = recipients::get_preference_sets_by_ref(db, refs, &set_ids)?;
-    Ok(refs
-        .iter()
-        .map(|r| {
-            let take = |set_id: &str| match sets.is_empty() {
-                true => None,
-                false => sets.get(&((*r).clone(), set_id.to_owned())).cloned(),
-            };
-            if let Some(tenant) = tenant {
-                let recipient_tenant_set = take(tenant).map(Value::Object);
-                if tenant_default.is_some() || recipient_tenant_set.is_some() {
-                    return preferences::effective(&[
-                        tenant_default,
-                        recipient_tenant_set.as_ref(),
-                    ]);
-                }
-            }
-            Value::Object(take(DEFAULT_SET).unwrap_or_else(Map::new))
-        })
-        .collect())
+    let tenant_set = match tenant {
+        Some(tenant) => recipients::get_preference_set(db, owner, tenant)?,
+        None => None,
+    };
+    let default_set = match (tenant, &tenant_set) {
+        (Some(_), _) if tenant_default.is_some() || tenant_set.is_some() => None,
+        _ => recipients::get_preference_set(db, owner, DEFAULT_SET)?,
+    };
+    Ok(effective(tenant, tenant_default, default_set, tenant_set))
 }
 
 /// Whether any setting in `set` has `conditions`, i.e. whether evaluating it needs the
@@ -124,8 +106,42 @@ pub fn skip_reason(
 
 #[cfg(test)]
 mod tests {
-    use super::needs_scope;
-    use serde_json::json;
+    use super::{effective, needs_scope};
+    use serde_json::{Map, Value, json};
+
+    fn set(v: Value) -> Option<Map<String, Value>> {
+        v.as_object().cloned()
+    }
+
+    #[test]
+    fn without_tenant_preferences_the_recipients_default_set_governs() {
+        let own = set(json!({"channel_types": {"in_app_feed": false}}));
+        assert_eq!(
+            effective(None, None, own.clone(), None),
+            json!({"channel_types": {"in_app_feed": false}})
+        );
+        // A tenant with no preferences of its own changes nothing.
+        assert_eq!(
+            effective(Some("acme"), None, own, None),
+            json!({"channel_types": {"in_app_feed": false}})
+        );
+        assert_eq!(effective(None, None, None, None), json!({}));
+    }
+
+    #[test]
+    fn the_recipients_tenant_set_beats_the_tenant_default_and_ignores_the_own_set() {
+        let own = set(json!({"categories": {"a": true}}));
+        let tenant_default = json!({"categories": {"a": false, "b": false}});
+        let for_tenant = set(json!({"categories": {"b": true}}));
+        let governing = effective(Some("acme"), Some(&tenant_default), own.clone(), for_tenant);
+        assert_eq!(governing["categories"]["b"], true);
+        assert_eq!(
+            governing["categories"]["a"], false,
+            "the own set does not apply"
+        );
+        let only_default = effective(Some("acme"), Some(&tenant_default), own, None);
+        assert_eq!(only_default["categories"]["a"], false);
+    }
 
     #[test]
     fn only_sets_with_conditions_need_the_run_scope() {

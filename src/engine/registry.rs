@@ -417,6 +417,37 @@ fn exec_steps(
         .collect()
 }
 
+/// Compiles workflow `key` from `body` (`{"name", "steps"}`) without a store, each
+/// channel step getting a made-up channel: for the engine's unit tests of the pure walk.
+#[cfg(test)]
+pub(crate) fn compile_for_test(key: &str, body: &Value) -> Arc<CompiledWorkflow> {
+    let (def, compiled) = match prepare(key, body, "") {
+        Ok(prepared) => prepared,
+        Err(errors) => panic!("invalid test workflow: {errors:?}"),
+    };
+    let steps = attach_channels(&def, compiled.templates, |k| {
+        Some(Channel {
+            id: format!("channel-{k}"),
+            key: k.to_owned(),
+            kind: "in_app_feed".into(),
+            inserted_at: String::new(),
+        })
+    })
+    .unwrap_or_default();
+    Arc::new(CompiledWorkflow {
+        stored: StoredWorkflow {
+            key: key.to_owned(),
+            definition: def.definition.clone(),
+            version_id: "version-1".into(),
+            inserted_at: String::new(),
+            updated_at: String::new(),
+        },
+        def,
+        steps,
+        schema: compiled.schema,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

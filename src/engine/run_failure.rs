@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::model::RecipientRef;
-use crate::store::{Store, StoreError, runs};
+use crate::store::{Store, StoreError};
 
 /// The longest pause between two attempts at a run.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -123,11 +123,7 @@ pub fn panic_reason(e: tokio::task::JoinError) -> String {
 /// Stores why an attempt failed (best effort: when the store itself fails, the next
 /// attempt fails the same way and says so).
 pub async fn note_failure(store: &Store, run_id: &str, reason: &str) {
-    let (id, why) = (run_id.to_owned(), reason.to_owned());
-    if let Err(e) = store
-        .write(move |db| runs::note_failure(db, &id, &why))
-        .await
-    {
+    if let Err(e) = store.note_run_failure(run_id, reason).await {
         tracing::warn!(run = %run_id, error = %e, "could not store why a run attempt failed");
     }
 }
@@ -152,20 +148,10 @@ pub async fn give_up(
     recipients: Vec<RecipientRef>,
 ) -> Result<(), StoreError> {
     tracing::error!(run = %run_id, reason, "workflow run failed");
-    let (id, why) = (run_id.to_owned(), reason.to_owned());
+    let events = json!([{"event": "run_failed", "status": "error",
+                         "data": {"reason": reason}}]);
     let ended = store
-        .write(move |db| {
-            if !runs::fail_run(db, &id, &why)? {
-                return Ok(false);
-            }
-            let events = json!([{"event": "run_failed", "status": "error",
-                                 "data": {"reason": why}}]);
-            let unreached = runs::without_recipient_runs(db, &id, recipients, |r| r)?;
-            for recipient in &unreached {
-                runs::ensure_recipient_run(db, &id, recipient, "failed", &events)?;
-            }
-            Ok(true)
-        })
+        .give_up_run(run_id, reason, recipients, events)
         .await?;
     if ended {
         failed.0.fetch_add(1, Ordering::Relaxed);

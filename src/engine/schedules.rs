@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
-use super::accept::{parse_inline, upsert_inline};
+use super::accept::parse_inline;
 use super::refusal::Refusal;
 use super::registry::{CompiledWorkflow, Registry};
 use crate::clock;
@@ -33,6 +33,7 @@ use crate::model::recurrence::{Recurrence, RepeatRule};
 use crate::model::schedules::MAX_RESPONSE_DATA_BYTES;
 use crate::model::schedules::{Change, CreateSchedules, ScheduleFields, UpdateSchedules};
 use crate::model::{PageQuery, RecipientRef};
+use crate::store::ops::{upsert_inline, upsert_tenant};
 use crate::store::schedules::{self, NewSchedule, ScheduleRow};
 use crate::store::{Db, Store, StoreError, StoreResult, recipients};
 
@@ -131,10 +132,7 @@ fn check_data(
 /// Upserts what the fields carry inline (tenant, actor), inside the caller's write.
 fn upsert_fields(db: &Db<'_>, fields: &ScheduleFields) -> StoreResult<()> {
     if let Change::Set(tenant) = &fields.tenant {
-        match &tenant.inline {
-            Some(props) => recipients::upsert_tenant(db, &tenant.id, props).map(|_| ())?,
-            None => recipients::ensure_tenant(db, &tenant.id)?,
-        }
+        upsert_tenant(db, tenant)?;
     }
     if let Change::Set(actor) = &fields.actor {
         upsert_inline(db, actor)?;

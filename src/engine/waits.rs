@@ -33,19 +33,23 @@ use super::batch_join;
 use super::bus::SharedBus;
 use super::preference_check;
 use super::registry::Registry;
-use super::runner::StoredRequest;
 use super::scheduler::{DueSource, Scheduler};
 use super::walk::{
     RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk_isolated,
 };
 use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
+use crate::model::run_state::RecipientRunStatus;
+use crate::model::stored_trigger::StoredTrigger;
 use crate::store::messages::{self, MessageRow, PreparedMessage};
 use crate::store::timers::{self, RESUME};
 use crate::store::{Db, Store, StoreResult, batches, cancellations, recipients, run_records, runs};
 
 /// Timers fired per scheduler pass (one write each pass).
 const FIRE_SLICE: usize = 256;
+
+/// A recipient run's stored `failed` status.
+const FAILED: &str = RecipientRunStatus::Failed.as_str();
 
 /// Writes `plan`'s wait for recipient run `rr`: a delay's timer (a batch wait has none:
 /// its batch's close resumes it, see `batch_close`).
@@ -101,7 +105,7 @@ pub fn is_plain(plan: &RecipientPlan) -> bool {
     plan.wait.is_none()
         && plan.gates.is_empty()
         && plan.batches.is_empty()
-        && plan.status == "completed"
+        && plan.status == RecipientRunStatus::Completed
         && !plan.messages.is_empty()
         && plan.events.len() == plan.messages.len()
         && plan.events.iter().zip(&plan.messages).all(|(event, m)| {
@@ -185,7 +189,7 @@ pub fn write_new(
     };
     let cancelled = cancel.is_some();
     if let Some(key) = cancel {
-        plan.status = "cancelled";
+        plan.status = RecipientRunStatus::Cancelled;
         plan.events
             .push(json!({"event": "cancelled", "status": "ok",
                                 "data": {"cancellation_key": key, "at": now}}));
@@ -198,14 +202,20 @@ pub fn write_new(
             facts,
             id: runs::recipient_run_id(run_id, facts, &plan.reference),
             recipient: &plan.reference,
-            status: plan.status,
+            status: plan.status.as_str(),
             events: &events,
         },
     )?;
     if let Some(wait) = &plan.wait
         && !cancelled
     {
-        timers::update_recipient_run(db, &rr, plan.status, &[], Some(&wait.resume_state()))?;
+        timers::update_recipient_run(
+            db,
+            &rr,
+            plan.status.as_str(),
+            &[],
+            Some(&wait.resume_state()),
+        )?;
     }
     batch_join::record(db, &rr, joins, instant(now))?;
     if cancelled {
@@ -228,7 +238,7 @@ pub(crate) fn write_resumed(
 ) -> StoreResult<()> {
     let joins = batch_join::decide(db, &mut plan, now)?;
     let resume = plan.wait.as_ref().map(|w| w.resume_state());
-    timers::update_recipient_run(db, rr, plan.status, &plan.events, resume.as_ref())?;
+    timers::update_recipient_run(db, rr, plan.status.as_str(), &plan.events, resume.as_ref())?;
     batch_join::record(db, rr, joins, instant(now))?;
     write_wait(db, rr, &plan)?;
     insert_messages(db, rr, plan, rows)
@@ -305,7 +315,7 @@ type Fired = (i64, String, Option<Result<RecipientPlan, Value>>);
 
 /// Run-level inputs loaded once per run per pass.
 pub(crate) struct RunInputs {
-    request: StoredRequest,
+    request: StoredTrigger,
     tenant_default: Option<Value>,
 }
 
@@ -369,7 +379,7 @@ async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
                     None => {}
                     Some(Ok(plan)) => write_resumed(db, &rr, plan, &now_s, &mut rows)?,
                     Some(Err(event)) => {
-                        timers::update_recipient_run(db, &rr, "failed", &[event], None)?
+                        timers::update_recipient_run(db, &rr, FAILED, &[event], None)?
                     }
                 }
             }
@@ -392,7 +402,7 @@ pub(crate) fn load_one(
     let Some(row) = timers::get_recipient_run(db, rr)? else {
         return Ok(None);
     };
-    if row.status != "paused" {
+    if RecipientRunStatus::parse(&row.status) != Some(RecipientRunStatus::Paused) {
         return Ok(None);
     }
     let fail = |why: &str| {
@@ -411,7 +421,7 @@ pub(crate) fn load_one(
     if !contexts.contains_key(&row.workflow_run_id) {
         let ctx = match runs::get_run(db, &row.workflow_run_id)? {
             None => None,
-            Some(run) => match StoredRequest::parse(&run.request) {
+            Some(run) => match StoredTrigger::from_stored(&run.request) {
                 Err(_) => None,
                 Ok(request) => {
                     let workflow = registry.get(&run.workflow_key);
@@ -447,7 +457,7 @@ pub(crate) fn load_one(
                             tenant_value,
                         );
                         ctx.clock = clock.clone();
-                        ctx.skip_delay = input.request.skip_delay;
+                        ctx.skip_delay = input.request.settings.skip_delay;
                         ctx.translations = registry.translations().snapshot();
                         Arc::new(ctx)
                     })
@@ -520,7 +530,7 @@ pub async fn cancel(
                 timers::update_recipient_run(
                     db,
                     id,
-                    "cancelled",
+                    RecipientRunStatus::Cancelled.as_str(),
                     std::slice::from_ref(&event),
                     None,
                 )?;

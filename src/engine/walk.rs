@@ -49,7 +49,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::accept::merged_data;
-use super::batch::{self, BatchJoin, ClosedBatch};
+use super::batch::{self, ClosedBatch};
+use super::plan::{BatchJoin, Gate};
+pub use super::plan::{RecipientPlan, StepPosition, Wait, WaitKind};
 use super::preference_check;
 use super::registry::{CompiledStep, CompiledWorkflow, ExecBranch, ExecKind, ExecStep};
 use super::scope::{JsonNode, Node, Own, Scope, shared_entries};
@@ -58,6 +60,7 @@ use crate::clock::Clock;
 use crate::model::RecipientRef;
 use crate::model::conditions;
 use crate::model::conditions::ConditionGroup;
+use crate::model::run_state::RecipientRunStatus;
 use crate::model::translations::TranslationSet;
 use crate::model::workflow::{
     BatchStep, DelayStep, Duration, ExecutionMode, Expiry, ThrottleStep, TriggerFrequency,
@@ -172,7 +175,7 @@ pub fn walk_isolated(
         tracing::error!(run = %run.run_id, reason, "a recipient's walk panicked");
         RecipientPlan {
             reference: recipient.reference.clone(),
-            status: "failed",
+            status: RecipientRunStatus::Failed,
             events: vec![json!({"event": "run_failed", "status": "error",
                                 "data": {"reason": reason}})],
             messages: Vec::new(),
@@ -196,96 +199,6 @@ pub struct RecipientContext {
     pub subscription: Option<Value>,
     /// The closed batch this run continues from (templates see its variables).
     pub batch: Option<Arc<ClosedBatch>>,
-}
-
-/// Where a walk starts: the path to the next step to run (the index in the workflow's
-/// steps; nested steps add the branch and the index inside it). Stored with a paused
-/// recipient run as a JSON array.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct StepPosition(pub Vec<usize>);
-
-impl StepPosition {
-    /// The first step.
-    pub fn start() -> StepPosition {
-        StepPosition(Vec::new())
-    }
-
-    /// The position right after this one (at the same depth).
-    pub fn next(&self) -> StepPosition {
-        let mut path = self.0.clone();
-        match path.last_mut() {
-            Some(last) => *last += 1,
-            None => path.push(1),
-        }
-        StepPosition(path)
-    }
-
-    fn is_start(&self) -> bool {
-        self.0.iter().all(|i| *i == 0)
-    }
-}
-
-/// What the runner persists when a walk pauses: the timer or gate, and what the resume
-/// needs (the walk continues after `paused_at`, whose step has `step_ref`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Wait {
-    pub paused_at: StepPosition,
-    pub step_ref: String,
-    pub kind: WaitKind,
-    /// Copied from the [`RecipientContext`] so the resume can rebuild it.
-    pub trigger_data: Option<Map<String, Value>>,
-    pub subscription: Option<Value>,
-    pub batch: Option<Arc<ClosedBatch>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum WaitKind {
-    /// A delay: resume when the clock reads `until`.
-    Until(DateTime<Utc>),
-    /// A batch: resume (as the continuing run) when the batch closes.
-    Batch,
-}
-
-impl Wait {
-    /// The `resume` state stored on the paused recipient run.
-    pub fn resume_state(&self) -> Value {
-        json!({
-            "paused_at": self.paused_at,
-            "step_ref": self.step_ref,
-            "trigger_data": self.trigger_data,
-            "subscription": self.subscription,
-            "batch": self.batch.as_ref().map(|b| b.to_value()),
-        })
-    }
-}
-
-/// What one recipient's pass through the steps produced.
-pub struct RecipientPlan {
-    pub reference: RecipientRef,
-    /// `completed`, `failed`, or `paused` (then `wait` is set).
-    pub status: &'static str,
-    pub events: Vec<Value>,
-    pub messages: Vec<NewMessage>,
-    pub wait: Option<Wait>,
-    /// Gates the write must pass, in walk order (throttles, `trigger_frequency`).
-    pub gates: Vec<Gate>,
-    /// Batches the write must open or join, in walk order (see `engine::batch_join`).
-    pub batches: Vec<BatchJoin>,
-}
-
-/// A limit only the store can decide exactly (concurrent runs race for it): at most
-/// `limit` passes per `key` until `closes_at` (none = forever), the window opening with
-/// the first pass. When the gate is closed the write truncates the plan's events and
-/// messages to what came before it, appends `blocked`, drops the wait, and the recipient
-/// run ends `completed`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Gate {
-    pub key: String,
-    pub limit: u32,
-    pub closes_at: Option<DateTime<Utc>>,
-    pub events_at: usize,
-    pub messages_at: usize,
-    pub blocked: Value,
 }
 
 /// A recipient's template view: objects expose their properties at the top level too
@@ -356,7 +269,7 @@ pub fn walk(run: &RunContext, recipient: &RecipientContext, from: &StepPosition)
         condition_scope: None,
         events: Vec::new(),
         messages: Vec::new(),
-        status: "completed",
+        status: RecipientRunStatus::Completed,
         wait: None,
         refs: Vec::new(),
         gates: Vec::new(),
@@ -399,7 +312,7 @@ struct Walker<'a> {
     condition_scope: Option<Value>,
     events: Vec<Value>,
     messages: Vec<NewMessage>,
-    status: &'static str,
+    status: RecipientRunStatus,
     wait: Option<Wait>,
     /// Earlier steps' results, in walk order (`refs.<step_ref>` in conditions; their JSON
     /// is built only when a condition reads the scope, which most walks never do).
@@ -539,7 +452,7 @@ impl Walker<'_> {
             json!({"event": "step_failed", "status": "error", "step_ref": step_ref,
                                 "step_type": step_type, "data": {"error": why}}),
         );
-        self.status = "failed";
+        self.status = RecipientRunStatus::Failed;
         Flow::Stop
     }
 
@@ -641,7 +554,7 @@ impl Walker<'_> {
     }
 
     fn pause(&mut self, step_ref: &str, at: Vec<usize>, kind: WaitKind) -> Flow {
-        self.status = "paused";
+        self.status = RecipientRunStatus::Paused;
         self.wait = Some(self.wait_at(step_ref, at, kind));
         Flow::Stop
     }
@@ -716,7 +629,7 @@ impl Walker<'_> {
         match step.mode {
             ExecutionMode::FlushLeading => Flow::Continue,
             ExecutionMode::Accumulate => {
-                self.status = "paused";
+                self.status = RecipientRunStatus::Paused;
                 self.wait = Some(wait);
                 Flow::Stop
             }
@@ -891,7 +804,7 @@ impl Walker<'_> {
                            "step_type": "channel",
                            "data": {"error": e.to_string(), "field": e.field}}),
                 );
-                self.status = "failed";
+                self.status = RecipientRunStatus::Failed;
                 Flow::Stop
             }
         }
@@ -951,3 +864,7 @@ fn resolve_delay_until(value: Option<&Value>, now: DateTime<Utc>) -> Result<Date
         Some(other) => Err(format!("`{other}` is not a timestamp")),
     }
 }
+
+#[cfg(test)]
+#[path = "walk_tests.rs"]
+mod tests;

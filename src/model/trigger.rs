@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::{EntityId, RecipientRef};
 use crate::model::field_error::FieldError;
@@ -153,27 +153,6 @@ impl Trigger {
             cancellation_key,
             skip_delay,
         })
-    }
-
-    /// The normalized request stored with the run: references only (inline properties
-    /// were upserted at accept time), so a resumed run needs nothing but this.
-    pub fn to_stored(&self) -> Value {
-        let mut stored = json!({
-            "recipients": self.recipients.iter().map(|r| {
-                let mut entry = json!({"ref": r.reference.to_wire()});
-                if let Some(td) = &r.trigger_data {
-                    entry["trigger_data"] = Value::Object(td.clone());
-                }
-                entry
-            }).collect::<Vec<_>>(),
-            "actor": self.actor.as_ref().map(|a| a.reference.to_wire()),
-            "data": self.data,
-            "tenant": self.tenant.as_ref().map(|t| t.id.clone()),
-        });
-        if self.skip_delay {
-            stored["settings"] = json!({"skip_delay": true});
-        }
-        stored
     }
 }
 
@@ -341,6 +320,7 @@ pub(crate) fn parse_tenant(v: &Value, errors: &mut Vec<FieldError>) -> Option<Te
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fields(errors: &[FieldError]) -> Vec<&str> {
         errors.iter().map(|e| e.field.as_str()).collect()
@@ -372,13 +352,6 @@ mod tests {
         assert!(t.recipients[3].inline.is_some());
         assert_eq!(t.actor.as_ref().map(|a| a.reference.id()), Some("a1"));
         assert_eq!(t.tenant.as_ref().map(|t| t.id.as_str()), Some("acme"));
-        let stored = t.to_stored();
-        assert_eq!(
-            stored["recipients"][2]["ref"],
-            json!({"id": "p1", "collection": "projects"})
-        );
-        assert_eq!(stored["recipients"][1]["trigger_data"], json!({"x": 1}));
-        assert_eq!(stored["actor"], "a1");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod message_queries;
 pub mod message_status;
 pub mod messages;
 pub mod meta;
+pub mod ops;
 pub mod recipients;
 pub mod retention;
 pub mod run_records;

@@ -22,7 +22,7 @@ use crate::model::RecipientRef;
 pub struct NewRun {
     pub id: String,
     pub workflow_key: String,
-    /// The normalized trigger (`model::trigger::Trigger::to_stored`).
+    /// The normalized trigger (`model::stored_trigger::StoredTrigger`, as JSON).
     pub request: Value,
     pub cancellation_key: Option<String>,
     pub tenant: Option<String>,

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::super::scheduler::DueSource;
 use super::{format_opt, parse_time, recipient_zone, recurrence_of};
-use crate::model::RecipientRef;
+use crate::model::stored_trigger::{StoredRecipient, StoredSettings, StoredTrigger};
 use crate::store::runs::{self, NewRun};
 use crate::store::schedules::{self, NewSchedule};
 use crate::store::{Store, StoreResult};
@@ -19,17 +19,27 @@ use crate::{clock, ids};
 /// Occurrences claimed per write (one scheduler slice).
 const FIRE_BATCH: u32 = 100;
 
-/// The stored trigger of one occurrence: the shape `Trigger::to_stored` writes, plus the
-/// schedule it came from (run records show it as `trigger_source`).
+/// The stored trigger of one occurrence: the schedule's recipient, actor, data and tenant,
+/// plus the schedule it came from (run records show it as `trigger_source`).
 fn occurrence_request(s: &NewSchedule, due: &str) -> Value {
-    json!({
-        "recipients": [{"ref": s.recipient.to_wire()}],
-        "actor": s.actor.as_ref().map(RecipientRef::to_wire),
-        "data": s.data.as_deref().cloned().unwrap_or_else(|| json!({})),
-        "tenant": s.tenant,
-        "schedule_id": s.id,
-        "schedule_occurrence_at": due,
-    })
+    StoredTrigger {
+        recipients: vec![StoredRecipient {
+            reference: s.recipient.clone(),
+            trigger_data: None,
+        }],
+        actor: s.actor.clone(),
+        data: s
+            .data
+            .as_deref()
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        tenant: s.tenant.clone(),
+        settings: StoredSettings::default(),
+        schedule_id: Some(s.id.clone()),
+        schedule_occurrence_at: Some(due.to_owned()),
+    }
+    .to_value()
 }
 
 /// Fires up to [`FIRE_BATCH`] occurrences due at `now`, each exactly once (see the module

@@ -1,0 +1,230 @@
+//! The runner's loop: admits new and rescanned runs into the dispatcher, starts slices
+//! while slots are free, and handles each slice's end (next page, done, retry, last page
+//! committing) until shutdown, when it lets submitted writes commit and be published.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::dispatch::{Dispatch, Ended, Finishing, SliceEnd, Work};
+use super::open::start_run;
+use super::page::{PageEnd, PageWrite, settle};
+use super::{Ctx, MAX_SLICES_PER_KEY, QUEUE_DEPTH};
+use crate::engine::fair::{FairQueue, PageSizer};
+use crate::engine::run_failure;
+
+pub(super) async fn run_loop(
+    ctx: Arc<Ctx>,
+    mut rx: mpsc::Receiver<(String, bool)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut dispatch = Dispatch {
+        queue: FairQueue::new(MAX_SLICES_PER_KEY),
+        known: HashSet::new(),
+        slices: HashMap::new(),
+        finishing: HashMap::new(),
+        retrying: JoinSet::new(),
+        pages: PageSizer::new(ctx.page_size, ctx.solo_page_size),
+    };
+    let mut tasks: JoinSet<SliceEnd> = JoinSet::new();
+    let mut finishing: JoinSet<Option<String>> = JoinSet::new();
+    let mut rescan = tokio::time::interval(ctx.rescan_every);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Where the rescan goes on (a rowid of the queued index; 0 = from the start).
+    let mut rescan_after = 0;
+    loop {
+        // A rescan that stopped at a full page goes on as soon as the dispatcher holds
+        // less than half its depth (a backlog resumes at full speed, in bounded steps).
+        if rescan_after > 0 && dispatch.known.len() < QUEUE_DEPTH / 2 {
+            ctx.rescan.store(true, Ordering::SeqCst);
+        }
+        if ctx.rescan.swap(false, Ordering::SeqCst) {
+            // Runs already sent are admitted first, as just inserted: a rescan taking
+            // them would count an attempt (one write each) they have not begun.
+            while let Ok(first) = rx.try_recv() {
+                admit_new(&ctx, &mut dispatch, &mut rx, first).await;
+            }
+            rescan_after = rescan_page(&ctx, &mut dispatch, rescan_after).await;
+        }
+        dispatch.fill(&ctx, &mut tasks);
+        tokio::select! {
+            _ = stop.changed() => break,
+            msg = rx.recv() => match msg {
+                Some(first) => admit_new(&ctx, &mut dispatch, &mut rx, first).await,
+                None => break,
+            },
+            Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let last = match ended {
+                    Ok((id, end)) => dispatch.ended(id, end),
+                    Err(e) => {
+                        // A panic ends this run's attempt only: it is retried (and given up
+                        // once its attempts are used up); every other run goes on.
+                        let id = e.id();
+                        let end = SliceEnd::Failed { attempt: 0, reason: run_failure::panic_reason(e) };
+                        dispatch.ended(id, end)
+                    }
+                };
+                ctx.running.store(dispatch.slices.len(), Ordering::Relaxed);
+                match last {
+                    Ended::Nothing => {}
+                    Ended::Retry(held, reason) => dispatch.retry(&ctx, held, reason),
+                    Ended::Finishing(Finishing { key, run_id, attempt, write }) => {
+                        let task = finish_run(run_id.clone(), write);
+                        let handle = finishing.spawn(task);
+                        dispatch.track_finishing(handle.id(), key, run_id, attempt);
+                    }
+                }
+            }
+            Some(finished) = finishing.join_next_with_id(), if !finishing.is_empty() => {
+                let retry = match finished {
+                    Ok((id, failure)) => dispatch.finished(id, failure),
+                    Err(e) => {
+                        let id = e.id();
+                        dispatch.finished(id, Some(run_failure::panic_reason(e)))
+                    }
+                };
+                if let Some((held, reason)) = retry {
+                    dispatch.retry(&ctx, held, reason);
+                }
+            }
+            Some(due) = dispatch.retrying.join_next(), if !dispatch.retrying.is_empty() => {
+                if let Ok((key, work)) = due {
+                    dispatch.queue.push_back(key, work);
+                }
+            }
+            _ = rescan.tick() => ctx.rescan.store(true, Ordering::SeqCst),
+        }
+    }
+    // Runs waiting out a backoff stay queued for the next start.
+    dispatch.retrying.abort_all();
+    // Slices see `stopping` and end after the write in progress; parked runs' submitted
+    // writes commit and are published. Their runs stay queued for the next start.
+    while let Some(ended) = tasks.join_next_with_id().await {
+        match ended {
+            Ok((_, SliceEnd::Again(Work::Started(run)))) => settle(run.writing).await,
+            Ok((_, SliceEnd::Finishing { write, .. })) => settle(Some(write)).await,
+            _ => {}
+        }
+    }
+    while finishing.join_next().await.is_some() {}
+    for work in dispatch.queue.drain() {
+        if let Work::Started(run) = work {
+            settle(run.writing).await;
+        }
+    }
+}
+
+/// One bounded pass of the rescan: the next page of queued runs after `after`, those no
+/// task holds admitted (their attempt is counted when they start). Returns where the next
+/// pass starts: after this page when it was full, else from the start again (0).
+async fn rescan_page(ctx: &Ctx, dispatch: &mut Dispatch, after: i64) -> i64 {
+    match ctx
+        .store
+        .queued_runs_after(after, run_failure::RESCAN_PAGE)
+        .await
+    {
+        Ok(page) => {
+            let full = page.len() == run_failure::RESCAN_PAGE;
+            let next = page.last().map_or(0, |(rowid, _)| *rowid);
+            let before = dispatch.known.len();
+            for (_, run) in page {
+                dispatch.admit(run, false);
+            }
+            let admitted = dispatch.known.len() - before;
+            if admitted > 0 {
+                tracing::info!(
+                    count = admitted,
+                    "picked up queued workflow runs no task held"
+                );
+            }
+            if full { next } else { 0 }
+        }
+        Err(e) => {
+            // From the start at the next tick (not at once: a failing read must not spin).
+            tracing::error!(error = %e, "could not scan queued runs");
+            0
+        }
+    }
+}
+
+/// Keys `id` and every other id already waiting by their run rows (one read), and queues
+/// those still `queued`.
+async fn admit_new(
+    ctx: &Ctx,
+    dispatch: &mut Dispatch,
+    rx: &mut mpsc::Receiver<(String, bool)>,
+    first: (String, bool),
+) {
+    let mut sent = vec![first];
+    while sent.len() < 512 {
+        match rx.try_recv() {
+            Ok(next) => sent.push(next),
+            Err(_) => break,
+        }
+    }
+    sent.retain(|(id, _)| !dispatch.known.contains(id));
+    if sent.is_empty() {
+        return;
+    }
+    let counted: HashMap<String, bool> = sent.iter().cloned().collect();
+    let ids: Vec<String> = sent.into_iter().map(|(id, _)| id).collect();
+    match ctx.store.queued_runs_among(ids).await {
+        Ok(queued) => queued.into_iter().for_each(|run| {
+            let counted = counted.get(&run.id).copied().unwrap_or(false);
+            dispatch.admit(run, counted);
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read new runs; rescanning");
+            ctx.rescan.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One slice: opens the run if it is fresh, then one page of at most `page_size`
+/// recipients.
+pub(super) async fn slice(ctx: Arc<Ctx>, work: Work, page_size: usize) -> SliceEnd {
+    if ctx.stopping.load(Ordering::SeqCst) {
+        return SliceEnd::Again(work);
+    }
+    let (outcome, attempt) = match work {
+        Work::Fresh { run_id, counted } => match start_run(&ctx, &run_id, counted).await {
+            Ok(Some(run)) => {
+                let attempt = run.attempt;
+                (run.next_page(&ctx, page_size).await, attempt)
+            }
+            Ok(None) => (Ok(PageEnd::Stopped), 0),
+            Err(e) => (Err(e), 0),
+        },
+        Work::Started(run) => {
+            let attempt = run.attempt;
+            (run.next_page(&ctx, page_size).await, attempt)
+        }
+    };
+    match outcome {
+        Ok(PageEnd::More(run)) => SliceEnd::Again(Work::Started(run)),
+        Ok(PageEnd::Stopped) => SliceEnd::Done,
+        Ok(PageEnd::Last(write)) => SliceEnd::Finishing { write, attempt },
+        Err(e) if ctx.stopping.load(Ordering::SeqCst) => {
+            tracing::warn!(error = %e, "a workflow run attempt ended while stopping; it stays queued");
+            SliceEnd::Done
+        }
+        Err(e) => SliceEnd::Failed {
+            attempt,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Waits for a run's last page to commit; on failure, why (the run is then retried).
+async fn finish_run(run_id: String, write: PageWrite) -> Option<String> {
+    match write.finish().await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(run = %run_id, error = %e, "a run's last page did not commit");
+            Some(e.to_string())
+        }
+    }
+}
