@@ -3,7 +3,6 @@
 
 mod access_log;
 mod bulk_operations;
-mod bulk_run;
 mod channel_data;
 mod channels;
 mod common;

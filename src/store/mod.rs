@@ -12,6 +12,7 @@ mod feed_keys;
 mod feed_sql;
 mod files;
 mod migrations;
+mod ops;
 mod readers;
 mod writer;
 mod writer_metrics;
@@ -41,6 +42,7 @@ pub mod workflows;
 use std::path::{Path, PathBuf};
 
 pub use migrations::SCHEMA_VERSION;
+pub use ops::{BulkItem, BulkTarget, CountJob, Expiry, FeedView, TranslationFilter};
 
 use crate::clock::Clock;
 pub use writer::WriterHandle;

@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 
 use super::attached::{ChannelDataOwner, preference_map};
 use super::listing::{self, Listing};
-use super::{get_object, get_recipient, object_exists, upsert_object, upsert_user, user_exists};
+use super::{find_recipient, get_object, object_exists, upsert_object, upsert_user, user_exists};
+use crate::model::entities::Subscription;
 use crate::model::subscription::{SubscribeRequest, Subscriber};
 use crate::model::{Page, PageQuery, RecipientRef};
 use crate::store::{Db, StoreError, StoreResult};
@@ -39,7 +40,8 @@ impl ObjectKey {
         }
     }
 
-    fn as_ref(&self) -> RecipientRef {
+    /// The object as a recipient reference.
+    pub fn as_ref(&self) -> RecipientRef {
         RecipientRef::Object {
             id: self.id.clone(),
             collection: self.collection.clone(),
@@ -96,27 +98,30 @@ fn owner(r: &RecipientRef) -> ChannelDataOwner<'_> {
     }
 }
 
-/// The `Subscription` wire shape; a recipient or object deleted meanwhile shows minimally.
-fn wire(db: &Db<'_>, row: &Row, include_preferences: bool) -> StoreResult<Value> {
-    let object = get_object(db, &row.object.collection, &row.object.id)?
-        .unwrap_or_else(|| super::minimal(&row.object.as_ref()));
-    let mut recipient =
-        get_recipient(db, &row.recipient)?.unwrap_or_else(|| super::minimal(&row.recipient));
-    if include_preferences {
-        recipient["preferences"] = preference_map(db, owner(&row.recipient))?;
-    }
+/// The subscription with what it joins; a recipient or object deleted meanwhile is
+/// `None` (the wire shows it minimally).
+fn wire(db: &Db<'_>, row: &Row, include_preferences: bool) -> StoreResult<Subscription> {
+    let object = get_object(db, &row.object.collection, &row.object.id)?;
+    let recipient = find_recipient(db, &row.recipient)?;
+    let recipient_preferences = if include_preferences {
+        Some(preference_map(db, owner(&row.recipient))?)
+    } else {
+        None
+    };
     let properties = match &row.properties {
         Some(text) => serde_json::from_str(text)?,
         None => Value::Null,
     };
-    Ok(json!({
-        "__typename": "Subscription",
-        "object": object,
-        "recipient": recipient,
-        "properties": properties,
-        "inserted_at": row.inserted_at,
-        "updated_at": row.updated_at,
-    }))
+    Ok(Subscription {
+        object_ref: row.object.as_ref(),
+        object,
+        recipient_ref: row.recipient.clone(),
+        recipient,
+        recipient_preferences,
+        properties,
+        inserted_at: row.inserted_at.clone(),
+        updated_at: row.updated_at.clone(),
+    })
 }
 
 fn stored_row(db: &Db<'_>, object: &ObjectKey, r: &RecipientRef) -> StoreResult<Option<Row>> {
@@ -241,7 +246,7 @@ pub fn subscribe(
     object: &ObjectKey,
     request: &SubscribeRequest,
     at: &str,
-) -> StoreResult<Vec<Value>> {
+) -> StoreResult<Vec<Subscription>> {
     if !object_exists(db, &object.collection, &object.id)? {
         return Err(object_missing(object));
     }
@@ -288,7 +293,7 @@ pub fn unsubscribe(
     db: &Db<'_>,
     object: &ObjectKey,
     refs: &[RecipientRef],
-) -> StoreResult<Vec<Value>> {
+) -> StoreResult<Vec<Subscription>> {
     if !object_exists(db, &object.collection, &object.id)? {
         return Err(object_missing(object));
     }
@@ -300,7 +305,7 @@ pub fn unsubscribe_existing(
     db: &Db<'_>,
     object: &ObjectKey,
     refs: &[RecipientRef],
-) -> StoreResult<Vec<Value>> {
+) -> StoreResult<Vec<Subscription>> {
     let mut out = Vec::new();
     for r in refs {
         let Some(row) = stored_row(db, object, r)? else {
@@ -339,7 +344,7 @@ pub fn list(
     listed: &Listed,
     q: &PageQuery,
     include_preferences: bool,
-) -> StoreResult<Page<Value>> {
+) -> StoreResult<Page<Subscription>> {
     let (side_collection, side_id, kind, filter) = match listed {
         Listed::SubscribersOf(object, only) => {
             if !object_exists(db, &object.collection, &object.id)? {

@@ -1,0 +1,41 @@
+//! The store's domain operations: what `api/`, `realtime/`, `auth/`, `retention/` and
+//! demo mode ask of storage. Each op is one `impl Store` method and one unit of
+//! atomicity (one read snapshot or one writer command); inside, it runs the query
+//! functions of `store/` on the writer's transaction or a reader. Callers never see a
+//! `Db`, SQL text or a row type: they pass plain data and get `model` types back, and
+//! shape the wire themselves.
+
+mod backlog;
+mod bulk;
+mod channel_data;
+mod channels;
+mod demo;
+mod feeds;
+mod keys;
+mod messages;
+mod objects;
+mod preference_sets;
+mod recipients;
+mod retention;
+mod run_records;
+mod subscriptions;
+mod tenants;
+mod translations;
+mod users;
+
+pub use bulk::{BulkItem, BulkTarget};
+pub use feeds::{CountJob, FeedView};
+pub use retention::Expiry;
+pub use translations::TranslationFilter;
+
+use super::recipients::ChannelDataOwner;
+use crate::model::entities::EntityKey;
+
+/// The attached-rows owner (preference sets, channel data) an entity key names.
+fn owner(key: &EntityKey) -> ChannelDataOwner<'_> {
+    match key {
+        EntityKey::User(id) => ChannelDataOwner::user(id),
+        EntityKey::Object { collection, id } => ChannelDataOwner::object(collection, id),
+        EntityKey::Tenant(id) => ChannelDataOwner::tenant(id),
+    }
+}
