@@ -20,9 +20,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::model::channel::Channel;
 use crate::model::retention::RetentionRule;
 use crate::store::retention::{Age, Channels};
-use crate::store::{Expiry, Store, StoreResult, channels};
+use crate::store::{Expiry, Store, StoreResult};
 
 pub mod fold;
 pub mod housekeeping;
@@ -133,7 +134,7 @@ async fn timed<T>(f: impl Future<Output = StoreResult<T>>) -> StoreResult<(T, Du
 
 /// The channel scopes of a rule: each listed channel on its own, then every other channel
 /// under the default. A listed key no channel has yet is skipped (it may appear later).
-fn scopes(rule: &RetentionRule, known: &[channels::Channel]) -> Vec<(Channels, u32)> {
+fn scopes(rule: &RetentionRule, known: &[Channel]) -> Vec<(Channels, u32)> {
     let mut listed = Vec::new();
     let mut out = Vec::new();
     for (key, days) in &rule.channels {

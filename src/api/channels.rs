@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::channel::Channel;
 use crate::state::AppState;
-use crate::store::channels::Channel;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/channels", web::get().to(list));

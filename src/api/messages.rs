@@ -11,11 +11,11 @@ use crate::auth::access;
 use crate::auth::{Caller, ServerKey};
 use crate::error::ApiError;
 use crate::model::feed::encode_cursor;
+use crate::model::message::MessageRow;
 use crate::model::message_params::MessageListQuery;
 use crate::model::views;
 use crate::model::{CollectionName, EntityId, RecipientRef};
 use crate::state::AppState;
-use crate::store::messages::MessageRow;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/messages", web::get().to(list_all))

@@ -32,7 +32,7 @@ mod users;
 mod users_bulk;
 mod workflows;
 
-pub use access_log::{LogNote, access_log, note_tenant};
+pub use access_log::{access_log, note_tenant};
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
 };

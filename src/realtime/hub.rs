@@ -38,11 +38,11 @@ pub use super::outbox::PUBLISH_QUEUE;
 use super::outbox::{FeedBatch, Outbox, Waiting};
 use crate::auth::access::restriction_admits;
 use crate::clock::Clock;
+use crate::model::feed_counts::FeedCounts;
+use crate::model::message::MessageRow;
 use crate::model::{FeedFilters, RecipientRef};
 use crate::store::CountJob;
 use crate::store::Store;
-use crate::store::feeds::FeedCounts;
-use crate::store::messages::MessageRow;
 
 /// A feed: (channel UUID, recipient).
 pub type FeedId = (String, RecipientRef);

@@ -2,7 +2,6 @@
 //! UUID; workflow steps name a `channel_key`.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 
 use super::{Db, StoreResult};
 use crate::ids;
@@ -10,14 +9,7 @@ use crate::ids;
 /// The channel a fresh database starts with.
 pub const DEFAULT_CHANNEL_KEY: &str = "in-app-feed";
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Channel {
-    pub id: String,
-    pub key: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub inserted_at: String,
-}
+pub use crate::model::channel::Channel;
 
 pub(super) fn ensure_default(db: &Db<'_>) -> StoreResult<()> {
     db.0.execute(

@@ -31,10 +31,8 @@ pub use crate::model::entities::minimal;
 
 pub use attached::{
     ChannelDataOwner, delete_channel_data, delete_preference_set, get_channel_data,
-    get_preference_set, list_channel_data, list_preference_sets, merge_preference_set,
-    put_preference_set, set_channel_data,
+    get_preference_set, list_preference_sets, put_preference_set, set_channel_data,
 };
-pub use merge::deep_merge;
 pub use objects::{
     delete_object, get_object, list_objects, list_tenant_objects, object_exists, upsert_object,
 };
@@ -42,9 +40,7 @@ pub use tenants::{
     TenantFilter, delete_tenant, ensure_tenant, find_tenant, list_tenants, tenant_preference_set,
     upsert_tenant,
 };
-pub use users::{
-    delete_user, get_user, get_users, list_users, merge_users, upsert_user, user_exists,
-};
+pub use users::{delete_user, get_user, list_users, merge_users, upsert_user, user_exists};
 
 /// Loads the recipient a reference names, or `None` if it was never identified.
 pub fn find_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Entity>> {

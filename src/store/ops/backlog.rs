@@ -5,7 +5,7 @@ use crate::store::{Store, StoreResult};
 
 impl Store {
     /// Runs and items waiting, overall and per tenant, in one read.
-    pub async fn backlog(&self) -> StoreResult<Backlog> {
+    pub(crate) async fn backlog(&self) -> StoreResult<Backlog> {
         self.read(backlog::backlog).await
     }
 }

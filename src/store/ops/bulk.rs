@@ -59,19 +59,23 @@ fn record(db: &Db<'_>, run: BulkRun) -> StoreResult<BulkOperation> {
 
 impl Store {
     /// The recorded bulk operation, or `None`.
-    pub async fn bulk_operation(&self, id: String) -> StoreResult<Option<BulkOperation>> {
+    pub(crate) async fn bulk_operation(&self, id: String) -> StoreResult<Option<BulkOperation>> {
         self.read(move |db| bulk::get(db, &id)).await
     }
 
     /// Records a bulk operation applied elsewhere (`applied` items, no errors).
-    pub async fn record_bulk(&self, name: String, applied: usize) -> StoreResult<BulkOperation> {
+    pub(crate) async fn record_bulk(
+        &self,
+        name: String,
+        applied: usize,
+    ) -> StoreResult<BulkOperation> {
         self.write(move |db| bulk::record_completed(db, &name, applied, Vec::new()))
             .await
     }
 
     /// Upserts each valid item into `target`, in order; refused items (at the edge or
     /// by the store as invalid) are error items.
-    pub async fn bulk_upsert(
+    pub(crate) async fn bulk_upsert(
         &self,
         mut run: BulkRun,
         target: BulkTarget,
@@ -94,7 +98,7 @@ impl Store {
     }
 
     /// Deletes each valid id of `target`; an invalid or missing one is an error item.
-    pub async fn bulk_delete(
+    pub(crate) async fn bulk_delete(
         &self,
         mut run: BulkRun,
         target: BulkTarget,
@@ -118,7 +122,7 @@ impl Store {
     }
 
     /// Replaces preference set `set_id` with `body` for every valid user id.
-    pub async fn bulk_set_user_preferences(
+    pub(crate) async fn bulk_set_user_preferences(
         &self,
         mut run: BulkRun,
         user_ids: Vec<String>,

@@ -9,7 +9,7 @@ use crate::store::{Store, StoreResult};
 
 impl Store {
     /// The owner's data for a channel, or `None`.
-    pub async fn channel_data(
+    pub(crate) async fn channel_data(
         &self,
         key: EntityKey,
         channel: String,
@@ -21,7 +21,7 @@ impl Store {
     /// Replaces the owner's data for `channel_id`, first creating the user or object
     /// (with no properties) when it does not exist yet, all in one write; returns the
     /// channel id the data is stored under.
-    pub async fn set_channel_data(
+    pub(crate) async fn set_channel_data(
         &self,
         key: EntityKey,
         channel_id: String,
@@ -47,7 +47,11 @@ impl Store {
     }
 
     /// Deletes the owner's data for a channel; whether it existed.
-    pub async fn delete_channel_data(&self, key: EntityKey, channel: String) -> StoreResult<bool> {
+    pub(crate) async fn delete_channel_data(
+        &self,
+        key: EntityKey,
+        channel: String,
+    ) -> StoreResult<bool> {
         self.write(move |db| recipients::delete_channel_data(db, owner(&key), &channel))
             .await
     }

@@ -11,7 +11,7 @@ impl Store {
     /// Creates each demo object with `props` and subscribes its followers, in one write,
     /// so the seeded object notifications fan out to the same people on every fresh
     /// database.
-    pub async fn seed_demo_objects(
+    pub(crate) async fn seed_demo_objects(
         &self,
         objects: Vec<(ObjectKey, Map<String, Value>, SubscribeRequest)>,
     ) -> StoreResult<()> {

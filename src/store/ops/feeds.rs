@@ -26,7 +26,7 @@ impl Store {
     /// The page, counts and recipients of one feed view at `now`, in one read
     /// transaction (a page and its counts see the same commits); `None` when the
     /// channel is unknown.
-    pub async fn feed_view(
+    pub(crate) async fn feed_view(
         &self,
         channel: String,
         recipient: RecipientRef,
@@ -50,7 +50,7 @@ impl Store {
     }
 
     /// The counts of each job at `now`, in one read, in job order.
-    pub async fn feed_counts(
+    pub(crate) async fn feed_counts(
         &self,
         jobs: Vec<CountJob>,
         now: String,

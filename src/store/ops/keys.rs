@@ -5,19 +5,23 @@ use crate::store::{Store, StoreResult, meta};
 
 impl Store {
     /// The stored value named `name`, or `None`.
-    pub async fn setting(&self, name: &'static str) -> StoreResult<Option<String>> {
+    pub(crate) async fn setting(&self, name: &'static str) -> StoreResult<Option<String>> {
         self.read(move |db| meta::get(db, name)).await
     }
 
     /// Stores `candidate` under `name` unless a value is there; returns the value kept.
-    pub async fn keep_setting(&self, name: &'static str, candidate: String) -> StoreResult<String> {
+    pub(crate) async fn keep_setting(
+        &self,
+        name: &'static str,
+        candidate: String,
+    ) -> StoreResult<String> {
         self.write(move |db| meta::get_or_insert(db, name, &candidate))
             .await
     }
 
     /// The two stored values named `names` (a key pair: private, public), each `None`
     /// when missing.
-    pub async fn setting_pair(
+    pub(crate) async fn setting_pair(
         &self,
         names: (&'static str, &'static str),
     ) -> StoreResult<(Option<String>, Option<String>)> {
@@ -27,7 +31,7 @@ impl Store {
 
     /// [`Store::keep_setting`] for both values of a pair in one write, so the pair kept
     /// is one that belongs together when two starts race.
-    pub async fn keep_setting_pair(
+    pub(crate) async fn keep_setting_pair(
         &self,
         names: (&'static str, &'static str),
         candidates: (String, String),

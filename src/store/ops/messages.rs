@@ -13,19 +13,19 @@ use crate::store::{Store, StoreResult, bulk, channels, message_queries, messages
 
 impl Store {
     /// The message, or `None`.
-    pub async fn message(&self, id: String) -> StoreResult<Option<MessageRow>> {
+    pub(crate) async fn message(&self, id: String) -> StoreResult<Option<MessageRow>> {
         self.read(move |db| messages::get(db, &id)).await
     }
 
     /// Messages by id in request order, unknown ids skipped.
-    pub async fn messages(&self, ids: Vec<String>) -> StoreResult<Vec<MessageRow>> {
+    pub(crate) async fn messages(&self, ids: Vec<String>) -> StoreResult<Vec<MessageRow>> {
         self.read(move |db| message_status::get_many(db, &ids))
             .await
     }
 
     /// The message with its first actor and its recipient (`None` for one that does not
     /// exist any more), read in one snapshot; `None` when there is no such message.
-    pub async fn message_with_people(
+    pub(crate) async fn message_with_people(
         &self,
         id: String,
     ) -> StoreResult<Option<(MessageRow, Vec<(RecipientRef, Option<Entity>)>)>> {
@@ -48,7 +48,7 @@ impl Store {
 
     /// One page of messages matching `query`, optionally of one recipient. The query's
     /// `channel_id` is a filter: an unknown channel simply has no messages.
-    pub async fn list_messages(
+    pub(crate) async fn list_messages(
         &self,
         recipient: Option<RecipientRef>,
         query: MessageListQuery,
@@ -68,7 +68,7 @@ impl Store {
 
     /// Applies `change` to one message now (its feed counters in the same transaction);
     /// `None` when there is no such message.
-    pub async fn set_message_status(
+    pub(crate) async fn set_message_status(
         &self,
         id: String,
         change: EngagementChange,
@@ -79,7 +79,7 @@ impl Store {
 
     /// Applies `change` to each message of `ids` now, in one write; the updated messages
     /// in request order (unknown ids skipped).
-    pub async fn set_message_statuses(
+    pub(crate) async fn set_message_statuses(
         &self,
         ids: Vec<String>,
         change: EngagementChange,
@@ -90,7 +90,7 @@ impl Store {
 
     /// Applies `action` to every message of `channel` the scope selects and records the
     /// `BulkOperation` as `name`, in one write; `None` when the channel is unknown.
-    pub async fn bulk_message_status(
+    pub(crate) async fn bulk_message_status(
         &self,
         channel: String,
         scope: BulkScope,

@@ -23,7 +23,7 @@ mod tenants;
 mod translations;
 mod users;
 
-pub use bulk::{BulkItem, BulkTarget};
+pub use bulk::BulkTarget;
 pub use feeds::{CountJob, FeedView};
 pub use retention::Expiry;
 pub use translations::TranslationFilter;

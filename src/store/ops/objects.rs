@@ -7,13 +7,17 @@ use crate::store::{Store, StoreResult};
 
 impl Store {
     /// The object, or `None` if never set (or deleted).
-    pub async fn object(&self, collection: String, id: String) -> StoreResult<Option<Entity>> {
+    pub(crate) async fn object(
+        &self,
+        collection: String,
+        id: String,
+    ) -> StoreResult<Option<Entity>> {
         self.read(move |db| recipients::get_object(db, &collection, &id))
             .await
     }
 
     /// Set: creates the object or deep-merges `props` into it; returns the stored object.
-    pub async fn set_object(
+    pub(crate) async fn set_object(
         &self,
         collection: CollectionName,
         id: EntityId,
@@ -26,13 +30,13 @@ impl Store {
     }
 
     /// Deletes the object with everything attached to it; whether it existed.
-    pub async fn delete_object(&self, collection: String, id: String) -> StoreResult<bool> {
+    pub(crate) async fn delete_object(&self, collection: String, id: String) -> StoreResult<bool> {
         self.write(move |db| recipients::delete_object(db, &collection, &id))
             .await
     }
 
     /// One page of a collection's objects in creation order.
-    pub async fn list_objects(
+    pub(crate) async fn list_objects(
         &self,
         collection: CollectionName,
         page: PageQuery,
@@ -45,7 +49,7 @@ impl Store {
     }
 
     /// One page of the objects with feed items in `tenant` (optionally of one collection).
-    pub async fn list_tenant_objects(
+    pub(crate) async fn list_tenant_objects(
         &self,
         tenant: String,
         collection: Option<String>,

@@ -10,7 +10,7 @@ use crate::store::{Store, StoreResult};
 
 impl Store {
     /// `(set_id, body)` of each of the owner's preference sets.
-    pub async fn preference_sets(
+    pub(crate) async fn preference_sets(
         &self,
         key: EntityKey,
     ) -> StoreResult<Vec<(String, Map<String, Value>)>> {
@@ -19,7 +19,7 @@ impl Store {
     }
 
     /// One preference-set body, or `None` when never written.
-    pub async fn preference_set(
+    pub(crate) async fn preference_set(
         &self,
         key: EntityKey,
         set_id: String,
@@ -31,7 +31,7 @@ impl Store {
     /// PUT: applies `body` to the stored set (`model::preferences::apply_put`: replace,
     /// or merge under `__persistence_strategy__: merge`) and stores the result, in one
     /// write so a concurrent PUT cannot interleave; returns the stored body.
-    pub async fn put_preference_set(
+    pub(crate) async fn put_preference_set(
         &self,
         key: EntityKey,
         set_id: String,
@@ -49,7 +49,11 @@ impl Store {
     }
 
     /// Deletes one preference set; whether it existed.
-    pub async fn delete_preference_set(&self, key: EntityKey, set_id: String) -> StoreResult<bool> {
+    pub(crate) async fn delete_preference_set(
+        &self,
+        key: EntityKey,
+        set_id: String,
+    ) -> StoreResult<bool> {
         self.write(move |db| recipients::delete_preference_set(db, owner(&key), &set_id))
             .await
     }

@@ -8,7 +8,10 @@ use crate::store::{Store, StoreResult};
 impl Store {
     /// The recipients `refs` name, in order, in one read; `None` for one that does not
     /// exist (any more).
-    pub async fn recipients(&self, refs: Vec<RecipientRef>) -> StoreResult<Vec<Option<Entity>>> {
+    pub(crate) async fn recipients(
+        &self,
+        refs: Vec<RecipientRef>,
+    ) -> StoreResult<Vec<Option<Entity>>> {
         self.read(move |db| recipients::get_recipients(db, &refs))
             .await
     }

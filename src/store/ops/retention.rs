@@ -51,19 +51,19 @@ impl Expiry {
 impl Store {
     /// Deletes at most `limit` rows `expiry` names, in one writer command weighing
     /// `limit` items; how many went (fewer than `limit`: nothing more is expired).
-    pub async fn delete_expired(&self, expiry: Expiry, limit: usize) -> StoreResult<usize> {
+    pub(crate) async fn delete_expired(&self, expiry: Expiry, limit: usize) -> StoreResult<usize> {
         self.write_weighted(limit, move |db| expiry.delete(db, limit))
             .await
     }
 
     /// How far the feed-counter fold has got.
-    pub async fn fold_progress(&self) -> StoreResult<Progress> {
+    pub(crate) async fn fold_progress(&self) -> StoreResult<Progress> {
         self.read(fold::progress).await
     }
 
     /// Folds one chunk of messages into the feed counters, in one writer command;
     /// the progress after it.
-    pub async fn fold_chunk(&self) -> StoreResult<Progress> {
+    pub(crate) async fn fold_chunk(&self) -> StoreResult<Progress> {
         self.write_weighted(fold::CHUNK as usize, |db| fold::fold(db, fold::CHUNK))
             .await
     }

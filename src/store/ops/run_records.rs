@@ -6,12 +6,12 @@ use crate::store::{Store, StoreResult};
 
 impl Store {
     /// One page of recipient runs matching `query`.
-    pub async fn run_records(&self, query: RunListQuery) -> StoreResult<RunRecordPage> {
+    pub(crate) async fn run_records(&self, query: RunListQuery) -> StoreResult<RunRecordPage> {
         self.read(move |db| run_records::list(db, &query)).await
     }
 
     /// One recipient run with its events, or `None`.
-    pub async fn run_record(&self, id: String) -> StoreResult<Option<RunRecord>> {
+    pub(crate) async fn run_record(&self, id: String) -> StoreResult<Option<RunRecord>> {
         self.read(move |db| run_records::get(db, &id)).await
     }
 }

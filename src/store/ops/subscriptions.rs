@@ -11,7 +11,7 @@ use crate::store::{Store, StoreError, StoreResult, bulk};
 impl Store {
     /// Subscribes `request`'s subscribers (identifying inline ones) to `object`, which
     /// must exist, in one write; the resulting subscriptions in request order.
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         &self,
         object: ObjectKey,
         request: SubscribeRequest,
@@ -21,7 +21,7 @@ impl Store {
     }
 
     /// Removes the named subscriptions of `object` (which must exist); the removed ones.
-    pub async fn unsubscribe(
+    pub(crate) async fn unsubscribe(
         &self,
         object: ObjectKey,
         refs: Vec<RecipientRef>,
@@ -31,7 +31,7 @@ impl Store {
     }
 
     /// One page of subscriptions, from either side.
-    pub async fn subscriptions(
+    pub(crate) async fn subscriptions(
         &self,
         listed: Listed,
         page: PageQuery,
@@ -43,7 +43,7 @@ impl Store {
 
     /// Bulk add: every group's subscribers to its object of `collection`, all or nothing
     /// (a missing object refuses the whole call), recorded as `name`.
-    pub async fn bulk_subscribe(
+    pub(crate) async fn bulk_subscribe(
         &self,
         name: &'static str,
         collection: String,
@@ -71,7 +71,7 @@ impl Store {
     }
 
     /// Bulk delete: removes each group's subscriptions where they exist, recorded as `name`.
-    pub async fn bulk_unsubscribe(
+    pub(crate) async fn bulk_unsubscribe(
         &self,
         name: &'static str,
         collection: String,

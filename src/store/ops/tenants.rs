@@ -7,12 +7,12 @@ use crate::store::{Store, StoreResult};
 
 impl Store {
     /// The tenant, or `None`.
-    pub async fn tenant(&self, id: String) -> StoreResult<Option<Entity>> {
+    pub(crate) async fn tenant(&self, id: String) -> StoreResult<Option<Entity>> {
         self.read(move |db| recipients::find_tenant(db, &id)).await
     }
 
     /// Set: creates the tenant or deep-merges `props` into it; returns the stored tenant.
-    pub async fn set_tenant(
+    pub(crate) async fn set_tenant(
         &self,
         id: EntityId,
         props: RecipientProperties,
@@ -22,13 +22,13 @@ impl Store {
     }
 
     /// Deletes the tenant and what is attached to it; whether it existed.
-    pub async fn delete_tenant(&self, id: String) -> StoreResult<bool> {
+    pub(crate) async fn delete_tenant(&self, id: String) -> StoreResult<bool> {
         self.write(move |db| recipients::delete_tenant(db, &id))
             .await
     }
 
     /// One page of tenants in creation order, optionally filtered.
-    pub async fn list_tenants(
+    pub(crate) async fn list_tenants(
         &self,
         filter: TenantFilter,
         page: PageQuery,

@@ -14,7 +14,7 @@ pub struct TranslationFilter {
 
 impl Store {
     /// Translations matching `filter`, at most `limit`.
-    pub async fn translations(
+    pub(crate) async fn translations(
         &self,
         filter: TranslationFilter,
         limit: usize,
@@ -32,7 +32,10 @@ impl Store {
     }
 
     /// One translation, or `None`.
-    pub async fn translation(&self, id: TranslationId) -> StoreResult<Option<StoredTranslation>> {
+    pub(crate) async fn translation(
+        &self,
+        id: TranslationId,
+    ) -> StoreResult<Option<StoredTranslation>> {
         self.read(move |db| translations::get(db, &id)).await
     }
 }
