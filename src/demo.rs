@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use crate::auth::{Keys, dev_token};
 use crate::engine::{Engine, UpsertError};
+use crate::model::entities::ObjectKey;
 use crate::model::subscription::SubscribeRequest;
 use crate::store::Store;
-use crate::store::recipients::subscriptions::ObjectKey;
 
 /// How long a minted demo token lives.
 pub const TOKEN_TTL_SECS: u64 = 12 * 3600;

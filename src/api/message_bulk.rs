@@ -17,9 +17,9 @@ use crate::auth::access::{self, Access};
 use crate::error::ApiError;
 use crate::model::RecipientRef;
 use crate::model::engagement::EngagementChange;
+use crate::model::message_params::BulkAction;
 use crate::model::message_params::BulkScope;
 use crate::state::AppState;
-use crate::store::message_status::BulkAction;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -13,8 +13,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::model::channel::DEFAULT_CHANNEL_KEY;
 use crate::state::AppState;
-use crate::store::channels::DEFAULT_CHANNEL_KEY;
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
 const ADMIN_HTML: &str = include_str!("../../static/admin.html");

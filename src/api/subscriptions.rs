@@ -13,9 +13,9 @@ use crate::auth::ServerKey;
 use crate::error::{ApiError, FieldError};
 use crate::model::RecipientRef;
 use crate::model::entities::Subscription;
+use crate::model::entities::{Listed, ObjectKey};
 use crate::model::subscription::{SubscribeRequest, parse_bulk, parse_references};
 use crate::state::AppState;
-use crate::store::recipients::subscriptions::{Listed, ObjectKey};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -13,10 +13,10 @@ use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::model::bulk::BulkRun;
 use crate::model::entities::Entity;
+use crate::model::entities::TenantFilter;
 use crate::model::properties::RecipientKind;
 use crate::state::AppState;
 use crate::store::BulkTarget;
-use crate::store::recipients::TenantFilter;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use super::raw_input::query_pairs;
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::translations::StoredTranslation;
 use crate::model::translations::{
     TranslationError, TranslationId, parse_content, parse_locale, parse_namespace, parse_tenant,
 };
 use crate::state::AppState;
 use crate::store::TranslationFilter;
-use crate::store::translations::StoredTranslation;
 
 /// Most translations one list answers (`limit`, default 50).
 pub const MAX_LIST: usize = 1000;

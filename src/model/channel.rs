@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+/// The channel a fresh database starts with.
+pub const DEFAULT_CHANNEL_KEY: &str = "in-app-feed";
+
 /// A registered channel.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Channel {

@@ -94,6 +94,47 @@ pub fn minimal(r: &RecipientRef) -> Value {
     }
 }
 
+/// An object named by `(collection, id)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub collection: String,
+    pub id: String,
+}
+
+impl ObjectKey {
+    pub fn new(collection: impl Into<String>, id: impl Into<String>) -> Self {
+        ObjectKey {
+            collection: collection.into(),
+            id: id.into(),
+        }
+    }
+
+    /// The object as a recipient reference.
+    pub fn as_ref(&self) -> RecipientRef {
+        RecipientRef::Object {
+            id: self.id.clone(),
+            collection: self.collection.clone(),
+        }
+    }
+}
+
+/// Which side of the subscriptions a listing shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listed {
+    /// The subscribers of this object (`mode=object`), optionally only these recipients.
+    SubscribersOf(ObjectKey, Vec<RecipientRef>),
+    /// What this recipient follows (`mode=recipient`, and `/v1/users/{id}/subscriptions`),
+    /// optionally only these objects.
+    FollowedBy(RecipientRef, Vec<ObjectKey>),
+}
+
+/// Optional exact-match filters of `GET /v1/tenants`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantFilter {
+    pub tenant_id: Option<String>,
+    pub name: Option<String>,
+}
+
 /// One subscription (spec §4.3) as stored, with the object and recipient it joins (each
 /// `None` when deleted meanwhile: it then shows minimally).
 #[derive(Debug, Clone, PartialEq)]

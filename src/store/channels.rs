@@ -6,8 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{Db, StoreResult};
 use crate::ids;
 
-/// The channel a fresh database starts with.
-pub const DEFAULT_CHANNEL_KEY: &str = "in-app-feed";
+pub use crate::model::channel::DEFAULT_CHANNEL_KEY;
 
 pub use crate::model::channel::Channel;
 

@@ -25,29 +25,7 @@ use crate::store::{Db, StoreError, StoreResult};
 /// Most objects a cycle check visits before refusing the subscription as too entangled.
 const MAX_CYCLE_CHECK_OBJECTS: usize = 10_000;
 
-/// An object named by `(collection, id)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectKey {
-    pub collection: String,
-    pub id: String,
-}
-
-impl ObjectKey {
-    pub fn new(collection: impl Into<String>, id: impl Into<String>) -> Self {
-        ObjectKey {
-            collection: collection.into(),
-            id: id.into(),
-        }
-    }
-
-    /// The object as a recipient reference.
-    pub fn as_ref(&self) -> RecipientRef {
-        RecipientRef::Object {
-            id: self.id.clone(),
-            collection: self.collection.clone(),
-        }
-    }
-}
+pub use crate::model::entities::{Listed, ObjectKey};
 
 /// 404 for an object that does not exist (or was deleted).
 fn object_missing(object: &ObjectKey) -> StoreError {
@@ -325,16 +303,6 @@ pub fn unsubscribe_existing(
         ])?;
     }
     Ok(out)
-}
-
-/// Which side of the subscriptions a listing shows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Listed {
-    /// The subscribers of this object (`mode=object`), optionally only these recipients.
-    SubscribersOf(ObjectKey, Vec<RecipientRef>),
-    /// What this recipient follows (`mode=recipient`, and `/v1/users/{id}/subscriptions`),
-    /// optionally only these objects.
-    FollowedBy(RecipientRef, Vec<ObjectKey>),
 }
 
 /// One page of subscriptions in the order they were first made. For `SubscribersOf`, the

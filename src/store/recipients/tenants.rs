@@ -12,12 +12,7 @@ use crate::model::entities::{Entity, EntityKey};
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
 
-/// Optional exact-match filters of `GET /v1/tenants`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TenantFilter {
-    pub tenant_id: Option<String>,
-    pub name: Option<String>,
-}
+pub use crate::model::entities::TenantFilter;
 
 fn wire(id: &str, props: Map<String, Value>, updated_at: String) -> Entity {
     Entity::new(EntityKey::Tenant(id.to_owned()), props, updated_at)
