@@ -16,10 +16,9 @@ use serde_json::{Value, json};
 
 use crate::auth::{Keys, dev_token};
 use crate::engine::{Engine, UpsertError};
+use crate::model::entities::ObjectKey;
 use crate::model::subscription::SubscribeRequest;
-use crate::store::recipients::subscriptions::{ObjectKey, subscribe};
-use crate::store::recipients::upsert_object;
-use crate::store::{Store, meta};
+use crate::store::Store;
 
 /// How long a minted demo token lives.
 pub const TOKEN_TTL_SECS: u64 = 12 * 3600;
@@ -325,7 +324,7 @@ const DEMO_DATABASE: &str = "demo_database";
 /// (in `meta`), a marked one is accepted, anything else — a production database with its
 /// users, keys and workflows — is refused.
 pub async fn check_database(store: &Store) -> Result<(), DemoError> {
-    let marked = store.read(|db| meta::get(db, DEMO_DATABASE)).await?;
+    let marked = store.setting(DEMO_DATABASE).await?;
     if marked.is_some() {
         return Ok(());
     }
@@ -335,7 +334,7 @@ pub async fn check_database(store: &Store) -> Result<(), DemoError> {
         ));
     }
     store
-        .write(|db| meta::get_or_insert(db, DEMO_DATABASE, "created by tidings serve --demo"))
+        .keep_setting(DEMO_DATABASE, "created by tidings serve --demo".to_owned())
         .await?;
     Ok(())
 }
@@ -361,10 +360,7 @@ pub async fn prepare(store: &Store, engine: &Engine) -> Result<(), DemoError> {
             })?;
     }
     let marker = crate::ids::uuid();
-    let candidate = marker.clone();
-    let winner = store
-        .write(move |db| meta::get_or_insert(db, "demo_seeded", &candidate))
-        .await?;
+    let winner = store.keep_setting("demo_seeded", marker.clone()).await?;
     if winner != marker {
         return Ok(());
     }
@@ -410,15 +406,7 @@ async fn follow(store: &Store) -> Result<(), DemoError> {
         props.insert("name".into(), json!(demo.name));
         groups.push((ObjectKey::new(collection, id), props, request));
     }
-    store
-        .write(move |db| {
-            for (key, props, request) in &groups {
-                upsert_object(db, &key.collection, &key.id, props)?;
-                subscribe(db, key, request, "")?;
-            }
-            Ok(())
-        })
-        .await?;
+    store.seed_demo_objects(groups).await?;
     Ok(())
 }
 

@@ -7,15 +7,17 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub mod api;
+// Exported: what the binary (`main.rs`), `tests/` and `benches/` use. The rest is
+// `pub(crate)`, so the compiler reports what nothing uses.
+pub(crate) mod api;
 pub mod auth;
-pub mod backpressure;
+pub(crate) mod backpressure;
 pub mod clock;
 pub mod config;
-pub mod demo;
+pub(crate) mod demo;
 pub mod deploy;
 pub mod engine;
-pub mod error;
+pub(crate) mod error;
 pub mod ids;
 pub mod logging;
 pub mod metrics;
@@ -23,7 +25,7 @@ pub mod model;
 pub mod proxies;
 pub mod realtime;
 pub mod retention;
-pub mod startup;
+pub(crate) mod startup;
 pub mod state;
 pub mod store;
 

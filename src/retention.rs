@@ -20,9 +20,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::model::channel::Channel;
 use crate::model::retention::RetentionRule;
-use crate::store::retention::{self as sql, Age, Channels};
-use crate::store::{Store, StoreResult, channels};
+use crate::store::retention::{Age, Channels};
+use crate::store::{Expiry, Store, StoreResult};
 
 pub mod fold;
 pub mod housekeeping;
@@ -88,15 +89,17 @@ pub async fn run_pass(
         (Age::Archived, &policy.archived),
     ];
     if rules.iter().any(|(_, rule)| rule.is_some()) {
-        let known = store.read(channels::list).await?;
+        let known = store.channels().await?;
         for (age, rule) in rules {
             let Some(rule) = rule else { continue };
             for (channels, days) in scopes(rule, &known) {
                 let cutoff = cutoff(now, days);
-                let n = housekeeping::drain(store, &stopped, &mut report, move |db| {
-                    sql::delete_expired_messages(db, age, &channels, &cutoff, BATCH)
-                })
-                .await?;
+                let expiry = Expiry::Messages {
+                    age,
+                    channels,
+                    cutoff,
+                };
+                let n = housekeeping::drain(store, &stopped, &mut report, expiry).await?;
                 match age {
                     Age::Inserted => report.items += n,
                     Age::Archived => report.archived += n,
@@ -109,10 +112,8 @@ pub async fn run_pass(
     }
     if let Some(days) = policy.runs_days {
         let cutoff = cutoff(now, days);
-        report.runs += housekeeping::drain(store, &stopped, &mut report, move |db| {
-            sql::delete_expired_runs(db, &cutoff, BATCH)
-        })
-        .await?;
+        let expiry = Expiry::Runs { cutoff };
+        report.runs += housekeeping::drain(store, &stopped, &mut report, expiry).await?;
     }
     housekeeping::run(store, now, &stopped, &mut report).await?;
     Ok(report)
@@ -133,7 +134,7 @@ async fn timed<T>(f: impl Future<Output = StoreResult<T>>) -> StoreResult<(T, Du
 
 /// The channel scopes of a rule: each listed channel on its own, then every other channel
 /// under the default. A listed key no channel has yet is skipped (it may appear later).
-fn scopes(rule: &RetentionRule, known: &[channels::Channel]) -> Vec<(Channels, u32)> {
+fn scopes(rule: &RetentionRule, known: &[Channel]) -> Vec<(Channels, u32)> {
     let mut listed = Vec::new();
     let mut out = Vec::new();
     for (key, days) in &rule.channels {

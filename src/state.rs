@@ -17,14 +17,14 @@ pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub keys: Keys,
-    pub engine: Engine,
+    pub(crate) engine: Engine,
     pub hub: Hub,
     /// The retention and housekeeping task.
-    pub retention: Retention,
+    pub(crate) retention: Retention,
     /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).
-    pub sockets: SocketLimits,
+    pub(crate) sockets: SocketLimits,
     /// Trigger rate limits and the backlog gate (`--trigger-rate-per-key` and siblings).
-    pub backpressure: Backpressure,
+    pub(crate) backpressure: Backpressure,
     /// The `/metrics` series (one registry per server).
     pub metrics: Metrics,
 }

@@ -7,7 +7,6 @@ use super::recipient_input::method_not_allowed;
 use crate::auth::ServerKey;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::bulk;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -24,8 +23,8 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let key = id.clone();
-    let operation = state.store.read(move |db| bulk::get(db, &key)).await?;
+    let operation = state.store.bulk_operation(key).await?;
     operation
-        .map(|op| HttpResponse::Ok().json(op))
+        .map(|op| HttpResponse::Ok().json(op.to_wire()))
         .ok_or_else(|| ApiError::NotFound(format!("The bulk operation `{id}`")))
 }

@@ -16,9 +16,8 @@ use serde_json::{Map, Value, json};
 use super::recipient_input::{method_not_allowed, path_collection, path_id};
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
+use crate::model::entities::EntityKey;
 use crate::state::AppState;
-use crate::store::channels;
-use crate::store::recipients::{self, ChannelDataOwner};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -49,10 +48,10 @@ enum Owner {
 }
 
 impl Owner {
-    fn as_owner(&self) -> ChannelDataOwner<'_> {
+    fn key(self) -> EntityKey {
         match self {
-            Owner::User(id) => ChannelDataOwner::user(id),
-            Owner::Object(c, id) => ChannelDataOwner::object(c, id),
+            Owner::User(id) => EntityKey::User(id),
+            Owner::Object(collection, id) => EntityKey::Object { collection, id },
         }
     }
 }
@@ -103,10 +102,7 @@ async fn read(
     channel_id: String,
 ) -> Result<HttpResponse, ApiError> {
     let c = channel_id.clone();
-    let data = state
-        .store
-        .read(move |db| recipients::get_channel_data(db, owner.as_owner(), &c))
-        .await?;
+    let data = state.store.channel_data(owner.key(), c).await?;
     data.map(|d| HttpResponse::Ok().json(wire(&channel_id, d)))
         .ok_or_else(|| missing(&channel_id))
 }
@@ -120,30 +116,13 @@ async fn write(
     let c = channel_id.clone();
     let known = state
         .store
-        .read(move |db| channels::find(db, &c))
+        .channel(c)
         .await?
         .ok_or_else(|| ApiError::ChannelInvalid(channel_id.clone()))?;
     let c = known.id;
     let data = Value::Object(data);
     let stored = data.clone();
-    let channel_id = state
-        .store
-        .write(move |db| {
-            match &owner {
-                Owner::User(id) => {
-                    if !recipients::user_exists(db, id)? {
-                        recipients::upsert_user(db, id, &Map::new())?;
-                    }
-                }
-                Owner::Object(collection, id) => {
-                    if recipients::get_object(db, collection, id)?.is_none() {
-                        recipients::upsert_object(db, collection, id, &Map::new())?;
-                    }
-                }
-            }
-            recipients::set_channel_data(db, owner.as_owner(), &c, &stored)
-        })
-        .await?;
+    let channel_id = state.store.set_channel_data(owner.key(), c, stored).await?;
     Ok(HttpResponse::Ok().json(wire(&channel_id, data)))
 }
 
@@ -153,10 +132,7 @@ async fn remove(
     channel_id: String,
 ) -> Result<HttpResponse, ApiError> {
     let c = channel_id.clone();
-    let existed = state
-        .store
-        .write(move |db| recipients::delete_channel_data(db, owner.as_owner(), &c))
-        .await?;
+    let existed = state.store.delete_channel_data(owner.key(), c).await?;
     if existed {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::channel::Channel;
 use crate::state::AppState;
-use crate::store::channels::{self, Channel};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/channels", web::get().to(list));
@@ -32,7 +32,7 @@ pub fn channel_wire(c: &Channel) -> Value {
 }
 
 async fn list(_: ServerKey, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let channels = state.store.read(channels::list).await?;
+    let channels = state.store.channels().await?;
     let entries: Vec<Value> = channels.iter().map(channel_wire).collect();
     Ok(HttpResponse::Ok().json(json!({
         "entries": entries,

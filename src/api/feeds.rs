@@ -5,8 +5,6 @@
 //! `404 channel_invalid`. An unknown user has an empty feed, not a 404. The tenant
 //! restriction returned by `auth::access` is always applied to entries and counts.
 
-use std::collections::HashSet;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
@@ -15,11 +13,11 @@ use crate::auth::Caller;
 use crate::auth::access::{self, Access};
 use crate::error::ApiError;
 use crate::model::feed::encode_cursor;
-use crate::model::views::{self, RecipientMap};
+use crate::model::message::MessageRow;
+use crate::model::views;
 use crate::model::{CollectionName, EntityId, FeedFilters, FeedMode, FeedQuery, RecipientRef};
 use crate::state::AppState;
-use crate::store::feeds::{self, FeedCounts, FeedPage, PageBounds};
-use crate::store::{Db, StoreResult, channels, recipients};
+use crate::store::FeedView;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -90,13 +88,6 @@ async fn object_feed(
     feed_response(&state, channel, recipient, query, restriction).await
 }
 
-/// Everything one feed response needs, read in one snapshot.
-struct FeedData {
-    page: FeedPage,
-    counts: FeedCounts,
-    recipients: RecipientMap,
-}
-
 async fn feed_response(
     state: &AppState,
     channel: String,
@@ -107,116 +98,50 @@ async fn feed_response(
     let page_size = query.page_size;
     let mode = query.mode;
     let exclude = query.exclude.clone();
-    let wanted = channel.clone();
     let now = state.settings.clock.now();
-    let data = state
+    let view = state
         .store
-        .read(move |db| {
-            feeds::snapshot(db, |db| {
-                read_feed(
-                    db,
-                    &wanted,
-                    &recipient,
-                    &query,
-                    restriction.as_deref(),
-                    &now,
-                )
-            })
-        })
+        .feed_view(channel.clone(), recipient, query, restriction, now)
         .await?
         .ok_or(ApiError::ChannelInvalid(channel))?;
-    render(data, page_size, mode, &exclude)
-}
-
-/// The page, counts and recipients of one feed view; `None` when the channel is unknown.
-fn read_feed(
-    db: &Db<'_>,
-    channel: &str,
-    recipient: &RecipientRef,
-    query: &FeedQuery,
-    restriction: Option<&[String]>,
-    now: &str,
-) -> StoreResult<Option<FeedData>> {
-    let Some(channel) = channels::find(db, channel)? else {
-        return Ok(None);
-    };
-    let bounds = PageBounds {
-        page_size: query.page_size,
-        after: query.after,
-        before: query.before,
-    };
-    let page = feeds::page(
-        db,
-        &channel.id,
-        recipient,
-        &query.filters,
-        restriction,
-        bounds,
-        now,
-    )?;
-    let counts = feeds::counts(db, &channel.id, recipient, &query.filters, restriction, now)?;
-    let recipients = load_recipients(db, &page, recipient)?;
-    Ok(Some(FeedData {
-        page,
-        counts,
-        recipients,
-    }))
+    render(view, page_size, mode, &exclude)
 }
 
 /// The `{entries, meta, page_info, vars}` body.
 fn render(
-    data: FeedData,
+    view: FeedView,
     page_size: u32,
     mode: FeedMode,
     exclude: &[String],
 ) -> Result<HttpResponse, ApiError> {
-    let entries: Vec<Value> = data
-        .page
+    let recipients = views::recipient_map(view.recipients);
+    let (page, counts) = (view.page, view.counts);
+    let entries: Vec<Value> = page
         .items
         .iter()
-        .map(|m| views::feed_item(m, &data.recipients, mode))
+        .map(|m| views::feed_item(m, &recipients, mode))
         .collect();
-    let cursor_if = |more: bool, m: Option<&crate::store::messages::MessageRow>| {
-        m.filter(|_| more).map(|m| encode_cursor(m.seq))
-    };
+    let cursor_if =
+        |more: bool, m: Option<&MessageRow>| m.filter(|_| more).map(|m| encode_cursor(m.seq));
     let mut body = json!({
         "entries": entries,
         "meta": {
             "__typename": "FeedMetadata",
-            "total_count": data.counts.total_count,
-            "unread_count": data.counts.unread_count,
-            "unseen_count": data.counts.unseen_count,
+            "total_count": counts.total_count,
+            "unread_count": counts.unread_count,
+            "unseen_count": counts.unseen_count,
         },
         "page_info": {
             "__typename": "PageInfo",
-            "after": cursor_if(data.page.has_older, data.page.items.last()),
-            "before": cursor_if(data.page.has_newer, data.page.items.first()),
+            "after": cursor_if(page.has_older, page.items.last()),
+            "before": cursor_if(page.has_newer, page.items.first()),
             "page_size": page_size,
-            "total_count": data.counts.total_count,
+            "total_count": counts.total_count,
         },
         "vars": {},
     });
     views::exclude_paths(&mut body, exclude);
     Ok(HttpResponse::Ok().json(body))
-}
-
-/// Full recipient objects for the page's actors and (for rich activities) its recipient.
-fn load_recipients(
-    db: &Db<'_>,
-    page: &FeedPage,
-    recipient: &RecipientRef,
-) -> StoreResult<RecipientMap> {
-    let mut seen = HashSet::new();
-    let refs: Vec<RecipientRef> = page
-        .items
-        .iter()
-        .flat_map(|m| m.actors.iter())
-        .chain(std::iter::once(recipient))
-        .filter(|r| seen.insert((*r).clone()))
-        .cloned()
-        .collect();
-    let found = recipients::get_recipients(db, &refs)?;
-    Ok(refs.into_iter().zip(found).collect())
 }
 
 /// `GET /v1/users/{id}/feeds/{channel}/settings`: the React feed shows "Powered by Knock"
@@ -229,10 +154,9 @@ async fn settings(
     let (user_id, channel) = path.into_inner();
     let user_id = parse_user_id(&user_id)?;
     access::user_resource(&caller, &user_id)?;
-    let wanted = channel.clone();
     state
         .store
-        .read(move |db| channels::find(db, &wanted))
+        .channel(channel.clone())
         .await?
         .ok_or(ApiError::ChannelInvalid(channel))?;
     Ok(HttpResponse::Ok().json(json!({"features": {"branding_required": false}})))

@@ -10,9 +10,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .store
-        .read(|db| crate::store::channels::list(db).map(|_| ()))
-        .await?;
+    state.store.ping().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
 }

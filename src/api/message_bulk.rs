@@ -17,10 +17,9 @@ use crate::auth::access::{self, Access};
 use crate::error::ApiError;
 use crate::model::RecipientRef;
 use crate::model::engagement::EngagementChange;
+use crate::model::message_params::BulkAction;
 use crate::model::message_params::BulkScope;
 use crate::state::AppState;
-use crate::store::message_status::{self, BulkAction};
-use crate::store::{bulk, channels};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -107,20 +106,11 @@ async fn bulk_update(
     let mut scope =
         BulkScope::from_body(&body.unwrap_or_else(|| Value::Object(Default::default())))?;
     let restriction = authorize(&caller, &mut scope)?;
-    let wanted = channel.clone();
+    let name = format!("channel_messages.{action_name}");
     let operation = state
         .store
-        .write(move |db| {
-            let Some(found) = channels::find(db, &wanted)? else {
-                return Ok(None);
-            };
-            let now = db.now();
-            let changed =
-                message_status::bulk(db, &found.id, &scope, restriction.as_deref(), &action, &now)?;
-            let name = format!("channel_messages.{action_name}");
-            bulk::record_completed(db, &name, changed, Vec::new()).map(Some)
-        })
+        .bulk_message_status(channel.clone(), scope, restriction, action, name)
         .await?
         .ok_or(ApiError::ChannelInvalid(channel))?;
-    Ok(HttpResponse::Ok().json(operation))
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }

@@ -17,7 +17,6 @@ use crate::error::ApiError;
 use crate::model::message_params::content_message_ids;
 use crate::model::views;
 use crate::state::AppState;
-use crate::store::messages;
 
 /// Registered before `/v1/messages/{id}` and the `{id}/{status}` resource, which would
 /// otherwise claim these paths.
@@ -44,18 +43,7 @@ async fn batch_content(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = content_message_ids(&query_pairs(&req))?;
-    let found = state
-        .store
-        .read(move |db| {
-            let mut found = Vec::with_capacity(ids.len());
-            for id in &ids {
-                if let Some(m) = messages::get(db, id)? {
-                    found.push(m);
-                }
-            }
-            Ok(found)
-        })
-        .await?;
+    let found = state.store.messages(ids).await?;
     let contents: Vec<_> = found
         .iter()
         .filter(|m| {

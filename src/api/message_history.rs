@@ -13,10 +13,9 @@ use crate::auth::Caller;
 use crate::auth::access;
 use crate::error::ApiError;
 use crate::model::FeedFilters;
+use crate::model::message::MessageRow;
 use crate::model::views::{self, RecipientMap};
 use crate::state::AppState;
-use crate::store::messages::{self, MessageRow};
-use crate::store::{StoreResult, recipients};
 
 /// Registered before the `{id}/{status}` resource, which would otherwise claim these paths.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -40,28 +39,12 @@ async fn load(
     caller: &Caller,
     id: String,
 ) -> Result<(MessageRow, RecipientMap), ApiError> {
-    let wanted = id.clone();
-    let found = state
+    let (message, people) = state
         .store
-        .read(
-            move |db| -> StoreResult<Option<(MessageRow, RecipientMap)>> {
-                let Some(m) = messages::get(db, &wanted)? else {
-                    return Ok(None);
-                };
-                let refs: Vec<_> = m
-                    .actors
-                    .iter()
-                    .take(1)
-                    .chain(std::iter::once(&m.recipient))
-                    .cloned()
-                    .collect();
-                let full = recipients::get_recipients(db, &refs)?;
-                let map = refs.into_iter().zip(full).collect();
-                Ok(Some((m, map)))
-            },
-        )
+        .message_with_people(id.clone())
         .await?
         .ok_or_else(|| message_missing(&id))?;
+    let found: (MessageRow, RecipientMap) = (message, views::recipient_map(people));
     access::message(caller, recipient_user(&found.0), found.0.tenant.as_deref())?;
     Ok(found)
 }

@@ -18,7 +18,6 @@ use crate::auth::access;
 use crate::error::ApiError;
 use crate::model::{snooze, views};
 use crate::state::AppState;
-use crate::store::{message_status, messages};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -59,10 +58,9 @@ fn until(
 
 /// Loads message `id` and checks that `caller` may change it.
 async fn writable(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    let wanted = id.to_owned();
     let current = state
         .store
-        .read(move |db| messages::get(db, &wanted))
+        .message(id.to_owned())
         .await?
         .ok_or_else(|| message_missing(id))?;
     access::message(caller, recipient_user(&current), current.tenant.as_deref())
@@ -100,14 +98,11 @@ async fn wake_one(
     writable(&state, &caller, &id).await?;
     let row = match state.engine.lifecycle().wake_now(id.clone()).await? {
         Some(row) => row,
-        None => {
-            let wanted = id.clone();
-            state
-                .store
-                .read(move |db| messages::get(db, &wanted))
-                .await?
-                .ok_or_else(|| message_missing(&id))?
-        }
+        None => state
+            .store
+            .message(id.clone())
+            .await?
+            .ok_or_else(|| message_missing(&id))?,
     };
     Ok(HttpResponse::Ok().json(views::message(&row)))
 }
@@ -122,11 +117,7 @@ async fn batch_snooze(
     let mut body = object(optional_json(&state, payload).await?)?;
     let ids = message_ids(&mut body)?;
     let until = until(&state, &body)?;
-    let wanted = ids.clone();
-    let current = state
-        .store
-        .read(move |db| message_status::get_many(db, &wanted))
-        .await?;
+    let current = state.store.messages(ids.clone()).await?;
     for m in &current {
         access::message(&caller, recipient_user(m), m.tenant.as_deref())?;
     }

@@ -17,7 +17,6 @@ use crate::error::ApiError;
 use crate::model::engagement::{EngagementChange, parse_interacted_metadata};
 use crate::model::views;
 use crate::state::AppState;
-use crate::store::{message_status, messages};
 
 /// Most ids one batch call may name. Knock's mobile docs say 50; we accept up to 1,000
 /// (one transaction stays short) and refuse more with 422.
@@ -101,17 +100,15 @@ async fn update_one(
     id: String,
     change: EngagementChange,
 ) -> Result<HttpResponse, ApiError> {
-    let wanted = id.clone();
     let current = state
         .store
-        .read(move |db| messages::get(db, &wanted))
+        .message(id.clone())
         .await?
         .ok_or_else(|| message_missing(&id))?;
     access::message(caller, recipient_user(&current), current.tenant.as_deref())?;
-    let wanted = id.clone();
     let updated = state
         .store
-        .write(move |db| message_status::set_one(db, &wanted, &change, &db.now()))
+        .set_message_status(id.clone(), change)
         .await?
         .ok_or_else(|| message_missing(&id))?;
     Ok(HttpResponse::Ok().json(views::message(&updated)))
@@ -147,18 +144,11 @@ async fn batch(
         EngagementChange::Interacted(_) => EngagementChange::Interacted(metadata(rest.as_ref())?),
         other => other,
     };
-    let wanted = ids.clone();
-    let current = state
-        .store
-        .read(move |db| message_status::get_many(db, &wanted))
-        .await?;
+    let current = state.store.messages(ids.clone()).await?;
     for m in &current {
         access::message(&caller, recipient_user(m), m.tenant.as_deref())?;
     }
-    let updated = state
-        .store
-        .write(move |db| message_status::set_many(db, &ids, &change, &db.now()))
-        .await?;
+    let updated = state.store.set_message_statuses(ids, change).await?;
     let body: Vec<Value> = updated.iter().map(views::message).collect();
     Ok(HttpResponse::Ok().json(body))
 }

@@ -11,13 +11,11 @@ use crate::auth::access;
 use crate::auth::{Caller, ServerKey};
 use crate::error::ApiError;
 use crate::model::feed::encode_cursor;
+use crate::model::message::MessageRow;
 use crate::model::message_params::MessageListQuery;
 use crate::model::views;
 use crate::model::{CollectionName, EntityId, RecipientRef};
 use crate::state::AppState;
-use crate::store::feeds::FeedPage;
-use crate::store::messages::{self, MessageRow};
-use crate::store::{StoreResult, channels, message_queries};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/messages", web::get().to(list_all))
@@ -57,10 +55,9 @@ pub(super) async fn readable_message(
     state: &AppState,
     id: String,
 ) -> Result<MessageRow, ApiError> {
-    let wanted = id.clone();
     let message = state
         .store
-        .read(move |db| messages::get(db, &wanted))
+        .message(id.clone())
         .await?
         .ok_or_else(|| message_missing(&id))?;
     access::message_access(
@@ -116,20 +113,7 @@ async fn list(
     query: MessageListQuery,
 ) -> Result<HttpResponse, ApiError> {
     let page_size = query.page_size;
-    let page = state
-        .store
-        .read(move |db| -> StoreResult<FeedPage> {
-            // `channel_id` is a filter: an unknown channel simply has no messages.
-            let channel_id = match &query.channel {
-                None => None,
-                Some(wanted) => match channels::find(db, wanted)? {
-                    Some(c) => Some(c.id),
-                    None => return Ok(FeedPage::default()),
-                },
-            };
-            message_queries::list(db, recipient.as_ref(), channel_id.as_deref(), &query)
-        })
-        .await?;
+    let page = state.store.list_messages(recipient, query).await?;
     let items: Vec<Value> = page.items.iter().map(views::message).collect();
     let after = page
         .items

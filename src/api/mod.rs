@@ -3,7 +3,6 @@
 
 mod access_log;
 mod bulk_operations;
-mod bulk_run;
 mod channel_data;
 mod channels;
 mod common;
@@ -33,7 +32,7 @@ mod users;
 mod users_bulk;
 mod workflows;
 
-pub use access_log::{LogNote, access_log, note_tenant};
+pub use access_log::{access_log, note_tenant};
 pub use common::{
     cors, fallback, json_config, path_config, payload_config, query_config, request_id,
 };

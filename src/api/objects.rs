@@ -6,17 +6,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::bulk_run::BulkRun;
 use super::recipient_input::{
-    IdentifyBody, check_bulk_len, list_query, method_not_allowed, path_collection, path_id,
-    path_safe_id, properties,
+    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_collection,
+    path_id, path_safe_id, properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::bulk::BulkRun;
+use crate::model::entities::Entity;
 use crate::model::properties::RecipientKind;
 use crate::model::{CollectionName, EntityId};
 use crate::state::AppState;
-use crate::store::recipients;
+use crate::store::BulkTarget;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -59,13 +60,10 @@ async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (collection, id) = object_path(path)?;
-    let (c, i) = (collection.clone(), id.clone());
-    let object = state
-        .store
-        .read(move |db| recipients::get_object(db, c.as_str(), i.as_str()))
-        .await?;
+    let (c, i) = (collection.as_str().to_owned(), id.as_str().to_owned());
+    let object = state.store.object(c, i).await?;
     object
-        .map(|o| HttpResponse::Ok().json(o))
+        .map(|o| HttpResponse::Ok().json(o.into_wire()))
         .ok_or_else(|| missing(collection.as_str(), id.as_str()))
 }
 
@@ -78,13 +76,8 @@ async fn set(
     let (collection, id) = object_path(path)?;
     let id = path_safe_id("id", id.as_str())?;
     let props = properties(RecipientKind::Object, body.0)?;
-    let object = state
-        .store
-        .write(move |db| {
-            recipients::upsert_object(db, collection.as_str(), id.as_str(), props.as_map())
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(object))
+    let object = state.store.set_object(collection, id, props).await?;
+    Ok(HttpResponse::Ok().json(object.into_wire()))
 }
 
 async fn delete(
@@ -93,11 +86,8 @@ async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (collection, id) = object_path(path)?;
-    let (c, i) = (collection.clone(), id.clone());
-    let existed = state
-        .store
-        .write(move |db| recipients::delete_object(db, c.as_str(), i.as_str()))
-        .await?;
+    let (c, i) = (collection.as_str().to_owned(), id.as_str().to_owned());
+    let existed = state.store.delete_object(c, i).await?;
     if existed {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -114,11 +104,8 @@ async fn list(
     let collection = path_collection(&path)?;
     let query = list_query(&req, &[])?;
     let (page, include) = (query.page, query.include_preferences);
-    let result = state
-        .store
-        .read(move |db| recipients::list_objects(db, collection.as_str(), &page, include))
-        .await?;
-    Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
+    let result = state.store.list_objects(collection, page, include).await?;
+    Ok(HttpResponse::Ok().json(result.map(Entity::into_wire).into_wire(page.page_size)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,19 +122,18 @@ async fn bulk_set(
     let collection = path_collection(&path)?;
     let objects = body.into_inner().objects;
     check_bulk_len("objects", objects.len())?;
-    BulkRun::in_collection("objects.bulk_set", collection.as_str())
-        .respond(&state, move |db, run| {
-            let c = collection.as_str();
-            // Items may repeat the collection; it is the path's either way.
-            let items = objects.into_iter().map(|mut item| {
-                item.remove("collection");
-                item
-            });
-            run.upsert_each(RecipientKind::Object, items, |id, props| {
-                recipients::upsert_object(db, c, id, props)
-            })
+    let run = BulkRun::in_collection("objects.bulk_set", collection.as_str());
+    // Items may repeat the collection; it is the path's either way.
+    let items = objects
+        .into_iter()
+        .map(|mut item| {
+            item.remove("collection");
+            bulk_item(RecipientKind::Object, item)
         })
-        .await
+        .collect();
+    let target = BulkTarget::Objects(collection.as_str().to_owned());
+    let operation = state.store.bulk_upsert(run, target, items).await?;
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,10 +150,8 @@ async fn bulk_delete(
     let collection = path_collection(&path)?;
     let ids = body.into_inner().object_ids;
     check_bulk_len("object_ids", ids.len())?;
-    BulkRun::in_collection("objects.bulk_delete", collection.as_str())
-        .respond(&state, move |db, run| {
-            let c = collection.as_str();
-            run.delete_each(ids, "object", |id| recipients::delete_object(db, c, id))
-        })
-        .await
+    let run = BulkRun::in_collection("objects.bulk_delete", collection.as_str());
+    let target = BulkTarget::Objects(collection.as_str().to_owned());
+    let operation = state.store.bulk_delete(run, target, ids).await?;
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }

@@ -13,8 +13,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::model::channel::DEFAULT_CHANNEL_KEY;
 use crate::state::AppState;
-use crate::store::channels::{self, DEFAULT_CHANNEL_KEY};
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
 const ADMIN_HTML: &str = include_str!("../../static/admin.html");
@@ -61,7 +61,7 @@ async fn admin(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 async fn page(state: &AppState, template: &'static str) -> Result<HttpResponse, ApiError> {
     let channel = state
         .store
-        .read(|db| channels::find(db, DEFAULT_CHANNEL_KEY))
+        .channel(DEFAULT_CHANNEL_KEY.to_owned())
         .await?
         .ok_or_else(|| ApiError::ChannelInvalid(DEFAULT_CHANNEL_KEY.into()))?;
     let config = json!({

@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 use super::recipient_input::{path_collection, path_id};
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
+use crate::model::entities::EntityKey;
 use crate::model::preferences;
 use crate::state::AppState;
-use crate::store::recipients::{self, ChannelDataOwner};
 
 /// Preference set ids are `default` or a tenant id; both follow the id rules.
 const SUB_RESOURCES: &[&str] = &["channel_types", "workflows", "categories"];
@@ -64,41 +64,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// An owned preference owner, parsed from the path.
-struct Owner {
-    kind: &'static str,
-    collection: String,
-    id: String,
-}
+/// A preference owner (user or object), parsed from the path.
+struct Owner(EntityKey);
 
 impl Owner {
     /// A user owner; `grant` is what an `explicit_grants` token must hold on the user.
     fn user(caller: &Caller, raw_id: &str, grant: &str) -> Result<Owner, ApiError> {
         let id = path_id("user_id", raw_id)?;
         access::user_grant(caller, id.as_str(), grant)?;
-        Ok(Owner {
-            kind: "user",
-            collection: String::new(),
-            id: id.into_string(),
-        })
+        Ok(Owner(EntityKey::User(id.into_string())))
     }
 
     fn object(collection: &str, raw_id: &str) -> Result<Owner, ApiError> {
         let collection = path_collection(collection)?;
         let id = path_id("object_id", raw_id)?;
-        Ok(Owner {
-            kind: "object",
+        Ok(Owner(EntityKey::Object {
             collection: collection.as_str().to_owned(),
             id: id.into_string(),
-        })
+        }))
     }
 
-    fn as_ref(&self) -> ChannelDataOwner<'_> {
-        if self.kind == "object" {
-            ChannelDataOwner::object(&self.collection, &self.id)
-        } else {
-            ChannelDataOwner::user(&self.id)
-        }
+    fn key(self) -> EntityKey {
+        self.0
     }
 }
 
@@ -114,27 +101,21 @@ fn body_object(body: Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 async fn list(state: &AppState, owner: Owner) -> Result<HttpResponse, ApiError> {
-    let sets = state
-        .store
-        .read(move |db| recipients::list_preference_sets(db, owner.as_ref()))
-        .await?;
+    let sets = state.store.preference_sets(owner.key()).await?;
     let wire: Vec<Value> = sets
         .into_iter()
-        .map(|(id, body)| recipients::preference_set_wire(&id, body))
+        .map(|(id, body)| preferences::to_wire(&id, &Value::Object(body)))
         .collect();
     Ok(HttpResponse::Ok().json(wire))
 }
 
 async fn get(state: &AppState, owner: Owner, set_id: String) -> Result<HttpResponse, ApiError> {
     let key = set_id.clone();
-    let body = state
-        .store
-        .read(move |db| recipients::get_preference_set(db, owner.as_ref(), &key))
-        .await?;
+    let body = state.store.preference_set(owner.key(), key).await?;
     // A set never written is all-unset (everything allowed), not an error: clients render it.
-    Ok(HttpResponse::Ok().json(recipients::preference_set_wire(
+    Ok(HttpResponse::Ok().json(preferences::to_wire(
         &set_id,
-        body.unwrap_or_default(),
+        &Value::Object(body.unwrap_or_default()),
     )))
 }
 
@@ -148,24 +129,14 @@ async fn put(
     let key = set_id.clone();
     let stored = state
         .store
-        .write(move |db| {
-            let existing =
-                recipients::get_preference_set(db, owner.as_ref(), &key)?.map(Value::Object);
-            let next = preferences::apply_put(existing.as_ref(), &body);
-            let map = next.as_object().cloned().unwrap_or_default();
-            recipients::put_preference_set(db, owner.as_ref(), &key, &map)?;
-            Ok(map)
-        })
+        .put_preference_set(owner.key(), key, body)
         .await?;
-    Ok(HttpResponse::Ok().json(recipients::preference_set_wire(&set_id, stored)))
+    Ok(HttpResponse::Ok().json(preferences::to_wire(&set_id, &Value::Object(stored))))
 }
 
 async fn delete(state: &AppState, owner: Owner, set_id: String) -> Result<HttpResponse, ApiError> {
     let key = set_id.clone();
-    let existed = state
-        .store
-        .write(move |db| recipients::delete_preference_set(db, owner.as_ref(), &key))
-        .await?;
+    let existed = state.store.delete_preference_set(owner.key(), key).await?;
     if existed {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::model::feed::encode_cursor;
 use crate::model::run_records::RunListQuery;
 use crate::state::AppState;
-use crate::store::run_records::{self, RunRecord};
+use crate::store::run_records::RunRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/workflow_recipient_runs", web::get().to(list))
@@ -32,10 +32,7 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = RunListQuery::from_query(&query_pairs(&req))?;
     let page_size = query.page_size;
-    let page = state
-        .store
-        .read(move |db| run_records::list(db, &query))
-        .await?;
+    let page = state.store.run_records(query).await?;
     let after = page
         .records
         .last()
@@ -64,10 +61,9 @@ async fn get_one(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let wanted = id.clone();
     let record = state
         .store
-        .read(move |db| run_records::get(db, &wanted))
+        .run_record(id.clone())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("The workflow recipient run `{id}`")))?;
     let mut body = summary(&record);

@@ -14,11 +14,11 @@ use super::raw_input::query_pairs;
 use super::recipient_input::{method_not_allowed, path_collection, path_id};
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::entities::recipient_or_minimal;
 use crate::model::schedules::{CreateSchedules, UpdateSchedules, parse_bulk, parse_delete};
 use crate::model::{EntityId, Page, PageQuery, RecipientRef};
 use crate::state::AppState;
 use crate::store::schedules::{ScheduleFilter, ScheduleRow};
-use crate::store::{StoreResult, bulk, recipients};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -84,9 +84,9 @@ async fn bulk_create(
     let applied = rows.len();
     let operation = state
         .store
-        .write(move |db| bulk::record_completed(db, "schedules.bulk_create", applied, Vec::new()))
+        .record_bulk("schedules.bulk_create".to_owned(), applied)
         .await?;
-    Ok(HttpResponse::Ok().json(operation))
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }
 
 /// `workflow` (required on `/v1/schedules`), `tenant`, `recipients` (`recipients[]=u1`, or
@@ -227,39 +227,46 @@ async fn answer(state: &AppState, rows: Vec<ScheduleRow>) -> Result<HttpResponse
 
 /// Knock's `Schedule`s, with the full recipient and actor (minimal when not identified).
 async fn views(state: &AppState, rows: Vec<ScheduleRow>) -> Result<Vec<Value>, ApiError> {
-    Ok(state
-        .store
-        .read(move |db| -> StoreResult<Vec<Value>> {
-            rows.iter()
-                .map(|row| {
-                    let s = &row.schedule;
-                    let recipient = recipients::get_recipient(db, &s.recipient)?
-                        .unwrap_or_else(|| recipients::minimal(&s.recipient));
-                    let actor = match &s.actor {
-                        Some(a) => Some(
-                            recipients::get_recipient(db, a)?
-                                .unwrap_or_else(|| recipients::minimal(a)),
-                        ),
-                        None => None,
-                    };
-                    Ok(json!({
-                        "__typename": "Schedule",
-                        "id": s.id,
-                        "workflow": s.workflow_key,
-                        "recipient": recipient,
-                        "actor": actor,
-                        "tenant": s.tenant,
-                        "data": s.data.as_deref(),
-                        "repeats": s.repeats,
-                        "scheduled_at": s.scheduled_at,
-                        "ending_at": s.ending_at,
-                        "next_occurrence_at": s.next_occurrence_at,
-                        "last_occurrence_at": row.last_occurrence_at,
-                        "inserted_at": s.inserted_at,
-                        "updated_at": row.updated_at,
-                    }))
-                })
-                .collect()
+    // Every schedule's recipient, then its actor when it has one, looked up in one read.
+    let refs: Vec<RecipientRef> = rows
+        .iter()
+        .flat_map(|row| std::iter::once(&row.schedule.recipient).chain(&row.schedule.actor))
+        .cloned()
+        .collect();
+    let mut found = state.store.recipients(refs.clone()).await?.into_iter();
+    let mut refs = refs.iter();
+    let mut next = || -> Result<Value, ApiError> {
+        match (refs.next(), found.next()) {
+            (Some(r), Some(entity)) => Ok(recipient_or_minimal(r, entity)),
+            _ => Err(ApiError::Internal(
+                "a schedule's recipients were not all read".into(),
+            )),
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            let s = &row.schedule;
+            let recipient = next()?;
+            let actor = match &s.actor {
+                Some(_) => Some(next()?),
+                None => None,
+            };
+            Ok(json!({
+                "__typename": "Schedule",
+                "id": s.id,
+                "workflow": s.workflow_key,
+                "recipient": recipient,
+                "actor": actor,
+                "tenant": s.tenant,
+                "data": s.data.as_deref(),
+                "repeats": s.repeats,
+                "scheduled_at": s.scheduled_at,
+                "ending_at": s.ending_at,
+                "next_occurrence_at": s.next_occurrence_at,
+                "last_occurrence_at": row.last_occurrence_at,
+                "inserted_at": s.inserted_at,
+                "updated_at": row.updated_at,
+            }))
         })
-        .await?)
+        .collect()
 }

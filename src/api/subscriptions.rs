@@ -12,12 +12,10 @@ use super::recipient_input::{list_query, method_not_allowed, path_collection, pa
 use crate::auth::ServerKey;
 use crate::error::{ApiError, FieldError};
 use crate::model::RecipientRef;
+use crate::model::entities::Subscription;
+use crate::model::entities::{Listed, ObjectKey};
 use crate::model::subscription::{SubscribeRequest, parse_bulk, parse_references};
 use crate::state::AppState;
-use crate::store::StoreError;
-use crate::store::bulk;
-use crate::store::recipients::object_exists;
-use crate::store::recipients::subscriptions::{self as store, Listed, ObjectKey};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -59,11 +57,8 @@ async fn add(
 ) -> Result<HttpResponse, ApiError> {
     let object = object_path(path)?;
     let request = SubscribeRequest::parse(&body, "").map_err(ApiError::invalid_fields)?;
-    let added = state
-        .store
-        .write(move |db| store::subscribe(db, &object, &request, ""))
-        .await?;
-    Ok(HttpResponse::Ok().json(added))
+    let added = state.store.subscribe(object, request).await?;
+    Ok(HttpResponse::Ok().json(wire_all(added)))
 }
 
 async fn remove(
@@ -74,11 +69,15 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let object = object_path(path)?;
     let refs = parse_references(&body, "").map_err(ApiError::invalid_fields)?;
-    let removed = state
-        .store
-        .write(move |db| store::unsubscribe(db, &object, &refs))
-        .await?;
-    Ok(HttpResponse::Ok().json(removed))
+    let removed = state.store.unsubscribe(object, refs).await?;
+    Ok(HttpResponse::Ok().json(wire_all(removed)))
+}
+
+fn wire_all(subscriptions: Vec<Subscription>) -> Vec<Value> {
+    subscriptions
+        .into_iter()
+        .map(Subscription::into_wire)
+        .collect()
 }
 
 /// `mode=object` (default): the object's subscribers, optionally only `recipients[]`;
@@ -138,9 +137,13 @@ async fn respond_list(
 ) -> Result<HttpResponse, ApiError> {
     let result = state
         .store
-        .read(move |db| store::list(db, &listed, &page, include_preferences))
+        .subscriptions(listed, page, include_preferences)
         .await?;
-    Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
+    Ok(HttpResponse::Ok().json(
+        result
+            .map(Subscription::into_wire)
+            .into_wire(page.page_size),
+    ))
 }
 
 /// Collects a list-of-references query parameter in any of the encodings SDKs use:
@@ -253,26 +256,9 @@ async fn bulk_add(
         .map_err(ApiError::invalid_fields)?;
     let operation = state
         .store
-        .write(move |db| {
-            let mut applied = 0;
-            for (i, group) in groups.iter().enumerate() {
-                let object = ObjectKey::new(collection.as_str(), group.object_id.as_str());
-                if !object_exists(db, &object.collection, &object.id)? {
-                    return Err(StoreError::Invalid {
-                        field: format!("subscriptions[{i}].id"),
-                        message: format!(
-                            "the object `{}` in collection `{}` does not exist",
-                            object.id, object.collection
-                        ),
-                    });
-                }
-                let at = format!("subscriptions[{i}]");
-                applied += store::subscribe(db, &object, &group.request, &at)?.len();
-            }
-            bulk::record_completed(db, "objects.bulk_add_subscriptions", applied, Vec::new())
-        })
+        .bulk_subscribe("objects.bulk_add_subscriptions", collection, groups)
         .await?;
-    Ok(HttpResponse::Ok().json(operation))
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }
 
 async fn bulk_delete(
@@ -285,16 +271,9 @@ async fn bulk_delete(
     let groups = parse_bulk(&body, parse_references, Vec::len).map_err(ApiError::invalid_fields)?;
     let operation = state
         .store
-        .write(move |db| {
-            let mut applied = 0;
-            for group in &groups {
-                let object = ObjectKey::new(collection.as_str(), group.object_id.as_str());
-                applied += store::unsubscribe_existing(db, &object, &group.request)?.len();
-            }
-            bulk::record_completed(db, "objects.bulk_delete_subscriptions", applied, Vec::new())
-        })
+        .bulk_unsubscribe("objects.bulk_delete_subscriptions", collection, groups)
         .await?;
-    Ok(HttpResponse::Ok().json(operation))
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use super::recipient_input::{list_query, method_not_allowed, path_collection, pa
 use crate::auth::Caller;
 use crate::auth::access::{self, Access};
 use crate::error::ApiError;
+use crate::model::entities::Entity;
 use crate::state::AppState;
-use crate::store::recipients;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -46,9 +46,7 @@ async fn list(
     let (page, include) = (query.page, query.include_preferences);
     let result = state
         .store
-        .read(move |db| {
-            recipients::list_tenant_objects(db, &tenant, collection.as_deref(), &page, include)
-        })
+        .list_tenant_objects(tenant, collection, page, include)
         .await?;
-    Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
+    Ok(HttpResponse::Ok().json(result.map(Entity::into_wire).into_wire(page.page_size)))
 }

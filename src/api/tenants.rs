@@ -5,15 +5,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::bulk_run::BulkRun;
 use super::recipient_input::{
-    IdentifyBody, check_bulk_len, list_query, method_not_allowed, path_id, path_safe_id, properties,
+    IdentifyBody, bulk_item, check_bulk_len, list_query, method_not_allowed, path_id, path_safe_id,
+    properties,
 };
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::bulk::BulkRun;
+use crate::model::entities::Entity;
+use crate::model::entities::TenantFilter;
 use crate::model::properties::RecipientKind;
 use crate::state::AppState;
-use crate::store::recipients::{self, TenantFilter};
+use crate::store::BulkTarget;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -50,13 +53,9 @@ async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("id", &path)?;
-    let key = id.clone();
-    let tenant = state
-        .store
-        .read(move |db| recipients::get_tenant(db, key.as_str()))
-        .await?;
+    let tenant = state.store.tenant(id.as_str().to_owned()).await?;
     tenant
-        .map(|t| HttpResponse::Ok().json(t))
+        .map(|t| HttpResponse::Ok().json(t.into_wire()))
         .ok_or_else(|| missing(id.as_str()))
 }
 
@@ -68,11 +67,8 @@ async fn set(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_safe_id("id", &path)?;
     let props = properties(RecipientKind::Tenant, body.0)?;
-    let tenant = state
-        .store
-        .write(move |db| recipients::upsert_tenant(db, id.as_str(), props.as_map()))
-        .await?;
-    Ok(HttpResponse::Ok().json(tenant))
+    let tenant = state.store.set_tenant(id, props).await?;
+    Ok(HttpResponse::Ok().json(tenant.into_wire()))
 }
 
 async fn delete(
@@ -81,11 +77,7 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("id", &path)?;
-    let key = id.clone();
-    let existed = state
-        .store
-        .write(move |db| recipients::delete_tenant(db, key.as_str()))
-        .await?;
+    let existed = state.store.delete_tenant(id.as_str().to_owned()).await?;
     if existed {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -107,11 +99,8 @@ async fn list(
         }
     }
     let page = query.page;
-    let result = state
-        .store
-        .read(move |db| recipients::list_tenants(db, &filter, &page))
-        .await?;
-    Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
+    let result = state.store.list_tenants(filter, page).await?;
+    Ok(HttpResponse::Ok().json(result.map(Entity::into_wire).into_wire(page.page_size)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,17 +123,20 @@ async fn bulk_set(
 ) -> Result<HttpResponse, ApiError> {
     let tenants = body.into_inner().tenants;
     check_bulk_len("tenants", tenants.len())?;
-    BulkRun::new("tenants.bulk_set")
-        .respond(&state, move |db, run| {
-            let items = tenants.into_iter().map(|item| match item {
-                TenantItem::Id(id) => Map::from_iter([("id".to_owned(), Value::String(id))]),
-                TenantItem::Tenant(map) => map,
-            });
-            run.upsert_each(RecipientKind::Tenant, items, |id, props| {
-                recipients::upsert_tenant(db, id, props)
-            })
+    let items = tenants
+        .into_iter()
+        .map(|item| match item {
+            TenantItem::Id(id) => Map::from_iter([("id".to_owned(), Value::String(id))]),
+            TenantItem::Tenant(map) => map,
         })
-        .await
+        .map(|item| bulk_item(RecipientKind::Tenant, item))
+        .collect();
+    let run = BulkRun::new("tenants.bulk_set");
+    let operation = state
+        .store
+        .bulk_upsert(run, BulkTarget::Tenants, items)
+        .await?;
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }
 
 /// Ids come in the query (`tenant_ids[]=a&tenant_ids[]=b`), as Knock documents.
@@ -164,9 +156,10 @@ async fn bulk_delete(
         ));
     }
     check_bulk_len("tenant_ids", ids.len())?;
-    BulkRun::new("tenants.bulk_delete")
-        .respond(&state, move |db, run| {
-            run.delete_each(ids, "tenant", |id| recipients::delete_tenant(db, id))
-        })
-        .await
+    let run = BulkRun::new("tenants.bulk_delete");
+    let operation = state
+        .store
+        .bulk_delete(run, BulkTarget::Tenants, ids)
+        .await?;
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }

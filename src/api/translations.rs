@@ -9,11 +9,12 @@ use serde_json::{Value, json};
 use super::raw_input::query_pairs;
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::translations::StoredTranslation;
 use crate::model::translations::{
     TranslationError, TranslationId, parse_content, parse_locale, parse_namespace, parse_tenant,
 };
 use crate::state::AppState;
-use crate::store::translations::{self as stored, StoredTranslation};
+use crate::store::TranslationFilter;
 
 /// Most translations one list answers (`limit`, default 50).
 pub const MAX_LIST: usize = 1000;
@@ -118,18 +119,12 @@ async fn list(
                 )
             })?,
     };
-    let rows = state
-        .store
-        .read(move |db| {
-            stored::list(
-                db,
-                locale.as_deref(),
-                namespace.as_deref(),
-                tenant.as_deref(),
-                limit,
-            )
-        })
-        .await?;
+    let filter = TranslationFilter {
+        locale,
+        namespace,
+        tenant,
+    };
+    let rows = state.store.translations(filter, limit).await?;
     Ok(HttpResponse::Ok().json(json!({
         "entries": rows.iter().map(view).collect::<Vec<_>>(),
         "page_info": {"__typename": "PageInfo", "after": null, "before": null, "page_size": limit},
@@ -145,10 +140,9 @@ async fn get_one(
     let pairs = query_pairs(&req);
     check_format(query_value(&pairs, "format")?, "format")?;
     let id = translation_id(&path.into_inner(), &pairs)?;
-    let wanted = id.clone();
     let row = state
         .store
-        .read(move |db| stored::get(db, &wanted))
+        .translation(id.clone())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("The translation `{}`", id.locale_code)))?;
     Ok(HttpResponse::Ok().json(json!({"translation": view(&row)})))

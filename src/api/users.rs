@@ -9,9 +9,9 @@ use serde::Deserialize;
 use super::recipient_input::{IdentifyBody, list_query, method_not_allowed, path_id, properties};
 use crate::auth::{Caller, ServerKey, access};
 use crate::error::ApiError;
+use crate::model::entities::Entity;
 use crate::model::properties::RecipientKind;
 use crate::state::AppState;
-use crate::store::recipients;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -44,12 +44,8 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("user_id", &path)?;
     access::user_grant(&caller, id.as_str(), access::USER_READ)?;
-    let key = id.as_str().to_owned();
-    let user = state
-        .store
-        .read(move |db| recipients::get_user(db, &key))
-        .await?;
-    user.map(|u| HttpResponse::Ok().json(u))
+    let user = state.store.user(id.as_str().to_owned()).await?;
+    user.map(|u| HttpResponse::Ok().json(u.into_wire()))
         .ok_or_else(|| missing(id.as_str()))
 }
 
@@ -62,11 +58,8 @@ async fn identify(
     let id = path_id("user_id", &path)?;
     access::user_grant(&caller, id.as_str(), access::USER_WRITE)?;
     let props = properties(RecipientKind::User, body.0)?;
-    let user = state
-        .store
-        .write(move |db| recipients::upsert_user(db, id.as_str(), props.as_map()))
-        .await?;
-    Ok(HttpResponse::Ok().json(user))
+    let user = state.store.identify_user(id, props).await?;
+    Ok(HttpResponse::Ok().json(user.into_wire()))
 }
 
 async fn delete(
@@ -75,11 +68,7 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id("user_id", &path)?;
-    let key = id.as_str().to_owned();
-    let existed = state
-        .store
-        .write(move |db| recipients::delete_user(db, &key))
-        .await?;
+    let existed = state.store.delete_user(id.as_str().to_owned()).await?;
     if existed {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -107,18 +96,16 @@ async fn merge(
             "must name a different user than the one merged into",
         ));
     }
-    let (i, f) = (into.clone(), from.clone());
-    let merged = state
-        .store
-        .write(move |db| recipients::merge_users(db, i.as_str(), f.as_str()))
-        .await?;
-    merged.map(|u| HttpResponse::Ok().json(u)).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "One of the users `{}` and `{}`",
-            into.as_str(),
-            from.as_str()
-        ))
-    })
+    let merged = state.store.merge_users(into.clone(), from.clone()).await?;
+    merged
+        .map(|u| HttpResponse::Ok().json(u.into_wire()))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "One of the users `{}` and `{}`",
+                into.as_str(),
+                from.as_str()
+            ))
+        })
 }
 
 async fn list(
@@ -128,9 +115,6 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = list_query(&req, &[])?;
     let (page, include) = (query.page, query.include_preferences);
-    let result = state
-        .store
-        .read(move |db| recipients::list_users(db, &page, include))
-        .await?;
-    Ok(HttpResponse::Ok().json(result.into_wire(page.page_size)))
+    let result = state.store.list_users(page, include).await?;
+    Ok(HttpResponse::Ok().json(result.map(Entity::into_wire).into_wire(page.page_size)))
 }

@@ -8,15 +8,14 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::bulk_run::BulkRun;
-use super::recipient_input::{check_bulk_len, method_not_allowed, path_id};
+use super::recipient_input::{bulk_item, check_bulk_len, method_not_allowed, path_id};
 use crate::auth::ServerKey;
 use crate::error::ApiError;
+use crate::model::bulk::BulkRun;
 use crate::model::properties::RecipientKind;
 use crate::model::{EntityId, preferences};
 use crate::state::AppState;
-use crate::store::recipients;
-use crate::store::recipients::ChannelDataOwner;
+use crate::store::BulkTarget;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for (path, handler) in [
@@ -47,13 +46,16 @@ async fn bulk_identify(
 ) -> Result<HttpResponse, ApiError> {
     let users = body.into_inner().users;
     check_bulk_len("users", users.len())?;
-    BulkRun::new("users.bulk_identify")
-        .respond(&state, move |db, run| {
-            run.upsert_each(RecipientKind::User, users, |id, props| {
-                recipients::upsert_user(db, id, props)
-            })
-        })
-        .await
+    let items = users
+        .into_iter()
+        .map(|item| bulk_item(RecipientKind::User, item))
+        .collect();
+    let run = BulkRun::new("users.bulk_identify");
+    let operation = state
+        .store
+        .bulk_upsert(run, BulkTarget::Users, items)
+        .await?;
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,11 +70,9 @@ async fn bulk_delete(
 ) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().user_ids;
     check_bulk_len("user_ids", ids.len())?;
-    BulkRun::new("users.bulk_delete")
-        .respond(&state, move |db, run| {
-            run.delete_each(ids, "user", |id| recipients::delete_user(db, id))
-        })
-        .await
+    let run = BulkRun::new("users.bulk_delete");
+    let operation = state.store.bulk_delete(run, BulkTarget::Users, ids).await?;
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,16 +113,10 @@ async fn bulk_preferences(
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    BulkRun::new("users.bulk_set_preferences")
-        .respond(&state, move |db, run| {
-            for id in user_ids {
-                if run.valid_id(&id) {
-                    let owner = ChannelDataOwner::user(&id);
-                    recipients::put_preference_set(db, owner, set_id.as_str(), &body)?;
-                    run.applied();
-                }
-            }
-            Ok(())
-        })
-        .await
+    let run = BulkRun::new("users.bulk_set_preferences");
+    let operation = state
+        .store
+        .bulk_set_user_preferences(run, user_ids, set_id, body)
+        .await?;
+    Ok(HttpResponse::Ok().json(operation.to_wire()))
 }

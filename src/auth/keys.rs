@@ -4,7 +4,7 @@ use base64::Engine;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 
-use crate::store::{Store, StoreError, meta};
+use crate::store::{Store, StoreError};
 
 /// The credentials this installation accepts.
 #[derive(Clone)]
@@ -107,15 +107,13 @@ impl Keys {
         let secret_key = match secret {
             Some(k) => k,
             None => {
-                let existing = store.read(|db| meta::get(db, "secret_key")).await?;
+                let existing = store.setting("secret_key").await?;
                 match existing {
                     Some(k) => k,
                     None => {
                         generated = true;
                         let candidate = random_key("sk_");
-                        store
-                            .write(move |db| meta::get_or_insert(db, "secret_key", &candidate))
-                            .await?
+                        store.keep_setting("secret_key", candidate).await?
                     }
                 }
             }
@@ -124,9 +122,7 @@ impl Keys {
             Some(k) => k,
             None => {
                 let candidate = random_key("pk_");
-                store
-                    .write(move |db| meta::get_or_insert(db, "public_key", &candidate))
-                    .await?
+                store.keep_setting("public_key", candidate).await?
             }
         };
         let (signing_public_pem, signing_private_pem) = match signing_public {
@@ -182,10 +178,7 @@ async fn stored_or_generated_pair(
     store: &Store,
     names: PairNames,
 ) -> Result<(String, String), KeyError> {
-    let (private_name, public_name) = names;
-    let existing = store
-        .read(move |db| Ok((meta::get(db, private_name)?, meta::get(db, public_name)?)))
-        .await?;
+    let existing = store.setting_pair(names).await?;
     if let (Some(private), Some(public)) = existing {
         return Ok((private, public));
     }
@@ -193,11 +186,7 @@ async fn stored_or_generated_pair(
         .await
         .map_err(|e| KeyError::Generate(e.to_string()))??;
     store
-        .write(move |db| {
-            let private = meta::get_or_insert(db, private_name, &private)?;
-            let public = meta::get_or_insert(db, public_name, &public)?;
-            Ok((private, public))
-        })
+        .keep_setting_pair(names, (private, public))
         .await
         .map_err(KeyError::from)
 }

@@ -29,7 +29,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::refused::{Reason, Refused};
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::store::backlog::{self, Backlog, Queued};
+use crate::store::backlog::{Backlog, Queued};
 
 /// How old a sample may be before a check reads the count again.
 pub const REFRESH: Duration = Duration::milliseconds(100);
@@ -167,7 +167,7 @@ impl BacklogGate {
             return;
         }
         let _reading = Reading(&self.reading);
-        match self.store.read(backlog::backlog).await {
+        match self.store.backlog().await {
             Ok(backlog) => {
                 let mut sample = self.lock();
                 *sample = Sample {

@@ -22,7 +22,7 @@ mod refused;
 
 pub use backlog::BacklogGate;
 pub use limiter_clock::LimiterClock;
-pub use limits::{BURST_SECONDS, Limits};
+pub use limits::Limits;
 pub use refused::{Reason, Refused};
 
 use crate::clock::Clock;

@@ -5,7 +5,7 @@
 use prometheus::IntCounter;
 
 use crate::engine::bus::{FeedBus, FeedRef, SharedBus};
-use crate::store::messages::MessageRow;
+use crate::model::message::MessageRow;
 
 /// A [`FeedBus`] that counts, then forwards to the real bus.
 pub struct CountingBus {

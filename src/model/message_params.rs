@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::engagement::EngagementStatus;
+use super::engagement::{EngagementChange, EngagementStatus};
 use super::feed::{ArchivedFilter, MAX_PAGE_SIZE, TimeRange};
 use super::feed_params::{
     MAX_FILTER_VALUES, ParamError, categories, fold_query, normalize_time, paging, string_list,
@@ -247,6 +247,13 @@ pub fn content_message_ids(pairs: &[(String, String)]) -> Result<Vec<String>, Pa
         }
     }
     Ok(unique)
+}
+
+/// What a bulk channel update does to each matching message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BulkAction {
+    Change(EngagementChange),
+    Delete,
 }
 
 #[cfg(test)]

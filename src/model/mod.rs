@@ -1,9 +1,13 @@
 //! Domain types parsed at the edge. Once a value is one of these types it is valid; the
 //! layers behind the API trust it. No I/O here.
 
+pub mod bulk;
+pub mod channel;
 pub mod conditions;
 pub mod engagement;
+pub mod entities;
 pub mod feed;
+pub mod feed_counts;
 pub mod feed_params;
 pub mod field_error;
 pub mod ids;

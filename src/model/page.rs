@@ -94,6 +94,17 @@ pub struct Page<T> {
     pub before: Option<i64>,
 }
 
+impl<T> Page<T> {
+    /// The same page with each entry mapped (e.g. a stored entity to its wire shape).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            entries: self.entries.into_iter().map(f).collect(),
+            after: self.after,
+            before: self.before,
+        }
+    }
+}
+
 impl Page<Value> {
     /// The `{entries, page_info}` envelope.
     pub fn into_wire(self, page_size: u32) -> Value {

@@ -235,6 +235,15 @@ pub fn split_key(full: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// A stored translation: `content` is the JSON text as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTranslation {
+    pub id: TranslationId,
+    pub content: String,
+    pub inserted_at: String,
+    pub updated_at: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

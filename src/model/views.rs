@@ -7,12 +7,24 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::engagement::engagement_statuses;
+use super::entities::{Entity, recipient_or_minimal};
 use super::feed::{FeedMode, encode_cursor};
 use super::message::MessageRow;
 use super::recipient::RecipientRef;
 
 /// Full recipient objects by reference, for `actors` and `activities[].recipient`.
 pub type RecipientMap = HashMap<RecipientRef, Value>;
+
+/// The wire shapes of looked-up recipients (a minimal stand-in for one that is gone).
+pub fn recipient_map(found: Vec<(RecipientRef, Option<Entity>)>) -> RecipientMap {
+    found
+        .into_iter()
+        .map(|(r, entity)| {
+            let wire = recipient_or_minimal(&r, entity);
+            (r, wire)
+        })
+        .collect()
+}
 
 fn recipient_json(map: &RecipientMap, r: &RecipientRef) -> Value {
     map.get(r).cloned().unwrap_or_else(|| match r {

@@ -38,10 +38,11 @@ pub use super::outbox::PUBLISH_QUEUE;
 use super::outbox::{FeedBatch, Outbox, Waiting};
 use crate::auth::access::restriction_admits;
 use crate::clock::Clock;
+use crate::model::feed_counts::FeedCounts;
+use crate::model::message::MessageRow;
 use crate::model::{FeedFilters, RecipientRef};
+use crate::store::CountJob;
 use crate::store::Store;
-use crate::store::feeds::{self, FeedCounts};
-use crate::store::messages::MessageRow;
 
 /// A feed: (channel UUID, recipient).
 pub type FeedId = (String, RecipientRef);
@@ -324,15 +325,15 @@ impl Hub {
         &self.inner.store
     }
 
-    /// Runs a socket join's read on the store, at most [`JOIN_READS`] at once.
-    pub async fn join_read<T, F>(&self, f: F) -> crate::store::StoreResult<T>
-    where
-        F: FnOnce(&crate::store::Db<'_>) -> crate::store::StoreResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
+    /// Runs a socket join's store read (`read`, e.g. `store.feed_counts(..)`), at most
+    /// [`JOIN_READS`] at once.
+    pub async fn join_read<T>(
+        &self,
+        read: impl Future<Output = crate::store::StoreResult<T>>,
+    ) -> crate::store::StoreResult<T> {
         // The semaphore is never closed; were it, the read would run unbounded.
         let _permit = self.inner.join_reads.acquire().await.ok();
-        self.inner.store.read(f).await
+        read.await
     }
 
     pub fn stats(&self) -> HubStats {
@@ -562,9 +563,6 @@ async fn publisher(hub: std::sync::Weak<Inner>, outbox: Arc<Outbox>) {
     }
 }
 
-/// A count query: one distinct (feed, filters, restriction).
-type CountJob = (FeedId, FeedFilters, Option<Arc<[String]>>);
-
 /// One push to build once the counts are known.
 struct Pending {
     subscriber: Subscriber,
@@ -621,12 +619,7 @@ async fn push_with_counts(hub: Hub, jobs: Vec<CountJob>, pending: Vec<Pending>) 
         return;
     }
     let now = hub.inner.clock.now();
-    let counts = match hub
-        .inner
-        .store
-        .read(move |db| count_all(db, &jobs, &now))
-        .await
-    {
+    let counts = match hub.inner.store.feed_counts(jobs, now).await {
         Ok(counts) => counts,
         Err(e) => {
             tracing::error!(error = %e, "realtime: counting feeds for a push failed");
@@ -671,18 +664,6 @@ fn job_index(
     }
     jobs.push((key.clone(), filters.clone(), restriction.clone()));
     jobs.len() - 1
-}
-
-fn count_all(
-    db: &crate::store::Db<'_>,
-    jobs: &[CountJob],
-    now: &str,
-) -> crate::store::StoreResult<Vec<FeedCounts>> {
-    jobs.iter()
-        .map(|((channel, recipient), filters, restriction)| {
-            feeds::counts(db, channel, recipient, filters, restriction.as_deref(), now)
-        })
-        .collect()
 }
 
 /// Queues `text` for the subscriber's session without waiting; evicts it when full.
@@ -842,11 +823,11 @@ mod tests {
         let reads = (0..4 * JOIN_READS).map(|_| {
             let (hub, active, most) = (hub.clone(), active.clone(), most.clone());
             tokio::spawn(async move {
-                hub.join_read(move |_db| {
+                hub.join_read(async move {
                     let now = active.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     // Long enough for unbounded reads to overlap well past the bound.
-                    std::thread::sleep(Duration::from_millis(20));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                     active.fetch_sub(1, Ordering::SeqCst);
                     Ok(())
                 })

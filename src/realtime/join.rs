@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::FeedFilters;
-use crate::store::feeds::FeedCounts;
+use crate::model::feed_counts::FeedCounts;
 
 /// Most client refs one join may carry: a page rarely mounts more than a few feeds.
 pub const MAX_REFS: usize = 64;

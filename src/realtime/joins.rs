@@ -17,7 +17,6 @@ use super::topic::FeedTopic;
 use crate::auth::Caller;
 use crate::auth::access::{self, Access};
 use crate::model::RecipientRef;
-use crate::store::{channels, feeds};
 
 /// A join that passed every check.
 struct Accepted {
@@ -66,16 +65,14 @@ pub(super) async fn join(
             accepted.restriction.clone(),
         );
         let now = ctx.state.settings.clock.now();
-        ctx.state
-            .hub
-            .join_read(move |db| {
-                params
-                    .filters()
-                    .into_iter()
-                    .map(|f| feeds::counts(db, &key.0, &key.1, f, restriction.as_deref(), &now))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await
+        let restriction: Option<std::sync::Arc<[String]>> = restriction.map(Into::into);
+        let jobs = params
+            .filters()
+            .into_iter()
+            .map(|f| (key.clone(), f.clone(), restriction.clone()))
+            .collect();
+        let store = ctx.state.hub.store();
+        ctx.state.hub.join_read(store.feed_counts(jobs, now)).await
     };
     let counts = match counts {
         Ok(counts) => counts,
@@ -142,11 +139,10 @@ async fn authorize(ctx: &SessionContext, topic: &str, payload: &Value) -> Result
                 .map_err(|e| format!("unauthorized: {e}"))?
         }
     };
-    let wanted = feed.channel.clone();
     let channel = ctx
         .state
         .hub
-        .join_read(move |db| channels::find(db, &wanted))
+        .join_read(ctx.state.hub.store().channel(feed.channel.clone()))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "realtime: channel lookup failed");

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 use super::hub::FeedId;
-use crate::store::messages::MessageRow;
+use crate::model::message::MessageRow;
 
 /// Most committed items waiting for the publisher.
 pub const PUBLISH_QUEUE: usize = 10_000;

@@ -26,11 +26,9 @@ pub const DEFAULT_INTERVAL_MS: u64 = 200;
 /// Folds until less than a chunk is waiting (or the task is stopping); how many chunks.
 pub async fn catch_up(store: &Store, stopped: &impl Fn() -> bool) -> StoreResult<usize> {
     let mut chunks = 0;
-    let mut progress = store.read(fold::progress).await?;
+    let mut progress = store.fold_progress().await?;
     while progress.unfolded() > 0 && !stopped() {
-        progress = store
-            .write_weighted(fold::CHUNK as usize, |db| fold::fold(db, fold::CHUNK))
-            .await?;
+        progress = store.fold_chunk().await?;
         chunks += 1;
         if progress.unfolded() < fold::CHUNK {
             break;

@@ -13,8 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{BATCH, PassReport, timed};
 use crate::engine::accept::IDEMPOTENCY_WINDOW_HOURS;
-use crate::store::retention as sql;
-use crate::store::{Db, Store, StoreResult};
+use crate::store::{Expiry, Store, StoreResult};
 
 /// Days a finished bulk operation stays readable at `GET /v1/bulk_operations/{id}`.
 pub const BULK_OPERATION_DAYS: i64 = 7;
@@ -29,43 +28,43 @@ pub(super) async fn run(
     let keys_cutoff = crate::clock::format(now - chrono::Duration::hours(IDEMPOTENCY_WINDOW_HOURS));
     let now_text = crate::clock::format(now);
     let bulk_cutoff = crate::clock::format(now - chrono::Duration::days(BULK_OPERATION_DAYS));
-    report.idempotency_keys += drain(store, stopped, report, move |db| {
-        sql::delete_expired_idempotency_keys(db, &keys_cutoff, BATCH)
-    })
+    report.idempotency_keys += drain(
+        store,
+        stopped,
+        report,
+        Expiry::IdempotencyKeys {
+            cutoff: keys_cutoff,
+        },
+    )
     .await?;
-    report.gates += drain(store, stopped, report, move |db| {
-        sql::delete_expired_gates(db, &now_text, BATCH)
-    })
+    report.gates += drain(store, stopped, report, Expiry::Gates { now: now_text }).await?;
+    report.bulk_operations += drain(
+        store,
+        stopped,
+        report,
+        Expiry::BulkOperations {
+            cutoff: bulk_cutoff,
+        },
+    )
     .await?;
-    report.bulk_operations += drain(store, stopped, report, move |db| {
-        sql::delete_expired_bulk_operations(db, &bulk_cutoff, BATCH)
-    })
-    .await?;
-    report.cancellations += drain(store, stopped, report, |db| {
-        sql::delete_released_cancellations(db, BATCH)
-    })
-    .await?;
+    report.cancellations += drain(store, stopped, report, Expiry::ReleasedCancellations).await?;
     Ok(())
 }
 
-/// Runs `batch` (one delete of at most [`BATCH`] rows) until it deletes fewer, or the
-/// task is stopping; returns the rows deleted.
-pub(super) async fn drain<F>(
+/// Deletes what `expiry` names in batches of at most [`BATCH`] rows until a batch deletes
+/// fewer, or the task is stopping; returns the rows deleted.
+pub(super) async fn drain(
     store: &Store,
     stopped: &impl Fn() -> bool,
     report: &mut PassReport,
-    batch: F,
-) -> StoreResult<usize>
-where
-    F: Fn(&Db<'_>) -> StoreResult<usize> + Clone + Send + 'static,
-{
+    expiry: Expiry,
+) -> StoreResult<usize> {
     let mut total = 0;
     loop {
         if stopped() {
             return Ok(total);
         }
-        let job = batch.clone();
-        let (n, took) = timed(store.write_weighted(BATCH, job)).await?;
+        let (n, took) = timed(store.delete_expired(expiry.clone(), BATCH)).await?;
         report.record_batch(took);
         total += n;
         if n < BATCH {

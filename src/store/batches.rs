@@ -256,7 +256,8 @@ pub fn cancel_activity(db: &Db<'_>, recipient_run: &str) -> StoreResult<usize> {
         .execute([recipient_run])?)
 }
 
-/// Number of open batches (tests, benchmarks).
+/// Number of open batches (tests).
+#[cfg(test)]
 pub fn open_count(db: &Db<'_>) -> StoreResult<u64> {
     Ok(db
         .0

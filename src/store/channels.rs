@@ -2,22 +2,13 @@
 //! UUID; workflow steps name a `channel_key`.
 
 use crate::store::sql::{OptionalExtension, params};
-use serde::Serialize;
 
 use super::{Db, StoreResult};
 use crate::ids;
 
-/// The channel a fresh database starts with.
-pub const DEFAULT_CHANNEL_KEY: &str = "in-app-feed";
+pub use crate::model::channel::DEFAULT_CHANNEL_KEY;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Channel {
-    pub id: String,
-    pub key: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub inserted_at: String,
-}
+pub use crate::model::channel::Channel;
 
 pub(super) fn ensure_default(db: &Db<'_>) -> StoreResult<()> {
     db.0.execute(
@@ -58,9 +49,11 @@ pub fn find(db: &Db<'_>, id_or_key: &str) -> StoreResult<Option<Channel>> {
 
 /// Returns the channel with `key`, creating an in-app feed channel for it if new.
 pub fn ensure(db: &Db<'_>, key: &str) -> StoreResult<Channel> {
-    db.0.prepare_cached("INSERT INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3) \
-         ON CONFLICT DO NOTHING")?
-        .execute(params![ids::uuid(), key, db.now()])?;
+    db.0.prepare_cached(
+        "INSERT INTO channels(id, key, type, inserted_at) VALUES (?1, ?2, 'in_app_feed', ?3) \
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![ids::uuid(), key, db.now()])?;
     Ok(db
         .0
         .prepare_cached("SELECT id, key, type, inserted_at FROM channels WHERE key = ?1")?

@@ -8,20 +8,13 @@
 //! (spec §6.1), so badges stay stable while a UI toggles All/Unread/Read.
 
 use crate::store::sql::params_from_iter;
-use serde::Serialize;
 
 use super::feed_sql::{self, Where};
 use super::messages::{MESSAGE_COLUMNS, MessageRow, row_to_message};
 use super::{Db, StoreResult};
 use crate::model::{FeedFilters, RecipientRef, StatusFilter};
 
-/// The badge counts of one feed view, as `meta` and socket metadata carry them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct FeedCounts {
-    pub total_count: i64,
-    pub unread_count: i64,
-    pub unseen_count: i64,
-}
+pub use crate::model::feed_counts::FeedCounts;
 
 impl FeedCounts {
     /// From the scope's (all, unread, unseen) aggregates: `total_count` applies `status`.

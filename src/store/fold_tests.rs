@@ -564,7 +564,10 @@ fn an_object_is_of_a_tenant_from_its_tail_and_its_counters() {
             .expect("list")
             .entries
             .iter()
-            .map(|o| o["id"].as_str().unwrap_or_default().to_owned())
+            .map(|o| match &o.key {
+                crate::model::entities::EntityKey::Object { id, .. } => id.clone(),
+                _ => String::new(),
+            })
             .collect()
     };
     assert_eq!(listed(&db, "acme"), ["p1"], "from the tail");

@@ -63,12 +63,7 @@ pub fn get_many(db: &Db<'_>, ids: &[String]) -> StoreResult<Vec<MessageRow>> {
     Ok(out)
 }
 
-/// What a bulk channel update does to each matching message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BulkAction {
-    Change(EngagementChange),
-    Delete,
-}
+pub use crate::model::message_params::BulkAction;
 
 /// The messages of `channel_id` a bulk scope selects (plus the caller's tenant
 /// restriction, `""` = no-tenant items allowed).

@@ -18,32 +18,33 @@ pub mod sql;
 mod writer;
 mod writer_metrics;
 
-pub mod backlog;
+pub(crate) mod backlog;
 pub mod backup;
-pub mod batches;
-pub mod bulk;
-pub mod cancellations;
+pub(crate) mod batches;
+pub(crate) mod bulk;
+pub(crate) mod cancellations;
 pub mod channels;
-pub mod feeds;
+pub(crate) mod feeds;
 pub mod fold;
-pub mod lifecycle;
-pub mod message_queries;
-pub mod message_status;
+pub(crate) mod lifecycle;
+pub(crate) mod message_queries;
+pub(crate) mod message_status;
 pub mod messages;
-pub mod meta;
+pub(crate) mod meta;
 pub mod ops;
-pub mod recipients;
+pub(crate) mod recipients;
 pub mod retention;
-pub mod run_records;
+pub(crate) mod run_records;
 pub mod runs;
-pub mod schedules;
-pub mod timers;
-pub mod translations;
-pub mod workflows;
+pub(crate) mod schedules;
+pub(crate) mod timers;
+pub(crate) mod translations;
+pub(crate) mod workflows;
 
 use std::path::{Path, PathBuf};
 
 pub use migrations::SCHEMA_VERSION;
+pub(crate) use ops::{BulkTarget, CountJob, Expiry, FeedView, TranslationFilter};
 
 use crate::clock::Clock;
 pub use writer::WriterHandle;

@@ -1,9 +1,9 @@
 //! Recipients: users, objects and tenants, plus what hangs off them (preference sets and
-//! channel data). Every read returns the Knock wire shape as a `serde_json::Value`.
+//! channel data). Reads return `model::entities::Entity`; `model` shapes the wire.
 //!
 //! Invariants:
 //! - Stored `properties` hold only client-settable keys (see `model::properties`); the
-//!   wire shape is rebuilt on every read (`__typename`, `id`, `updated_at` are ours).
+//!   wire shape is rebuilt on every read by `model::entities`.
 //! - Upserts deep-merge (`merge::deep_merge`): a key can be set to `null`, never removed.
 //! - `preferences` and `channel_data` in a body never become custom properties: they go
 //!   to `preference_sets` / `channel_data` rows in the same transaction.
@@ -22,34 +22,44 @@ mod users;
 use std::collections::HashMap;
 
 use crate::store::sql::params;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::{Db, StoreResult};
 use crate::model::RecipientRef;
+use crate::model::entities::Entity;
+pub use crate::model::entities::minimal;
 
 pub use attached::{
     ChannelDataOwner, delete_channel_data, delete_preference_set, get_channel_data,
-    get_preference_set, list_channel_data, list_preference_sets, merge_preference_set,
-    preference_set_wire, put_preference_set, set_channel_data,
+    get_preference_set, list_preference_sets, put_preference_set, set_channel_data,
 };
-pub use merge::deep_merge;
 pub use objects::{
     delete_object, get_object, list_objects, list_tenant_objects, object_exists, upsert_object,
 };
 pub use tenants::{
-    TenantFilter, delete_tenant, ensure_tenant, get_tenant, list_tenants, tenant_preference_set,
+    TenantFilter, delete_tenant, ensure_tenant, find_tenant, list_tenants, tenant_preference_set,
     upsert_tenant,
 };
-pub use users::{
-    delete_user, get_user, get_users, list_users, merge_users, upsert_user, user_exists,
-};
+pub use users::{delete_user, get_user, list_users, merge_users, upsert_user, user_exists};
 
-/// Loads the full recipient a reference names, or `None` if it was never identified.
-pub fn get_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Value>> {
+/// Loads the recipient a reference names, or `None` if it was never identified.
+pub fn find_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Entity>> {
     match r {
         RecipientRef::User(id) => get_user(db, id),
         RecipientRef::Object { id, collection } => get_object(db, collection, id),
     }
+}
+
+/// [`find_recipient`] in its wire shape (shaped by `model::entities`), as the engine's
+/// templates read it.
+pub fn get_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Value>> {
+    Ok(find_recipient(db, r)?.map(Entity::into_wire))
+}
+
+/// [`find_tenant`] in its wire shape (shaped by `model::entities`), as the engine's
+/// templates read it.
+pub fn get_tenant(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
+    Ok(find_tenant(db, id)?.map(Entity::into_wire))
 }
 
 /// Loads a fan-out page's recipients: what [`get_recipient`] returns for each, keyed by
@@ -67,7 +77,7 @@ pub fn get_recipients_by_ref(
         .collect();
     let mut out: HashMap<RecipientRef, Value> = users::get_users(db, &user_ids)?
         .into_iter()
-        .map(|(id, user)| (RecipientRef::User(id), user))
+        .map(|(id, user)| (RecipientRef::User(id), user.into_wire()))
         .collect();
     for r in refs {
         if let RecipientRef::Object { .. } = r
@@ -128,22 +138,10 @@ pub fn get_preference_sets_by_ref(
     Ok(out)
 }
 
-/// Loads many recipients in order (feed-item `actors`). A missing one becomes a minimal
-/// `{__typename, id[, collection]}` so an item never loses an actor because it was deleted.
-pub fn get_recipients(db: &Db<'_>, refs: &[RecipientRef]) -> StoreResult<Vec<Value>> {
-    refs.iter()
-        .map(|r| Ok(get_recipient(db, r)?.unwrap_or_else(|| minimal(r))))
-        .collect()
-}
-
-/// The stand-in for a recipient that does not exist (any more).
-pub fn minimal(r: &RecipientRef) -> Value {
-    match r {
-        RecipientRef::User(id) => json!({"__typename": "User", "id": id}),
-        RecipientRef::Object { id, collection } => {
-            json!({"__typename": "Object", "id": id, "collection": collection})
-        }
-    }
+/// Loads many recipients in order (feed-item `actors`); `None` for one that does not
+/// exist (any more): the wire shows a minimal stand-in, so an item never loses an actor.
+pub fn get_recipients(db: &Db<'_>, refs: &[RecipientRef]) -> StoreResult<Vec<Option<Entity>>> {
+    refs.iter().map(|r| find_recipient(db, r)).collect()
 }
 
 #[cfg(test)]

@@ -78,18 +78,9 @@ pub fn remove(db: &Db<'_>, kind: &str, target: &str) -> StoreResult<bool> {
         == 1)
 }
 
-/// Number of pending timers (tests, benchmarks).
-pub fn count(db: &Db<'_>) -> StoreResult<u64> {
-    Ok(db
-        .0
-        .prepare_cached("SELECT COUNT(*) FROM timers")?
-        .query_row([], |row| row.get(0))?)
-}
-
 /// A recipient run as the resume path needs it.
 #[derive(Debug, Clone)]
 pub struct RecipientRun {
-    pub id: String,
     pub workflow_run_id: String,
     pub recipient: RecipientRef,
     pub status: String,
@@ -115,9 +106,8 @@ pub fn get_recipient_run(db: &Db<'_>, id: &str) -> StoreResult<Option<RecipientR
         ))
     })
     .optional()?
-    .map(|(id, workflow_run_id, recipient, status, resume)| {
+    .map(|(_id, workflow_run_id, recipient, status, resume)| {
         Ok(RecipientRun {
-            id,
             workflow_run_id,
             recipient,
             status,

@@ -6,14 +6,7 @@ use crate::store::sql::{OptionalExtension, params};
 use super::{Db, StoreResult};
 use crate::model::translations::TranslationId;
 
-/// A stored translation: `content` is the JSON text as given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredTranslation {
-    pub id: TranslationId,
-    pub content: String,
-    pub inserted_at: String,
-    pub updated_at: String,
-}
+pub use crate::model::translations::StoredTranslation;
 
 const COLUMNS: &str = "tenant, locale_code, namespace, content, inserted_at, updated_at";
 

@@ -1,16 +1,51 @@
-//! Domain operations: what `engine/` asks of the store, each an `impl Store` method that
-//! is one unit of atomicity (one read or one write transaction), named for the domain.
-//! Grouped by the caller's domain, one file each. Callers pass plain data, or a pure
-//! decision over a narrow read/decide interface defined here ([`AudienceReads`],
-//! [`Checkpoints`]); no `Db`, SQL or row type is handed out.
+//! The store's domain operations: everything `engine/`, `api/`, `realtime/`, `auth/`,
+//! `retention/` and demo mode ask of storage. Each op is one `impl Store` method and one
+//! unit of atomicity (one read snapshot or one writer command), named for the domain;
+//! inside, it runs the query functions of `store/` on the writer's transaction or a
+//! reader. Callers never see a `Db`, SQL text or a row type: they pass plain data (or a
+//! pure decision over a narrow read/decide interface defined here, [`AudienceReads`],
+//! [`Checkpoints`]) and get `model` types back, and shape the wire themselves.
 
 mod accept;
 mod audience;
+mod backlog;
+mod bulk;
+mod channel_data;
+mod channels;
 mod checkpoints;
+mod demo;
+mod feeds;
+mod keys;
+mod messages;
+mod objects;
+mod preference_sets;
+mod recipients;
+mod retention;
+mod run_records;
 mod runs;
+mod subscriptions;
+mod tenants;
+mod translations;
+mod users;
 
 pub use accept::{AcceptTrigger, Accepting};
 pub(crate) use accept::{upsert_inline, upsert_tenant};
 pub use audience::{AudienceReads, Subscriber};
+pub use bulk::BulkTarget;
 pub use checkpoints::Checkpoints;
+pub use feeds::{CountJob, FeedView};
+pub use retention::Expiry;
 pub use runs::{OpenedRun, RunEntities, WalkInputs};
+pub use translations::TranslationFilter;
+
+use super::recipients::ChannelDataOwner;
+use crate::model::entities::EntityKey;
+
+/// The attached-rows owner (preference sets, channel data) an entity key names.
+fn owner(key: &EntityKey) -> ChannelDataOwner<'_> {
+    match key {
+        EntityKey::User(id) => ChannelDataOwner::user(id),
+        EntityKey::Object { collection, id } => ChannelDataOwner::object(collection, id),
+        EntityKey::Tenant(id) => ChannelDataOwner::tenant(id),
+    }
+}

@@ -12,7 +12,7 @@ const MIGRATIONS: &[(&str, &str)] = &[("0001_schema", include_str!("0001_schema.
 
 /// Nodes starting at once (issue 20) must not migrate at once: every migration runs under
 /// this transaction-scoped advisory lock (an arbitrary constant: "tidings" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7469_6469_6e67_73;
+const MIGRATION_LOCK: i64 = 0x0074_6964_696e_6773;
 
 /// Opens a connection for the writer: commits are durable before they are acknowledged.
 pub(super) fn open_writer(config: &PgConfig) -> StoreResult<Conn> {
@@ -37,7 +37,9 @@ pub(super) fn apply(conn: &Conn) -> StoreResult<()> {
     loop {
         conn.execute_batch("BEGIN")?;
         let applied = (|| -> StoreResult<bool> {
-            conn.query_row("SELECT pg_advisory_xact_lock(?1)", [MIGRATION_LOCK], |_| Ok(()))?;
+            conn.query_row("SELECT pg_advisory_xact_lock(?1)", [MIGRATION_LOCK], |_| {
+                Ok(())
+            })?;
             let current: i64 = conn
                 .query_row("SELECT max(version) FROM tidings_migrations", [], |r| {
                     r.get::<_, Option<i64>>(0)

@@ -340,20 +340,11 @@ pub(super) fn delete_all(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreResul
     Ok(())
 }
 
-/// `{set_id: PreferenceSet}` for a recipient.
-pub(super) fn preference_map(db: &Db<'_>, owner: ChannelDataOwner<'_>) -> StoreResult<Value> {
-    let sets = list_preference_sets(db, owner)?;
-    Ok(Value::Object(
-        sets.into_iter()
-            .map(|(set_id, body)| {
-                let wire = preference_set_wire(&set_id, body);
-                (set_id, wire)
-            })
-            .collect(),
-    ))
-}
-
-/// A stored preference-set body in the `PreferenceSet` wire shape (unset keys `null`).
-pub fn preference_set_wire(set_id: &str, body: Map<String, Value>) -> Value {
-    crate::model::preferences::to_wire(set_id, &Value::Object(body))
+/// `(set_id, body)` of each of a recipient's preference sets, for listings that include
+/// them (`model::entities` shapes them).
+pub(super) fn preference_map(
+    db: &Db<'_>,
+    owner: ChannelDataOwner<'_>,
+) -> StoreResult<Vec<(String, Map<String, Value>)>> {
+    list_preference_sets(db, owner)
 }

@@ -1,26 +1,22 @@
-//! Objects: custom properties nest under `properties` in the `Object` wire shape (spec
-//! §4.2); `created_at`, when the client set it, is shown at the top level.
+//! Objects (spec §4.2), returned as [`Entity`]s: `model::entities` shapes the `Object`.
 
 use crate::store::sql::{OptionalExtension, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
 use super::merge::{merged, parse_props, parse_stored, split};
+use crate::model::entities::{Entity, EntityKey};
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
 
-fn wire(collection: &str, id: &str, mut props: Map<String, Value>, updated_at: String) -> Value {
-    let created_at = props.remove("created_at").unwrap_or(Value::Null);
-    json!({
-        "__typename": "Object",
-        "id": id,
-        "collection": collection,
-        "properties": props,
-        "created_at": created_at,
-        "updated_at": updated_at,
-    })
+fn wire(collection: &str, id: &str, props: Map<String, Value>, updated_at: String) -> Entity {
+    let key = EntityKey::Object {
+        collection: collection.to_owned(),
+        id: id.to_owned(),
+    };
+    Entity::new(key, props, updated_at)
 }
 
 fn stored(
@@ -37,14 +33,14 @@ fn stored(
     row.map(parse_stored).transpose()
 }
 
-/// Set: creates the object or deep-merges `props` into it; returns the `Object`.
+/// Set: creates the object or deep-merges `props` into it; returns the stored object.
 /// `props` should come from `RecipientProperties::parse_object`.
 pub fn upsert_object(
     db: &Db<'_>,
     collection: &str,
     id: &str,
     props: &Map<String, Value>,
-) -> StoreResult<Value> {
+) -> StoreResult<Entity> {
     let (custom, preferences, channel_data) = split(props);
     let merged = merged(stored(db, collection, id)?.map(|(p, _)| p), &custom)?;
     let now = db.now();
@@ -62,8 +58,8 @@ pub fn upsert_object(
     Ok(wire(collection, id, merged, now))
 }
 
-/// The `Object`, or `None` if it was never set (or deleted).
-pub fn get_object(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<Option<Value>> {
+/// The object, or `None` if it was never set (or deleted).
+pub fn get_object(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<Option<Entity>> {
     Ok(stored(db, collection, id)?
         .map(|(props, updated_at)| wire(collection, id, props, updated_at)))
 }
@@ -92,7 +88,7 @@ pub fn list_objects(
     collection: &str,
     q: &PageQuery,
     include_preferences: bool,
-) -> StoreResult<Page<Value>> {
+) -> StoreResult<Page<Entity>> {
     let collection_param = collection.to_owned();
     let listing = Listing {
         table: "objects",
@@ -111,7 +107,7 @@ pub fn list_tenant_objects(
     collection: Option<&str>,
     q: &PageQuery,
     include_preferences: bool,
-) -> StoreResult<Page<Value>> {
+) -> StoreResult<Page<Entity>> {
     let tenant_param = tenant.to_owned();
     let collection_param = collection.map(str::to_owned);
     let listing = Listing {
@@ -136,7 +132,7 @@ fn page_of(
     listing: &Listing<'_>,
     q: &PageQuery,
     include_preferences: bool,
-) -> StoreResult<Page<Value>> {
+) -> StoreResult<Page<Entity>> {
     let page = listing::fetch(db, listing, q, |r| {
         Ok((
             r.get(0)?,
@@ -153,7 +149,10 @@ fn page_of(
         let collection = collection.as_str();
         let mut object = wire(collection, &id, parse_props(&props)?, updated_at);
         if include_preferences {
-            object["preferences"] = preference_map(db, ChannelDataOwner::object(collection, &id))?;
+            object.preferences = Some(preference_map(
+                db,
+                ChannelDataOwner::object(collection, &id),
+            )?);
         }
         entries.push(object);
     }

@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 
 use super::attached::{ChannelDataOwner, preference_map};
 use super::listing::{self, Listing};
-use super::{get_object, get_recipient, object_exists, upsert_object, upsert_user, user_exists};
+use super::{find_recipient, get_object, object_exists, upsert_object, upsert_user, user_exists};
+use crate::model::entities::Subscription;
 use crate::model::subscription::{SubscribeRequest, Subscriber};
 use crate::model::{Page, PageQuery, RecipientRef};
 use crate::store::{Db, StoreError, StoreResult};
@@ -24,28 +25,7 @@ use crate::store::{Db, StoreError, StoreResult};
 /// Most objects a cycle check visits before refusing the subscription as too entangled.
 const MAX_CYCLE_CHECK_OBJECTS: usize = 10_000;
 
-/// An object named by `(collection, id)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectKey {
-    pub collection: String,
-    pub id: String,
-}
-
-impl ObjectKey {
-    pub fn new(collection: impl Into<String>, id: impl Into<String>) -> Self {
-        ObjectKey {
-            collection: collection.into(),
-            id: id.into(),
-        }
-    }
-
-    fn as_ref(&self) -> RecipientRef {
-        RecipientRef::Object {
-            id: self.id.clone(),
-            collection: self.collection.clone(),
-        }
-    }
-}
+pub use crate::model::entities::{Listed, ObjectKey};
 
 /// 404 for an object that does not exist (or was deleted).
 fn object_missing(object: &ObjectKey) -> StoreError {
@@ -96,27 +76,30 @@ fn owner(r: &RecipientRef) -> ChannelDataOwner<'_> {
     }
 }
 
-/// The `Subscription` wire shape; a recipient or object deleted meanwhile shows minimally.
-fn wire(db: &Db<'_>, row: &Row, include_preferences: bool) -> StoreResult<Value> {
-    let object = get_object(db, &row.object.collection, &row.object.id)?
-        .unwrap_or_else(|| super::minimal(&row.object.as_ref()));
-    let mut recipient =
-        get_recipient(db, &row.recipient)?.unwrap_or_else(|| super::minimal(&row.recipient));
-    if include_preferences {
-        recipient["preferences"] = preference_map(db, owner(&row.recipient))?;
-    }
+/// The subscription with what it joins; a recipient or object deleted meanwhile is
+/// `None` (the wire shows it minimally).
+fn wire(db: &Db<'_>, row: &Row, include_preferences: bool) -> StoreResult<Subscription> {
+    let object = get_object(db, &row.object.collection, &row.object.id)?;
+    let recipient = find_recipient(db, &row.recipient)?;
+    let recipient_preferences = if include_preferences {
+        Some(preference_map(db, owner(&row.recipient))?)
+    } else {
+        None
+    };
     let properties = match &row.properties {
         Some(text) => serde_json::from_str(text)?,
         None => Value::Null,
     };
-    Ok(json!({
-        "__typename": "Subscription",
-        "object": object,
-        "recipient": recipient,
-        "properties": properties,
-        "inserted_at": row.inserted_at,
-        "updated_at": row.updated_at,
-    }))
+    Ok(Subscription {
+        object_ref: row.object.as_ref(),
+        object,
+        recipient_ref: row.recipient.clone(),
+        recipient,
+        recipient_preferences,
+        properties,
+        inserted_at: row.inserted_at.clone(),
+        updated_at: row.updated_at.clone(),
+    })
 }
 
 fn stored_row(db: &Db<'_>, object: &ObjectKey, r: &RecipientRef) -> StoreResult<Option<Row>> {
@@ -241,7 +224,7 @@ pub fn subscribe(
     object: &ObjectKey,
     request: &SubscribeRequest,
     at: &str,
-) -> StoreResult<Vec<Value>> {
+) -> StoreResult<Vec<Subscription>> {
     if !object_exists(db, &object.collection, &object.id)? {
         return Err(object_missing(object));
     }
@@ -288,7 +271,7 @@ pub fn unsubscribe(
     db: &Db<'_>,
     object: &ObjectKey,
     refs: &[RecipientRef],
-) -> StoreResult<Vec<Value>> {
+) -> StoreResult<Vec<Subscription>> {
     if !object_exists(db, &object.collection, &object.id)? {
         return Err(object_missing(object));
     }
@@ -300,7 +283,7 @@ pub fn unsubscribe_existing(
     db: &Db<'_>,
     object: &ObjectKey,
     refs: &[RecipientRef],
-) -> StoreResult<Vec<Value>> {
+) -> StoreResult<Vec<Subscription>> {
     let mut out = Vec::new();
     for r in refs {
         let Some(row) = stored_row(db, object, r)? else {
@@ -322,16 +305,6 @@ pub fn unsubscribe_existing(
     Ok(out)
 }
 
-/// Which side of the subscriptions a listing shows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Listed {
-    /// The subscribers of this object (`mode=object`), optionally only these recipients.
-    SubscribersOf(ObjectKey, Vec<RecipientRef>),
-    /// What this recipient follows (`mode=recipient`, and `/v1/users/{id}/subscriptions`),
-    /// optionally only these objects.
-    FollowedBy(RecipientRef, Vec<ObjectKey>),
-}
-
 /// One page of subscriptions in the order they were first made. For `SubscribersOf`, the
 /// object must exist (a deleted object has no subscriptions to show).
 pub fn list(
@@ -339,7 +312,7 @@ pub fn list(
     listed: &Listed,
     q: &PageQuery,
     include_preferences: bool,
-) -> StoreResult<Page<Value>> {
+) -> StoreResult<Page<Subscription>> {
     let (side_collection, side_id, kind, filter) = match listed {
         Listed::SubscribersOf(object, only) => {
             if !object_exists(db, &object.collection, &object.id)? {

@@ -3,45 +3,19 @@
 //! merges on update unless the patch says `"__persistence_strategy__": "replace"`.
 
 use crate::store::sql::{OptionalExtension, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
 use super::merge::{merged, parse_props, parse_stored, split};
+use crate::model::entities::{Entity, EntityKey};
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
 
-/// Optional exact-match filters of `GET /v1/tenants`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TenantFilter {
-    pub tenant_id: Option<String>,
-    pub name: Option<String>,
-}
+pub use crate::model::entities::TenantFilter;
 
-fn wire(id: &str, mut props: Map<String, Value>, updated_at: String) -> Value {
-    let mut settings = match props.remove("settings") {
-        Some(Value::Object(s)) => s,
-        _ => Map::new(),
-    };
-    let branding = settings.remove("branding").unwrap_or(Value::Null);
-    let preference_set = match settings.remove("preference_set") {
-        Some(Value::Object(mut set)) => {
-            set.insert("id".into(), json!("default"));
-            Value::Object(set)
-        }
-        _ => Value::Null,
-    };
-    settings.insert("branding".into(), branding);
-    settings.insert("preference_set".into(), preference_set);
-    let mut out = Map::new();
-    out.insert("name".into(), Value::Null);
-    out.insert("created_at".into(), Value::Null);
-    out.extend(props);
-    out.insert("__typename".into(), json!("Tenant"));
-    out.insert("id".into(), json!(id));
-    out.insert("settings".into(), Value::Object(settings));
-    out.insert("updated_at".into(), json!(updated_at));
-    Value::Object(out)
+fn wire(id: &str, props: Map<String, Value>, updated_at: String) -> Entity {
+    Entity::new(EntityKey::Tenant(id.to_owned()), props, updated_at)
 }
 
 fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, String)>> {
@@ -71,9 +45,9 @@ fn prepare_settings(existing: &mut Map<String, Value>, patch: &mut Map<String, V
     }
 }
 
-/// Set: creates the tenant or deep-merges `props` into it; returns the `Tenant`.
+/// Set: creates the tenant or deep-merges `props` into it; returns the stored tenant.
 /// `props` should come from `RecipientProperties::parse_tenant`.
-pub fn upsert_tenant(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Value> {
+pub fn upsert_tenant(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Entity> {
     let (mut custom, preferences, channel_data) = split(props);
     let mut existing = stored(db, id)?.map(|(p, _)| p).unwrap_or_default();
     prepare_settings(&mut existing, &mut custom);
@@ -99,8 +73,8 @@ pub fn ensure_tenant(db: &Db<'_>, id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// The `Tenant`, or `None`.
-pub fn get_tenant(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
+/// The tenant, or `None`.
+pub fn find_tenant(db: &Db<'_>, id: &str) -> StoreResult<Option<Entity>> {
     Ok(stored(db, id)?.map(|(props, updated_at)| wire(id, props, updated_at)))
 }
 
@@ -130,7 +104,11 @@ pub fn delete_tenant(db: &Db<'_>, id: &str) -> StoreResult<bool> {
 }
 
 /// One page of tenants in creation order, optionally filtered by exact id and/or name.
-pub fn list_tenants(db: &Db<'_>, filter: &TenantFilter, q: &PageQuery) -> StoreResult<Page<Value>> {
+pub fn list_tenants(
+    db: &Db<'_>,
+    filter: &TenantFilter,
+    q: &PageQuery,
+) -> StoreResult<Page<Entity>> {
     let listing = Listing {
         table: "tenants",
         columns: "rowid, id, properties, updated_at",

@@ -3,8 +3,59 @@
 use serde_json::{Map, Value, json};
 
 use super::*;
+use crate::model::Page;
 use crate::model::PageQuery;
-use crate::store::{Db, StoreError, migrations};
+use crate::model::entities::{Entity, recipient_or_minimal};
+use crate::store::{Db, StoreError, StoreResult, migrations};
+
+// The store returns entities; these tests check what a client sees of them, so each
+// query below is read through `model::entities`' wire shape (shadowing the glob import).
+
+fn upsert_user(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Value> {
+    super::upsert_user(db, id, props).map(Entity::into_wire)
+}
+
+fn get_user(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
+    Ok(super::get_user(db, id)?.map(Entity::into_wire))
+}
+
+fn upsert_object(
+    db: &Db<'_>,
+    collection: &str,
+    id: &str,
+    props: &Map<String, Value>,
+) -> StoreResult<Value> {
+    super::upsert_object(db, collection, id, props).map(Entity::into_wire)
+}
+
+fn get_object(db: &Db<'_>, collection: &str, id: &str) -> StoreResult<Option<Value>> {
+    Ok(super::get_object(db, collection, id)?.map(Entity::into_wire))
+}
+
+fn upsert_tenant(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Value> {
+    super::upsert_tenant(db, id, props).map(Entity::into_wire)
+}
+
+fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Value>> {
+    Ok(super::merge_users(db, into, from)?.map(Entity::into_wire))
+}
+
+fn list_users(db: &Db<'_>, q: &PageQuery, include: bool) -> StoreResult<Page<Value>> {
+    Ok(super::list_users(db, q, include)?.map(Entity::into_wire))
+}
+
+fn list_tenants(db: &Db<'_>, filter: &TenantFilter, q: &PageQuery) -> StoreResult<Page<Value>> {
+    Ok(super::list_tenants(db, filter, q)?.map(Entity::into_wire))
+}
+
+fn get_recipients(db: &Db<'_>, refs: &[RecipientRef]) -> StoreResult<Vec<Value>> {
+    let found = super::get_recipients(db, refs)?;
+    Ok(refs
+        .iter()
+        .zip(found)
+        .map(|(r, entity)| recipient_or_minimal(r, entity))
+        .collect())
+}
 
 fn map(v: Value) -> Map<String, Value> {
     match v {

@@ -1,35 +1,18 @@
-//! Users: stored properties are flattened into the `User` wire shape (spec §4.1).
+//! Users (spec §4.1), returned as [`Entity`]s: `model::entities` shapes the `User`.
 
 use crate::store::sql::{OptionalExtension, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::attached::preference_map;
 use super::attached::{self, ChannelDataOwner};
 use super::listing::{self, Listing};
 use super::merge::{merged, parse_props, parse_stored, split};
+use crate::model::entities::{Entity, EntityKey};
 use crate::model::{Page, PageQuery};
 use crate::store::{Db, StoreResult};
 
-/// Standard fields every `User` shows, `null` when unset.
-const STANDARD: &[&str] = &[
-    "name",
-    "email",
-    "phone_number",
-    "avatar",
-    "timezone",
-    "created_at",
-];
-
-fn wire(id: &str, props: Map<String, Value>, updated_at: String) -> Value {
-    let mut out = Map::new();
-    for field in STANDARD {
-        out.insert((*field).to_owned(), Value::Null);
-    }
-    out.extend(props);
-    out.insert("__typename".into(), json!("User"));
-    out.insert("id".into(), json!(id));
-    out.insert("updated_at".into(), json!(updated_at));
-    Value::Object(out)
+fn wire(id: &str, props: Map<String, Value>, updated_at: String) -> Entity {
+    Entity::new(EntityKey::User(id.to_owned()), props, updated_at)
 }
 
 fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, String)>> {
@@ -40,9 +23,9 @@ fn stored(db: &Db<'_>, id: &str) -> StoreResult<Option<(Map<String, Value>, Stri
     row.map(parse_stored).transpose()
 }
 
-/// Identify: creates the user or deep-merges `props` into it; returns the `User`.
+/// Identify: creates the user or deep-merges `props` into it; returns the stored user.
 /// `props` should come from `RecipientProperties::parse_user`.
-pub fn upsert_user(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Value> {
+pub fn upsert_user(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<Entity> {
     let (custom, preferences, channel_data) = split(props);
     let merged = merged(stored(db, id)?.map(|(p, _)| p), &custom)?;
     let now = db.now();
@@ -55,8 +38,8 @@ pub fn upsert_user(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreRe
     Ok(wire(id, merged, now))
 }
 
-/// The `User`, or `None` if never identified (or deleted).
-pub fn get_user(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
+/// The user, or `None` if never identified (or deleted).
+pub fn get_user(db: &Db<'_>, id: &str) -> StoreResult<Option<Entity>> {
     Ok(stored(db, id)?.map(|(props, updated_at)| wire(id, props, updated_at)))
 }
 
@@ -64,7 +47,7 @@ pub fn get_user(db: &Db<'_>, id: &str) -> StoreResult<Option<Value>> {
 pub fn get_users(
     db: &Db<'_>,
     ids: &[&str],
-) -> StoreResult<std::collections::HashMap<String, Value>> {
+) -> StoreResult<std::collections::HashMap<String, Entity>> {
     if ids.is_empty() {
         return Ok(Default::default());
     }
@@ -110,9 +93,9 @@ pub fn delete_user(db: &Db<'_>, id: &str) -> StoreResult<bool> {
 
 /// Merges user `from` into `into` (spec §4.1): properties deep-merge with `into` winning
 /// conflicts, preference sets and channel data are adopted where `into` has none, and
-/// `from` is deleted. Returns the merged `User`, or `None` when either user is missing
+/// `from` is deleted. Returns the merged user, or `None` when either user is missing
 /// (then nothing changes).
-pub fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Value>> {
+pub fn merge_users(db: &Db<'_>, into: &str, from: &str) -> StoreResult<Option<Entity>> {
     let (Some((primary, _)), Some((secondary, _))) = (stored(db, into)?, stored(db, from)?) else {
         return Ok(None);
     };
@@ -137,7 +120,7 @@ pub fn list_users(
     db: &Db<'_>,
     q: &PageQuery,
     include_preferences: bool,
-) -> StoreResult<Page<Value>> {
+) -> StoreResult<Page<Entity>> {
     let listing = Listing {
         table: "users",
         columns: "rowid, id, properties, updated_at",
@@ -149,7 +132,7 @@ pub fn list_users(
     for (id, props, updated_at) in page.entries {
         let mut user = wire(&id, parse_props(&props)?, updated_at);
         if include_preferences {
-            user["preferences"] = preference_map(db, ChannelDataOwner::user(&id))?;
+            user.preferences = Some(preference_map(db, ChannelDataOwner::user(&id))?);
         }
         entries.push(user);
     }
