@@ -102,40 +102,46 @@ mod tests {
 
     #[test]
     fn counts_only_queued_runs_and_names_the_oldest() {
-        let conn = super::super::migrations::in_memory();
-        let db = Db::on(&conn);
-        assert_eq!(backlog(&db).expect("empty"), Backlog::default());
-        run(&db, "r1");
-        run(&db, "r2");
-        run(&db, "r3");
-        runs::set_run_status(&db, "r1", "completed").expect("complete");
-        let seen = backlog(&db).expect("backlog");
-        assert_eq!(seen.queued_runs, 2);
-        assert_eq!(seen.queued_items, 4, "two recipients per queued run");
-        assert_eq!(seen.oldest_queued_at, Some(inserted_at(&db, "r2")));
-        assert_eq!(
-            seen.by_tenant.get(&None),
-            Some(&Queued { runs: 2, items: 4 })
-        );
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            assert_eq!(backlog(&db).expect("empty"), Backlog::default());
+            run(&db, "r1");
+            run(&db, "r2");
+            run(&db, "r3");
+            runs::set_run_status(&db, "r1", "completed").expect("complete");
+            let seen = backlog(&db).expect("backlog");
+            assert_eq!(seen.queued_runs, 2);
+            assert_eq!(seen.queued_items, 4, "two recipients per queued run");
+            assert_eq!(seen.oldest_queued_at, Some(inserted_at(&db, "r2")));
+            assert_eq!(
+                seen.by_tenant.get(&None),
+                Some(&Queued { runs: 2, items: 4 })
+            );
+        }
     }
 
     #[test]
     fn counts_each_tenant_apart_and_the_oldest_across_them() {
-        let conn = super::super::migrations::in_memory();
-        let db = Db::on(&conn);
-        for (id, tenant) in [("r1", Some("a")), ("r2", None), ("r3", Some("a"))] {
-            run_of(&db, id, tenant, 1);
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            for (id, tenant) in [("r1", Some("a")), ("r2", None), ("r3", Some("a"))] {
+                run_of(&db, id, tenant, 1);
+            }
+            let seen = backlog(&db).expect("backlog");
+            assert_eq!((seen.queued_runs, seen.queued_items), (3, 3));
+            assert_eq!(
+                seen.by_tenant.get(&Some("a".to_owned())),
+                Some(&Queued { runs: 2, items: 2 })
+            );
+            assert_eq!(
+                seen.by_tenant.get(&None),
+                Some(&Queued { runs: 1, items: 1 })
+            );
+            assert_eq!(seen.oldest_queued_at, Some(inserted_at(&db, "r1")));
         }
-        let seen = backlog(&db).expect("backlog");
-        assert_eq!((seen.queued_runs, seen.queued_items), (3, 3));
-        assert_eq!(
-            seen.by_tenant.get(&Some("a".to_owned())),
-            Some(&Queued { runs: 2, items: 2 })
-        );
-        assert_eq!(
-            seen.by_tenant.get(&None),
-            Some(&Queued { runs: 1, items: 1 })
-        );
-        assert_eq!(seen.oldest_queued_at, Some(inserted_at(&db, "r1")));
     }
 }

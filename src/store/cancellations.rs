@@ -128,57 +128,66 @@ mod tests {
 
     #[test]
     fn a_cancel_without_a_queued_run_of_its_key_records_nothing() {
-        let conn = super::super::migrations::in_memory();
-        let db = Db::on(&conn);
-        assert!(!record(&db, "wf", "ck", None).expect("record"));
-        run(&db, "r1", Some("other"));
-        assert!(!record(&db, "wf", "ck", None).expect("record"));
-        run(&db, "r2", Some("ck"));
-        runs::set_run_status(&db, "r2", "completed").expect("done");
-        assert!(!record(&db, "wf", "ck", None).expect("record"));
-        assert_eq!(rows(&conn), 0);
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            assert!(!record(&db, "wf", "ck", None).expect("record"));
+            run(&db, "r1", Some("other"));
+            assert!(!record(&db, "wf", "ck", None).expect("record"));
+            run(&db, "r2", Some("ck"));
+            runs::set_run_status(&db, "r2", "completed").expect("done");
+            assert!(!record(&db, "wf", "ck", None).expect("record"));
+            assert_eq!(rows(conn), 0);
+        }
     }
 
     #[test]
     fn a_cancel_covers_its_recipients_of_runs_triggered_before_it_only() {
-        let conn = super::super::migrations::in_memory();
-        let db = Db::on(&conn);
-        run(&db, "r1", Some("ck"));
-        assert!(record(&db, "wf", "ck", Some(&[user("u1")])).expect("record"));
-        run(&db, "r2", Some("ck"));
-        assert!(covering(&db, "r1", &user("u1")).expect("u1").is_some());
-        assert!(covering(&db, "r1", &user("u2")).expect("u2").is_none());
-        assert!(
-            covering(&db, "r2", &user("u1"))
-                .expect("later run")
-                .is_none(),
-            "a run triggered after the cancel is not cancelled by it"
-        );
-        assert!(record(&db, "wf", "ck", None).expect("all"));
-        assert!(
-            covering(&db, "r1", &user("u2"))
-                .expect("all covers u2")
-                .is_some()
-        );
-        assert!(
-            covering(&db, "r2", &user("u1"))
-                .expect("repeat covers r2")
-                .is_some()
-        );
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            run(&db, "r1", Some("ck"));
+            assert!(record(&db, "wf", "ck", Some(&[user("u1")])).expect("record"));
+            run(&db, "r2", Some("ck"));
+            assert!(covering(&db, "r1", &user("u1")).expect("u1").is_some());
+            assert!(covering(&db, "r1", &user("u2")).expect("u2").is_none());
+            assert!(
+                covering(&db, "r2", &user("u1"))
+                    .expect("later run")
+                    .is_none(),
+                "a run triggered after the cancel is not cancelled by it"
+            );
+            assert!(record(&db, "wf", "ck", None).expect("all"));
+            assert!(
+                covering(&db, "r1", &user("u2"))
+                    .expect("all covers u2")
+                    .is_some()
+            );
+            assert!(
+                covering(&db, "r2", &user("u1"))
+                    .expect("repeat covers r2")
+                    .is_some()
+            );
+        }
     }
 
     #[test]
     fn rows_are_released_when_no_queued_run_of_their_key_remains() {
-        let conn = super::super::migrations::in_memory();
-        let db = Db::on(&conn);
-        run(&db, "r1", Some("ck"));
-        run(&db, "r2", Some("ck"));
-        assert!(record(&db, "wf", "ck", None).expect("record"));
-        assert!(record(&db, "wf", "ck", Some(&[user("u1")])).expect("record"));
-        assert_eq!(rows(&conn), 2);
-        runs::set_run_status(&db, "r1", "completed").expect("r1 done");
-        assert_eq!(rows(&conn), 2, "r2 still needs them");
-        runs::set_run_status(&db, "r2", "failed").expect("r2 done");
-        assert_eq!(rows(&conn), 0);
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            run(&db, "r1", Some("ck"));
+            run(&db, "r2", Some("ck"));
+            assert!(record(&db, "wf", "ck", None).expect("record"));
+            assert!(record(&db, "wf", "ck", Some(&[user("u1")])).expect("record"));
+            assert_eq!(rows(conn), 2);
+            runs::set_run_status(&db, "r1", "completed").expect("r1 done");
+            assert_eq!(rows(conn), 2, "r2 still needs them");
+            runs::set_run_status(&db, "r2", "failed").expect("r2 done");
+            assert_eq!(rows(conn), 0);
+        }
     }
 }

@@ -29,7 +29,7 @@ impl Where {
 
     pub(super) fn sql(&self) -> String {
         if self.parts.is_empty() {
-            "1".into()
+            "1=1".into()
         } else {
             self.parts.join(" AND ")
         }

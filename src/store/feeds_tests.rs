@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::*;
 use crate::model::{ArchivedFilter, FeedFilters, StatusFilter, TimeRange};
+use crate::store::Db;
 use crate::store::messages::{self, NewMessage};
-use crate::store::{Db, migrations};
 
 /// The clock's reading for every read in these tests.
 const NOW: &str = "2026-03-01T00:00:00.000000Z";
@@ -113,94 +113,100 @@ fn counter_scopes() -> Vec<(FeedFilters, Option<Vec<String>>)> {
 
 #[test]
 fn counter_path_and_count_path_agree_for_every_common_scope() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    let rows = seed(&db);
-    for (filters, restriction) in counter_scopes() {
-        assert!(filters.counter_scope());
-        let r = restriction.as_deref();
-        let fast = counts_from_counters(&db, "chan", &user(), &filters, r, NOW).expect("fast");
-        let slow = counts_by_query(&db, "chan", &user(), &filters, r, NOW).expect("slow");
-        assert_eq!(fast, slow, "{filters:?} {restriction:?}");
-        // And both agree with the Rust rule applied row by row.
-        let allowed = |t: &Option<String>| {
-            r.is_none_or(|list| list.iter().any(|a| a == t.as_deref().unwrap_or("")))
-        };
-        let expected_total = rows
-            .iter()
-            .filter(|m| filters.matches(m, NOW) && allowed(&m.tenant))
-            .count() as i64;
-        assert_eq!(
-            fast.total_count, expected_total,
-            "{filters:?} {restriction:?}"
-        );
-        assert_eq!(
-            counts(&db, "chan", &user(), &filters, r, NOW).expect("counts"),
-            fast
-        );
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        let rows = seed(&db);
+        for (filters, restriction) in counter_scopes() {
+            assert!(filters.counter_scope());
+            let r = restriction.as_deref();
+            let fast = counts_from_counters(&db, "chan", &user(), &filters, r, NOW).expect("fast");
+            let slow = counts_by_query(&db, "chan", &user(), &filters, r, NOW).expect("slow");
+            assert_eq!(fast, slow, "{filters:?} {restriction:?}");
+            // And both agree with the Rust rule applied row by row.
+            let allowed = |t: &Option<String>| {
+                r.is_none_or(|list| list.iter().any(|a| a == t.as_deref().unwrap_or("")))
+            };
+            let expected_total = rows
+                .iter()
+                .filter(|m| filters.matches(m, NOW) && allowed(&m.tenant))
+                .count() as i64;
+            assert_eq!(
+                fast.total_count, expected_total,
+                "{filters:?} {restriction:?}"
+            );
+            assert_eq!(
+                counts(&db, "chan", &user(), &filters, r, NOW).expect("counts"),
+                fast
+            );
+        }
     }
 }
 
 #[test]
 fn sql_selects_exactly_what_matches_accepts_for_uncommon_filters() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    let rows = seed(&db);
-    let views = [
-        FeedFilters {
-            archived: ArchivedFilter::Include,
-            ..Default::default()
-        },
-        FeedFilters {
-            archived: ArchivedFilter::Only,
-            status: StatusFilter::Unread,
-            ..Default::default()
-        },
-        FeedFilters {
-            source: Some("even".into()),
-            ..Default::default()
-        },
-        FeedFilters {
-            status: StatusFilter::Snoozed,
-            ..Default::default()
-        },
-        FeedFilters {
-            pinned: Some(true),
-            ..Default::default()
-        },
-        FeedFilters {
-            pinned: Some(false),
-            tenant: Some("acme".into()),
-            ..Default::default()
-        },
-        FeedFilters {
-            workflow_categories: vec!["cat1".into(), "cat2".into()],
-            ..Default::default()
-        },
-        FeedFilters {
-            trigger_data: json!({"kind": "a"}).as_object().cloned(),
-            ..Default::default()
-        },
-        FeedFilters {
-            trigger_data: json!({"i": 8.0, "kind": "a"}).as_object().cloned(),
-            ..Default::default()
-        },
-        FeedFilters {
-            trigger_data: json!({"missing": null}).as_object().cloned(),
-            ..Default::default()
-        },
-        FeedFilters {
-            inserted_at: TimeRange {
-                gte: Some("2026-01-01T00:00:05.000000Z".into()),
-                lt: Some("2026-01-01T00:00:15.000000Z".into()),
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        let rows = seed(&db);
+        let views = [
+            FeedFilters {
+                archived: ArchivedFilter::Include,
                 ..Default::default()
             },
-            tenant: Some("acme".into()),
-            ..Default::default()
-        },
-    ];
-    for filters in views {
-        assert_sql_agrees_with_matches(&db, &rows, &filters, &format!("{filters:?}"));
+            FeedFilters {
+                archived: ArchivedFilter::Only,
+                status: StatusFilter::Unread,
+                ..Default::default()
+            },
+            FeedFilters {
+                source: Some("even".into()),
+                ..Default::default()
+            },
+            FeedFilters {
+                status: StatusFilter::Snoozed,
+                ..Default::default()
+            },
+            FeedFilters {
+                pinned: Some(true),
+                ..Default::default()
+            },
+            FeedFilters {
+                pinned: Some(false),
+                tenant: Some("acme".into()),
+                ..Default::default()
+            },
+            FeedFilters {
+                workflow_categories: vec!["cat1".into(), "cat2".into()],
+                ..Default::default()
+            },
+            FeedFilters {
+                trigger_data: json!({"kind": "a"}).as_object().cloned(),
+                ..Default::default()
+            },
+            FeedFilters {
+                trigger_data: json!({"i": 8.0, "kind": "a"}).as_object().cloned(),
+                ..Default::default()
+            },
+            FeedFilters {
+                trigger_data: json!({"missing": null}).as_object().cloned(),
+                ..Default::default()
+            },
+            FeedFilters {
+                inserted_at: TimeRange {
+                    gte: Some("2026-01-01T00:00:05.000000Z".into()),
+                    lt: Some("2026-01-01T00:00:15.000000Z".into()),
+                    ..Default::default()
+                },
+                tenant: Some("acme".into()),
+                ..Default::default()
+            },
+        ];
+        for filters in views {
+            assert_sql_agrees_with_matches(&db, &rows, &filters, &format!("{filters:?}"));
+        }
     }
 }
 
@@ -240,58 +246,61 @@ pub(super) fn assert_sql_agrees_with_matches(
 
 #[test]
 fn paging_after_and_before_walks_the_feed_without_gaps_or_duplicates() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    let rows = seed(&db);
-    let filters = FeedFilters {
-        archived: ArchivedFilter::Include,
-        ..Default::default()
-    };
-    let mut seen = Vec::new();
-    let mut bounds = PageBounds {
-        page_size: 5,
-        ..Default::default()
-    };
-    let mut first_page_newer = None;
-    loop {
-        let p = page(&db, "chan", &user(), &filters, None, bounds, NOW).expect("page");
-        if first_page_newer.is_none() {
-            first_page_newer = Some(p.has_newer);
-        } else {
-            assert!(p.has_newer, "later pages have newer items");
-        }
-        seen.extend(p.items.iter().map(|m| m.seq));
-        match p.items.last() {
-            Some(last) if p.has_older => bounds.after = Some(last.seq),
-            _ => break,
-        }
-    }
-    assert_eq!(first_page_newer, Some(false));
-    let all: Vec<i64> = rows
-        .iter()
-        .rev()
-        .filter(|m| filters.matches(m, NOW))
-        .map(|m| m.seq)
-        .collect();
-    assert_eq!(seen, all);
-    // Walking back up with `before` from the oldest item returns the same items.
-    let mut up = Vec::new();
-    let mut before = *all.last().expect("rows");
-    loop {
-        let bounds = PageBounds {
-            page_size: 5,
-            after: None,
-            before: Some(before),
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        let rows = seed(&db);
+        let filters = FeedFilters {
+            archived: ArchivedFilter::Include,
+            ..Default::default()
         };
-        let p = page(&db, "chan", &user(), &filters, None, bounds, NOW).expect("page");
-        assert!(p.has_older);
-        let seqs: Vec<i64> = p.items.iter().map(|m| m.seq).collect();
-        assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first");
-        up.splice(0..0, seqs);
-        match p.items.first() {
-            Some(first) if p.has_newer => before = first.seq,
-            _ => break,
+        let mut seen = Vec::new();
+        let mut bounds = PageBounds {
+            page_size: 5,
+            ..Default::default()
+        };
+        let mut first_page_newer = None;
+        loop {
+            let p = page(&db, "chan", &user(), &filters, None, bounds, NOW).expect("page");
+            if first_page_newer.is_none() {
+                first_page_newer = Some(p.has_newer);
+            } else {
+                assert!(p.has_newer, "later pages have newer items");
+            }
+            seen.extend(p.items.iter().map(|m| m.seq));
+            match p.items.last() {
+                Some(last) if p.has_older => bounds.after = Some(last.seq),
+                _ => break,
+            }
         }
+        assert_eq!(first_page_newer, Some(false));
+        let all: Vec<i64> = rows
+            .iter()
+            .rev()
+            .filter(|m| filters.matches(m, NOW))
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seen, all);
+        // Walking back up with `before` from the oldest item returns the same items.
+        let mut up = Vec::new();
+        let mut before = *all.last().expect("rows");
+        loop {
+            let bounds = PageBounds {
+                page_size: 5,
+                after: None,
+                before: Some(before),
+            };
+            let p = page(&db, "chan", &user(), &filters, None, bounds, NOW).expect("page");
+            assert!(p.has_older);
+            let seqs: Vec<i64> = p.items.iter().map(|m| m.seq).collect();
+            assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first");
+            up.splice(0..0, seqs);
+            match p.items.first() {
+                Some(first) if p.has_newer => before = first.seq,
+                _ => break,
+            }
+        }
+        assert_eq!(up, all[..all.len() - 1]);
     }
-    assert_eq!(up, all[..all.len() - 1]);
 }

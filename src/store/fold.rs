@@ -67,10 +67,10 @@ pub fn fold(db: &Db<'_>, limit: i64) -> StoreResult<Progress> {
          sum(counted AND seen_at IS NULL) FROM \
          (SELECT feed, tenant, read_at, seen_at, \
           (archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) AS counted \
-          FROM messages WHERE seq > ?1 AND seq <= ?2) \
+          FROM messages WHERE seq > ?1 AND seq <= ?2) AS chunk \
          WHERE true GROUP BY feed, coalesce(tenant, '') \
-         ON CONFLICT(feed, tenant) DO UPDATE SET total = total + excluded.total, \
-         unread = unread + excluded.unread, unseen = unseen + excluded.unseen",
+         ON CONFLICT(feed, tenant) DO UPDATE SET total = feed_counters.total + excluded.total, \
+         unread = feed_counters.unread + excluded.unread, unseen = feed_counters.unseen + excluded.unseen",
     )?
     .execute([before.folded_through, end])?;
     db.0.prepare_cached("UPDATE feed_fold SET folded_through = ?1")?
@@ -87,9 +87,10 @@ pub fn fold(db: &Db<'_>, limit: i64) -> StoreResult<Progress> {
 pub(crate) const BADGES_SQL: &str = "SELECT channel_id, recipient_id, tenant, sum(total), sum(unread), sum(unseen) FROM ( \
      SELECT f.channel_id, f.recipient_id, c.tenant, c.total, c.unread, c.unseen \
      FROM feed_counters c JOIN feeds f ON f.id = c.feed \
-     UNION ALL SELECT channel_id, recipient_id, coalesce(tenant, ''), 1, read_at IS NULL, seen_at IS NULL \
+     UNION ALL SELECT channel_id, recipient_id, coalesce(tenant, ''), 1, \
+     CASE WHEN read_at IS NULL THEN 1 ELSE 0 END, CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END \
      FROM messages WHERE seq > (SELECT folded_through FROM feed_fold) \
-     AND archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) \
+     AND archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) AS badges \
      GROUP BY 1, 2, 3 HAVING sum(total) != 0 OR sum(unread) != 0 OR sum(unseen) != 0 ORDER BY 1, 2, 3";
 
 #[cfg(test)]

@@ -121,149 +121,162 @@ fn seed(db: &Db<'_>) {
 
 #[test]
 fn badges_equal_a_recount_before_and_after_each_fold() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    seed(&db);
-    assert_eq!(
-        counter_sums(&db),
-        (0, 0, 0),
-        "an insert leaves the counters alone"
-    );
-    assert_exact(&db, "all in the tail");
-    let before = badge(&db, "chan", &users()[0]);
-    let mut chunks = 0;
-    while fold(&db, 7).expect("fold").unfolded() > 0 {
-        chunks += 1;
-        assert_exact(&db, &format!("after chunk {chunks}"));
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        seed(&db);
+        assert_eq!(
+            counter_sums(&db),
+            (0, 0, 0),
+            "an insert leaves the counters alone"
+        );
+        assert_exact(&db, "all in the tail");
+        let before = badge(&db, "chan", &users()[0]);
+        let mut chunks = 0;
+        while fold(&db, 7).expect("fold").unfolded() > 0 {
+            chunks += 1;
+            assert_exact(&db, &format!("after chunk {chunks}"));
+        }
+        assert_eq!(chunks, 4, "30 messages in chunks of 7");
+        assert_eq!(counter_sums(&db), (30, 30, 30));
+        assert_eq!(badge(&db, "chan", &users()[0]), before);
+        assert_eq!(progress(&db).expect("progress").unfolded(), 0);
+        // Nothing left: a fold is a no-op.
+        assert_eq!(fold(&db, 7).expect("fold").folded_through, 30);
+        assert_eq!(counter_sums(&db), (30, 30, 30));
     }
-    assert_eq!(chunks, 4, "30 messages in chunks of 7");
-    assert_eq!(counter_sums(&db), (30, 30, 30));
-    assert_eq!(badge(&db, "chan", &users()[0]), before);
-    assert_eq!(progress(&db).expect("progress").unfolded(), 0);
-    // Nothing left: a fold is a no-op.
-    assert_eq!(fold(&db, 7).expect("fold").folded_through, 30);
-    assert_eq!(counter_sums(&db), (30, 30, 30));
 }
 
 #[test]
 fn a_status_change_moves_the_counters_below_the_watermark_and_only_there() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    seed(&db);
-    fold(&db, 15).expect("fold");
-    let folded = get(&db, "m0000");
-    let tail = get(&db, "m0018");
-    assert!(folded.seq <= 15 && tail.seq > 15);
-    assert_eq!(folded.channel_id, tail.channel_id);
-    assert_eq!(folded.recipient, tail.recipient);
-    let badge_before = badge(&db, "chan", &folded.recipient);
-    read(&db, &folded.id);
-    assert_eq!(
-        counter_sums(&db),
-        (15, 14, 15),
-        "the folded item left `unread`"
-    );
-    read(&db, &tail.id);
-    assert_eq!(
-        counter_sums(&db),
-        (15, 14, 15),
-        "the tail item is counted live"
-    );
-    let badge_after = badge(&db, "chan", &folded.recipient);
-    assert_eq!(badge_after.unread_count, badge_before.unread_count - 2);
-    assert_eq!(badge_after.total_count, badge_before.total_count);
-    assert_exact(&db, "after the reads");
-    fold(&db, 100).expect("fold");
-    assert_eq!(counter_sums(&db), (30, 28, 30));
-    assert_eq!(badge(&db, "chan", &folded.recipient), badge_after);
-    assert_exact(&db, "after the fold");
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        seed(&db);
+        fold(&db, 15).expect("fold");
+        let folded = get(&db, "m0000");
+        let tail = get(&db, "m0018");
+        assert!(folded.seq <= 15 && tail.seq > 15);
+        assert_eq!(folded.channel_id, tail.channel_id);
+        assert_eq!(folded.recipient, tail.recipient);
+        let badge_before = badge(&db, "chan", &folded.recipient);
+        read(&db, &folded.id);
+        assert_eq!(
+            counter_sums(&db),
+            (15, 14, 15),
+            "the folded item left `unread`"
+        );
+        read(&db, &tail.id);
+        assert_eq!(
+            counter_sums(&db),
+            (15, 14, 15),
+            "the tail item is counted live"
+        );
+        let badge_after = badge(&db, "chan", &folded.recipient);
+        assert_eq!(badge_after.unread_count, badge_before.unread_count - 2);
+        assert_eq!(badge_after.total_count, badge_before.total_count);
+        assert_exact(&db, "after the reads");
+        fold(&db, 100).expect("fold");
+        assert_eq!(counter_sums(&db), (30, 28, 30));
+        assert_eq!(badge(&db, "chan", &folded.recipient), badge_after);
+        assert_exact(&db, "after the fold");
+    }
 }
 
 #[test]
 fn archived_snoozed_and_expired_items_count_nowhere_on_either_side() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    seed(&db);
-    // Expiries: m0001 (folded) and m0025 (tail) past at NOW; m0003 in the future.
-    db.0.execute_batch(
-        "UPDATE messages SET expires_at = '2026-02-01T00:00:00.000000Z' WHERE id IN ('m0001', 'm0025');
-         UPDATE messages SET expires_at = '2026-04-01T00:00:00.000000Z' WHERE id = 'm0003';",
-    )
-    .expect("expiries");
-    fold(&db, 12).expect("fold");
-    assert_exact(&db, "expiries pending");
-    for id in ["m0002", "m0020"] {
-        message_status::set_one(&db, id, &EngagementChange::Archived, NOW).expect("archive");
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        seed(&db);
+        // Expiries: m0001 (folded) and m0025 (tail) past at NOW; m0003 in the future.
+        db.0.execute_batch(
+            "UPDATE messages SET expires_at = '2026-02-01T00:00:00.000000Z' WHERE id IN ('m0001', 'm0025');
+             UPDATE messages SET expires_at = '2026-04-01T00:00:00.000000Z' WHERE id = 'm0003';",
+        )
+        .expect("expiries");
+        fold(&db, 12).expect("fold");
+        assert_exact(&db, "expiries pending");
+        for id in ["m0002", "m0020"] {
+            message_status::set_one(&db, id, &EngagementChange::Archived, NOW).expect("archive");
+        }
+        for id in ["m0004", "m0022"] {
+            lifecycle::snooze(&db, id, "2026-02-15T00:00:00.000000Z", NOW).expect("snooze");
+        }
+        assert_exact(&db, "archived and snoozed");
+        assert_eq!(
+            lifecycle::expire_due(&db, NOW, 10).expect("expire").len(),
+            2
+        );
+        assert_exact(&db, "expiries applied");
+        fold(&db, 10).expect("fold");
+        assert_exact(&db, "folded further");
+        // A folded snoozed item wakes at the head of its feed (the tail): counted once.
+        let woken = lifecycle::wake(&db, "m0004", None, NOW)
+            .expect("wake")
+            .expect("woke");
+        assert!(woken.seq > progress(&db).expect("progress").folded_through);
+        assert_exact(&db, "woken");
+        fold(&db, 100).expect("fold");
+        assert_exact(&db, "woken and folded");
+        message_status::set_one(&db, "m0002", &EngagementChange::Unarchived, NOW)
+            .expect("unarchive");
+        assert_exact(&db, "unarchived");
+        // Deleting items on both sides, and purging applied expiries.
+        let gone = [get(&db, "m0005"), get(&db, "m0029")];
+        for m in &gone {
+            message_status::delete(&db, m).expect("delete");
+        }
+        lifecycle::purge_expired(&db, "2026-03-01T00:00:00.000000Z", 10).expect("purge");
+        assert_exact(&db, "deleted");
     }
-    for id in ["m0004", "m0022"] {
-        lifecycle::snooze(&db, id, "2026-02-15T00:00:00.000000Z", NOW).expect("snooze");
-    }
-    assert_exact(&db, "archived and snoozed");
-    assert_eq!(
-        lifecycle::expire_due(&db, NOW, 10).expect("expire").len(),
-        2
-    );
-    assert_exact(&db, "expiries applied");
-    fold(&db, 10).expect("fold");
-    assert_exact(&db, "folded further");
-    // A folded snoozed item wakes at the head of its feed (the tail): counted once.
-    let woken = lifecycle::wake(&db, "m0004", None, NOW)
-        .expect("wake")
-        .expect("woke");
-    assert!(woken.seq > progress(&db).expect("progress").folded_through);
-    assert_exact(&db, "woken");
-    fold(&db, 100).expect("fold");
-    assert_exact(&db, "woken and folded");
-    message_status::set_one(&db, "m0002", &EngagementChange::Unarchived, NOW).expect("unarchive");
-    assert_exact(&db, "unarchived");
-    // Deleting items on both sides, and purging applied expiries.
-    let gone = [get(&db, "m0005"), get(&db, "m0029")];
-    for m in &gone {
-        message_status::delete(&db, m).expect("delete");
-    }
-    lifecycle::purge_expired(&db, "2026-03-01T00:00:00.000000Z", 10).expect("purge");
-    assert_exact(&db, "deleted");
 }
 
 #[test]
 fn tenants_keep_their_own_counter_rows() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    seed(&db);
-    fold(&db, 100).expect("fold");
-    let rows: Vec<(String, i64)> =
-        db.0.prepare(
-            "SELECT c.tenant, c.total FROM feed_counters c JOIN feeds f ON f.id = c.feed \
-             WHERE f.channel_id = 'chan' AND f.recipient_id = 'u1' ORDER BY 1",
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        seed(&db);
+        fold(&db, 100).expect("fold");
+        let rows: Vec<(String, i64)> =
+            db.0.prepare(
+                "SELECT c.tenant, c.total FROM feed_counters c JOIN feeds f ON f.id = c.feed \
+                 WHERE f.channel_id = 'chan' AND f.recipient_id = 'u1' ORDER BY 1",
+            )
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        // u1 on chan: m0000 (acme), m0006 (none), m0012 (globex), m0018 (acme), m0024 (none).
+        assert_eq!(
+            rows,
+            [("".into(), 2), ("acme".into(), 2), ("globex".into(), 1)]
+        );
+        let acme = FeedFilters {
+            tenant: Some("acme".into()),
+            has_tenant: Some(true),
+            ..Default::default()
+        };
+        let u1 = &users()[0];
+        let counts = counts_from_counters(&db, "chan", u1, &acme, None, NOW).expect("acme");
+        assert_eq!(counts.total_count, 2);
+        let restricted = counts_from_counters(
+            &db,
+            "chan",
+            u1,
+            &FeedFilters::default(),
+            Some(&["globex".to_owned()]),
+            NOW,
         )
-        .expect("prepare")
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    // u1 on chan: m0000 (acme), m0006 (none), m0012 (globex), m0018 (acme), m0024 (none).
-    assert_eq!(
-        rows,
-        [("".into(), 2), ("acme".into(), 2), ("globex".into(), 1)]
-    );
-    let acme = FeedFilters {
-        tenant: Some("acme".into()),
-        has_tenant: Some(true),
-        ..Default::default()
-    };
-    let u1 = &users()[0];
-    let counts = counts_from_counters(&db, "chan", u1, &acme, None, NOW).expect("acme");
-    assert_eq!(counts.total_count, 2);
-    let restricted = counts_from_counters(
-        &db,
-        "chan",
-        u1,
-        &FeedFilters::default(),
-        Some(&["globex".to_owned()]),
-        NOW,
-    )
-    .expect("restricted");
-    assert_eq!(restricted.total_count, 1);
+        .expect("restricted");
+        assert_eq!(restricted.total_count, 1);
+    }
 }
 
 /// Random inserts, engagement changes, lifecycle changes, deletes and folds of random
@@ -272,147 +285,156 @@ fn tenants_keep_their_own_counter_rows() {
 fn random_histories_keep_every_badge_equal_to_a_recount() {
     for seed_value in 0..8u64 {
         let mut rng = StdRng::seed_from_u64(seed_value);
-        let conn = migrations::in_memory();
-        let db = Db::on(&conn);
-        let mut next = 0usize;
-        let mut ids: Vec<String> = Vec::new();
-        for step in 0..160 {
-            let pick = |rng: &mut StdRng, ids: &[String]| -> Option<String> {
-                (!ids.is_empty()).then(|| ids[rng.gen_range(0..ids.len())].clone())
-            };
-            match rng.gen_range(0..100) {
-                0..=34 => {
-                    let mut m = new_message(
-                        next,
-                        CHANNELS[rng.gen_range(0..2)],
-                        users()[rng.gen_range(0..3)].clone(),
-                        TENANTS[rng.gen_range(0..3)],
-                    );
-                    if rng.gen_bool(0.15) {
-                        m.expires_at = Some(
-                            ["2026-02-01T00:00:00.000000Z", "2026-04-01T00:00:00.000000Z"]
-                                [rng.gen_range(0..2)]
-                            .into(),
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            let mut next = 0usize;
+            let mut ids: Vec<String> = Vec::new();
+            for step in 0..160 {
+                let pick = |rng: &mut StdRng, ids: &[String]| -> Option<String> {
+                    (!ids.is_empty()).then(|| ids[rng.gen_range(0..ids.len())].clone())
+                };
+                match rng.gen_range(0..100) {
+                    0..=34 => {
+                        let mut m = new_message(
+                            next,
+                            CHANNELS[rng.gen_range(0..2)],
+                            users()[rng.gen_range(0..3)].clone(),
+                            TENANTS[rng.gen_range(0..3)],
                         );
-                    }
-                    next += 1;
-                    messages::insert(&db, &m).expect("insert");
-                    ids.push(m.id);
-                }
-                35..=59 => {
-                    if let Some(id) = pick(&mut rng, &ids) {
-                        let changes = [
-                            EngagementChange::Read,
-                            EngagementChange::Unread,
-                            EngagementChange::Seen,
-                            EngagementChange::Unseen,
-                            EngagementChange::Archived,
-                            EngagementChange::Unarchived,
-                        ];
-                        let change = &changes[rng.gen_range(0..changes.len())];
-                        message_status::set_one(&db, &id, change, NOW).expect("status");
-                    }
-                }
-                60..=67 => {
-                    if let Some(id) = pick(&mut rng, &ids) {
-                        lifecycle::snooze(&db, &id, "2026-02-20T00:00:00.000000Z", NOW)
-                            .expect("snooze");
-                    }
-                }
-                68..=74 => {
-                    if let Some(id) = pick(&mut rng, &ids) {
-                        lifecycle::wake(&db, &id, None, NOW).expect("wake");
-                    }
-                }
-                75..=79 => {
-                    lifecycle::expire_due(&db, NOW, rng.gen_range(1..4)).expect("expire");
-                }
-                80..=84 => {
-                    if let Some(id) = pick(&mut rng, &ids) {
-                        if let Some(m) = messages::get(&db, &id).expect("get") {
-                            message_status::delete(&db, &m).expect("delete");
+                        if rng.gen_bool(0.15) {
+                            m.expires_at = Some(
+                                ["2026-02-01T00:00:00.000000Z", "2026-04-01T00:00:00.000000Z"]
+                                    [rng.gen_range(0..2)]
+                                .into(),
+                            );
                         }
-                        ids.retain(|i| *i != id);
+                        next += 1;
+                        messages::insert(&db, &m).expect("insert");
+                        ids.push(m.id);
+                    }
+                    35..=59 => {
+                        if let Some(id) = pick(&mut rng, &ids) {
+                            let changes = [
+                                EngagementChange::Read,
+                                EngagementChange::Unread,
+                                EngagementChange::Seen,
+                                EngagementChange::Unseen,
+                                EngagementChange::Archived,
+                                EngagementChange::Unarchived,
+                            ];
+                            let change = &changes[rng.gen_range(0..changes.len())];
+                            message_status::set_one(&db, &id, change, NOW).expect("status");
+                        }
+                    }
+                    60..=67 => {
+                        if let Some(id) = pick(&mut rng, &ids) {
+                            lifecycle::snooze(&db, &id, "2026-02-20T00:00:00.000000Z", NOW)
+                                .expect("snooze");
+                        }
+                    }
+                    68..=74 => {
+                        if let Some(id) = pick(&mut rng, &ids) {
+                            lifecycle::wake(&db, &id, None, NOW).expect("wake");
+                        }
+                    }
+                    75..=79 => {
+                        lifecycle::expire_due(&db, NOW, rng.gen_range(1..4)).expect("expire");
+                    }
+                    80..=84 => {
+                        if let Some(id) = pick(&mut rng, &ids) {
+                            if let Some(m) = messages::get(&db, &id).expect("get") {
+                                message_status::delete(&db, &m).expect("delete");
+                            }
+                            ids.retain(|i| *i != id);
+                        }
+                    }
+                    _ => {
+                        fold(&db, rng.gen_range(1..12)).expect("fold");
                     }
                 }
-                _ => {
-                    fold(&db, rng.gen_range(1..12)).expect("fold");
-                }
+                assert_exact(&db, &format!("seed {seed_value}, step {step}"));
             }
-            assert_exact(&db, &format!("seed {seed_value}, step {step}"));
+            let (_, unread, _) = counter_sums(&db);
+            assert!(unread >= 0, "seed {seed_value}: no counter below zero");
         }
-        let (_, unread, _) = counter_sums(&db);
-        assert!(unread >= 0, "seed {seed_value}: no counter below zero");
     }
 }
 
 #[test]
 fn a_page_resolves_its_feeds_at_once_and_reads_create_none() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    let feeds = |db: &Db<'_>| -> i64 {
-        db.0.query_row("SELECT count(*) FROM feeds", [], |r| r.get(0))
-            .expect("count")
-    };
-    // A read of an unknown feed is an empty feed, and creates nothing.
-    let none = badge(&db, "chan", &users()[0]);
-    assert_eq!(none, FeedCounts::default());
-    let page = crate::store::feeds::page(
-        &db,
-        "chan",
-        &users()[0],
-        &FeedFilters::default(),
-        None,
-        crate::store::feeds::PageBounds {
-            page_size: 10,
-            ..Default::default()
-        },
-        NOW,
-    )
-    .expect("page");
-    assert!(page.items.is_empty());
-    assert_eq!(feeds(&db), 0);
-    // One existing feed, then a page naming it, two new feeds, and one of them twice.
-    messages::insert(&db, &new_message(0, "chan", users()[0].clone(), None)).expect("insert");
-    let mut page: Vec<_> = [
-        (1, "chan", 0),
-        (2, "chan", 2),
-        (3, "other", 0),
-        (4, "chan", 2),
-    ]
-    .into_iter()
-    .map(|(i, channel, user)| {
-        new_message(i, channel, users()[user].clone(), Some("acme"))
-            .prepare()
-            .expect("prepare")
-    })
-    .collect();
-    messages::resolve_feeds(&db, page.iter_mut()).expect("resolve");
-    for p in page {
-        messages::insert_prepared(&db, p)
-            .expect("insert")
-            .expect("new");
-    }
-    assert_eq!(feeds(&db), 3);
-    let keyed: Vec<(String, i64)> = db
-        .0
-        .prepare(
-            "SELECT m.id, count(*) FROM messages m JOIN feeds f ON f.id = m.feed \
-             AND f.channel_id = m.channel_id AND f.recipient_kind = m.recipient_kind \
-             AND f.recipient_collection = m.recipient_collection AND f.recipient_id = m.recipient_id \
-             GROUP BY m.id ORDER BY m.id",
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        if test_db.engine != "sqlite" {
+            continue; // a test of SQLite's query plan
+        }
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        let feeds = |db: &Db<'_>| -> i64 {
+            db.0.query_row("SELECT count(*) FROM feeds", [], |r| r.get(0))
+                .expect("count")
+        };
+        // A read of an unknown feed is an empty feed, and creates nothing.
+        let none = badge(&db, "chan", &users()[0]);
+        assert_eq!(none, FeedCounts::default());
+        let page = crate::store::feeds::page(
+            &db,
+            "chan",
+            &users()[0],
+            &FeedFilters::default(),
+            None,
+            crate::store::feeds::PageBounds {
+                page_size: 10,
+                ..Default::default()
+            },
+            NOW,
         )
-        .expect("prepare")
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    assert_eq!(
-        keyed,
-        (0..5).map(|i| (format!("m{i:04}"), 1)).collect::<Vec<_>>(),
-        "every message carries its own feed's key"
-    );
-    assert_eq!(badge(&db, "chan", &users()[2]).total_count, 2);
+        .expect("page");
+        assert!(page.items.is_empty());
+        assert_eq!(feeds(&db), 0);
+        // One existing feed, then a page naming it, two new feeds, and one of them twice.
+        messages::insert(&db, &new_message(0, "chan", users()[0].clone(), None)).expect("insert");
+        let mut page: Vec<_> = [
+            (1, "chan", 0),
+            (2, "chan", 2),
+            (3, "other", 0),
+            (4, "chan", 2),
+        ]
+        .into_iter()
+        .map(|(i, channel, user)| {
+            new_message(i, channel, users()[user].clone(), Some("acme"))
+                .prepare()
+                .expect("prepare")
+        })
+        .collect();
+        messages::resolve_feeds(&db, page.iter_mut()).expect("resolve");
+        for p in page {
+            messages::insert_prepared(&db, p)
+                .expect("insert")
+                .expect("new");
+        }
+        assert_eq!(feeds(&db), 3);
+        let keyed: Vec<(String, i64)> = db
+            .0
+            .prepare(
+                "SELECT m.id, count(*) FROM messages m JOIN feeds f ON f.id = m.feed \
+                 AND f.channel_id = m.channel_id AND f.recipient_kind = m.recipient_kind \
+                 AND f.recipient_collection = m.recipient_collection AND f.recipient_id = m.recipient_id \
+                 GROUP BY m.id ORDER BY m.id",
+            )
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            keyed,
+            (0..5).map(|i| (format!("m{i:04}"), 1)).collect::<Vec<_>>(),
+            "every message carries its own feed's key"
+        );
+        assert_eq!(badge(&db, "chan", &users()[2]).total_count, 2);
+    }
 }
 
 fn plan(db: &Db<'_>, sql: &str, params: &[crate::store::sql::Value]) -> String {
@@ -433,35 +455,41 @@ fn plan(db: &Db<'_>, sql: &str, params: &[crate::store::sql::Value]) -> String {
 /// `seq` order (no sort), the tail a range on it past the watermark.
 #[test]
 fn feed_reads_use_the_integer_key() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    seed(&db);
-    let mut w = crate::store::feed_sql::Where::default();
-    crate::store::feed_sql::feed(&mut w, "chan", &users()[0]);
-    let page = format!(
-        "SELECT seq FROM messages WHERE {} AND archived_at IS NULL ORDER BY seq DESC LIMIT 50",
-        w.sql()
-    );
-    let p = plan(&db, &page, &w.params);
-    assert!(p.contains("USING INDEX messages_feed (feed=?)"), "{p}");
-    assert!(!p.contains("TEMP B-TREE"), "{p}");
-    let tail = format!(
-        "SELECT count(*) FROM messages WHERE {} AND seq > (SELECT folded_through FROM feed_fold)",
-        w.sql()
-    );
-    let p = plan(&db, &tail, &w.params);
-    assert!(p.contains("messages_feed (feed=? AND seq>?)"), "{p}");
-    let lookup = plan(
-        &db,
-        crate::store::feed_keys::LOOKUP_SQL,
-        &[crate::store::sql::Value::Text(
-            r#"[["chan", "user", "", "u1"]]"#.into(),
-        )],
-    );
-    assert!(
-        lookup.contains("SCAN j") && lookup.contains("SEARCH f USING COVERING INDEX sqlite_autoindex_feeds_1 (channel_id=? AND recipient_kind=? AND recipient_collection=? AND recipient_id=?)"),
-        "{lookup}"
-    );
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        if test_db.engine != "sqlite" {
+            continue; // a test of SQLite's query plan
+        }
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        seed(&db);
+        let mut w = crate::store::feed_sql::Where::default();
+        crate::store::feed_sql::feed(&mut w, "chan", &users()[0]);
+        let page = format!(
+            "SELECT seq FROM messages WHERE {} AND archived_at IS NULL ORDER BY seq DESC LIMIT 50",
+            w.sql()
+        );
+        let p = plan(&db, &page, &w.params);
+        assert!(p.contains("USING INDEX messages_feed (feed=?)"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+        let tail = format!(
+            "SELECT count(*) FROM messages WHERE {} AND seq > (SELECT folded_through FROM feed_fold)",
+            w.sql()
+        );
+        let p = plan(&db, &tail, &w.params);
+        assert!(p.contains("messages_feed (feed=? AND seq>?)"), "{p}");
+        let lookup = plan(
+            &db,
+            crate::store::feed_keys::LOOKUP_SQL,
+            &[crate::store::sql::Value::Text(
+                r#"[["chan", "user", "", "u1"]]"#.into(),
+            )],
+        );
+        assert!(
+            lookup.contains("SCAN j") && lookup.contains("SEARCH f USING COVERING INDEX sqlite_autoindex_feeds_1 (channel_id=? AND recipient_kind=? AND recipient_collection=? AND recipient_id=?)"),
+            "{lookup}"
+        );
+    }
 }
 
 /// A database written by the schema before 0020 (text-keyed counters, exact) upgrades in
@@ -551,28 +579,32 @@ fn an_old_database_upgrades_with_its_badges_equal() {
 fn an_object_is_of_a_tenant_from_its_tail_and_its_counters() {
     use crate::model::PageQuery;
     use crate::store::recipients;
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    for id in ["p1", "p2"] {
-        recipients::upsert_object(&db, "projects", id, &Default::default()).expect("object");
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        for id in ["p1", "p2"] {
+            recipients::upsert_object(&db, "projects", id, &Default::default()).expect("object");
+        }
+        let object = |id: &str| RecipientRef::from_stored("object", "projects", id);
+        messages::insert(&db, &new_message(0, "chan", object("p1"), Some("acme"))).expect("insert");
+        messages::insert(&db, &new_message(1, "chan", object("p2"), Some("globex")))
+            .expect("insert");
+        let listed = |db: &Db<'_>, tenant: &str| -> Vec<String> {
+            recipients::list_tenant_objects(db, tenant, None, &PageQuery::default(), false)
+                .expect("list")
+                .entries
+                .iter()
+                .map(|o| match &o.key {
+                    crate::model::entities::EntityKey::Object { id, .. } => id.clone(),
+                    _ => String::new(),
+                })
+                .collect()
+        };
+        assert_eq!(listed(&db, "acme"), ["p1"], "from the tail");
+        fold(&db, 100).expect("fold");
+        assert_eq!(listed(&db, "acme"), ["p1"], "from the counters");
+        assert_eq!(listed(&db, "globex"), ["p2"]);
+        assert!(listed(&db, "initech").is_empty());
     }
-    let object = |id: &str| RecipientRef::from_stored("object", "projects", id);
-    messages::insert(&db, &new_message(0, "chan", object("p1"), Some("acme"))).expect("insert");
-    messages::insert(&db, &new_message(1, "chan", object("p2"), Some("globex"))).expect("insert");
-    let listed = |db: &Db<'_>, tenant: &str| -> Vec<String> {
-        recipients::list_tenant_objects(db, tenant, None, &PageQuery::default(), false)
-            .expect("list")
-            .entries
-            .iter()
-            .map(|o| match &o.key {
-                crate::model::entities::EntityKey::Object { id, .. } => id.clone(),
-                _ => String::new(),
-            })
-            .collect()
-    };
-    assert_eq!(listed(&db, "acme"), ["p1"], "from the tail");
-    fold(&db, 100).expect("fold");
-    assert_eq!(listed(&db, "acme"), ["p1"], "from the counters");
-    assert_eq!(listed(&db, "globex"), ["p2"]);
-    assert!(listed(&db, "initech").is_empty());
 }

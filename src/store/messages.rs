@@ -343,7 +343,8 @@ pub fn adjust_counters(db: &Db<'_>, m: &MessageRow, delta: CounterDelta) -> Stor
          AND f.recipient_collection = ?3 AND f.recipient_id = ?4 \
          AND ?9 <= (SELECT folded_through FROM feed_fold) \
          ON CONFLICT(feed, tenant) DO UPDATE SET \
-         total = total + excluded.total, unread = unread + excluded.unread, unseen = unseen + excluded.unseen",
+         total = feed_counters.total + excluded.total, unread = feed_counters.unread + excluded.unread, \
+         unseen = feed_counters.unseen + excluded.unseen",
     )?
     .execute(params![
         m.channel_id,

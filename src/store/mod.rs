@@ -15,6 +15,8 @@ mod migrations;
 mod pg;
 mod readers;
 pub mod sql;
+#[cfg(test)]
+pub(crate) mod test_engines;
 mod writer;
 mod writer_metrics;
 

@@ -662,98 +662,105 @@ mod tests {
 
     #[test]
     fn each_filter_selects_exactly_its_records_newest_first() {
-        let conn = super::super::migrations::in_memory();
-        let db = Db::on(&conn);
-        seed(&db, "r1", "wf-a", Some("t1"), &["u1", "u2"]);
-        seed(&db, "r2", "wf-b", None, &["u1", "bad"]);
-        let all =
-            |q: RunListQuery| ids(&list(&db, &RunListQuery { page_size: 50, ..q }).expect("list"));
-        assert_eq!(
-            all(RunListQuery::default()),
-            ["r2/bad", "r2/u1", "r1/u2", "r1/u1"]
-        );
-        assert_eq!(
-            all(RunListQuery {
-                workflow: Some("wf-a".into()),
-                ..Default::default()
-            }),
-            ["r1/u2", "r1/u1"]
-        );
-        assert_eq!(
-            all(RunListQuery {
-                tenant: Some("t1".into()),
-                ..Default::default()
-            }),
-            ["r1/u2", "r1/u1"]
-        );
-        assert_eq!(
-            all(RunListQuery {
-                recipient: Some(RecipientRef::User("u1".into())),
-                ..Default::default()
-            }),
-            ["r2/u1", "r1/u1"]
-        );
-        assert_eq!(
-            all(RunListQuery {
-                has_errors: Some(true),
-                ..Default::default()
-            }),
-            ["r2/bad"]
-        );
-        assert_eq!(
-            all(RunListQuery {
-                statuses: vec![RunStatus::Paused],
-                ..Default::default()
-            }),
-            Vec::<String>::new()
-        );
-        let got = get(
-            &db,
-            &list(
-                &db,
-                &RunListQuery {
-                    page_size: 1,
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            seed(&db, "r1", "wf-a", Some("t1"), &["u1", "u2"]);
+            seed(&db, "r2", "wf-b", None, &["u1", "bad"]);
+            let all = |q: RunListQuery| {
+                ids(&list(&db, &RunListQuery { page_size: 50, ..q }).expect("list"))
+            };
+            assert_eq!(
+                all(RunListQuery::default()),
+                ["r2/bad", "r2/u1", "r1/u2", "r1/u1"]
+            );
+            assert_eq!(
+                all(RunListQuery {
+                    workflow: Some("wf-a".into()),
                     ..Default::default()
-                },
+                }),
+                ["r1/u2", "r1/u1"]
+            );
+            assert_eq!(
+                all(RunListQuery {
+                    tenant: Some("t1".into()),
+                    ..Default::default()
+                }),
+                ["r1/u2", "r1/u1"]
+            );
+            assert_eq!(
+                all(RunListQuery {
+                    recipient: Some(RecipientRef::User("u1".into())),
+                    ..Default::default()
+                }),
+                ["r2/u1", "r1/u1"]
+            );
+            assert_eq!(
+                all(RunListQuery {
+                    has_errors: Some(true),
+                    ..Default::default()
+                }),
+                ["r2/bad"]
+            );
+            assert_eq!(
+                all(RunListQuery {
+                    statuses: vec![RunStatus::Paused],
+                    ..Default::default()
+                }),
+                Vec::<String>::new()
+            );
+            let got = get(
+                &db,
+                &list(
+                    &db,
+                    &RunListQuery {
+                        page_size: 1,
+                        ..Default::default()
+                    },
+                )
+                .expect("list")
+                .records[0]
+                    .id,
             )
-            .expect("list")
-            .records[0]
-                .id,
-        )
-        .expect("get")
-        .expect("found");
-        assert_eq!(got.workflow_key, "wf-b");
-        assert_eq!(got.actor, Some(json!("boss")));
-        assert_eq!(got.cancellation_key.as_deref(), Some("ck"));
-        assert_eq!(got.events[0]["event"], "step_failed");
+            .expect("get")
+            .expect("found");
+            assert_eq!(got.workflow_key, "wf-b");
+            assert_eq!(got.actor, Some(json!("boss")));
+            assert_eq!(got.cancellation_key.as_deref(), Some("ck"));
+            assert_eq!(got.events[0]["event"], "step_failed");
+        }
     }
 
     #[test]
     fn pages_walk_forward_and_back_without_gaps() {
-        let conn = super::super::migrations::in_memory();
-        let db = Db::on(&conn);
-        seed(&db, "r1", "wf", None, &["a", "b", "c", "d", "e"]);
-        let q = RunListQuery {
-            page_size: 2,
-            ..Default::default()
-        };
-        let p1 = list(&db, &q).expect("p1");
-        assert_eq!(ids(&p1), ["r1/e", "r1/d"]);
-        assert!(p1.has_older && !p1.has_newer);
-        let after = p1.records.last().map(|r| r.seq);
-        let p2 = list(&db, &RunListQuery { after, ..q.clone() }).expect("p2");
-        assert_eq!(ids(&p2), ["r1/c", "r1/b"]);
-        assert!(p2.has_older && p2.has_newer);
-        let before = p2.records.first().map(|r| r.seq);
-        let back = list(
-            &db,
-            &RunListQuery {
-                before,
-                ..q.clone()
-            },
-        )
-        .expect("back");
-        assert_eq!(ids(&back), ["r1/e", "r1/d"]);
-        assert!(back.has_older && !back.has_newer);
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            seed(&db, "r1", "wf", None, &["a", "b", "c", "d", "e"]);
+            let q = RunListQuery {
+                page_size: 2,
+                ..Default::default()
+            };
+            let p1 = list(&db, &q).expect("p1");
+            assert_eq!(ids(&p1), ["r1/e", "r1/d"]);
+            assert!(p1.has_older && !p1.has_newer);
+            let after = p1.records.last().map(|r| r.seq);
+            let p2 = list(&db, &RunListQuery { after, ..q.clone() }).expect("p2");
+            assert_eq!(ids(&p2), ["r1/c", "r1/b"]);
+            assert!(p2.has_older && p2.has_newer);
+            let before = p2.records.first().map(|r| r.seq);
+            let back = list(
+                &db,
+                &RunListQuery {
+                    before,
+                    ..q.clone()
+                },
+            )
+            .expect("back");
+            assert_eq!(ids(&back), ["r1/e", "r1/d"]);
+            assert!(back.has_older && !back.has_newer);
+        }
     }
 }

@@ -529,7 +529,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::migrations;
 
     fn run(db: &Db<'_>, id: &str) {
         insert_run(
@@ -547,132 +546,145 @@ mod tests {
 
     #[test]
     fn queued_runs_are_read_in_bounded_pages_in_insertion_order() {
-        let conn = migrations::in_memory();
-        let db = Db::on(&conn);
-        for id in ["a", "b", "c", "d", "e"] {
-            run(&db, id);
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            if test_db.engine != "sqlite" {
+                continue; // a test of SQLite's query plan
+            }
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            for id in ["a", "b", "c", "d", "e"] {
+                run(&db, id);
+            }
+            set_run_status(&db, "b", "completed").expect("complete b");
+            let ids = |page: &[(i64, QueuedRun)]| {
+                page.iter().map(|(_, r)| r.id.clone()).collect::<Vec<_>>()
+            };
+            let first = queued_page(&db, 0, 2).expect("page 1");
+            assert_eq!(ids(&first), ["a", "c"]);
+            let second = queued_page(&db, first[1].0, 2).expect("page 2");
+            assert_eq!(ids(&second), ["d", "e"]);
+            assert!(queued_page(&db, second[1].0, 2).expect("page 3").is_empty());
+            // The plan reads the queued index, not the table.
+            let plan: String = conn
+                .query_row(
+                    "EXPLAIN QUERY PLAN SELECT rowid, id, workflow_key, tenant FROM workflow_runs \
+                     INDEXED BY workflow_runs_status WHERE status = 'queued' AND rowid > 0 \
+                     ORDER BY rowid LIMIT 2",
+                    [],
+                    |r| r.get(3),
+                )
+                .expect("plan");
+            assert!(plan.contains("workflow_runs_status"), "{plan}");
         }
-        set_run_status(&db, "b", "completed").expect("complete b");
-        let ids =
-            |page: &[(i64, QueuedRun)]| page.iter().map(|(_, r)| r.id.clone()).collect::<Vec<_>>();
-        let first = queued_page(&db, 0, 2).expect("page 1");
-        assert_eq!(ids(&first), ["a", "c"]);
-        let second = queued_page(&db, first[1].0, 2).expect("page 2");
-        assert_eq!(ids(&second), ["d", "e"]);
-        assert!(queued_page(&db, second[1].0, 2).expect("page 3").is_empty());
-        // The plan reads the queued index, not the table.
-        let plan: String = conn
-            .query_row(
-                "EXPLAIN QUERY PLAN SELECT rowid, id, workflow_key, tenant FROM workflow_runs \
-                 INDEXED BY workflow_runs_status WHERE status = 'queued' AND rowid > 0 \
-                 ORDER BY rowid LIMIT 2",
-                [],
-                |r| r.get(3),
-            )
-            .expect("plan");
-        assert!(plan.contains("workflow_runs_status"), "{plan}");
     }
 
     #[test]
     fn an_attempt_is_counted_before_it_starts_and_a_committed_page_starts_the_count_over() {
-        let conn = migrations::in_memory();
-        let db = Db::on(&conn);
-        run(&db, "r");
-        assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
-        assert_eq!(begin_attempt(&db, "r").expect("begin"), Some((2, None)));
-        note_failure(&db, "r", "disk full").expect("note");
-        assert_eq!(
-            begin_attempt(&db, "r").expect("begin"),
-            Some((3, Some("disk full".into())))
-        );
-        set_audience_cursor(&db, "r", "{}").expect("cursor");
-        assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
-        assert!(fail_run(&db, "r", "gave up").expect("fail"));
-        assert_eq!(begin_attempt(&db, "r").expect("not queued"), None);
-        assert!(!fail_run(&db, "r", "again").expect("already failed"));
-        let row = get_run(&db, "r").expect("row").expect("exists");
-        assert_eq!(
-            (row.status.as_str(), row.failure_reason.as_deref()),
-            ("failed", Some("gave up"))
-        );
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            run(&db, "r");
+            assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
+            assert_eq!(begin_attempt(&db, "r").expect("begin"), Some((2, None)));
+            note_failure(&db, "r", "disk full").expect("note");
+            assert_eq!(
+                begin_attempt(&db, "r").expect("begin"),
+                Some((3, Some("disk full".into())))
+            );
+            set_audience_cursor(&db, "r", "{}").expect("cursor");
+            assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
+            assert!(fail_run(&db, "r", "gave up").expect("fail"));
+            assert_eq!(begin_attempt(&db, "r").expect("not queued"), None);
+            assert!(!fail_run(&db, "r", "again").expect("already failed"));
+            let row = get_run(&db, "r").expect("row").expect("exists");
+            assert_eq!(
+                (row.status.as_str(), row.failure_reason.as_deref()),
+                ("failed", Some("gave up"))
+            );
+        }
     }
 
     #[test]
     fn without_recipient_runs_keeps_the_first_of_each_recipient_not_reached_in_this_run() {
-        let conn = migrations::in_memory();
-        let db = Db::on(&conn);
-        run(&db, "r1");
-        run(&db, "r2");
-        let user = |id: &str| RecipientRef::User(id.into());
-        let object = |collection: &str, id: &str| RecipientRef::Object {
-            id: id.into(),
-            collection: collection.into(),
-        };
-        for (run_id, r) in [
-            ("r1", user("a")),
-            ("r1", object("projects", "p")),
-            ("r2", user("b")),
-        ] {
-            ensure_recipient_run(&db, run_id, &r, "completed", &json!([])).expect("rr");
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let conn = &test_db.conn;
+            let db = Db::on(conn);
+            run(&db, "r1");
+            run(&db, "r2");
+            let user = |id: &str| RecipientRef::User(id.into());
+            let object = |collection: &str, id: &str| RecipientRef::Object {
+                id: id.into(),
+                collection: collection.into(),
+            };
+            for (run_id, r) in [
+                ("r1", user("a")),
+                ("r1", object("projects", "p")),
+                ("r2", user("b")),
+            ] {
+                ensure_recipient_run(&db, run_id, &r, "completed", &json!([])).expect("rr");
+            }
+            let items = vec![
+                (0, user("a")),               // reached in r1
+                (1, user("b")),               // reached only in r2
+                (2, object("projects", "a")), // same id as user a, but an object
+                (3, object("projects", "p")), // reached in r1
+                (4, object("teams", "p")),    // same id, other collection
+                (5, user("c")),               // new
+                (6, user("c")),               // a repeat within the page
+                (7, user("b")),               // a repeat of a kept one
+                (8, user("it's \"quoted\"")), // needs escaping in the JSON
+            ];
+            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r)
+                .expect("query")
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(kept, vec![1, 2, 4, 5, 8]);
+            // A plain delivery stores no recipient run: its message, under the recipient's
+            // deterministic id, is what says it was reached.
+            let facts = run_facts(&db, "r1").expect("facts");
+            let message = crate::store::messages::NewMessage {
+                id: "m-c".into(),
+                channel_id: "chan".into(),
+                recipient: user("c"),
+                tenant: None,
+                workflow_key: "wf".into(),
+                workflow_version_id: "v".into(),
+                workflow_categories: vec![],
+                workflow_run_id: "r1".into(),
+                workflow_recipient_run_id: recipient_run_id("r1", &facts, &user("c")),
+                step_ref: "in_app".into(),
+                actors: vec![],
+                data: json!({}).into(),
+                blocks: json!([]).into(),
+                inserted_at: db.now(),
+                batch: None,
+                expires_at: None,
+                pinned_at: None,
+            };
+            crate::store::messages::insert(&db, &message).expect("message");
+            let items = vec![(0, user("a")), (1, user("c")), (2, user("d"))];
+            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items.clone(), |(_, r)| r)
+                .expect("query")
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(kept, vec![2], "c has a derived run in r1");
+            let kept: Vec<i32> = without_recipient_runs(&db, "r2", items, |(_, r)| r)
+                .expect("query")
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(kept, vec![0, 1, 2], "but not in r2");
+            let none: Vec<(i32, RecipientRef)> = Vec::new();
+            assert!(
+                without_recipient_runs(&db, "r1", none, |(_, r)| r)
+                    .expect("empty")
+                    .is_empty()
+            );
         }
-        let items = vec![
-            (0, user("a")),               // reached in r1
-            (1, user("b")),               // reached only in r2
-            (2, object("projects", "a")), // same id as user a, but an object
-            (3, object("projects", "p")), // reached in r1
-            (4, object("teams", "p")),    // same id, other collection
-            (5, user("c")),               // new
-            (6, user("c")),               // a repeat within the page
-            (7, user("b")),               // a repeat of a kept one
-            (8, user("it's \"quoted\"")), // needs escaping in the JSON
-        ];
-        let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r)
-            .expect("query")
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(kept, vec![1, 2, 4, 5, 8]);
-        // A plain delivery stores no recipient run: its message, under the recipient's
-        // deterministic id, is what says it was reached.
-        let facts = run_facts(&db, "r1").expect("facts");
-        let message = crate::store::messages::NewMessage {
-            id: "m-c".into(),
-            channel_id: "chan".into(),
-            recipient: user("c"),
-            tenant: None,
-            workflow_key: "wf".into(),
-            workflow_version_id: "v".into(),
-            workflow_categories: vec![],
-            workflow_run_id: "r1".into(),
-            workflow_recipient_run_id: recipient_run_id("r1", &facts, &user("c")),
-            step_ref: "in_app".into(),
-            actors: vec![],
-            data: json!({}).into(),
-            blocks: json!([]).into(),
-            inserted_at: db.now(),
-            batch: None,
-            expires_at: None,
-            pinned_at: None,
-        };
-        crate::store::messages::insert(&db, &message).expect("message");
-        let items = vec![(0, user("a")), (1, user("c")), (2, user("d"))];
-        let kept: Vec<i32> = without_recipient_runs(&db, "r1", items.clone(), |(_, r)| r)
-            .expect("query")
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(kept, vec![2], "c has a derived run in r1");
-        let kept: Vec<i32> = without_recipient_runs(&db, "r2", items, |(_, r)| r)
-            .expect("query")
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(kept, vec![0, 1, 2], "but not in r2");
-        let none: Vec<(i32, RecipientRef)> = Vec::new();
-        assert!(
-            without_recipient_runs(&db, "r1", none, |(_, r)| r)
-                .expect("empty")
-                .is_empty()
-        );
     }
 }

@@ -56,24 +56,27 @@ fn rows_stored_before_payloads_keep_their_data_shared_once_per_value() {
 
 #[test]
 fn a_list_page_stops_at_its_data_budget_but_holds_at_least_one() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    let big = put_payload(&db, &json!({"blob": "x".repeat(1000)})).expect("payload");
-    for id in ["s1", "s2", "s3"] {
-        insert_legacy(&db, id, None);
-        db.0.execute(
-            "UPDATE schedules SET payload_id = ?2 WHERE id = ?1",
-            params![id, big],
-        )
-        .expect("refer");
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        let big = put_payload(&db, &json!({"blob": "x".repeat(1000)})).expect("payload");
+        for id in ["s1", "s2", "s3"] {
+            insert_legacy(&db, id, None);
+            db.0.execute(
+                "UPDATE schedules SET payload_id = ?2 WHERE id = ?1",
+                params![id, big],
+            )
+            .expect("refer");
+        }
+        let q = PageQuery {
+            page_size: 50,
+            ..PageQuery::default()
+        };
+        let page = list(&db, &ScheduleFilter::default(), &q, 2500).expect("list");
+        assert_eq!(page.entries.len(), 2);
+        assert!(page.after.is_some());
+        let page = list(&db, &ScheduleFilter::default(), &q, 10).expect("list");
+        assert_eq!(page.entries.len(), 1, "at least one, whatever it weighs");
     }
-    let q = PageQuery {
-        page_size: 50,
-        ..PageQuery::default()
-    };
-    let page = list(&db, &ScheduleFilter::default(), &q, 2500).expect("list");
-    assert_eq!(page.entries.len(), 2);
-    assert!(page.after.is_some());
-    let page = list(&db, &ScheduleFilter::default(), &q, 10).expect("list");
-    assert_eq!(page.entries.len(), 1, "at least one, whatever it weighs");
 }

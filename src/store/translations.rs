@@ -55,8 +55,8 @@ pub fn list(
 ) -> StoreResult<Vec<StoredTranslation>> {
     let mut stmt = db.0.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM translations \
-         WHERE (?1 IS NULL OR locale_code = ?1) AND (?2 IS NULL OR namespace = ?2) \
-           AND (?3 IS NULL OR tenant = ?3) \
+         WHERE (CAST(?1 AS TEXT) IS NULL OR locale_code = ?1) AND (CAST(?2 AS TEXT) IS NULL OR namespace = ?2) \
+           AND (CAST(?3 AS TEXT) IS NULL OR tenant = ?3) \
          ORDER BY locale_code, namespace, tenant LIMIT ?4"
     ))?;
     let rows = stmt.query_map(

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::model::FeedFilters;
+use crate::store::Db;
 use crate::store::messages::{self, MessageData, NewMessage};
 use crate::store::runs::{self, NewRun};
-use crate::store::{Db, migrations};
 
 const NOW: &str = "2026-03-01T00:00:00.000000Z";
 
@@ -80,59 +80,65 @@ fn seed(db: &Db<'_>) -> Vec<MessageRow> {
 
 #[test]
 fn shared_and_own_data_select_what_matches_selects() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    let rows = seed(&db);
-    let long = format!("{}{}", "x".repeat(300), 4);
-    let cases = [
-        json!({"kind": "even"}),
-        json!({"kind": "own"}),
-        json!({"kind": "odd"}),
-        json!({"n": 4}),
-        json!({"n": 4.0}),
-        json!({"n": "4"}),
-        json!({"ratio": 2.5}),
-        json!({"flag": true}),
-        json!({"flag": false}),
-        json!({"nothing": null}),
-        json!({"missing": null}),
-        json!({"nested": "even"}),
-        json!({"kind": "even", "n": 2}),
-        json!({"kind": "even", "n": 3}),
-        // A stored string is compared on its first 256 characters.
-        json!({"long": "x".repeat(256)}),
-        json!({"long": long}),
-    ];
-    for wanted in cases {
-        let filters = FeedFilters {
-            trigger_data: wanted.as_object().cloned(),
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        let rows = seed(&db);
+        let long = format!("{}{}", "x".repeat(300), 4);
+        let cases = [
+            json!({"kind": "even"}),
+            json!({"kind": "own"}),
+            json!({"kind": "odd"}),
+            json!({"n": 4}),
+            json!({"n": 4.0}),
+            json!({"n": "4"}),
+            json!({"ratio": 2.5}),
+            json!({"flag": true}),
+            json!({"flag": false}),
+            json!({"nothing": null}),
+            json!({"missing": null}),
+            json!({"nested": "even"}),
+            json!({"kind": "even", "n": 2}),
+            json!({"kind": "even", "n": 3}),
+            // A stored string is compared on its first 256 characters.
+            json!({"long": "x".repeat(256)}),
+            json!({"long": long}),
+        ];
+        for wanted in cases {
+            let filters = FeedFilters {
+                trigger_data: wanted.as_object().cloned(),
+                ..Default::default()
+            };
+            super::tests::assert_sql_agrees_with_matches(&db, &rows, &filters, &wanted.to_string());
+        }
+        // The cases above are not vacuous: shared and own items both match some filters.
+        let kind_even = FeedFilters {
+            trigger_data: json!({"kind": "even"}).as_object().cloned(),
             ..Default::default()
         };
-        super::tests::assert_sql_agrees_with_matches(&db, &rows, &filters, &wanted.to_string());
+        assert_eq!(rows.iter().filter(|m| kind_even.matches(m, NOW)).count(), 4);
     }
-    // The cases above are not vacuous: shared and own items both match some filters.
-    let kind_even = FeedFilters {
-        trigger_data: json!({"kind": "even"}).as_object().cloned(),
-        ..Default::default()
-    };
-    assert_eq!(rows.iter().filter(|m| kind_even.matches(m, NOW)).count(), 4);
 }
 
 #[test]
 fn a_shared_item_is_filtered_without_reading_its_data() {
-    let conn = migrations::in_memory();
-    let db = Db::on(&conn);
-    seed(&db);
-    // Were the shared data read from `workflow_run_data`, this would change the answer.
-    conn.execute(
-        "UPDATE workflow_run_data SET data = '{\"kind\":\"gone\"}'",
-        [],
-    )
-    .expect("update");
-    let filters = FeedFilters {
-        trigger_data: json!({"kind": "even"}).as_object().cloned(),
-        ..Default::default()
-    };
-    let counts = counts(&db, "chan", &user(), &filters, None, NOW).expect("counts");
-    assert_eq!(counts.total_count, 4);
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        seed(&db);
+        // Were the shared data read from `workflow_run_data`, this would change the answer.
+        conn.execute(
+            "UPDATE workflow_run_data SET data = '{\"kind\":\"gone\"}'",
+            [],
+        )
+        .expect("update");
+        let filters = FeedFilters {
+            trigger_data: json!({"kind": "even"}).as_object().cloned(),
+            ..Default::default()
+        };
+        let counts = counts(&db, "chan", &user(), &filters, None, NOW).expect("counts");
+        assert_eq!(counts.total_count, 4);
+    }
 }

@@ -115,7 +115,7 @@ pub fn list_tenant_objects(
         columns: "rowid, collection, id, properties, updated_at",
         // A counter row (the fold made one for every tenant it saw in the feed) or an
         // item of the feed's unfolded tail.
-        filter: "(?1 IS NULL OR collection = ?1) AND EXISTS (\
+        filter: "(CAST(?1 AS TEXT) IS NULL OR collection = ?1) AND EXISTS (\
                  SELECT 1 FROM feeds f WHERE f.recipient_kind = 'object' \
                  AND f.recipient_collection = objects.collection AND f.recipient_id = objects.id \
                  AND (EXISTS (SELECT 1 FROM feed_counters c WHERE c.feed = f.id AND c.tenant = ?2) \

@@ -344,7 +344,7 @@ pub fn list(
         Listed::SubscribersOf(..) => Listing {
             table: "subscriptions",
             columns: "rowid, object_collection, object_id, recipient_kind, recipient_collection, recipient_id, properties, inserted_at, updated_at",
-            filter: "object_collection = ?1 AND object_id = ?2 AND (?3 IS NULL OR EXISTS (\
+            filter: "object_collection = ?1 AND object_id = ?2 AND (CAST(?3 AS TEXT) IS NULL OR EXISTS (\
                      SELECT 1 FROM json_each(?3) f WHERE json_extract(f.value, '$[0]') = recipient_kind \
                      AND json_extract(f.value, '$[1]') = recipient_collection AND json_extract(f.value, '$[2]') = recipient_id))",
             params: vec![&side_collection, &side_id, &filter],
@@ -352,7 +352,7 @@ pub fn list(
         Listed::FollowedBy(..) => Listing {
             table: "subscriptions",
             columns: "rowid, object_collection, object_id, recipient_kind, recipient_collection, recipient_id, properties, inserted_at, updated_at",
-            filter: "recipient_kind = ?4 AND recipient_collection = ?1 AND recipient_id = ?2 AND (?3 IS NULL OR EXISTS (\
+            filter: "recipient_kind = ?4 AND recipient_collection = ?1 AND recipient_id = ?2 AND (CAST(?3 AS TEXT) IS NULL OR EXISTS (\
                      SELECT 1 FROM json_each(?3) f WHERE json_extract(f.value, '$[0]') = object_collection \
                      AND json_extract(f.value, '$[1]') = object_id))",
             params: vec![&side_collection, &side_id, &filter, &kind],

@@ -112,8 +112,8 @@ pub fn list_tenants(
     let listing = Listing {
         table: "tenants",
         columns: "rowid, id, properties, updated_at",
-        filter: "(?1 IS NULL OR id = ?1) \
-                 AND (?2 IS NULL OR json_extract(properties, '$.name') = ?2)",
+        filter: "(CAST(?1 AS TEXT) IS NULL OR id = ?1) \
+                 AND (CAST(?2 AS TEXT) IS NULL OR json_extract(properties, '$.name') = ?2)",
         params: vec![&filter.tenant_id, &filter.name],
     };
     let page = listing::fetch(db, &listing, q, listing::recipient_row)?;

@@ -101,8 +101,10 @@ pub(super) fn column(row: &postgres::Row, idx: usize) -> Result<ValueRef<'_>> {
     Ok(row.try_get::<_, Any<'_>>(idx)?.0)
 }
 
-/// SQLite's `?N` / `?` placeholders as PostgreSQL's `$N`, outside quotes and comments.
-/// A bare `?` takes the number after the largest used so far, as SQLite numbers it.
+/// A shared query as PostgreSQL reads it, outside quotes and comments: SQLite's `?N` / `?`
+/// placeholders become `$N` (a bare `?` takes the number after the largest used so far,
+/// as SQLite numbers it), and SQLite's planner hints (`INDEXED BY name`) are dropped
+/// (PostgreSQL's planner takes none).
 fn placeholders(sql: &str) -> String {
     let bytes = sql.as_bytes();
     let mut out = String::with_capacity(sql.len() + 8);
@@ -130,6 +132,14 @@ fn placeholders(sql: &str) -> String {
                 }
                 i += 2;
             }
+            b'I' if sql[i..].starts_with(HINT) && (i == 0 || !is_word(bytes[i - 1])) => {
+                out.push_str(&sql[copied..i]);
+                i += HINT.len();
+                while i < bytes.len() && is_word(bytes[i]) {
+                    i += 1;
+                }
+                copied = i;
+            }
             b'?' => {
                 out.push_str(&sql[copied..i]);
                 let digits = bytes[i + 1..]
@@ -154,6 +164,13 @@ fn placeholders(sql: &str) -> String {
     out
 }
 
+/// SQLite's index hint, which PostgreSQL does not parse.
+const HINT: &str = "INDEXED BY ";
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
 /// Binds a SQLite-shaped value to whatever type PostgreSQL inferred for the parameter.
 impl ToSql for ValueRef<'_> {
     fn to_sql(
@@ -175,6 +192,7 @@ impl ToSql for ValueRef<'_> {
             ValueRef::Real(f) => match *ty {
                 Type::FLOAT8 => f.to_sql(ty, out),
                 Type::FLOAT4 => (f as f32).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR => f.to_string().to_sql(ty, out),
                 _ => Err(format!("a real cannot be bound to a {ty} parameter").into()),
             },
             ValueRef::Text(t) => {
@@ -221,6 +239,8 @@ impl<'a> FromSql<'a> for Any<'a> {
             Type::FLOAT8 => ValueRef::Real(f64::from_sql(ty, raw)?),
             Type::FLOAT4 => ValueRef::Real(f32::from_sql(ty, raw)?.into()),
             Type::BYTEA => ValueRef::Blob(raw),
+            // `sum(bigint)` is NUMERIC; a whole number reads as an integer, as in SQLite.
+            Type::NUMERIC => numeric(raw)?,
             Type::JSONB => ValueRef::Text(raw.get(1..).unwrap_or_default()),
             Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::UNKNOWN => {
                 ValueRef::Text(raw)
@@ -241,6 +261,41 @@ impl<'a> FromSql<'a> for Any<'a> {
     fn accepts(_: &Type) -> bool {
         true
     }
+}
+
+/// A NUMERIC in PostgreSQL's binary form (base-10000 digits) as an integer when it is
+/// whole and fits, else as a real.
+fn numeric(raw: &[u8]) -> std::result::Result<ValueRef<'static>, Box<dyn StdError + Sync + Send>> {
+    let word = |i: usize| -> std::result::Result<i16, Box<dyn StdError + Sync + Send>> {
+        raw.get(i * 2..i * 2 + 2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| "a truncated NUMERIC".into())
+    };
+    let (ndigits, weight, sign, dscale) = (word(0)?, word(1)?, word(2)? as u16, word(3)?);
+    if sign == 0xC000 {
+        return Ok(ValueRef::Real(f64::NAN));
+    }
+    let mut value = 0f64;
+    let mut whole: Option<i128> = Some(0);
+    for i in 0..usize::try_from(ndigits)? {
+        let digit = word(4 + i)?;
+        let exponent = i32::from(weight) - i as i32;
+        value += f64::from(digit) * 10f64.powi(4 * exponent);
+        whole = match (whole, u32::try_from(exponent)) {
+            (Some(w), Ok(e)) => 10_000i128
+                .checked_pow(e)
+                .and_then(|p| p.checked_mul(i128::from(digit)))
+                .and_then(|d| w.checked_add(d)),
+            _ => None,
+        };
+    }
+    let negative = sign == 0x4000;
+    Ok(
+        match whole.and_then(|w| i64::try_from(if negative { -w } else { w }).ok()) {
+            Some(i) if dscale == 0 => ValueRef::Integer(i),
+            _ => ValueRef::Real(if negative { -value } else { value }),
+        },
+    )
 }
 
 #[cfg(test)]
