@@ -50,6 +50,22 @@ pub struct Settings {
     #[arg(global = true, long, env = "TIDINGS_DB", default_value = "tidings.db")]
     pub db: PathBuf,
 
+    /// PostgreSQL instead of the SQLite file: `postgres://user:password@host:5432/database`
+    /// (libpq's URL form; PostgreSQL 15 or newer). Unset: the SQLite file `--db`.
+    #[arg(
+        global = true,
+        long,
+        env = "TIDINGS_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = parse_database_url
+    )]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL connections for reads (each node; the writer holds one more). A burst of
+    /// reads beyond it waits for a free connection.
+    #[arg(global = true, long, env = "TIDINGS_DATABASE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub database_pool_size: u16,
+
     /// Directory of workflow definitions in knock-cli's layout (`<key>/workflow.json`).
     /// A missing directory is fine: workflows can be upserted over HTTP.
     #[arg(
@@ -298,6 +314,15 @@ fn parse_default_locale(s: &str) -> Result<String, String> {
     crate::model::translations::parse_locale(s).map_err(|e| format!("`{s}` {}", e.message))
 }
 
+/// A PostgreSQL URL, checked for its scheme here so a typo fails at start, not at connect.
+fn parse_database_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_owned())
+    } else {
+        Err("a PostgreSQL URL starts with `postgres://` (the SQLite file is set with `--db`)".into())
+    }
+}
+
 fn parse_page_size(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=5000).contains(&n) => Ok(n),
@@ -318,6 +343,8 @@ impl Settings {
         Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db,
+            database_url: None,
+            database_pool_size: 16,
             workflows: PathBuf::from("workflows"),
             secret_key: None,
             public_key: None,
@@ -374,5 +401,86 @@ impl Settings {
 
     pub fn synchronous_full(&self) -> bool {
         self.synchronous != "normal"
+    }
+
+    /// Opens the configured store: PostgreSQL when `--database-url` is set, else the
+    /// SQLite file. Blocking (it connects and migrates): call it before serving.
+    pub fn open_store(&self) -> crate::store::StoreResult<crate::store::Store> {
+        match &self.database_url {
+            Some(url) => {
+                if self.max_db_bytes.is_some() {
+                    return Err(crate::store::StoreError::Invalid {
+                        field: "max_db_bytes".into(),
+                        message: "caps the SQLite file only; on PostgreSQL, size the database \
+                                  (or its tablespace) there"
+                            .into(),
+                    });
+                }
+                crate::store::Store::open_postgres(
+                    &crate::store::sql::PgConfig {
+                        url: url.clone(),
+                        pool_size: usize::from(self.database_pool_size),
+                        synchronous_commit: self.synchronous_full(),
+                    },
+                    self.clock.clone(),
+                )
+            }
+            None => crate::store::Store::open_limited(
+                &self.db,
+                self.synchronous_full(),
+                self.max_db_bytes,
+                self.clock.clone(),
+            ),
+        }
+    }
+
+    /// [`Settings::open_store`] on the blocking pool: connecting to PostgreSQL blocks, and
+    /// its client must not run inside the async runtime's threads.
+    pub async fn open_store_blocking(&self) -> crate::store::StoreResult<crate::store::Store> {
+        let settings = self.clone();
+        tokio::task::spawn_blocking(move || settings.open_store())
+            .await
+            .map_err(|e| crate::store::StoreError::Blocking(e.to_string()))?
+    }
+
+    /// Where the data lives, for the start banner and errors: the SQLite path, or the
+    /// PostgreSQL URL without its password.
+    pub fn database_label(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact_password(url),
+            None => self.db.display().to_string(),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`: URLs reach logs.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(an unparsable PostgreSQL URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod database_url_tests {
+    use super::*;
+
+    #[test]
+    fn only_postgres_urls_are_accepted() {
+        assert!(parse_database_url("postgres://u@h/d").is_ok());
+        assert!(parse_database_url("postgresql://u@h/d").is_ok());
+        assert!(parse_database_url("mysql://u@h/d").is_err());
+        assert!(parse_database_url("tidings.db").is_err());
+    }
+
+    #[test]
+    fn a_password_never_reaches_the_label() {
+        let label = redact_password("postgres://app:hunter2@db.internal:5432/tidings");
+        assert!(!label.contains("hunter2"), "{label}");
+        assert!(label.contains("db.internal:5432/tidings"), "{label}");
     }
 }

@@ -126,7 +126,7 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         // (`tidings keys` prints it).
         tracing::info!(
             address = %format!("http://{}:{}", settings.addr.ip(), app.port()),
-            database = %state.store.path().display(),
+            database = %settings.database_label(),
             public_key = %state.keys.public_key,
             demo = settings.demo,
             "Tidings listening"
@@ -137,7 +137,7 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             settings.addr.ip(),
             app.port()
         );
-        println!("  database:   {}", state.store.path().display());
+        println!("  database:   {}", settings.database_label());
         // The secret key is shown once, on the start that generated it; never when it
         // was configured (it came from a vault and must not end up in journald) nor on
         // later starts (`tidings keys` prints it on demand).
@@ -166,8 +166,10 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Opens the database just to read (or generate) the installation's keys.
 async fn load_keys(settings: &Settings) -> Result<tidings::auth::Keys, Box<dyn std::error::Error>> {
-    let store = tidings::store::Store::open(&settings.db, settings.synchronous_full())
-        .map_err(|e| format!("opening the database {}: {e}", settings.db.display()))?;
+    let store = settings
+        .open_store_blocking()
+        .await
+        .map_err(|e| format!("opening the database {}: {e}", settings.database_label()))?;
     let keys = tidings::auth::Keys::load(
         &store,
         settings.secret_key.clone(),

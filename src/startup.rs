@@ -13,7 +13,6 @@ use crate::engine::Engine;
 use crate::realtime::Hub;
 use crate::retention::{Retention, RetentionPolicy};
 use crate::state::AppState;
-use crate::store::Store;
 use crate::{api, realtime};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,16 +53,13 @@ impl Application {
             tracing::error!("refusing demo mode: {refused}");
             return Err(refused.into());
         }
-        let store = Store::open_limited(
-            &settings.db,
-            settings.synchronous_full(),
-            settings.max_db_bytes,
-            settings.clock.clone(),
-        )
-        .map_err(|source| StartupError::Store {
-            path: settings.db.display().to_string(),
-            source,
-        })?;
+        let store = settings
+            .open_store_blocking()
+            .await
+            .map_err(|source| StartupError::Store {
+                path: settings.database_label(),
+                source,
+            })?;
         if settings.demo
             && let Err(refused) = crate::demo::check_database(&store).await
         {

@@ -181,7 +181,7 @@ fn totals(db: &Db<'_>, sql: &str, w: &Where) -> StoreResult<(i64, i64, i64)> {
 /// Runs `f` in one read transaction, so a page, its counts and its `page_info` all see
 /// the same committed state even while the writer commits in between.
 pub fn snapshot<T>(db: &Db<'_>, f: impl FnOnce(&Db<'_>) -> StoreResult<T>) -> StoreResult<T> {
-    db.0.execute_batch("BEGIN DEFERRED")?;
+    db.0.begin_snapshot()?;
     let result = f(db);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     db.0.execute_batch(end)?;

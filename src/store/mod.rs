@@ -173,7 +173,7 @@ impl Store {
         let conn = sql::Conn::from(conn);
         channels::ensure_default(&Db(&conn, &clock))?;
         let writer_metrics = WriterMetrics::new();
-        let writer = writer::spawn(conn, writer_metrics.clone(), clock.clone());
+        let writer = writer::spawn(conn, None, writer_metrics.clone(), clock.clone());
         let readers =
             readers::ReaderPool::new(readers::Source::SqliteFile(path.to_path_buf()), clock);
         let checkpointer = Some(std::sync::Arc::new(checkpointer::Checkpointer::spawn(
@@ -200,7 +200,13 @@ impl Store {
         channels::ensure_default(&db)?;
         meta::get_or_insert(&db, "installed_at", &clock.now())?;
         let writer_metrics = WriterMetrics::new();
-        let writer = writer::spawn(conn, writer_metrics.clone(), clock.clone());
+        let reconnect = config.clone();
+        let writer = writer::spawn(
+            conn,
+            Some(Box::new(move || pg::open_writer(&reconnect))),
+            writer_metrics.clone(),
+            clock.clone(),
+        );
         let readers = readers::ReaderPool::new(readers::Source::Postgres(config.clone()), clock);
         Ok(Store {
             writer,

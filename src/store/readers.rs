@@ -40,16 +40,24 @@ pub(super) struct ReaderPool {
     clock: Clock,
     // A std Mutex, not tokio's: it is held only to push/pop, never across an await.
     idle: Arc<Mutex<Vec<Conn>>>,
+    /// Idle connections kept (SQLite: `MAX_IDLE`; PostgreSQL: the pool size, so a node
+    /// holds at most that many server connections for reads).
+    max_idle: usize,
     permits: Arc<Semaphore>,
 }
 
 impl ReaderPool {
     pub(super) fn new(source: Source, clock: Clock) -> Self {
+        let (max_idle, concurrent) = match &source {
+            Source::SqliteFile(_) => (MAX_IDLE, MAX_CONCURRENT_READS),
+            Source::Postgres(config) => (config.pool_size.max(1), config.pool_size.max(1)),
+        };
         ReaderPool {
             source,
             clock,
             idle: Arc::new(Mutex::new(Vec::new())),
-            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
+            max_idle,
+            permits: Arc::new(Semaphore::new(concurrent)),
         }
     }
 
@@ -76,7 +84,7 @@ impl ReaderPool {
             // read opens a fresh one.
             if !conn.is_broken()
                 && let Ok(mut idle) = pool.idle.lock()
-                && idle.len() < MAX_IDLE
+                && idle.len() < pool.max_idle
             {
                 idle.push(conn);
             }

@@ -27,9 +27,7 @@ pub(crate) struct TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(schema) = &self.schema
-            && let Ok(admin) = Conn::connect_postgres(&PgConfig {
-                url: postgres_url(),
-            })
+            && let Ok(admin) = Conn::connect_postgres(&PgConfig::at(postgres_url()))
         {
             let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
@@ -57,12 +55,12 @@ pub(crate) fn engines() -> Vec<TestDb> {
 pub(crate) fn postgres() -> super::StoreResult<TestDb> {
     let base = postgres_url();
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = Conn::connect_postgres(&PgConfig { url: base.clone() })?;
+    let admin = Conn::connect_postgres(&PgConfig::at(base.clone()))?;
     admin.execute_batch(&format!("CREATE SCHEMA {schema}"))?;
     let url = with_search_path(&base, &schema);
     let db = TestDb {
         engine: "postgres",
-        conn: Conn::connect_postgres(&PgConfig { url })?,
+        conn: Conn::connect_postgres(&PgConfig::at(url))?,
         schema: Some(schema),
     };
     super::pg::apply(&db.conn)?;

@@ -51,11 +51,16 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
 }
 
-pub(super) fn spawn(conn: Conn, metrics: WriterMetrics, clock: Clock) -> WriterHandle {
+pub(super) fn spawn(
+    conn: Conn,
+    reopen: Option<Reopen>,
+    metrics: WriterMetrics,
+    clock: Clock,
+) -> WriterHandle {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     std::thread::Builder::new()
         .name("tidings-writer".into())
-        .spawn(move || run(conn, rx, metrics, clock))
+        .spawn(move || run(conn, reopen, rx, metrics, clock))
         .expect("the OS refused to start the writer thread");
     WriterHandle { tx }
 }
@@ -158,7 +163,17 @@ impl Lanes {
     }
 }
 
-fn run(conn: Conn, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics, clock: Clock) {
+/// Opens a fresh connection for the writer when its own broke (PostgreSQL restarted or the
+/// network dropped). SQLite has none: its connection is a file.
+pub(super) type Reopen = Box<dyn Fn() -> StoreResult<Conn> + Send>;
+
+fn run(
+    mut conn: Conn,
+    reopen: Option<Reopen>,
+    mut rx: mpsc::Receiver<Command>,
+    metrics: WriterMetrics,
+    clock: Clock,
+) {
     let mut lanes = Lanes::default();
     let mut shutdown = None;
     loop {
@@ -175,6 +190,21 @@ fn run(conn: Conn, mut rx: mpsc::Receiver<Command>, metrics: WriterMetrics, cloc
                 Ok(Command::Run(job, weight)) => lanes.add(job, weight),
                 Ok(Command::Shutdown(done)) => shutdown = Some(done),
                 Err(_) => break,
+            }
+        }
+        if lanes.len() > 0
+            && conn.is_broken()
+            && let Some(reopen) = &reopen
+        {
+            // While the database is unreachable each batch fails at `BEGIN` and its
+            // callers answer 503 with `Retry-After`; the first batch after it is back
+            // reconnects here, so the server recovers without a restart.
+            match reopen() {
+                Ok(fresh) => {
+                    tracing::info!("the writer reconnected to the database");
+                    conn = fresh;
+                }
+                Err(e) => tracing::warn!(error = %e, "the database is still unreachable"),
             }
         }
         if lanes.len() > 0 {
@@ -269,7 +299,7 @@ mod tests {
         let conn = rusqlite::Connection::open_in_memory().expect("in-memory db");
         conn.execute_batch("CREATE TABLE t(v INTEGER NOT NULL)")
             .expect("schema");
-        spawn(conn.into(), WriterMetrics::new(), Clock::system())
+        spawn(conn.into(), None, WriterMetrics::new(), Clock::system())
     }
 
     fn count(db: &Db<'_>) -> StoreResult<i64> {

@@ -5,18 +5,94 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 use serde_json::Value;
+use tidings::store::sql::{self, Conn, Params, Row};
+
+/// A read-only look into the test's database: the SQLite file at `path`, or (on
+/// PostgreSQL) the schema of the directory holding it (`engine`). Each statement runs on
+/// a thread of its own with a fresh connection: PostgreSQL's client blocks, and a test's
+/// body runs on an async runtime where blocking clients refuse to run.
+pub struct Connection {
+    path: std::path::PathBuf,
+}
+
+/// A statement of a [`Connection`], run when it is queried.
+pub struct Statement<'c> {
+    conn: &'c Connection,
+    sql: String,
+}
 
 pub fn open(path: &Path) -> Connection {
-    let conn = Connection::open_with_flags(
+    Connection {
+        path: path.to_path_buf(),
+    }
+}
+
+/// A connection to the database at `path`, on the calling thread.
+fn connect(path: &Path) -> Conn {
+    if crate::engine::is_postgres() {
+        let dir = path.parent().expect("a database path in a test directory");
+        return Conn::connect_postgres(&sql::PgConfig::at(crate::engine::url_for(dir)))
+            .expect("open the test schema");
+    }
+    let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .expect("open database read-only");
     conn.busy_timeout(Duration::from_secs(5))
         .expect("busy timeout");
-    conn
+    conn.into()
+}
+
+/// Runs `f` on a thread of its own with a connection to `path`'s database.
+fn on_thread<T: Send>(path: &Path, f: impl FnOnce(&Conn) -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| f(&connect(path)))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+impl Connection {
+    pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> sql::Result<T>
+    where
+        T: Send,
+        P: Params + Send,
+        F: FnOnce(&Row<'_>) -> sql::Result<T> + Send,
+    {
+        on_thread(&self.path, |conn| conn.query_row(sql, params, f))
+    }
+
+    pub fn prepare(&self, sql: &str) -> sql::Result<Statement<'_>> {
+        Ok(Statement {
+            conn: self,
+            sql: sql.to_owned(),
+        })
+    }
+}
+
+impl Statement<'_> {
+    /// Every row mapped by `f` (read at once).
+    pub fn query_map<T, P, F>(
+        &mut self,
+        params: P,
+        f: F,
+    ) -> sql::Result<std::vec::IntoIter<sql::Result<T>>>
+    where
+        T: Send,
+        P: Params + Send,
+        F: FnMut(&Row<'_>) -> sql::Result<T> + Send,
+    {
+        let sql = &self.sql;
+        on_thread(&self.conn.path, |conn| {
+            let mut stmt = conn.prepare(sql)?;
+            let rows: Vec<sql::Result<T>> = stmt.query_map(params, f)?.collect();
+            Ok(rows.into_iter())
+        })
+    }
 }
 
 /// A stored message, as the tests inspect it.
@@ -93,7 +169,26 @@ pub async fn wait_for_run(path: &Path, run_id: &str) -> String {
 /// The recipient runs of every run, stored or derived: a plain delivery stores no row,
 /// its run is its messages (`store::run_records`), `completed` with one `message_created`
 /// each. Columns: workflow_run_id, recipient_id, status, events (JSON).
-pub const ALL_RECIPIENT_RUNS: &str = "(SELECT workflow_run_id, recipient_id, status, events \
+pub fn all_recipient_runs() -> &'static str {
+    if crate::engine::is_postgres() {
+        ALL_RECIPIENT_RUNS_POSTGRES
+    } else {
+        ALL_RECIPIENT_RUNS
+    }
+}
+
+/// [`ALL_RECIPIENT_RUNS`] in PostgreSQL's JSON functions.
+const ALL_RECIPIENT_RUNS_POSTGRES: &str = "(SELECT workflow_run_id, recipient_id, status, events \
+     FROM workflow_recipient_runs UNION ALL \
+     SELECT m.workflow_run_id, m.recipient_id, 'completed', json_agg(json_build_object(\
+       'data', CASE WHEN m.expires_at IS NULL THEN json_build_object('message_id', m.id) \
+               ELSE json_build_object('expires_at', m.expires_at, 'message_id', m.id) END, \
+       'event', 'message_created', 'status', 'ok', 'step_ref', m.step_ref, \
+       'step_type', 'channel') ORDER BY m.seq)::text \
+     FROM messages m WHERE NOT EXISTS (SELECT 1 FROM workflow_recipient_runs s \
+       WHERE s.id = m.workflow_recipient_run_id) GROUP BY m.workflow_recipient_run_id, m.workflow_run_id, m.recipient_id) AS all_runs";
+
+const ALL_RECIPIENT_RUNS: &str = "(SELECT workflow_run_id, recipient_id, status, events \
      FROM workflow_recipient_runs UNION ALL \
      SELECT m.workflow_run_id, m.recipient_id, 'completed', json_group_array(json(json_object(\
        'data', CASE WHEN m.expires_at IS NULL THEN json_object('message_id', m.id) \
@@ -108,8 +203,9 @@ pub fn recipient_runs(path: &Path, run_id: &str) -> Vec<(String, String, Value)>
     let conn = open(path);
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT recipient_id, status, events FROM {ALL_RECIPIENT_RUNS} \
-             WHERE workflow_run_id = ?1 ORDER BY recipient_id"
+            "SELECT recipient_id, status, events FROM {} \
+             WHERE workflow_run_id = ?1 ORDER BY recipient_id",
+            all_recipient_runs()
         ))
         .expect("prepare");
     stmt.query_map([run_id], |r| {
@@ -131,9 +227,10 @@ pub const BADGES: &str = "SELECT channel_id, recipient_id, tenant, sum(total) AS
      sum(unread) AS unread, sum(unseen) AS unseen FROM ( \
      SELECT f.channel_id, f.recipient_id, c.tenant, c.total, c.unread, c.unseen \
      FROM feed_counters c JOIN feeds f ON f.id = c.feed \
-     UNION ALL SELECT channel_id, recipient_id, coalesce(tenant, ''), 1, read_at IS NULL, seen_at IS NULL \
+     UNION ALL SELECT channel_id, recipient_id, coalesce(tenant, ''), 1, \
+     CASE WHEN read_at IS NULL THEN 1 ELSE 0 END, CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END \
      FROM messages WHERE seq > (SELECT folded_through FROM feed_fold) \
-     AND archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) \
+     AND archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) AS badges \
      GROUP BY 1, 2, 3 HAVING sum(total) != 0 OR sum(unread) != 0 OR sum(unseen) != 0 ORDER BY 1, 2, 3";
 
 /// One feed's badges as a row: (channel, recipient id, tenant, total, unread, unseen).

@@ -51,7 +51,7 @@ async fn a_fan_out_killed_midway_finishes_exactly_once_after_restart() {
             &db_path,
             &format!(
                 "SELECT COUNT(*) FROM {} WHERE workflow_run_id = '{run_id}'",
-                db::ALL_RECIPIENT_RUNS
+                db::all_recipient_runs()
             )
         ),
         (SUBSCRIBERS + 1) as i64,

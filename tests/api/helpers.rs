@@ -33,9 +33,27 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// Settings every test server uses: port 0, a temp database, fixed keys.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop serving (the command is sent now; its completion is not awaited), so the
+        // server lets go of its database connections.
+        drop(self.handle.stop(false));
+        if crate::engine::is_postgres() {
+            crate::engine::drop_for(self._dir.path());
+        }
+    }
+}
+
+/// Settings every test server uses: port 0, a temp database (a SQLite file in `dir`, or
+/// `dir`'s PostgreSQL schema when the suite runs on PostgreSQL), fixed keys.
 pub fn test_settings(dir: &Path) -> Settings {
     let mut settings = Settings::for_database(dir.join("tidings.db"));
+    if crate::engine::is_postgres() {
+        settings.database_url = Some(crate::engine::url_for(dir));
+        // Many servers run at once in the suite: keep each one's share of the
+        // PostgreSQL server's connections small.
+        settings.database_pool_size = 3;
+    }
     settings.workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     settings.secret_key = Some(SECRET_KEY.into());
     settings.public_key = Some(PUBLIC_KEY.into());

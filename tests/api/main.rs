@@ -5,6 +5,7 @@
 
 mod binary;
 mod db;
+mod engine;
 mod feed_support;
 mod helpers;
 mod process;

@@ -89,6 +89,12 @@ impl Launch {
                     std::fs::read_to_string(fixture("signing_key.pub.pem")).expect("key"),
                 );
         }
+        if crate::engine::is_postgres() {
+            // The run's PostgreSQL stands in for the SQLite file in `dir` (the same
+            // schema on every launch in `dir`, so restarts find their data).
+            command.env("TIDINGS_DATABASE_URL", crate::engine::url_for(&self.dir));
+            command.env("TIDINGS_DATABASE_POOL_SIZE", "3");
+        }
         for (k, v) in &self.env {
             command.env(k, v);
         }

@@ -130,6 +130,15 @@ impl Conn {
         }
     }
 
+    /// Starts a read-only transaction whose reads all see one snapshot (several queries
+    /// that must agree, e.g. a feed page and its counts).
+    pub fn begin_snapshot(&self) -> Result<()> {
+        self.execute_batch(match self.dialect() {
+            Dialect::Sqlite => "BEGIN DEFERRED",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        })
+    }
+
     /// Whether the connection can no longer be used (PostgreSQL closed it).
     pub fn is_broken(&self) -> bool {
         match self {

@@ -23,23 +23,69 @@ const MAX_CACHED_STATEMENTS: usize = 512;
 pub struct PgConfig {
     /// `postgres://user:password@host:port/database?…` (libpq's URL form).
     pub url: String,
+    /// Reader connections kept and used at once.
+    pub pool_size: usize,
+    /// `synchronous_commit = on` (the default): a commit is on the server's disk before
+    /// it returns, so an acknowledged write survives a PostgreSQL crash. `off` (Tidings'
+    /// `--synchronous normal`) survives a Tidings crash only.
+    pub synchronous_commit: bool,
+}
+
+impl PgConfig {
+    /// The defaults for `url` (tests, tools).
+    pub fn at(url: impl Into<String>) -> PgConfig {
+        PgConfig {
+            url: url.into(),
+            pool_size: 16,
+            synchronous_commit: true,
+        }
+    }
 }
 
 /// One PostgreSQL session. The client needs `&mut` per call and a connection is only ever
 /// used by one thread at a time (the writer's, or one reader's), hence the `RefCell`.
 pub struct PgConn {
-    client: RefCell<Client>,
+    /// `None` only while being dropped.
+    client: RefCell<Option<Client>>,
     cache: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        self.cache.get_mut().clear();
+        if let Some(client) = self.client.get_mut().take() {
+            // Closing the client blocks on its own runtime, which panics on a thread that
+            // drives async tasks (the last `Store` clone can go there at shutdown): there
+            // it is closed on a thread of its own.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("tidings-pg-close".into())
+                    .spawn(move || drop(client));
+            } else {
+                drop(client);
+            }
+        }
+    }
 }
 
 impl PgConn {
     pub(super) fn connect(config: &PgConfig) -> Result<PgConn> {
-        let mut client = Client::connect(&config.url, NoTls)?;
+        let mut settings: postgres::Config = config.url.parse()?;
+        if settings.get_connect_timeout().is_none() {
+            // An unreachable host fails a request in seconds (503), not after the OS's
+            // TCP timeout; `?connect_timeout=` in the URL overrides it.
+            settings.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        let mut client = settings.connect(NoTls)?;
         // Durable before acknowledged, whatever the server's default; and text compares
         // byte-wise below (columns are declared COLLATE "C"), as SQLite's do.
-        client.batch_execute("SET synchronous_commit = on; SET client_encoding = 'UTF8'")?;
+        client.batch_execute(if config.synchronous_commit {
+            "SET synchronous_commit = on; SET client_encoding = 'UTF8'"
+        } else {
+            "SET synchronous_commit = off; SET client_encoding = 'UTF8'"
+        })?;
         Ok(PgConn {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             cache: RefCell::new(HashMap::new()),
         })
     }
@@ -51,7 +97,7 @@ impl PgConn {
                 stmt: stmt.clone(),
             });
         }
-        let stmt = self.client.borrow_mut().prepare(&placeholders(sql))?;
+        let stmt = self.client()?.prepare(&placeholders(sql))?;
         if cached {
             let mut cache = self.cache.borrow_mut();
             if cache.len() >= MAX_CACHED_STATEMENTS {
@@ -63,11 +109,16 @@ impl PgConn {
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.client.borrow().is_closed()
+        self.client.borrow().as_ref().is_none_or(Client::is_closed)
     }
 
     pub(super) fn batch_execute(&self, sql: &str) -> Result<()> {
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
+        Ok(self.client()?.batch_execute(sql)?)
+    }
+
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
+        std::cell::RefMut::filter_map(self.client.borrow_mut(), Option::as_mut)
+            .map_err(|_| Error::Param("the connection is closed".into()))
     }
 }
 
@@ -82,8 +133,8 @@ impl PgStatement<'_> {
         let changed = params.with_values(|values| {
             let refs: Vec<&(dyn ToSql + Sync)> =
                 values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            self.conn.client.borrow_mut().execute(&self.stmt, &refs)
-        })??;
+            self.conn.client().map(|mut c| c.execute(&self.stmt, &refs))
+        })???;
         usize::try_from(changed).map_err(|e| Error::Param(e.to_string()))
     }
 
@@ -91,8 +142,8 @@ impl PgStatement<'_> {
         Ok(params.with_values(|values| {
             let refs: Vec<&(dyn ToSql + Sync)> =
                 values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            self.conn.client.borrow_mut().query(&self.stmt, &refs)
-        })??)
+            self.conn.client().map(|mut c| c.query(&self.stmt, &refs))
+        })???)
     }
 }
 

@@ -5,7 +5,6 @@
 //! against them; the PostgreSQL engine maps each class onto the column's declared type.
 
 use std::borrow::Cow;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use super::{Error, Result};
@@ -70,8 +69,9 @@ impl ValueRef<'_> {
     }
 }
 
-/// A Rust value that can be bound as a parameter.
-pub trait ToValue {
+/// A Rust value that can be bound as a parameter. `Sync`, so a parameter list can be
+/// handed to another thread (a blocking client's).
+pub trait ToValue: Sync {
     fn to_value(&self) -> Result<ValueRef<'_>>;
 }
 
@@ -126,7 +126,7 @@ macro_rules! text_like {
         }
     )*};
 }
-text_like!(String, Box<str>, Rc<str>, Arc<str>, Cow<'_, str>);
+text_like!(String, Box<str>, Arc<str>, Cow<'_, str>);
 
 impl ToValue for [u8] {
     fn to_value(&self) -> Result<ValueRef<'_>> {
