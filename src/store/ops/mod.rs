@@ -16,6 +16,7 @@ mod checkpoints;
 mod demo;
 mod feeds;
 mod keys;
+mod lifecycle;
 mod messages;
 mod objects;
 mod preference_sets;
@@ -27,6 +28,7 @@ mod subscriptions;
 mod tenants;
 mod translations;
 mod users;
+mod workflows;
 
 pub use accept::{AcceptTrigger, Accepting};
 pub(crate) use accept::{upsert_inline, upsert_tenant};
