@@ -17,11 +17,11 @@ use sha2::{Digest, Sha256};
 use super::templates::InAppTemplate;
 use super::translations::Translations;
 use crate::error::FieldError;
+use crate::model::channel::Channel;
 use crate::model::conditions::ConditionGroup;
 use crate::model::workflow::{
     BatchStep, DelayStep, InAppFeedStep, Step, StepKind, ThrottleStep, WorkflowDef,
 };
-use crate::model::channel::Channel;
 use crate::store::workflows::StoredWorkflow;
 use crate::store::{Store, StoreError};
 

@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+use crate::model::translations::StoredTranslation;
 use crate::model::translations::{
     TranslationError, TranslationId, TranslationSet, parse_content, parse_locale, parse_namespace,
 };
-use crate::model::translations::StoredTranslation;
 use crate::store::{Store, StoreError};
 
 /// The locale a render falls back to last (Knock: the account's default locale).
