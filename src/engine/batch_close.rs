@@ -25,18 +25,14 @@ use super::batch::{self, ClosedBatch, MAX_ACTORS};
 use super::plan::RecipientPlan;
 use super::scheduler::DueSource;
 use super::waits::{self, ResumeWork, Waits};
+use super::walk::RunContext;
 use crate::clock;
-use crate::model::RecipientRef;
-use crate::model::run_state::RecipientRunStatus;
-use crate::store::batches;
-use crate::store::messages::MessageRow;
-use crate::store::{Db, StoreError, StoreResult, recipients, timers};
+use crate::store::ops::{BatchClose, DueBatch, OpenedRun};
+use crate::store::recipients::minimal;
+use crate::store::{StoreError, StoreResult};
 
 /// Batches closed per scheduler pass (one write each pass).
 const CLOSE_SLICE: usize = 64;
-
-/// A recipient run's stored `failed` status.
-const FAILED: &str = RecipientRunStatus::Failed.as_str();
 
 /// The scheduler due-source that closes batches.
 pub struct BatchSource(pub Arc<Waits>);
@@ -48,7 +44,7 @@ impl DueSource for BatchSource {
 
     fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
         Box::pin(async move {
-            let earliest = self.0.store.read(batches::earliest_due).await?;
+            let earliest = self.0.store.next_batch_close().await?;
             Ok(earliest.and_then(|t| clock::parse(&t)))
         })
     }
@@ -58,165 +54,98 @@ impl DueSource for BatchSource {
     }
 }
 
-/// One due batch as read: what the write re-checks and what it writes.
-struct Closing {
-    batch_id: String,
-    fingerprint: (i64, i64),
-    /// The continuing run and its resume (`None`: nothing to run, e.g. all cancelled).
-    continuing: Option<(String, Option<ResumeWork>)>,
-    others: Vec<String>,
-}
-
-/// [`Closing`] after the walk.
-struct Planned {
-    batch_id: String,
-    fingerprint: (i64, i64),
-    continuing: Option<(String, Option<Result<RecipientPlan, Value>>)>,
-    others: Vec<String>,
+/// How a batch renders, from its stored settings (`{render_limit, order}`, see
+/// `batch::settings`): `(newest_first, render_limit)`; 10 items oldest first by default.
+fn render_order(settings: &Value) -> (bool, usize) {
+    let render_limit = settings["render_limit"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(10);
+    (settings["order"] == "desc", render_limit)
 }
 
 async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
-    let now_s = clock::format(now);
-    let registry = w.registry.clone();
-    let clock = w.clock.clone();
-    let closing: Vec<Closing> = w
+    let due = w
         .store
-        .read(move |db| {
-            let due = batches::due(db, &now_s, CLOSE_SLICE)?;
-            due.into_iter()
-                .map(|(id, settings)| load(db, id, &settings, &registry, &clock))
-                .collect()
-        })
+        .due_batches(clock::format(now), CLOSE_SLICE, render_order, MAX_ACTORS)
         .await?;
-    if closing.is_empty() {
+    if due.is_empty() {
         return Ok(0);
     }
-    let fired = closing.len();
-    let planned: Vec<Planned> = tokio::task::spawn_blocking(move || {
-        closing
-            .into_iter()
-            .map(|c| Planned {
-                batch_id: c.batch_id,
-                fingerprint: c.fingerprint,
-                continuing: c
-                    .continuing
-                    .map(|(rr, work)| (rr, work.map(ResumeWork::plan))),
-                others: c.others,
-            })
+    let fired = due.len();
+    let registry = w.registry.clone();
+    let clock = w.clock.clone();
+    let at = w.clock.now();
+    let closing: Vec<BatchClose<RecipientPlan>> = tokio::task::spawn_blocking(move || {
+        due.into_iter()
+            .map(|d| closing(d, &clock, &at, waits::resume_context(&registry, &clock)))
             .collect()
     })
     .await
     .map_err(|e| StoreError::Blocking(e.to_string()))?;
     let now_s = clock::format(now);
-    let at = w.clock.now();
+    // A batch changed since the read is skipped: the next pass renders it afresh.
     let rows = w
         .store
-        .write(move |db| {
-            let mut rows: Vec<MessageRow> = Vec::new();
-            for p in planned {
-                if batches::fingerprint(db, &p.batch_id)? != p.fingerprint {
-                    continue; // changed since the read: the next pass renders it afresh
-                }
-                if !batches::close(db, &p.batch_id)? {
-                    continue;
-                }
-                match p.continuing {
-                    Some((rr, Some(Ok(plan)))) => {
-                        waits::write_resumed(db, &rr, plan, &now_s, &mut rows)?
-                    }
-                    Some((rr, Some(Err(event)))) => {
-                        timers::update_recipient_run(db, &rr, FAILED, &[event], None)?
-                    }
-                    Some((_, None)) | None => {}
-                }
-                let event = json!({"event": "batch_closed", "status": "ok",
-                                   "data": {"batch_id": p.batch_id, "at": at}});
-                for rr in &p.others {
-                    // Only runs still waiting (retention may have deleted an old run).
-                    if timers::get_recipient_run(db, rr)?.is_some_and(|r| {
-                        RecipientRunStatus::parse(&r.status) == Some(RecipientRunStatus::Paused)
-                    }) {
-                        timers::update_recipient_run(
-                            db,
-                            rr,
-                            RecipientRunStatus::Completed.as_str(),
-                            std::slice::from_ref(&event),
-                            None,
-                        )?;
-                    }
-                }
-            }
-            Ok(rows)
+        .close_batches(closing, move |checks, plan| {
+            waits::decide_resumed(checks, plan, &now_s)
         })
         .await?;
     w.bus.publish(&rows);
     Ok(fired)
 }
 
-/// Reads what closing batch `id` needs.
-fn load(
-    db: &Db<'_>,
-    id: String,
-    settings: &Value,
-    registry: &super::registry::Registry,
+/// Decides the close of due batch `due` (pure: no I/O): the first waiting run continues
+/// past the batch carrying it (rendered: its activities, actors and the people in them),
+/// or fails as its resume must; the others complete with a `batch_closed` event (`at`:
+/// the close's clock reading). A batch whose runs were all cancelled just closes.
+/// `context` makes the continuing run's context (see `waits::resume_work`).
+fn closing(
+    due: DueBatch,
     clock: &clock::Clock,
-) -> StoreResult<Closing> {
-    let fingerprint = batches::fingerprint(db, &id)?;
-    let runs = batches::live_runs(db, &id)?;
-    let Some((first, rest)) = runs.split_first() else {
-        return Ok(Closing {
-            batch_id: id,
-            fingerprint,
+    at: &str,
+    context: impl FnOnce(&str, Option<&OpenedRun>) -> Option<Arc<RunContext>>,
+) -> BatchClose<RecipientPlan> {
+    let others_event = json!({"event": "batch_closed", "status": "ok",
+                              "data": {"batch_id": due.batch_id, "at": at}});
+    let Some((first, rest)) = due.runs.split_first() else {
+        return BatchClose {
+            batch_id: due.batch_id,
+            fingerprint: due.fingerprint,
             continuing: None,
             others: Vec::new(),
-        });
+            others_event,
+        };
     };
-    let render_limit = settings["render_limit"]
-        .as_u64()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(10);
-    let newest_first = settings["order"] == "desc";
-    let rendered = batches::activities(db, &id, newest_first, render_limit)?;
-    let (actors, total_actors) = batches::actors(db, &id, MAX_ACTORS)?;
-    let mut people: HashMap<RecipientRef, Value> = HashMap::new();
-    for r in actors
-        .iter()
-        .chain(rendered.iter().filter_map(|a| a.actor.as_ref()))
-    {
-        if !people.contains_key(r) {
-            let v = recipients::get_recipient(db, r)?.unwrap_or_else(|| recipients::minimal(r));
-            people.insert(r.clone(), v);
-        }
-    }
-    let mut work = waits::load_one(
-        db,
-        first,
-        registry,
-        clock,
-        &mut HashMap::new(),
-        &mut HashMap::new(),
-    )?;
+    let mut work = due
+        .continuing
+        .map(|p| waits::resume_work(p, clock, &mut HashMap::new(), context));
     if let Some(ResumeWork::Walk(resume)) = &mut work {
         let recipient = resume
             .recipient
             .entity
             .clone()
-            .unwrap_or_else(|| recipients::minimal(&resume.recipient.reference));
+            .unwrap_or_else(|| minimal(&resume.recipient.reference));
         let closed: ClosedBatch = batch::close(
-            &id,
-            &rendered,
-            fingerprint.0,
-            actors,
-            total_actors,
-            &people,
+            &due.batch_id,
+            &due.rendered,
+            due.fingerprint.0,
+            due.actors,
+            due.total_actors,
+            &due.people,
             &recipient,
         );
         resume.recipient.batch = Some(Arc::new(closed));
     }
-    Ok(Closing {
-        batch_id: id,
-        fingerprint,
-        continuing: Some((first.clone(), work)),
+    BatchClose {
+        batch_id: due.batch_id,
+        fingerprint: due.fingerprint,
+        continuing: Some((first.clone(), work.map(ResumeWork::plan))),
         others: rest.to_vec(),
-    })
+        others_event,
+    }
 }
+
+#[cfg(test)]
+#[path = "batch_close_tests.rs"]
+mod tests;

@@ -18,24 +18,18 @@ use crate::clock;
 use crate::ids;
 use crate::model::run_state::RecipientRunStatus;
 use crate::model::workflow::ExecutionMode;
-use crate::store::batches::{self, NewBatch};
-use crate::store::ops::Checkpoints;
-use crate::store::{Db, StoreResult};
+use crate::store::StoreResult;
+use crate::store::batches::OpenBatch;
+use crate::store::ops::{ActivityWrite, Checkpoints, JoinWrite};
 
 /// What a decided join still has to write once the recipient run's id is known.
 pub enum JoinAction {
-    Open {
-        batch_id: String,
-        join: BatchJoin,
-    },
-    Append {
-        batch: batches::OpenBatch,
-        join: BatchJoin,
-    },
+    Open { batch_id: String, join: BatchJoin },
+    Append { batch: OpenBatch, join: BatchJoin },
 }
 
 /// Decides `plan`'s gates and batch joins in plan order, cutting the plan as they
-/// require; returns the joins to record (see [`record`]).
+/// require; returns the joins to write (see [`writes`]).
 pub fn decide<C: Checkpoints + ?Sized>(
     checks: &C,
     plan: &mut RecipientPlan,
@@ -103,40 +97,32 @@ pub fn decide<C: Checkpoints + ?Sized>(
     Ok(actions)
 }
 
-/// Writes the decided joins of recipient run `rr`: opens batches and appends activities
-/// (a `flush_leading` opener is not an activity), moving a batch's close as its window
-/// type and item limit require. `now` is the write's clock reading.
-pub fn record(
-    db: &Db<'_>,
-    rr: &str,
+/// What the decided joins write (the recipient run's id is the write's): an opened
+/// batch and, unless its opener is no activity (`flush_leading`), the activity; an append
+/// and, as the batch's window type and item limit require, its moved close. `now` is the
+/// write's clock reading; `checks` counts the batch's live activities when a limit needs
+/// it (at most 1,000 rows, indexed), before this activity is added.
+pub fn writes<C: Checkpoints + ?Sized>(
+    checks: &C,
     actions: Vec<JoinAction>,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<JoinWrite>> {
+    let mut out = Vec::with_capacity(actions.len());
     for action in actions {
-        match action {
-            JoinAction::Open { batch_id, join } => {
-                let closes_at = clock::format(join.closes_at);
-                let extend_until = join.extend_until.map(clock::format);
-                batches::open(
-                    db,
-                    &NewBatch {
-                        id: &batch_id,
-                        identity: &join.identity,
-                        opened_at: &join.inserted_at,
-                        closes_at: &closes_at,
-                        extend_until: extend_until.as_deref(),
-                        settings: &join.settings,
-                    },
-                )?;
-                if join.mode == ExecutionMode::Accumulate {
-                    add(db, &batch_id, rr, &join)?;
-                }
-            }
+        out.push(match action {
+            JoinAction::Open { batch_id, join } => JoinWrite::Open {
+                activity: (join.mode == ExecutionMode::Accumulate).then(|| activity(&join)),
+                id: batch_id,
+                identity: join.identity,
+                opened_at: join.inserted_at,
+                closes_at: clock::format(join.closes_at),
+                extend_until: join.extend_until.map(clock::format),
+                settings: join.settings,
+            },
             JoinAction::Append { batch, join } => {
-                add(db, &batch.id, rr, &join)?;
-                // Counted only when a limit needs it (at most 1,000 rows, indexed).
+                // The live activities once this one is added.
                 let live = match join.max_items {
-                    Some(_) => batches::fingerprint(db, &batch.id)?.0,
+                    Some(_) => checks.batch_items(&batch.id)?.saturating_add(1),
                     None => 0,
                 };
                 let current = clock::parse(&batch.closes_at).unwrap_or(now);
@@ -144,29 +130,28 @@ pub fn record(
                     current,
                     join.slide_to,
                     batch.extend_until.as_deref().and_then(clock::parse),
-                    u64::try_from(live).unwrap_or(0),
+                    live,
                     join.max_items,
                     now,
                 );
-                if closes != current {
-                    batches::set_closes_at(db, &batch.id, &clock::format(closes))?;
+                JoinWrite::Append {
+                    activity: activity(&join),
+                    batch_id: batch.id,
+                    closes_at: (closes != current).then(|| clock::format(closes)),
                 }
             }
-        }
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
-fn add(db: &Db<'_>, batch_id: &str, rr: &str, join: &BatchJoin) -> StoreResult<()> {
-    batches::add_activity(
-        db,
-        batch_id,
-        rr,
-        &join.activity_id,
-        join.actor.as_ref(),
-        &join.data,
-        &join.inserted_at,
-    )
+fn activity(join: &BatchJoin) -> ActivityWrite {
+    ActivityWrite {
+        id: join.activity_id.clone(),
+        actor: join.actor.clone(),
+        data: join.data.clone(),
+        inserted_at: join.inserted_at.clone(),
+    }
 }
 
 #[cfg(test)]

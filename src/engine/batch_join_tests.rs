@@ -31,6 +31,14 @@ impl Checkpoints for Fake {
         Ok(self.open.get(identity).cloned())
     }
 
+    fn batch_items(&self, _batch_id: &str) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    fn cancellation(&self, _run: &str, _recipient: &RecipientRef) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
     fn pass_gate(
         &self,
         key: &str,

@@ -20,8 +20,8 @@ use futures_util::future::BoxFuture;
 use super::bus::{FeedBus, FeedRef, SharedBus};
 use super::scheduler::{DueSource, Scheduler};
 use crate::clock::{self, Clock};
-use crate::store::messages::MessageRow;
-use crate::store::{Store, StoreResult, lifecycle};
+use crate::model::message::MessageRow;
+use crate::store::{Store, StoreResult};
 
 /// How long an expired item is kept (for the messages API and audits) before it is
 /// deleted: 7 days after its `expires_at`.
@@ -74,19 +74,7 @@ impl Lifecycle {
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<MessageRow>> {
         let (until, now) = (clock::format(until), self.clock.now());
-        let rows = self
-            .store
-            .write(move |db| {
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
-                    if let Some(row) = lifecycle::snooze(db, id, &until, &now)? {
-                        out.push(row);
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
+        let rows = self.store.snooze_messages(ids, until, now).await?;
         self.bus.publish_counts(&feeds_of(&rows));
         // The new wake may be the earliest.
         self.scheduler.wake();
@@ -97,10 +85,7 @@ impl Lifecycle {
     /// was not snoozed.
     pub async fn wake_now(&self, id: String) -> StoreResult<Option<MessageRow>> {
         let now = self.clock.now();
-        let row = self
-            .store
-            .write(move |db| lifecycle::wake(db, &id, None, &now))
-            .await?;
+        let row = self.store.wake_message(id, now).await?;
         if let Some(row) = &row {
             self.bus.republish(std::slice::from_ref(row));
         }
@@ -111,9 +96,7 @@ impl Lifecycle {
     /// nothing is pushed.
     pub async fn pin(&self, id: String, pinned: bool) -> StoreResult<Option<MessageRow>> {
         let now = self.clock.now();
-        self.store
-            .write(move |db| lifecycle::set_pinned(db, &id, pinned.then_some(now.as_str()), &now))
-            .await
+        self.store.pin_message(id, pinned, now).await
     }
 
     /// Applies a slice of due expiries and purges a slice of expired items past the
@@ -122,11 +105,7 @@ impl Lifecycle {
         let (now_s, cutoff) = (clock::format(now), clock::format(now - EXPIRED_GRACE));
         let (expired, purged) = self
             .store
-            .write(move |db| {
-                let expired = lifecycle::expire_due(db, &now_s, FIRE_SLICE)?;
-                let purged = lifecycle::purge_expired(db, &cutoff, FIRE_SLICE)?;
-                Ok((expired, purged))
-            })
+            .expire_and_purge(now_s, cutoff, FIRE_SLICE)
             .await?;
         self.bus.publish_counts(&feeds_of(&expired));
         Ok(expired.len() + purged)
@@ -135,28 +114,13 @@ impl Lifecycle {
     /// Wakes a slice of snoozed items due at `now`, in one write; each is pushed.
     async fn fire_wakes(&self, now: DateTime<Utc>) -> StoreResult<usize> {
         let now_s = clock::format(now);
-        let due_at = now_s.clone();
-        let due = self
-            .store
-            .read(move |db| lifecycle::due_wakes(db, &due_at, FIRE_SLICE))
-            .await?;
+        let due = self.store.due_wakes(now_s.clone(), FIRE_SLICE).await?;
         if due.is_empty() {
             return Ok(0);
         }
         let fired = due.len();
-        let woken = self
-            .store
-            .write(move |db| {
-                let mut out = Vec::with_capacity(due.len());
-                for (id, at) in &due {
-                    // Claimed only if still snoozed with this time (not moved or woken).
-                    if let Some(row) = lifecycle::wake(db, id, Some(at), &now_s)? {
-                        out.push(row);
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
+        // Each is claimed only if still snoozed with this time (not moved or woken).
+        let woken = self.store.wake_due(due, now_s).await?;
         self.bus.republish(&woken);
         Ok(fired)
     }
@@ -172,11 +136,7 @@ impl DueSource for ExpirySource {
 
     fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
         Box::pin(async move {
-            let (expiry, expired) = self
-                .0
-                .store
-                .read(|db| Ok((lifecycle::next_expiry(db)?, lifecycle::next_expired(db)?)))
-                .await?;
+            let (expiry, expired) = self.0.store.next_expiries().await?;
             let expiry = expiry.and_then(|t| clock::parse(&t));
             let purge = expired
                 .and_then(|t| clock::parse(&t))
@@ -203,7 +163,7 @@ impl DueSource for WakeSource {
 
     fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
         Box::pin(async move {
-            let next = self.0.store.read(lifecycle::next_wake).await?;
+            let next = self.0.store.next_wake().await?;
             Ok(next.and_then(|t| clock::parse(&t)))
         })
     }

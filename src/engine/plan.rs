@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::batch::ClosedBatch;
 use crate::model::RecipientRef;
@@ -65,15 +66,34 @@ pub enum WaitKind {
 
 impl Wait {
     /// The `resume` state stored on the paused recipient run.
-    pub fn resume_state(&self) -> Value {
-        json!({
-            "paused_at": self.paused_at,
-            "step_ref": self.step_ref,
-            "trigger_data": self.trigger_data,
-            "subscription": self.subscription,
-            "batch": self.batch.as_ref().map(|b| b.to_value()),
-        })
+    pub fn resume_state(&self) -> ResumeState {
+        ResumeState {
+            paused_at: self.paused_at.clone(),
+            step_ref: self.step_ref.clone(),
+            trigger_data: self.trigger_data.clone(),
+            subscription: self.subscription.clone(),
+            batch: self.batch.as_ref().map(|b| b.to_value()),
+        }
     }
+}
+
+/// What a paused recipient run stores to be resumed (its `resume` column), written and
+/// read by serde. Rows stored before this type (the same keys, written with `json!`) read
+/// the same: absent optional keys and `null` are `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeState {
+    /// The step the run paused at; the resume runs on from the next one.
+    pub paused_at: StepPosition,
+    /// That step's `ref`: a resume whose workflow no longer has it there fails.
+    #[serde(default)]
+    pub step_ref: String,
+    #[serde(default)]
+    pub trigger_data: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub subscription: Option<Value>,
+    /// The closed batch the run carries (see `ClosedBatch::to_value`).
+    #[serde(default)]
+    pub batch: Option<Value>,
 }
 
 /// What one recipient's pass through the steps produced.

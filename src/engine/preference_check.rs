@@ -1,32 +1,12 @@
-//! Preferences during a run (spec §5.3): load a recipient's effective preference set for
-//! the run's tenant, and judge one channel step against it. A "no" skips the step — no
-//! message, nothing pushed — and the runner records why; it is never an error.
+//! Preferences during a run (spec §5.3): choose a recipient's effective preference set
+//! for the run's tenant (the store reads the candidate sets), and judge one channel step
+//! against it. A "no" skips the step — no message, nothing pushed — and the runner
+//! records why; it is never an error.
 
 use serde_json::{Map, Value};
 
 use super::registry::{CompiledStep, CompiledWorkflow};
-use crate::model::RecipientRef;
 use crate::model::preferences::{self, PreferenceContext, Verdict};
-use crate::store::recipients::{self, ChannelDataOwner};
-use crate::store::{Db, StoreResult};
-
-/// The id of a recipient's own, tenant-independent preference set.
-const DEFAULT_SET: &str = "default";
-
-fn owner(recipient: &RecipientRef) -> ChannelDataOwner<'_> {
-    match recipient {
-        RecipientRef::User(id) => ChannelDataOwner::user(id),
-        RecipientRef::Object { id, collection } => ChannelDataOwner::object(collection, id),
-    }
-}
-
-/// The tenant's default preference set (`settings.preference_set`), loaded once per run.
-pub fn tenant_default(db: &Db<'_>, tenant: Option<&str>) -> StoreResult<Option<Value>> {
-    match tenant {
-        Some(tenant) => Ok(recipients::tenant_preference_set(db, tenant)?.map(Value::Object)),
-        None => Ok(None),
-    }
-}
 
 /// The set that governs a recipient in a run for `tenant`, from the sets that may: with a
 /// tenant that has tenant-level preferences (its default set, or the recipient's set named
@@ -46,25 +26,6 @@ pub fn effective(
         }
     }
     Value::Object(default_set.unwrap_or_default())
-}
-
-/// [`effective`] for one recipient, reading its sets inside the caller's read (a resume).
-pub fn effective_set(
-    db: &Db<'_>,
-    recipient: &RecipientRef,
-    tenant: Option<&str>,
-    tenant_default: Option<&Value>,
-) -> StoreResult<Value> {
-    let owner = owner(recipient);
-    let tenant_set = match tenant {
-        Some(tenant) => recipients::get_preference_set(db, owner, tenant)?,
-        None => None,
-    };
-    let default_set = match (tenant, &tenant_set) {
-        (Some(_), _) if tenant_default.is_some() || tenant_set.is_some() => None,
-        _ => recipients::get_preference_set(db, owner, DEFAULT_SET)?,
-    };
-    Ok(effective(tenant, tenant_default, default_set, tenant_set))
 }
 
 /// Whether any setting in `set` has `conditions`, i.e. whether evaluating it needs the

@@ -17,12 +17,12 @@ use sha2::{Digest, Sha256};
 use super::templates::InAppTemplate;
 use super::translations::Translations;
 use crate::error::FieldError;
+use crate::model::channel::Channel;
 use crate::model::conditions::ConditionGroup;
 use crate::model::workflow::{
     BatchStep, DelayStep, InAppFeedStep, Step, StepKind, ThrottleStep, WorkflowDef,
 };
-use crate::store::channels::{self, Channel};
-use crate::store::workflows::{self, StoredWorkflow};
+use crate::store::workflows::StoredWorkflow;
 use crate::store::{Store, StoreError};
 
 /// One executable channel step.
@@ -287,8 +287,7 @@ impl Registry {
     /// Loads every stored workflow into memory (what a restart needs to run queued runs).
     /// A stored definition that no longer compiles is logged and left out.
     pub async fn load_stored(&self) -> Result<(), StoreError> {
-        let stored = self.store.read(workflows::list).await?;
-        let channels = self.store.read(channels::list).await?;
+        let (stored, channels) = self.store.stored_workflows().await?;
         for row in stored {
             match prepare(&row.key, &row.definition, "") {
                 Ok((def, compiled)) => {
@@ -331,14 +330,7 @@ impl Registry {
         let definition = def.definition.clone();
         let (stored, channels) = self
             .store
-            .write(move |db| {
-                let mut channels = Vec::with_capacity(channel_keys.len());
-                for k in &channel_keys {
-                    channels.push(channels::ensure(db, k)?);
-                }
-                let stored = workflows::upsert(db, &key_owned, &definition)?;
-                Ok((stored, channels))
-            })
+            .store_workflow(key_owned, definition, channel_keys)
             .await?;
         let steps = attach_channels(&def, compiled.templates, |key| {
             channels.iter().find(|c| c.key == key).cloned()

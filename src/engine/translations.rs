@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+use crate::model::translations::StoredTranslation;
 use crate::model::translations::{
     TranslationError, TranslationId, TranslationSet, parse_content, parse_locale, parse_namespace,
 };
-use crate::store::translations::{self as stored, StoredTranslation};
 use crate::store::{Store, StoreError};
 
 /// The locale a render falls back to last (Knock: the account's default locale).
@@ -62,9 +62,7 @@ impl Translations {
     /// everything stored.
     pub async fn load(&self, dir: &Path) -> Result<(), TranslationLoadError> {
         for (id, content) in read_dir(dir)? {
-            self.store
-                .write(move |db| stored::upsert(db, &id, &content))
-                .await?;
+            self.store.put_translation(id, content).await?;
         }
         self.refresh().await?;
         Ok(())
@@ -76,16 +74,13 @@ impl Translations {
         id: TranslationId,
         content: String,
     ) -> Result<StoredTranslation, StoreError> {
-        let row = self
-            .store
-            .write(move |db| stored::upsert(db, &id, &content))
-            .await?;
+        let row = self.store.put_translation(id, content).await?;
         self.refresh().await?;
         Ok(row)
     }
 
     async fn refresh(&self) -> Result<(), StoreError> {
-        let rows = self.store.read(stored::all).await?;
+        let rows = self.store.all_translations().await?;
         let sets = rows
             .into_iter()
             .filter_map(|r| parse_content(&r.content).ok().map(|c| (r.id, c)));

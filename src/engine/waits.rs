@@ -31,36 +31,19 @@ use serde_json::{Value, json};
 use super::batch::ClosedBatch;
 use super::batch_join;
 use super::bus::SharedBus;
+use super::plan::ResumeState;
 use super::preference_check;
 use super::registry::Registry;
 use super::scheduler::{DueSource, Scheduler};
-use super::walk::{
-    RecipientContext, RecipientPlan, RunContext, StepPosition, WaitKind, walk_isolated,
-};
+use super::walk::{RecipientContext, RecipientPlan, RunContext, WaitKind, walk_isolated};
 use crate::clock::{self, Clock};
 use crate::model::RecipientRef;
 use crate::model::run_state::RecipientRunStatus;
-use crate::model::stored_trigger::StoredTrigger;
-use crate::store::messages::{self, MessageRow, PreparedMessage};
-use crate::store::timers::{self, RESUME};
-use crate::store::{Db, Store, StoreResult, batches, cancellations, recipients, run_records, runs};
+use crate::store::ops::{Checkpoints, OpenedRun, PageEntry, PausedRun, RecipientWrite};
+use crate::store::{Store, StoreError, StoreResult, run_records};
 
 /// Timers fired per scheduler pass (one write each pass).
 const FIRE_SLICE: usize = 256;
-
-/// A recipient run's stored `failed` status.
-const FAILED: &str = RecipientRunStatus::Failed.as_str();
-
-/// Writes `plan`'s wait for recipient run `rr`: a delay's timer (a batch wait has none:
-/// its batch's close resumes it, see `batch_close`).
-fn write_wait(db: &Db<'_>, rr: &str, plan: &RecipientPlan) -> StoreResult<()> {
-    if let Some(wait) = &plan.wait
-        && let WaitKind::Until(until) = &wait.kind
-    {
-        timers::set(db, RESUME, rr, &clock::format(*until))?;
-    }
-    Ok(())
-}
 
 /// The write's clock reading (`now`, formatted by `clock::format`) as an instant. It is
 /// always our own format; were it not, the epoch (never a second clock) stands in.
@@ -68,33 +51,13 @@ fn instant(now: &str) -> DateTime<Utc> {
     clock::parse(now).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
-fn insert_messages(
-    db: &Db<'_>,
-    rr: &str,
-    plan: RecipientPlan,
-    rows: &mut Vec<MessageRow>,
-) -> StoreResult<()> {
-    for mut message in plan.messages {
-        message.workflow_recipient_run_id = rr.to_owned();
-        if let Some(row) = messages::insert(db, &message)? {
-            rows.push(row);
-        }
-    }
-    Ok(())
-}
-
 /// A first pass made ready for the writer before the write, off the writer thread.
 ///
 /// A plain delivery ([`is_plain`]) has its messages stamped with its deterministic
 /// recipient-run id and serialized here, so the writer runs only their INSERTs: it stores
 /// no recipient run (its run record is derived from the messages, see
-/// `store::run_records`). Any other plan is written by [`write_new`] as it is.
-pub struct PreparedPlan(Prepared);
-
-enum Prepared {
-    Plain(Vec<PreparedMessage>),
-    Decided(Box<RecipientPlan>),
-}
+/// `store::run_records`). Any other plan is decided in the write by [`decide_new`].
+pub type PreparedPlan = PageEntry<RecipientPlan>;
 
 /// Whether `plan` is a plain delivery: it completed with at least one message, without a
 /// wait, gate or batch, and its events are exactly those its run record derives from its
@@ -114,13 +77,13 @@ pub fn is_plain(plan: &RecipientPlan) -> bool {
 }
 
 /// Prepares `plan`, a first pass of run `run_id` (started at `started_ms`, see
-/// `RunContext::started_ms`), for [`write_page`] (see [`PreparedPlan`]).
+/// `RunContext::started_ms`), for `Store::write_run_page` (see [`PreparedPlan`]).
 pub fn prepare(plan: RecipientPlan, run_id: &str, started_ms: i64) -> StoreResult<PreparedPlan> {
     if !is_plain(&plan) {
-        return Ok(PreparedPlan(Prepared::Decided(Box::new(plan))));
+        return Ok(PageEntry::Decided(plan));
     }
     let rr = crate::ids::recipient_run_id(run_id, started_ms, &plan.reference);
-    Ok(PreparedPlan(Prepared::Plain(
+    Ok(PageEntry::Plain(
         plan.messages
             .into_iter()
             .map(|mut message| {
@@ -128,120 +91,79 @@ pub fn prepare(plan: RecipientPlan, run_id: &str, started_ms: i64) -> StoreResul
                 message.prepare()
             })
             .collect::<StoreResult<_>>()?,
-    )))
+    ))
 }
 
-/// Writes a page of first passes of run `run_id` (its run's facts read once), appending
-/// the inserted messages to `rows`.
-pub fn write_page(
-    db: &Db<'_>,
-    run_id: &str,
-    mut plans: Vec<PreparedPlan>,
-    now: &str,
-    rows: &mut Vec<MessageRow>,
-) -> StoreResult<()> {
-    let mut facts = None;
-    // The page's feed keys in one lookup, not one per message.
-    messages::resolve_feeds(
-        db,
-        plans.iter_mut().flat_map(|PreparedPlan(plan)| match plan {
-            Prepared::Plain(messages) => messages.as_mut_slice(),
-            Prepared::Decided(_) => &mut [],
-        }),
-    )?;
-    for PreparedPlan(plan) in plans {
-        match plan {
-            Prepared::Decided(plan) => {
-                let facts = match &facts {
-                    Some(facts) => facts,
-                    None => facts.insert(runs::run_facts(db, run_id)?),
-                };
-                write_new(db, run_id, facts, *plan, now, rows)?;
-            }
-            Prepared::Plain(messages) => {
-                for message in messages {
-                    if let Some(row) = messages::insert_prepared(db, message)? {
-                        rows.push(row);
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+/// The `cancelled` event of a recipient run cancelled with `key` at `now`.
+fn cancelled_event(key: &str, now: &str) -> Value {
+    json!({"event": "cancelled", "status": "ok",
+           "data": {"cancellation_key": key, "at": now}})
 }
 
-/// Writes a first pass: the recipient run (with its events and resume state), its
-/// messages and its wait. Appends the inserted messages to `rows`.
-pub fn write_new(
-    db: &Db<'_>,
+/// Decides a first pass of run `run_id` inside its write (`now`: the write's clock
+/// reading): its gates and batch joins ([`batch_join::decide`]) and, when it pauses, a
+/// cancel recorded before the pause (see `store::cancellations`), which ends it here as
+/// if the cancel had arrived just after: what came before the pause is still delivered,
+/// and it leaves the batch it just joined.
+pub fn decide_new(
+    checks: &dyn Checkpoints,
     run_id: &str,
-    facts: &runs::RunFacts,
     mut plan: RecipientPlan,
     now: &str,
-    rows: &mut Vec<MessageRow>,
-) -> StoreResult<()> {
-    let joins = batch_join::decide(db, &mut plan, now)?;
-    // A cancel recorded before this pause (see `store::cancellations`) ends the run here,
-    // as if it had arrived just after: what came before the pause is still delivered.
+) -> StoreResult<RecipientWrite> {
+    let joins = batch_join::decide(checks, &mut plan, now)?;
     let cancel = match plan.wait {
-        Some(_) => cancellations::covering(db, run_id, &plan.reference)?,
+        Some(_) => checks.cancellation(run_id, &plan.reference)?,
         None => None,
     };
     let cancelled = cancel.is_some();
     if let Some(key) = cancel {
         plan.status = RecipientRunStatus::Cancelled;
-        plan.events
-            .push(json!({"event": "cancelled", "status": "ok",
-                                "data": {"cancellation_key": key, "at": now}}));
+        plan.events.push(cancelled_event(&key, now));
     }
-    let events = serde_json::to_string(&plan.events)?;
-    let rr = runs::ensure_recipient_run_as(
-        db,
-        runs::NewRecipientRun {
-            run_id,
-            facts,
-            id: runs::recipient_run_id(run_id, facts, &plan.reference),
-            recipient: &plan.reference,
-            status: plan.status.as_str(),
-            events: &events,
-        },
-    )?;
-    if let Some(wait) = &plan.wait
-        && !cancelled
-    {
-        timers::update_recipient_run(
-            db,
-            &rr,
-            plan.status.as_str(),
-            &[],
-            Some(&wait.resume_state()),
-        )?;
-    }
-    batch_join::record(db, &rr, joins, instant(now))?;
-    if cancelled {
-        // Leaves the batch it just joined, exactly as a cancel after the join would.
-        batches::cancel_activity(db, &rr)?;
-    } else {
-        write_wait(db, &rr, &plan)?;
-    }
-    insert_messages(db, &rr, plan, rows)
+    let joins = batch_join::writes(checks, joins, instant(now))?;
+    to_write(plan, joins, cancelled)
 }
 
-/// Writes a resumed pass over recipient run `rr`: appended events, new status and resume
-/// state, messages, and the next wait.
-pub(crate) fn write_resumed(
-    db: &Db<'_>,
-    rr: &str,
+/// Decides a resumed pass inside its write: its gates and batch joins.
+pub fn decide_resumed(
+    checks: &dyn Checkpoints,
     mut plan: RecipientPlan,
     now: &str,
-    rows: &mut Vec<MessageRow>,
-) -> StoreResult<()> {
-    let joins = batch_join::decide(db, &mut plan, now)?;
-    let resume = plan.wait.as_ref().map(|w| w.resume_state());
-    timers::update_recipient_run(db, rr, plan.status.as_str(), &plan.events, resume.as_ref())?;
-    batch_join::record(db, rr, joins, instant(now))?;
-    write_wait(db, rr, &plan)?;
-    insert_messages(db, rr, plan, rows)
+) -> StoreResult<RecipientWrite> {
+    let joins = batch_join::decide(checks, &mut plan, now)?;
+    let joins = batch_join::writes(checks, joins, instant(now))?;
+    to_write(plan, joins, false)
+}
+
+/// What storing a decided plan writes: a paused run (unless `cancelled`) stores its
+/// resume state, and a delay its timer (a batch wait has none: its batch's close resumes
+/// it, see `batch_close`).
+fn to_write(
+    plan: RecipientPlan,
+    joins: Vec<crate::store::ops::JoinWrite>,
+    cancelled: bool,
+) -> StoreResult<RecipientWrite> {
+    let (resume, resume_at) = match &plan.wait {
+        Some(wait) if !cancelled => (
+            Some(serde_json::to_value(wait.resume_state())?),
+            match wait.kind {
+                WaitKind::Until(until) => Some(clock::format(until)),
+                WaitKind::Batch => None,
+            },
+        ),
+        _ => (None, None),
+    };
+    Ok(RecipientWrite {
+        reference: plan.reference,
+        status: plan.status,
+        events: plan.events,
+        messages: plan.messages,
+        resume,
+        resume_at,
+        joins,
+        leave_batches: cancelled,
+    })
 }
 
 /// Everything shared by the engine's due-sources and the cancel path.
@@ -262,7 +184,7 @@ impl DueSource for ResumeSource {
 
     fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
         Box::pin(async move {
-            let earliest = self.0.store.read(timers::earliest).await?;
+            let earliest = self.0.store.next_resume_due().await?;
             Ok(earliest.and_then(|t| clock::parse(&t)))
         })
     }
@@ -270,14 +192,6 @@ impl DueSource for ResumeSource {
     fn fire_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
         Box::pin(fire(self.0.clone(), now))
     }
-}
-
-/// What the resume of one timer needs, loaded in one read.
-struct Loaded {
-    timer_id: i64,
-    rr: String,
-    /// `None`: nothing to run (the run is no longer paused or is gone): just drop the timer.
-    work: Option<ResumeWork>,
 }
 
 /// What resuming a paused recipient run does: walk on, or fail it with this event.
@@ -290,7 +204,7 @@ pub(crate) enum ResumeWork {
 pub(crate) struct Resume {
     pub run: Arc<RunContext>,
     pub recipient: RecipientContext,
-    pub from: StepPosition,
+    pub from: super::walk::StepPosition,
     /// The `resumed` event the plan starts with.
     pub resumed: Value,
 }
@@ -309,198 +223,144 @@ impl ResumeWork {
     }
 }
 
-/// A fired timer: its id, its recipient run, and what to write (`None`: just drop it;
-/// `Err`: fail the recipient run with this event).
-type Fired = (i64, String, Option<Result<RecipientPlan, Value>>);
-
-/// Run-level inputs loaded once per run per pass.
-pub(crate) struct RunInputs {
-    request: StoredTrigger,
-    tenant_default: Option<Value>,
-}
-
 async fn fire(w: Arc<Waits>, now: DateTime<Utc>) -> StoreResult<usize> {
-    let now_s = clock::format(now);
-    let due = w
-        .store
-        .read(move |db| timers::due(db, &now_s, FIRE_SLICE))
-        .await?;
+    let due = w.store.due_resumes(clock::format(now), FIRE_SLICE).await?;
     if due.is_empty() {
         return Ok(0);
     }
     let fired = due.len();
     let registry = w.registry.clone();
     let clock = w.clock.clone();
-    let loaded: Vec<Loaded> = w
-        .store
-        .read(move |db| {
-            let mut runs_seen: HashMap<String, Option<Arc<RunContext>>> = HashMap::new();
-            let mut inputs: HashMap<String, RunInputs> = HashMap::new();
-            let mut out = Vec::with_capacity(due.len());
-            for timer in due {
-                let work = load_one(
-                    db,
-                    &timer.target,
-                    &registry,
-                    &clock,
-                    &mut runs_seen,
-                    &mut inputs,
-                )?;
-                out.push(Loaded {
-                    timer_id: timer.id,
-                    rr: timer.target,
-                    work,
+    let planned = tokio::task::spawn_blocking(move || {
+        let mut contexts = HashMap::new();
+        due.into_iter()
+            .map(|d| {
+                let work = d.paused.map(|p| {
+                    resume_work(p, &clock, &mut contexts, resume_context(&registry, &clock))
                 });
-            }
-            Ok(out)
-        })
-        .await?;
-    let planned: Vec<Fired> = tokio::task::spawn_blocking(move || {
-        loaded
-            .into_iter()
-            .map(|l| {
-                let plan = l.work.map(ResumeWork::plan);
-                (l.timer_id, l.rr, plan)
+                (d.timer_id, d.recipient_run, work.map(ResumeWork::plan))
             })
             .collect()
     })
     .await
-    .map_err(|e| crate::store::StoreError::Blocking(e.to_string()))?;
+    .map_err(|e| StoreError::Blocking(e.to_string()))?;
     let now_s = clock::format(now);
+    // A timer cancelled (or fired) meanwhile is skipped by the write.
     let rows = w
         .store
-        .write(move |db| {
-            let mut rows = Vec::new();
-            for (timer_id, rr, plan) in planned {
-                if !timers::claim(db, timer_id)? {
-                    continue; // cancelled (or fired) meanwhile
-                }
-                match plan {
-                    None => {}
-                    Some(Ok(plan)) => write_resumed(db, &rr, plan, &now_s, &mut rows)?,
-                    Some(Err(event)) => {
-                        timers::update_recipient_run(db, &rr, FAILED, &[event], None)?
-                    }
-                }
-            }
-            Ok(rows)
+        .write_resumes(planned, move |checks, plan| {
+            decide_resumed(checks, plan, &now_s)
         })
         .await?;
     w.bus.publish(&rows);
     Ok(fired)
 }
 
-/// Loads what resuming recipient run `rr` needs; run-level inputs once per run.
-pub(crate) fn load_one(
-    db: &Db<'_>,
-    rr: &str,
+/// [`run_context`] over `registry`, for [`resume_work`].
+pub(crate) fn resume_context<'a>(
+    registry: &'a Registry,
+    clock: &'a Clock,
+) -> impl FnOnce(&str, Option<&OpenedRun>) -> Option<Arc<RunContext>> + 'a {
+    move |id, run| run_context(id, run, registry, clock)
+}
+
+/// Run `run_id`'s context for its resumes (`None`: its workflow or stored request is
+/// gone).
+fn run_context(
+    run_id: &str,
+    run: Option<&OpenedRun>,
     registry: &Registry,
     clock: &Clock,
+) -> Option<Arc<RunContext>> {
+    let run = run?;
+    let (request, entities) = run.request.as_ref().ok()?;
+    let workflow = registry.get(&run.workflow_key)?;
+    let mut ctx = RunContext::new(
+        run_id.to_owned(),
+        workflow,
+        request.tenant.clone(),
+        request.actor.clone(),
+        request.data.clone(),
+        entities.actor.clone(),
+        entities.tenant.clone(),
+    );
+    ctx.clock = clock.clone();
+    ctx.skip_delay = request.settings.skip_delay;
+    ctx.translations = registry.translations().snapshot();
+    Some(Arc::new(ctx))
+}
+
+/// The `step_failed` event of a resume that cannot run, saying `why`.
+fn resume_failed(why: &str) -> ResumeWork {
+    ResumeWork::Fail(json!({"event": "step_failed", "status": "error", "data": {"error": why}}))
+}
+
+/// Decides what resuming paused run `paused` does (pure: no I/O). It resumes at the step
+/// after the one it paused at in the workflow's current version, with its recipient read
+/// afresh; it fails instead when its resume state is missing or corrupt, its run's
+/// workflow or stored request is gone, or its paused step is no longer at its position.
+/// `contexts` holds each run's context once per pass, made by `context` (see
+/// [`run_context`]); `clock` stamps the `resumed` event.
+pub(crate) fn resume_work(
+    paused: PausedRun,
+    clock: &Clock,
     contexts: &mut HashMap<String, Option<Arc<RunContext>>>,
-    inputs: &mut HashMap<String, RunInputs>,
-) -> StoreResult<Option<ResumeWork>> {
-    let Some(row) = timers::get_recipient_run(db, rr)? else {
-        return Ok(None);
+    context: impl FnOnce(&str, Option<&OpenedRun>) -> Option<Arc<RunContext>>,
+) -> ResumeWork {
+    let Some(state) = paused.resume else {
+        return resume_failed("the paused run has no resume state");
     };
-    if RecipientRunStatus::parse(&row.status) != Some(RecipientRunStatus::Paused) {
-        return Ok(None);
+    let Ok(state) = serde_json::from_value::<ResumeState>(state) else {
+        return resume_failed("the paused run's position is corrupt");
+    };
+    let run = contexts
+        .entry(paused.workflow_run_id.clone())
+        .or_insert_with(|| context(&paused.workflow_run_id, paused.run.as_deref()))
+        .clone();
+    let Some(run) = run else {
+        return resume_failed("the run's workflow or stored request is gone");
+    };
+    if run
+        .workflow
+        .step_at(&state.paused_at.0)
+        .map(|s| s.step_ref())
+        != Some(state.step_ref.as_str())
+    {
+        return resume_failed(
+            "the workflow changed while this run was paused: its paused step is gone",
+        );
     }
-    let fail = |why: &str| {
-        Ok(Some(ResumeWork::Fail(
-            json!({"event": "step_failed", "status": "error",
-                                         "data": {"error": why}}),
-        )))
-    };
-    let Some(state) = row.resume.as_ref() else {
-        return fail("the paused run has no resume state");
-    };
-    let Ok(paused_at) = serde_json::from_value::<StepPosition>(state["paused_at"].clone()) else {
-        return fail("the paused run's position is corrupt");
-    };
-    let step_ref = state["step_ref"].as_str().unwrap_or_default().to_owned();
-    if !contexts.contains_key(&row.workflow_run_id) {
-        let ctx = match runs::get_run(db, &row.workflow_run_id)? {
-            None => None,
-            Some(run) => match StoredTrigger::from_stored(&run.request) {
-                Err(_) => None,
-                Ok(request) => {
-                    let workflow = registry.get(&run.workflow_key);
-                    let tenant = request.tenant.clone();
-                    let actor_value = match &request.actor {
-                        Some(a) => Some(
-                            recipients::get_recipient(db, a)?
-                                .unwrap_or_else(|| recipients::minimal(a)),
-                        ),
-                        None => None,
-                    };
-                    let tenant_value = match &tenant {
-                        Some(t) => recipients::get_tenant(db, t)?,
-                        None => None,
-                    };
-                    let tenant_default = preference_check::tenant_default(db, tenant.as_deref())?;
-                    inputs.insert(
-                        row.workflow_run_id.clone(),
-                        RunInputs {
-                            request,
-                            tenant_default,
-                        },
-                    );
-                    workflow.map(|workflow| {
-                        let input = &inputs[&row.workflow_run_id];
-                        let mut ctx = RunContext::new(
-                            row.workflow_run_id.clone(),
-                            workflow,
-                            input.request.tenant.clone(),
-                            input.request.actor.clone(),
-                            input.request.data.clone(),
-                            actor_value,
-                            tenant_value,
-                        );
-                        ctx.clock = clock.clone();
-                        ctx.skip_delay = input.request.settings.skip_delay;
-                        ctx.translations = registry.translations().snapshot();
-                        Arc::new(ctx)
-                    })
-                }
-            },
-        };
-        contexts.insert(row.workflow_run_id.clone(), ctx);
-    }
-    let Some(run) = contexts.get(&row.workflow_run_id).cloned().flatten() else {
-        return fail("the run's workflow or stored request is gone");
-    };
-    if run.workflow.step_at(&paused_at.0).map(|s| s.step_ref()) != Some(step_ref.as_str()) {
-        return fail("the workflow changed while this run was paused: its paused step is gone");
-    }
-    let tenant_default = inputs
-        .get(&row.workflow_run_id)
-        .and_then(|i| i.tenant_default.clone());
-    let entity = recipients::get_recipient(db, &row.recipient)?;
-    let preferences = preference_check::effective_set(
-        db,
-        &row.recipient,
+    let tenant_default = paused
+        .run
+        .as_ref()
+        .and_then(|r| r.request.as_ref().ok())
+        .and_then(|(_, entities)| entities.tenant_default.as_ref());
+    let preferences = preference_check::effective(
         run.tenant.as_deref(),
-        tenant_default.as_ref(),
-    )?;
+        tenant_default,
+        paused.default_set,
+        paused.tenant_set,
+    );
     let recipient = RecipientContext {
-        reference: row.recipient,
-        entity,
+        reference: paused.recipient,
+        entity: paused.entity,
         preferences,
-        trigger_data: state["trigger_data"].as_object().cloned(),
-        subscription: match &state["subscription"] {
-            Value::Null => None,
-            v => Some(v.clone()),
-        },
-        batch: ClosedBatch::from_value(&state["batch"]).map(Arc::new),
+        trigger_data: state.trigger_data,
+        subscription: state.subscription,
+        batch: state
+            .batch
+            .as_ref()
+            .and_then(ClosedBatch::from_value)
+            .map(Arc::new),
     };
-    let resumed = json!({"event": "resumed", "status": "ok", "step_ref": step_ref,
+    let resumed = json!({"event": "resumed", "status": "ok", "step_ref": state.step_ref,
                          "data": {"at": clock.now()}});
-    Ok(Some(ResumeWork::Walk(Box::new(Resume {
+    ResumeWork::Walk(Box::new(Resume {
         run,
         recipient,
-        from: paused_at.next(),
+        from: state.paused_at.next(),
         resumed,
-    }))))
+    }))
 }
 
 /// Cancels the paused recipient runs of `workflow_key` triggered with
@@ -513,30 +373,18 @@ pub async fn cancel(
     cancellation_key: &str,
     recipients: Option<Vec<RecipientRef>>,
 ) -> StoreResult<usize> {
-    let key = workflow_key.to_owned();
-    let ck = cancellation_key.to_owned();
     let now = scheduler.clock().now();
-    let n = store
-        .write(move |db| {
-            // Runs not paused yet (queued, or mid-fan-out) are cancelled when they pause.
-            cancellations::record(db, &key, &ck, recipients.as_deref())?;
-            let ids = timers::paused_by_cancellation_key(db, &key, &ck, recipients.as_deref())?;
-            let event = json!({"event": "cancelled", "status": "ok",
-                               "data": {"cancellation_key": ck, "at": now}});
-            for id in &ids {
-                timers::remove(db, RESUME, id)?;
-                // Leaves the batch it waits in (if any); the window stays open.
-                batches::cancel_activity(db, id)?;
-                timers::update_recipient_run(
-                    db,
-                    id,
-                    RecipientRunStatus::Cancelled.as_str(),
-                    std::slice::from_ref(&event),
-                    None,
-                )?;
-            }
-            Ok(ids.len())
-        })
-        .await?;
-    Ok(n)
+    let event = cancelled_event(cancellation_key, &now);
+    store
+        .cancel_paused(
+            workflow_key.to_owned(),
+            cancellation_key.to_owned(),
+            recipients,
+            event,
+        )
+        .await
 }
+
+#[cfg(test)]
+#[path = "waits_tests.rs"]
+mod tests;

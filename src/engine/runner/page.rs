@@ -18,10 +18,9 @@ use crate::engine::walk::{
     RecipientContext, RecipientPlan, RunContext, StepPosition, walk_isolated,
 };
 use crate::model::RecipientRef;
-use crate::model::run_state::WorkflowRunStatus;
+use crate::model::message::MessageRow;
 use crate::model::stored_trigger::StoredRecipient;
-use crate::store::messages::MessageRow;
-use crate::store::{StoreError, runs};
+use crate::store::StoreError;
 
 /// A started run between its slices.
 pub(super) struct ActiveRun {
@@ -138,16 +137,14 @@ impl PageWrite {
                 .map(|plan| waits::prepare(plan, &run_id, started_ms))
                 .collect::<Result<Vec<_>, _>>()?;
             let inserted: Vec<MessageRow> = store
-                .write_weighted(weight, move |db| {
-                    let mut rows = Vec::new();
-                    waits::write_page(db, &run_id, plans, &now, &mut rows)?;
-                    runs::set_audience_cursor(db, &run_id, &cursor_json)?;
-                    if done {
-                        let completed = WorkflowRunStatus::Completed.as_str();
-                        runs::set_run_status(db, &run_id, completed)?;
-                    }
-                    Ok(rows)
-                })
+                .write_run_page(
+                    weight,
+                    run_id,
+                    plans,
+                    cursor_json,
+                    done,
+                    move |checks, run, plan| waits::decide_new(checks, run, plan, &now),
+                )
                 .await?;
             bus.publish(&inserted);
             if paused {

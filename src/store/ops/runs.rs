@@ -76,6 +76,24 @@ pub(in crate::store) fn run_entities(
     })
 }
 
+/// Run `run` as a walk of it reads it (inside the caller's read): its stored trigger
+/// parsed and the entities every walk of it reads.
+pub(in crate::store) fn opened(db: &Db<'_>, run: runs::RunRow) -> StoreResult<OpenedRun> {
+    let request = match StoredTrigger::from_stored(&run.request) {
+        Ok(trigger) => {
+            let entities = run_entities(db, &trigger)?;
+            Ok((trigger, entities))
+        }
+        Err(e) => Err(e),
+    };
+    Ok(OpenedRun {
+        workflow_key: run.workflow_key,
+        started_ms: runs::started_ms(&run.inserted_at),
+        audience_cursor: run.audience_cursor,
+        request,
+    })
+}
+
 impl Store {
     /// Of `ids`, the runs still queued (one read), with what the runner keys them by.
     pub async fn queued_runs_among(&self, ids: Vec<String>) -> StoreResult<Vec<QueuedRun>> {
@@ -144,19 +162,7 @@ impl Store {
             if WorkflowRunStatus::parse(&run.status) != Some(WorkflowRunStatus::Queued) {
                 return Ok(None);
             }
-            let request = match StoredTrigger::from_stored(&run.request) {
-                Ok(trigger) => {
-                    let entities = run_entities(db, &trigger)?;
-                    Ok((trigger, entities))
-                }
-                Err(e) => Err(e),
-            };
-            Ok(Some(OpenedRun {
-                workflow_key: run.workflow_key,
-                started_ms: runs::started_ms(&run.inserted_at),
-                audience_cursor: run.audience_cursor,
-                request,
-            }))
+            Ok(Some(opened(db, run)?))
         })
         .await
     }

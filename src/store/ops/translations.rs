@@ -38,4 +38,19 @@ impl Store {
     ) -> StoreResult<Option<StoredTranslation>> {
         self.read(move |db| translations::get(db, &id)).await
     }
+
+    /// Every stored translation: what the engine's render snapshot is built from.
+    pub(crate) async fn all_translations(&self) -> StoreResult<Vec<StoredTranslation>> {
+        self.read(translations::all).await
+    }
+
+    /// Stores translation `id` with `content` (already validated), replacing it.
+    pub(crate) async fn put_translation(
+        &self,
+        id: TranslationId,
+        content: String,
+    ) -> StoreResult<StoredTranslation> {
+        self.write(move |db| translations::upsert(db, &id, &content))
+            .await
+    }
 }

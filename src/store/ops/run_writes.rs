@@ -1,0 +1,364 @@
+//! Writing what walks decided: a page of a run's first passes (one transaction with the
+//! run's audience cursor), resumed passes of paused recipient runs (with the claim of
+//! their timers), and the close of due batches (with the pass of the run that continues).
+//!
+//! The engine's decisions that only the write can make (gates, batch joins, a cancel
+//! covering a pause) run inside these writes as a closure over [`Checkpoints`] that turns
+//! the engine's plan into a [`RecipientWrite`]: plain data this module stores as it is.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Checkpoints;
+use crate::model::RecipientRef;
+use crate::model::message::MessageRow;
+use crate::model::run_state::{RecipientRunStatus, WorkflowRunStatus};
+use crate::store::batches::{self, NewBatch};
+use crate::store::messages::{self, NewMessage, PreparedMessage};
+use crate::store::timers::{self, RESUME};
+use crate::store::{Db, Store, StoreResult, runs};
+
+/// One recipient run's pass, decided: everything its write stores.
+#[derive(Debug, Clone)]
+pub struct RecipientWrite {
+    pub reference: RecipientRef,
+    pub status: RecipientRunStatus,
+    /// The pass's events (appended to a resumed run's).
+    pub events: Vec<Value>,
+    pub messages: Vec<NewMessage>,
+    /// A paused run's resume state (JSON), stored with it.
+    pub resume: Option<Value>,
+    /// A delay: the run's timer fires at this time (`clock::format`).
+    pub resume_at: Option<String>,
+    /// Batches to open or join, in plan order.
+    pub joins: Vec<JoinWrite>,
+    /// The run was cancelled as it paused: it leaves the batch it just joined.
+    pub leave_batches: bool,
+}
+
+/// A batch join, decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JoinWrite {
+    /// Opens batch `id` (and adds `activity` to it, unless its opener is not an activity).
+    Open {
+        id: String,
+        identity: String,
+        opened_at: String,
+        closes_at: String,
+        extend_until: Option<String>,
+        settings: Value,
+        activity: Option<ActivityWrite>,
+    },
+    /// Adds `activity` to open batch `batch_id`, moving its close to `closes_at` if set.
+    Append {
+        batch_id: String,
+        activity: ActivityWrite,
+        closes_at: Option<String>,
+    },
+}
+
+/// One activity of a batch, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityWrite {
+    pub id: String,
+    pub actor: Option<RecipientRef>,
+    pub data: Arc<Value>,
+    pub inserted_at: String,
+}
+
+/// One entry of a fan-out page, in page order: a plain delivery (messages serialized
+/// and stamped with their recipient run beforehand, no recipient run row), or a plan
+/// the write decides with the caller's closure.
+pub enum PageEntry<P> {
+    Plain(Vec<PreparedMessage>),
+    Decided(P),
+}
+
+/// A resumed recipient run: its plan, or the event to fail it with.
+pub type Resumed<P> = Result<P, Value>;
+
+/// One due batch to close, as read: the write re-checks `fingerprint` (activities
+/// appended or cancelled since the read make the next pass render it afresh).
+pub struct BatchClose<P> {
+    pub batch_id: String,
+    pub fingerprint: (i64, i64),
+    /// The run that continues past the batch and its resumed pass (`None`: nothing runs).
+    pub continuing: Option<(String, Option<Resumed<P>>)>,
+    /// The batch's other waiting runs: completed with `others_event`.
+    pub others: Vec<String>,
+    pub others_event: Value,
+}
+
+impl Store {
+    /// Writes one page of run `run_id`'s fan-out in ONE transaction: its entries in order
+    /// (the decided ones through `decide`), the run's audience cursor, and `completed` on
+    /// its last page. `weight` picks the writer's lane. The inserted messages.
+    pub async fn write_run_page<P, D>(
+        &self,
+        weight: usize,
+        run_id: String,
+        entries: Vec<PageEntry<P>>,
+        cursor_json: String,
+        last: bool,
+        mut decide: D,
+    ) -> StoreResult<Vec<MessageRow>>
+    where
+        P: Send + 'static,
+        D: FnMut(&dyn Checkpoints, &str, P) -> StoreResult<RecipientWrite> + Send + 'static,
+    {
+        self.write_weighted(weight, move |db| {
+            let mut rows = Vec::new();
+            write_page(db, &run_id, entries, &mut decide, &mut rows)?;
+            runs::set_audience_cursor(db, &run_id, &cursor_json)?;
+            if last {
+                runs::set_run_status(db, &run_id, WorkflowRunStatus::Completed.as_str())?;
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Fires resume timers in ONE transaction: each `(timer, recipient run, pass)` whose
+    /// timer is still there (not cancelled or fired meanwhile) is claimed and its pass
+    /// written (`None`: the timer only goes). The inserted messages.
+    pub async fn write_resumes<P, D>(
+        &self,
+        fired: Vec<(i64, String, Option<Resumed<P>>)>,
+        mut decide: D,
+    ) -> StoreResult<Vec<MessageRow>>
+    where
+        P: Send + 'static,
+        D: FnMut(&dyn Checkpoints, P) -> StoreResult<RecipientWrite> + Send + 'static,
+    {
+        self.write(move |db| {
+            let mut rows = Vec::new();
+            for (timer_id, rr, pass) in fired {
+                if !timers::claim(db, timer_id)? {
+                    continue;
+                }
+                if let Some(pass) = pass {
+                    write_resumed(db, &rr, pass, &mut decide, &mut rows)?;
+                }
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Closes due batches in ONE transaction: each still as read is closed, its
+    /// continuing run's pass written and its other waiting runs completed. The
+    /// inserted messages.
+    pub async fn close_batches<P, D>(
+        &self,
+        closing: Vec<BatchClose<P>>,
+        mut decide: D,
+    ) -> StoreResult<Vec<MessageRow>>
+    where
+        P: Send + 'static,
+        D: FnMut(&dyn Checkpoints, P) -> StoreResult<RecipientWrite> + Send + 'static,
+    {
+        self.write(move |db| {
+            let mut rows = Vec::new();
+            for c in closing {
+                if batches::fingerprint(db, &c.batch_id)? != c.fingerprint {
+                    continue;
+                }
+                if !batches::close(db, &c.batch_id)? {
+                    continue;
+                }
+                if let Some((rr, Some(pass))) = c.continuing {
+                    write_resumed(db, &rr, pass, &mut decide, &mut rows)?;
+                }
+                for rr in &c.others {
+                    // Only runs still waiting (retention may have deleted an old run).
+                    if timers::get_recipient_run(db, rr)?.is_some_and(|r| {
+                        RecipientRunStatus::parse(&r.status) == Some(RecipientRunStatus::Paused)
+                    }) {
+                        timers::update_recipient_run(
+                            db,
+                            rr,
+                            RecipientRunStatus::Completed.as_str(),
+                            std::slice::from_ref(&c.others_event),
+                            None,
+                        )?;
+                    }
+                }
+            }
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+/// A page's entries; the run's facts are read once, at the first decided entry.
+fn write_page<P, D>(
+    db: &Db<'_>,
+    run_id: &str,
+    mut entries: Vec<PageEntry<P>>,
+    decide: &mut D,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()>
+where
+    D: FnMut(&dyn Checkpoints, &str, P) -> StoreResult<RecipientWrite>,
+{
+    let mut facts = None;
+    // The page's feed keys in one lookup, not one per message.
+    messages::resolve_feeds(
+        db,
+        entries.iter_mut().flat_map(|entry| match entry {
+            PageEntry::Plain(messages) => messages.as_mut_slice(),
+            PageEntry::Decided(_) => &mut [],
+        }),
+    )?;
+    for entry in entries {
+        match entry {
+            PageEntry::Decided(plan) => {
+                let facts = match &facts {
+                    Some(facts) => facts,
+                    None => facts.insert(runs::run_facts(db, run_id)?),
+                };
+                let write = decide(db, run_id, plan)?;
+                write_new(db, run_id, facts, write, rows)?;
+            }
+            PageEntry::Plain(messages) => {
+                for message in messages {
+                    if let Some(row) = messages::insert_prepared(db, message)? {
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A first pass: the recipient run (with its events and resume state), its batch joins,
+/// its wait and its messages.
+fn write_new(
+    db: &Db<'_>,
+    run_id: &str,
+    facts: &runs::RunFacts,
+    write: RecipientWrite,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()> {
+    let events = serde_json::to_string(&write.events)?;
+    let rr = runs::ensure_recipient_run_as(
+        db,
+        runs::NewRecipientRun {
+            run_id,
+            facts,
+            id: runs::recipient_run_id(run_id, facts, &write.reference),
+            recipient: &write.reference,
+            status: write.status.as_str(),
+            events: &events,
+        },
+    )?;
+    if let Some(resume) = &write.resume {
+        timers::update_recipient_run(db, &rr, write.status.as_str(), &[], Some(resume))?;
+    }
+    write_rest(db, &rr, write, rows)
+}
+
+/// A resumed pass over recipient run `rr` (or its failure).
+fn write_resumed<P, D>(
+    db: &Db<'_>,
+    rr: &str,
+    pass: Resumed<P>,
+    decide: &mut D,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()>
+where
+    D: FnMut(&dyn Checkpoints, P) -> StoreResult<RecipientWrite>,
+{
+    match pass {
+        Ok(plan) => {
+            let write = decide(db, plan)?;
+            let status = write.status.as_str();
+            timers::update_recipient_run(db, rr, status, &write.events, write.resume.as_ref())?;
+            write_rest(db, rr, write, rows)
+        }
+        Err(event) => {
+            let failed = RecipientRunStatus::Failed.as_str();
+            timers::update_recipient_run(db, rr, failed, &[event], None)
+        }
+    }
+}
+
+/// What follows the recipient run's row: batch joins, leaving batches (a cancel), the
+/// delay's timer, the messages.
+fn write_rest(
+    db: &Db<'_>,
+    rr: &str,
+    write: RecipientWrite,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()> {
+    for join in &write.joins {
+        record_join(db, rr, join)?;
+    }
+    if write.leave_batches {
+        batches::cancel_activity(db, rr)?;
+    }
+    if let Some(at) = &write.resume_at {
+        timers::set(db, RESUME, rr, at)?;
+    }
+    for mut message in write.messages {
+        message.workflow_recipient_run_id = rr.to_owned();
+        if let Some(row) = messages::insert(db, &message)? {
+            rows.push(row);
+        }
+    }
+    Ok(())
+}
+
+fn record_join(db: &Db<'_>, rr: &str, join: &JoinWrite) -> StoreResult<()> {
+    match join {
+        JoinWrite::Open {
+            id,
+            identity,
+            opened_at,
+            closes_at,
+            extend_until,
+            settings,
+            activity,
+        } => {
+            batches::open(
+                db,
+                &NewBatch {
+                    id,
+                    identity,
+                    opened_at,
+                    closes_at,
+                    extend_until: extend_until.as_deref(),
+                    settings,
+                },
+            )?;
+            if let Some(activity) = activity {
+                add(db, id, rr, activity)?;
+            }
+        }
+        JoinWrite::Append {
+            batch_id,
+            activity,
+            closes_at,
+        } => {
+            add(db, batch_id, rr, activity)?;
+            if let Some(closes_at) = closes_at {
+                batches::set_closes_at(db, batch_id, closes_at)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add(db: &Db<'_>, batch_id: &str, rr: &str, a: &ActivityWrite) -> StoreResult<()> {
+    batches::add_activity(
+        db,
+        batch_id,
+        rr,
+        &a.id,
+        a.actor.as_ref(),
+        &a.data,
+        &a.inserted_at,
+    )
+}
