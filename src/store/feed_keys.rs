@@ -21,7 +21,7 @@ pub(super) const KEY_SQL: &str = "(SELECT id FROM feeds WHERE channel_id = ? AND
 
 /// The keys of the feeds named in a JSON array of `[channel, kind, collection, id]`, by
 /// array index; `json_each` drives the join, one probe of the feeds' unique index each.
-pub(super) const LOOKUP_SQL: &str = "SELECT j.key, f.id FROM json_each(?1) j CROSS JOIN feeds f \
+pub(super) const LOOKUP_SQL: &str = "SELECT CAST(j.key AS INTEGER), f.id FROM json_each(?1) j CROSS JOIN feeds f \
      WHERE f.channel_id = j.value ->> 0 AND f.recipient_kind = j.value ->> 1 \
      AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3";
 

@@ -106,7 +106,7 @@ pub(super) fn tenants(
     }
     if let Some(allowed) = restriction {
         if allowed.is_empty() {
-            w.push("0", []);
+            w.push("1=0", []);
         } else {
             w.push(
                 format!("{column} IN ({})", placeholders(allowed.len())),
@@ -183,7 +183,7 @@ fn trigger_value(w: &mut Where, key: &str, value: &Value) {
             }),
         ),
         // Parsing refuses nested values; should one get here, it matches nothing.
-        Value::Array(_) | Value::Object(_) => return w.push("0", []),
+        Value::Array(_) | Value::Object(_) => return w.push("1=0", []),
     };
     let params = |bound: &Option<SqlValue>| std::iter::once(text(key)).chain(bound.clone());
     w.push(

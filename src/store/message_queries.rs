@@ -21,7 +21,7 @@ fn list_where(
 ) -> Where {
     let mut w = Where::default();
     if !q.delivery_matches() {
-        w.push("0", []);
+        w.push("1=0", []);
     }
     match (recipient, channel_id) {
         // One feed: by its key (through `messages_feed`).

@@ -70,10 +70,10 @@ pub use crate::model::message_params::BulkAction;
 fn bulk_where(channel_id: &str, scope: &BulkScope, restriction: Option<&[String]>) -> Where {
     let mut w = Where::default();
     if !scope.delivery_matches {
-        w.push("0", []);
+        w.push("1=0", []);
     }
     match &scope.recipients {
-        Some(recipients) if recipients.is_empty() => w.push("0", []),
+        Some(recipients) if recipients.is_empty() => w.push("1=0", []),
         // The listed feeds by key (through `messages_feed`).
         Some(recipients) => {
             let one = "(recipient_kind = ? AND recipient_collection = ? AND recipient_id = ?)";

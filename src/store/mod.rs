@@ -272,6 +272,15 @@ impl Store {
         self.writer.shutdown().await;
     }
 
+    /// Lets go of the database without waiting: the writer stops after its queue and the
+    /// idle read connections close. For an embedding that cannot await
+    /// [`Store::shutdown`] (a test server dropped at the end of its test): on PostgreSQL
+    /// its connections return to the server at once instead of when the process exits.
+    pub fn close_now(&self) {
+        self.writer.stop_soon();
+        self.readers.close_idle();
+    }
+
     /// Where the database lives (shown at start).
     pub fn path(&self) -> &Path {
         &self.path

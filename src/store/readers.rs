@@ -44,6 +44,9 @@ pub(super) struct ReaderPool {
     /// holds at most that many server connections for reads).
     max_idle: usize,
     permits: Arc<Semaphore>,
+    /// Set by [`ReaderPool::close_idle`]: from then on a connection is closed after its
+    /// read instead of kept (a read in flight must not refill a closed pool).
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ReaderPool {
@@ -58,6 +61,15 @@ impl ReaderPool {
             idle: Arc::new(Mutex::new(Vec::new())),
             max_idle,
             permits: Arc::new(Semaphore::new(concurrent)),
+            closed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// Closes the idle connections, and each later one after its read.
+    pub(super) fn close_idle(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
         }
     }
 
@@ -83,6 +95,7 @@ impl ReaderPool {
             // A connection PostgreSQL closed (a restart) is dropped, not pooled: the next
             // read opens a fresh one.
             if !conn.is_broken()
+                && !pool.closed.load(std::sync::atomic::Ordering::SeqCst)
                 && let Ok(mut idle) = pool.idle.lock()
                 && idle.len() < pool.max_idle
             {

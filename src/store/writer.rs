@@ -88,6 +88,13 @@ impl WriterHandle {
         reply_rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Asks the writer to stop after what is queued, without waiting (a full queue keeps
+    /// it running until its handles are gone).
+    pub(super) fn stop_soon(&self) {
+        let (done_tx, _) = oneshot::channel();
+        let _ = self.tx.try_send(Command::Shutdown(done_tx));
+    }
+
     /// Waits until every command queued before this call has committed, then stops.
     pub(super) async fn shutdown(&self) {
         let (done_tx, done_rx) = oneshot::channel();

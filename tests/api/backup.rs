@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 fn backup(db: &std::path::Path, file: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .env("TIDINGS_DB", db)
+        .envs(crate::engine::database_env(db))
         .env("TIDINGS_LOG", "warn")
         .arg("backup")
         .arg(file)
@@ -36,6 +36,9 @@ async fn burst(app: Arc<TestApp>, acked: Arc<Mutex<Vec<String>>>, stop: Arc<toki
 
 #[tokio::test]
 async fn a_backup_during_a_trigger_burst_holds_every_acknowledged_run_and_serves() {
+    if crate::engine::is_postgres() {
+        return; // the SQLite online backup; PostgreSQL refuses `tidings backup` (below)
+    }
     let app = Arc::new(spawn_app().await);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(tokio::sync::Notify::new());
@@ -139,7 +142,7 @@ fn backup_refuses_an_existing_target_and_a_missing_database() {
     let existing = dir.path().join("exists.db");
     std::fs::write(&existing, b"keep me").unwrap();
     let created = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .env("TIDINGS_DB", &db)
+        .envs(crate::engine::database_env(&db))
         .arg("keys")
         .output()
         .unwrap();
@@ -148,4 +151,21 @@ fn backup_refuses_an_existing_target_and_a_missing_database() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+}
+
+/// On PostgreSQL, `tidings backup` says to use PostgreSQL's own backups and copies nothing.
+#[tokio::test]
+async fn on_postgres_backup_refuses_and_names_pg_dump() {
+    if !crate::engine::is_postgres() {
+        return; // the SQLite path is the tests above
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().join("copy.db");
+    let (ok, _, stderr) = crate::process::Launch::new(dir.path(), &["backup", "copy.db"])
+        .test_keys()
+        .output()
+        .await;
+    assert!(!ok, "backup must fail on PostgreSQL");
+    assert!(stderr.contains("pg_dump"), "{stderr}");
+    assert!(!target.exists(), "nothing was written");
 }

@@ -30,7 +30,7 @@ impl Binary {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
         command
             .env("TIDINGS_ADDR", format!("127.0.0.1:{port}"))
-            .env("TIDINGS_DB", db)
+            .envs(crate::engine::database_env(db))
             .env(
                 "TIDINGS_WORKFLOWS",
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"),

@@ -9,7 +9,7 @@ use crate::helpers::{PUBLIC_KEY, spawn_app_with};
 
 fn tidings(db: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .env("TIDINGS_DB", db)
+        .envs(crate::engine::database_env(db))
         .env_remove("TIDINGS_SIGNING_PUBLIC_KEY")
         .args(args)
         .output()
@@ -93,7 +93,7 @@ fn token_refuses_clearly_when_the_signing_key_is_configured_externally() {
     let db = dir.path().join("dev.db");
     let public = std::fs::read_to_string(crate::helpers::fixture("signing_key.pub.pem")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .env("TIDINGS_DB", &db)
+        .envs(crate::engine::database_env(&db))
         .env("TIDINGS_SIGNING_PUBLIC_KEY", public)
         .args(["token", "u1"])
         .output()

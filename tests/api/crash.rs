@@ -44,7 +44,7 @@ pub(crate) fn start_with(db: &Path, port: u16, env: &[(&str, &str)]) -> Server {
     command.envs(env.iter().copied());
     let child = command
         .env("TIDINGS_ADDR", format!("127.0.0.1:{port}"))
-        .env("TIDINGS_DB", db)
+        .envs(crate::engine::database_env(db))
         .env(
             "TIDINGS_WORKFLOWS",
             Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"),

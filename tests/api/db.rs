@@ -29,6 +29,36 @@ pub fn open(path: &Path) -> Connection {
     }
 }
 
+/// Writes to the test's database directly (seeding rows no endpoint makes, or making a
+/// state a test must start from); `sql` may hold several statements.
+pub fn execute_batch(path: &Path, sql: &str) {
+    on_thread_writable(path, |conn| conn.execute_batch(sql)).expect("write to the test database");
+}
+
+/// One statement with parameters, written to the test's database; rows changed.
+pub fn execute<P: Params + Send>(path: &Path, sql: &str, params: P) -> usize {
+    on_thread_writable(path, |conn| conn.execute(sql, params)).expect("write to the test database")
+}
+
+fn on_thread_writable<T: Send>(path: &Path, f: impl FnOnce(&Conn) -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let conn = if crate::engine::is_postgres() {
+                    connect(path)
+                } else {
+                    let conn = rusqlite::Connection::open(path).expect("open for writing");
+                    conn.busy_timeout(Duration::from_secs(5))
+                        .expect("busy timeout");
+                    conn.into()
+                };
+                f(&conn)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// A connection to the database at `path`, on the calling thread.
 fn connect(path: &Path) -> Conn {
     if crate::engine::is_postgres() {

@@ -64,3 +64,17 @@ pub fn drop_for(dir: &Path) {
         schema_for(dir)
     ));
 }
+
+/// The environment that points a launched `tidings` at the test database `db_path`:
+/// `TIDINGS_DB` always, and on PostgreSQL the URL of the schema of `db_path`'s directory
+/// (what `db` reads for that path).
+pub fn database_env(db_path: impl AsRef<Path>) -> Vec<(String, String)> {
+    let db_path = db_path.as_ref();
+    let mut env = vec![("TIDINGS_DB".to_owned(), db_path.display().to_string())];
+    if is_postgres() {
+        let dir = db_path.parent().unwrap_or(Path::new("."));
+        env.push(("TIDINGS_DATABASE_URL".to_owned(), url_for(dir)));
+        env.push(("TIDINGS_DATABASE_POOL_SIZE".to_owned(), "3".to_owned()));
+    }
+    env
+}

@@ -52,16 +52,13 @@ async fn assert_stays(app: &TestApp, user: &str, count: usize) {
 /// commit leaves one), so it is walked only at the next start, after what the test does
 /// in between. This is how a test orders "cancel, then the runner walks" without racing.
 fn queue_copy(app: &TestApp, template: &str, id: &str, cancellation_key: &str) {
-    let conn = rusqlite::Connection::open(&app.db_path).expect("open for writing");
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    conn.execute(
+    crate::db::execute(
+        &app.db_path,
         "INSERT INTO workflow_runs(id, workflow_key, request, cancellation_key, tenant, status, \
          inserted_at, updated_at, recipient_count) SELECT ?1, workflow_key, request, ?2, tenant, \
          'queued', inserted_at, updated_at, recipient_count FROM workflow_runs WHERE id = ?3",
         [id, cancellation_key, template],
-    )
-    .expect("queued run");
+    );
 }
 
 /// Stops `app` and starts a server on its database with a manual clock at `t0`.

@@ -38,6 +38,7 @@ impl Drop for TestApp {
         // Stop serving (the command is sent now; its completion is not awaited), so the
         // server lets go of its database connections.
         drop(self.handle.stop(false));
+        self.state.store.close_now();
         if crate::engine::is_postgres() {
             crate::engine::drop_for(self._dir.path());
         }

@@ -11,10 +11,7 @@ use crate::helpers::{TestApp, spawn_app_with};
 /// A writable connection to the test server's file, for seeding rows no endpoint makes
 /// in bulk (a million idempotency keys take a day of triggers).
 fn seed(app: &TestApp, sql: &str) {
-    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy");
-    conn.execute_batch(sql).expect("seed");
+    crate::db::execute_batch(&app.db_path, sql);
 }
 
 fn count(app: &TestApp, table: &str) -> i64 {

@@ -45,7 +45,7 @@ async fn json_log_lines_parse_carry_request_facts_and_hold_no_secret() {
     let public_pem = std::fs::read_to_string(fixture("signing_key.pub.pem")).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
         .env("TIDINGS_ADDR", "127.0.0.1:0")
-        .env("TIDINGS_DB", dir.path().join("t.db"))
+        .envs(crate::engine::database_env(dir.path().join("t.db")))
         .env(
             "TIDINGS_WORKFLOWS",
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"),

@@ -154,7 +154,7 @@ async fn sigterm_closes_sockets_with_1001_and_the_process_exits() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
         .env("TIDINGS_ADDR", "127.0.0.1:0")
-        .env("TIDINGS_DB", dir.path().join("t.db"))
+        .envs(crate::engine::database_env(dir.path().join("t.db")))
         .env("TIDINGS_WORKFLOWS", dir.path().join("none"))
         .env("TIDINGS_ENHANCED_SECURITY", "false")
         .stdout(std::process::Stdio::piped())

@@ -107,8 +107,7 @@ async fn a_plain_fan_out_stores_no_recipient_run_yet_its_records_answer_as_store
     // The derived record's id is the one its message carries: the deterministic v7 id.
     let p0 = &items[5];
     let id = p0["id"].as_str().expect("id").to_owned();
-    let (message_id, carried): (String, String) = rusqlite::Connection::open(&app.db_path)
-        .expect("open")
+    let (message_id, carried): (String, String) = crate::db::open(&app.db_path)
         .query_row(
             "SELECT id, workflow_recipient_run_id FROM messages WHERE recipient_id = 'p0'",
             [],

@@ -144,7 +144,7 @@ async fn a_panicking_run_is_retried_then_failed_with_its_reason_while_other_runs
 fn spawn_binary(db: &Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
         .env("TIDINGS_ADDR", format!("127.0.0.1:{port}"))
-        .env("TIDINGS_DB", db)
+        .envs(crate::engine::database_env(db))
         .env(
             "TIDINGS_WORKFLOWS",
             Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"),

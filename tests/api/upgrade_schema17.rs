@@ -65,6 +65,9 @@ fn rec(workflow: &str, recipient: &str, status: &str) -> (String, String, String
 
 #[tokio::test]
 async fn a_schema_17_database_upgrades_in_place_and_answers_as_before() {
+    if crate::engine::is_postgres() {
+        return; // a SQLite file written by an older Tidings
+    }
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("tidings.db");
     std::fs::copy(crate::helpers::fixture("schema17.db"), &db).expect("copy fixture");

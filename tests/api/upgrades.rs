@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 fn tidings(db: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .env("TIDINGS_DB", db)
+        .envs(crate::engine::database_env(db))
         .env("TIDINGS_ADDR", "127.0.0.1:0")
         .env("TIDINGS_LOG", "info")
         .env_remove("TIDINGS_LOG_FORMAT")

@@ -352,8 +352,14 @@ CREATE FUNCTION sqlite_json_path(path text) RETURNS text[] LANGUAGE sql IMMUTABL
     END
 $$;
 
+-- A document as `json`, with `\u0000` escapes taken out: PostgreSQL text cannot hold a
+-- NUL, so a string value containing one is read without it (SQLite keeps it).
+CREATE FUNCTION sqlite_json(doc text) RETURNS json LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN strpos(doc, '\u0000') > 0 THEN replace(doc, '\u0000', '')::json ELSE doc::json END
+$$;
+
 CREATE FUNCTION json_extract(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    SELECT (doc::json) #>> sqlite_json_path(path)
+    SELECT sqlite_json(doc) #>> sqlite_json_path(path)
 $$;
 
 CREATE FUNCTION sqlite_json_type(value json) RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -370,28 +376,28 @@ CREATE FUNCTION json_each(doc text) RETURNS TABLE(key text, value text, type tex
 LANGUAGE sql IMMUTABLE AS $$
     SELECT (a.ord - 1)::text, a.elem #>> '{}', sqlite_json_type(a.elem),
            CASE WHEN json_typeof(a.elem) IN ('object', 'array') THEN NULL ELSE a.elem #>> '{}' END
-    FROM json_array_elements(CASE WHEN json_typeof(doc::json) = 'array' THEN doc::json ELSE '[]' END)
+    FROM json_array_elements(CASE WHEN json_typeof(sqlite_json(doc)) = 'array' THEN sqlite_json(doc) ELSE '[]' END)
          WITH ORDINALITY AS a(elem, ord)
     UNION ALL
     SELECT o.k, o.v #>> '{}', sqlite_json_type(o.v),
            CASE WHEN json_typeof(o.v) IN ('object', 'array') THEN NULL ELSE o.v #>> '{}' END
-    FROM json_each(CASE WHEN json_typeof(doc::json) = 'object' THEN doc::json ELSE '{}' END) AS o(k, v)
+    FROM json_each(CASE WHEN json_typeof(sqlite_json(doc)) = 'object' THEN sqlite_json(doc) ELSE '{}' END) AS o(k, v)
 $$;
 
 CREATE FUNCTION sqlite_json_get(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT json_extract(doc, path)
 $$;
 CREATE FUNCTION sqlite_json_get(doc text, idx integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    SELECT (doc::json) ->> idx
+    SELECT sqlite_json(doc) ->> idx
 $$;
 CREATE OPERATOR ->> (LEFTARG = text, RIGHTARG = text, FUNCTION = sqlite_json_get);
 CREATE OPERATOR ->> (LEFTARG = text, RIGHTARG = integer, FUNCTION = sqlite_json_get);
 -- `->`: the member as JSON text.
 CREATE FUNCTION sqlite_json_member(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    SELECT ((doc::json) #> sqlite_json_path(path))::text
+    SELECT (sqlite_json(doc) #> sqlite_json_path(path))::text
 $$;
 CREATE FUNCTION sqlite_json_member(doc text, idx integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    SELECT ((doc::json) -> idx)::text
+    SELECT (sqlite_json(doc) -> idx)::text
 $$;
 CREATE OPERATOR -> (LEFTARG = text, RIGHTARG = text, FUNCTION = sqlite_json_member);
 CREATE OPERATOR -> (LEFTARG = text, RIGHTARG = integer, FUNCTION = sqlite_json_member);
