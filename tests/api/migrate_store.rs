@@ -307,3 +307,67 @@ async fn an_unreachable_postgresql_is_named_and_the_exit_is_non_zero() {
     );
     assert!(stderr.contains("refused"), "{stderr}");
 }
+
+/// The issue's fault: `migrate-store` killed (SIGKILL) half way through. Its one
+/// transaction dies with it: the target holds the schema and no data, and the same command
+/// run again copies everything.
+#[tokio::test]
+async fn a_copy_killed_half_way_leaves_no_data_and_running_it_again_copies_everything() {
+    let Some(schema) = Schema::new() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    fresh_sqlite(dir.path()).await;
+    // Enough rows that copying `objects` takes a while: the kill lands inside it.
+    const OBJECTS: i64 = 300_000;
+    rusqlite::Connection::open(dir.path().join("t.db"))
+        .and_then(|c| {
+            c.execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {OBJECTS}) \
+                 INSERT INTO objects(collection, id, properties, inserted_at, updated_at) \
+                 SELECT 'bulk', 'o' || i, '{{\"n\":' || i || '}}', 'a', 'a' FROM n"
+            ))
+        })
+        .expect("many objects");
+    let copy = Launch::new(
+        dir.path(),
+        &["migrate-store", "--from", "t.db", "--to", &schema.url],
+    )
+    .spawn(crate::crash::free_port());
+    // `users` is copied just before `objects`.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !copy
+        .stderr
+        .lock()
+        .expect("lines")
+        .iter()
+        .any(|l| l.contains("copied users"))
+    {
+        assert!(Instant::now() < deadline, "the copy did not start");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &copy.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let (ok, _, stderr) = copy.exit().await;
+    assert!(!ok, "killed");
+    assert!(
+        !stderr.contains("copied objects"),
+        "the kill came too late to interrupt the copy: {stderr}"
+    );
+    // PostgreSQL rolls the transaction back when the connection drops.
+    let seeded = ["feed_fold", "meta", "tidings_migrations"];
+    for (table, rows) in schema.counts() {
+        let expected = i64::from(seeded.contains(&table.as_str()));
+        assert_eq!(rows, expected, "`{table}` after the kill");
+    }
+
+    let (ok, stdout, stderr) = migrate(dir.path(), "t.db", &schema.url).await;
+    assert!(ok, "the rerun: {stdout}\n{stderr}");
+    let objects = schema
+        .counts()
+        .into_iter()
+        .find(|(t, _)| t == "objects")
+        .map(|(_, n)| n);
+    assert_eq!(objects, Some(OBJECTS));
+}
