@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use super::StoreError;
 use super::sql::{self, Conn, PgConfig, params};
 
-/// Why a copy did not happen. Every variant means nothing was committed to the target.
+/// Why a copy did not happen. Every variant but [`CopyError::CommitFailed`] means nothing
+/// was committed to the target.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     #[error("there is no SQLite database at {}", .0.display())]
@@ -74,6 +75,14 @@ pub enum CopyError {
     },
     #[error("PostgreSQL: {0}; nothing was copied, run migrate-store again")]
     Target(#[source] sql::Error),
+    /// The one case where the outcome is not known: the connection may have dropped after
+    /// PostgreSQL committed. A rerun settles it (it copies, or refuses a copied target).
+    #[error(
+        "COMMIT failed: {0}. If the connection dropped, PostgreSQL may or may not have \
+         committed the copy: run migrate-store again (it copies, or refuses because the \
+         copy is there)"
+    )]
+    CommitFailed(#[source] sql::Error),
 }
 
 /// What was copied, for the summary the command prints.
@@ -129,7 +138,9 @@ pub fn migrate_store(
     let copied = copy_all(&source, &target, &mut on_table);
     match copied {
         Ok((tables, sequences)) => {
-            target.execute_batch("COMMIT").map_err(CopyError::Target)?;
+            target
+                .execute_batch("COMMIT")
+                .map_err(CopyError::CommitFailed)?;
             Ok(CopyReport {
                 source_version: source.found_version,
                 migrated_source: source.migrated,
