@@ -19,6 +19,27 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().expect("the PostgreSQL thread"))
 }
 
+/// The test server is shared with other suites running at once; when it is full
+/// (SQLSTATE 53300, "too many clients") that is waited out, up to a minute, instead of
+/// failing a test for what another suite holds.
+const FULL_SERVER: &str = "too many clients";
+const FULL_SERVER_WAIT: Duration = Duration::from_secs(60);
+
+/// Connects to `url`, waiting out a full server.
+fn connect(url: &str) -> Result<Conn, tidings::store::sql::Error> {
+    let deadline = Instant::now() + FULL_SERVER_WAIT;
+    loop {
+        match Conn::connect_postgres(&PgConfig {
+            url: url.to_owned(),
+        }) {
+            Err(e) if e.to_string().contains(FULL_SERVER) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn base_url() -> String {
     std::env::var("TIDINGS_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -36,7 +57,7 @@ impl Schema {
     }
 
     fn create() -> Option<Schema> {
-        let admin = match Conn::connect_postgres(&PgConfig { url: base_url() }) {
+        let admin = match connect(&base_url()) {
             Ok(admin) => admin,
             Err(e) if std::env::var("TIDINGS_TEST_POSTGRES").as_deref() == Ok("require") => {
                 panic!("PostgreSQL is required: {e}")
@@ -57,10 +78,7 @@ impl Schema {
     }
 
     fn conn(&self) -> Conn {
-        Conn::connect_postgres(&PgConfig {
-            url: self.url.clone(),
-        })
-        .expect("connect to the test schema")
+        connect(&self.url).expect("connect to the test schema")
     }
 
     /// Runs `f` on a connection to the schema.
@@ -98,17 +116,26 @@ impl Drop for Schema {
     fn drop(&mut self) {
         let name = &self.name;
         off_runtime(|| {
-            if let Ok(admin) = Conn::connect_postgres(&PgConfig { url: base_url() }) {
+            if let Ok(admin) = connect(&base_url()) {
                 let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
             }
         });
     }
 }
 
+/// `tidings migrate-store --from FROM --to TO` in `dir`, run again while the test server is
+/// full (the command fails before writing anything then: it could not connect).
 async fn migrate(dir: &Path, from: &str, to: &str) -> (bool, String, String) {
-    Launch::new(dir, &["migrate-store", "--from", from, "--to", to])
-        .output()
-        .await
+    let deadline = Instant::now() + FULL_SERVER_WAIT;
+    loop {
+        let out = Launch::new(dir, &["migrate-store", "--from", from, "--to", to])
+            .output()
+            .await;
+        if out.0 || !out.2.contains(FULL_SERVER) || Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Every table of the SQLite file and its row count.
@@ -327,23 +354,30 @@ async fn a_copy_killed_half_way_leaves_no_data_and_running_it_again_copies_every
             ))
         })
         .expect("many objects");
-    let copy = Launch::new(
-        dir.path(),
-        &["migrate-store", "--from", "t.db", "--to", &schema.url],
-    )
-    .spawn(crate::crash::free_port());
     // `users` is copied just before `objects`.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !copy
-        .stderr
-        .lock()
-        .expect("lines")
-        .iter()
-        .any(|l| l.contains("copied users"))
-    {
-        assert!(Instant::now() < deadline, "the copy did not start");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let deadline = Instant::now() + FULL_SERVER_WAIT;
+    let copy = loop {
+        let copy = Launch::new(
+            dir.path(),
+            &["migrate-store", "--from", "t.db", "--to", &schema.url],
+        )
+        .spawn(crate::crash::free_port());
+        let full = loop {
+            let lines = copy.stderr.lock().expect("lines").join("\n");
+            if lines.contains("copied users") {
+                break false;
+            }
+            if lines.contains(FULL_SERVER) {
+                break true;
+            }
+            assert!(Instant::now() < deadline, "the copy did not start: {lines}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        if !full {
+            break copy;
+        }
+        let _ = copy.exit().await;
+    };
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &copy.pid().to_string()])
         .status()

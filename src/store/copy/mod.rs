@@ -16,6 +16,8 @@
 mod source;
 mod tables;
 #[cfg(test)]
+mod test_target;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};

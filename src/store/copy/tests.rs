@@ -4,49 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::test_target::{copy, target};
 use super::{CopyError, TableCount, migrate_store, tables, verify};
-use crate::store::sql::{Conn, PgConfig, Value, params};
-use crate::store::test_engines::{postgres_url, with_search_path};
+use crate::store::sql::{Conn, Value, params};
 use crate::store::{Db, SCHEMA_VERSION, migrations};
-
-/// A fresh, empty PostgreSQL schema, dropped afterwards.
-struct Target {
-    url: String,
-    schema: String,
-    conn: Conn,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Ok(admin) = Conn::connect_postgres(&PgConfig {
-            url: postgres_url(),
-        }) {
-            let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
-        }
-    }
-}
-
-fn target() -> Option<Target> {
-    let admin = match Conn::connect_postgres(&PgConfig {
-        url: postgres_url(),
-    }) {
-        Ok(admin) => admin,
-        Err(e) if std::env::var("TIDINGS_TEST_POSTGRES").as_deref() == Ok("require") => {
-            panic!("PostgreSQL is required for the store tests: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped: no PostgreSQL ({e})");
-            return None;
-        }
-    };
-    let schema = format!("copy_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute_batch(&format!("CREATE SCHEMA {schema}"))
-        .expect("schema");
-    let url = with_search_path(&postgres_url(), &schema);
-    let conn = Conn::connect_postgres(&PgConfig { url: url.clone() }).expect("connect");
-    Some(Target { url, schema, conn })
-}
 
 /// A SQLite file at the current schema holding `fixture.sql` (a row in every table).
 fn source(dir: &Path) -> PathBuf {
@@ -111,7 +72,7 @@ fn every_row_of_every_table_is_copied_as_sqlite_holds_it_and_sequences_move_past
     }
 
     let mut progress = Vec::new();
-    let report = migrate_store(&path, &target.url, |t| progress.push(t.table)).expect("copy");
+    let report = copy(&path, &target.url, |t| progress.push(t.table)).expect("copy");
     assert_eq!(progress, tables::TABLES);
     assert_eq!(report.source_version, SCHEMA_VERSION);
     assert!(!report.migrated_source);
@@ -220,7 +181,7 @@ fn a_target_holding_tidings_data_is_refused_and_nothing_is_written() {
             [],
         )
         .expect("a row");
-    let err = migrate_store(&path, &target.url, |_| {}).expect_err("refused");
+    let err = copy(&path, &target.url, |_| {}).expect_err("refused");
     assert!(
         matches!(&err, CopyError::TargetNotEmpty { table } if table == "tenants"),
         "{err}"
@@ -235,8 +196,8 @@ fn a_target_holding_tidings_data_is_refused_and_nothing_is_written() {
 
     // A copy's target is not empty either: a second run is refused.
     let Some(again) = self::target() else { return };
-    migrate_store(&path, &again.url, |_| {}).expect("first copy");
-    let err = migrate_store(&path, &again.url, |_| {}).expect_err("second copy");
+    copy(&path, &again.url, |_| {}).expect("first copy");
+    let err = copy(&path, &again.url, |_| {}).expect_err("second copy");
     assert!(matches!(err, CopyError::TargetNotEmpty { .. }), "{err}");
 }
 
@@ -253,7 +214,7 @@ fn a_copy_failing_half_way_leaves_the_target_empty_and_running_it_again_works() 
         ["{\"x\":\"a\u{0}b\"}"],
     )
     .expect("bad row");
-    let err = migrate_store(&path, &target.url, |_| {}).expect_err("fails");
+    let err = copy(&path, &target.url, |_| {}).expect_err("fails");
     assert!(
         matches!(&err, CopyError::Copy { table, .. } if table == "translations"),
         "{err}"
@@ -269,7 +230,7 @@ fn a_copy_failing_half_way_leaves_the_target_empty_and_running_it_again_works() 
     bad.execute("DELETE FROM translations WHERE locale_code = 'de'", [])
         .expect("fixed");
     drop(bad);
-    let report = migrate_store(&path, &target.url, |_| {}).expect("the rerun copies");
+    let report = copy(&path, &target.url, |_| {}).expect("the rerun copies");
     assert!(
         report
             .tables
@@ -298,7 +259,7 @@ fn an_older_schema_is_migrated_on_a_temporary_copy_and_the_file_is_left_as_it_wa
     .expect("write the old file");
     let before = std::fs::read(&path).expect("read");
 
-    let report = migrate_store(&path, &target.url, |_| {}).expect("copy");
+    let report = copy(&path, &target.url, |_| {}).expect("copy");
     assert!(report.migrated_source);
     assert_eq!(report.source_version, SCHEMA_VERSION - 1);
     // Migration 0020 ran (on the copy): the message has its feed key, the feed its row.
