@@ -1,5 +1,5 @@
 //! The `tidings` binary: `serve` (default), `token <user>`, `keys`, `backup <file>`,
-//! `workflows validate|push <dir>`. No logic here.
+//! `migrate-store --from <file> --to <url>`, `workflows validate|push <dir>`. No logic here.
 
 use clap::{Parser, Subcommand};
 use tidings::config::LogFormat;
@@ -54,6 +54,19 @@ enum Command {
         /// Where to write the copy; must not exist yet.
         file: std::path::PathBuf,
     },
+    /// Copy a STOPPED single-node deployment (its SQLite file) into an empty PostgreSQL
+    /// database: every table, with message and run cursors intact; row counts verified.
+    /// The SQLite file is only read. The copy is one PostgreSQL transaction: if it is
+    /// interrupted, nothing was copied; run it again. A target that already holds Tidings
+    /// data is refused.
+    MigrateStore {
+        /// The SQLite database file to copy (the server's `--db`).
+        #[arg(long, value_name = "SQLITE_FILE")]
+        from: std::path::PathBuf,
+        /// The PostgreSQL database to copy into (`postgres://user:password@host/db`).
+        #[arg(long, value_name = "POSTGRES_URL")]
+        to: String,
+    },
     /// Check or deploy a knock-cli workflow directory.
     #[command(subcommand)]
     Workflows(WorkflowsCommand),
@@ -100,6 +113,7 @@ fn main() -> std::process::ExitCode {
             } => token(cli.settings, user_id, grants, explicit, ttl).await,
             Command::Keys => keys(cli.settings).await,
             Command::Backup { file } => backup(&cli.settings, &file),
+            Command::MigrateStore { from, to } => migrate_store(from, to).await,
             Command::Workflows(WorkflowsCommand::Validate { dir }) => {
                 validate_workflows(&dir).map(|_| ())
             }
@@ -251,6 +265,62 @@ fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Box<dyn std
         report.bytes,
         report.schema_version,
         report.elapsed.as_millis()
+    );
+    Ok(())
+}
+
+/// Runs the copy on a blocking thread (the PostgreSQL client blocks), printing each table
+/// as it is copied (stderr) and the verified summary once committed (stdout).
+async fn migrate_store(
+    from: std::path::PathBuf,
+    to: String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    eprintln!(
+        "migrate-store: copying {} into PostgreSQL. The Tidings server must be stopped: \
+         what it writes after the copy starts is not copied.",
+        from.display()
+    );
+    let source = from.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        tidings::store::copy::migrate_store(&source, &to, |t| {
+            eprintln!("  copied {:<26} {:>12} rows", t.table, t.source_rows)
+        })
+    })
+    .await
+    .map_err(|e| format!("migrate-store: {e}"))??;
+    let upgraded = if report.migrated_source {
+        format!(
+            ", its schema upgraded to {} on a temporary copy",
+            tidings::store::SCHEMA_VERSION
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "migrated {} (schema version {}{upgraded}) into PostgreSQL in {} ms; \
+         row counts verified, committed",
+        from.display(),
+        report.source_version,
+        report.elapsed.as_millis()
+    );
+    println!("{:<26} {:>12} {:>12}", "table", "sqlite", "postgresql");
+    for t in &report.tables {
+        let note = if t.added > 0 {
+            " (+ meta.installed_at)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<26} {:>12} {:>12}{note}",
+            t.table, t.source_rows, t.target_rows
+        );
+    }
+    for s in &report.sequences {
+        println!("sequence {}.{}: next {}", s.table, s.column, s.next);
+    }
+    println!(
+        "The SQLite file was not changed. Start Tidings with --database-url set to the same \
+         PostgreSQL URL; back it up with pg_dump."
     );
     Ok(())
 }

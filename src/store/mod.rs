@@ -26,6 +26,7 @@ pub(crate) mod batches;
 pub(crate) mod bulk;
 pub(crate) mod cancellations;
 pub mod channels;
+pub mod copy;
 pub(crate) mod feeds;
 pub mod fold;
 pub(crate) mod lifecycle;

@@ -54,6 +54,7 @@ mod message_content;
 mod message_status;
 mod messages;
 mod metrics;
+mod migrate_store;
 mod node_sdk;
 mod node_sdk_lifecycle;
 mod node_sdk_messages;
