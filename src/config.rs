@@ -319,7 +319,10 @@ fn parse_database_url(s: &str) -> Result<String, String> {
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
         Ok(s.to_owned())
     } else {
-        Err("a PostgreSQL URL starts with `postgres://` (the SQLite file is set with `--db`)".into())
+        Err(
+            "a PostgreSQL URL starts with `postgres://` (the SQLite file is set with `--db`)"
+                .into(),
+        )
     }
 }
 

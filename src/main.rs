@@ -244,9 +244,11 @@ async fn keys(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
 
 fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     if settings.database_url.is_some() {
-        return Err("`tidings backup` copies the SQLite file; on PostgreSQL use PostgreSQL's own \
+        return Err(
+            "`tidings backup` copies the SQLite file; on PostgreSQL use PostgreSQL's own \
                     backups (`pg_dump`, or your provider's snapshots)"
-            .into());
+                .into(),
+        );
     }
     let report = tidings::store::backup::online_backup(&settings.db, file)
         .map_err(|e| format!("backing up {}: {e}", settings.db.display()))?;

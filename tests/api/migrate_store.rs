@@ -29,9 +29,7 @@ const FULL_SERVER_WAIT: Duration = Duration::from_secs(60);
 fn connect(url: &str) -> Result<Conn, tidings::store::sql::Error> {
     let deadline = Instant::now() + FULL_SERVER_WAIT;
     loop {
-        match Conn::connect_postgres(&PgConfig {
-            url: url.to_owned(),
-        }) {
+        match Conn::connect_postgres(&PgConfig::at(url.to_owned())) {
             Err(e) if e.to_string().contains(FULL_SERVER) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(250));
             }

@@ -244,7 +244,9 @@ async fn retention_is_off_by_default_and_bad_settings_are_refused() {
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
             .args([format!("{flag}={value}").as_str(), "keys"])
-            .envs(crate::engine::database_env(app.db_path.with_extension("other.db")))
+            .envs(crate::engine::database_env(
+                app.db_path.with_extension("other.db"),
+            ))
             .output()
             .unwrap();
         assert!(!out.status.success(), "{flag} {value}");

@@ -133,7 +133,7 @@ pub fn migrate_store(
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
     let source = source::open(from)?;
-    let target = Conn::connect_postgres(&PgConfig { url: to.to_owned() })
+    let target = Conn::connect_postgres(&PgConfig::at(to))
         .map_err(|e| CopyError::Connect(with_causes(&e)))?;
     super::pg::apply(&target).map_err(CopyError::TargetSchema)?;
     target.execute_batch("BEGIN").map_err(CopyError::Target)?;

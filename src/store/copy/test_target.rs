@@ -19,9 +19,7 @@ const FULL_SERVER_WAIT: Duration = Duration::from_secs(60);
 fn connect(url: &str) -> crate::store::sql::Result<Conn> {
     let deadline = Instant::now() + FULL_SERVER_WAIT;
     loop {
-        match Conn::connect_postgres(&PgConfig {
-            url: url.to_owned(),
-        }) {
+        match Conn::connect_postgres(&PgConfig::at(url)) {
             Err(e) if e.to_string().contains(FULL_SERVER) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(250));
             }
