@@ -221,7 +221,7 @@ async fn batches_are_per_recipient_tenant_and_batch_key_and_the_key_may_be_a_bar
     wait_messages(&app, "k2", 1).await;
     let conn = db::open(&app.db_path);
     let mut stmt = conn
-        .prepare("SELECT recipient_id, COALESCE(tenant, ''), json_extract(blocks, '$[0].rendered') FROM messages ORDER BY recipient_id, tenant, 3")
+        .prepare("SELECT recipient_id, COALESCE(tenant, ''), json_extract(blocks, '$[0].rendered') FROM messages ORDER BY recipient_id, COALESCE(tenant, ''), 3")
         .expect("prepare");
     let rows: Vec<(String, String, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
