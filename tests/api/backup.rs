@@ -106,7 +106,7 @@ async fn a_backup_during_a_trigger_burst_holds_every_acknowledged_run_and_serves
     // Restore = start Tidings on the copy: the same keys, and every run in it completes
     // into feed items (runs still queued in the copy resume).
     let copied_runs = runs.len();
-    let restored = spawn_app_with(move |s| s.db = file).await;
+    let restored = spawn_app_with(move |s| crate::engine::point_at(s, file)).await;
     let total = |v: &serde_json::Value| v["meta"]["total_count"].as_i64().unwrap_or(0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut items = 0;

@@ -51,7 +51,7 @@ async fn a_cli_dev_token_is_accepted_by_the_server_on_the_same_database() {
 
     let db_for_app = db.clone();
     let app = spawn_app_with(move |s| {
-        s.db = db_for_app;
+        crate::engine::point_at(s, db_for_app);
         s.signing_public_key = None;
     })
     .await;

@@ -83,7 +83,10 @@ async fn token_and_keys_print_their_answer_without_migration_logs() {
         .output()
         .await;
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("applying migration"), "{stderr}");
+    // On PostgreSQL the directory's schema was migrated by the first command already.
+    if !crate::engine::is_postgres() {
+        assert!(stderr.contains("applying migration"), "{stderr}");
+    }
 }
 
 #[tokio::test]

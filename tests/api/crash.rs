@@ -252,15 +252,10 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
         "only {} triggers were acknowledged before the kill",
         acknowledged.len()
     );
-    let left_queued: i64 = rusqlite::Connection::open(&db_path)
-        .and_then(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .expect("count queued runs");
+    let left_queued = crate::db::count(
+        &db_path,
+        "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'",
+    );
     eprintln!(
         "{} of {BURST} triggers acknowledged before SIGKILL; {left_queued} runs left queued",
         acknowledged.len()
@@ -289,7 +284,7 @@ async fn acknowledged_runs_survive_sigkill_and_complete_exactly_once_after_resta
         db::count(
             &db_path,
             "SELECT COUNT(*) FROM (SELECT 1 FROM messages GROUP BY workflow_run_id, recipient_kind, \
-             recipient_collection, recipient_id, step_ref HAVING COUNT(*) > 1)"
+             recipient_collection, recipient_id, step_ref HAVING COUNT(*) > 1) AS dupes"
         ),
         0,
         "no run produced a duplicate item"

@@ -78,3 +78,13 @@ pub fn database_env(db_path: impl AsRef<Path>) -> Vec<(String, String)> {
     }
     env
 }
+
+/// Points a test server's settings at the test database `db_path` (a restart on another
+/// test's data): the SQLite file, and on PostgreSQL the schema of its directory.
+pub fn point_at(settings: &mut tidings::Settings, db_path: std::path::PathBuf) {
+    if is_postgres() {
+        let dir = db_path.parent().unwrap_or(Path::new("."));
+        settings.database_url = Some(url_for(dir));
+    }
+    settings.db = db_path;
+}

@@ -91,7 +91,7 @@ async fn open_batches_survive_sigkill_and_each_closes_into_exactly_one_item_afte
         db::count(
             &db_path,
             "SELECT COUNT(DISTINCT recipient_id) FROM messages WHERE workflow_key = 'batch-crash' \
-             AND json_extract(batch, '$.total_activities') = 2 \
+             AND CAST(json_extract(batch, '$.total_activities') AS INTEGER) = 2 \
              AND json_extract(blocks, '$[0].rendered') LIKE '%2 things%'"
         ),
         BATCHES as i64,

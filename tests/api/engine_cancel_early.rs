@@ -69,7 +69,7 @@ async fn restart(app: &TestApp) -> (TestApp, Clock) {
     let db = app.db_path.clone();
     let again = spawn_app_with(move |s| {
         s.clock = c;
-        s.db = db;
+        crate::engine::point_at(s, db);
     })
     .await;
     (again, clock)

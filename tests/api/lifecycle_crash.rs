@@ -83,7 +83,10 @@ async fn snoozes_due_during_a_sigkill_downtime_each_wake_exactly_once_after_rest
     assert_eq!(
         db::count(
             &db_path,
-            &format!("SELECT coalesce(sum(unread), 0) FROM ({})", db::BADGES)
+            &format!(
+                "SELECT coalesce(sum(unread), 0) FROM ({}) AS badges",
+                db::BADGES
+            )
         ),
         0
     );
@@ -92,14 +95,11 @@ async fn snoozes_due_during_a_sigkill_downtime_each_wake_exactly_once_after_rest
         "SELECT seq FROM sqlite_sequence WHERE name = 'messages'",
     );
     // The downtime outlasts the snooze: the wake times pass while the server is down.
-    {
-        let conn = rusqlite::Connection::open(&db_path).expect("open");
-        conn.execute(
-            "UPDATE messages SET snoozed_until = '2020-01-01T00:00:00.000000Z'",
-            [],
-        )
-        .expect("age the snoozes");
-    }
+    db::execute(
+        &db_path,
+        "UPDATE messages SET snoozed_until = '2020-01-01T00:00:00.000000Z'",
+        [],
+    );
 
     let (_restarted, base) = start_healthy(&db_path, &client).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -136,7 +136,10 @@ async fn snoozes_due_during_a_sigkill_downtime_each_wake_exactly_once_after_rest
     assert_eq!(
         db::count(
             &db_path,
-            &format!("SELECT coalesce(sum(unread), 0) FROM ({})", db::BADGES)
+            &format!(
+                "SELECT coalesce(sum(unread), 0) FROM ({}) AS badges",
+                db::BADGES
+            )
         ),
         total
     );

@@ -49,7 +49,7 @@ async fn app_at(start: &str, db_path: Option<std::path::PathBuf>) -> (TestApp, C
     let app = spawn_app_with(move |s| {
         s.clock = c;
         if let Some(db) = db_path {
-            s.db = db;
+            crate::engine::point_at(s, db);
         }
     })
     .await;

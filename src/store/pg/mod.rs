@@ -60,6 +60,11 @@ pub(super) fn apply(conn: &Conn) -> StoreResult<()> {
             else {
                 return Ok(false);
             };
+            tracing::info!(
+                migration = *name,
+                version = current + 1,
+                "applying migration"
+            );
             conn.execute_batch(sql)?;
             conn.execute(
                 "INSERT INTO tidings_migrations(version, name) VALUES (?1, ?2)",

@@ -80,9 +80,11 @@ impl PgConn {
         // Durable before acknowledged, whatever the server's default; and text compares
         // byte-wise below (columns are declared COLLATE "C"), as SQLite's do.
         client.batch_execute(if config.synchronous_commit {
-            "SET synchronous_commit = on; SET client_encoding = 'UTF8'"
+            "SET synchronous_commit = on; SET client_encoding = 'UTF8'; \
+             SET client_min_messages = warning"
         } else {
-            "SET synchronous_commit = off; SET client_encoding = 'UTF8'"
+            "SET synchronous_commit = off; SET client_encoding = 'UTF8'; \
+             SET client_min_messages = warning"
         })?;
         Ok(PgConn {
             client: RefCell::new(Some(client)),
