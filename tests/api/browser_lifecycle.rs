@@ -16,9 +16,10 @@ use crate::helpers::{PUBLIC_KEY, SECRET_KEY, user_token};
 #[tokio::test]
 async fn the_browser_client_badge_follows_expiry_snooze_and_wake() {
     if crate::engine::is_postgres() {
-        // KNOWN ISSUE (issue 19, open): on PostgreSQL the socket push after a snooze
-        // does not bring the badge down in this browser run, although the HTTP badge
-        // does (checked by hand) and the expiry push works. Runs on SQLite.
+        // KNOWN ISSUE (issue 19, open): flaky on PostgreSQL (1 of 4 runs alone, every
+        // run under the full suite): the count push after the snooze is sometimes
+        // missing, so the browser's badge stays up, although the HTTP badge is right and
+        // the expiry push works. Runs on SQLite.
         return;
     }
     let (dir, chromium) = browser_tooling(&["@knocklabs/client", "playwright-core", "esbuild"]);
