@@ -10,7 +10,7 @@
 //! impl DueSource for Schedules {
 //!     fn name(&self) -> &'static str { "schedules" }
 //!     fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
-//!         Box::pin(async move { store.read(schedules::earliest_due).await })
+//!         Box::pin(async move { next_due_at(&self.store).await })
 //!     }
 //!     fn fire_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
 //!         Box::pin(async move { /* claim + act in ONE write per item */ })

@@ -33,9 +33,9 @@ use crate::model::recurrence::{Recurrence, RepeatRule};
 use crate::model::schedules::MAX_RESPONSE_DATA_BYTES;
 use crate::model::schedules::{Change, CreateSchedules, ScheduleFields, UpdateSchedules};
 use crate::model::{PageQuery, RecipientRef};
-use crate::store::ops::{upsert_inline, upsert_tenant};
+use crate::store::ops::ScheduleTx;
 use crate::store::schedules::{self, NewSchedule, ScheduleRow};
-use crate::store::{Db, Store, StoreError, StoreResult, recipients};
+use crate::store::{Store, StoreError, StoreResult};
 
 mod firing;
 
@@ -74,11 +74,9 @@ fn recurrence_of(s: &NewSchedule, zone: Tz) -> Recurrence {
 /// the property as "used for recurring schedules"), else UTC. Read whenever the next
 /// occurrence is computed, so a changed `timezone` applies from the following occurrence.
 /// A stored name that is no tz database zone (identify refuses those) reads as UTC.
-fn recipient_zone(db: &Db<'_>, recipient: &RecipientRef) -> StoreResult<Tz> {
-    Ok(recipients::get_recipient(db, recipient)?
-        .as_ref()
-        .and_then(|r| r.get("timezone"))
-        .and_then(Value::as_str)
+fn recipient_zone(tx: &dyn ScheduleTx, recipient: &RecipientRef) -> StoreResult<Tz> {
+    Ok(tx
+        .recipient_timezone(recipient)?
         .and_then(|name| name.parse::<Tz>().ok())
         .unwrap_or(Tz::UTC))
 }
@@ -130,12 +128,12 @@ fn check_data(
 }
 
 /// Upserts what the fields carry inline (tenant, actor), inside the caller's write.
-fn upsert_fields(db: &Db<'_>, fields: &ScheduleFields) -> StoreResult<()> {
+fn upsert_fields(tx: &dyn ScheduleTx, fields: &ScheduleFields) -> StoreResult<()> {
     if let Change::Set(tenant) = &fields.tenant {
-        upsert_tenant(db, tenant)?;
+        tx.upsert_tenant(tenant)?;
     }
     if let Change::Set(actor) = &fields.actor {
-        upsert_inline(db, actor)?;
+        tx.upsert_recipient(actor)?;
     }
     Ok(())
 }
@@ -249,22 +247,22 @@ async fn create(
     }
     let stamp = clock::format(now);
     let written = store
-        .write(move |db| {
+        .change_schedules(move |tx| {
             let mut out = Vec::new();
             for (req, rows) in &planned {
-                upsert_fields(db, &req.fields)?;
+                upsert_fields(tx, &req.fields)?;
                 // The request's data, stored once for all its schedules.
                 let payload = match rows.first().and_then(|r| r.data.as_deref()) {
-                    Some(data) => Some(schedules::put_payload(db, data)?),
+                    Some(data) => Some(tx.put_payload(data)?),
                     None => None,
                 };
                 for r in &req.recipients {
-                    upsert_inline(db, r)?;
+                    tx.upsert_recipient(r)?;
                 }
                 for row in rows {
                     let mut row = row.clone();
                     row.payload_id = payload.clone();
-                    let zone = recipient_zone(db, &row.recipient)?;
+                    let zone = recipient_zone(tx, &row.recipient)?;
                     let first = recurrence_of(&row, zone).first(now);
                     if first.is_none() {
                         let e = never_occurs(row.ending_at.is_some());
@@ -274,7 +272,7 @@ async fn create(
                         });
                     }
                     row.next_occurrence_at = format_opt(first);
-                    schedules::put(db, &row, &stamp)?;
+                    tx.put_schedule(&row, &stamp)?;
                     out.push(ScheduleRow {
                         schedule: row,
                         last_occurrence_at: None,
@@ -299,9 +297,7 @@ async fn update(
     let mut errors = Vec::new();
     normalize_fields(&mut req.fields, &mut errors);
     let ids = req.ids.clone();
-    let current: Vec<Option<ScheduleRow>> = store
-        .read(move |db| ids.iter().map(|id| schedules::get(db, id)).collect())
-        .await?;
+    let current: Vec<Option<ScheduleRow>> = store.schedules_by_id(ids).await?;
     let mut workflows: HashMap<String, Arc<CompiledWorkflow>> = HashMap::new();
     // One value for every listed schedule when the update sets `data` (stored once).
     let set_data: Option<Arc<Value>> = match &req.fields.data {
@@ -338,23 +334,23 @@ async fn update(
     let fields = req.fields;
     let ids = req.ids;
     let updated = store
-        .write(move |db| {
-            upsert_fields(db, &fields)?;
+        .change_schedules(move |tx| {
+            upsert_fields(tx, &fields)?;
             let payload = match set_data.as_deref() {
-                Some(data) => Some(schedules::put_payload(db, data)?),
+                Some(data) => Some(tx.put_payload(data)?),
                 None => None,
             };
             let mut out = Vec::new();
             for id in &ids {
                 // Re-read inside the write: a concurrent fire may have moved the claim.
-                let Some(row) = schedules::get(db, id)? else {
+                let Some(row) = tx.schedule(id)? else {
                     return Err(StoreError::NotFound);
                 };
                 let mut next = merged(&fields, &row.schedule, set_data.as_ref());
                 if set_data.is_some() {
                     next.payload_id = payload.clone();
                 }
-                let recurrence = recurrence_of(&next, recipient_zone(db, &next.recipient)?);
+                let recurrence = recurrence_of(&next, recipient_zone(tx, &next.recipient)?);
                 let last = row.last_occurrence_at.as_deref().and_then(parse_time);
                 next.next_occurrence_at = if recurrence.rules.is_empty() {
                     // A one-off fires once: again only if its time was changed.
@@ -385,7 +381,7 @@ async fn update(
                         message: e.message,
                     });
                 }
-                schedules::put(db, &next, &stamp)?;
+                tx.put_schedule(&next, &stamp)?;
                 out.push(ScheduleRow {
                     schedule: next,
                     last_occurrence_at: row.last_occurrence_at,
@@ -508,14 +504,14 @@ fn schedule_missing(id: &str) -> Refusal {
 /// deleted.
 async fn delete(store: &Store, ids: Vec<String>) -> Result<Vec<ScheduleRow>, Refusal> {
     let deleted = store
-        .write(move |db| {
+        .change_schedules(move |tx| {
             let mut out = Vec::new();
             let mut sizes = DataSizes::default();
             let mut answered_bytes = 0usize;
             for id in &ids {
-                match schedules::get(db, id)? {
+                match tx.schedule(id)? {
                     Some(row) => {
-                        schedules::delete(db, id)?;
+                        tx.delete_schedule(id)?;
                         answered_bytes =
                             answered_bytes.saturating_add(sizes.of(row.schedule.data.as_ref()));
                         out.push(row);
@@ -546,7 +542,7 @@ async fn list(
     page: PageQuery,
 ) -> Result<crate::model::Page<ScheduleRow>, Refusal> {
     Ok(store
-        .read(move |db| schedules::list(db, &filter, &page, MAX_RESPONSE_DATA_BYTES))
+        .list_schedules(filter, page, MAX_RESPONSE_DATA_BYTES)
         .await?)
 }
 

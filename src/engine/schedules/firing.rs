@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::super::scheduler::DueSource;
 use super::{format_opt, parse_time, recipient_zone, recurrence_of};
 use crate::model::stored_trigger::{StoredRecipient, StoredSettings, StoredTrigger};
-use crate::store::runs::{self, NewRun};
-use crate::store::schedules::{self, NewSchedule};
+use crate::store::runs::NewRun;
+use crate::store::schedules::NewSchedule;
 use crate::store::{Store, StoreResult};
 use crate::{clock, ids};
 
@@ -47,32 +47,29 @@ fn occurrence_request(s: &NewSchedule, due: &str) -> Value {
 /// The scheduler calls it again at once while it keeps firing.
 pub async fn fire_due(store: &Store, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
     store
-        .write(move |db| {
+        .change_schedules(move |tx| {
             let stamp = clock::format(now);
             let mut runs_made = Vec::new();
-            for row in schedules::due(db, &stamp, FIRE_BATCH)? {
+            for row in tx.due_schedules(&stamp, FIRE_BATCH)? {
                 let s = &row.schedule;
                 let Some(due_at) = s.next_occurrence_at.clone() else {
                     continue;
                 };
                 let due_time = parse_time(&due_at).unwrap_or(now);
                 // Missed occurrences collapse into this one: the next is after now.
-                let zone = recipient_zone(db, &s.recipient)?;
+                let zone = recipient_zone(tx, &s.recipient)?;
                 let next = recurrence_of(s, zone).next_after(due_time.max(now));
-                if !schedules::claim(db, &s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
+                if !tx.claim_occurrence(&s.id, &due_at, format_opt(next).as_deref(), &stamp)? {
                     continue;
                 }
                 let run_id = ids::uuid();
-                runs::insert_run(
-                    db,
-                    &NewRun {
-                        id: run_id.clone(),
-                        workflow_key: s.workflow_key.clone(),
-                        request: occurrence_request(s, &due_at),
-                        cancellation_key: None,
-                        tenant: s.tenant.clone(),
-                    },
-                )?;
+                tx.insert_run(&NewRun {
+                    id: run_id.clone(),
+                    workflow_key: s.workflow_key.clone(),
+                    request: occurrence_request(s, &due_at),
+                    cancellation_key: None,
+                    tenant: s.tenant.clone(),
+                })?;
                 runs_made.push(run_id);
             }
             Ok(runs_made)
@@ -83,7 +80,7 @@ pub async fn fire_due(store: &Store, now: DateTime<Utc>) -> StoreResult<Vec<Stri
 /// When the next occurrence is due, if any.
 pub async fn next_due_at(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
     Ok(store
-        .read(schedules::next_due_at)
+        .next_schedule_due()
         .await?
         .as_deref()
         .and_then(parse_time))

@@ -27,6 +27,7 @@ mod retention;
 mod run_records;
 mod run_writes;
 mod runs;
+mod schedules;
 mod subscriptions;
 mod tenants;
 mod translations;
@@ -44,6 +45,7 @@ pub use resumes::{DueResume, PausedRun};
 pub use retention::Expiry;
 pub use run_writes::{ActivityWrite, BatchClose, JoinWrite, PageEntry, RecipientWrite, Resumed};
 pub use runs::{OpenedRun, RunEntities, WalkInputs};
+pub use schedules::ScheduleTx;
 pub use translations::TranslationFilter;
 
 use super::recipients::ChannelDataOwner;
