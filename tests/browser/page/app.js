@@ -44,8 +44,11 @@ window.e2e = {
   },
 
   snapshot() {
-    const { items, metadata } = window.e2e.feed.getState();
+    const { items, metadata, networkStatus } = window.e2e.feed.getState();
     return {
+      // The client skips a fetch while one is in flight ("loading"/"fetchMore"), so a
+      // push that lands then only moves the badge until that fetch's answer resets it.
+      idle: networkStatus === "ready" || networkStatus === "error",
       items: items.map((i) => ({
         id: i.id, read_at: i.read_at, cursor: i.__cursor,
         total_activities: i.total_activities, total_actors: i.total_actors,
