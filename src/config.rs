@@ -66,6 +66,12 @@ pub struct Settings {
     #[arg(global = true, long, env = "TIDINGS_DATABASE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub database_pool_size: u16,
 
+    /// CA certificates (PEM) to trust, beside the system's, for a TLS connection to
+    /// PostgreSQL (`sslmode=require` or `verify-full` in `--database-url`; the server's
+    /// certificate and host name are always verified).
+    #[arg(global = true, long, env = "TIDINGS_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+
     /// Directory of workflow definitions in knock-cli's layout (`<key>/workflow.json`).
     /// A missing directory is fine: workflows can be upserted over HTTP.
     #[arg(
@@ -348,6 +354,7 @@ impl Settings {
             db,
             database_url: None,
             database_pool_size: 16,
+            database_ca_file: None,
             workflows: PathBuf::from("workflows"),
             secret_key: None,
             public_key: None,
@@ -424,6 +431,7 @@ impl Settings {
                         url: url.clone(),
                         pool_size: usize::from(self.database_pool_size),
                         synchronous_commit: self.synchronous_full(),
+                        ca_file: self.database_ca_file.clone(),
                     },
                     self.clock.clone(),
                 )

@@ -16,6 +16,9 @@ pub enum Error {
     /// A parameter could not be bound (e.g. an unsigned integer beyond 2^63).
     #[error("parameter: {0}")]
     Param(String),
+    /// TLS to PostgreSQL could not be set up (no usable CA certificate).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// The layer's result type.
@@ -119,6 +122,20 @@ fn sqlite_message(e: &rusqlite::Error) -> String {
 fn postgres_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
+        // A connection failure's cause (refused, TLS certificate, timeout) is in the
+        // source chain; the operator needs it, not just "error connecting to server".
+        None => {
+            let mut message = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !message.contains(&text) {
+                    message.push_str(": ");
+                    message.push_str(&text);
+                }
+                cause = c.source();
+            }
+            message
+        }
     }
 }

@@ -14,12 +14,14 @@
 mod error;
 mod param_list;
 mod pg;
+mod pg_tls;
 mod sqlite;
 mod value;
 
 pub use error::{Error, OptionalExtension, Result};
 pub use param_list::{Params, ParamsFromIter, params_from_iter};
 pub use pg::PgConfig;
+pub use pg_tls::ca_certificates;
 pub use value::{FromValue, ToValue, Value, ValueRef};
 
 /// Which SQL engine a connection speaks, for the few statements that must differ

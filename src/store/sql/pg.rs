@@ -29,6 +29,9 @@ pub struct PgConfig {
     /// it returns, so an acknowledged write survives a PostgreSQL crash. `off` (Tidings'
     /// `--synchronous normal`) survives a Tidings crash only.
     pub synchronous_commit: bool,
+    /// CA certificates (PEM) trusted beside the system's for a TLS connection
+    /// (`sslmode=require` in `url`): `--database-ca-file`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl PgConfig {
@@ -38,6 +41,7 @@ impl PgConfig {
             url: url.into(),
             pool_size: 16,
             synchronous_commit: true,
+            ca_file: None,
         }
     }
 }
@@ -70,13 +74,18 @@ impl Drop for PgConn {
 
 impl PgConn {
     pub(super) fn connect(config: &PgConfig) -> Result<PgConn> {
-        let mut settings: postgres::Config = config.url.parse()?;
+        let (tls, url) = super::pg_tls::requested(&config.url);
+        let mut settings: postgres::Config = url.parse()?;
         if settings.get_connect_timeout().is_none() {
             // An unreachable host fails a request in seconds (503), not after the OS's
             // TCP timeout; `?connect_timeout=` in the URL overrides it.
             settings.connect_timeout(std::time::Duration::from_secs(5));
         }
-        let mut client = settings.connect(NoTls)?;
+        let mut client = if tls {
+            settings.connect(super::pg_tls::connector(config.ca_file.as_deref())?)?
+        } else {
+            settings.connect(NoTls)?
+        };
         // Durable before acknowledged, whatever the server's default; and text compares
         // byte-wise below (columns are declared COLLATE "C"), as SQLite's do.
         client.batch_execute(if config.synchronous_commit {
