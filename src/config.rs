@@ -297,18 +297,18 @@ pub struct Settings {
     /// This node's name in logs, `/metrics` (`tidings_node_info`) and, with several nodes,
     /// as the owner of what it claims: 1–64 characters of `A-Z a-z 0-9 . _ -`. Default:
     /// `<hostname>-<pid>`, unique per process on one host.
-    #[arg(long, env = "TIDINGS_NODE_ID", default_value_t = default_node_id(),
+    #[arg(global = true, long, env = "TIDINGS_NODE_ID", default_value_t = default_node_id(),
           value_parser = parse_node_id)]
     pub node_id: String,
 
     /// NATS server(s) that carry pushes between nodes: `nats://host:4222` (comma-separated
     /// for a NATS cluster). Unset: pushes reach only this node's own sockets.
-    #[arg(long, env = "TIDINGS_NATS_URL", hide_env_values = true, value_parser = parse_nats_url)]
+    #[arg(global = true, long, env = "TIDINGS_NATS_URL", hide_env_values = true, value_parser = parse_nats_url)]
     pub nats_url: Option<String>,
 
     /// First token(s) of the NATS subjects this deployment uses, so several deployments
     /// (or tests) can share one NATS server without hearing each other.
-    #[arg(long, env = "TIDINGS_NATS_SUBJECT_PREFIX", default_value = "tidings",
+    #[arg(global = true, long, env = "TIDINGS_NATS_SUBJECT_PREFIX", default_value = "tidings",
           value_parser = parse_subject_prefix)]
     pub nats_subject_prefix: String,
 
