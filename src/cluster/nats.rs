@@ -11,7 +11,9 @@
 //!   lost for its sockets' pushes, not for its clients: the feed is in the database, a
 //!   socket that rejoins reads everything committed (the catch-up of its join), and on
 //!   reconnecting the node pushes current counts to every socket it kept
-//!   ([`Hub::refresh_all`]), so those refetch too.
+//!   ([`Hub::refresh_all`]), so those refetch too. The other way round, a node that
+//!   dropped announcements (its queue overflowed, NATS refused them) sends a `Refresh`
+//!   once connected, and every node refreshes its sockets.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +30,9 @@ use crate::realtime::Hub;
 /// Announcements waiting for the publisher task; past it they are dropped for the other
 /// nodes (this node's sockets already had them).
 pub const QUEUE: usize = 4096;
+
+/// How often the publisher, idle, checks whether a loss still needs announcing.
+const REFRESH_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the transport needs from the settings.
 #[derive(Debug, Clone)]
@@ -104,6 +109,9 @@ pub struct NatsBus {
     queue: mpsc::Sender<Outgoing>,
     connection: Arc<Connection>,
     dropped: IntCounterVec,
+    /// Set when an announcement was dropped; the next (re)connect asks every node to
+    /// refresh its sockets, so nothing dropped stays unseen.
+    lost: Arc<AtomicBool>,
 }
 
 /// This process among all that share the subject (random, so two nodes given the same
@@ -138,6 +146,8 @@ impl NatsBus {
         let refresh = local.downgrade();
         // Set by a disconnect; the next connect refreshes this node's sockets.
         let cut_off = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let (queue, outgoing) = mpsc::channel(QUEUE);
         let client = async_nats::ConnectOptions::new()
             .name(format!("tidings {}", config.node_id))
             // A node's own announcements are delivered locally already.
@@ -184,7 +194,6 @@ impl NatsBus {
                     source,
                 })?;
         let instance = instance_id();
-        let (queue, outgoing) = mpsc::channel(QUEUE);
         tokio::spawn(publisher(
             outgoing,
             client.clone(),
@@ -194,6 +203,7 @@ impl NatsBus {
                 instance,
             },
             counters.clone(),
+            lost.clone(),
         ));
         // A weak handle: the task ends with the hub (or the subscription).
         tokio::spawn(subscriber(
@@ -212,6 +222,7 @@ impl NatsBus {
             queue,
             connection,
             dropped: counters.dropped,
+            lost,
         })
     }
 
@@ -223,6 +234,7 @@ impl NatsBus {
     fn offer(&self, outgoing: Outgoing) {
         if self.queue.try_send(outgoing).is_err() {
             self.dropped.with_label_values(&["queue_full"]).inc();
+            self.lost.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -264,15 +276,29 @@ impl Sender {
     }
 }
 
-/// Encodes and publishes each announcement in order; ends when the bus is dropped.
+/// Encodes and publishes each announcement in order; ends when the bus is dropped. After
+/// a drop (`lost`), once connected, it first asks every node to refresh its sockets.
 async fn publisher(
     mut outgoing: mpsc::Receiver<Outgoing>,
     client: async_nats::Client,
     subject: String,
     sender: Sender,
     counters: BusCounters,
+    lost: Arc<AtomicBool>,
 ) {
-    while let Some(next) = outgoing.recv().await {
+    loop {
+        // Wakes at least every `REFRESH_CHECK` to see whether a loss is still unannounced.
+        let next = match tokio::time::timeout(REFRESH_CHECK, outgoing.recv()).await {
+            Ok(Some(next)) => Some(next),
+            Ok(None) => return,
+            Err(_) => None,
+        };
+        if lost.load(Ordering::SeqCst)
+            && client.connection_state() == async_nats::connection::State::Connected
+        {
+            announce_loss(&client, &subject, &sender, &counters, &lost).await;
+        }
+        let Some(next) = next else { continue };
         let encoded = match next {
             Outgoing::Items(messages) => match sender.encode(wire::items(&messages)) {
                 // Too large for one NATS message (huge trigger data): the other nodes
@@ -293,6 +319,7 @@ async fn publisher(
                     .dropped
                     .with_label_values(&["publish_failed"])
                     .inc();
+                lost.store(true, Ordering::SeqCst);
                 continue;
             }
         };
@@ -304,8 +331,33 @@ async fn publisher(
                     .dropped
                     .with_label_values(&["publish_failed"])
                     .inc();
+                lost.store(true, Ordering::SeqCst);
             }
         }
+    }
+}
+
+/// Asks every other node to refresh its sockets (what this node dropped never reached
+/// them); clears `lost` once NATS took the request.
+async fn announce_loss(
+    client: &async_nats::Client,
+    subject: &str,
+    sender: &Sender,
+    counters: &BusCounters,
+    lost: &AtomicBool,
+) {
+    let Ok(bytes) = sender.encode(Body::Refresh) else {
+        return;
+    };
+    lost.store(false, Ordering::SeqCst);
+    match client.publish(subject.to_owned(), bytes.into()).await {
+        Ok(()) => {
+            counters.sent.inc();
+            tracing::info!(
+                "NATS: announcements were dropped; asked every node to refresh its sockets"
+            );
+        }
+        Err(_) => lost.store(true, Ordering::SeqCst),
     }
 }
 
@@ -339,6 +391,55 @@ fn receive(hub: &Hub, payload: &[u8], instance: u64) -> Result<bool, wire::WireE
     match envelope.body {
         Body::Items { data, items } => hub.publish(&wire::rows(&data, items)?),
         Body::Counts { feeds } => hub.publish_counts(&feeds),
+        Body::Refresh => {
+            tracing::info!(node = %envelope.node, "NATS: a node lost announcements; refreshing sockets");
+            hub.refresh_all();
+        }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::model::RecipientRef;
+    use crate::realtime::hub::Wake;
+    use crate::store::Store;
+
+    fn envelope(instance: u64, body: Body) -> Vec<u8> {
+        serde_json::to_vec(&Envelope {
+            node: "other".into(),
+            instance,
+            body,
+        })
+        .expect("encode")
+    }
+
+    #[tokio::test]
+    async fn a_refresh_from_another_node_pushes_counts_to_every_socket_and_own_ones_are_skipped() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("nats.db"), false).expect("store");
+        let hub = Hub::new(store, 8, Clock::system());
+        let params = hub
+            .join_params(&serde_json::json!({"client_a": {}}))
+            .expect("params");
+        let mut session = hub.register(Duration::from_secs(60), None);
+        let feed = ("c1".to_owned(), RecipientRef::User("u1".into()));
+        session.join("feeds:c1:u1", feed, None, params, None);
+
+        assert!(!receive(&hub, &envelope(7, Body::Refresh), 7).expect("own"));
+        assert!(receive(&hub, &envelope(8, Body::Refresh), 7).expect("another's"));
+        let wake = tokio::time::timeout(Duration::from_secs(5), session.next())
+            .await
+            .expect("a push");
+        let Wake::Push(text) = wake else {
+            panic!("a push expected, got {wake:?}");
+        };
+        assert!(text.contains("new-message"), "{text}");
+        assert!(text.contains("client_a"), "{text}");
+        assert!(receive(&hub, b"{not json", 7).is_err());
+    }
 }

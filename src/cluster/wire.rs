@@ -38,6 +38,9 @@ pub enum Body {
     },
     /// Feeds whose counts changed without a new item (an expiry, a snooze).
     Counts { feeds: Vec<FeedRef> },
+    /// The sender lost announcements (its queue overflowed or NATS refused them while it
+    /// was cut off): every node pushes current counts to all its sockets, which refetch.
+    Refresh,
 }
 
 /// A JSON value shared by reference on both sides (serde's `Arc` support is a feature
