@@ -267,6 +267,23 @@ struct Sender {
 }
 
 impl Sender {
+    /// `messages` as one NATS message of at most `max_payload` bytes: the items, or, when
+    /// they are too large (huge trigger data), their feeds as counts-changed. The other
+    /// nodes then push fresh counts on every ref of those feeds, as a folded feed does
+    /// locally, and their clients refetch.
+    fn encode_items(
+        &self,
+        messages: &[MessageRow],
+        max_payload: usize,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        match self.encode(wire::items(messages)) {
+            Ok(bytes) if bytes.len() > max_payload => self.encode(Body::Counts {
+                feeds: wire::feeds_of(messages),
+            }),
+            other => other,
+        }
+    }
+
     fn encode(&self, body: Body) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(&Envelope {
             node: self.node.clone(),
@@ -300,15 +317,7 @@ async fn publisher(
         }
         let Some(next) = next else { continue };
         let encoded = match next {
-            Outgoing::Items(messages) => match sender.encode(wire::items(&messages)) {
-                // Too large for one NATS message (huge trigger data): the other nodes
-                // push fresh counts on every ref of these feeds instead, as a folded
-                // feed does locally; their clients refetch.
-                Ok(bytes) if bytes.len() > client.max_payload() => sender.encode(Body::Counts {
-                    feeds: wire::feeds_of(&messages),
-                }),
-                other => other,
-            },
+            Outgoing::Items(messages) => sender.encode_items(&messages, client.max_payload()),
             Outgoing::Counts(feeds) => sender.encode(Body::Counts { feeds }),
         };
         let bytes = match encoded {
@@ -441,5 +450,45 @@ mod tests {
         assert!(text.contains("new-message"), "{text}");
         assert!(text.contains("client_a"), "{text}");
         assert!(receive(&hub, b"{not json", 7).is_err());
+    }
+
+    #[test]
+    fn items_too_large_for_one_nats_message_travel_as_their_feeds_counts() {
+        let row = |n: i64, data: serde_json::Value| {
+            let item = wire::Item {
+                id: format!("m{n}"),
+                seq: n,
+                channel: "c1".into(),
+                recipient: RecipientRef::User(format!("u{n}")),
+                tenant: None,
+                workflow: "w".into(),
+                categories: Vec::new(),
+                data: 0,
+                inserted_at: String::new(),
+                pinned_at: None,
+            };
+            wire::rows(&[wire::Shared(Arc::new(data))], vec![item])
+                .expect("row")
+                .remove(0)
+        };
+        let sender = Sender {
+            node: "a".into(),
+            instance: 1,
+        };
+        let small = [row(1, serde_json::json!({"n": 1}))];
+        let bytes = sender.encode_items(&small, 1024).expect("encode");
+        let back: Envelope = serde_json::from_slice(&bytes).expect("decode");
+        assert!(matches!(back.body, Body::Items { .. }));
+        let big = [
+            row(2, serde_json::json!({"blob": "x".repeat(4096)})),
+            row(3, serde_json::json!({"blob": "y".repeat(4096)})),
+        ];
+        let bytes = sender.encode_items(&big, 1024).expect("encode");
+        assert!(bytes.len() <= 1024);
+        let back: Envelope = serde_json::from_slice(&bytes).expect("decode");
+        let Body::Counts { feeds } = back.body else {
+            panic!("counts expected");
+        };
+        assert_eq!(feeds.len(), 2);
     }
 }
