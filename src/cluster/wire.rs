@@ -34,10 +34,14 @@ pub enum Body {
     Items {
         /// Trigger data, shared by the items that point at it.
         data: Vec<Shared>,
+        /// The items, in commit order.
         items: Vec<Item>,
     },
     /// Feeds whose counts changed without a new item (an expiry, a snooze).
-    Counts { feeds: Vec<FeedRef> },
+    Counts {
+        /// The feeds, each once.
+        feeds: Vec<FeedRef>,
+    },
     /// The sender lost announcements (its queue overflowed or NATS refused them while it
     /// was cut off): every node pushes current counts to all its sockets, which refetch.
     Refresh,
@@ -63,18 +67,27 @@ impl<'de> Deserialize<'de> for Shared {
 /// One committed item, as much of it as a push needs.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Item {
+    /// The message id (logs; pushes carry no item).
     pub id: String,
+    /// The message's sequence number (logs).
     pub seq: i64,
+    /// The feed: channel UUID ...
     pub channel: String,
+    /// ... and recipient.
     pub recipient: RecipientRef,
+    /// For `tenant`/`has_tenant` refs and tenant-restricted tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// For `source` refs.
     pub workflow: String,
+    /// For `workflow_categories` refs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
-    /// Index into the message's `data`.
+    /// Index into the message's `data` (for `trigger_data` refs).
     pub data: usize,
+    /// For `inserted_at` ranges.
     pub inserted_at: String,
+    /// For `pinned` refs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_at: Option<String>,
 }
