@@ -1,7 +1,7 @@
 //! `GET /health`: liveness plus a database round trip, for load balancers, and the
 //! state of the bus that carries pushes between nodes.
 //!
-//! A store that does not answer is an error (503, as before). The bus never makes the
+//! A store that does not answer is an error, as before. The bus never makes the
 //! node unhealthy: with NATS down, reads, writes and this node's own pushes still work,
 //! and other nodes' sockets catch up when they rejoin; the answer stays 200 with
 //! `"status": "degraded"` and `"nats": "disconnected"`, so a load balancer keeps the
