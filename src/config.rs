@@ -300,6 +300,24 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=300_000))]
     pub run_retry_base_ms: u64,
 
+    /// This node's name in logs, `/metrics` (`tidings_node_info`) and, with several nodes,
+    /// as the owner of what it claims: 1–64 characters of `A-Z a-z 0-9 . _ -`. Default:
+    /// `<hostname>-<pid>`, unique per process on one host.
+    #[arg(global = true, long, env = "TIDINGS_NODE_ID", default_value_t = default_node_id(),
+          value_parser = parse_node_id)]
+    pub node_id: String,
+
+    /// NATS server(s) that carry pushes between nodes: `nats://host:4222` (comma-separated
+    /// for a NATS cluster). Unset: pushes reach only this node's own sockets.
+    #[arg(global = true, long, env = "TIDINGS_NATS_URL", hide_env_values = true, value_parser = parse_nats_url)]
+    pub nats_url: Option<String>,
+
+    /// First token(s) of the NATS subjects this deployment uses, so several deployments
+    /// (or tests) can share one NATS server without hearing each other.
+    #[arg(global = true, long, env = "TIDINGS_NATS_SUBJECT_PREFIX", default_value = "tidings",
+          value_parser = parse_subject_prefix)]
+    pub nats_subject_prefix: String,
+
     /// Fault injection for tests (never set from the command line).
     #[arg(skip)]
     pub run_hooks: crate::engine::run_failure::RunHooks,
@@ -329,6 +347,77 @@ fn parse_database_url(s: &str) -> Result<String, String> {
             "a PostgreSQL URL starts with `postgres://` (the SQLite file is set with `--db`)"
                 .into(),
         )
+    }
+}
+
+/// Longest node id: it is a log field and a metric label.
+pub const MAX_NODE_ID: usize = 64;
+
+/// `<hostname>-<pid>`, with characters a node id may not hold made `-` and the host
+/// shortened so the whole fits [`MAX_NODE_ID`].
+pub fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tidings".into());
+    let pid = std::process::id().to_string();
+    let host: String = host
+        .chars()
+        .map(|c| if node_id_char(c) { c } else { '-' })
+        .take(MAX_NODE_ID - pid.len() - 1)
+        .collect();
+    format!("{host}-{pid}")
+}
+
+fn node_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// A node id: 1–[`MAX_NODE_ID`] characters of `A-Z a-z 0-9 . _ -` (safe in a log line,
+/// a Prometheus label and a NATS header).
+pub fn parse_node_id(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > MAX_NODE_ID || !s.chars().all(node_id_char) {
+        return Err(format!(
+            "a node id is 1 to {MAX_NODE_ID} characters of A-Z, a-z, 0-9, `.`, `_` and `-`"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// NATS server URLs, comma-separated, each `nats://…`; checked here so a typo fails at
+/// start, not at the first reconnect.
+fn parse_nats_url(s: &str) -> Result<String, String> {
+    let ok = !s.trim().is_empty()
+        && s.split(',').all(|u| {
+            let u = u.trim();
+            u.strip_prefix("nats://")
+                .is_some_and(|rest| !rest.is_empty())
+        });
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(
+            "a NATS URL starts with `nats://` (e.g. `nats://127.0.0.1:4222`; several are \
+             comma-separated)"
+                .into(),
+        )
+    }
+}
+
+/// A NATS subject prefix: dot-separated tokens of `A-Z a-z 0-9 _ -` (no wildcards, no
+/// empty token), at most 64 characters.
+fn parse_subject_prefix(s: &str) -> Result<String, String> {
+    let token_ok = |t: &str| {
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    };
+    if s.len() <= 64 && s.split('.').all(token_ok) {
+        Ok(s.to_owned())
+    } else {
+        Err("a NATS subject prefix is dot-separated tokens of A-Z, a-z, 0-9, `_` and `-`".into())
     }
 }
 
@@ -392,6 +481,9 @@ impl Settings {
             run_hooks: crate::engine::run_failure::RunHooks::default(),
             fanout_page_size: crate::engine::audience::PAGE_SIZE,
             fanout_solo_page_size: crate::engine::audience::SOLO_PAGE_SIZE,
+            node_id: default_node_id(),
+            nats_url: None,
+            nats_subject_prefix: "tidings".into(),
             demo: false,
             clock: crate::clock::Clock::system(),
         }
@@ -486,6 +578,39 @@ mod database_url_tests {
         assert!(parse_database_url("postgresql://u@h/d").is_ok());
         assert!(parse_database_url("mysql://u@h/d").is_err());
         assert!(parse_database_url("tidings.db").is_err());
+    }
+
+    #[test]
+    fn node_ids_are_short_and_plain_and_the_default_is_one() {
+        assert!(parse_node_id("web-1.eu_west").is_ok());
+        assert!(parse_node_id("").is_err());
+        assert!(parse_node_id(&"a".repeat(MAX_NODE_ID)).is_ok());
+        assert!(parse_node_id(&"a".repeat(MAX_NODE_ID + 1)).is_err());
+        assert!(parse_node_id("web 1").is_err());
+        assert!(parse_node_id("web\n1").is_err());
+        assert!(parse_node_id("nöde").is_err());
+        let default = default_node_id();
+        assert_eq!(parse_node_id(&default), Ok(default.clone()));
+        assert!(
+            default.ends_with(&format!("-{}", std::process::id())),
+            "{default}"
+        );
+    }
+
+    #[test]
+    fn only_nats_urls_and_plain_subject_prefixes_are_accepted() {
+        assert!(parse_nats_url("nats://127.0.0.1:4222").is_ok());
+        assert!(parse_nats_url("nats://a:4222,nats://b:4222").is_ok());
+        assert!(parse_nats_url("127.0.0.1:4222").is_err());
+        assert!(parse_nats_url("nats://a:4222,b:4222").is_err());
+        assert!(parse_nats_url("nats://").is_err());
+        assert!(parse_nats_url("").is_err());
+        assert!(parse_subject_prefix("tidings").is_ok());
+        assert!(parse_subject_prefix("acme.prod-1").is_ok());
+        assert!(parse_subject_prefix("a.*").is_err());
+        assert!(parse_subject_prefix("a..b").is_err());
+        assert!(parse_subject_prefix("").is_err());
+        assert!(parse_subject_prefix("a b").is_err());
     }
 
     #[test]

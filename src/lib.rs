@@ -13,6 +13,7 @@ pub(crate) mod api;
 pub mod auth;
 pub(crate) mod backpressure;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub(crate) mod demo;
 pub mod deploy;

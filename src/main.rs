@@ -141,6 +141,8 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(
             address = %format!("http://{}:{}", settings.addr.ip(), app.port()),
             database = %settings.database_label(),
+            node_id = %settings.node_id,
+            nats = settings.nats_url.is_some(),
             public_key = %state.keys.public_key,
             demo = settings.demo,
             "Tidings listening"
@@ -152,6 +154,17 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             app.port()
         );
         println!("  database:   {}", settings.database_label());
+        println!("  node id:    {}", settings.node_id);
+        match &settings.nats_url {
+            Some(_) => println!(
+                "  pushes:     through NATS ({}.feeds) to every node",
+                settings.nats_subject_prefix
+            ),
+            None if settings.database_url.is_some() => {
+                println!("  pushes:     this node's sockets only (no --nats-url: running alone)")
+            }
+            None => {}
+        }
         // The secret key is shown once, on the start that generated it; never when it
         // was configured (it came from a vault and must not end up in journald) nor on
         // later starts (`tidings keys` prints it on demand).

@@ -8,8 +8,11 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, dev::Server, web};
 
 use crate::auth::Keys;
+use crate::cluster::BusStatus;
+use crate::cluster::nats::{NatsBus, NatsConfig};
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::engine::bus::SharedBus;
 use crate::realtime::Hub;
 use crate::retention::{Retention, RetentionPolicy};
 use crate::state::AppState;
@@ -30,6 +33,8 @@ pub enum StartupError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
+    #[error(transparent)]
+    Nats(#[from] crate::cluster::nats::NatsError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: String,
@@ -79,10 +84,9 @@ impl Application {
         }
         let hub = Hub::new(store.clone(), settings.ws_queue, settings.clock.clone());
         let metrics = crate::metrics::Metrics::new(store.writer_metrics())?;
-        let bus = crate::metrics::CountingBus::new(
-            std::sync::Arc::new(hub.clone()),
-            metrics.items_committed(),
-        );
+        metrics.set_node_id(&settings.node_id)?;
+        let (bus_status, transport) = start_bus(&settings, &hub, &metrics).await?;
+        let bus = crate::metrics::CountingBus::new(transport, metrics.items_committed());
         let engine = Engine::start(
             store.clone(),
             std::sync::Arc::new(bus),
@@ -136,6 +140,7 @@ impl Application {
             keys,
             engine,
             hub,
+            bus: bus_status,
             sockets: crate::realtime::SocketLimits::new(
                 settings.ws_max_per_user,
                 settings.ws_max_per_address,
@@ -196,6 +201,44 @@ impl Application {
         state.store.shutdown().await;
         result
     }
+}
+
+/// The bus the engine announces committed items on: NATS with `--nats-url` (this node's
+/// sockets first, then the other nodes'), else this node's hub alone.
+async fn start_bus(
+    settings: &Settings,
+    hub: &Hub,
+    metrics: &crate::metrics::Metrics,
+) -> Result<(BusStatus, SharedBus), StartupError> {
+    let Some(urls) = &settings.nats_url else {
+        if settings.database_url.is_some() {
+            tracing::info!(
+                node = %settings.node_id,
+                "no --nats-url: this node runs alone; pushes reach only its own sockets \
+                 (set --nats-url on every node to run several on this database)"
+            );
+        }
+        return Ok((BusStatus::Local, std::sync::Arc::new(hub.clone())));
+    };
+    let nats = NatsBus::start(
+        NatsConfig {
+            urls: urls.clone(),
+            node_id: settings.node_id.clone(),
+            subject_prefix: settings.nats_subject_prefix.clone(),
+        },
+        hub.clone(),
+        metrics.bus_counters(),
+    )
+    .await?;
+    tracing::info!(
+        node = %settings.node_id,
+        subject = %format!("{}.feeds", settings.nats_subject_prefix),
+        "pushes fan out between nodes through NATS"
+    );
+    Ok((
+        BusStatus::Nats(nats.connection()),
+        std::sync::Arc::new(nats),
+    ))
 }
 
 fn build_server(

@@ -19,6 +19,8 @@ pub struct AppState {
     pub keys: Keys,
     pub(crate) engine: Engine,
     pub hub: Hub,
+    /// Which bus carries pushes (this node alone, or NATS and its state): `/health`.
+    pub bus: crate::cluster::BusStatus,
     /// The retention and housekeeping task.
     pub(crate) retention: Retention,
     /// Open sockets per user and per source address (`--ws-max-per-user`/`-address`).

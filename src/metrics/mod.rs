@@ -73,6 +73,8 @@ pub struct Metrics {
     topics: IntGauge,
     wal_bytes: IntGauge,
     publish_queue: IntGauge,
+    /// The NATS transport's series (`--nats-url`; zero on a node without it).
+    bus: crate::cluster::nats::BusCounters,
     /// Scrapes copy the hub's totals into counters; one at a time, so each moves forward.
     scrape: Mutex<()>,
 }
@@ -172,6 +174,38 @@ impl Metrics {
         registry.register(Box::new(pushes.clone()))?;
         registry.register(Box::new(sockets.clone()))?;
         registry.register(Box::new(topics.clone()))?;
+        let bus = crate::cluster::nats::BusCounters {
+            sent: IntCounter::new(
+                "tidings_bus_sent_total",
+                "Announcements of committed items (or changed counts) published to NATS for \
+                 the other nodes (`--nats-url`).",
+            )?,
+            received: IntCounter::new(
+                "tidings_bus_received_total",
+                "Announcements received from other nodes through NATS and handed to this \
+                 node's sockets.",
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "tidings_bus_dropped_total",
+                    "Announcements the other nodes did not get, by reason: `queue_full` (the \
+                     publisher queue was full), `publish_failed`, `undecodable` (received). \
+                     Their clients catch up when they rejoin.",
+                ),
+                &["reason"],
+            )?,
+            connected: IntGauge::new(
+                "tidings_bus_connected",
+                "1 while connected to NATS (`--nats-url`), else 0.",
+            )?,
+        };
+        registry.register(Box::new(bus.sent.clone()))?;
+        registry.register(Box::new(bus.received.clone()))?;
+        registry.register(Box::new(bus.dropped.clone()))?;
+        registry.register(Box::new(bus.connected.clone()))?;
+        for reason in ["queue_full", "publish_failed", "undecodable"] {
+            bus.dropped.with_label_values(&[reason]);
+        }
         registry.register(Box::new(writer.batch_size.clone()))?;
         registry.register(Box::new(writer.commit_seconds.clone()))?;
         // Every labelled series exists from the start, so a dashboard sees 0, not nothing.
@@ -197,6 +231,7 @@ impl Metrics {
             topics,
             wal_bytes,
             publish_queue,
+            bus,
             scrape: Mutex::new(()),
         })
     }
@@ -224,6 +259,26 @@ impl Metrics {
         self.http_requests
             .with_label_values(&[method, route, &status.to_string()])
             .inc();
+    }
+
+    /// The series the NATS transport moves.
+    pub fn bus_counters(&self) -> crate::cluster::nats::BusCounters {
+        self.bus.clone()
+    }
+
+    /// Adds `tidings_node_info{node_id="…"} 1`, so every series of a scrape can be
+    /// joined to the node that served it. Called once, at start.
+    pub fn set_node_id(&self, node_id: &str) -> Result<(), MetricsError> {
+        let info = IntGauge::with_opts(
+            Opts::new(
+                "tidings_node_info",
+                "Always 1; `node_id` is this node's `--node-id`.",
+            )
+            .const_label("node_id", node_id),
+        )?;
+        info.set(1);
+        self.registry.register(Box::new(info))?;
+        Ok(())
     }
 
     /// The counter [`CountingBus`] adds committed items to.
@@ -343,6 +398,16 @@ mod tests {
             "tidings_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/workflows/{key}/trigger\"} 1"
         ), "{text}");
         assert!(text.contains("# TYPE tidings_writer_commit_seconds histogram"));
+        assert_eq!(
+            value(&text, "tidings_bus_dropped_total{reason=\"queue_full\"}"),
+            Some(0.0)
+        );
+        metrics.set_node_id("web-1").expect("node id");
+        let text = metrics.render(&snapshot).expect("render");
+        assert_eq!(
+            value(&text, "tidings_node_info{node_id=\"web-1\"}"),
+            Some(1.0)
+        );
         snapshot.hub.pushes = 9;
         let text = metrics.render(&snapshot).expect("render");
         assert_eq!(

@@ -17,7 +17,7 @@ mod socket;
 pub mod socket_limits;
 pub mod topic;
 
-pub use hub::{Hub, HubStats};
+pub use hub::{Hub, HubStats, WeakHub};
 pub use socket_limits::SocketLimits;
 
 use actix_web::web;

@@ -16,6 +16,9 @@ const cfg = {
   channelId: need("TIDINGS_CHANNEL_ID"),
 };
 const secretKey = need("TIDINGS_SECRET_KEY");
+// Where triggers go: the browser's server unless set (the cluster test triggers on
+// another node than the one the browser's socket sits on).
+const triggerHost = process.env.TIDINGS_TRIGGER_URL || cfg.host;
 
 const { chromium } = await requirePackage("playwright-core", fail);
 // The page's script (with @knocklabs/client) bundled in memory, on a static server of its
@@ -24,7 +27,7 @@ const { html, bundle } = await clientPage(fail);
 const { server, pageUrl } = await servePage(html, bundle);
 
 async function trigger(data) {
-  const res = await fetch(`${cfg.host}/v1/workflows/new-comment/trigger`, {
+  const res = await fetch(`${triggerHost}/v1/workflows/new-comment/trigger`, {
     method: "POST",
     headers: { authorization: `Bearer ${secretKey}`, "content-type": "application/json" },
     body: JSON.stringify({ recipients: [cfg.userId], actor: { id: "e2e-actor", name: "E2E Actor" }, data }),
