@@ -32,7 +32,7 @@ async fn push_counting(ws: &mut WsClient, total: i64) -> Value {
 /// Commits `n` items for each of `users` in one write and publishes them all at once,
 /// as one fan-out page commit does.
 async fn commit_page(app: &TestApp, users: &[&str], n: usize) {
-    use tidings::store::messages::{NewMessage, insert};
+    use tidings::store::messages::NewMessage;
     let channel = app.channel_id().await;
     let messages: Vec<NewMessage> = users
         .iter()
@@ -63,13 +63,7 @@ async fn commit_page(app: &TestApp, users: &[&str], n: usize) {
     let rows = app
         .state
         .store
-        .write(move |db| {
-            let mut rows = Vec::new();
-            for m in &messages {
-                rows.extend(insert(db, m)?);
-            }
-            Ok(rows)
-        })
+        .insert_messages(messages)
         .await
         .expect("page stored");
     app.state.hub.publish(&rows);

@@ -25,11 +25,7 @@ async fn assert_names_limit(res: reqwest::Response, limit: &str) {
 async fn add_channels(app: &TestApp, n: usize) -> Vec<String> {
     app.state
         .store
-        .write(move |db| {
-            (0..n)
-                .map(|i| tidings::store::channels::ensure(db, &format!("extra-{i}")).map(|c| c.id))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .ensure_channels((0..n).map(|i| format!("extra-{i}")).collect())
         .await
         .expect("channels")
 }

@@ -61,11 +61,10 @@ impl TestApp {
     pub async fn channel_id(&self) -> String {
         self.state
             .store
-            .read(|db| tidings::store::channels::find(db, "in-app-feed"))
+            .channel_id("in-app-feed".into())
             .await
             .expect("channel lookup")
             .expect("default channel exists")
-            .id
     }
 }
 
@@ -228,7 +227,7 @@ impl Item {
 impl TestApp {
     /// Commits `item` as a message and publishes it, as the engine does after commit.
     pub async fn deliver(&self, item: Item) -> String {
-        use tidings::store::messages::{NewMessage, insert};
+        use tidings::store::messages::NewMessage;
         let channel_id = self.channel_id().await;
         let id = tidings::ids::message_id();
         let run = tidings::ids::uuid();
@@ -254,9 +253,10 @@ impl TestApp {
         let row = self
             .state
             .store
-            .write(move |db| insert(db, &message))
+            .insert_messages(vec![message])
             .await
             .expect("message stored")
+            .pop()
             .expect("message is new");
         self.state.hub.publish(&[row]);
         id

@@ -16,6 +16,7 @@ mod channels;
 mod checkpoints;
 mod demo;
 mod feeds;
+mod fixtures;
 mod keys;
 mod lifecycle;
 mod messages;
