@@ -307,6 +307,14 @@ pub struct Settings {
           value_parser = parse_node_id)]
     pub node_id: String,
 
+    /// Several nodes on one PostgreSQL: how long (seconds) a node's claim on work (a run
+    /// it completes, the cluster duties: timers, batches, schedules, fold, retention)
+    /// lasts without renewal. A node renews three times per lease; a dead node's work
+    /// resumes on another within about this long. Ignored on SQLite.
+    #[arg(global = true, long, env = "TIDINGS_LEASE_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+
     /// NATS server(s) that carry pushes between nodes: `nats://host:4222` (comma-separated
     /// for a NATS cluster). Unset: pushes reach only this node's own sockets.
     #[arg(global = true, long, env = "TIDINGS_NATS_URL", hide_env_values = true, value_parser = parse_nats_url)]
@@ -482,6 +490,7 @@ impl Settings {
             fanout_page_size: crate::engine::audience::PAGE_SIZE,
             fanout_solo_page_size: crate::engine::audience::SOLO_PAGE_SIZE,
             node_id: default_node_id(),
+            lease_secs: 15,
             nats_url: None,
             nats_subject_prefix: "tidings".into(),
             demo: false,
@@ -527,6 +536,12 @@ impl Settings {
                     },
                     self.clock.clone(),
                 )
+                .map(|store| {
+                    store.with_node(
+                        self.node_id.clone(),
+                        std::time::Duration::from_secs(self.lease_secs),
+                    )
+                })
             }
             None => crate::store::Store::open_limited(
                 &self.db,

@@ -220,6 +220,10 @@ async fn run(
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
+        // Several nodes: one node (the duties node) keeps house for all.
+        if !store.holds_duties() {
+            continue;
+        }
         let started = Instant::now();
         match run_pass(&store, &policy, clock.now_utc(), Some(&stop)).await {
             Ok(r) => tracing::info!(

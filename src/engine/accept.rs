@@ -115,7 +115,8 @@ pub(super) async fn accept(
     request_id: &str,
 ) -> Result<Accepted, Refusal> {
     let workflow = registry
-        .get(key)
+        .get_fresh(key)
+        .await
         .ok_or_else(|| Refusal::WorkflowMissing(key.to_owned()))?;
     let idempotency_key = match idempotency_key.map(str::trim) {
         None => None,

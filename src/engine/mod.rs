@@ -10,6 +10,7 @@ pub mod batch;
 pub mod batch_close;
 pub mod batch_join;
 pub mod bus;
+mod duties;
 pub mod fair;
 pub mod lifecycle;
 pub mod loader;
@@ -56,6 +57,11 @@ pub struct Engine {
     scheduler: scheduler::Scheduler,
     lifecycle: Arc<lifecycle::Lifecycle>,
     hooks: run_failure::RunHooks,
+    /// Several nodes: the duties lease task, stopped (and the lease handed back) last.
+    duties: (
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    ),
 }
 
 impl Engine {
@@ -96,7 +102,12 @@ impl Engine {
                 Err(UpsertError::Store(e)) => return Err(e.into()),
             }
         }
+        // Several nodes: a workflow upserted on another node is live here within this.
+        registry.follow_other_nodes(std::time::Duration::from_secs(1));
         let (scheduler, _task) = scheduler::Scheduler::spawn(clock.clone());
+        scheduler.gate_on(store.clone());
+        let (duties_stop, duties_rx) = tokio::sync::watch::channel(false);
+        let duties_task = duties::spawn(store.clone(), duties_rx);
         let bus: bus::SharedBus = Arc::new(lifecycle::ExpiryAwareBus {
             inner: bus,
             scheduler: scheduler.clone(),
@@ -129,6 +140,7 @@ impl Engine {
             scheduler,
             lifecycle,
             hooks,
+            duties: (duties_stop, tokio::sync::Mutex::new(duties_task)),
         })
     }
 
@@ -211,5 +223,9 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.scheduler.stop();
         self.runner.shutdown().await;
+        let _ = self.duties.0.send(true);
+        if let Some(task) = self.duties.1.lock().await.take() {
+            let _ = task.await;
+        }
     }
 }

@@ -277,6 +277,41 @@ impl Registry {
         self.map.get(key).map(|w| w.clone())
     }
 
+    /// [`Registry::get`], and with several nodes, on a miss, the stored workflows read
+    /// again first: another node may have just upserted it.
+    pub async fn get_fresh(&self, key: &str) -> Option<Arc<CompiledWorkflow>> {
+        if let Some(w) = self.get(key) {
+            return Some(w);
+        }
+        if self.store.is_shared()
+            && let Err(e) = self.load_stored().await
+        {
+            tracing::warn!(error = %e, "could not read the stored workflows");
+        }
+        self.get(key)
+    }
+
+    /// With several nodes, keeps this node's workflows in step with what any node
+    /// upserted: re-reads the stored versions every `every` (a changed or new one is
+    /// compiled, the rest skipped) until the registry is dropped. Nothing on SQLite.
+    pub fn follow_other_nodes(self: &Arc<Self>, every: std::time::Duration) {
+        if !self.store.is_shared() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(registry) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = registry.load_stored().await {
+                    tracing::warn!(error = %e, "could not refresh workflows from the store");
+                }
+            }
+        });
+    }
+
     /// Every workflow, sorted by key.
     pub fn list(&self) -> Vec<Arc<CompiledWorkflow>> {
         let mut all: Vec<_> = self.map.iter().map(|w| w.value().clone()).collect();
@@ -289,6 +324,14 @@ impl Registry {
     pub async fn load_stored(&self) -> Result<(), StoreError> {
         let (stored, channels) = self.store.stored_workflows().await?;
         for row in stored {
+            // Already live at this version (a refresh with several nodes): nothing to do.
+            if self
+                .map
+                .get(&row.key)
+                .is_some_and(|w| w.stored.version_id == row.version_id)
+            {
+                continue;
+            }
             match prepare(&row.key, &row.definition, "") {
                 Ok((def, compiled)) => {
                     let steps = attach_channels(&def, compiled.templates, |key| {

@@ -54,8 +54,14 @@ pub trait DueSource: Send + Sync + 'static {
 /// How long to back off after a source failed (e.g. the disk is full).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// With several nodes, how often the duties node re-reads due times: a delay another node
+/// stored fires at most this late.
+pub const SHARED_POLL: Duration = Duration::from_millis(500);
+
 struct Inner {
     clock: Clock,
+    /// Several nodes (PostgreSQL): fire only while this node holds the duties lease.
+    gate: RwLock<Option<crate::store::Store>>,
     sources: RwLock<Vec<Arc<dyn DueSource>>>,
     wake: Notify,
 }
@@ -72,6 +78,7 @@ impl Scheduler {
     pub fn spawn(clock: Clock) -> (Scheduler, tokio::task::JoinHandle<()>) {
         let inner = Arc::new(Inner {
             clock,
+            gate: RwLock::new(None),
             sources: RwLock::new(Vec::new()),
             wake: Notify::new(),
         });
@@ -95,6 +102,18 @@ impl Scheduler {
     }
 
     /// Makes the scheduler re-read due times now (call after committing new timed work).
+    /// Fires only while `store`'s node holds the cluster duties (several nodes on one
+    /// database), and re-reads the due times at least every [`SHARED_POLL`] (work another
+    /// node inserted does not wake this one). No effect on SQLite.
+    pub fn gate_on(&self, store: crate::store::Store) {
+        if store.is_shared()
+            && let Ok(mut gate) = self.inner.gate.write()
+        {
+            *gate = Some(store);
+        }
+        self.wake();
+    }
+
     pub fn wake(&self) {
         self.inner.wake.notify_one();
     }
@@ -114,6 +133,18 @@ async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
             return;
+        }
+        let gate = inner.gate.read().ok().and_then(|g| g.clone());
+        if let Some(store) = &gate
+            && !store.holds_duties()
+        {
+            // Another node does the duties; wait until this one holds them.
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = store.duties_changed() => {}
+                _ = tokio::time::sleep(SHARED_POLL) => {}
+            }
+            continue;
         }
         let sources: Vec<Arc<dyn DueSource>> =
             inner.sources.read().map(|s| s.clone()).unwrap_or_default();
@@ -149,6 +180,7 @@ async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
             _ = inner.wake.notified() => {}
             _ = tokio::time::sleep(RETRY_AFTER), if failed => {}
+            _ = tokio::time::sleep(SHARED_POLL), if gate.is_some() => {}
             _ = async {
                 match next {
                     Some(at) => clock.sleep_until(at).await,

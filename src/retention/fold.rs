@@ -47,9 +47,21 @@ pub(super) async fn run(store: Store, every: Duration, mut stop: watch::Receiver
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
+        // Several nodes: one folds (the duties node); two folding at once would count a
+        // chunk twice.
+        if !store.holds_duties() {
+            continue;
+        }
         let stopped = || *stop.borrow();
-        if let Err(e) = catch_up(&store, &stopped).await {
-            tracing::warn!(error = %e, "feed counter fold failed; retrying at the next tick");
+        match catch_up(&store, &stopped).await {
+            Ok(_) => {}
+            // Several nodes: other writers stayed busy past the fold's short wait.
+            Err(crate::store::StoreError::Sql(e)) if e.is_lock_timeout() => {
+                tracing::debug!("feed counter fold waited out; retrying at the next tick")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "feed counter fold failed; retrying at the next tick")
+            }
         }
         if *stop.borrow() {
             return;

@@ -51,6 +51,10 @@ pub fn progress(db: &Db<'_>) -> StoreResult<Progress> {
 /// Folds the messages in `(folded_through, folded_through + limit]` (up to the newest)
 /// and moves the watermark past them. Returns the progress after it.
 pub fn fold(db: &Db<'_>, limit: i64) -> StoreResult<Progress> {
+    // Several nodes' writers: wait out every other open write transaction first, so
+    // each sequence number up to the newest is committed (or gone) and no status change
+    // lands between this read and the watermark's move (see `Conn::begin`).
+    db.0.exclude_other_writers()?;
     let before = progress(db)?;
     if before.unfolded() == 0 {
         return Ok(before);

@@ -29,6 +29,7 @@ pub mod channels;
 pub mod copy;
 pub(crate) mod feeds;
 pub mod fold;
+pub mod leases;
 pub(crate) mod lifecycle;
 pub(crate) mod message_queries;
 pub(crate) mod message_status;
@@ -147,6 +148,9 @@ pub struct Store {
     checkpointer: Option<std::sync::Arc<checkpointer::Checkpointer>>,
     path: PathBuf,
     created: bool,
+    /// PostgreSQL only: this node's name and lease length, for the leases several nodes
+    /// share work by (`ops::leases`). `None` on SQLite: one process owns the file.
+    node: Option<std::sync::Arc<ops::leases::NodeLease>>,
 }
 
 impl Store {
@@ -188,6 +192,7 @@ impl Store {
             checkpointer,
             path: path.to_path_buf(),
             created,
+            node: None,
         })
     }
 
@@ -216,6 +221,7 @@ impl Store {
             checkpointer: None,
             path: PathBuf::new(),
             created,
+            node: Some(std::sync::Arc::new(ops::leases::NodeLease::default())),
         })
     }
 

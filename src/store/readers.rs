@@ -65,6 +65,11 @@ impl ReaderPool {
         }
     }
 
+    /// The server's clock the queries read.
+    pub(super) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Closes the idle connections, and each later one after its read.
     pub(super) fn close_idle(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -36,15 +36,9 @@ fn counts(total: i64, unread: i64, unseen: i64) -> Value {
 }
 
 /// A node of the cluster: the binary on the test's schema, NATS at `nats`, `prefix`.
-///
-/// The badge-counter fold is kept out of the way (one pass at start, then hourly): two
-/// nodes folding, or one folding while another marks a tail item read, drift the
-/// counters until the fold runs on one node only (the leases of issue 20 item 1); badges
-/// are exact without the fold (counters plus tail), which is what these tests check.
 pub async fn node(dir: &std::path::Path, id: &str, nats: &str, prefix: &str) -> Proc {
     let node = Launch::new(dir, &["serve"])
         .test_keys()
-        .env("TIDINGS_FOLD_INTERVAL_MS", "3600000")
         .env("TIDINGS_NODE_ID", id)
         .env("TIDINGS_NATS_URL", nats)
         .env("TIDINGS_NATS_SUBJECT_PREFIX", prefix)

@@ -41,7 +41,6 @@ pub(crate) fn free_port() -> u16 {
 /// (settings a test needs changed); killed when dropped.
 pub(crate) fn start_with(db: &Path, port: u16, env: &[(&str, &str)]) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
-    command.envs(env.iter().copied());
     let child = command
         .env("TIDINGS_ADDR", format!("127.0.0.1:{port}"))
         .envs(crate::engine::database_env(db))
@@ -56,6 +55,8 @@ pub(crate) fn start_with(db: &Path, port: u16, env: &[(&str, &str)]) -> Server {
             std::fs::read_to_string(fixture("signing_key.pub.pem")).expect("key"),
         )
         .env("TIDINGS_LOG", "warn")
+        // The test's own settings last, so they win over the defaults above.
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -75,6 +75,10 @@ pub fn database_env(db_path: impl AsRef<Path>) -> Vec<(String, String)> {
         let dir = db_path.parent().unwrap_or(Path::new("."));
         env.push(("TIDINGS_DATABASE_URL".to_owned(), url_for(dir)));
         env.push(("TIDINGS_DATABASE_POOL_SIZE".to_owned(), "3".to_owned()));
+        // Short leases and one node name per database: a restart takes its runs back
+        // at once (see `process::Launch`).
+        env.push(("TIDINGS_LEASE_SECS".to_owned(), "2".to_owned()));
+        env.push(("TIDINGS_NODE_ID".to_owned(), schema_for(dir)));
     }
     env
 }
@@ -85,6 +89,8 @@ pub fn point_at(settings: &mut tidings::Settings, db_path: std::path::PathBuf) {
     if is_postgres() {
         let dir = db_path.parent().unwrap_or(Path::new("."));
         settings.database_url = Some(url_for(dir));
+        settings.node_id = schema_for(dir);
+        settings.lease_secs = 2;
     }
     settings.db = db_path;
 }

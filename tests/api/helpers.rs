@@ -54,6 +54,10 @@ pub fn test_settings(dir: &Path) -> Settings {
         // Many servers run at once in the suite: keep each one's share of the
         // PostgreSQL server's connections small.
         settings.database_pool_size = 3;
+        // One node name per database and short leases: a restarted server (another
+        // TestApp on the same `dir`) takes its runs back at once.
+        settings.node_id = crate::engine::schema_for(dir);
+        settings.lease_secs = 2;
     }
     settings.workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     settings.secret_key = Some(SECRET_KEY.into());

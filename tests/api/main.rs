@@ -22,6 +22,7 @@ mod channel_data;
 mod cli;
 mod cli_settings;
 mod cluster_push;
+mod cluster_work;
 mod crash;
 mod demo;
 mod demo_isolation;

@@ -94,6 +94,10 @@ impl Launch {
             // schema on every launch in `dir`, so restarts find their data).
             command.env("TIDINGS_DATABASE_URL", crate::engine::url_for(&self.dir));
             command.env("TIDINGS_DATABASE_POOL_SIZE", "3");
+            // Short leases, and one node name per database, so a restart takes its
+            // runs back at once and a takeover test waits seconds, not the default.
+            command.env("TIDINGS_LEASE_SECS", "2");
+            command.env("TIDINGS_NODE_ID", crate::engine::schema_for(&self.dir));
         }
         for (k, v) in &self.env {
             command.env(k, v);

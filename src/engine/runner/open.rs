@@ -33,7 +33,7 @@ pub(super) async fn start_run(
     let Some(run) = ctx.store.open_run(run_id).await? else {
         return Ok(None);
     };
-    let workflow = ctx.registry.get(&run.workflow_key);
+    let workflow = ctx.registry.get_fresh(&run.workflow_key).await;
     let ((request, entities), workflow) = match (run.request, workflow) {
         (Ok(opened), Some(w)) => (opened, w),
         (Err(e), _) => {

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -35,6 +36,14 @@ pub(super) async fn run_loop(
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Where the rescan goes on (a rowid of the queued index; 0 = from the start).
     let mut rescan_after = 0;
+    // Several nodes (PostgreSQL): the leases on held runs are renewed three times per
+    // lease, so a live node keeps them with margin; never fires on SQLite.
+    let lease_every = ctx.store.node().map_or(Duration::from_secs(3600), |n| {
+        (n.lease / 3).max(Duration::from_millis(100))
+    });
+    let shared = ctx.store.is_shared();
+    let mut renew = tokio::time::interval(lease_every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // A rescan that stopped at a full page goes on as soon as the dispatcher holds
         // less than half its depth (a backlog resumes at full speed, in bounded steps).
@@ -96,6 +105,7 @@ pub(super) async fn run_loop(
                 }
             }
             _ = rescan.tick() => ctx.rescan.store(true, Ordering::SeqCst),
+            _ = renew.tick(), if shared => renew_leases(&ctx, &dispatch).await,
         }
     }
     // Runs waiting out a backoff stay queued for the next start.
@@ -115,20 +125,25 @@ pub(super) async fn run_loop(
             settle(run.writing).await;
         }
     }
+    // The runs left queued are handed back: another node's next rescan takes them
+    // without waiting for this node's leases to lapse.
+    if shared && let Err(e) = ctx.store.release_run_leases().await {
+        tracing::warn!(error = %e, "could not hand back run leases; they lapse by themselves");
+    }
 }
 
 /// One bounded pass of the rescan: the next page of queued runs after `after`, those no
 /// task holds admitted (their attempt is counted when they start). Returns where the next
 /// pass starts: after this page when it was full, else from the start again (0).
 async fn rescan_page(ctx: &Ctx, dispatch: &mut Dispatch, after: i64) -> i64 {
+    // On a shared database the page is claimed (leased to this node) in the same write,
+    // so a run is taken by one node only; on SQLite it is read.
     match ctx
         .store
-        .queued_runs_after(after, run_failure::RESCAN_PAGE)
+        .claim_queued_runs(after, run_failure::RESCAN_PAGE)
         .await
     {
-        Ok(page) => {
-            let full = page.len() == run_failure::RESCAN_PAGE;
-            let next = page.last().map_or(0, |(rowid, _)| *rowid);
+        Ok((page, next)) => {
             let before = dispatch.known.len();
             for (_, run) in page {
                 dispatch.admit(run, false);
@@ -140,13 +155,29 @@ async fn rescan_page(ctx: &Ctx, dispatch: &mut Dispatch, after: i64) -> i64 {
                     "picked up queued workflow runs no task held"
                 );
             }
-            if full { next } else { 0 }
+            next
         }
         Err(e) => {
             // From the start at the next tick (not at once: a failing read must not spin).
             tracing::error!(error = %e, "could not scan queued runs");
             0
         }
+    }
+}
+
+/// Renews this node's leases on every run it holds (a shared database only). A run
+/// another node holds a live lease on is one this node was too slow to renew (stalled
+/// past its lease): both may now work on it, and the unique keys on recipient runs and
+/// messages keep its items exactly once; said in the log.
+async fn renew_leases(ctx: &Ctx, dispatch: &Dispatch) {
+    let held: Vec<String> = dispatch.known.iter().cloned().collect();
+    match ctx.store.renew_run_leases(held).await {
+        Ok(lost) if !lost.is_empty() => tracing::warn!(
+            count = lost.len(),
+            "another node took over runs this node held (its lease lapsed)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not renew run leases"),
     }
 }
 

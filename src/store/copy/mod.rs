@@ -237,8 +237,10 @@ fn check_table_lists(source: &Conn, target: &Conn) -> Result<(), CopyError> {
         .map_err(|e| CopyError::Source(e.into()))?;
     let postgres: Vec<String> = target
         .prepare(
+            // Its migrations and the leases of several nodes (PostgreSQL only: a stopped
+            // single node holds none) are not copied.
             "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
-             AND tablename <> 'tidings_migrations'",
+             AND tablename NOT IN ('tidings_migrations', 'run_leases', 'leases')",
         )
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(CopyError::Target)?;

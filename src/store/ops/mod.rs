@@ -18,6 +18,7 @@ mod demo;
 mod feeds;
 mod fixtures;
 mod keys;
+pub mod leases;
 mod lifecycle;
 mod messages;
 mod objects;

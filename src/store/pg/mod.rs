@@ -8,7 +8,10 @@ use super::sql::{Conn, OptionalExtension, PgConfig};
 /// The PostgreSQL migrations, in order, embedded in the binary. The schema starts at the
 /// state SQLite's 20 migrations reach; later changes are added here and in
 /// `store/migrations/` together.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_schema", include_str!("0001_schema.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_schema", include_str!("0001_schema.sql")),
+    ("0002_leases", include_str!("0002_leases.sql")),
+];
 
 /// Nodes starting at once (issue 20) must not migrate at once: every migration runs under
 /// this transaction-scoped advisory lock (an arbitrary constant: "tidings" in ASCII).

@@ -42,6 +42,12 @@ impl Error {
         }
     }
 
+    /// Whether this is a `lock_timeout` giving up (PostgreSQL SQLSTATE 55P03): the
+    /// statement waited its allowance for a lock other work held; try again later.
+    pub fn is_lock_timeout(&self) -> bool {
+        matches!(self, Error::Postgres(e) if e.code().is_some_and(|c| c.code() == "55P03"))
+    }
+
     /// Whether the database failed rather than the statement: unreachable, full, busy,
     /// shutting down. Nothing was stored and the same request may succeed later, so the
     /// API answers 503 with `Retry-After`.

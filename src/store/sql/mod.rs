@@ -151,13 +151,42 @@ impl Conn {
 
     /// Starts the writer's transaction. SQLite takes the write lock at once
     /// (`IMMEDIATE`), so a busy database fails here and not halfway through.
+    ///
+    /// On PostgreSQL, where several nodes' writers commit at once, every write
+    /// transaction holds the shared side of [`WRITES_LOCK`] and the counter fold takes
+    /// its exclusive side ([`Conn::exclude_other_writers`]): the fold then sees every
+    /// message whose sequence number was handed out (PostgreSQL's sequences are not
+    /// transactional) and no status change races it.
     pub fn begin(&self) -> Result<()> {
-        self.execute_batch(match self.dialect() {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
-        })
+        match self.dialect() {
+            Dialect::Sqlite => self.execute_batch("BEGIN IMMEDIATE"),
+            Dialect::Postgres => self.execute_batch(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock_shared({WRITES_LOCK})"
+            )),
+        }
+    }
+
+    /// Waits until no other write transaction is open and keeps new ones out until this
+    /// one ends (PostgreSQL; SQLite has one writer, so nothing to wait for). Fails with
+    /// a lock timeout ([`Error::is_lock_timeout`]) when others stay busy.
+    pub fn exclude_other_writers(&self) -> Result<()> {
+        match self.dialect() {
+            Dialect::Sqlite => Ok(()),
+            // At most briefly (well under PostgreSQL's deadlock_timeout): a write
+            // transaction of this one's group may hold a row another node's writer
+            // waits for, so waiting longer could deadlock; on a timeout this command
+            // alone rolls back (the writer's savepoint) and the fold tries again later.
+            Dialect::Postgres => self.execute_batch(&format!(
+                "SET LOCAL lock_timeout = '200ms'; SELECT pg_advisory_xact_lock({WRITES_LOCK}); \
+                 SET LOCAL lock_timeout = 0"
+            )),
+        }
     }
 }
+
+/// The advisory lock write transactions share and the fold takes alone (an arbitrary
+/// constant: "writes" in ASCII).
+pub const WRITES_LOCK: i64 = 0x0077_7269_7465_73;
 
 /// A prepared statement.
 pub struct Statement<'c>(StatementInner<'c>);
