@@ -159,3 +159,88 @@ pub fn claim_queued(
         end,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::runs::{NewRun, insert_run};
+
+    /// The test PostgreSQL's fresh schema (leases exist on PostgreSQL only); `None` when
+    /// no server is reachable and none is required.
+    fn postgres() -> Option<crate::store::test_engines::TestDb> {
+        match crate::store::test_engines::postgres() {
+            Ok(db) => Some(db),
+            Err(e) if std::env::var("TIDINGS_TEST_POSTGRES").as_deref() == Ok("require") => {
+                panic!("PostgreSQL is required for the store tests: {e}")
+            }
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_lease_is_held_by_one_owner_until_it_lapses_or_is_released() {
+        let Some(test) = postgres() else { return };
+        let db = Db::on(&test.conn);
+        let t = |s: u32| format!("2026-03-01T10:00:{s:02}.000000Z");
+        assert!(hold(&db, "duties", "a", &t(10), &t(0)).expect("a takes it"));
+        assert!(!hold(&db, "duties", "b", &t(12), &t(5)).expect("b refused"));
+        assert!(hold(&db, "duties", "a", &t(15), &t(6)).expect("a renews"));
+        assert!(!hold(&db, "duties", "b", &t(20), &t(14)).expect("still a's"));
+        assert!(hold(&db, "duties", "b", &t(30), &t(16)).expect("lapsed: b takes it"));
+        assert!(!hold(&db, "duties", "a", &t(25), &t(17)).expect("a lost it"));
+        release(&db, "duties", "a").expect("a's release is a no-op");
+        assert!(!hold(&db, "duties", "a", &t(25), &t(18)).expect("still b's"));
+        release(&db, "duties", "b").expect("b hands it back");
+        assert!(hold(&db, "duties", "a", &t(30), &t(19)).expect("free again"));
+    }
+
+    #[test]
+    fn queued_runs_are_claimed_by_one_node_when_free_lapsed_or_its_own() {
+        let Some(test) = postgres() else { return };
+        let db = Db::on(&test.conn);
+        for id in ["r1", "r2", "r3"] {
+            insert_run(
+                &db,
+                &NewRun {
+                    id: id.into(),
+                    workflow_key: "w".into(),
+                    request: serde_json::json!({"recipients": ["u"]}),
+                    cancellation_key: None,
+                    tenant: None,
+                },
+            )
+            .expect("run");
+        }
+        let ids = |page: &[(i64, QueuedRun)]| -> Vec<String> {
+            page.iter().map(|(_, r)| r.id.clone()).collect()
+        };
+        let far = "2999-01-01T00:00:00.000000Z";
+        let past = "2000-01-01T00:00:00.000000Z";
+        // Young runs without a lease are their accepting node's: nobody claims them.
+        let (page, _) = claim_queued(&db, "b", 0, 10, past, far, past).expect("claim");
+        assert!(page.is_empty(), "{page:?}");
+        // Node a leases r1 (it holds it); older than a lease, r2 and r3 are free.
+        assert!(
+            renew_runs(&db, "a", &["r1".into()], far, past)
+                .expect("renew")
+                .is_empty()
+        );
+        let (page, end) = claim_queued(&db, "b", 0, 10, far, far, past).expect("claim");
+        assert_eq!(ids(&page), ["r2", "r3"]);
+        assert_eq!(end, 0, "a short page starts over");
+        let (page, _) = claim_queued(&db, "c", 0, 10, far, far, past).expect("claim");
+        assert!(page.is_empty(), "b holds r2 and r3, a holds r1: {page:?}");
+        // a's own runs come back to it; a lapsed lease is anybody's.
+        let (page, _) = claim_queued(&db, "a", 0, 10, far, far, past).expect("claim");
+        assert_eq!(ids(&page), ["r1"]);
+        let later = "3000-01-01T00:00:00.000000Z";
+        let (page, _) = claim_queued(&db, "c", 0, 10, far, later, later).expect("claim");
+        assert_eq!(ids(&page), ["r1", "r2", "r3"], "every lease lapsed");
+        // b renews what it thinks it holds: c has them now.
+        let lost = renew_runs(&db, "b", &["r2".into(), "r3".into()], far, far).expect("renew");
+        assert_eq!(lost, ["r2", "r3"]);
+        release_runs(&db, "c").expect("release");
+        let (page, _) = claim_queued(&db, "b", 0, 10, far, far, past).expect("claim");
+        assert_eq!(ids(&page), ["r1", "r2", "r3"], "handed back: free again");
+    }
+}
