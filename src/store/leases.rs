@@ -79,28 +79,62 @@ pub fn release_runs(db: &Db<'_>, owner: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Leases a run just inserted to the node that accepted it (in the same transaction), so
+/// no other node's rescan takes it while it waits in that node's queue.
+pub fn lease_new_run(db: &Db<'_>, run_id: &str, owner: &str, until: &str) -> StoreResult<()> {
+    db.0.prepare_cached(
+        "INSERT INTO run_leases(run_id, owner, until) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(run_id) DO NOTHING",
+    )?
+    .execute(params![run_id, owner, until])?;
+    Ok(())
+}
+
+/// Of `ids`, the runs `owner` holds after this write: each is leased to `owner` until
+/// `until` if it is its own, unleased, or its lease lapsed at `now` (a runner admitting
+/// runs handed to it in memory).
+pub fn claim_among(
+    db: &Db<'_>,
+    owner: &str,
+    ids: &[String],
+    until: &str,
+    now: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(db
+        .0
+        .prepare_cached(
+            "INSERT INTO run_leases(run_id, owner, until) \
+             SELECT value, ?1, ?2 FROM json_each(?3) WHERE true \
+             ON CONFLICT(run_id) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+             WHERE run_leases.owner = excluded.owner OR run_leases.until < ?4 RETURNING run_id",
+        )?
+        .query_map(params![owner, until, serde_json::to_string(ids)?, now], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
 /// The runner's rescan with several nodes: up to `limit` queued runs after position
-/// `after` that `owner` may take — its own, or free (no lease and older than `stale`,
-/// i.e. older than a lease: its accepting node would have leased it by then), or with an
-/// expired lease — each leased to `owner` until `until` in this write. Returns the page's
-/// runs that `owner` now holds, with their positions, and the position the page ended at
-/// (0 when the page was not full: the rescan starts over).
+/// `after` that `owner` may take — its own, unleased (accepted before leases existed, or
+/// copied by `migrate-store`), or with a lapsed lease — each leased to `owner` until
+/// `until` in this write. Returns the page's runs that `owner` now holds, with their
+/// positions, and the position the page ended at (0 when the page was not full: the
+/// rescan starts over).
 pub fn claim_queued(
     db: &Db<'_>,
     owner: &str,
     after: i64,
     limit: usize,
-    stale: &str,
     until: &str,
     now: &str,
 ) -> StoreResult<(Vec<(i64, QueuedRun)>, i64)> {
     let mut stmt = db.0.prepare_cached(
-        "SELECT r.rowid, r.id, r.workflow_key, r.tenant, l.owner, l.until, r.inserted_at \
+        "SELECT r.rowid, r.id, r.workflow_key, r.tenant, l.owner, l.until \
          FROM workflow_runs r \
          LEFT JOIN run_leases l ON l.run_id = r.id \
          WHERE r.status = 'queued' AND r.rowid > ?1 ORDER BY r.rowid LIMIT ?2",
     )?;
-    type Row = (i64, QueuedRun, Option<String>, Option<String>, String);
+    type Row = (i64, QueuedRun, Option<String>, Option<String>);
     let page: Vec<Row> = stmt
         .query_map(
             params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
@@ -114,7 +148,6 @@ pub fn claim_queued(
                     },
                     row.get(4)?,
                     row.get(5)?,
-                    row.get(6)?,
                 ))
             },
         )?
@@ -126,13 +159,11 @@ pub fn claim_queued(
     };
     let candidates: Vec<(i64, QueuedRun)> = page
         .into_iter()
-        .filter(
-            |(_, _, lease_owner, lease_until, inserted_at)| match (lease_owner, lease_until) {
-                (Some(o), _) if o == owner => true,
-                (Some(_), Some(u)) => u.as_str() < now,
-                _ => inserted_at.as_str() < stale,
-            },
-        )
+        .filter(|(_, _, lease_owner, lease_until)| match (lease_owner, lease_until) {
+            (Some(o), _) if o == owner => true,
+            (Some(_), Some(u)) => u.as_str() < now,
+            _ => true,
+        })
         .map(|(pos, run, ..)| (pos, run))
         .collect();
     if candidates.is_empty() {
@@ -216,31 +247,27 @@ mod tests {
         };
         let far = "2999-01-01T00:00:00.000000Z";
         let past = "2000-01-01T00:00:00.000000Z";
-        // Young runs without a lease are their accepting node's: nobody claims them.
-        let (page, _) = claim_queued(&db, "b", 0, 10, past, far, past).expect("claim");
-        assert!(page.is_empty(), "{page:?}");
-        // Node a leases r1 (it holds it); older than a lease, r2 and r3 are free.
-        assert!(
-            renew_runs(&db, "a", &["r1".into()], far, past)
-                .expect("renew")
-                .is_empty()
-        );
-        let (page, end) = claim_queued(&db, "b", 0, 10, far, far, past).expect("claim");
+        // Node a accepted r1 (leased with its insert); r2 and r3 have no lease: free.
+        lease_new_run(&db, "r1", "a", far).expect("lease");
+        let (page, end) = claim_queued(&db, "b", 0, 10, far, past).expect("claim");
         assert_eq!(ids(&page), ["r2", "r3"]);
         assert_eq!(end, 0, "a short page starts over");
-        let (page, _) = claim_queued(&db, "c", 0, 10, far, far, past).expect("claim");
+        let (page, _) = claim_queued(&db, "c", 0, 10, far, past).expect("claim");
         assert!(page.is_empty(), "b holds r2 and r3, a holds r1: {page:?}");
+        assert!(claim_among(&db, "c", &["r1".into(), "r2".into()], far, past)
+            .expect("claim among")
+            .is_empty());
         // a's own runs come back to it; a lapsed lease is anybody's.
-        let (page, _) = claim_queued(&db, "a", 0, 10, far, far, past).expect("claim");
+        let (page, _) = claim_queued(&db, "a", 0, 10, far, past).expect("claim");
         assert_eq!(ids(&page), ["r1"]);
         let later = "3000-01-01T00:00:00.000000Z";
-        let (page, _) = claim_queued(&db, "c", 0, 10, far, later, later).expect("claim");
+        let (page, _) = claim_queued(&db, "c", 0, 10, later, later).expect("claim");
         assert_eq!(ids(&page), ["r1", "r2", "r3"], "every lease lapsed");
         // b renews what it thinks it holds: c has them now.
         let lost = renew_runs(&db, "b", &["r2".into(), "r3".into()], far, far).expect("renew");
         assert_eq!(lost, ["r2", "r3"]);
         release_runs(&db, "c").expect("release");
-        let (page, _) = claim_queued(&db, "b", 0, 10, far, far, past).expect("claim");
+        let (page, _) = claim_queued(&db, "b", 0, 10, far, past).expect("claim");
         assert_eq!(ids(&page), ["r1", "r2", "r3"], "handed back: free again");
     }
 }

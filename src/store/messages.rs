@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::store::sql::{OptionalExtension, params};
+use crate::store::sql::{Dialect, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult, feed_keys};
@@ -203,6 +203,16 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
     insert_prepared(db, m.clone().prepare()?)
 }
 
+/// The columns and values of a message insert (each engine adds its conflict clause).
+macro_rules! insert_message {
+    () => {
+        "INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
+     workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
+     actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19, ?20)"
+    };
+}
+
 /// [`insert`] of a message serialized beforehand; the returned row takes the message's
 /// values over instead of copying them.
 pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<MessageRow>> {
@@ -211,38 +221,49 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
         Some(key) => key,
         None => feed_keys::ensure(db, &m.channel_id, &m.recipient)?,
     };
-    let seq: Option<i64> = db
-        .0
-        .prepare_cached(
-            "INSERT INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
-             workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
-             actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19, ?20) \
-             ON CONFLICT DO NOTHING RETURNING seq",
-        )?
-        .query_row(params![
-            m.id,
-            m.channel_id,
-            m.recipient.kind(),
-            m.recipient.collection(),
-            m.recipient.id(),
-            m.tenant,
-            m.workflow_key,
-            m.workflow_version_id,
-            p.categories,
-            m.workflow_run_id,
-            m.workflow_recipient_run_id,
-            m.step_ref,
-            p.actors,
-            p.data,
-            m.blocks.json()?,
-            m.inserted_at,
-            p.batch,
-            m.expires_at,
-            m.pinned_at,
-            feed,
-        ], |r| r.get(0))
-        .optional()?;
+    let values = params![
+        m.id,
+        m.channel_id,
+        m.recipient.kind(),
+        m.recipient.collection(),
+        m.recipient.id(),
+        m.tenant,
+        m.workflow_key,
+        m.workflow_version_id,
+        p.categories,
+        m.workflow_run_id,
+        m.workflow_recipient_run_id,
+        m.step_ref,
+        p.actors,
+        p.data,
+        m.blocks.json()?,
+        m.inserted_at,
+        p.batch,
+        m.expires_at,
+        m.pinned_at,
+        feed,
+    ];
+    let seq: Option<i64> = match db.0.dialect() {
+        // `INSERT OR IGNORE` and the rowid it made: a `RETURNING` clause gives every
+        // insert a statement journal, which cost SQLite 2.4x the CPU per item
+        // (BENCHMARKS.md, issue 19).
+        Dialect::Sqlite => {
+            let inserted = db
+                .0
+                .prepare_cached(concat!("INSERT OR IGNORE ", insert_message!()))?
+                .execute(values)?;
+            (inserted == 1).then(|| db.0.last_insert_rowid()).flatten()
+        }
+        Dialect::Postgres => db
+            .0
+            .prepare_cached(concat!(
+                "INSERT ",
+                insert_message!(),
+                " ON CONFLICT DO NOTHING RETURNING seq"
+            ))?
+            .query_row(values, |r| r.get(0))
+            .optional()?,
+    };
     let Some(seq) = seq else {
         return Ok(None);
     };

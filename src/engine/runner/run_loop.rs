@@ -202,7 +202,7 @@ async fn admit_new(
     }
     let counted: HashMap<String, bool> = sent.iter().cloned().collect();
     let ids: Vec<String> = sent.into_iter().map(|(id, _)| id).collect();
-    match ctx.store.queued_runs_among(ids).await {
+    match ctx.store.claim_queued_among(ids).await {
         Ok(queued) => queued.into_iter().for_each(|run| {
             let counted = counted.get(&run.id).copied().unwrap_or(false);
             dispatch.admit(run, counted);

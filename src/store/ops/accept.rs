@@ -89,6 +89,8 @@ impl Store {
     /// then the inline tenant, actor and recipients are upserted, the run is inserted
     /// `queued` and the key remembered.
     pub async fn accept_trigger(&self, accept: AcceptTrigger) -> StoreResult<Accepting> {
+        // Several nodes: the run is leased to this node with its insert.
+        let lease = self.new_run_lease();
         self.write(move |db| {
             if let Some((k, _)) = &accept.idempotency
                 && let Some(row) = runs::get_idempotency(db, k, &since(db, accept.window))?
@@ -109,6 +111,9 @@ impl Store {
                 upsert_inline(db, r)?;
             }
             runs::insert_run(db, &accept.run)?;
+            if let Some((owner, until)) = &lease {
+                crate::store::leases::lease_new_run(db, &accept.run.id, owner, until)?;
+            }
             if let Some((k, row)) = &accept.idempotency {
                 runs::put_idempotency(db, k, row)?;
             }

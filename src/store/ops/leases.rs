@@ -137,6 +137,28 @@ impl Store {
             .await
     }
 
+    /// Of `ids` (runs handed to the runner in memory), those still queued that this node
+    /// may run: on a shared database each is leased to it in this write (its own,
+    /// unleased or lapsed; another node's live lease keeps it there).
+    pub(crate) async fn claim_queued_among(&self, ids: Vec<String>) -> StoreResult<Vec<QueuedRun>> {
+        let Some(node) = self.node.clone() else {
+            return self.queued_runs_among(ids).await;
+        };
+        let (until, now) = self.lease_times(node.lease);
+        let mine = self
+            .write(move |db| leases::claim_among(db, &node.node_id, &ids, &until, &now))
+            .await?;
+        self.queued_runs_among(mine).await
+    }
+
+    /// The lease a run accepted by this node gets with its insert: (owner, until), or
+    /// `None` on SQLite.
+    pub(crate) fn new_run_lease(&self) -> Option<(String, String)> {
+        let node = self.node.as_ref()?;
+        let (until, _) = self.lease_times(node.lease);
+        Some((node.node_id.clone(), until))
+    }
+
     /// The runner's rescan on a shared database: the next page of queued runs this node
     /// may take, leased to it in the same write; and where the page ended (0: start over).
     pub(crate) async fn claim_queued_runs(
@@ -153,15 +175,9 @@ impl Store {
             };
             return Ok((page, end));
         };
-        let now_utc = self.readers.clock().now_utc();
-        let lease = chrono::Duration::from_std(node.lease).unwrap_or(chrono::Duration::MAX);
-        let stale = crate::clock::format(now_utc - lease);
-        let (until, now) = (
-            crate::clock::format(now_utc + lease),
-            crate::clock::format(now_utc),
-        );
+        let (until, now) = self.lease_times(node.lease);
         self.write(move |db| {
-            leases::claim_queued(db, &node.node_id, after, limit, &stale, &until, &now)
+            leases::claim_queued(db, &node.node_id, after, limit, &until, &now)
         })
         .await
     }

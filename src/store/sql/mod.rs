@@ -61,6 +61,15 @@ impl Conn {
         pg::PgConn::connect(config).map(|c| Conn::Postgres(Box::new(c)))
     }
 
+    /// SQLite's rowid of the last row this connection inserted (`None` on PostgreSQL,
+    /// where inserts say what they made with `RETURNING`).
+    pub fn last_insert_rowid(&self) -> Option<i64> {
+        match self {
+            Conn::Sqlite(c) => Some(c.last_insert_rowid()),
+            Conn::Postgres(_) => None,
+        }
+    }
+
     /// The engine this connection speaks.
     pub fn dialect(&self) -> Dialect {
         match self {
