@@ -13,6 +13,13 @@
 //!
 //! Run: `cargo bench --bench fairness` (tiny default: 20,000 items per shape, ~10 s), or
 //! e.g. `cargo bench --bench fairness -- --items 1000000 --shapes listed`.
+//!
+//! `--engine postgres` (issue 19) runs the server on PostgreSQL instead: a fresh database
+//! of its own, created through `--database-url URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, used only to create and drop it) and
+//! dropped at the end; `--analyze-secs N` runs `ANALYZE` on it every N seconds, as
+//! autovacuum would on a server that has it on (see `support::Analyzer`). `--out PATH`
+//! writes the JSON there instead of `bench-results/fairness.json`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +33,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{Api, PUBLIC, SECRET};
+use support::{Analyzer, Api, Engine, PUBLIC, PgDatabase, SECRET, analyze_every_from_args};
 /// Pause between probes, so the probes themselves are not a load.
 const PROBE_GAP: Duration = Duration::from_millis(10);
 
@@ -40,6 +47,8 @@ struct Args {
     /// Fixed fan-out pages of this size (`TIDINGS_FANOUT_PAGE_SIZE` and
     /// `TIDINGS_FANOUT_SOLO_PAGE_SIZE`; the server's adaptive default unless given).
     page_size: Option<usize>,
+    engine: Engine,
+    out: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -48,6 +57,8 @@ fn parse_args() -> Args {
         idle_probes: 50,
         shapes: vec!["listed".into(), "object".into()],
         page_size: None,
+        engine: Engine::from_args().unwrap_or_else(|e| panic!("{e}")),
+        out: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv.windows(2) {
@@ -56,6 +67,7 @@ fn parse_args() -> Args {
             "--idle-probes" => args.idle_probes = pair[1].parse().unwrap_or(args.idle_probes),
             "--shapes" => args.shapes = pair[1].split(',').map(str::to_owned).collect(),
             "--page-size" => args.page_size = pair[1].parse().ok(),
+            "--out" => args.out = Some(pair[1].clone().into()),
             _ => {}
         }
     }
@@ -294,6 +306,17 @@ async fn main() {
     let args = parse_args();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::for_database(dir.path().join("bench.db"));
+    let database = match &args.engine {
+        Engine::Sqlite => None,
+        Engine::Postgres { admin_url } => {
+            Some(PgDatabase::create(admin_url).unwrap_or_else(|e| panic!("{e}")))
+        }
+    };
+    settings.database_url = database.as_ref().map(|db| db.url.clone());
+    let analyzer = database
+        .as_ref()
+        .zip(analyze_every_from_args())
+        .map(|(db, every)| Analyzer::start(&db.url, every));
     settings.workflows = dir.path().join("no-workflows");
     settings.secret_key = Some(SECRET.into());
     settings.public_key = Some(PUBLIC.into());
@@ -313,7 +336,8 @@ async fn main() {
     let app = Application::build(settings).await.expect("server starts");
     let port = app.port();
     let api = Arc::new(Api::new(port));
-    tokio::spawn(app.run_until_stopped());
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
     api.call(
         reqwest::Method::PUT,
         "/v1/workflows/bench",
@@ -348,7 +372,9 @@ async fn main() {
         tokio::time::sleep(PROBE_GAP).await;
     }
     let idle = idle.report();
-    let mut report = json!({"items": args.items, "page_size": page_size,
+    let mut report = json!({"engine": args.engine.name(),
+                             "analyze_secs": analyze_every_from_args().map(|d| d.as_secs_f64()),
+                             "items": args.items, "page_size": page_size,
                              "solo_page_size": solo_page_size, "idle": idle});
     for shape in &args.shapes {
         let drain = drain_phase(&api, &mut probe, shape, args.items).await;
@@ -363,8 +389,18 @@ async fn main() {
         "{}",
         serde_json::to_string_pretty(&report).unwrap_or_default()
     );
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
-    if std::fs::create_dir_all(&out).is_ok() {
-        let _ = std::fs::write(out.join("fairness.json"), report.to_string());
+    let out = args.out.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results/fairness.json")
+    });
+    if let Some(dir) = out.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let _ = std::fs::write(&out, report.to_string());
     }
+    // The server lets go of its database before the database is dropped.
+    drop(probe);
+    drop(analyzer);
+    handle.stop(true).await;
+    let _ = server.await;
+    drop(database);
 }

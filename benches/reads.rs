@@ -13,6 +13,14 @@
 //! started elsewhere instead (any build: started with `TIDINGS_SECRET_KEY=sk_bench`),
 //! which is how two builds are compared on copies of one database.
 //!
+//! `--engine postgres` (issue 19) runs the in-process server on PostgreSQL instead: a
+//! fresh database of its own, created through `--database-url URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, used only to create and drop it) and
+//! dropped at the end. `--passes N` measures every read N times over (after one seeding)
+//! and reports the median of each percentile, with every pass's figures beside it.
+//! `--analyze-secs N` (PostgreSQL) runs `ANALYZE` every N seconds while seeding and once
+//! after it, as autovacuum would on a server that has it on (see `support::Analyzer`).
+//!
 //! Run: `cargo bench --bench reads -- --triggers 1000 --users 1000 --heavy 10000`
 //! (≈ 1 min of seeding in release); prints a table and writes `bench-results/reads.json`.
 
@@ -23,7 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Api, SECRET};
+use support::{Analyzer, Api, Engine, PgDatabase, SECRET, analyze_every_from_args};
 use tidings::{Application, Settings};
 
 struct Args {
@@ -34,7 +42,9 @@ struct Args {
     users: usize,
     heavy: usize,
     requests: usize,
+    passes: usize,
     out: PathBuf,
+    engine: Engine,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,7 +56,9 @@ fn parse_args() -> Result<Args, String> {
         users: 100,
         heavy: 600,
         requests: 100,
+        passes: 1,
         out: PathBuf::from("bench-results/reads.json"),
+        engine: Engine::from_args()?,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -65,6 +77,9 @@ fn parse_args() -> Result<Args, String> {
             "--users" => args.users = number(value()?)?,
             "--heavy" => args.heavy = number(value()?)?,
             "--requests" => args.requests = number(value()?)?,
+            "--passes" => args.passes = number(value()?)?.max(1),
+            // Read by `Engine::from_args` and `analyze_every_from_args`.
+            "--engine" | "--database-url" | "--analyze-secs" => {}
             "--no-seed" => {
                 args.seed = false;
                 i += 1;
@@ -174,6 +189,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// One pass's figures of one read, in ms: (p50, p99, max).
+type Percentiles = (f64, f64, f64);
+
+/// One read's figures over the passes: key, table row label, items held, each pass's.
+type Figures = (String, String, usize, Vec<Percentiles>);
+
 /// Request `i`'s path, for one kind of read.
 type PathOf<'a> = Box<dyn Fn(usize) -> String + 'a>;
 
@@ -182,7 +203,7 @@ async fn measure(
     api: &Api,
     requests: usize,
     path: impl Fn(usize) -> String,
-) -> Result<(f64, f64, f64), String> {
+) -> Result<Percentiles, String> {
     let mut times = Vec::with_capacity(requests);
     for i in 0..requests {
         let path = path(i);
@@ -225,6 +246,7 @@ async fn cursor_after(api: &Api, who: &str, items: usize) -> Result<String, Stri
 async fn run(args: Args) -> Result<Value, String> {
     let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut local = None;
+    let mut database = None;
     let api = match &args.url {
         Some(url) => Api {
             base: url.trim_end_matches('/').to_owned(),
@@ -236,6 +258,11 @@ async fn run(args: Args) -> Result<Value, String> {
                 .clone()
                 .unwrap_or_else(|| temp.path().join("reads.db"));
             let mut settings = Settings::for_database(db);
+            if let Engine::Postgres { admin_url } = &args.engine {
+                let created = PgDatabase::create(admin_url)?;
+                settings.database_url = Some(created.url.clone());
+                database = Some(created);
+            }
             settings.workflows = temp.path().join("no-workflows");
             settings.secret_key = Some(SECRET.into());
             settings.log_filter = Some("warn".into());
@@ -249,84 +276,138 @@ async fn run(args: Args) -> Result<Value, String> {
         }
     };
     if args.seed {
+        let analyzer = database
+            .as_ref()
+            .zip(analyze_every_from_args())
+            .map(|(db, every)| Analyzer::start(&db.url, every));
         seed(&api, &args).await?;
+        if let (Some(analyzer), Some(db)) = (analyzer, &database) {
+            let runs = analyzer.finish();
+            support::on_thread(&db.url, |c| c.batch_execute("ANALYZE"))?;
+            println!("analyzed {} times while seeding, and once after", runs);
+        }
     }
     let n = args.requests;
     let users = args.users.max(1);
-    let mut results = serde_json::Map::new();
-    let mut table = Vec::new();
-    // Each user of the fan-out holds `triggers` items; `heavy` holds `--heavy`.
-    for (label, who_of, held) in [
-        ("user", None, args.triggers),
-        ("heavy user", Some(HEAVY), args.heavy),
-    ] {
-        if held == 0 {
-            continue;
+    // Per read, in order: every pass's (p50, p99, max).
+    let mut figures: Vec<Figures> = Vec::new();
+    for pass in 0..args.passes {
+        // Each user of the fan-out holds `triggers` items; `heavy` holds `--heavy`.
+        for (label, who_of, held) in [
+            ("user", None, args.triggers),
+            ("heavy user", Some(HEAVY), args.heavy),
+        ] {
+            if held == 0 {
+                continue;
+            }
+            let who = |i: usize| who_of.map_or_else(|| user((i * 7919) % users), str::to_owned);
+            let feed = |i: usize| format!("/v1/users/{}/feeds/in-app-feed", who(i));
+            // After item 500, or as deep as a smaller feed allows (a whole page of 50 left).
+            let deep_at = 500.min(held.saturating_sub(50)) / 50 * 50;
+            if deep_at == 0 {
+                return Err(format!("{label}: {held} items are too few for a deep page"));
+            }
+            let mut deep = Vec::new();
+            for i in 0..n.min(20) {
+                deep.push(cursor_after(&api, &who(i), deep_at).await?);
+            }
+            let cases: Vec<(&str, PathOf)> = vec![
+                (
+                    "first page (50)",
+                    Box::new(|i| format!("{}?page_size=50", feed(i))),
+                ),
+                (
+                    "deep page (after item 500, or the deepest full page)",
+                    Box::new(|i| {
+                        format!("{}?page_size=50&after={}", feed(i), deep[i % deep.len()])
+                    }),
+                ),
+                (
+                    "trigger_data filter, all match",
+                    Box::new(|i| {
+                        format!(
+                            "{}?page_size=50&trigger_data=%7B%22page%22%3A%22Quarterly%20report%22%7D",
+                            feed(i)
+                        )
+                    }),
+                ),
+                (
+                    "trigger_data filter, 1 in 10",
+                    Box::new(|i| {
+                        format!(
+                            "{}?page_size=50&trigger_data=%7B%22project%22%3A%22p3%22%7D",
+                            feed(i)
+                        )
+                    }),
+                ),
+                (
+                    "unread count (page_size=1, meta)",
+                    Box::new(|i| format!("{}?page_size=1", feed(i))),
+                ),
+            ];
+            for (case, path) in &cases {
+                let measured = measure(&api, n, path).await?;
+                let key = format!("{label}: {case}");
+                match figures.iter_mut().find(|f| f.0 == key) {
+                    Some(f) => f.3.push(measured),
+                    None => figures.push((
+                        key,
+                        format!("{label} ({held} items) | {case}"),
+                        held,
+                        vec![measured],
+                    )),
+                }
+            }
         }
-        let who = |i: usize| who_of.map_or_else(|| user((i * 7919) % users), str::to_owned);
-        let feed = |i: usize| format!("/v1/users/{}/feeds/in-app-feed", who(i));
-        // After item 500, or as deep as a smaller feed allows (a whole page of 50 left).
-        let deep_at = 500.min(held.saturating_sub(50)) / 50 * 50;
-        if deep_at == 0 {
-            return Err(format!("{label}: {held} items are too few for a deep page"));
-        }
-        let mut deep = Vec::new();
-        for i in 0..n.min(20) {
-            deep.push(cursor_after(&api, &who(i), deep_at).await?);
-        }
-        let cases: Vec<(&str, PathOf)> = vec![
-            (
-                "first page (50)",
-                Box::new(|i| format!("{}?page_size=50", feed(i))),
-            ),
-            (
-                "deep page (after item 500, or the deepest full page)",
-                Box::new(|i| format!("{}?page_size=50&after={}", feed(i), deep[i % deep.len()])),
-            ),
-            (
-                "trigger_data filter, all match",
-                Box::new(|i| {
-                    format!(
-                        "{}?page_size=50&trigger_data=%7B%22page%22%3A%22Quarterly%20report%22%7D",
-                        feed(i)
-                    )
-                }),
-            ),
-            (
-                "trigger_data filter, 1 in 10",
-                Box::new(|i| {
-                    format!(
-                        "{}?page_size=50&trigger_data=%7B%22project%22%3A%22p3%22%7D",
-                        feed(i)
-                    )
-                }),
-            ),
-            (
-                "unread count (page_size=1, meta)",
-                Box::new(|i| format!("{}?page_size=1", feed(i))),
-            ),
-        ];
-        for (case, path) in &cases {
-            let (p50, p99, max) = measure(&api, n, path).await?;
-            table.push(format!(
-                "| {label} ({held} items) | {case} | {p50:.2} | {p99:.2} | {max:.2} |"
-            ));
-            results.insert(
-                format!("{label}: {case}"),
-                json!({"items_held": held, "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
-            );
+        if args.passes > 1 {
+            eprintln!("pass {} of {} measured", pass + 1, args.passes);
         }
     }
-    println!("| who | read | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|");
-    for row in &table {
-        println!("{row}");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut results = serde_json::Map::new();
+    println!(
+        "| who | read | p50 ms | p99 ms | max ms |{}\n|---|---|---|---|---|{}",
+        if args.passes > 1 {
+            " p99 of each pass |"
+        } else {
+            ""
+        },
+        if args.passes > 1 { "---|" } else { "" }
+    );
+    for (key, row, held, passes) in figures {
+        let p50 = median(passes.iter().map(|f| f.0).collect());
+        let p99 = median(passes.iter().map(|f| f.1).collect());
+        let max = median(passes.iter().map(|f| f.2).collect());
+        let each: Vec<String> = passes.iter().map(|f| format!("{:.2}", f.1)).collect();
+        println!(
+            "| {row} | {p50:.2} | {p99:.2} | {max:.2} |{}",
+            if args.passes > 1 {
+                format!(" {} |", each.join(" / "))
+            } else {
+                String::new()
+            }
+        );
+        let each: Vec<Value> = passes
+            .iter()
+            .map(|(p50, p99, max)| json!({"p50_ms": p50, "p99_ms": p99, "max_ms": max}))
+            .collect();
+        results.insert(
+            key,
+            json!({"items_held": held, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "passes": each}),
+        );
     }
     if let Some((handle, server)) = local {
         handle.stop(true).await;
         let _ = server.await;
     }
+    drop(database);
     Ok(
-        json!({"benchmark": "reads", "requests_each": n, "triggers": args.triggers,
+        json!({"benchmark": "reads", "engine": args.engine.name(), "requests_each": n,
+              "analyze_secs": analyze_every_from_args().map(|d| d.as_secs_f64()),
+              "passes": args.passes, "triggers": args.triggers,
               "users": args.users, "heavy": args.heavy, "results": results}),
     )
 }

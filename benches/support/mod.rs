@@ -91,3 +91,211 @@ impl Api {
         Instant::now()
     }
 }
+
+/// `--engine sqlite|postgres` and `--database-url URL`, shared by the benches that take
+/// them (`throughput`, `reads`, `fairness`).
+#[allow(dead_code)] // not every bench takes an engine
+#[derive(Debug, Clone, PartialEq)]
+pub enum Engine {
+    Sqlite,
+    /// PostgreSQL: the URL reaches a server where the bench may `CREATE DATABASE` (its
+    /// own database is created per server and dropped after; nothing else is touched).
+    Postgres {
+        admin_url: String,
+    },
+}
+
+/// The admin URL `--database-url` defaults to (local PostgreSQL, trust auth).
+#[allow(dead_code)]
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[allow(dead_code)]
+impl Engine {
+    /// From the values of `--engine` and `--database-url` (either may be missing).
+    pub fn parse(engine: Option<&str>, url: Option<&str>) -> Result<Engine, String> {
+        match engine.unwrap_or("sqlite") {
+            "sqlite" => Ok(Engine::Sqlite),
+            "postgres" | "postgresql" | "pg" => Ok(Engine::Postgres {
+                admin_url: url.unwrap_or(DEFAULT_ADMIN_URL).to_owned(),
+            }),
+            other => Err(format!("--engine {other}: sqlite or postgres")),
+        }
+    }
+
+    /// `--engine VALUE` and `--database-url VALUE` from the command line.
+    pub fn from_args() -> Result<Engine, String> {
+        let argv: Vec<String> = std::env::args().collect();
+        let value = |flag: &str| {
+            argv.windows(2)
+                .find(|pair| pair[0] == flag)
+                .map(|pair| pair[1].clone())
+        };
+        Engine::parse(
+            value("--engine").as_deref(),
+            value("--database-url").as_deref(),
+        )
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// A PostgreSQL database of the bench's own (`tidings_bench_<pid>_<n>`), created on a
+/// server reached by an admin URL and dropped when this value is dropped.
+///
+/// The `postgres` crate's client blocks on a runtime of its own, so every call here runs
+/// on a plain thread (safe to call from async code, and from `Drop` anywhere).
+#[allow(dead_code)]
+pub struct PgDatabase {
+    admin_url: String,
+    pub name: String,
+    /// The URL of the new database (the admin URL with its path replaced).
+    pub url: String,
+}
+
+#[allow(dead_code)]
+impl PgDatabase {
+    pub fn create(admin_url: &str) -> Result<PgDatabase, String> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("tidings_bench_{}_{n}", std::process::id());
+        let mut url = url::Url::parse(admin_url).map_err(|e| format!("{admin_url}: {e}"))?;
+        url.set_path(&format!("/{name}"));
+        let sql = format!("CREATE DATABASE {name}");
+        on_thread(admin_url, move |client| client.batch_execute(&sql))?;
+        Ok(PgDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = on_thread(&self.admin_url, move |client| client.batch_execute(&sql)) {
+            eprintln!("could not drop database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Connects to `url` on a thread of its own and runs `f` with the client there.
+#[allow(dead_code)]
+pub fn on_thread<T: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
+) -> Result<T, String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)
+            .map_err(|e| format!("connect {url}: {e}"))?;
+        f(&mut client).map_err(|e| e.to_string())
+    })
+    .join()
+    .map_err(|_| "the PostgreSQL thread panicked".to_owned())?
+}
+
+/// CPU seconds used so far by every `postgres` process on this machine (user + system),
+/// counting the backends that have exited through the postmaster's children times.
+/// `None` where `/proc` does not tell. For the throughput bench's PostgreSQL runs: the
+/// server's own work per item, beside this process's.
+#[allow(dead_code)]
+pub fn postgres_cpu_seconds() -> Option<f64> {
+    let mut ticks = 0.0;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime, stime, cutime, cstime are fields 14–17 (11–14 after the name).
+        for i in 11..=14 {
+            ticks += fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+        seen = true;
+    }
+    seen.then_some(ticks / 100.0)
+}
+
+/// `ANALYZE` of one database every `every`, on a thread of its own, until the returned
+/// guard is dropped: what autovacuum's analyze would do on a server that runs it (the
+/// benches' `--analyze-secs N`). PostgreSQL keeps a prepared statement's generic plan
+/// until the statistics of its tables change, so on a server with `autovacuum = off`
+/// (this machine's CI configuration) a plan made while a table was empty is kept for
+/// good; an `ANALYZE` invalidates it.
+#[allow(dead_code)]
+pub struct Analyzer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+#[allow(dead_code)]
+impl Analyzer {
+    pub fn start(url: &str, every: std::time::Duration) -> Analyzer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (url, flag) = (url.to_owned(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut runs = 0;
+            let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) else {
+                eprintln!("analyzer: cannot connect to {url}");
+                return runs;
+            };
+            let mut next = Instant::now() + every;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if Instant::now() >= next {
+                    match client.batch_execute("ANALYZE") {
+                        Ok(()) => runs += 1,
+                        Err(e) => eprintln!("analyzer: {e}"),
+                    }
+                    next = Instant::now() + every;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            runs
+        });
+        Analyzer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; how many times it analyzed.
+    pub fn finish(mut self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Analyzer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `--analyze-secs N` from the command line (0 or absent: never).
+#[allow(dead_code)]
+pub fn analyze_every_from_args() -> Option<std::time::Duration> {
+    let argv: Vec<String> = std::env::args().collect();
+    argv.windows(2)
+        .find(|pair| pair[0] == "--analyze-secs")
+        .and_then(|pair| pair[1].parse::<f64>().ok())
+        .filter(|secs| *secs > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+}

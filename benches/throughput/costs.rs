@@ -1,13 +1,18 @@
 //! What each row and index costs per feed item on the writer (`--costs`): Tidings' own
-//! write functions (`runs::ensure_recipient_run_as`, `messages::resolve_feeds` once per
-//! page and `messages::insert_prepared`) run through the real writer thread, 1,000 items per transaction with
-//! `synchronous=FULL`, on a fresh database per variant. Each variant removes one row kind
-//! or one index (dropped through a side connection), so the difference to `all` is what
-//! that row or index costs. The badge counters are not written by an insert since issue 18:
-//! the fold (`store::fold`, the writer's bulk lane in the background) adds them up, and is
-//! timed on its own after the inserts ("fold"), so `all + fold` is the writer's whole work
-//! per item. Rendering, reads and HTTP are not in these figures: the `throughput` rounds
-//! measure the whole path.
+//! page write (`Store::write_run_page`, the op the runner calls) through the real writer
+//! thread, pages of 1,000 items with `synchronous=FULL`, on a fresh database per variant.
+//! `all rows` writes each recipient as a decided entry (`PageEntry::Decided`: its
+//! recipient-run row, then its message serialized in the write); `without the
+//! recipient-run row` writes the runner's plain delivery (`PageEntry::Plain`: the message
+//! stamped and serialized before the write, its INSERT only). Each other variant removes
+//! one index (dropped through a side connection), so the difference to `all` is what that
+//! index costs. Every page also sets the run's audience cursor, as the runner's does (one
+//! UPDATE per 1,000 items). The badge counters are not written by an insert since issue
+//! 18: the fold (`store::fold`, the writer's bulk lane in the background) adds them up,
+//! and is timed on its own after the inserts ("fold"), so `all + fold` is the writer's
+//! whole work per item. Rendering, reads and HTTP are not in these figures: the
+//! `throughput` rounds measure the whole path. SQLite only (the indexes are dropped
+//! through rusqlite).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,8 +20,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use tidings::model::RecipientRef;
-use tidings::store::messages::{self, MessageData, NewMessage};
-use tidings::store::runs::{self, NewRun};
+use tidings::model::run_state::RecipientRunStatus;
+use tidings::store::messages::{MessageData, NewMessage};
+use tidings::store::ops::{AcceptTrigger, PageEntry, RecipientWrite};
+use tidings::store::runs::NewRun;
 use tidings::store::{Store, StoreResult, fold};
 
 const PER_TX: usize = 1000;
@@ -123,27 +130,30 @@ async fn micros_per_item(
     }
     for run in [WARM_RUN, RUN] {
         store
-            .write(move |db| {
-                runs::insert_run(
-                    db,
-                    &NewRun {
-                        id: run.into(),
-                        workflow_key: "bench".into(),
-                        request: json!({"recipients": [], "data": {}}),
-                        cancellation_key: None,
-                        tenant: None,
-                    },
-                )
+            .accept_trigger(AcceptTrigger {
+                run: NewRun {
+                    id: run.into(),
+                    workflow_key: "bench".into(),
+                    request: json!({"recipients": [], "data": {}}),
+                    cancellation_key: None,
+                    tenant: None,
+                },
+                idempotency: None,
+                request_hash: String::new(),
+                window: chrono::Duration::hours(24),
+                tenant: None,
+                actor: None,
+                recipients: Vec::new(),
             })
             .await?;
     }
     let with_rr = variant.recipient_run;
-    let events = serde_json::to_string(&json!([{"event": "message_created", "status": "ok",
+    let event = json!({"event": "message_created", "status": "ok",
         "step_ref": "in_app_feed_1", "step_type": "channel",
-        "data": {"message_id": "2Q3dWmUo0EZHkDTd1dXr9fNbNsq"}}]))
-    .map_err(tidings::store::StoreError::from)?;
-    // Prepared before the write, as the runner does (`engine::waits::prepare`): ids and
-    // JSON off the writer thread, so the timing below is the writer's own work.
+        "data": {"message_id": "2Q3dWmUo0EZHkDTd1dXr9fNbNsq"}});
+    // Prepared before the write, as the runner does (`engine::waits::prepare`): a plain
+    // delivery's ids and JSON off the writer thread, so the timing below is the writer's
+    // own work. A decided entry is serialized in the write, as the runner's is.
     let mut pages = Vec::new();
     let passes = if variant.repeat { 2 } else { 1 };
     for at in (0..items * passes).step_by(PER_TX) {
@@ -159,9 +169,13 @@ async fn micros_per_item(
                 let recipient = RecipientRef::User(super::tidings::recipient(i / 1000, i % 1000));
                 let mut message = message(i);
                 message.workflow_run_id = run.into();
+                if with_rr {
+                    return Ok(PageEntry::Decided((recipient, message)));
+                }
                 // The deterministic id the runner gives it (`ids::recipient_run_id`).
-                let id = tidings::ids::recipient_run_id(run, 1_764_547_200_000, &recipient);
-                Ok((recipient, id, message.prepare()?))
+                message.workflow_recipient_run_id =
+                    tidings::ids::recipient_run_id(run, 1_764_547_200_000, &recipient);
+                Ok(PageEntry::Plain(vec![message.prepare()?]))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         pages.push((run, page));
@@ -174,35 +188,29 @@ async fn micros_per_item(
             cpu_before = super::tidings::process_cpu_seconds();
             started = Instant::now();
         }
-        let events = events.clone();
+        let event = event.clone();
+        // The inserted rows are handed back, as the runner's write does (dropped off the
+        // writer thread).
         store
-            .write(move |db| {
-                let facts = runs::run_facts(db, run)?;
-                let mut page = page;
-                messages::resolve_feeds(db, page.iter_mut().map(|(_, _, m)| m))?;
-                let mut rows = Vec::with_capacity(page.len());
-                for (recipient, id, mut message) in page {
-                    let rr = if with_rr {
-                        runs::ensure_recipient_run_as(
-                            db,
-                            runs::NewRecipientRun {
-                                run_id: run,
-                                facts: &facts,
-                                id,
-                                recipient: &recipient,
-                                status: "completed",
-                                events: &events,
-                            },
-                        )?
-                    } else {
-                        id
-                    };
-                    message.message.workflow_recipient_run_id = rr;
-                    rows.extend(messages::insert_prepared(db, message)?);
-                }
-                // Handed back, as the runner's write does (dropped off the writer thread).
-                Ok(rows)
-            })
+            .write_run_page(
+                PER_TX,
+                run.into(),
+                page,
+                format!("{{\"after\":{n}}}"),
+                false,
+                move |_, _, (reference, message)| {
+                    Ok(RecipientWrite {
+                        reference,
+                        status: RecipientRunStatus::Completed,
+                        events: vec![event.clone()],
+                        messages: vec![message],
+                        resume: None,
+                        resume_at: None,
+                        joins: Vec::new(),
+                        leave_batches: false,
+                    })
+                },
+            )
             .await?;
     }
     let micros = started.elapsed().as_secs_f64() * 1e6 / items as f64;
@@ -210,6 +218,8 @@ async fn micros_per_item(
         .zip(super::tidings::process_cpu_seconds())
         .map(|(before, after)| (after - before) * 1e6 / items as f64);
     // The fold, as the background task runs it: chunk after chunk in the bulk lane.
+    // (`Store::fold_chunk` is the op, but crate-private: kept on `write_weighted` until
+    // it is public.)
     let cpu_before = super::tidings::process_cpu_seconds();
     let started = Instant::now();
     while store

@@ -16,15 +16,26 @@
 //! no recipient field, which the runner renders once per run. `--ids scattered` names the
 //! recipients (in both Tidings and the raw table) in no key order, as random user ids
 //! would be, instead of neighbours (see `tidings::recipient`).
+//!
+//! `--engine postgres` (issue 19) runs the rounds on PostgreSQL instead: the raw baseline
+//! is the same table on PostgreSQL (`raw_pg`: one connection, 1,000-row multi-row INSERTs,
+//! `synchronous_commit = on`) and Tidings runs with `--database-url`; each gets a fresh
+//! database of its own per round, created through `--database-url URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, used only to create and drop them).
+//! The report adds the `postgres` processes' CPU per item beside this process's.
+//! `--analyze-secs N` runs `ANALYZE` on Tidings' database every N seconds during its run,
+//! as autovacuum would on a server that has it on (see `support::Analyzer`).
 
 mod costs;
 mod raw;
+mod raw_pg;
 #[path = "../support/mod.rs"]
 mod support;
 mod tidings;
 mod walk;
 
 use serde_json::{Value, json};
+use support::{Analyzer, Engine, PgDatabase, analyze_every_from_args};
 
 struct Args {
     triggers: Vec<usize>,
@@ -41,6 +52,8 @@ struct Args {
     shared_template: bool,
     /// `--ids scattered`: recipient ids in no key order (`tidings::recipient`).
     scattered_ids: bool,
+    /// `--engine sqlite|postgres` (with `--database-url`).
+    engine: Engine,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         walk: None,
         shared_template: false,
         scattered_ids: false,
+        engine: Engine::from_args()?,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -102,6 +116,7 @@ fn parse_args() -> Result<Args, String> {
                 };
                 i += 1;
             }
+            "--engine" | "--database-url" => i += 1, // read by `Engine::from_args`
             "--tiny" => args.triggers = vec![5],
             // `cargo bench` passes `--bench`; `cargo test` may pass filters: ignored.
             _ => {}
@@ -120,8 +135,41 @@ fn median(values: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The raw baseline's rows per second (and, on PostgreSQL, the server's CPU µs per row),
+/// on a fresh database: a SQLite file in `dir`, or a PostgreSQL database of its own.
+async fn raw_rate(
+    engine: &Engine,
+    dir: &std::path::Path,
+    items: usize,
+) -> Result<(f64, Option<f64>), String> {
+    let recipient = |i| tidings::recipient(i / tidings::RECIPIENTS, i % tidings::RECIPIENTS);
+    match engine {
+        Engine::Sqlite => {
+            let raw_path = dir.join("raw.db");
+            let rate =
+                tokio::task::spawn_blocking(move || raw::rows_per_sec(&raw_path, items, recipient))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("raw baseline: {e}"))?;
+            Ok((rate, None))
+        }
+        Engine::Postgres { admin_url } => {
+            let db = PgDatabase::create(admin_url)?;
+            let url = db.url.clone();
+            let measured =
+                tokio::task::spawn_blocking(move || raw_pg::rows_per_sec(&url, items, recipient))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("raw PostgreSQL baseline: {e}"))?;
+            drop(db);
+            Ok(measured)
+        }
+    }
+}
+
 /// One size: `rounds` rounds, each the raw baseline then Tidings on fresh databases.
 async fn measure(
+    engine: &Engine,
     triggers: usize,
     rounds: usize,
     page_size: Option<usize>,
@@ -129,34 +177,55 @@ async fn measure(
 ) -> Result<Value, String> {
     let items = triggers * tidings::RECIPIENTS;
     let (mut raw_rates, mut tidings_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let mut cpu = Vec::new();
+    let (mut cpu, mut pg_cpu, mut raw_pg_cpu) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let raw_path = dir.path().join("raw.db");
-        let raw = tokio::task::spawn_blocking(move || {
-            raw::rows_per_sec(&raw_path, items, |i| {
-                tidings::recipient(i / tidings::RECIPIENTS, i % tidings::RECIPIENTS)
-            })
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("raw baseline: {e}"))?;
-        let measured =
-            tidings::items_per_sec(dir.path(), triggers, page_size, shared_template).await?;
+        let (raw, raw_server_cpu) = raw_rate(engine, dir.path(), items).await?;
+        raw_pg_cpu.extend(raw_server_cpu);
+        let database = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres { admin_url } => Some(PgDatabase::create(admin_url)?),
+        };
+        let analyzer = database
+            .as_ref()
+            .zip(analyze_every_from_args())
+            .map(|(db, every)| Analyzer::start(&db.url, every));
+        let measured = tidings::items_per_sec(
+            dir.path(),
+            database.as_ref().map(|db| db.url.as_str()),
+            triggers,
+            page_size,
+            shared_template,
+        )
+        .await?;
+        if let Some(analyzer) = analyzer {
+            eprintln!("(analyzed {} times during the run)", analyzer.finish());
+        }
+        drop(database);
         let rate = measured.rate;
+        let server_cpu = match (raw_server_cpu, measured.pg_cpu_us_per_item) {
+            (Some(raw), Some(tidings)) => {
+                format!(", postgres cpu {tidings:.1} µs/item (raw {raw:.1} µs/row)")
+            }
+            _ => String::new(),
+        };
         eprintln!(
-            "{items} items, round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}, \
-             cpu {:.1} µs/item",
+            "{items} items, {} round {}: raw {raw:.0} rows/s, tidings {rate:.0} items/s, ratio {:.3}, \
+             cpu {:.1} µs/item{server_cpu}",
+            engine.name(),
             round + 1,
             rate / raw,
             measured.cpu_us_per_item.unwrap_or(f64::NAN)
         );
         cpu.extend(measured.cpu_us_per_item);
+        pg_cpu.extend(measured.pg_cpu_us_per_item);
         raw_rates.push(raw);
         tidings_rates.push(rate);
         ratios.push(rate / raw);
     }
-    Ok(json!({
+    let mut report = json!({
+        "engine": engine.name(),
+        "analyze_secs": analyze_every_from_args().map(|d| d.as_secs_f64()),
         "triggers": triggers,
         "recipients_per_trigger": tidings::RECIPIENTS,
         "items": items,
@@ -172,7 +241,14 @@ async fn measure(
         "ratio_median": median(&ratios),
         "tidings_cpu_us_per_item": cpu,
         "tidings_cpu_us_per_item_median": median(&cpu),
-    }))
+    });
+    if !pg_cpu.is_empty() {
+        report["postgres_cpu_us_per_item"] = json!(pg_cpu);
+        report["postgres_cpu_us_per_item_median"] = json!(median(&pg_cpu));
+        report["raw_postgres_cpu_us_per_row"] = json!(raw_pg_cpu);
+        report["raw_postgres_cpu_us_per_row_median"] = json!(median(&raw_pg_cpu));
+    }
+    Ok(report)
 }
 
 #[tokio::main]
@@ -190,7 +266,14 @@ async fn main() -> Result<(), String> {
             let mut sizes = Vec::new();
             for &triggers in &args.triggers {
                 sizes.push(
-                    measure(triggers, args.rounds, args.page_size, args.shared_template).await?,
+                    measure(
+                        &args.engine,
+                        triggers,
+                        args.rounds,
+                        args.page_size,
+                        args.shared_template,
+                    )
+                    .await?,
                 );
             }
             json!({"benchmark": "throughput", "sizes": sizes})

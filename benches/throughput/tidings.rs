@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tidings::{Application, Settings};
 
-use crate::support::{Api, SECRET};
+use crate::support::{Api, SECRET, postgres_cpu_seconds};
 
 /// Recipients per trigger (the figure) and per `bulk/identify` call.
 pub const RECIPIENTS: usize = 1000;
@@ -102,19 +102,25 @@ pub struct Measured {
     /// CPU of the whole process (every thread: server and this driver's HTTP client)
     /// per item, in µs, from the first trigger until the last item was read back.
     pub cpu_us_per_item: Option<f64>,
+    /// On PostgreSQL: the CPU of every `postgres` process per item, in µs, over the same
+    /// interval (the server's share, which `cpu_us_per_item` does not see).
+    pub pg_cpu_us_per_item: Option<f64>,
 }
 
 /// Starts a server on a fresh database in `dir`, identifies the users, sends `triggers`
 /// triggers of [`RECIPIENTS`] concurrently and returns items committed per second.
 /// `page_size` fixes the server's fan-out pages at that size (both `fanout_page_size` and
-/// `fanout_solo_page_size`: no adaptation).
+/// `fanout_solo_page_size`: no adaptation). `database_url`: PostgreSQL (an empty
+/// database) instead of a SQLite file in `dir`.
 pub async fn items_per_sec(
     dir: &Path,
+    database_url: Option<&str>,
     triggers: usize,
     page_size: Option<usize>,
     shared_template: bool,
 ) -> Result<Measured, String> {
     let mut settings = Settings::for_database(dir.join("tidings.db"));
+    settings.database_url = database_url.map(str::to_owned);
     settings.workflows = dir.join("no-workflows");
     settings.secret_key = Some(SECRET.into());
     settings.log_filter = Some("warn".into());
@@ -153,6 +159,7 @@ pub async fn items_per_sec(
     }
     let bodies: Vec<Value> = (0..triggers).map(trigger_body).collect();
     let cpu_before = process_cpu_seconds();
+    let pg_before = database_url.and_then(|_| postgres_cpu_seconds());
     let started = Instant::now();
     let sent = bodies
         .iter()
@@ -179,10 +186,14 @@ pub async fn items_per_sec(
         (Some(before), Some(after)) => Some((after - before) * 1e6 / items),
         _ => None,
     };
+    let pg_cpu_us_per_item = pg_before
+        .zip(postgres_cpu_seconds())
+        .map(|(before, after)| (after - before) * 1e6 / items);
     handle.stop(true).await;
     let _ = server.await;
     Ok(Measured {
         rate,
         cpu_us_per_item,
+        pg_cpu_us_per_item,
     })
 }
