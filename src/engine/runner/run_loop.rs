@@ -201,8 +201,23 @@ async fn admit_new(
         return;
     }
     let counted: HashMap<String, bool> = sent.iter().cloned().collect();
-    let ids: Vec<String> = sent.into_iter().map(|(id, _)| id).collect();
-    match ctx.store.claim_queued_among(ids).await {
+    // Runs this node just inserted are leased to it with their insert: a read finds
+    // them. Others (a replayed request's run) are claimed first on a shared database.
+    let (fresh, other): (Vec<_>, Vec<_>) = sent.into_iter().partition(|(_, counted)| *counted);
+    let fresh: Vec<String> = fresh.into_iter().map(|(id, _)| id).collect();
+    let other: Vec<String> = other.into_iter().map(|(id, _)| id).collect();
+    let found = async {
+        let mut queued = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            ctx.store.queued_runs_among(fresh).await?
+        };
+        if !other.is_empty() {
+            queued.extend(ctx.store.claim_queued_among(other).await?);
+        }
+        Ok::<_, crate::store::StoreError>(queued)
+    };
+    match found.await {
         Ok(queued) => queued.into_iter().for_each(|run| {
             let counted = counted.get(&run.id).copied().unwrap_or(false);
             dispatch.admit(run, counted);
