@@ -40,10 +40,10 @@ pub fn spawn(store: Store, mut stop: watch::Receiver<bool>) -> Option<tokio::tas
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => {
-                    if store.set_duties_held(false) || held {
-                        if let Err(e) = store.release_lease(DUTIES).await {
-                            tracing::warn!(error = %e, "could not hand back the duties lease; it lapses by itself");
-                        }
+                    if (store.set_duties_held(false) || held)
+                        && let Err(e) = store.release_lease(DUTIES).await
+                    {
+                        tracing::warn!(error = %e, "could not hand back the duties lease; it lapses by itself");
                     }
                     return;
                 }

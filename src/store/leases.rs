@@ -108,9 +108,10 @@ pub fn claim_among(
              ON CONFLICT(run_id) DO UPDATE SET owner = excluded.owner, until = excluded.until \
              WHERE run_leases.owner = excluded.owner OR run_leases.until < ?4 RETURNING run_id",
         )?
-        .query_map(params![owner, until, serde_json::to_string(ids)?, now], |row| {
-            row.get(0)
-        })?
+        .query_map(
+            params![owner, until, serde_json::to_string(ids)?, now],
+            |row| row.get(0),
+        )?
         .collect::<Result<_, _>>()?)
 }
 
@@ -159,11 +160,13 @@ pub fn claim_queued(
     };
     let candidates: Vec<(i64, QueuedRun)> = page
         .into_iter()
-        .filter(|(_, _, lease_owner, lease_until)| match (lease_owner, lease_until) {
-            (Some(o), _) if o == owner => true,
-            (Some(_), Some(u)) => u.as_str() < now,
-            _ => true,
-        })
+        .filter(
+            |(_, _, lease_owner, lease_until)| match (lease_owner, lease_until) {
+                (Some(o), _) if o == owner => true,
+                (Some(_), Some(u)) => u.as_str() < now,
+                _ => true,
+            },
+        )
         .map(|(pos, run, ..)| (pos, run))
         .collect();
     if candidates.is_empty() {
@@ -254,9 +257,11 @@ mod tests {
         assert_eq!(end, 0, "a short page starts over");
         let (page, _) = claim_queued(&db, "c", 0, 10, far, past).expect("claim");
         assert!(page.is_empty(), "b holds r2 and r3, a holds r1: {page:?}");
-        assert!(claim_among(&db, "c", &["r1".into(), "r2".into()], far, past)
-            .expect("claim among")
-            .is_empty());
+        assert!(
+            claim_among(&db, "c", &["r1".into(), "r2".into()], far, past)
+                .expect("claim among")
+                .is_empty()
+        );
         // a's own runs come back to it; a lapsed lease is anybody's.
         let (page, _) = claim_queued(&db, "a", 0, 10, far, past).expect("claim");
         assert_eq!(ids(&page), ["r1"]);

@@ -248,21 +248,20 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
         // insert a statement journal, which cost SQLite 2.4x the CPU per item
         // (BENCHMARKS.md, issue 19).
         Dialect::Sqlite => {
-            let inserted = db
-                .0
-                .prepare_cached(concat!("INSERT OR IGNORE ", insert_message!()))?
-                .execute(values)?;
+            let inserted =
+                db.0.prepare_cached(concat!("INSERT OR IGNORE ", insert_message!()))?
+                    .execute(values)?;
             (inserted == 1).then(|| db.0.last_insert_rowid()).flatten()
         }
-        Dialect::Postgres => db
-            .0
-            .prepare_cached(concat!(
+        Dialect::Postgres => {
+            db.0.prepare_cached(concat!(
                 "INSERT ",
                 insert_message!(),
                 " ON CONFLICT DO NOTHING RETURNING seq"
             ))?
             .query_row(values, |r| r.get(0))
-            .optional()?,
+            .optional()?
+        }
     };
     let Some(seq) = seq else {
         return Ok(None);

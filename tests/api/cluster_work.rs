@@ -1,7 +1,11 @@
 //! Several nodes on one PostgreSQL (issue 20 item 1): work is claimed under leases, so
 //! a node killed mid-work is replaced by another once its lease lapses, and every item is
 //! delivered exactly once across nodes and node deaths. Three real binaries on the test's
-//! schema, leases of 2 s; PostgreSQL pass only.
+//! schema, leases of 2 s; PostgreSQL only.
+//!
+//! `#[ignore]`d in the parallel suite: three nodes and a 100,000-recipient fan-out beside
+//! ~400 other tests on two cores turn its deadlines into load tests. `scripts/test` runs
+//! them after the suite, one at a time (`--ignored --test-threads=1`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -42,6 +46,7 @@ async fn wait_count(db_path: &Path, sql: &str, want: i64, within: Duration) {
 const FAN_OUT: usize = 100_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "three nodes: run alone by scripts/test"]
 async fn a_node_killed_mid_fan_out_is_replaced_and_every_recipient_has_one_item() {
     if !crate::engine::is_postgres() {
         return;
@@ -94,6 +99,7 @@ async fn a_node_killed_mid_fan_out_is_replaced_and_every_recipient_has_one_item(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "three nodes: run alone by scripts/test"]
 async fn delays_and_a_batch_on_a_node_that_dies_fire_once_through_the_others() {
     if !crate::engine::is_postgres() {
         return;
@@ -109,7 +115,7 @@ async fn delays_and_a_batch_on_a_node_that_dies_fire_once_through_the_others() {
         (
             "later",
             json!([
-                {"ref": "delay_1", "type": "delay", "settings": {"delay_for": {"unit": "seconds", "value": 5}}},
+                {"ref": "delay_1", "type": "delay", "settings": {"delay_for": {"unit": "seconds", "value": 10}}},
                 {"ref": "in_app", "type": "channel", "channel_key": "in-app-feed",
                  "channel_type": "in_app_feed", "template": {"markdown_body": "later"}}
             ]),
@@ -117,7 +123,7 @@ async fn delays_and_a_batch_on_a_node_that_dies_fire_once_through_the_others() {
         (
             "digest",
             json!([
-                {"ref": "batch_1", "type": "batch", "settings": {"batch_window": {"unit": "seconds", "value": 6}}},
+                {"ref": "batch_1", "type": "batch", "settings": {"batch_window": {"unit": "seconds", "value": 12}}},
                 {"ref": "in_app", "type": "channel", "channel_key": "in-app-feed",
                  "channel_type": "in_app_feed", "template": {"markdown_body": "{{ total_activities }} things"}}
             ]),
@@ -163,17 +169,17 @@ async fn delays_and_a_batch_on_a_node_that_dies_fire_once_through_the_others() {
     )
     .await;
     // Node 2 dies once the delays are scheduled and both activities are in the open
-    // batch, before any delay is due (5 s) or the window closes (6 s).
+    // batch, before any delay is due (10 s) or the window closes (12 s).
     let scheduled = format!(
         "SELECT COUNT(*) FROM workflow_runs WHERE status = 'completed' AND id IN ('{}')",
         runs.join("', '")
     );
-    wait_count(&db_path, &scheduled, 10, Duration::from_secs(4)).await;
+    wait_count(&db_path, &scheduled, 10, Duration::from_secs(8)).await;
     wait_count(
         &db_path,
         "SELECT COUNT(*) FROM batch_activities",
         2,
-        Duration::from_secs(4),
+        Duration::from_secs(8),
     )
     .await;
     assert_eq!(

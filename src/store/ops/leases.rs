@@ -176,9 +176,7 @@ impl Store {
             return Ok((page, end));
         };
         let (until, now) = self.lease_times(node.lease);
-        self.write(move |db| {
-            leases::claim_queued(db, &node.node_id, after, limit, &until, &now)
-        })
-        .await
+        self.write(move |db| leases::claim_queued(db, &node.node_id, after, limit, &until, &now))
+            .await
     }
 }

@@ -195,7 +195,7 @@ impl Conn {
 
 /// The advisory lock write transactions share and the fold takes alone (an arbitrary
 /// constant: "writes" in ASCII).
-pub const WRITES_LOCK: i64 = 0x0077_7269_7465_73;
+pub const WRITES_LOCK: i64 = 0x0000_7772_6974_6573;
 
 /// A prepared statement.
 pub struct Statement<'c>(StatementInner<'c>);
