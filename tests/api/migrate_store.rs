@@ -211,7 +211,8 @@ async fn a_stopped_deployment_is_copied_into_postgresql_with_every_row() {
     let target: Vec<(String, i64)> = schema
         .counts()
         .into_iter()
-        .filter(|(t, _)| t != "tidings_migrations")
+        // PostgreSQL's own: its migrations and the leases of several nodes.
+        .filter(|(t, _)| !["tidings_migrations", "run_leases", "leases"].contains(&t.as_str()))
         .collect();
     let expected: Vec<(String, i64)> = source
         .iter()
@@ -406,8 +407,13 @@ async fn a_copy_killed_half_way_leaves_no_data_and_running_it_again_copies_every
         "the kill came too late to interrupt the copy: {stderr}"
     );
     // PostgreSQL rolls the transaction back when the connection drops.
-    let seeded = ["feed_fold", "meta", "tidings_migrations"];
+    let seeded = ["feed_fold", "meta"];
     for (table, rows) in schema.counts() {
+        if table == "tidings_migrations" {
+            // One row per PostgreSQL migration, applied before the copy began.
+            assert!(rows >= 1, "`{table}` after the kill");
+            continue;
+        }
         let expected = i64::from(seeded.contains(&table.as_str()));
         assert_eq!(rows, expected, "`{table}` after the kill");
     }
