@@ -48,16 +48,8 @@ pub fn renew_runs(
     until: &str,
     now: &str,
 ) -> StoreResult<Vec<String>> {
+    let held = take(db, owner, runs, until, now)?;
     let ids = serde_json::to_string(runs)?;
-    let held: Vec<String> =
-        db.0.prepare_cached(
-            "INSERT INTO run_leases(run_id, owner, until) \
-             SELECT value, ?1, ?2 FROM json_each(?3) WHERE true \
-             ON CONFLICT(run_id) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-             WHERE run_leases.owner = excluded.owner OR run_leases.until < ?4 RETURNING run_id",
-        )?
-        .query_map(params![owner, until, ids, now], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
     db.0.prepare_cached(
         "DELETE FROM run_leases WHERE owner = ?1 \
          AND run_id NOT IN (SELECT value FROM json_each(?2))",
@@ -94,6 +86,19 @@ pub fn lease_new_run(db: &Db<'_>, run_id: &str, owner: &str, until: &str) -> Sto
 /// `until` if it is its own, unleased, or its lease lapsed at `now` (a runner admitting
 /// runs handed to it in memory).
 pub fn claim_among(
+    db: &Db<'_>,
+    owner: &str,
+    ids: &[String],
+    until: &str,
+    now: &str,
+) -> StoreResult<Vec<String>> {
+    take(db, owner, ids, until, now)
+}
+
+/// Leases each of `ids` to `owner` until `until` where it is `owner`'s, unleased, or
+/// lapsed at `now`, in one conditional upsert (PostgreSQL serializes racing upserts on
+/// the row, so one node gets each); the ids `owner` holds afterwards.
+fn take(
     db: &Db<'_>,
     owner: &str,
     ids: &[String],
@@ -174,17 +179,7 @@ pub fn claim_queued(
     }
     let ids: Vec<String> = candidates.iter().map(|(_, r)| r.id.clone()).collect();
     let taken: std::collections::HashSet<String> =
-        db.0.prepare_cached(
-            "INSERT INTO run_leases(run_id, owner, until) \
-             SELECT value, ?1, ?2 FROM json_each(?3) WHERE true \
-             ON CONFLICT(run_id) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-             WHERE run_leases.owner = excluded.owner OR run_leases.until < ?4 RETURNING run_id",
-        )?
-        .query_map(
-            params![owner, until, serde_json::to_string(&ids)?, now],
-            |row| row.get(0),
-        )?
-        .collect::<Result<_, _>>()?;
+        take(db, owner, &ids, until, now)?.into_iter().collect();
     Ok((
         candidates
             .into_iter()
