@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::crash::{Server, big_project, client, post_ok, start_healthy_with, trigger_big};
+use crate::crash::{
+    Server, assert_one_item_each, big_project, client, post_ok, put_workflow, start_healthy_with,
+    trigger_big, wait_completed,
+};
 use crate::db;
 
 /// Starts node `id` on the database of `db_path`.
@@ -79,23 +82,8 @@ async fn a_node_killed_mid_fan_out_is_replaced_and_every_recipient_has_one_item(
         FAN_OUT + 1
     );
     // Another node takes the run once node 1's lease lapses, and completes it.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while db::run_status(&db_path, &run_id).as_deref() != Some("completed") {
-        assert!(Instant::now() < deadline, "the fan-out never finished");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(db::count(&db_path, &of_run), (FAN_OUT + 1) as i64);
-    assert_eq!(
-        db::count(
-            &db_path,
-            &format!(
-                "SELECT COUNT(DISTINCT recipient_kind || recipient_collection || '/' || recipient_id) \
-                 FROM messages WHERE workflow_run_id = '{run_id}'"
-            )
-        ),
-        (FAN_OUT + 1) as i64,
-        "each subscriber (and the object) has exactly one item"
-    );
+    wait_completed(&db_path, &run_id, Duration::from_secs(300)).await;
+    assert_one_item_each(&db_path, &run_id, FAN_OUT + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -129,19 +117,7 @@ async fn delays_and_a_batch_on_a_node_that_dies_fire_once_through_the_others() {
             ]),
         ),
     ] {
-        let res = http
-            .put(format!("{base_one}/v1/workflows/{key}"))
-            .bearer_auth(crate::helpers::SECRET_KEY)
-            .json(&json!({"workflow": {"name": key, "steps": steps}}))
-            .send()
-            .await
-            .expect("upsert");
-        assert_eq!(
-            res.status(),
-            200,
-            "{}",
-            res.text().await.unwrap_or_default()
-        );
+        put_workflow(&http, &base_one, key, json!({"name": key, "steps": steps})).await;
     }
     // 1,000 delays through node 2 (10 triggers of 100 recipients) and a batch window
     // opened there, with a second activity through node 1.
@@ -194,11 +170,14 @@ async fn delays_and_a_batch_on_a_node_that_dies_fire_once_through_the_others() {
     wait_count(&db_path, &delayed, 1000, Duration::from_secs(120)).await;
     let digest = "SELECT COUNT(*) FROM messages WHERE workflow_key = 'digest'".to_owned();
     wait_count(&db_path, &digest, 1, Duration::from_secs(60)).await;
-    // Settled: nothing more arrives (the others' rescans and duties passes run every few
-    // hundred ms; a duplicate would show within a lease or two).
-    let settle_until = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < settle_until {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    // Settled: no timer, open batch or queued run is left that could deliver again
+    // (a timer is claimed in the write that delivers its pass).
+    for pending in [
+        "SELECT COUNT(*) FROM timers",
+        "SELECT COUNT(*) FROM batches WHERE status = 'open'",
+        "SELECT COUNT(*) FROM workflow_runs WHERE status = 'queued'",
+    ] {
+        wait_count(&db_path, pending, 0, Duration::from_secs(60)).await;
     }
     assert_eq!(db::count(&db_path, &delayed), 1000, "each delay fired once");
     assert_eq!(

@@ -192,6 +192,32 @@ pub(crate) async fn kill_mid_fan_out(mut server: Server, db_path: &Path, run_id:
     at_kill
 }
 
+/// Waits (≤ `within`) until run `run_id` is `completed`.
+pub(crate) async fn wait_completed(db_path: &Path, run_id: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while db::run_status(db_path, run_id).as_deref() != Some("completed") {
+        assert!(Instant::now() < deadline, "the fan-out never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts run `run_id` made `recipients` items, one per recipient.
+pub(crate) fn assert_one_item_each(db_path: &Path, run_id: &str, recipients: usize) {
+    let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
+    assert_eq!(db::count(db_path, &of_run), recipients as i64);
+    assert_eq!(
+        db::count(
+            db_path,
+            &format!(
+                "SELECT COUNT(DISTINCT recipient_kind || recipient_collection || '/' || recipient_id) \
+                 FROM messages WHERE workflow_run_id = '{run_id}'"
+            )
+        ),
+        recipients as i64,
+        "each subscriber (and the object) has exactly one item"
+    );
+}
+
 /// Triggers `new-comment` to `projects/big`; its run id.
 pub(crate) async fn trigger_big(client: &reqwest::Client, base: &str) -> String {
     let body = post_ok(
