@@ -97,6 +97,7 @@ fn main() -> std::process::ExitCode {
     tidings::logging::init(
         cli.settings.log_format,
         Some(cli.settings.log_filter.as_deref().unwrap_or(default_filter)),
+        &cli.settings.node_id,
     );
     let runtime = match actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve { demo: false }) {

@@ -79,6 +79,21 @@ async fn text_logs_escape_values_and_refuse_forging_ids_and_subjects() {
 
     let (ok, stdout, stderr) = server.stop().await;
     assert!(ok, "{stderr}");
+    // Every record names its node, last (issue 20: merged logs of several nodes).
+    let nodes: std::collections::BTreeSet<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(" tidings"))
+        .map(|line| {
+            line.rsplit_once(" node=")
+                .map(|(_, node)| node)
+                .unwrap_or_else(|| panic!("a record without its node: {line:?}"))
+        })
+        .collect();
+    assert_eq!(nodes.len(), 1, "one node wrote these: {nodes:?}");
+    assert!(
+        nodes.iter().all(|n| !n.is_empty() && !n.contains(' ')),
+        "{nodes:?}"
+    );
     for line in stderr.lines() {
         assert!(!line.contains('\u{1b}'), "a raw escape: {line:?}");
         assert!(!line.starts_with(FORGED_TIME), "a forged record: {line:?}");

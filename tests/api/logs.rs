@@ -54,6 +54,7 @@ async fn json_log_lines_parse_carry_request_facts_and_hold_no_secret() {
         .env("TIDINGS_PUBLIC_KEY", PUBLIC)
         .env("TIDINGS_SIGNING_PUBLIC_KEY", public_pem)
         .env("TIDINGS_LOG_FORMAT", "json")
+        .env("TIDINGS_NODE_ID", "logs-node-1")
         // Everything, dependencies included: a secret at any level is a failure.
         .env("TIDINGS_LOG", "trace,mio=info,tokio=info,runtime=info")
         .stdout(Stdio::piped())
@@ -157,6 +158,10 @@ async fn json_log_lines_parse_carry_request_facts_and_hold_no_secret() {
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         assert!(v.is_object(), "{line}");
+        assert_eq!(
+            v["node_id"], "logs-node-1",
+            "every line names its node: {line}"
+        );
         for secret in [SECRET, "sk_forged_secret_99x", token.as_str(), BODY_MARK] {
             assert!(
                 !line.contains(secret),
