@@ -291,8 +291,8 @@ impl Registry {
         self.get(key)
     }
 
-    /// With several nodes, keeps this node's workflows in step with what any node
-    /// upserted: re-reads the stored versions every `every` (a changed or new one is
+    /// With several nodes, keeps this node's workflows (and translations) in step with
+    /// what any node upserted: re-reads the stored versions every `every` (a changed or new one is
     /// compiled, the rest skipped) until the registry is dropped. Nothing on SQLite.
     pub fn follow_other_nodes(self: &Arc<Self>, every: std::time::Duration) {
         if !self.store.is_shared() {
@@ -307,6 +307,9 @@ impl Registry {
                 };
                 if let Err(e) = registry.load_stored().await {
                     tracing::warn!(error = %e, "could not refresh workflows from the store");
+                }
+                if let Err(e) = registry.translations().follow_store().await {
+                    tracing::warn!(error = %e, "could not refresh translations from the store");
                 }
             }
         });

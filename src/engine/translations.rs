@@ -20,6 +20,8 @@ pub struct Translations {
     store: Store,
     current: RwLock<Arc<TranslationSet>>,
     default_locale: RwLock<String>,
+    /// The store's fingerprint when the snapshot was last taken by [`Self::follow_store`].
+    seen: tokio::sync::Mutex<Option<(i64, String)>>,
 }
 
 /// Why loading the directory failed.
@@ -38,6 +40,7 @@ impl Translations {
             store,
             current: RwLock::new(Arc::new(TranslationSet::new([], DEFAULT_LOCALE))),
             default_locale: RwLock::new(DEFAULT_LOCALE.to_owned()),
+            seen: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -77,6 +80,19 @@ impl Translations {
         let row = self.store.put_translation(id, content).await?;
         self.refresh().await?;
         Ok(row)
+    }
+
+    /// With several nodes: takes a new snapshot when the stored translations changed since
+    /// the last call (another node upserted one), so renders here use it too. One cheap
+    /// read when nothing changed.
+    pub async fn follow_store(&self) -> Result<(), StoreError> {
+        let mut seen = self.seen.lock().await;
+        let now = self.store.translations_fingerprint().await?;
+        if seen.as_ref() != Some(&now) {
+            self.refresh().await?;
+            *seen = Some(now);
+        }
+        Ok(())
     }
 
     async fn refresh(&self) -> Result<(), StoreError> {

@@ -76,6 +76,16 @@ pub fn all(db: &Db<'_>) -> StoreResult<Vec<StoredTranslation>> {
     list(db, None, None, None, usize::MAX)
 }
 
+/// What changes whenever a translation is added or its content changes (their number and
+/// the latest `updated_at`; translations are never deleted): how a node notices, with one
+/// cheap read, that another node upserted one.
+pub fn fingerprint(db: &Db<'_>) -> StoreResult<(i64, String)> {
+    Ok(db
+        .0
+        .prepare_cached("SELECT COUNT(*), COALESCE(MAX(updated_at), '') FROM translations")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
 /// Stores `content` as translation `id`; unchanged content keeps its timestamps.
 pub fn upsert(db: &Db<'_>, id: &TranslationId, content: &str) -> StoreResult<StoredTranslation> {
     if let Some(existing) = get(db, id)?

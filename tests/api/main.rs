@@ -21,6 +21,7 @@ mod browser_objects;
 mod channel_data;
 mod cli;
 mod cli_settings;
+mod cluster_nodes;
 mod cluster_push;
 mod cluster_work;
 mod crash;

@@ -44,6 +44,11 @@ impl Store {
         self.read(translations::all).await
     }
 
+    /// Changes whenever the stored translations do (see [`translations::fingerprint`]).
+    pub(crate) async fn translations_fingerprint(&self) -> StoreResult<(i64, String)> {
+        self.read(translations::fingerprint).await
+    }
+
     /// Stores translation `id` with `content` (already validated), replacing it.
     pub(crate) async fn put_translation(
         &self,
