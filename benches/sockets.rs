@@ -5,7 +5,8 @@
 //! or `--serve bare`), so the clients' memory is not counted. The parent reads the
 //! child's `VmRSS` from `/proc/<pid>/status`, connects `--sockets` WebSocket clients,
 //! each sending one Phoenix join and waiting for the answer (Tidings: every socket joins
-//! its own user's feed and gets the reply and the counts push; bare: an echo server
+//! its own user's feed, with the payload the official browser client sends: a ref of
+//! its own and the default feed options, and gets the reply and the counts push; bare: an echo server
 //! returns the frame), lets the server settle, and reads `VmRSS` again. Per socket =
 //! (after − before) / sockets. Each round starts fresh processes; reports the medians
 //! and writes `bench-results/sockets.json`.
@@ -196,7 +197,11 @@ async fn connect(port: u16, i: usize, tidings: bool) -> Socket {
         .await
         .expect("connect");
     let topic = format!("feeds:in-app-feed:u{i}");
-    let join = json!(["1", "1", topic, "phx_join", {"client_0": {"archived": "exclude"}}]);
+    // The official browser client's join: its feed options under a ref of its own
+    // (`client_` + a 21-character nanoid, new for every feed client).
+    let reference = format!("client_{i:0>21}");
+    let join = json!(["1", "1", topic, "phx_join",
+                      { reference: {"archived": "exclude", "mode": "compact"} }]);
     socket
         .send(Message::text(join.to_string()))
         .await

@@ -5,6 +5,8 @@
 //! non-empty, every key starts with `client_` and every value is an object; anything
 //! else is legacy. Each ref's filters parse with the same rules as the HTTP feed query.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::model::FeedFilters;
@@ -14,49 +16,63 @@ use crate::model::feed_counts::FeedCounts;
 pub const MAX_REFS: usize = 64;
 
 /// The subscription state of one joined topic.
+///
+/// Filter sets are `Arc`s so that sockets sending the same filters share one parse
+/// ([`JoinParams::parse_with`]): the official client names each feed with a ref of its
+/// own (`client_` + a random id), so whole payloads are never equal, but their filters
+/// usually are (every browser of one app mounts the same feed). Per socket this leaves
+/// the ref names and two small allocations (issue 20: socket memory).
 #[derive(Debug, Clone, PartialEq)]
 pub enum JoinParams {
     /// Ref-keyed: one filter set per client feed, in the order the client sent them.
-    Refs(Vec<(String, FeedFilters)>),
+    Refs(Box<[(Box<str>, Arc<FeedFilters>)]>),
     /// One flat filter set (old clients read `payload.metadata`).
-    Legacy(FeedFilters),
+    Legacy(Arc<FeedFilters>),
 }
 
 impl JoinParams {
-    /// Parses a `phx_join` payload.
+    /// Parses a `phx_join` payload, each filter set on its own.
     pub fn parse(payload: &Value) -> Result<JoinParams, String> {
+        Self::parse_with(payload, |params| {
+            FeedFilters::from_socket_params(params).map(Arc::new)
+        })
+    }
+
+    /// Parses a `phx_join` payload, each filter set (a JSON object of feed options)
+    /// through `filters`, which may hand out one already parsed.
+    pub fn parse_with(
+        payload: &Value,
+        mut filters: impl FnMut(&Value) -> Result<Arc<FeedFilters>, String>,
+    ) -> Result<JoinParams, String> {
         let map = match payload {
             Value::Object(map) => map,
-            Value::Null => return Ok(JoinParams::Legacy(FeedFilters::default())),
+            Value::Null => return filters(&Value::Object(Map::new())).map(JoinParams::Legacy),
             _ => return Err("join params must be an object".into()),
         };
         if is_ref_keyed(map) {
             if map.len() > MAX_REFS {
                 return Err(format!("at most {MAX_REFS} client refs per join"));
             }
+            // A boxed slice: no spare capacity kept for as long as the socket lives.
             let refs = map
                 .iter()
                 .map(|(r, params)| {
-                    FeedFilters::from_socket_params(params)
-                        .map(|f| (r.clone(), f))
+                    filters(params)
+                        .map(|f| (Box::from(r.as_str()), f))
                         .map_err(|e| format!("{r}: {e}"))
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            // `collect` starts at 4 slots (~1 KB) for what is usually one ref, and this
-            // lives as long as the socket (issue 10 item 4).
-            let mut refs = refs;
-            refs.shrink_to_fit();
+                .collect::<Result<Box<[_]>, _>>()?;
             Ok(JoinParams::Refs(refs))
         } else {
-            FeedFilters::from_socket_params(payload).map(JoinParams::Legacy)
+            filters(payload).map(JoinParams::Legacy)
         }
     }
 
     /// Every filter set, in order (one for legacy).
     pub fn filters(&self) -> Vec<&FeedFilters> {
         match self {
-            JoinParams::Refs(refs) => refs.iter().map(|(_, f)| f).collect(),
-            JoinParams::Legacy(f) => vec![f],
+            JoinParams::Refs(refs) => refs.iter().map(|(_, f)| &**f).collect(),
+            JoinParams::Legacy(f) => vec![&**f],
         }
     }
 
@@ -76,9 +92,9 @@ impl JoinParams {
                 let mut top = None;
                 for (i, (name, _)) in refs.iter().enumerate() {
                     let c = counts.get(i).copied().unwrap_or_default();
-                    data.insert(name.clone(), json!({ "metadata": c }));
+                    data.insert(name.to_string(), json!({ "metadata": c }));
                     if attn.get(i).copied().unwrap_or(false) {
-                        names.push(Value::String(name.clone()));
+                        names.push(Value::String(name.to_string()));
                         top.get_or_insert(c);
                     }
                 }
@@ -117,7 +133,7 @@ mod tests {
             panic!("expected refs")
         };
         assert_eq!(refs.len(), 2);
-        assert_eq!(refs[0].0, "client_a");
+        assert_eq!(&*refs[0].0, "client_a");
         assert_eq!(refs[0].1.tenant.as_deref(), Some("acme"));
         assert_eq!(refs[1].1.has_tenant, Some(true));
     }

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use super::outbox::Outbox;
 pub use super::outbox::PUBLISH_QUEUE;
 use crate::clock::Clock;
+use crate::model::FeedFilters;
 use crate::realtime::join::JoinParams;
 use crate::store::Store;
 use link::{SHUTDOWN, SessionLink};
@@ -74,12 +75,12 @@ struct Inner {
     queue: usize,
     feeds: DashMap<FeedKey, Vec<Subscriber>>,
     sessions: DashMap<u64, Arc<SessionLink>>,
-    /// Parsed join params by their payload's JSON text: sockets that send the same
-    /// payload (every browser of one app, usually) share one parse. Entries whose
-    /// sockets have all left are swept once the table doubles (see `join_params`).
-    params: DashMap<String, Weak<JoinParams>>,
-    /// Entries in `params` after its last sweep.
-    params_after_sweep: AtomicUsize,
+    /// Parsed filter sets by their JSON text: sockets whose joins carry the same feed
+    /// options (every browser of one app, usually) share one parse. Entries whose
+    /// sockets have all left are swept once the table doubles (see `filter_set`).
+    filters: DashMap<String, Weak<FeedFilters>>,
+    /// Entries in `filters` after its last sweep.
+    filters_after_sweep: AtomicUsize,
     next_id: AtomicU64,
     pushes: AtomicU64,
     evictions: AtomicU64,
@@ -145,8 +146,8 @@ impl Hub {
                 queue: queue.max(1),
                 feeds: DashMap::new(),
                 sessions: DashMap::new(),
-                params: DashMap::new(),
-                params_after_sweep: AtomicUsize::new(0),
+                filters: DashMap::new(),
+                filters_after_sweep: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 pushes: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
@@ -222,31 +223,36 @@ impl Hub {
         }
     }
 
-    /// Parses a `phx_join` payload, or hands out the params another socket already
-    /// parsed from the same payload. Equal JSON text means equal params, so sharing is
-    /// invisible to the sockets; what a socket may see is decided by its `restriction`,
-    /// which is its own.
+    /// Parses a `phx_join` payload; each of its filter sets is one another socket already
+    /// parsed from the same options when there is one ([`JoinParams::parse_with`]).
+    /// Equal JSON text means equal filters, so sharing is invisible to the sockets; what
+    /// a socket may see is decided by its `restriction`, which is its own.
     pub fn join_params(&self, payload: &serde_json::Value) -> Result<Arc<JoinParams>, String> {
-        let text = payload.to_string();
-        if let Some(params) = self.inner.params.get(&text).and_then(|p| p.upgrade()) {
-            return Ok(params);
+        JoinParams::parse_with(payload, |options| self.filter_set(options)).map(Arc::new)
+    }
+
+    /// The parsed filter set of `options`, shared with every socket that sent the same.
+    fn filter_set(&self, options: &serde_json::Value) -> Result<Arc<FeedFilters>, String> {
+        let text = options.to_string();
+        if let Some(filters) = self.inner.filters.get(&text).and_then(|f| f.upgrade()) {
+            return Ok(filters);
         }
-        let params = Arc::new(JoinParams::parse(payload)?);
-        self.inner.params.insert(text, Arc::downgrade(&params));
+        let filters = Arc::new(FeedFilters::from_socket_params(options)?);
+        self.inner.filters.insert(text, Arc::downgrade(&filters));
         // Amortized O(1) per join; the table stays under twice its live entries (or
-        // twice a small floor), however many distinct payloads come and go.
+        // twice a small floor), however many distinct options come and go.
         let floor = self
             .inner
-            .params_after_sweep
+            .filters_after_sweep
             .load(Ordering::Relaxed)
             .max(64);
-        if self.inner.params.len() > 2 * floor {
-            self.inner.params.retain(|_, p| p.strong_count() > 0);
+        if self.inner.filters.len() > 2 * floor {
+            self.inner.filters.retain(|_, f| f.strong_count() > 0);
             self.inner
-                .params_after_sweep
-                .store(self.inner.params.len(), Ordering::Relaxed);
+                .filters_after_sweep
+                .store(self.inner.filters.len(), Ordering::Relaxed);
         }
-        Ok(params)
+        Ok(filters)
     }
 }
 
@@ -255,32 +261,57 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn equal_join_payloads_share_one_parse_and_dead_entries_are_swept() {
+    async fn equal_filter_sets_share_one_parse_and_dead_entries_are_swept() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("hub.db"), false).expect("store");
         let hub = Hub::new(store, 1, Clock::system());
-        let payload = serde_json::json!({"client_0": {"archived": "exclude"}});
-        let a = hub.join_params(&payload).expect("parses");
-        let b = hub.join_params(&payload).expect("parses");
-        assert!(Arc::ptr_eq(&a, &b));
-        let other = hub
-            .join_params(&serde_json::json!({"client_0": {"archived": "include"}}))
+        // What two browsers of one app send: the same options under refs of their own.
+        let a = hub
+            .join_params(
+                &serde_json::json!({"client_V1StGXR8": {"archived": "exclude", "mode": "compact"}}),
+            )
             .expect("parses");
-        assert!(!Arc::ptr_eq(&a, &other));
+        let b = hub
+            .join_params(
+                &serde_json::json!({"client_Z5jdHi6B": {"archived": "exclude", "mode": "compact"}}),
+            )
+            .expect("parses");
+        let (JoinParams::Refs(ra), JoinParams::Refs(rb)) = (&*a, &*b) else {
+            panic!("ref-keyed: {a:?} {b:?}");
+        };
+        assert!(
+            Arc::ptr_eq(&ra[0].1, &rb[0].1),
+            "one parse of the same options"
+        );
+        assert_eq!(
+            (&*ra[0].0, &*rb[0].0),
+            ("client_V1StGXR8", "client_Z5jdHi6B")
+        );
+        // A flat (legacy) payload with the same options shares it too.
+        let flat = hub
+            .join_params(&serde_json::json!({"archived": "exclude", "mode": "compact"}))
+            .expect("parses");
+        let JoinParams::Legacy(f) = &*flat else {
+            panic!("legacy: {flat:?}");
+        };
+        assert!(Arc::ptr_eq(&ra[0].1, f));
+        let other = hub
+            .join_params(&serde_json::json!({"client_V1StGXR8": {"archived": "include"}}))
+            .expect("parses");
         assert_ne!(*a, *other);
         assert!(
             hub.join_params(&serde_json::json!({"client_0": {"status": "bogus"}}))
                 .is_err()
         );
-        drop((a, b, other));
+        drop((a, b, flat, other));
         for i in 0..1000 {
             let _ =
                 hub.join_params(&serde_json::json!({ "client_0": {"tenant": format!("t{i}")} }));
         }
         assert!(
-            hub.inner.params.len() <= 2 * 64 + 1,
-            "{} entries kept for params no socket holds",
-            hub.inner.params.len()
+            hub.inner.filters.len() <= 2 * 64 + 1,
+            "{} entries kept for filters no socket holds",
+            hub.inner.filters.len()
         );
     }
 
