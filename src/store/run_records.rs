@@ -25,7 +25,7 @@
 //! at the stored side's last candidate, so neither scans past the page.
 
 use crate::store::sql::Value as SqlValue;
-use crate::store::sql::{OptionalExtension, params_from_iter};
+use crate::store::sql::{Dialect, OptionalExtension, params_from_iter};
 use serde_json::{Value, json};
 
 use super::feed_sql::{self, Where};
@@ -59,17 +59,35 @@ fn derived_position(seq: i64) -> i64 {
 }
 
 /// The rowid (= list position) of the next stored recipient run: after the messages'
-/// latest `seq` (`sqlite_sequence`, which never goes back) and after every stored row,
-/// never on a derived record's position. Two primary-key reads.
+/// latest `seq` (`sqlite_sequence`, which never goes back), never on a derived record's
+/// position. One statement.
+///
+/// SQLite (one writer): after every stored row too (`max(rowid) + 1`). PostgreSQL
+/// (several nodes' writers in concurrent transactions, which would read the same maximum
+/// and collide): the counter within the messages' range is the `recipient_run_positions`
+/// sequence's next value, unique across nodes; a collision with a row written before it
+/// (a database upgraded mid-range) is retried by [`super::runs::ensure_recipient_run_as`].
 pub(super) fn next_stored_position(db: &Db<'_>) -> StoreResult<i64> {
-    let (seq, top): (i64, Option<i64>) =
-        db.0.prepare_cached(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), \
-         (SELECT max(rowid) FROM workflow_recipient_runs)",
-        )?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let next = derived_position(seq).max(top.unwrap_or(0)) + 1;
-    Ok(if next % (1 << POSITION_BITS) == 0 {
+    const SEQ: &str = "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)";
+    let per_message: i64 = 1 << POSITION_BITS;
+    let next = match db.0.dialect() {
+        Dialect::Sqlite => {
+            let (seq, top): (i64, Option<i64>) =
+                db.0.prepare_cached(&format!(
+                    "SELECT {SEQ}, (SELECT max(rowid) FROM workflow_recipient_runs)"
+                ))?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            derived_position(seq).max(top.unwrap_or(0)) + 1
+        }
+        Dialect::Postgres => {
+            let (seq, counter): (i64, i64) =
+                db.0.prepare_cached(&format!("SELECT {SEQ}, nextval('recipient_run_positions')"))?
+                    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            // 1 ..= 2^24 - 1: never a derived record's position (a multiple of 2^24).
+            derived_position(seq) + 1 + counter.rem_euclid(per_message - 1)
+        }
+    };
+    Ok(if next % per_message == 0 {
         next + 1
     } else {
         next

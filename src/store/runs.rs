@@ -424,41 +424,57 @@ pub struct NewRecipientRun<'a> {
 pub fn ensure_recipient_run_as(db: &Db<'_>, new: NewRecipientRun<'_>) -> StoreResult<String> {
     let now = db.now();
     let recipient = new.recipient;
-    let position = super::run_records::next_stored_position(db)?;
-    let inserted = db
-        .0
-        .prepare_cached(
-            "INSERT INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, \
-             recipient_collection, recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
-             VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            new.id,
-            new.run_id,
-            recipient.kind(),
-            recipient.collection(),
-            recipient.id(),
-            new.status,
-            new.events,
-            now,
-            new.facts.workflow_key,
-            new.facts.tenant,
-            position
-        ])?;
-    if inserted == 1 {
-        return Ok(new.id);
+    // A conflict is either this recipient's run (a replay: answer its id) or, on
+    // PostgreSQL, the position (a row that took it first): take another and insert again.
+    for _ in 0..POSITION_ATTEMPTS {
+        let position = super::run_records::next_stored_position(db)?;
+        let inserted = db
+            .0
+            .prepare_cached(
+                "INSERT INTO workflow_recipient_runs(rowid, id, workflow_run_id, recipient_kind, \
+                 recipient_collection, recipient_id, status, events, inserted_at, updated_at, workflow_key, tenant) \
+                 VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                new.id,
+                new.run_id,
+                recipient.kind(),
+                recipient.collection(),
+                recipient.id(),
+                new.status,
+                new.events,
+                now,
+                new.facts.workflow_key,
+                new.facts.tenant,
+                position
+            ])?;
+        if inserted == 1 {
+            return Ok(new.id);
+        }
+        let existing: Option<String> = db
+            .0
+            .prepare_cached(
+                "SELECT id FROM workflow_recipient_runs WHERE workflow_run_id = ?1 AND recipient_kind = ?2 \
+                 AND recipient_collection = ?3 AND recipient_id = ?4",
+            )?
+            .query_row(
+                params![new.run_id, recipient.kind(), recipient.collection(), recipient.id()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
     }
-    Ok(db
-        .0
-        .prepare_cached(
-            "SELECT id FROM workflow_recipient_runs WHERE workflow_run_id = ?1 AND recipient_kind = ?2 \
-             AND recipient_collection = ?3 AND recipient_id = ?4",
-        )?
-        .query_row(
-            params![new.run_id, recipient.kind(), recipient.collection(), recipient.id()],
-            |row| row.get(0),
-        )?)
+    Err(super::StoreError::Conflict(format!(
+        "no free run-record position for a recipient run of {} after {POSITION_ATTEMPTS} attempts",
+        new.run_id
+    )))
 }
+
+/// Positions tried for one recipient run before its write fails (each a fresh sequence
+/// value on PostgreSQL; on SQLite the first always succeeds).
+const POSITION_ATTEMPTS: usize = 8;
 
 /// The recipient runs of a run: (recipient, id, status, events), for logs and tests.
 pub fn recipient_runs(
@@ -542,6 +558,70 @@ mod tests {
             },
         )
         .expect("run");
+    }
+
+    /// Two nodes' writers store recipient runs in concurrent transactions: each gets a
+    /// position of its own at once (they read the same `max(rowid)`, so a position taken
+    /// from it collided: the second insert waited for the first commit, then stored
+    /// nothing and its page failed).
+    #[test]
+    fn two_writers_in_concurrent_transactions_store_recipient_runs_at_distinct_positions() {
+        for test_db in crate::store::test_engines::engines() {
+            let Some(other) = test_db.connect_again() else {
+                continue; // one SQLite writer at a time
+            };
+            let (a, b) = (Db::on(&test_db.conn), Db::on(&other));
+            run(&a, "ra");
+            run(&a, "rb");
+            // Without the fix the second insert waits for the first transaction: fail
+            // instead of hanging.
+            other
+                .execute_batch("SET statement_timeout = '5s'")
+                .expect("statement timeout");
+            let write = |db: &Db<'_>, run_id: &str, user: &str| {
+                let facts = run_facts(db, run_id).expect("facts");
+                let recipient = RecipientRef::User(user.into());
+                ensure_recipient_run_as(
+                    db,
+                    NewRecipientRun {
+                        run_id,
+                        facts: &facts,
+                        id: recipient_run_id(run_id, &facts, &recipient),
+                        recipient: &recipient,
+                        status: "paused",
+                        events: "[]",
+                    },
+                )
+            };
+            test_db.conn.begin().expect("begin a");
+            other.begin().expect("begin b");
+            let first = write(&a, "ra", "u1");
+            let second = write(&b, "rb", "u2");
+            // End both transactions before asserting: a panic with one open would leave
+            // the schema's drop waiting on it.
+            for (conn, result) in [(&test_db.conn, first.is_ok()), (&other, second.is_ok())] {
+                let end = if result { "COMMIT" } else { "ROLLBACK" };
+                conn.execute_batch(end).expect("end the transaction");
+            }
+            let first = first.expect("a's run");
+            let second = second.expect("b's run, written while a's was uncommitted");
+            let positions: Vec<i64> = [&first, &second]
+                .iter()
+                .map(|id| {
+                    test_db
+                        .conn
+                        .query_row(
+                            "SELECT rowid FROM workflow_recipient_runs WHERE id = ?1",
+                            [id.as_str()],
+                            |r| r.get(0),
+                        )
+                        .expect("stored")
+                })
+                .collect();
+            assert_ne!(positions[0], positions[1], "{positions:?}");
+            // A replay still answers the stored run's id.
+            assert_eq!(write(&b, "ra", "u1").expect("replay"), first);
+        }
     }
 
     #[test]

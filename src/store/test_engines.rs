@@ -34,6 +34,15 @@ impl Drop for TestDb {
     }
 }
 
+impl TestDb {
+    /// Another connection to the same PostgreSQL schema (what a second node's writer
+    /// is); `None` on SQLite.
+    pub(crate) fn connect_again(&self) -> Option<Conn> {
+        let schema = self.schema.as_deref()?;
+        Conn::connect_postgres(&PgConfig::at(with_search_path(&postgres_url(), schema))).ok()
+    }
+}
+
 /// A fresh database on every engine this machine has, at the current schema.
 pub(crate) fn engines() -> Vec<TestDb> {
     let mut all = vec![TestDb {

@@ -11,6 +11,7 @@ use super::sql::{Conn, OptionalExtension, PgConfig};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_schema", include_str!("0001_schema.sql")),
     ("0002_leases", include_str!("0002_leases.sql")),
+    ("0003_run_positions", include_str!("0003_run_positions.sql")),
 ];
 
 /// Nodes starting at once (issue 20) must not migrate at once: every migration runs under
