@@ -33,6 +33,9 @@
 //!    receiving a `new-message` whose count includes the item. p50/p99/max, and the
 //!    items whose push arrived vs the items sent.
 //!
+//! `--triggers-to one` sends every latency trigger to node 1 (its recipients' sockets on
+//! the other nodes): one node writes, the others only push.
+//!
 //! Then, once per `--failover` entry (`LEASE_SECS` or `LEASE_SECS:RESCAN_MS`), on the
 //! largest node count (at least 2): **a node's death to its work resuming**. An object
 //! with `--fanout` subscribers, a trigger to it accepted by node 1, `kill -9` of node 1
@@ -89,6 +92,9 @@ struct Args {
     settle: Duration,
     pool_size: usize,
     analyze_secs: f64,
+    /// Latency triggers all to node 1 (its recipients' sockets on the other nodes)
+    /// instead of spread over the nodes.
+    triggers_to_one: bool,
     admin_url: String,
     nats_url: String,
     out: PathBuf,
@@ -116,6 +122,7 @@ fn parse_args() -> Args {
         settle: Duration::from_secs(if full { 3 } else { 1 }),
         pool_size: 8,
         analyze_secs: 10.0,
+        triggers_to_one: false,
         admin_url: support::DEFAULT_ADMIN_URL.to_owned(),
         nats_url: "nats://127.0.0.1:4222".to_owned(),
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-results/cluster.json"),
@@ -150,6 +157,7 @@ fn parse_args() -> Args {
                     })
                     .collect()
             }
+            "--triggers-to" => args.triggers_to_one = v == "one",
             "--analyze-secs" => args.analyze_secs = v.parse().unwrap_or(args.analyze_secs),
             "--pool-size" => args.pool_size = num(args.pool_size).max(1),
             "--database-url" => args.admin_url = v.to_owned(),
@@ -802,7 +810,7 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
     let load_started = Instant::now();
     for j in 0..n_triggers {
         ticker.tick().await;
-        let node = j % n;
+        let node = if args.triggers_to_one { 0 } else { j % n };
         let mut users = Vec::with_capacity(per);
         while users.len() < per {
             let u = cursor % s;
@@ -890,6 +898,7 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
             "load_secs": round2(load_secs),
             "items_per_sec_sent": (expected as f64 / load_secs).round(),
             "cross_node": n > 1,
+            "triggers_to": if args.triggers_to_one { "node-1" } else { "spread" },
             "items_expected": expected, "items_pushed": latencies.len(),
             "push_frames": frames.load(Ordering::Relaxed),
             "p50_ms": round2(percentile(&latencies, 0.5)),
@@ -1236,11 +1245,11 @@ fn main() {
         return actix_web::rt::System::new().block_on(serve_bare());
     }
     if let Some(limit) = open_files_limit()
-        && limit < args.sockets as u64 * 2 + 1024
+        && limit < args.sockets as u64 + 1024
     {
         eprintln!(
-            "`ulimit -n` is {limit}: too low for {} sockets (the nodes inherit it and hold one \
-             descriptor per socket too); raise it (e.g. `ulimit -n 20000`)",
+            "`ulimit -n` is {limit}: too low for {} sockets (this process holds one descriptor per socket, and so do the \
+             nodes that inherit it); raise it (e.g. `ulimit -n 20000`)",
             args.sockets
         );
         std::process::exit(2);
