@@ -316,6 +316,9 @@ impl Drop for Node {
 
 type Row = Vec<Option<String>>;
 
+/// One socket's `new-message` pushes: (the count it carried, when it arrived).
+type Pushes = Mutex<Vec<(i64, Instant)>>;
+
 /// One PostgreSQL connection on a plain thread of its own (the `postgres` client blocks
 /// on a runtime of its own); queries return their first row, every column cast to text.
 struct Sql {
@@ -760,8 +763,7 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
     let held = sockets.len();
 
     // Readers: every `new-message` on socket i is (count, when) for user i.
-    let pushes: Arc<Vec<Mutex<Vec<(i64, Instant)>>>> =
-        Arc::new((0..s).map(|_| Mutex::new(Vec::new())).collect());
+    let pushes: Arc<Vec<Pushes>> = Arc::new((0..s).map(|_| Mutex::new(Vec::new())).collect());
     let frames = Arc::new(AtomicUsize::new(0));
     let mut sinks: Vec<SplitSink<Socket, Message>> = Vec::with_capacity(held);
     let mut readers = tokio::task::JoinSet::new();
@@ -1111,6 +1113,13 @@ async fn failover(args: &Args, lease_secs: u64, rescan_ms: Option<u64>) -> Value
 
 // ---- main ------------------------------------------------------------------------------
 
+/// The machine's wall clock, for the report's start and end times (a bench's own record,
+/// not a server's time).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
 fn open_files_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
@@ -1259,7 +1268,7 @@ fn main() {
 }
 
 async fn run(args: Args) {
-    let started = chrono::Utc::now();
+    let started = wall_clock();
     eprintln!("cluster bench: {args:?}");
     let mut configs = Vec::new();
     for &n in &args.nodes {
@@ -1286,8 +1295,8 @@ async fn run(args: Args) {
     }
     print_table(&configs, &bare, &failovers);
     let report = json!({
-        "started_utc": started.to_rfc3339(),
-        "finished_utc": chrono::Utc::now().to_rfc3339(),
+        "started_utc": started,
+        "finished_utc": wall_clock(),
         "args": format!("{args:?}"),
         "configs": configs, "bare_actix_ws": bare, "failover": failovers,
     });
