@@ -20,10 +20,16 @@ pub(super) const KEY_SQL: &str = "(SELECT id FROM feeds WHERE channel_id = ? AND
      AND recipient_collection = ? AND recipient_id = ?)";
 
 /// The keys of the feeds named in a JSON array of `[channel, kind, collection, id]`, by
-/// array index; `json_each` drives the join, one probe of the feeds' unique index each.
-pub(super) const LOOKUP_SQL: &str = "SELECT CAST(j.key AS INTEGER), f.id FROM json_each(?1) j CROSS JOIN feeds f \
+/// array index (`NULL` for a feed that does not exist): one probe of the feeds' unique
+/// index per element, as a correlated scalar subquery. Written so, and not as a join of
+/// `json_each` with `feeds`, because PostgreSQL keeps a prepared statement's generic plan
+/// until the tables are analyzed again: a join planned while `feeds` was empty stayed a
+/// hash join over a sequential scan of every feed (50 ms a page at 100,000 feeds), where
+/// the subquery is an index probe whatever the statistics said (BENCHMARKS.md, issue 19).
+pub(super) const LOOKUP_SQL: &str = "SELECT CAST(j.key AS INTEGER), (SELECT f.id FROM feeds f \
      WHERE f.channel_id = j.value ->> 0 AND f.recipient_kind = j.value ->> 1 \
-     AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3";
+     AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3) \
+     FROM json_each(?1) j";
 
 /// A feed by name, borrowed from the message that belongs to it.
 pub(super) type FeedName<'a> = (&'a str, &'a RecipientRef);
@@ -47,10 +53,12 @@ pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i6
     }
     let mut lookup = db.0.prepare_cached(LOOKUP_SQL)?;
     let found = lookup.query_map([json_of(names)], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
     })?;
     for row in found {
-        let (at, key) = row?;
+        let (at, Some(key)) = row? else {
+            continue;
+        };
         if let Some(slot) = usize::try_from(at).ok().and_then(|i| keys.get_mut(i)) {
             *slot = Some(key);
         }
