@@ -140,11 +140,11 @@ fn counters_sql(
          c.unseen + t.unseen - l.unseen AS unseen FROM \
          (SELECT coalesce(sum(total), 0) AS total, coalesce(sum(unread), 0) AS unread, \
           coalesce(sum(unseen), 0) AS unseen FROM feed_counters WHERE {}) c, \
-         (SELECT count(*) AS total, coalesce(sum(read_at IS NULL), 0) AS unread, \
-          coalesce(sum(seen_at IS NULL), 0) AS unseen FROM messages INDEXED BY messages_feed \
+         (SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread, \
+          count(*) FILTER (WHERE seen_at IS NULL) AS unseen FROM messages INDEXED BY messages_feed \
           WHERE {}) t, \
-         (SELECT count(*) AS total, coalesce(sum(read_at IS NULL), 0) AS unread, \
-          coalesce(sum(seen_at IS NULL), 0) AS unseen FROM messages INDEXED BY messages_feed_expiring \
+         (SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread, \
+          count(*) FILTER (WHERE seen_at IS NULL) AS unseen FROM messages INDEXED BY messages_feed_expiring \
           WHERE {}) l",
         counted.sql(),
         tail.sql(),
@@ -157,6 +157,10 @@ fn counters_sql(
 }
 
 /// Fallback: one indexed `COUNT` over the feed's messages.
+///
+/// (Counts here and in [`counts_from_counters`] are `count(*) FILTER (WHERE …)`, which
+/// both engines have natively, rather than SQLite's `sum(flag)`, which PostgreSQL runs
+/// through an aggregate written in SQL, one function call per row.)
 pub(crate) fn counts_by_query(
     db: &Db<'_>,
     channel_id: &str,
@@ -187,8 +191,8 @@ fn by_query_sql(
         now,
     );
     let sql = format!(
-        "SELECT count(*) AS total, coalesce(sum(read_at IS NULL), 0) AS unread, \
-         coalesce(sum(seen_at IS NULL), 0) AS unseen FROM messages WHERE {}",
+        "SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread, \
+         count(*) FILTER (WHERE seen_at IS NULL) AS unseen FROM messages WHERE {}",
         w.sql()
     );
     (sql, w)
