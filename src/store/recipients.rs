@@ -97,11 +97,8 @@ pub fn get_preference_sets_by_ref(
     set_ids: &[&str],
 ) -> StoreResult<HashMap<(RecipientRef, String), Map<String, Value>>> {
     // One query per (kind, collection) among `refs` (one for a page of users): the
-    // group's ids and the set ids, as JSON arrays, drive the loop, each pair a
-    // primary-key probe (a correlated scalar subquery, `NULL` for no such set: a join
-    // planned by PostgreSQL while `preference_sets` was small stays a scan of the whole
-    // table, see `feed_keys::LOOKUP_SQL`), and each row comes back with its position in
-    // the array.
+    // group's ids as one JSON array drive the loop, each a primary-key lookup, and each
+    // row comes back with its position in the array.
     let mut groups: Vec<((&str, &str), Vec<&RecipientRef>)> = Vec::new();
     for r in refs {
         let group = (r.kind(), r.collection());
@@ -111,11 +108,11 @@ pub fn get_preference_sets_by_ref(
         }
     }
     let mut stmt = db.0.prepare_cached(
-        "SELECT CAST(r.key AS INTEGER), s.value, \
-         (SELECT p.body FROM preference_sets AS p \
-          WHERE p.recipient_kind = ?3 AND p.recipient_collection = ?4 \
-            AND p.recipient_id = r.value AND p.set_id = s.value) \
-         FROM json_each(?1) AS r CROSS JOIN (SELECT DISTINCT value FROM json_each(?2)) AS s",
+        "SELECT CAST(r.key AS INTEGER), p.set_id, p.body \
+         FROM json_each(?1) AS r CROSS JOIN preference_sets AS p \
+         WHERE p.recipient_kind = ?3 AND p.recipient_collection = ?4 \
+           AND p.recipient_id = r.value \
+           AND p.set_id IN (SELECT value FROM json_each(?2))",
     )?;
     let set_ids = serde_json::to_string(set_ids)?;
     let mut out = HashMap::new();
@@ -127,14 +124,12 @@ pub fn get_preference_sets_by_ref(
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, String>(2)?,
                 ))
             },
         )?;
         for row in rows {
-            let (at, set_id, Some(body)) = row? else {
-                continue;
-            };
+            let (at, set_id, body) = row?;
             if let Some(r) = usize::try_from(at).ok().and_then(|i| members.get(i)) {
                 out.insert(((*r).clone(), set_id), serde_json::from_str(&body)?);
             }
