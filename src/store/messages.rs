@@ -322,12 +322,12 @@ fn pg_insert_sql(rows: usize) -> &'static str {
         PG_INSERT_SIZES
             .iter()
             .map(|&n| {
-                let mut sql = String::from(concat!(
+                let mut sql = String::from(
                     "INSERT INTO messages(id, channel_id, recipient_kind, recipient_collection, \
                      recipient_id, tenant, workflow_key, workflow_version_id, workflow_categories, \
                      workflow_run_id, workflow_recipient_run_id, step_ref, actors, data, blocks, \
-                     metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) VALUES "
-                ));
+                     metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) VALUES ",
+                );
                 for r in 0..n {
                     let b = r * PG_ROW_PARAMS;
                     if r > 0 {
