@@ -45,6 +45,9 @@ struct Args {
     passes: usize,
     out: PathBuf,
     engine: Engine,
+    /// `--pg-database NAME` (PostgreSQL): use database NAME on the server, created if
+    /// missing and kept afterwards, so that later runs can measure it with `--no-seed`.
+    pg_database: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -59,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         passes: 1,
         out: PathBuf::from("bench-results/reads.json"),
         engine: Engine::from_args()?,
+        pg_database: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -78,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
             "--heavy" => args.heavy = number(value()?)?,
             "--requests" => args.requests = number(value()?)?,
             "--passes" => args.passes = number(value()?)?.max(1),
+            "--pg-database" => args.pg_database = Some(value()?),
             // Read by `Engine::from_args` and `analyze_every_from_args`.
             "--engine" | "--database-url" | "--analyze-secs" => {}
             "--no-seed" => {
@@ -94,6 +99,27 @@ fn parse_args() -> Result<Args, String> {
         i += 2;
     }
     Ok(args)
+}
+
+/// The URL of database `name` on the server of `admin_url`, creating the database when
+/// it does not exist (`--pg-database`).
+fn kept_database(admin_url: &str, name: &str) -> Result<String, String> {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("--pg-database {name}: letters, digits and _ only"));
+    }
+    let mut url = url::Url::parse(admin_url).map_err(|e| format!("{admin_url}: {e}"))?;
+    url.set_path(&format!("/{name}"));
+    let (query, create) = (
+        format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        format!("CREATE DATABASE {name}"),
+    );
+    support::on_thread(admin_url, move |client| {
+        if client.query(&query, &[])?.is_empty() {
+            client.batch_execute(&create)?;
+        }
+        Ok(())
+    })?;
+    Ok(url.to_string())
 }
 
 fn user(i: usize) -> String {
@@ -247,6 +273,7 @@ async fn run(args: Args) -> Result<Value, String> {
     let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut local = None;
     let mut database = None;
+    let mut kept_url: Option<String> = None;
     let api = match &args.url {
         Some(url) => Api {
             base: url.trim_end_matches('/').to_owned(),
@@ -259,9 +286,18 @@ async fn run(args: Args) -> Result<Value, String> {
                 .unwrap_or_else(|| temp.path().join("reads.db"));
             let mut settings = Settings::for_database(db);
             if let Engine::Postgres { admin_url } = &args.engine {
-                let created = PgDatabase::create(admin_url)?;
-                settings.database_url = Some(created.url.clone());
-                database = Some(created);
+                match &args.pg_database {
+                    Some(name) => {
+                        let url = kept_database(admin_url, name)?;
+                        settings.database_url = Some(url.clone());
+                        kept_url = Some(url);
+                    }
+                    None => {
+                        let created = PgDatabase::create(admin_url)?;
+                        settings.database_url = Some(created.url.clone());
+                        database = Some(created);
+                    }
+                }
             }
             settings.workflows = temp.path().join("no-workflows");
             settings.secret_key = Some(SECRET.into());
@@ -276,14 +312,15 @@ async fn run(args: Args) -> Result<Value, String> {
         }
     };
     if args.seed {
-        let analyzer = database
+        let db_url = database.as_ref().map(|db| db.url.clone()).or(kept_url);
+        let analyzer = db_url
             .as_ref()
             .zip(analyze_every_from_args())
-            .map(|(db, every)| Analyzer::start(&db.url, every));
+            .map(|(url, every)| Analyzer::start(url, every));
         seed(&api, &args).await?;
-        if let (Some(analyzer), Some(db)) = (analyzer, &database) {
+        if let (Some(analyzer), Some(url)) = (analyzer, &db_url) {
             let runs = analyzer.finish();
-            support::on_thread(&db.url, |c| c.batch_execute("ANALYZE"))?;
+            support::on_thread(url, |c| c.batch_execute("ANALYZE"))?;
             println!("analyzed {} times while seeding, and once after", runs);
         }
     }

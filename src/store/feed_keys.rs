@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::sql::OptionalExtension;
+use crate::store::sql::{Dialect, OptionalExtension};
 use serde_json::json;
 
 use super::{Db, StoreResult};
@@ -20,10 +20,35 @@ pub(super) const KEY_SQL: &str = "(SELECT id FROM feeds WHERE channel_id = ? AND
      AND recipient_collection = ? AND recipient_id = ?)";
 
 /// The keys of the feeds named in a JSON array of `[channel, kind, collection, id]`, by
-/// array index; `json_each` drives the join, one probe of the feeds' unique index each.
-pub(super) const LOOKUP_SQL: &str = "SELECT CAST(j.key AS INTEGER), f.id FROM json_each(?1) j CROSS JOIN feeds f \
+/// array index (`NULL` for a feed that does not exist): one probe of the feeds' unique
+/// index per element, as a correlated scalar subquery. Written so, and not as a join of
+/// `json_each` with `feeds`, because PostgreSQL keeps a prepared statement's generic plan
+/// until the tables are analyzed again: a join planned while `feeds` was empty stayed a
+/// hash join over a sequential scan of every feed (50 ms a page at 100,000 feeds), where
+/// the subquery is an index probe whatever the statistics said (BENCHMARKS.md, issue 19).
+pub(super) const LOOKUP_SQL: &str = "SELECT CAST(j.key AS INTEGER), (SELECT f.id FROM feeds f \
      WHERE f.channel_id = j.value ->> 0 AND f.recipient_kind = j.value ->> 1 \
-     AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3";
+     AND f.recipient_collection = j.value ->> 2 AND f.recipient_id = j.value ->> 3) \
+     FROM json_each(?1) j";
+
+/// [`LOOKUP_SQL`] for PostgreSQL: the same probes, driven by PostgreSQL's own
+/// `json_array_elements` rather than the `json_each` written in SQL for the shared
+/// queries (which parses the list again for each of its calls and each `->>`).
+const PG_LOOKUP_SQL: &str = "SELECT a.ord - 1, (SELECT f.id FROM feeds f \
+     WHERE f.channel_id = (a.e ->> 0) COLLATE \"C\" AND f.recipient_kind = (a.e ->> 1) COLLATE \"C\" \
+     AND f.recipient_collection = (a.e ->> 2) COLLATE \"C\" AND f.recipient_id = (a.e ->> 3) COLLATE \"C\") \
+     FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS a(e, ord)";
+
+/// Creates the feeds named in a JSON array like [`LOOKUP_SQL`]'s, each row saying which
+/// feed it is (RETURNING reports rows in no promised order).
+const INSERT_SQL: &str = "INSERT INTO feeds(channel_id, recipient_kind, recipient_collection, recipient_id) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) WHERE true \
+     RETURNING id, channel_id, recipient_kind, recipient_collection, recipient_id";
+
+/// [`INSERT_SQL`] for PostgreSQL, on its own JSON functions (see [`PG_LOOKUP_SQL`]).
+const PG_INSERT_SQL: &str = "INSERT INTO feeds(channel_id, recipient_kind, recipient_collection, recipient_id) \
+     SELECT e ->> 0, e ->> 1, e ->> 2, e ->> 3 FROM json_array_elements(CAST(?1 AS json)) AS a(e) \
+     RETURNING id, channel_id, recipient_kind, recipient_collection, recipient_id";
 
 /// A feed by name, borrowed from the message that belongs to it.
 pub(super) type FeedName<'a> = (&'a str, &'a RecipientRef);
@@ -45,12 +70,16 @@ pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i6
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let mut lookup = db.0.prepare_cached(LOOKUP_SQL)?;
+    let postgres = db.0.dialect() == Dialect::Postgres;
+    let mut lookup =
+        db.0.prepare_cached(if postgres { PG_LOOKUP_SQL } else { LOOKUP_SQL })?;
     let found = lookup.query_map([json_of(names)], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
     })?;
     for row in found {
-        let (at, key) = row?;
+        let (at, Some(key)) = row? else {
+            continue;
+        };
         if let Some(slot) = usize::try_from(at).ok().and_then(|i| keys.get_mut(i)) {
             *slot = Some(key);
         }
@@ -58,12 +87,8 @@ pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i6
     let missing: Vec<usize> = (0..names.len()).filter(|&i| keys[i].is_none()).collect();
     if !missing.is_empty() {
         let new: Vec<FeedName<'_>> = missing.iter().map(|&i| names[i]).collect();
-        // RETURNING reports rows in no promised order: each says which feed it is.
-        let mut insert = db.0.prepare_cached(
-            "INSERT INTO feeds(channel_id, recipient_kind, recipient_collection, recipient_id) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) WHERE true \
-             RETURNING id, channel_id, recipient_kind, recipient_collection, recipient_id",
-        )?;
+        let mut insert =
+            db.0.prepare_cached(if postgres { PG_INSERT_SQL } else { INSERT_SQL })?;
         let created: HashMap<[String; 4], i64> = insert
             .query_map([json_of(&new)], |r| {
                 Ok(([r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?], r.get(0)?))

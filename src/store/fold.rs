@@ -65,10 +65,13 @@ pub fn fold(db: &Db<'_>, limit: i64) -> StoreResult<Progress> {
         .min(before.newest);
     // One row per (feed, tenant) of the chunk, even when it counts nothing: a counter row
     // also says the recipient had items in that tenant (`recipients::objects`).
+    // `count(*) FILTER`, native on both engines, not `sum(flag)`: PostgreSQL runs
+    // `sum(boolean)` through an aggregate written in SQL, a function call per row.
     db.0.prepare_cached(
         "INSERT INTO feed_counters(feed, tenant, total, unread, unseen) \
-         SELECT feed, coalesce(tenant, ''), sum(counted), sum(counted AND read_at IS NULL), \
-         sum(counted AND seen_at IS NULL) FROM \
+         SELECT feed, coalesce(tenant, ''), count(*) FILTER (WHERE counted), \
+         count(*) FILTER (WHERE counted AND read_at IS NULL), \
+         count(*) FILTER (WHERE counted AND seen_at IS NULL) FROM \
          (SELECT feed, tenant, read_at, seen_at, \
           (archived_at IS NULL AND snoozed_until IS NULL AND expired = 0) AS counted \
           FROM messages WHERE seq > ?1 AND seq <= ?2) AS chunk \

@@ -608,3 +608,50 @@ fn an_object_is_of_a_tenant_from_its_tail_and_its_counters() {
         assert!(listed(&db, "initech").is_empty());
     }
 }
+
+#[test]
+fn a_run_of_plain_messages_is_written_in_page_order_and_replays_are_left_out() {
+    for test_db in crate::store::test_engines::engines() {
+        let engine = test_db.engine;
+        let db = Db::on(&test_db.conn);
+        let user = users()[0].clone();
+        // Written before: its (recipient run, step) makes the page's replay a conflict.
+        messages::insert(&db, &new_message(0, "chan", user.clone(), None)).expect("insert");
+        let mut page: Vec<NewMessage> = (1..=26)
+            .map(|i| new_message(i, "chan", users()[i % 3].clone(), TENANTS[i % 3]))
+            .collect();
+        // A replay of message 0 under a new id, and a second message with message 3's id
+        // in the same statement: neither is stored or returned.
+        let mut replay = new_message(0, "chan", user.clone(), None);
+        replay.id = "replay".into();
+        page.insert(10, replay);
+        let mut twin = new_message(3, "other", user, None);
+        twin.workflow_recipient_run_id = "rr-twin".into();
+        page.insert(4, twin);
+        // 28 messages: statements of 20, 5, 1, 1 and 1 rows on PostgreSQL.
+        let mut prepared: Vec<_> = page
+            .into_iter()
+            .map(|m| m.prepare().expect("prepare"))
+            .collect();
+        messages::resolve_feeds(&db, prepared.iter_mut()).expect("resolve");
+        let mut rows = Vec::new();
+        messages::insert_page(&db, prepared, &mut rows).expect("insert page");
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let expected: Vec<String> = (1..=26).map(|i| format!("m{i:04}")).collect();
+        assert_eq!(ids, expected, "{engine}: the new messages, in page order");
+        assert!(
+            rows.windows(2).all(|w| w[0].seq < w[1].seq),
+            "{engine}: sequence numbers follow the page"
+        );
+        for row in &rows {
+            let stored = messages::get(&db, &row.id).expect("get").expect("stored");
+            assert_eq!(stored.seq, row.seq, "{engine}: {}", row.id);
+            assert_eq!(stored.recipient, row.recipient, "{engine}: {}", row.id);
+            assert_eq!(stored.tenant, row.tenant, "{engine}: {}", row.id);
+        }
+        let stored: i64 =
+            db.0.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+                .expect("count");
+        assert_eq!(stored, 27, "{engine}: message 0 and the page's 26");
+    }
+}

@@ -7,9 +7,10 @@
 //! function here that changes a message at or below the watermark adjusts the counters in
 //! the same transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::store::sql::{Dialect, OptionalExtension, params};
+use crate::store::sql::{Dialect, OptionalExtension, ToValue, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult, feed_keys};
@@ -263,12 +264,13 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
             .optional()?
         }
     };
-    let Some(seq) = seq else {
-        return Ok(None);
-    };
-    // The row as stored, built from what was inserted rather than read back: reading it
-    // would parse the run's data once more per message.
-    let row = MessageRow {
+    Ok(seq.map(|seq| stored_row(m, seq)))
+}
+
+/// The row as stored, built from what was inserted rather than read back: reading it
+/// would parse the run's data once more per message.
+fn stored_row(m: NewMessage, seq: i64) -> MessageRow {
+    MessageRow {
         seq,
         id: m.id,
         channel_id: m.channel_id,
@@ -298,8 +300,154 @@ pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<Me
         expired: false,
         snoozed_until: None,
         pinned_at: m.pinned_at,
-    };
-    Ok(Some(row))
+    }
+}
+
+/// Rows per multi-row message insert on PostgreSQL, largest first: a run of `n` plain
+/// messages is written with as few statements of these sizes as fit (a fan-out page of
+/// 100 or 500 targets, `engine::audience`, is one statement). Fixed sizes, so that each
+/// statement is prepared once per connection; 500 rows bind 10,000 parameters, well under
+/// PostgreSQL's 65,535.
+const PG_INSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
+
+/// Parameters bound per message row of [`insert_page`]'s statements.
+const PG_ROW_PARAMS: usize = 20;
+
+/// The multi-row insert of `rows` messages (see [`PG_INSERT_SIZES`]): the messages that
+/// were new come back as `(id, seq)`, the replays (a conflict on `id` or on (recipient
+/// run, step)) not at all.
+fn pg_insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        PG_INSERT_SIZES
+            .iter()
+            .map(|&n| {
+                let mut sql = String::from(
+                    "INSERT INTO messages(id, channel_id, recipient_kind, recipient_collection, \
+                     recipient_id, tenant, workflow_key, workflow_version_id, workflow_categories, \
+                     workflow_run_id, workflow_recipient_run_id, step_ref, actors, data, blocks, \
+                     metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) VALUES ",
+                );
+                for r in 0..n {
+                    let b = r * PG_ROW_PARAMS;
+                    if r > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for i in 1..=15 {
+                        sql.push_str(&format!("?{}, ", b + i));
+                    }
+                    sql.push_str(&format!(
+                        "'{{}}', ?{0}, ?{0}, ?{1}, ?{2}, ?{3}, ?{4})",
+                        b + 16,
+                        b + 17,
+                        b + 18,
+                        b + 19,
+                        b + 20
+                    ));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING RETURNING id, seq");
+                sql
+            })
+            .collect()
+    });
+    let at = PG_INSERT_SIZES
+        .iter()
+        .position(|&n| n == rows)
+        .unwrap_or(PG_INSERT_SIZES.len() - 1);
+    &all[at]
+}
+
+/// Inserts a run of plain messages (a fan-out page's, feed keys resolved by
+/// [`resolve_feeds`]) in order, as [`insert_prepared`] does one by one, and appends the
+/// rows that were new to `rows` (replays are left out: exactly-once after a crash).
+///
+/// SQLite inserts them one by one (an in-process call each, and `INSERT OR IGNORE` is
+/// its cheapest form: see [`insert_prepared`]). PostgreSQL takes them in multi-row
+/// statements ([`PG_INSERT_SIZES`]): one round trip per statement instead of one per
+/// message, which bounded its fan-out at a tenth of the raw insert rate (BENCHMARKS.md,
+/// issue 19). Each row's values are in page order, so sequence numbers follow the page.
+pub fn insert_page(
+    db: &Db<'_>,
+    mut page: Vec<PreparedMessage>,
+    rows: &mut Vec<MessageRow>,
+) -> StoreResult<()> {
+    if db.0.dialect() == Dialect::Sqlite {
+        for message in page {
+            if let Some(row) = insert_prepared(db, message)? {
+                rows.push(row);
+            }
+        }
+        return Ok(());
+    }
+    for p in &mut page {
+        if p.feed.is_none() {
+            p.feed = Some(feed_keys::ensure(
+                db,
+                &p.message.channel_id,
+                &p.message.recipient,
+            )?);
+        }
+    }
+    let mut seqs: Vec<Option<i64>> = Vec::with_capacity(page.len());
+    let mut rest = page.as_slice();
+    while !rest.is_empty() {
+        let n = PG_INSERT_SIZES
+            .iter()
+            .copied()
+            .find(|&n| n <= rest.len())
+            .unwrap_or(1);
+        let (chunk, after) = rest.split_at(n);
+        rest = after;
+        // The values computed from a message (recipient columns, blocks' JSON), kept
+        // here for the statement to borrow.
+        let computed = chunk
+            .iter()
+            .map(|p| {
+                let r = &p.message.recipient;
+                Ok([r.kind(), r.collection(), r.id(), p.message.blocks.json()?])
+            })
+            .collect::<StoreResult<Vec<[&str; 4]>>>()?;
+        let mut values: Vec<&dyn ToValue> = Vec::with_capacity(n * PG_ROW_PARAMS);
+        for (p, [kind, collection, recipient_id, blocks]) in chunk.iter().zip(&computed) {
+            let m = &p.message;
+            values.extend([
+                &m.id as &dyn ToValue,
+                &m.channel_id,
+                kind,
+                collection,
+                recipient_id,
+                &m.tenant,
+                &m.workflow_key,
+                &m.workflow_version_id,
+                &p.categories,
+                &m.workflow_run_id,
+                &m.workflow_recipient_run_id,
+                &m.step_ref,
+                &p.actors,
+                &p.data,
+                blocks,
+                &m.inserted_at,
+                &p.batch,
+                &m.expires_at,
+                &m.pinned_at,
+                &p.feed,
+            ]);
+        }
+        let mut stmt = db.0.prepare_cached(pg_insert_sql(n))?;
+        let mut inserted: HashMap<String, i64> = stmt
+            .query_map(values.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        // A message id seen twice in one chunk is stored once: `remove` hands its
+        // sequence number to the first only.
+        seqs.extend(chunk.iter().map(|p| inserted.remove(&p.message.id)));
+    }
+    rows.extend(
+        page.into_iter()
+            .zip(seqs)
+            .filter_map(|(p, seq)| seq.map(|seq| stored_row(p.message, seq))),
+    );
+    Ok(())
 }
 
 /// Loads one message by id.

@@ -282,10 +282,15 @@ pub fn without_recipient_runs<T>(
             None => groups.push((group, vec![i])),
         }
     }
+    // The probes are correlated scalar subqueries, not `WHERE EXISTS`: PostgreSQL turns
+    // an EXISTS into a semi-join, whose generic plan made while the table was small
+    // stays a scan of the whole table until the next ANALYZE (see
+    // `feed_keys::LOOKUP_SQL`); a scalar subquery stays an index probe per element.
     let mut stmt = db.0.prepare_cached(
-        "SELECT CAST(j.key AS INTEGER) FROM json_each(?2) j WHERE EXISTS(\
+        "SELECT k FROM (SELECT CAST(j.key AS INTEGER) AS k, (\
          SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
-         AND recipient_kind = ?3 AND recipient_collection = ?4 AND recipient_id = j.value)",
+         AND recipient_kind = ?3 AND recipient_collection = ?4 AND recipient_id = j.value \
+         LIMIT 1) AS hit FROM json_each(?2) j) AS probed WHERE hit IS NOT NULL",
     )?;
     let mut reached = vec![false; firsts.len()];
     for ((kind, collection), positions) in &groups {
@@ -315,8 +320,9 @@ pub fn without_recipient_runs<T>(
             .map(|item| ids::recipient_run_id(run_id, started, key(item)))
             .collect();
         let mut stmt = db.0.prepare_cached(
-            "SELECT CAST(j.key AS INTEGER) FROM json_each(?1) j WHERE EXISTS(\
-             SELECT 1 FROM messages WHERE workflow_recipient_run_id = j.value)",
+            "SELECT k FROM (SELECT CAST(j.key AS INTEGER) AS k, (\
+             SELECT 1 FROM messages WHERE workflow_recipient_run_id = j.value LIMIT 1) AS hit \
+             FROM json_each(?1) j) AS probed WHERE hit IS NOT NULL",
         )?;
         for index in stmt.query_map([serde_json::to_string(&rr_ids)?], |row| {
             row.get::<_, i64>(0)

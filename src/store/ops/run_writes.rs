@@ -211,9 +211,15 @@ where
             PageEntry::Decided(_) => &mut [],
         }),
     )?;
+    // Plain messages wait here until a decided entry or the page's end, to be written
+    // together in page order (one statement per run of them on PostgreSQL).
+    let mut plain: Vec<PreparedMessage> = Vec::new();
     for entry in entries {
         match entry {
             PageEntry::Decided(plan) => {
+                if !plain.is_empty() {
+                    messages::insert_page(db, std::mem::take(&mut plain), rows)?;
+                }
                 let facts = match &facts {
                     Some(facts) => facts,
                     None => facts.insert(runs::run_facts(db, run_id)?),
@@ -221,16 +227,10 @@ where
                 let write = decide(db, run_id, plan)?;
                 write_new(db, run_id, facts, write, rows)?;
             }
-            PageEntry::Plain(messages) => {
-                for message in messages {
-                    if let Some(row) = messages::insert_prepared(db, message)? {
-                        rows.push(row);
-                    }
-                }
-            }
+            PageEntry::Plain(messages) => plain.extend(messages),
         }
     }
-    Ok(())
+    messages::insert_page(db, plain, rows)
 }
 
 /// A first pass: the recipient run (with its events and resume state), its batch joins,

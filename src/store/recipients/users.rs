@@ -51,21 +51,26 @@ pub fn get_users(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    // The JSON list drives the loop; each id is a primary-key lookup.
+    // The JSON list drives the loop; each id is a primary-key probe, as correlated
+    // scalar subqueries (`NULL` for a missing user) rather than a join: PostgreSQL's
+    // generic plan of a join made while `users` was small stays a scan of the whole
+    // table until the next ANALYZE (see `feed_keys::LOOKUP_SQL`).
     let mut stmt = db.0.prepare_cached(
-        "SELECT u.id, u.properties, u.updated_at FROM json_each(?1) AS r \
-         CROSS JOIN users AS u WHERE u.id = r.value",
+        "SELECT r.value, (SELECT u.properties FROM users u WHERE u.id = r.value), \
+         (SELECT u.updated_at FROM users u WHERE u.id = r.value) FROM json_each(?1) AS r",
     )?;
     let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
         Ok((
             r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
         ))
     })?;
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for row in rows {
-        let (id, props, updated_at) = row?;
+        let (id, Some(props), Some(updated_at)) = row? else {
+            continue;
+        };
         let (props, updated_at) = parse_stored((props, updated_at))?;
         let user = wire(&id, props, updated_at);
         out.insert(id, user);
