@@ -81,25 +81,6 @@ pub(crate) fn counts_from_counters(
     tenant_restriction: Option<&[String]>,
     now: &str,
 ) -> StoreResult<FeedCounts> {
-    let (sql, all) = counters_sql(channel_id, recipient, filters, tenant_restriction, now);
-    let (total, unread, unseen) = totals(db, &sql, &all)?;
-    Ok(FeedCounts::from_scope(
-        filters.status,
-        total,
-        unread,
-        unseen,
-    ))
-}
-
-/// [`counts_from_counters`]' statement: one row of the scope's `total`, `unread` and
-/// `unseen`, and its parameters.
-fn counters_sql(
-    channel_id: &str,
-    recipient: &RecipientRef,
-    filters: &FeedFilters,
-    tenant_restriction: Option<&[String]>,
-    now: &str,
-) -> (String, Where) {
     use crate::store::sql::Value as SqlValue;
     const WATERMARK: &str = "(SELECT folded_through FROM feed_fold)";
     let mut counted = Where::default();
@@ -136,8 +117,8 @@ fn counters_sql(
         tenant_restriction,
     );
     let sql = format!(
-        "SELECT c.total + t.total - l.total AS total, c.unread + t.unread - l.unread AS unread, \
-         c.unseen + t.unseen - l.unseen AS unseen FROM \
+        "SELECT c.total + t.total - l.total, c.unread + t.unread - l.unread, \
+         c.unseen + t.unseen - l.unseen FROM \
          (SELECT coalesce(sum(total), 0) AS total, coalesce(sum(unread), 0) AS unread, \
           coalesce(sum(unseen), 0) AS unseen FROM feed_counters WHERE {}) c, \
          (SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread, \
@@ -153,7 +134,13 @@ fn counters_sql(
     let mut all = counted;
     all.params.extend(tail.params);
     all.params.extend(lapsed.params);
-    (sql, all)
+    let (total, unread, unseen) = totals(db, &sql, &all)?;
+    Ok(FeedCounts::from_scope(
+        filters.status,
+        total,
+        unread,
+        unseen,
+    ))
 }
 
 /// Fallback: one indexed `COUNT` over the feed's messages.
@@ -169,19 +156,6 @@ pub(crate) fn counts_by_query(
     tenant_restriction: Option<&[String]>,
     now: &str,
 ) -> StoreResult<FeedCounts> {
-    let (sql, w) = by_query_sql(channel_id, recipient, filters, tenant_restriction, now);
-    let (all, unread, unseen) = totals(db, &sql, &w)?;
-    Ok(FeedCounts::from_scope(filters.status, all, unread, unseen))
-}
-
-/// [`counts_by_query`]' statement (columns as [`counters_sql`]'s) and its parameters.
-fn by_query_sql(
-    channel_id: &str,
-    recipient: &RecipientRef,
-    filters: &FeedFilters,
-    tenant_restriction: Option<&[String]>,
-    now: &str,
-) -> (String, Where) {
     let w = feed_sql::view(
         channel_id,
         recipient,
@@ -195,7 +169,8 @@ fn by_query_sql(
          count(*) FILTER (WHERE seen_at IS NULL) AS unseen FROM messages WHERE {}",
         w.sql()
     );
-    (sql, w)
+    let (all, unread, unseen) = totals(db, &sql, &w)?;
+    Ok(FeedCounts::from_scope(filters.status, all, unread, unseen))
 }
 
 fn totals(db: &Db<'_>, sql: &str, w: &Where) -> StoreResult<(i64, i64, i64)> {
@@ -260,92 +235,8 @@ pub fn page(
     page_in(db, &scope, bounds)
 }
 
-/// A page of a feed view and its counts, as [`page`] and [`counts`] return them, in ONE
-/// statement where the view allows (every status but `snoozed`, whose counts take two):
-/// the counts' one row joined with the page's rows. One statement reads one snapshot,
-/// so the two agree without a transaction around them; and on PostgreSQL every
-/// statement is a round trip, the bulk of a feed read's time (BENCHMARKS.md, issue 19).
-/// A page that is not the first still probes whether newer items exist, in a statement
-/// of its own ([`page_in`]), so only a first page is complete in one statement: see
-/// [`needs_snapshot`].
-pub fn page_and_counts(
-    db: &Db<'_>,
-    channel_id: &str,
-    recipient: &RecipientRef,
-    filters: &FeedFilters,
-    tenant_restriction: Option<&[String]>,
-    bounds: PageBounds,
-    now: &str,
-) -> StoreResult<(FeedPage, FeedCounts)> {
-    if filters.status == StatusFilter::Snoozed {
-        let page = page(
-            db,
-            channel_id,
-            recipient,
-            filters,
-            tenant_restriction,
-            bounds,
-            now,
-        )?;
-        let counts = counts(db, channel_id, recipient, filters, tenant_restriction, now)?;
-        return Ok((page, counts));
-    }
-    let (count_sql, mut w) = if filters.counter_scope() {
-        counters_sql(channel_id, recipient, filters, tenant_restriction, now)
-    } else {
-        by_query_sql(channel_id, recipient, filters, tenant_restriction, now)
-    };
-    let scope = feed_sql::view(
-        channel_id,
-        recipient,
-        filters,
-        tenant_restriction,
-        true,
-        now,
-    );
-    let (page_sql, page_params, order, limit) = page_sql(&scope, bounds);
-    // The page's columns first, so that `row_to_message` reads them where it always
-    // does; an empty page is one row of counts with NULL message columns.
-    let sql = format!(
-        "SELECT p.*, c.total, c.unread, c.unseen FROM ({count_sql}) c \
-         LEFT JOIN ({page_sql}) p ON 1=1 ORDER BY p.seq {order}"
-    );
-    w.params.extend(page_params);
-    let mut stmt = db.0.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(w.params.iter()))?;
-    let mut items = Vec::new();
-    let mut scope_counts: (i64, i64, i64) = (0, 0, 0);
-    while let Some(row) = rows.next()? {
-        scope_counts = (
-            row.get(COLUMNS)?,
-            row.get(COLUMNS + 1)?,
-            row.get(COLUMNS + 2)?,
-        );
-        if row.get::<_, Option<i64>>(0)?.is_some() {
-            items.push(row_to_message(&row)?);
-        }
-    }
-    let (all, unread, unseen) = scope_counts;
-    let counts = FeedCounts::from_scope(filters.status, all, unread, unseen);
-    Ok((finish_page(db, &scope, bounds, items, limit)?, counts))
-}
-
-/// Whether a feed read of `bounds` needs a read transaction around its statements for
-/// its page and counts to agree: only a first page (no cursor) comes whole out of
-/// [`page_and_counts`]' one statement.
-pub fn needs_snapshot(filters: &FeedFilters, bounds: PageBounds) -> bool {
-    filters.status == StatusFilter::Snoozed || bounds.after.is_some() || bounds.before.is_some()
-}
-
-/// The number of columns in [`MESSAGE_COLUMNS`].
-const COLUMNS: usize = 29;
-
-/// The page statement over `scope` (parameters: `scope`'s, the bounds', the limit), its
-/// order and its page size.
-fn page_sql(
-    scope: &Where,
-    bounds: PageBounds,
-) -> (String, Vec<crate::store::sql::Value>, &'static str, i64) {
+/// Pages through the messages `scope` selects, by `seq`. Shared with the messages API.
+pub(super) fn page_in(db: &Db<'_>, scope: &Where, bounds: PageBounds) -> StoreResult<FeedPage> {
     use crate::store::sql::Value as SqlValue;
     let limit = i64::from(bounds.page_size.max(1));
     let mut w = Where::default();
@@ -367,29 +258,10 @@ fn page_sql(
     );
     let mut params = w.params;
     params.push(SqlValue::Integer(limit + 1));
-    (sql, params, order, limit)
-}
-
-/// Pages through the messages `scope` selects, by `seq`. Shared with the messages API.
-pub(super) fn page_in(db: &Db<'_>, scope: &Where, bounds: PageBounds) -> StoreResult<FeedPage> {
-    let (sql, params, _, limit) = page_sql(scope, bounds);
-    let items: Vec<MessageRow> =
+    let mut items: Vec<MessageRow> =
         db.0.prepare_cached(&sql)?
             .query_map(params_from_iter(params.iter()), row_to_message)?
             .collect::<Result<_, _>>()?;
-    finish_page(db, scope, bounds, items, limit)
-}
-
-/// A page from up to `limit + 1` rows read in the page's order: trimmed to `limit`,
-/// newest first, with whether older and newer items exist in `scope`.
-fn finish_page(
-    db: &Db<'_>,
-    scope: &Where,
-    bounds: PageBounds,
-    mut items: Vec<MessageRow>,
-    limit: i64,
-) -> StoreResult<FeedPage> {
-    use crate::store::sql::Value as SqlValue;
     let overflow = items.len() as i64 > limit;
     items.truncate(limit as usize);
     let exists = |op: &str, seq: i64| -> StoreResult<bool> {
@@ -412,10 +284,9 @@ fn finish_page(
         };
         (older, overflow)
     } else {
-        // A first page starts at the newest item of the view: nothing is newer.
         let newer = match items.first() {
-            Some(first) if bounds.after.is_some() => exists(">", first.seq)?,
-            _ => false,
+            Some(first) => exists(">", first.seq)?,
+            None => false,
         };
         (overflow, newer)
     };

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::model::entities::Entity;
 use crate::model::{FeedFilters, FeedQuery, RecipientRef};
 use crate::store::feeds::{self, FeedCounts, FeedPage, PageBounds};
-use crate::store::sql::Dialect;
 use crate::store::{Db, Store, StoreResult, channels, recipients};
 
 /// Everything one feed response needs, read in one snapshot.
@@ -24,9 +23,9 @@ pub struct FeedView {
 pub type CountJob = ((String, RecipientRef), FeedFilters, Option<Arc<[String]>>);
 
 impl Store {
-    /// The page, counts and recipients of one feed view at `now`, a page and its counts
-    /// seeing the same commits (one statement, or one read transaction); `None` when
-    /// the channel is unknown.
+    /// The page, counts and recipients of one feed view at `now`, in one read
+    /// transaction (a page and its counts see the same commits); `None` when the
+    /// channel is unknown.
     pub(crate) async fn feed_view(
         &self,
         channel: String,
@@ -36,7 +35,7 @@ impl Store {
         now: String,
     ) -> StoreResult<Option<FeedView>> {
         self.read(move |db| {
-            let read = |db: &Db<'_>| {
+            feeds::snapshot(db, |db| {
                 read_feed(
                     db,
                     &channel,
@@ -45,18 +44,7 @@ impl Store {
                     restriction.as_deref(),
                     &now,
                 )
-            };
-            // On PostgreSQL a transaction costs two round trips (BEGIN, COMMIT): a first
-            // page, whose page and counts are one statement, goes without (its
-            // recipients are read a moment after, which a name on a feed item can
-            // afford). SQLite's transaction is in-process and keeps everything together.
-            let bounds = bounds_of(&query);
-            if db.0.dialect() == Dialect::Postgres && !feeds::needs_snapshot(&query.filters, bounds)
-            {
-                read(db)
-            } else {
-                feeds::snapshot(db, read)
-            }
+            })
         })
         .await
     }
@@ -96,29 +84,27 @@ fn read_feed(
     let Some(channel) = channels::find(db, channel)? else {
         return Ok(None);
     };
-    let (page, counts) = feeds::page_and_counts(
+    let bounds = PageBounds {
+        page_size: query.page_size,
+        after: query.after,
+        before: query.before,
+    };
+    let page = feeds::page(
         db,
         &channel.id,
         recipient,
         &query.filters,
         restriction,
-        bounds_of(query),
+        bounds,
         now,
     )?;
+    let counts = feeds::counts(db, &channel.id, recipient, &query.filters, restriction, now)?;
     let recipients = load_recipients(db, &page, recipient)?;
     Ok(Some(FeedView {
         page,
         counts,
         recipients,
     }))
-}
-
-fn bounds_of(query: &FeedQuery) -> PageBounds {
-    PageBounds {
-        page_size: query.page_size,
-        after: query.after,
-        before: query.before,
-    }
 }
 
 /// The page's actors and (for rich activities) its recipient, each once.
