@@ -52,8 +52,11 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`, where the bench may CREATE DATABASE)
 //! and NATS (`--nats-url`, default `nats://127.0.0.1:4222`).
 
+#[path = "support/bare_ws.rs"]
+mod bare_ws;
 #[path = "support/mod.rs"]
 mod support;
+use bare_ws::serve_bare;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -918,51 +921,6 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
 }
 
 // ---- the bare baseline (child process) ---------------------------------------------------
-
-/// actix-ws's echo example and nothing else, as in `benches/sockets.rs`; prints `PORT n`
-/// once listening and stops when stdin closes.
-async fn serve_bare() {
-    use actix_web::{App, HttpRequest, HttpServer, web};
-
-    async fn ws(
-        req: HttpRequest,
-        body: web::Payload,
-    ) -> actix_web::Result<actix_web::HttpResponse> {
-        let (response, mut session, mut stream) = actix_ws::handle(&req, body)?;
-        actix_web::rt::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                let sent = match msg {
-                    actix_ws::Message::Text(text) => session.text(text).await,
-                    actix_ws::Message::Ping(bytes) => session.pong(&bytes).await,
-                    actix_ws::Message::Close(_) => break,
-                    _ => Ok(()),
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-            let _ = session.close(None).await;
-        });
-        Ok(response)
-    }
-
-    let server = HttpServer::new(|| App::new().route("/ws/v1/websocket", web::get().to(ws)))
-        .bind(("127.0.0.1", 0))
-        .expect("bind");
-    let port = server.addrs()[0].port();
-    let server = server.run();
-    println!("PORT {port}");
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    let _ = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
-            line.clear();
-        }
-    })
-    .await;
-    handle.stop(false).await;
-}
 
 async fn bare_baseline(args: &Args) -> Value {
     use std::io::{BufRead, BufReader};
