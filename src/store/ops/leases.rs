@@ -93,9 +93,7 @@ impl Store {
     }
 
     fn lease_times(&self, lease: Duration) -> (String, String) {
-        let now = self.readers.clock().now_utc();
-        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-        (crate::clock::format(until), crate::clock::format(now))
+        lease_times_at(self.readers.clock().now_utc(), lease)
     }
 
     /// Takes or renews the cluster-wide lease `name`; whether this node holds it.
@@ -103,9 +101,11 @@ impl Store {
         let Some(node) = self.node.clone() else {
             return Ok(true);
         };
-        let (until, now) = self.lease_times(node.lease);
-        self.write(move |db| leases::hold(db, name, &node.node_id, &until, &now))
-            .await
+        self.write(move |db| {
+            let (until, now) = lease_times_at(db.now_utc(), node.lease);
+            leases::hold(db, name, &node.node_id, &until, &now)
+        })
+        .await
     }
 
     /// Gives lease `name` back (graceful shutdown).
@@ -123,9 +123,11 @@ impl Store {
         let Some(node) = self.node.clone() else {
             return Ok(Vec::new());
         };
-        let (until, now) = self.lease_times(node.lease);
-        self.write(move |db| leases::renew_runs(db, &node.node_id, &runs, &until, &now))
-            .await
+        self.write(move |db| {
+            let (until, now) = lease_times_at(db.now_utc(), node.lease);
+            leases::renew_runs(db, &node.node_id, &runs, &until, &now)
+        })
+        .await
     }
 
     /// Gives back every run lease of this node (graceful shutdown).
@@ -144,9 +146,11 @@ impl Store {
         let Some(node) = self.node.clone() else {
             return self.queued_runs_among(ids).await;
         };
-        let (until, now) = self.lease_times(node.lease);
         let mine = self
-            .write(move |db| leases::claim_among(db, &node.node_id, &ids, &until, &now))
+            .write(move |db| {
+                let (until, now) = lease_times_at(db.now_utc(), node.lease);
+                leases::claim_among(db, &node.node_id, &ids, &until, &now)
+            })
             .await?;
         self.queued_runs_among(mine).await
     }
@@ -175,8 +179,19 @@ impl Store {
             };
             return Ok((page, end));
         };
-        let (until, now) = self.lease_times(node.lease);
-        self.write(move |db| leases::claim_queued(db, &node.node_id, after, limit, &until, &now))
-            .await
+        self.write(move |db| {
+            let (until, now) = lease_times_at(db.now_utc(), node.lease);
+            leases::claim_queued(db, &node.node_id, after, limit, &until, &now)
+        })
+        .await
     }
+}
+
+/// A lease of `lease` taken at `now`: (until, now) as stored. Lease writes compute it
+/// inside the write, when it runs, not when it was queued: a renewal waiting behind
+/// fan-out pages in the writer's queue would otherwise store an `until` already partly
+/// spent, and a busy node could let its own leases lapse.
+fn lease_times_at(now: chrono::DateTime<chrono::Utc>, lease: Duration) -> (String, String) {
+    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    (crate::clock::format(until), crate::clock::format(now))
 }
