@@ -204,66 +204,62 @@ pub fn insert(db: &Db<'_>, m: &NewMessage) -> StoreResult<Option<MessageRow>> {
     insert_prepared(db, m.clone().prepare()?)
 }
 
-/// The columns and values of a message insert (each engine adds its conflict clause).
-macro_rules! insert_message {
+/// The head of a message insert, up to `VALUES`: one column list for SQLite's single-row
+/// insert and PostgreSQL's multi-row ones ([`pg_insert_sql`]).
+macro_rules! insert_message_head {
     () => {
         "INTO messages(id, channel_id, recipient_kind, recipient_collection, recipient_id, tenant, \
      workflow_key, workflow_version_id, workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, \
-     actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, ?17, ?18, ?19, ?20)"
+     actors, data, blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) VALUES "
     };
 }
 
 /// [`insert`] of a message serialized beforehand; the returned row takes the message's
 /// values over instead of copying them.
 pub fn insert_prepared(db: &Db<'_>, p: PreparedMessage) -> StoreResult<Option<MessageRow>> {
+    if db.0.dialect() == Dialect::Postgres {
+        // The one-row case of the page insert: one statement and one value list.
+        let mut rows = Vec::with_capacity(1);
+        insert_page(db, vec![p], &mut rows)?;
+        return Ok(rows.pop());
+    }
     let m = p.message;
     let feed = match p.feed {
         Some(key) => key,
         None => feed_keys::ensure(db, &m.channel_id, &m.recipient)?,
     };
-    let values = params![
-        m.id,
-        m.channel_id,
-        m.recipient.kind(),
-        m.recipient.collection(),
-        m.recipient.id(),
-        m.tenant,
-        m.workflow_key,
-        m.workflow_version_id,
-        p.categories,
-        m.workflow_run_id,
-        m.workflow_recipient_run_id,
-        m.step_ref,
-        p.actors,
-        p.data,
-        m.blocks.json()?,
-        m.inserted_at,
-        p.batch,
-        m.expires_at,
-        m.pinned_at,
-        feed,
-    ];
-    let seq: Option<i64> = match db.0.dialect() {
-        // `INSERT OR IGNORE` and the rowid it made: a `RETURNING` clause gives every
-        // insert a statement journal, which cost SQLite 2.4x the CPU per item
-        // (BENCHMARKS.md, issue 19).
-        Dialect::Sqlite => {
-            let inserted =
-                db.0.prepare_cached(concat!("INSERT OR IGNORE ", insert_message!()))?
-                    .execute(values)?;
-            (inserted == 1).then(|| db.0.last_insert_rowid()).flatten()
-        }
-        Dialect::Postgres => {
-            db.0.prepare_cached(concat!(
-                "INSERT ",
-                insert_message!(),
-                " ON CONFLICT DO NOTHING RETURNING seq"
-            ))?
-            .query_row(values, |r| r.get(0))
-            .optional()?
-        }
-    };
+    // `INSERT OR IGNORE` and the rowid it made: a `RETURNING` clause gives every insert a
+    // statement journal, which cost SQLite 2.4x the CPU per item (BENCHMARKS.md, issue 19).
+    let inserted =
+        db.0.prepare_cached(concat!(
+            "INSERT OR IGNORE ",
+            insert_message_head!(),
+            "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '{}', ?16, ?16, \
+             ?17, ?18, ?19, ?20)"
+        ))?
+        .execute(params![
+            m.id,
+            m.channel_id,
+            m.recipient.kind(),
+            m.recipient.collection(),
+            m.recipient.id(),
+            m.tenant,
+            m.workflow_key,
+            m.workflow_version_id,
+            p.categories,
+            m.workflow_run_id,
+            m.workflow_recipient_run_id,
+            m.step_ref,
+            p.actors,
+            p.data,
+            m.blocks.json()?,
+            m.inserted_at,
+            p.batch,
+            m.expires_at,
+            m.pinned_at,
+            feed,
+        ])?;
+    let seq = (inserted == 1).then(|| db.0.last_insert_rowid()).flatten();
     Ok(seq.map(|seq| stored_row(m, seq)))
 }
 
@@ -322,12 +318,7 @@ fn pg_insert_sql(rows: usize) -> &'static str {
         PG_INSERT_SIZES
             .iter()
             .map(|&n| {
-                let mut sql = String::from(
-                    "INSERT INTO messages(id, channel_id, recipient_kind, recipient_collection, \
-                     recipient_id, tenant, workflow_key, workflow_version_id, workflow_categories, \
-                     workflow_run_id, workflow_recipient_run_id, step_ref, actors, data, blocks, \
-                     metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) VALUES ",
-                );
+                let mut sql = String::from(concat!("INSERT ", insert_message_head!()));
                 for r in 0..n {
                     let b = r * PG_ROW_PARAMS;
                     if r > 0 {
