@@ -102,6 +102,7 @@ struct Args {
     nats_url: String,
     out: PathBuf,
     serve_bare: bool,
+    node_env: Vec<(String, String)>,
 }
 
 fn parse_args() -> Args {
@@ -130,6 +131,7 @@ fn parse_args() -> Args {
         nats_url: "nats://127.0.0.1:4222".to_owned(),
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-results/cluster.json"),
         serve_bare: argv.iter().any(|a| a == "--serve-bare"),
+        node_env: Vec::new(),
     };
     for pair in argv.windows(2) {
         let v = pair[1].as_str();
@@ -166,6 +168,11 @@ fn parse_args() -> Args {
             "--database-url" => args.admin_url = v.to_owned(),
             "--nats-url" => args.nats_url = v.to_owned(),
             "--out" => args.out = PathBuf::from(v),
+            "--node-env" => {
+                if let Some((key, value)) = v.split_once('=') {
+                    args.node_env.push((key.to_owned(), value.to_owned()));
+                }
+            }
             _ => {}
         }
     }
@@ -219,6 +226,9 @@ struct NodeConfig<'a> {
     rescan_ms: Option<u64>,
     socket_cap: usize,
     pool_size: usize,
+    /// `--node-env KEY=VALUE` (repeatable): extra settings for every node, to compare one
+    /// setting's effect (e.g. `TIDINGS_FOLD_INTERVAL_MS=60000`).
+    extra_env: &'a [(String, String)],
 }
 
 /// One `tidings serve` child process; killed (SIGKILL) when dropped.
@@ -262,6 +272,9 @@ impl Node {
             .stderr(file);
         if let Some(ms) = cfg.rescan_ms {
             command.env("TIDINGS_RUN_RESCAN_MS", ms.to_string());
+        }
+        for (key, value) in cfg.extra_env {
+            command.env(key, value);
         }
         let child = command.spawn().expect("tidings serve starts");
         Node {
@@ -418,6 +431,7 @@ impl Cluster {
             rescan_ms,
             socket_cap: args.sockets + 2 * CONNECT_CONCURRENCY + 256,
             pool_size: args.pool_size,
+            extra_env: &args.node_env,
         };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
@@ -797,14 +811,24 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
         });
     }
 
+    // Let the readers' first polls (10,000 tasks at once) pass before the clock starts:
+    // they would otherwise delay the first triggers in this process, not in the nodes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
     // Steady load: a trigger every per_trigger / rate seconds, open loop.
     let per = args.per_trigger.min(s.max(1));
     let n_triggers = ((args.secs * args.rate as f64) / per as f64)
         .round()
         .max(1.0) as usize;
     let period = Duration::from_secs_f64(per as f64 / args.rate.max(1) as f64);
-    let sends: Vec<Mutex<Vec<Instant>>> = (0..s).map(|_| Mutex::new(Vec::new())).collect();
+    // Per socket, each item sent to its user: (when, the trigger's index).
+    let sends: Vec<Mutex<Vec<(Instant, usize)>>> = (0..s).map(|_| Mutex::new(Vec::new())).collect();
     let failed = Arc::new(AtomicUsize::new(0));
+    // Per trigger: its run id and when its 202 arrived (the breakdown below).
+    let acks: Arc<Mutex<Vec<Option<(String, Instant)>>>> =
+        Arc::new(Mutex::new(vec![None; n_triggers]));
+    let trigger_sent: Arc<Mutex<Vec<Option<Instant>>>> =
+        Arc::new(Mutex::new(vec![None; n_triggers]));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut inflight = tokio::task::JoinSet::new();
@@ -812,6 +836,7 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
     let cpu0 = c.cpu();
     let pg0 = support::postgres_cpu_seconds();
     let db0 = c.pg_backends_cpu().await;
+    let wall0 = (Instant::now(), chrono::Utc::now());
     let load_started = Instant::now();
     for j in 0..n_triggers {
         ticker.tick().await;
@@ -827,21 +852,31 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
         }
         let now = Instant::now();
         for &u in &users {
-            sends[u].lock().expect("sends").push(now);
+            sends[u].lock().expect("sends").push((now, j));
         }
+        trigger_sent.lock().expect("sent")[j] = Some(now);
         let body = json!({
             "recipients": users.iter().map(|u| format!("u{u}")).collect::<Vec<_>>(),
             "actor": {"id": "bench-actor", "name": "Bench"}, "data": {"page": format!("p{j}")}
         });
         let url = format!("{}/v1/workflows/bench/trigger", c.nodes[node].base());
-        let (http, failed) = (c.http.clone(), failed.clone());
+        let (http, failed, acks) = (c.http.clone(), failed.clone(), acks.clone());
         inflight.spawn(async move {
-            let ok = match http.post(url).bearer_auth(SECRET).json(&body).send().await {
-                Ok(res) => res.status().is_success(),
-                Err(_) => false,
+            let run = match http.post(url).bearer_auth(SECRET).json(&body).send().await {
+                Ok(res) if res.status().is_success() => {
+                    let at = Instant::now();
+                    let body: Value = res.json().await.unwrap_or(Value::Null);
+                    body["workflow_run_id"]
+                        .as_str()
+                        .map(|id| (id.to_owned(), at))
+                }
+                _ => None,
             };
-            if !ok {
-                failed.fetch_add(1, Ordering::Relaxed);
+            match run {
+                Some(run) => acks.lock().expect("acks")[j] = Some(run),
+                None => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         });
     }
@@ -874,17 +909,74 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
             last = (now, Instant::now());
         }
     }
+    let written = run_write_times(c, wall0).await;
+    let acks = acks.lock().expect("acks").clone();
+    let trigger_sent = trigger_sent.lock().expect("sent").clone();
     let mut latencies = Vec::with_capacity(expected);
+    // Where each item's time went: sent → 202, sent → its page's write began (the
+    // message's `inserted_at`), that → pushed.
+    let (mut to_ack, mut to_write, mut write_to_push) = (Vec::new(), Vec::new(), Vec::new());
+    // The slowest items: (latency ms, sent at s into the load), to tell a periodic stall
+    // from queueing.
+    let mut slowest: Vec<(f64, f64)> = Vec::new();
+    let quarters = (load_secs * 4.0).ceil() as usize + 1;
+    let quarter = |at: Instant| {
+        ((at.saturating_duration_since(load_started).as_secs_f64() * 4.0) as usize)
+            .min(quarters - 1)
+    };
+    // The worst ack and page-write start of the triggers sent in each quarter second.
+    let (mut worst_ack, mut worst_write) = (vec![0.0f64; quarters], vec![0.0f64; quarters]);
+    for (j, ack) in acks.iter().enumerate() {
+        if let (Some((run, at)), Some(sent)) = (ack, trigger_sent[j]) {
+            let q = quarter(sent);
+            to_ack.push(ms(at.saturating_duration_since(sent)));
+            worst_ack[q] = worst_ack[q].max(ms(at.saturating_duration_since(sent)).round());
+            if let Some(w) = written.get(run) {
+                to_write.push(ms(w.saturating_duration_since(sent)));
+                worst_write[q] = worst_write[q].max(ms(w.saturating_duration_since(sent)).round());
+            }
+        }
+    }
     for (sent, got) in sends.iter().zip(pushes.iter()) {
         let sent = sent.lock().expect("sends");
         let got = got.lock().expect("pushes");
-        for (k, at) in sent.iter().enumerate() {
+        for (k, (at, j)) in sent.iter().enumerate() {
             if let Some((_, when)) = got.iter().find(|(total, _)| *total > k as i64) {
-                latencies.push(when.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+                latencies.push(ms(when.saturating_duration_since(*at)));
+                slowest.push((
+                    round2(ms(when.saturating_duration_since(*at))),
+                    round2(at.saturating_duration_since(load_started).as_secs_f64()),
+                ));
+                let w = acks[*j].as_ref().and_then(|(run, _)| written.get(run));
+                if let Some(w) = w {
+                    write_to_push.push(ms(when.saturating_duration_since(*w)));
+                }
             }
         }
     }
     latencies.sort_by(f64::total_cmp);
+    let stage = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        json!({"p50_ms": round2(percentile(&v, 0.5)), "p99_ms": round2(percentile(&v, 0.99)),
+               "max_ms": round2(percentile(&v, 1.0)), "n": v.len()})
+    };
+    // The worst latency of the items sent in each quarter second of the load.
+    let mut worst_per_quarter = vec![0.0f64; quarters];
+    for (lat, at) in &slowest {
+        let k = ((at * 4.0) as usize).min(worst_per_quarter.len() - 1);
+        worst_per_quarter[k] = worst_per_quarter[k].max(*lat);
+    }
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    slowest.truncate(60);
+    let breakdown = json!({
+        "sent_to_ack": stage(to_ack),
+        "sent_to_page_write": stage(to_write),
+        "page_write_to_push": stage(write_to_push),
+        "slowest_ms_at_secs": slowest,
+        "worst_ms_per_quarter_sec": worst_per_quarter.iter().map(|v| v.round()).collect::<Vec<_>>(),
+        "worst_ack_ms_per_quarter_sec": worst_ack,
+        "worst_page_write_ms_per_quarter_sec": worst_write,
+    });
     readers.abort_all();
     drop(sinks);
     let cpu_pct: Vec<f64> = cpu0
@@ -909,6 +1001,7 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
             "p50_ms": round2(percentile(&latencies, 0.5)),
             "p99_ms": round2(percentile(&latencies, 0.99)),
             "max_ms": round2(percentile(&latencies, 1.0)),
+            "breakdown": breakdown,
             "cpu_pct_of_a_core_per_node": cpu_pct,
             "failed_attempts_per_node_so_far": c.failed_attempts(),
             "postgres_cpu_pct_of_a_core_this_database": round1(db_cpu / load_secs * 100.0),
@@ -918,6 +1011,35 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
             },
         },
     })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// When each run's first page write began (its first message's `inserted_at`, the
+/// writing node's clock), as an `Instant` of this process through `wall0`.
+async fn run_write_times(
+    c: &Cluster,
+    wall0: (Instant, chrono::DateTime<chrono::Utc>),
+) -> std::collections::HashMap<String, Instant> {
+    let row = c
+        .sql
+        .row(
+            "SELECT string_agg(workflow_run_id || ' ' || m, ',') FROM \
+             (SELECT workflow_run_id, min(inserted_at) AS m FROM messages GROUP BY 1) t"
+                .into(),
+        )
+        .await;
+    let list = row.first().cloned().flatten().unwrap_or_default();
+    list.split(',')
+        .filter_map(|pair| {
+            let (run, at) = pair.split_once(' ')?;
+            let at = tidings::clock::parse(at)?;
+            let offset = (at - wall0.1).to_std().ok()?;
+            Some((run.to_owned(), wall0.0 + offset))
+        })
+        .collect()
 }
 
 // ---- the bare baseline (child process) ---------------------------------------------------
