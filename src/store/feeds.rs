@@ -284,9 +284,11 @@ pub(super) fn page_in(db: &Db<'_>, scope: &Where, bounds: PageBounds) -> StoreRe
         };
         (older, overflow)
     } else {
-        let newer = match items.first() {
-            Some(first) => exists(">", first.seq)?,
-            None => false,
+        // A first page (no cursor) starts at the newest item of the view: nothing in it is
+        // newer, so that needs no statement.
+        let newer = match (items.first(), bounds.after) {
+            (Some(first), Some(_)) => exists(">", first.seq)?,
+            _ => false,
         };
         (overflow, newer)
     };
