@@ -2,7 +2,8 @@
 //! items older than N days, archived items archived more than M days ago (per channel or
 //! for all), and finished workflow runs older than R days (off unless configured) — and
 //! the server's own housekeeping (always on, see [`housekeeping`]) — and, on a timer of
-//! its own, the fold of the feeds' badge counters ([`fold`]).
+//! its own, the fold of the feeds' badge counters ([`fold`]) and, on PostgreSQL, the
+//! refresh of the hot tables' planner statistics ([`statistics`]).
 //!
 //! Invariants:
 //! - Deletes run in batches of at most [`BATCH`] rows, each its own writer command in the
@@ -27,6 +28,7 @@ use crate::store::{Expiry, Store, StoreResult};
 
 pub mod fold;
 pub mod housekeeping;
+pub mod statistics;
 
 /// Most rows one writer command deletes.
 pub const BATCH: usize = 500;
@@ -161,6 +163,7 @@ pub struct Retention {
     stop: watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     fold: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    statistics: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Retention {
@@ -176,6 +179,7 @@ impl Retention {
     ) -> Retention {
         let (stop, stop_rx) = watch::channel(false);
         let fold = tokio::spawn(fold::run(store.clone(), fold_every, stop_rx.clone()));
+        let statistics = tokio::spawn(statistics::run(store.clone(), stop_rx.clone()));
         let task = tokio::spawn(run(
             store,
             policy,
@@ -187,6 +191,7 @@ impl Retention {
             stop,
             task: tokio::sync::Mutex::new(Some(task)),
             fold: tokio::sync::Mutex::new(Some(fold)),
+            statistics: tokio::sync::Mutex::new(Some(statistics)),
         }
     }
 
@@ -198,6 +203,9 @@ impl Retention {
             let _ = task.await;
         }
         if let Some(task) = self.fold.lock().await.take() {
+            let _ = task.await;
+        }
+        if let Some(task) = self.statistics.lock().await.take() {
             let _ = task.await;
         }
     }

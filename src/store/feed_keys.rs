@@ -33,11 +33,17 @@ pub(super) const LOOKUP_SQL: &str = "SELECT CAST(j.key AS INTEGER), (SELECT f.id
 
 /// [`LOOKUP_SQL`] for PostgreSQL: the same probes, driven by PostgreSQL's own
 /// `json_array_elements` rather than the `json_each` written in SQL for the shared
-/// queries (which parses the list again for each of its calls and each `->>`).
-const PG_LOOKUP_SQL: &str = "SELECT a.ord - 1, (SELECT f.id FROM feeds f \
-     WHERE f.channel_id = (a.e ->> 0) COLLATE \"C\" AND f.recipient_kind = (a.e ->> 1) COLLATE \"C\" \
-     AND f.recipient_collection = (a.e ->> 2) COLLATE \"C\" AND f.recipient_id = (a.e ->> 3) COLLATE \"C\") \
-     FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS a(e, ord)";
+/// queries (which parses the list again for each of its calls and each `->>`). The names
+/// are taken out of the JSON once, in a materialized step, so a probe compares plain
+/// text: planned as a sequential scan (a table that just grew from empty, before its
+/// statistics caught up, see `store::statistics`) it would otherwise parse the element
+/// again for every row it looks at (4× slower, measured at 1,000 feeds).
+const PG_LOOKUP_SQL: &str = "WITH k AS MATERIALIZED (SELECT a.ord - 1 AS n, \
+     (a.e ->> 0) COLLATE \"C\" AS c, (a.e ->> 1) COLLATE \"C\" AS r, \
+     (a.e ->> 2) COLLATE \"C\" AS o, (a.e ->> 3) COLLATE \"C\" AS i \
+     FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS a(e, ord)) \
+     SELECT k.n, (SELECT f.id FROM feeds f WHERE f.channel_id = k.c AND f.recipient_kind = k.r \
+     AND f.recipient_collection = k.o AND f.recipient_id = k.i) FROM k";
 
 /// Creates the feeds named in a JSON array like [`LOOKUP_SQL`]'s, each row saying which
 /// feed it is (RETURNING reports rows in no promised order).

@@ -41,6 +41,7 @@ pub mod retention;
 pub(crate) mod run_records;
 pub mod runs;
 pub(crate) mod schedules;
+pub(crate) mod statistics;
 pub(crate) mod timers;
 pub(crate) mod translations;
 pub(crate) mod workflows;

@@ -30,6 +30,7 @@ mod run_records;
 mod run_writes;
 mod runs;
 mod schedules;
+mod statistics;
 mod subscriptions;
 mod tenants;
 mod translations;
