@@ -332,6 +332,9 @@ impl Drop for Node {
 
 type Row = Vec<Option<String>>;
 
+/// A trigger's 202: its `workflow_run_id` and when the answer arrived.
+type Acked = (String, Instant);
+
 /// One socket's `new-message` pushes: (the count it carried, when it arrived).
 type Pushes = Mutex<Vec<(i64, Instant)>>;
 
@@ -825,8 +828,7 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
     let sends: Vec<Mutex<Vec<(Instant, usize)>>> = (0..s).map(|_| Mutex::new(Vec::new())).collect();
     let failed = Arc::new(AtomicUsize::new(0));
     // Per trigger: its run id and when its 202 arrived (the breakdown below).
-    let acks: Arc<Mutex<Vec<Option<(String, Instant)>>>> =
-        Arc::new(Mutex::new(vec![None; n_triggers]));
+    let acks: Arc<Mutex<Vec<Option<Acked>>>> = Arc::new(Mutex::new(vec![None; n_triggers]));
     let trigger_sent: Arc<Mutex<Vec<Option<Instant>>>> =
         Arc::new(Mutex::new(vec![None; n_triggers]));
     let mut ticker = tokio::time::interval(period);
@@ -836,7 +838,8 @@ async fn sockets_and_latency(c: &Cluster, args: &Args) -> Value {
     let cpu0 = c.cpu();
     let pg0 = support::postgres_cpu_seconds();
     let db0 = c.pg_backends_cpu().await;
-    let wall0 = (Instant::now(), chrono::Utc::now());
+    // The nodes' clock is this machine's system clock, read as the server reads it.
+    let wall0 = (Instant::now(), tidings::clock::Clock::default().now_utc());
     let load_started = Instant::now();
     for j in 0..n_triggers {
         ticker.tick().await;
