@@ -211,6 +211,33 @@ impl Retention {
     }
 }
 
+/// A ticker for a housekeeping task: a pass that runs long delays the next tick rather
+/// than bunching the missed ones.
+pub(crate) fn duty_ticker(every: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Waits for the next tick at which this node holds the cluster duties (always, on
+/// SQLite): with several nodes, one node (the duties node) keeps house for all. `false`
+/// once the task is told to stop.
+pub(crate) async fn next_duty_tick(
+    store: &Store,
+    ticker: &mut tokio::time::Interval,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return false,
+        }
+        if store.holds_duties() {
+            return true;
+        }
+    }
+}
+
 async fn run(
     store: Store,
     policy: RetentionPolicy,
@@ -221,17 +248,8 @@ async fn run(
     if policy.is_enabled() {
         tracing::info!(?policy, every_secs = every.as_secs(), "retention enabled");
     }
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        // Several nodes: one node (the duties node) keeps house for all.
-        if !store.holds_duties() {
-            continue;
-        }
+    let mut ticker = duty_ticker(every);
+    while next_duty_tick(&store, &mut ticker, &mut stop).await {
         let started = Instant::now();
         match run_pass(&store, &policy, clock.now_utc(), Some(&stop)).await {
             Ok(r) => tracing::info!(

@@ -40,18 +40,10 @@ pub async fn catch_up(store: &Store, stopped: &impl Fn() -> bool) -> StoreResult
 }
 
 pub(super) async fn run(store: Store, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        // Several nodes: one folds (the duties node); two folding at once would count a
-        // chunk twice.
-        if !store.holds_duties() {
-            continue;
-        }
+    let mut ticker = super::duty_ticker(every);
+    // Several nodes: one folds (the duties node); two folding at once would count a chunk
+    // twice.
+    while super::next_duty_tick(&store, &mut ticker, &mut stop).await {
         let stopped = || *stop.borrow();
         match catch_up(&store, &stopped).await {
             Ok(_) => {}

@@ -17,16 +17,8 @@ pub(super) async fn run(store: Store, mut stop: watch::Receiver<bool>) {
     if !store.is_shared() {
         return;
     }
-    let mut ticker = tokio::time::interval(EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if !store.holds_duties() {
-            continue;
-        }
+    let mut ticker = super::duty_ticker(EVERY);
+    while super::next_duty_tick(&store, &mut ticker, &mut stop).await {
         match store.refresh_planner_statistics().await {
             Ok(tables) if !tables.is_empty() => {
                 tracing::info!(
