@@ -122,6 +122,39 @@ mod tests {
     }
 
     #[test]
+    fn a_table_whose_statistics_count_max_tracked_rows_is_left_to_autovacuum() {
+        let Some(test_db) = crate::store::test_engines::engines()
+            .into_iter()
+            .find(|db| db.engine == "postgres")
+        else {
+            return;
+        };
+        let db = Db::on(&test_db.conn);
+        let insert = |from: i64, to: i64| {
+            db.0.execute_batch(&format!(
+                "INSERT INTO feeds(channel_id, recipient_kind, recipient_collection, recipient_id) \
+                 SELECT 'chan', 'user', '', 'u' || g FROM generate_series({from}, {to}) g"
+            ))
+            .expect("feeds");
+        };
+        insert(1, MAX_TRACKED);
+        analyze(&db, "feeds").expect("analyze");
+        // Twice the statistics plus MIN_GROWTH, and more: grown by the rule's first half.
+        insert(MAX_TRACKED + 1, 2 * MAX_TRACKED + MIN_GROWTH + 500);
+        flush_counts(&db);
+        let live: i64 =
+            db.0.query_row(
+                "SELECT n_live_tup FROM pg_stat_user_tables \
+                 WHERE relname = 'feeds' AND schemaname = current_schema()",
+                [],
+                |r| r.get(0),
+            )
+            .expect("live rows");
+        assert!(live > 2 * MAX_TRACKED + MIN_GROWTH, "{live} rows counted");
+        assert!(grown_tables(&db).expect("check").is_empty());
+    }
+
+    #[test]
     fn only_the_hot_tables_are_ever_analyzed() {
         for test_db in crate::store::test_engines::engines() {
             let db = Db::on(&test_db.conn);
