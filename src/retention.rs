@@ -161,9 +161,8 @@ pub fn cutoff(now: DateTime<Utc>, days: u32) -> String {
 /// The running task; dropped or shut down with the server.
 pub struct Retention {
     stop: watch::Sender<bool>,
-    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    fold: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    statistics: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The passes, the fold and the statistics refresh; taken (and awaited) at shutdown.
+    tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Retention {
@@ -189,9 +188,7 @@ impl Retention {
         ));
         Retention {
             stop,
-            task: tokio::sync::Mutex::new(Some(task)),
-            fold: tokio::sync::Mutex::new(Some(fold)),
-            statistics: tokio::sync::Mutex::new(Some(statistics)),
+            tasks: tokio::sync::Mutex::new(vec![task, fold, statistics]),
         }
     }
 
@@ -199,13 +196,8 @@ impl Retention {
     /// shuts down.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.lock().await.take() {
-            let _ = task.await;
-        }
-        if let Some(task) = self.fold.lock().await.take() {
-            let _ = task.await;
-        }
-        if let Some(task) = self.statistics.lock().await.take() {
+        let tasks = std::mem::take(&mut *self.tasks.lock().await);
+        for task in tasks {
             let _ = task.await;
         }
     }
