@@ -70,27 +70,43 @@ fn json_of(names: &[FeedName<'_>]) -> String {
 }
 
 /// The keys of `names` (which must be distinct), creating the feeds that do not exist
-/// yet: one lookup, plus one insert when some are new. `keys[i]` is the key of `names[i]`.
+/// yet: the writer's committed keys first (`feed_key_cache`), then one lookup for the rest,
+/// plus one insert when some are new. `keys[i]` is the key of `names[i]`. Every key read
+/// or created here is staged in the cache, known once this transaction commits.
 pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i64>> {
-    let mut keys: Vec<Option<i64>> = vec![None; names.len()];
-    if names.is_empty() {
-        return Ok(Vec::new());
+    let cache = db.2;
+    let hashes: Vec<_> = match cache {
+        Some(cache) => names.iter().map(|(c, r)| cache.name(c, r)).collect(),
+        None => Vec::new(),
+    };
+    let mut keys: Vec<Option<i64>> = match cache {
+        Some(cache) => hashes.iter().map(|&h| cache.get(h)).collect(),
+        None => vec![None; names.len()],
+    };
+    let unknown: Vec<usize> = (0..names.len()).filter(|&i| keys[i].is_none()).collect();
+    if unknown.is_empty() {
+        return Ok(keys.into_iter().flatten().collect());
     }
     let postgres = db.0.dialect() == Dialect::Postgres;
+    let looked_up: Vec<FeedName<'_>> = unknown.iter().map(|&i| names[i]).collect();
     let mut lookup =
         db.0.prepare_cached(if postgres { PG_LOOKUP_SQL } else { LOOKUP_SQL })?;
-    let found = lookup.query_map([json_of(names)], |r| {
+    let found = lookup.query_map([json_of(&looked_up)], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
     })?;
     for row in found {
         let (at, Some(key)) = row? else {
             continue;
         };
-        if let Some(slot) = usize::try_from(at).ok().and_then(|i| keys.get_mut(i)) {
-            *slot = Some(key);
+        if let Some(&i) = usize::try_from(at).ok().and_then(|at| unknown.get(at)) {
+            keys[i] = Some(key);
         }
     }
-    let missing: Vec<usize> = (0..names.len()).filter(|&i| keys[i].is_none()).collect();
+    let missing: Vec<usize> = unknown
+        .iter()
+        .copied()
+        .filter(|&i| keys[i].is_none())
+        .collect();
     if !missing.is_empty() {
         let new: Vec<FeedName<'_>> = missing.iter().map(|&i| names[i]).collect();
         let mut insert =
@@ -106,6 +122,13 @@ pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i6
             keys[i] = created.get(&name).copied();
         }
     }
+    if let Some(cache) = cache {
+        for &i in &unknown {
+            if let Some(key) = keys[i] {
+                cache.stage(hashes[i], key);
+            }
+        }
+    }
     keys.into_iter()
         .map(|k| k.ok_or_else(|| super::StoreError::Conflict("a feed key was not created".into())))
         .collect()
@@ -113,6 +136,18 @@ pub(super) fn resolve(db: &Db<'_>, names: &[FeedName<'_>]) -> StoreResult<Vec<i6
 
 /// The key of one feed, creating the feed if needed (messages written one at a time).
 pub(super) fn ensure(db: &Db<'_>, channel_id: &str, recipient: &RecipientRef) -> StoreResult<i64> {
+    let name = db.2.map(|cache| (cache, cache.name(channel_id, recipient)));
+    if let Some(key) = name.and_then(|(cache, name)| cache.get(name)) {
+        return Ok(key);
+    }
+    let key = look_up_or_create(db, channel_id, recipient)?;
+    if let Some((cache, name)) = name {
+        cache.stage(name, key);
+    }
+    Ok(key)
+}
+
+fn look_up_or_create(db: &Db<'_>, channel_id: &str, recipient: &RecipientRef) -> StoreResult<i64> {
     let found: Option<i64> =
         db.0.prepare_cached(&format!("SELECT {KEY_SQL}"))?
             .query_row(

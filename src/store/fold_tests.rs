@@ -611,9 +611,28 @@ fn an_object_is_of_a_tenant_from_its_tail_and_its_counters() {
 
 #[test]
 fn a_run_of_plain_messages_is_written_in_page_order_and_replays_are_left_out() {
-    for test_db in crate::store::test_engines::engines() {
+    // Outside a transaction (PostgreSQL writes with `ON CONFLICT DO NOTHING` at once), and
+    // as the writer does, inside its transaction (a plain insert first, which meets the
+    // replays and falls back inside a savepoint).
+    for writer in [false, true] {
+        for test_db in crate::store::test_engines::engines() {
+            plain_messages_in_page_order_without_replays(&test_db, writer);
+        }
+    }
+}
+
+fn plain_messages_in_page_order_without_replays(
+    test_db: &crate::store::test_engines::TestDb,
+    writer: bool,
+) {
+    {
         let engine = test_db.engine;
-        let db = Db::on(&test_db.conn);
+        let clock = crate::clock::Clock::system();
+        let cache = crate::store::feed_key_cache::FeedKeyCache::new();
+        let db = Db(&test_db.conn, &clock, writer.then_some(&cache));
+        if writer {
+            test_db.conn.execute_batch("BEGIN").expect("begin");
+        }
         let user = users()[0].clone();
         // Written before: its (recipient run, step) makes the page's replay a conflict.
         messages::insert(&db, &new_message(0, "chan", user.clone(), None)).expect("insert");
@@ -653,5 +672,8 @@ fn a_run_of_plain_messages_is_written_in_page_order_and_replays_are_left_out() {
             db.0.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
                 .expect("count");
         assert_eq!(stored, 27, "{engine}: message 0 and the page's 26");
+        if writer {
+            test_db.conn.execute_batch("COMMIT").expect("commit");
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::store::sql::{Dialect, OptionalExtension, ToValue, params};
 use serde_json::Value;
 
-use super::{Db, StoreResult, feed_keys};
+use super::{Db, StoreError, StoreResult, feed_keys};
 use crate::model::RecipientRef;
 use crate::model::message::Blocks;
 
@@ -309,44 +309,49 @@ const PG_INSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
 /// Parameters bound per message row of [`insert_page`]'s statements.
 const PG_ROW_PARAMS: usize = 20;
 
-/// The multi-row insert of `rows` messages (see [`PG_INSERT_SIZES`]): the messages that
-/// were new come back as `(id, seq)`, the replays (a conflict on `id` or on (recipient
-/// run, step)) not at all.
-fn pg_insert_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+/// The multi-row insert of `rows` messages (see [`PG_INSERT_SIZES`]), returning each
+/// message's `(id, seq)`; with `skip_conflicts`, the replays (a conflict on `id` or on
+/// (recipient run, step)) are left out instead of failing the statement.
+fn pg_insert_sql(rows: usize, skip_conflicts: bool) -> &'static str {
+    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        PG_INSERT_SIZES
-            .iter()
-            .map(|&n| {
-                let mut sql = String::from(concat!("INSERT ", insert_message_head!()));
-                for r in 0..n {
-                    let b = r * PG_ROW_PARAMS;
-                    if r > 0 {
-                        sql.push_str(", ");
+        [false, true].map(|skip| {
+            PG_INSERT_SIZES
+                .iter()
+                .map(|&n| {
+                    let mut sql = String::from(concat!("INSERT ", insert_message_head!()));
+                    for r in 0..n {
+                        let b = r * PG_ROW_PARAMS;
+                        if r > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push('(');
+                        for i in 1..=15 {
+                            sql.push_str(&format!("?{}, ", b + i));
+                        }
+                        sql.push_str(&format!(
+                            "'{{}}', ?{0}, ?{0}, ?{1}, ?{2}, ?{3}, ?{4})",
+                            b + 16,
+                            b + 17,
+                            b + 18,
+                            b + 19,
+                            b + 20
+                        ));
                     }
-                    sql.push('(');
-                    for i in 1..=15 {
-                        sql.push_str(&format!("?{}, ", b + i));
+                    if skip {
+                        sql.push_str(" ON CONFLICT DO NOTHING");
                     }
-                    sql.push_str(&format!(
-                        "'{{}}', ?{0}, ?{0}, ?{1}, ?{2}, ?{3}, ?{4})",
-                        b + 16,
-                        b + 17,
-                        b + 18,
-                        b + 19,
-                        b + 20
-                    ));
-                }
-                sql.push_str(" ON CONFLICT DO NOTHING RETURNING id, seq");
-                sql
-            })
-            .collect()
+                    sql.push_str(" RETURNING id, seq");
+                    sql
+                })
+                .collect()
+        })
     });
     let at = PG_INSERT_SIZES
         .iter()
         .position(|&n| n == rows)
         .unwrap_or(PG_INSERT_SIZES.len() - 1);
-    &all[at]
+    &all[usize::from(skip_conflicts)][at]
 }
 
 /// Inserts a run of plain messages (a fan-out page's, feed keys resolved by
@@ -425,10 +430,7 @@ pub fn insert_page(
                 &p.feed,
             ]);
         }
-        let mut stmt = db.0.prepare_cached(pg_insert_sql(n))?;
-        let mut inserted: HashMap<String, i64> = stmt
-            .query_map(values.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        let mut inserted = pg_insert_chunk(db, n, &values)?;
         // A message id seen twice in one chunk is stored once: `remove` hands its
         // sequence number to the first only.
         seqs.extend(chunk.iter().map(|p| inserted.remove(&p.message.id)));
@@ -439,6 +441,49 @@ pub fn insert_page(
             .filter_map(|(p, seq)| seq.map(|seq| stored_row(p.message, seq))),
     );
     Ok(())
+}
+
+/// Writes one chunk of [`insert_page`] and returns the new messages' `id → seq`.
+///
+/// A chunk is first written by a plain `INSERT` inside a savepoint: the runner left out
+/// every recipient that already has its message (`runs::without_recipient_runs`), so a
+/// conflict is rare (a crash's replay racing another node's, or a single message written
+/// twice). `ON CONFLICT DO NOTHING` costs a speculative insertion per row (a pre-check of
+/// every unique index and a confirmation record: ~25% of the insert, BENCHMARKS.md issue 19)
+/// and is paid only when the plain insert met a conflict, after rolling it back.
+fn pg_insert_chunk(
+    db: &Db<'_>,
+    rows: usize,
+    values: &[&dyn ToValue],
+) -> StoreResult<HashMap<String, i64>> {
+    let run = |sql: &str| -> StoreResult<HashMap<String, i64>> {
+        let mut stmt = db.0.prepare_cached(sql)?;
+        Ok(stmt
+            .query_map(values, |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?)
+    };
+    if !db.in_write_transaction() {
+        // Outside the writer's transaction (a test's autocommit connection) there is no
+        // savepoint to fall back to: the slower statement that never fails on a replay.
+        return run(pg_insert_sql(rows, true));
+    }
+    db.0.execute_batch("SAVEPOINT message_chunk")?;
+    match run(pg_insert_sql(rows, false)) {
+        Ok(inserted) => {
+            db.0.execute_batch("RELEASE message_chunk")?;
+            Ok(inserted)
+        }
+        Err(StoreError::Sql(e)) if e.is_unique_violation() => {
+            db.0.execute_batch("ROLLBACK TO message_chunk; RELEASE message_chunk")?;
+            run(pg_insert_sql(rows, true))
+        }
+        Err(e) => {
+            // Leave the transaction as the caller's savepoint expects it.
+            let _ =
+                db.0.execute_batch("ROLLBACK TO message_chunk; RELEASE message_chunk");
+            Err(e)
+        }
+    }
 }
 
 /// Loads one message by id.

@@ -8,6 +8,7 @@
 
 mod checkpointer;
 mod connection;
+mod feed_key_cache;
 mod feed_keys;
 mod feed_sql;
 mod files;
@@ -117,8 +118,14 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Connection-level handle the query functions receive. Opaque outside `store/`. It
-/// carries the server's clock: every timestamp a query writes or compares is [`Db::now`].
-pub struct Db<'a>(&'a sql::Conn, &'a Clock);
+/// carries the server's clock: every timestamp a query writes or compares is [`Db::now`],
+/// and on the writer its memory of committed feed keys (`feed_key_cache`): `Some` exactly
+/// when the handle is the writer's, whose commands always run inside its transaction.
+pub struct Db<'a>(
+    &'a sql::Conn,
+    &'a Clock,
+    Option<&'a feed_key_cache::FeedKeyCache>,
+);
 
 impl Db<'_> {
     /// Now on the server's clock, formatted for storage.
@@ -131,11 +138,17 @@ impl Db<'_> {
         self.1.now_utc()
     }
 
+    /// Whether this is the writer's handle, inside its transaction (so a statement may
+    /// be tried inside a savepoint and rolled back alone).
+    fn in_write_transaction(&self) -> bool {
+        self.2.is_some()
+    }
+
     /// A handle on the system clock, for tests of the store's queries.
     #[cfg(test)]
     pub(crate) fn on(conn: &sql::Conn) -> Db<'_> {
         static SYSTEM: Clock = Clock::system();
-        Db(conn, &SYSTEM)
+        Db(conn, &SYSTEM, None)
     }
 }
 
@@ -177,7 +190,7 @@ impl Store {
             connection::limit_size(&conn, max_bytes)?;
         }
         let conn = sql::Conn::from(conn);
-        channels::ensure_default(&Db(&conn, &clock))?;
+        channels::ensure_default(&Db(&conn, &clock, None))?;
         let writer_metrics = WriterMetrics::new();
         let writer = writer::spawn(conn, None, writer_metrics.clone(), clock.clone());
         let readers =
@@ -202,7 +215,7 @@ impl Store {
     pub fn open_postgres(config: &sql::PgConfig, clock: Clock) -> StoreResult<Self> {
         let conn = pg::open_writer(config)?;
         pg::apply(&conn)?;
-        let db = Db(&conn, &clock);
+        let db = Db(&conn, &clock, None);
         let created = meta::get(&db, "installed_at")?.is_none();
         channels::ensure_default(&db)?;
         meta::get_or_insert(&db, "installed_at", &clock.now())?;

@@ -96,7 +96,7 @@ impl ReaderPool {
                 Ok(Some(conn)) => conn,
                 _ => pool.source.open()?,
             };
-            let result = f(&Db(&conn, &pool.clock));
+            let result = f(&Db(&conn, &pool.clock, None));
             // A connection PostgreSQL closed (a restart) is dropped, not pooled: the next
             // read opens a fresh one.
             if !conn.is_broken()

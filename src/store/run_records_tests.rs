@@ -127,7 +127,7 @@ fn stored_and_derived_records_list_together_newest_first_under_every_filter() {
         eprintln!("engine: {}", test_db.engine);
         let conn = &test_db.conn;
         let clock = clock();
-        let db = Db(conn, &clock);
+        let db = Db(conn, &clock, None);
         seed(&db, &clock);
         let stored_rows: i64 = conn
             .query_row("SELECT count(*) FROM workflow_recipient_runs", [], |r| {
@@ -245,7 +245,7 @@ fn a_derived_record_reads_like_a_stored_one() {
         eprintln!("engine: {}", test_db.engine);
         let conn = &test_db.conn;
         let clock = clock();
-        let db = Db(conn, &clock);
+        let db = Db(conn, &clock, None);
         seed(&db, &clock);
         let page = list(
             &db,
@@ -319,7 +319,7 @@ fn pages_walk_both_ways_across_both_sources_with_exact_flags() {
         eprintln!("engine: {}", test_db.engine);
         let conn = &test_db.conn;
         let clock = clock();
-        let db = Db(conn, &clock);
+        let db = Db(conn, &clock, None);
         seed(&db, &clock);
         for filter in [
             RunListQuery::default(),
@@ -384,7 +384,7 @@ fn positions_follow_write_order_and_old_rowids_stay_first() {
         eprintln!("engine: {}", test_db.engine);
         let conn = &test_db.conn;
         let clock = clock();
-        let db = Db(conn, &clock);
+        let db = Db(conn, &clock, None);
         run(&db, "old", "wf", None);
         // Rows as the previous version wrote them: its own rowids, messages under them.
         for (rowid, u) in [(1, "o1"), (2, "o2")] {
@@ -442,7 +442,7 @@ fn derived_pages_read_messages_in_position_order_through_an_index() {
         }
         let conn = &test_db.conn;
         let clock = clock();
-        let db = Db(conn, &clock);
+        let db = Db(conn, &clock, None);
         seed(&db, &clock);
         for q in [
             RunListQuery::default(),
@@ -499,7 +499,7 @@ fn a_rare_workflow_is_read_through_its_runs() {
         }
         let conn = &test_db.conn;
         let clock = clock();
-        let db = Db(conn, &clock);
+        let db = Db(conn, &clock, None);
         seed(&db, &clock);
         let sql = "EXPLAIN QUERY PLAN SELECT seq, workflow_recipient_run_id FROM messages \
              WHERE workflow_run_id IN (SELECT id FROM workflow_runs WHERE workflow_key = 'wf-a') \

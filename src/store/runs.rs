@@ -10,7 +10,7 @@
 //!   with the messages' UNIQUE(recipient run, step) that makes re-running a run
 //!   exactly-once, and [`without_recipient_runs`] sees both kinds.
 
-use crate::store::sql::{OptionalExtension, params};
+use crate::store::sql::{Dialect, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{Db, StoreResult};
@@ -293,7 +293,15 @@ pub fn without_recipient_runs<T>(
          LIMIT 1) AS hit FROM json_each(?2) j) AS probed WHERE hit IS NOT NULL",
     )?;
     let mut reached = vec![false; firsts.len()];
-    for ((kind, collection), positions) in &groups {
+    // A run whose recipients were all plain deliveries has no stored recipient run: one
+    // probe of the run's index instead of one per recipient.
+    let stored_runs = db
+        .0
+        .prepare_cached("SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 LIMIT 1")?
+        .query_row([run_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    for ((kind, collection), positions) in groups.iter().filter(|_| stored_runs) {
         let ids: Vec<&str> = positions.iter().map(|&i| key(&firsts[i]).id()).collect();
         let ids = serde_json::to_string(&ids)?;
         for index in stmt.query_map(params![run_id, ids, kind, collection], |row| {
@@ -319,11 +327,19 @@ pub fn without_recipient_runs<T>(
             .iter()
             .map(|item| ids::recipient_run_id(run_id, started, key(item)))
             .collect();
-        let mut stmt = db.0.prepare_cached(
-            "SELECT k FROM (SELECT CAST(j.key AS INTEGER) AS k, (\
+        // PostgreSQL reads the list with its own JSON function (not the `json_each`
+        // written in SQL) and probes in a lateral subquery, which `LIMIT` keeps a probe.
+        let mut stmt =
+            db.0.prepare_cached(if db.0.dialect() == Dialect::Postgres {
+                "SELECT CAST(j.ord - 1 AS bigint) \
+             FROM json_array_elements_text(CAST(?1 AS json)) WITH ORDINALITY AS j(value, ord) \
+             JOIN LATERAL (SELECT 1 FROM messages WHERE workflow_recipient_run_id = j.value \
+             LIMIT 1) AS hit ON true"
+            } else {
+                "SELECT k FROM (SELECT CAST(j.key AS INTEGER) AS k, (\
              SELECT 1 FROM messages WHERE workflow_recipient_run_id = j.value LIMIT 1) AS hit \
-             FROM json_each(?1) j) AS probed WHERE hit IS NOT NULL",
-        )?;
+             FROM json_each(?1) j) AS probed WHERE hit IS NOT NULL"
+            })?;
         for index in stmt.query_map([serde_json::to_string(&rr_ids)?], |row| {
             row.get::<_, i64>(0)
         })? {

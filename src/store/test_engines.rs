@@ -29,6 +29,9 @@ impl Drop for TestDb {
         if let Some(schema) = &self.schema
             && let Ok(admin) = Conn::connect_postgres(&PgConfig::at(postgres_url()))
         {
+            // A test that panicked inside a transaction left its locks held: without this
+            // the schema's drop would wait for them forever instead of the test failing.
+            let _ = self.conn.execute_batch("ROLLBACK");
             let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use super::sql::Conn;
 use tokio::sync::{mpsc, oneshot};
 
+use super::feed_key_cache::FeedKeyCache;
 use super::{Db, StoreError, StoreResult, WriterMetrics};
 use crate::clock::Clock;
 
@@ -183,6 +184,7 @@ fn run(
 ) {
     let mut lanes = Lanes::default();
     let mut shutdown = None;
+    let feed_keys = FeedKeyCache::new();
     loop {
         if lanes.len() == 0 && shutdown.is_none() {
             match rx.blocking_recv() {
@@ -217,7 +219,9 @@ fn run(
         if lanes.len() > 0 {
             let mut turn = lanes.turn();
             let started = Instant::now();
-            commit_batch(&Db(&conn, &clock), || lanes.next_job(&mut turn));
+            commit_batch(&Db(&conn, &clock, Some(&feed_keys)), || {
+                lanes.next_job(&mut turn)
+            });
             metrics.batch_size.observe(turn.commands as f64);
             metrics
                 .commit_seconds
@@ -257,6 +261,7 @@ fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
         }
         // A panicking command must not take the writer (and every later write) down: its
         // savepoint is rolled back and its caller sees `WriterGone`.
+        let staged = db.2.map(FeedKeyCache::mark);
         let (ok, reply) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db))) {
             Ok((ok, reply)) => (ok, Some(reply)),
             Err(_) => {
@@ -267,6 +272,9 @@ fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
         let end = if ok {
             "RELEASE cmd"
         } else {
+            if let (Some(cache), Some(mark)) = (db.2, staged) {
+                cache.discard_from(mark);
+            }
             "ROLLBACK TO cmd; RELEASE cmd"
         };
         if let Err(e) = conn.execute_batch(end) {
@@ -275,6 +283,7 @@ fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
         replies.extend(reply);
     }
     if conn.is_autocommit() {
+        forget_staged_feed_keys(db);
         tracing::error!(
             "the write transaction was rolled back by SQLite; every command in it fails"
         );
@@ -286,8 +295,14 @@ fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
         return;
     }
     match conn.execute_batch("COMMIT") {
-        Ok(()) => replies.into_iter().for_each(|reply| reply(Ok(()))),
+        Ok(()) => {
+            if let Some(cache) = db.2 {
+                cache.commit();
+            }
+            replies.into_iter().for_each(|reply| reply(Ok(())))
+        }
         Err(e) => {
+            forget_staged_feed_keys(db);
             let _ = conn.execute_batch("ROLLBACK");
             let message = e.to_string();
             tracing::error!(error = %message, "group commit failed; every command in it is rolled back");
@@ -295,6 +310,13 @@ fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
                 reply(Err(StoreError::CommitFailed(message.clone())));
             }
         }
+    }
+}
+
+/// The transaction did not commit: the feed keys it read or created mean nothing yet.
+fn forget_staged_feed_keys(db: &Db<'_>) {
+    if let Some(cache) = db.2 {
+        cache.discard_from(0);
     }
 }
 
@@ -327,6 +349,70 @@ mod tests {
         assert!(a.is_ok() && c.is_ok());
         assert!(matches!(b, Err(StoreError::Conflict(_))));
         assert_eq!(w.submit(1, count).await.ok(), Some(2));
+    }
+
+    /// A writer on an in-memory database with a `feeds` table (`feed_keys` reads it).
+    fn writer_with_feeds() -> WriterHandle {
+        let conn = rusqlite::Connection::open_in_memory().expect("in-memory db");
+        conn.execute_batch(
+            "CREATE TABLE feeds (id INTEGER PRIMARY KEY, channel_id TEXT NOT NULL, \
+             recipient_kind TEXT NOT NULL, recipient_collection TEXT NOT NULL DEFAULT '', \
+             recipient_id TEXT NOT NULL, \
+             UNIQUE (channel_id, recipient_kind, recipient_collection, recipient_id))",
+        )
+        .expect("schema");
+        spawn(conn.into(), None, WriterMetrics::new(), Clock::system())
+    }
+
+    fn feed_key(db: &Db<'_>, user: &str) -> StoreResult<i64> {
+        let user = crate::model::RecipientRef::User(user.to_owned());
+        Ok(super::super::feed_keys::resolve(db, &[("chan", &user)])?[0])
+    }
+
+    fn feed_owner(db: &Db<'_>, key: i64) -> StoreResult<Option<String>> {
+        use crate::store::sql::OptionalExtension;
+        Ok(db
+            .0
+            .query_row("SELECT recipient_id FROM feeds WHERE id = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    #[tokio::test]
+    async fn a_feed_key_from_a_rolled_back_command_is_not_remembered() {
+        let w = writer_with_feeds();
+        // `a`'s feed is created, then its command fails: the row is gone.
+        let failed = w
+            .submit(1, |db| {
+                feed_key(db, "a")?;
+                Err::<(), _>(StoreError::Conflict("no".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        // `b` takes the key `a`'s feed had for a moment.
+        let b = w.submit(1, |db| feed_key(db, "b")).await.expect("b");
+        // `a` gets a feed of its own, not the key it held before the rollback.
+        let a = w.submit(1, |db| feed_key(db, "a")).await.expect("a");
+        assert_ne!(a, b);
+        let owners = w
+            .submit(1, move |db| Ok((feed_owner(db, a)?, feed_owner(db, b)?)))
+            .await
+            .expect("owners");
+        assert_eq!(owners, (Some("a".into()), Some("b".into())));
+    }
+
+    #[tokio::test]
+    async fn a_committed_feed_key_is_remembered_without_a_lookup() {
+        let w = writer_with_feeds();
+        let a = w.submit(1, |db| feed_key(db, "a")).await.expect("a");
+        // Behind the writer's back (feeds are never deleted by Tidings): a lookup would
+        // now create a new feed with another key; the memory answers the first one.
+        w.submit(1, |db| Ok(db.0.execute("DELETE FROM feeds", [])?))
+            .await
+            .expect("delete");
+        w.submit(1, |db| feed_key(db, "z")).await.expect("z");
+        assert_eq!(w.submit(1, |db| feed_key(db, "a")).await.ok(), Some(a));
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! Users (spec §4.1), returned as [`Entity`]s: `model::entities` shapes the `User`.
 
-use crate::store::sql::{OptionalExtension, params};
+use crate::store::sql::{Dialect, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::attached::preference_map;
@@ -54,11 +54,19 @@ pub fn get_users(
     // The JSON list drives the loop; each id is a primary-key probe, as correlated
     // scalar subqueries (`NULL` for a missing user) rather than a join: PostgreSQL's
     // generic plan of a join made while `users` was small stays a scan of the whole
-    // table until the next ANALYZE (see `feed_keys::LOOKUP_SQL`).
-    let mut stmt = db.0.prepare_cached(
+    // table until the next ANALYZE (see `feed_keys::LOOKUP_SQL`). PostgreSQL reads the
+    // list with its own `json_array_elements_text` and probes once per id in a lateral
+    // subquery (`OFFSET 0` keeps it one): half the time of two scalar subqueries over the
+    // `json_each` written in SQL (1.45 against 3.3 ms for 500 ids).
+    let mut stmt = db.0.prepare_cached(if db.0.dialect() == Dialect::Postgres {
+        "SELECT r.value, u.properties, u.updated_at \
+         FROM json_array_elements_text(CAST(?1 AS json)) AS r(value) \
+         LEFT JOIN LATERAL (SELECT properties, updated_at FROM users WHERE id = r.value OFFSET 0) u \
+         ON true"
+    } else {
         "SELECT r.value, (SELECT u.properties FROM users u WHERE u.id = r.value), \
-         (SELECT u.updated_at FROM users u WHERE u.id = r.value) FROM json_each(?1) AS r",
-    )?;
+         (SELECT u.updated_at FROM users u WHERE u.id = r.value) FROM json_each(?1) AS r"
+    })?;
     let rows = stmt.query_map([serde_json::to_string(ids)?], |r| {
         Ok((
             r.get::<_, String>(0)?,
