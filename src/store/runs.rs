@@ -249,6 +249,17 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
     Ok(())
 }
 
+/// Whether run `run_id` stored any recipient run (a delay, batch or other decided step);
+/// one probe of the run's unique (run, recipient) index.
+fn has_stored_recipient_runs(db: &Db<'_>, run_id: &str) -> StoreResult<bool> {
+    Ok(db
+        .0
+        .prepare_cached("SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 LIMIT 1")?
+        .query_row([run_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Keeps the items whose recipient (`key`) has no recipient run in `run_id` yet, and only
 /// the first item per recipient: deduplication across a whole trigger, pages included.
 /// One query per kind and collection among the items (one for a page of users): their
@@ -282,37 +293,33 @@ pub fn without_recipient_runs<T>(
             None => groups.push((group, vec![i])),
         }
     }
-    // The probes are correlated scalar subqueries, not `WHERE EXISTS`: PostgreSQL turns
-    // an EXISTS into a semi-join, whose generic plan made while the table was small
-    // stays a scan of the whole table until the next ANALYZE (see
-    // `feed_keys::LOOKUP_SQL`); a scalar subquery stays an index probe per element.
-    let mut stmt = db.0.prepare_cached(
-        "SELECT k FROM (SELECT CAST(j.key AS INTEGER) AS k, (\
-         SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
-         AND recipient_kind = ?3 AND recipient_collection = ?4 AND recipient_id = j.value \
-         LIMIT 1) AS hit FROM json_each(?2) j) AS probed WHERE hit IS NOT NULL",
-    )?;
     let mut reached = vec![false; firsts.len()];
     // A run whose recipients were all plain deliveries has no stored recipient run: one
     // probe of the run's index instead of one per recipient.
-    let stored_runs = db
-        .0
-        .prepare_cached("SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 LIMIT 1")?
-        .query_row([run_id], |_| Ok(()))
-        .optional()?
-        .is_some();
-    for ((kind, collection), positions) in groups.iter().filter(|_| stored_runs) {
-        let ids: Vec<&str> = positions.iter().map(|&i| key(&firsts[i]).id()).collect();
-        let ids = serde_json::to_string(&ids)?;
-        for index in stmt.query_map(params![run_id, ids, kind, collection], |row| {
-            row.get::<_, i64>(0)
-        })? {
-            if let Some(slot) = usize::try_from(index?)
-                .ok()
-                .and_then(|i| positions.get(i))
-                .and_then(|&at| reached.get_mut(at))
-            {
-                *slot = true;
+    if has_stored_recipient_runs(db, run_id)? {
+        // The probes are correlated scalar subqueries, not `WHERE EXISTS`: PostgreSQL
+        // turns an EXISTS into a semi-join, whose generic plan made while the table was
+        // small stays a scan of the whole table until the next ANALYZE (see
+        // `feed_keys::LOOKUP_SQL`); a scalar subquery stays an index probe per element.
+        let mut stmt = db.0.prepare_cached(
+            "SELECT k FROM (SELECT CAST(j.key AS INTEGER) AS k, (\
+             SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
+             AND recipient_kind = ?3 AND recipient_collection = ?4 AND recipient_id = j.value \
+             LIMIT 1) AS hit FROM json_each(?2) j) AS probed WHERE hit IS NOT NULL",
+        )?;
+        for ((kind, collection), positions) in &groups {
+            let ids: Vec<&str> = positions.iter().map(|&i| key(&firsts[i]).id()).collect();
+            let ids = serde_json::to_string(&ids)?;
+            for index in stmt.query_map(params![run_id, ids, kind, collection], |row| {
+                row.get::<_, i64>(0)
+            })? {
+                if let Some(slot) = usize::try_from(index?)
+                    .ok()
+                    .and_then(|i| positions.get(i))
+                    .and_then(|&at| reached.get_mut(at))
+                {
+                    *slot = true;
+                }
             }
         }
     }
