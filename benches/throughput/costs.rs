@@ -24,7 +24,7 @@ use tidings::model::run_state::RecipientRunStatus;
 use tidings::store::messages::{MessageData, NewMessage};
 use tidings::store::ops::{AcceptTrigger, PageEntry, RecipientWrite};
 use tidings::store::runs::NewRun;
-use tidings::store::{Store, StoreResult, fold};
+use tidings::store::{Store, StoreResult};
 
 const PER_TX: usize = 1000;
 const RUN: &str = "00000000-0000-4000-8000-000000000001";
@@ -217,17 +217,11 @@ async fn micros_per_item(
     let cpu = cpu_before
         .zip(super::tidings::process_cpu_seconds())
         .map(|(before, after)| (after - before) * 1e6 / items as f64);
-    // The fold, as the background task runs it: chunk after chunk in the bulk lane.
-    // (`Store::fold_chunk` is the op, but crate-private: kept on `write_weighted` until
-    // it is public.)
+    // The fold, as the background task runs it: chunk after chunk (on SQLite, this
+    // bench's engine, in the bulk lane).
     let cpu_before = super::tidings::process_cpu_seconds();
     let started = Instant::now();
-    while store
-        .write_weighted(fold::CHUNK as usize, |db| fold::fold(db, fold::CHUNK))
-        .await?
-        .unfolded()
-        > 0
-    {}
+    while store.fold_chunk().await?.unfolded() > 0 {}
     let fold_micros = started.elapsed().as_secs_f64() * 1e6 / items as f64;
     let fold_cpu = cpu_before
         .zip(super::tidings::process_cpu_seconds())

@@ -9,8 +9,9 @@
 //! as the writer folds faster than it inserts (a fold costs one aggregate row read per
 //! item and one counter upsert per (feed, tenant), less than an insert).
 //!
-//! Invariants: each chunk is its own writer command in the bulk lane (weighing
-//! [`fold::CHUNK`] items), so trigger acknowledgements never wait behind more than one;
+//! Invariants: on SQLite each chunk is its own writer command in the bulk lane (weighing
+//! [`fold::CHUNK`] items), so trigger acknowledgements never wait behind more than one; on
+//! PostgreSQL each is a transaction of its own beside the writers, which never wait for it;
 //! badges are exact at any moment without it (counters plus tail), so a crash or a slow
 //! fold never costs correctness, only a longer tail to count.
 
@@ -28,7 +29,13 @@ pub async fn catch_up(store: &Store, stopped: &impl Fn() -> bool) -> StoreResult
     let mut chunks = 0;
     let mut progress = store.fold_progress().await?;
     while progress.unfolded() > 0 && !stopped() {
+        let before = progress.folded_through;
         progress = store.fold_chunk().await?;
+        if progress.folded_through == before {
+            // Not now (PostgreSQL: a status change held the lock, or the newest numbers
+            // are not settled yet): the next tick tries again.
+            break;
+        }
         chunks += 1;
         if progress.unfolded() < fold::CHUNK {
             break;
@@ -47,7 +54,7 @@ pub(super) async fn run(store: Store, every: Duration, mut stop: watch::Receiver
         let stopped = || *stop.borrow();
         match catch_up(&store, &stopped).await {
             Ok(_) => {}
-            // Several nodes: other writers stayed busy past the fold's short wait.
+            // PostgreSQL: status changes held the fold's lock past its short wait.
             Err(crate::store::StoreError::Sql(e)) if e.is_lock_timeout() => {
                 tracing::debug!("feed counter fold waited out; retrying at the next tick")
             }

@@ -10,16 +10,55 @@
 //!   adds the tail above it live (`feeds::counts_from_counters`), so it is exact whenever
 //!   the fold runs, or whether it runs at all.
 //! - One call aggregates the messages in `(folded_through, end]` by their current state,
-//!   upserts the counters and moves the watermark to `end`, all in the caller's (the
-//!   writer's) transaction: a crash leaves either the chunk folded or not, never half.
+//!   upserts the counters and moves the watermark to `end`, all in one transaction (on
+//!   SQLite the writer's, on PostgreSQL its own): a crash leaves either the chunk folded
+//!   or not, never half.
 //! - Messages only ever get a `seq` above every existing one (`AUTOINCREMENT`, and a wake
 //!   takes the next number), so nothing appears below the watermark after it moved.
+//!
+//! Several PostgreSQL writers (DESIGN.md, "The fold across writers") add two races, and
+//! neither is closed by making writers wait for the fold:
+//! - A sequence number is handed out before its insert commits, so a chunk must not pass
+//!   a number still held by an open transaction. The fold reads the sequence's high-water
+//!   mark, then the write transactions open at that moment ([`Horizon`]); that mark is
+//!   safe once every one of them has ended (every inserter has its transaction id before
+//!   it takes a number: `messages::pg_insert_chunk`). Until then the fold goes only as far
+//!   as an earlier mark already proven safe.
+//! - A status change on an item the fold is counting must land on one side of the
+//!   watermark: [`adjust_counters`](super::messages::adjust_counters) holds the shared
+//!   side of the fold's lock from its watermark read to its commit, and the fold takes the
+//!   exclusive side without queueing (it tries, and waits briefly only after several
+//!   misses), so a fan-out's inserts never wait for the fold, and a status change at most
+//!   briefly.
 
+use super::sql::{Dialect, OptionalExtension};
 use super::{Db, StoreResult};
 
 /// Most sequence numbers (so at most this many messages) one call folds: about the cost
 /// of one fan-out page in the writer's bulk lane.
 pub const CHUNK: i64 = 5_000;
+
+/// The advisory lock (PostgreSQL) status changes share and the fold takes alone: keyed by
+/// the schema (advisory locks are per database, and several deployments, or the tests,
+/// may share one database in schemas of their own) and "fold" in ASCII (0x666f6c64).
+macro_rules! fold_lock {
+    () => {
+        "hashtext(current_schema()), 1718578276"
+    };
+}
+
+/// Takes the shared side of the fold's lock until the transaction ends (status changes).
+pub const SHARE_FOLD_LOCK: &str =
+    concat!("SELECT pg_advisory_xact_lock_shared(", fold_lock!(), ")");
+
+/// Consecutive calls that found the fold's lock held before one waits for it (at most
+/// [`FOLD_LOCK_WAIT`]): status changes come and go, so a try almost always succeeds, and
+/// a steady stream of them must still not keep the fold out for good.
+const TRIES_BEFORE_WAITING: u32 = 5;
+
+/// The longest the fold waits for the fold's lock when it waits at all; status changes
+/// queued behind it wait at most this long.
+const FOLD_LOCK_WAIT: &str = "100ms";
 
 /// How far the fold has come: the watermark and the newest message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +74,25 @@ impl Progress {
     }
 }
 
+/// What the fold on PostgreSQL remembers between calls: a sequence high-water mark that
+/// becomes safe to fold through once the write transactions open when it was read have
+/// ended, and how many calls in a row found the fold's lock taken. One per folding node;
+/// losing it (a restart, the duties lease moving) only delays the fold by a call.
+#[derive(Debug, Default)]
+pub struct Horizon {
+    pending: Option<PendingMark>,
+    missed_lock: u32,
+}
+
+#[derive(Debug)]
+struct PendingMark {
+    /// Every sequence number up to here was handed out when `open` was taken.
+    through: i64,
+    /// `pg_current_snapshot()` as text: its in-progress list is the transactions that
+    /// may still hold a number up to `through`.
+    open: String,
+}
+
 /// The watermark and the newest message's `seq` (two index edges, cheap on a reader).
 pub fn progress(db: &Db<'_>) -> StoreResult<Progress> {
     Ok(db.0.prepare_cached(
@@ -48,21 +106,32 @@ pub fn progress(db: &Db<'_>) -> StoreResult<Progress> {
     })?)
 }
 
-/// Folds the messages in `(folded_through, folded_through + limit]` (up to the newest)
-/// and moves the watermark past them. Returns the progress after it.
-pub fn fold(db: &Db<'_>, limit: i64) -> StoreResult<Progress> {
-    // Several nodes' writers: wait out every other open write transaction first, so
-    // each sequence number up to the newest is committed (or gone) and no status change
-    // lands between this read and the watermark's move (see `Conn::begin`).
-    db.0.exclude_other_writers()?;
+/// Folds the messages in `(folded_through, folded_through + limit]` (up to the newest
+/// one it may) and moves the watermark past them. Returns the progress after it; an
+/// unchanged watermark with messages unfolded means "not now" (PostgreSQL: the lock was
+/// taken, or no mark is safe yet), and the caller tries again at its next tick.
+///
+/// On PostgreSQL call it in a transaction of its own (`Store::fold_chunk`): the lock it
+/// takes lasts until that transaction ends.
+pub fn fold(db: &Db<'_>, limit: i64, horizon: &mut Horizon) -> StoreResult<Progress> {
+    let postgres = db.0.dialect() == Dialect::Postgres;
+    if postgres && !take_fold_lock(db, horizon)? {
+        return progress(db);
+    }
     let before = progress(db)?;
     if before.unfolded() == 0 {
         return Ok(before);
     }
-    let end = before
-        .folded_through
-        .saturating_add(limit.max(1))
-        .min(before.newest);
+    let safe = if postgres {
+        safe_end(db, horizon)?
+    } else {
+        // One writer, and the fold runs in its transaction: every number is settled.
+        before.newest
+    };
+    let end = before.folded_through.saturating_add(limit.max(1)).min(safe);
+    if end <= before.folded_through {
+        return Ok(before);
+    }
     // One row per (feed, tenant) of the chunk, even when it counts nothing: a counter row
     // also says the recipient had items in that tenant (`recipients::objects`).
     // `count(*) FILTER`, native on both engines, not `sum(flag)`: PostgreSQL runs
@@ -84,8 +153,77 @@ pub fn fold(db: &Db<'_>, limit: i64) -> StoreResult<Progress> {
         .execute([end])?;
     Ok(Progress {
         folded_through: end,
-        newest: before.newest,
+        newest: before.newest.max(end),
     })
+}
+
+/// Takes the fold's lock for this transaction: tries, and after [`TRIES_BEFORE_WAITING`]
+/// misses in a row waits up to [`FOLD_LOCK_WAIT`]. Whether it has it.
+fn take_fold_lock(db: &Db<'_>, horizon: &mut Horizon) -> StoreResult<bool> {
+    let taken = if horizon.missed_lock < TRIES_BEFORE_WAITING {
+        db.0.prepare_cached(concat!(
+            "SELECT pg_try_advisory_xact_lock(",
+            fold_lock!(),
+            ")"
+        ))?
+        .query_row([], |r| r.get::<_, bool>(0))?
+    } else {
+        // The fold's transaction holds nothing yet, so waiting here cannot deadlock.
+        db.0.execute_batch(&format!("SET LOCAL lock_timeout = '{FOLD_LOCK_WAIT}'"))?;
+        let waited =
+            db.0.prepare_cached(concat!("SELECT pg_advisory_xact_lock(", fold_lock!(), ")"))?
+                .query_row([], |_| Ok(()));
+        if let Err(e) = waited {
+            // A lock timeout ends the transaction; the caller rolls it back and the
+            // fold tries again at its next tick.
+            horizon.missed_lock += 1;
+            return Err(e.into());
+        }
+        db.0.execute_batch("SET LOCAL lock_timeout = 0")?;
+        true
+    };
+    horizon.missed_lock = if taken { 0 } else { horizon.missed_lock + 1 };
+    Ok(taken)
+}
+
+/// PostgreSQL: the highest sequence number the fold may pass now (see the module's
+/// note). Reads the high-water mark first and the open transactions after it, in that
+/// order: a transaction holding a number up to the mark took it, and its transaction
+/// id, before the mark was read, so it is in the later list or already over.
+fn safe_end(db: &Db<'_>, horizon: &mut Horizon) -> StoreResult<i64> {
+    let high: i64 =
+        db.0.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+    let (open, none_open): (String, bool) = db
+        .0
+        .prepare_cached(
+            "SELECT s::text, NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s))              FROM pg_current_snapshot() AS s",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if none_open {
+        horizon.pending = None;
+        return Ok(high);
+    }
+    let mut safe = 0;
+    if let Some(pending) = &horizon.pending {
+        let ended: bool = db
+            .0
+            .prepare_cached(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(?1::text::pg_snapshot) AS x                  WHERE NOT pg_visible_in_snapshot(x, pg_current_snapshot()))",
+            )?
+            .query_row([pending.open.as_str()], |r| r.get(0))?;
+        if !ended {
+            return Ok(0);
+        }
+        safe = pending.through;
+    }
+    horizon.pending = Some(PendingMark {
+        through: high,
+        open,
+    });
+    Ok(safe)
 }
 
 /// Every feed's badges as (channel, recipient id, tenant, total, unread, unseen): the

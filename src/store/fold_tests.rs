@@ -84,6 +84,25 @@ fn assert_exact(db: &Db<'_>, context: &str) {
     }
 }
 
+/// One chunk folded: the fold called until its watermark moves. On PostgreSQL a call may
+/// find a number unsettled because another test's write transaction was open anywhere on
+/// the server (transaction ids are server-wide); the next call, once it ended, goes on.
+fn fold(db: &Db<'_>, limit: i64) -> StoreResult<Progress> {
+    let mut horizon = Horizon::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let before = progress(db)?;
+        let after = super::fold(db, limit, &mut horizon)?;
+        if after.folded_through != before.folded_through
+            || before.unfolded() == 0
+            || std::time::Instant::now() > deadline
+        {
+            return Ok(after);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 fn badge(db: &Db<'_>, channel: &str, user: &RecipientRef) -> FeedCounts {
     counts_from_counters(db, channel, user, &FeedFilters::default(), None, NOW).expect("counts")
 }
@@ -675,5 +694,115 @@ fn plain_messages_in_page_order_without_replays(
         if writer {
             test_db.conn.execute_batch("COMMIT").expect("commit");
         }
+    }
+}
+
+/// Several PostgreSQL writers: the fold never passes a sequence number an open
+/// transaction holds (its insert would commit below the watermark and be counted
+/// nowhere), never waits for that transaction, and folds the number once it commits.
+#[test]
+fn the_fold_passes_no_number_an_open_write_transaction_holds() {
+    for test_db in crate::store::test_engines::engines() {
+        // SQLite has one writer, and the fold runs inside its transaction.
+        let Some(other) = test_db.connect_again() else {
+            continue;
+        };
+        let db = Db::on(&test_db.conn);
+        seed(&db);
+        let clock = crate::clock::Clock::system();
+        let cache = crate::store::feed_key_cache::FeedKeyCache::new();
+        // Another node's writer takes number 31 and stays open; this node then commits 32.
+        let other_writer = Db(&other, &clock, Some(&cache));
+        other.execute_batch("BEGIN").expect("begin");
+        let held = messages::insert(
+            &other_writer,
+            &new_message(30, "chan", users()[0].clone(), None),
+        )
+        .expect("insert")
+        .expect("new");
+        assert_eq!(held.seq, 31);
+        messages::insert(&db, &new_message(31, "chan", users()[1].clone(), None))
+            .expect("insert")
+            .expect("new");
+        let mut horizon = Horizon::default();
+        let fold_once = |horizon: &mut Horizon| {
+            test_db
+                .conn
+                .execute_batch("BEGIN READ WRITE")
+                .expect("begin");
+            let progress = super::fold(&db, 100, horizon).expect("fold");
+            test_db.conn.execute_batch("COMMIT").expect("commit");
+            progress
+        };
+        for call in 0..3 {
+            let progress = fold_once(&mut horizon);
+            assert!(
+                progress.folded_through < held.seq,
+                "call {call}: folded through {} past the open transaction's {}",
+                progress.folded_through,
+                held.seq
+            );
+            assert_exact(&db, &format!("open transaction, call {call}"));
+        }
+        other.execute_batch("COMMIT").expect("commit");
+        // Settled once it committed (and whatever other tests had open ended).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while fold_once(&mut horizon).unfolded() > 0 {
+            assert!(std::time::Instant::now() < deadline, "never folded");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(
+            counter_sums(&db),
+            (32, 32, 32),
+            "both late numbers are counted once"
+        );
+        assert_exact(&db, "after the commit");
+    }
+}
+
+/// Several PostgreSQL writers: a status change holds the fold off until it commits (the
+/// fold does not queue in front of later ones), and after several misses the fold waits
+/// briefly, giving up with a lock timeout that leaves everything as it was.
+#[test]
+fn a_status_change_in_flight_holds_the_fold_off_without_queueing_it() {
+    for test_db in crate::store::test_engines::engines() {
+        let Some(other) = test_db.connect_again() else {
+            continue;
+        };
+        let db = Db::on(&test_db.conn);
+        seed(&db);
+        fold(&db, 15).expect("fold");
+        for i in 30..35 {
+            messages::insert(&db, &new_message(i, "chan", users()[i % 3].clone(), None))
+                .expect("insert");
+        }
+        // Another node reads a folded item and has not committed yet.
+        other.execute_batch("BEGIN").expect("begin");
+        read(&Db::on(&other), "m0000");
+        let mut horizon = Horizon::default();
+        for call in 0..TRIES_BEFORE_WAITING {
+            test_db
+                .conn
+                .execute_batch("BEGIN READ WRITE")
+                .expect("begin");
+            let progress = super::fold(&db, 100, &mut horizon).expect("fold");
+            test_db.conn.execute_batch("COMMIT").expect("commit");
+            assert_eq!(progress.folded_through, 15, "call {call}: held off");
+        }
+        test_db
+            .conn
+            .execute_batch("BEGIN READ WRITE")
+            .expect("begin");
+        let waited = super::fold(&db, 100, &mut horizon);
+        test_db.conn.execute_batch("ROLLBACK").expect("rollback");
+        match waited {
+            Err(crate::store::StoreError::Sql(e)) => assert!(e.is_lock_timeout(), "{e}"),
+            other => panic!("expected a lock timeout after waiting, got {other:?}"),
+        }
+        assert_eq!(progress(&db).expect("progress").folded_through, 15);
+        other.execute_batch("COMMIT").expect("commit");
+        assert_eq!(fold(&db, 100).expect("fold").folded_through, 35);
+        assert_eq!(counter_sums(&db), (35, 34, 35), "the read is counted once");
+        assert_exact(&db, "after the status change committed");
     }
 }

@@ -14,7 +14,7 @@
 //! - A woken item gets a `seq` above every other (the head of the feed, a new cursor),
 //!   and `sqlite_sequence` moves with it so no later insert reuses a number.
 
-use crate::store::sql::{OptionalExtension, params};
+use crate::store::sql::{Dialect, OptionalExtension, params};
 
 use super::messages::{self, MESSAGE_COLUMNS, MessageRow, row_to_message};
 use super::{Db, StoreResult, message_status};
@@ -70,19 +70,26 @@ pub fn wake(
         (Some(at), Some(due)) if at != due => return Ok(None),
         _ => {}
     }
+    let postgres = db.0.dialect() == Dialect::Postgres;
+    // PostgreSQL: the sequence itself, which several nodes' inserts draw from at once (a
+    // maximum read here could be taken by another node's insert before this commits).
     let seq: i64 =
-        db.0.prepare_cached(
+        db.0.prepare_cached(if postgres {
+            "SELECT nextval(pg_get_serial_sequence('messages', 'seq'))"
+        } else {
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), \
-         coalesce((SELECT max(seq) FROM messages), 0)) + 1",
-        )?
+             coalesce((SELECT max(seq) FROM messages), 0)) + 1"
+        })?
         .query_row([], |row| row.get(0))?;
     db.0.prepare_cached(
         "UPDATE messages SET seq = ?2, snoozed_until = NULL, read_at = NULL, seen_at = NULL, \
          inserted_at = ?3, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![id, seq, now])?;
-    db.0.prepare_cached("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'messages'")?
-        .execute([seq])?;
+    if !postgres {
+        db.0.prepare_cached("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'messages'")?
+            .execute([seq])?;
+    }
     let after = MessageRow {
         seq,
         snoozed_until: None,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::store::sql::{Dialect, OptionalExtension, ToValue, params};
 use serde_json::Value;
 
-use super::{Db, StoreError, StoreResult, feed_keys};
+use super::{Db, StoreError, StoreResult, feed_keys, fold};
 use crate::model::RecipientRef;
 use crate::model::message::Blocks;
 
@@ -467,7 +467,10 @@ fn pg_insert_chunk(
         // savepoint to fall back to: the slower statement that never fails on a replay.
         return run(pg_insert_sql(rows, true));
     }
-    db.0.execute_batch("SAVEPOINT message_chunk")?;
+    // The transaction's id before its first sequence number: the fold treats a number
+    // as settled once the transactions open after it was handed out have ended, which
+    // holds only if this one was among them (`store::fold`). Same round trip.
+    db.0.execute_batch("SELECT pg_current_xact_id(); SAVEPOINT message_chunk")?;
     match run(pg_insert_sql(rows, false)) {
         Ok(inserted) => {
             db.0.execute_batch("RELEASE message_chunk")?;
@@ -537,9 +540,17 @@ impl CounterDelta {
 /// is at or below the fold's watermark; a message above it is counted live from its
 /// current state, so it needs nothing. `m` is the row as it was before the change (its
 /// `seq` then).
+///
+/// On PostgreSQL it first takes the shared side of the fold's lock until the
+/// transaction ends, so the watermark it reads cannot move before this change commits
+/// (several nodes' status changes share it; only a fold excludes them).
 pub fn adjust_counters(db: &Db<'_>, m: &MessageRow, delta: CounterDelta) -> StoreResult<()> {
     if delta.is_zero() {
         return Ok(());
+    }
+    if db.0.dialect() == Dialect::Postgres {
+        db.0.prepare_cached(fold::SHARE_FOLD_LOCK)?
+            .query_row([], |_| Ok(()))?;
     }
     db.0.prepare_cached(
         "INSERT INTO feed_counters(feed, tenant, total, unread, unseen) \

@@ -165,6 +165,8 @@ pub struct Store {
     /// PostgreSQL only: this node's name and lease length, for the leases several nodes
     /// share work by (`ops::leases`). `None` on SQLite: one process owns the file.
     node: Option<std::sync::Arc<ops::leases::NodeLease>>,
+    /// PostgreSQL: what this node's fold remembers between chunks (`fold::Horizon`).
+    fold_horizon: std::sync::Arc<std::sync::Mutex<fold::Horizon>>,
 }
 
 impl Store {
@@ -207,6 +209,7 @@ impl Store {
             path: path.to_path_buf(),
             created,
             node: None,
+            fold_horizon: Default::default(),
         })
     }
 
@@ -236,7 +239,13 @@ impl Store {
             path: PathBuf::new(),
             created,
             node: Some(std::sync::Arc::new(ops::leases::NodeLease::default())),
+            fold_horizon: Default::default(),
         })
+    }
+
+    /// Whether this store is on PostgreSQL (several writers may share it).
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.node.is_some()
     }
 
     /// Whether this open created the database file (a new installation), e.g. for demo

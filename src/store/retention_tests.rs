@@ -42,7 +42,7 @@ fn seed(db: &Db<'_>) {
     )
     .expect("engagement");
     // The first half counted by the fold, the rest in the tail: deletes meet both.
-    crate::store::fold::fold(db, 10).expect("fold");
+    crate::store::fold::fold(db, 10, &mut Default::default()).expect("fold");
 }
 
 fn at(second: usize) -> String {

@@ -4,7 +4,7 @@
 
 use crate::store::fold::{self, Progress};
 use crate::store::retention::{self as sql, Age, Channels};
-use crate::store::{Db, Store, StoreResult};
+use crate::store::{Db, Store, StoreError, StoreResult};
 
 /// One kind of expired row, with its cutoff (a stored timestamp).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +61,36 @@ impl Store {
         self.read(fold::progress).await
     }
 
-    /// Folds one chunk of messages into the feed counters, in one writer command;
-    /// the progress after it.
-    pub(crate) async fn fold_chunk(&self) -> StoreResult<Progress> {
-        self.write_weighted(fold::CHUNK as usize, |db| fold::fold(db, fold::CHUNK))
-            .await
+    /// Folds one chunk of messages into the feed counters; the progress after it. On
+    /// SQLite one writer command (the one writer settles every sequence number); on
+    /// PostgreSQL a transaction of its own on a pooled connection, beside the writer, so
+    /// a fan-out's pages never wait for it (`store::fold`).
+    pub async fn fold_chunk(&self) -> StoreResult<Progress> {
+        if !self.is_postgres() {
+            let mut one_writer = fold::Horizon::default();
+            return self
+                .write_weighted(fold::CHUNK as usize, move |db| {
+                    fold::fold(db, fold::CHUNK, &mut one_writer)
+                })
+                .await;
+        }
+        let horizon = self.fold_horizon.clone();
+        self.read(move |db| {
+            let mut horizon = horizon
+                .lock()
+                .map_err(|_| StoreError::Blocking("the fold's horizon lock is poisoned".into()))?;
+            db.0.execute_batch("BEGIN READ WRITE")?;
+            match fold::fold(db, fold::CHUNK, &mut horizon) {
+                Ok(progress) => {
+                    db.0.execute_batch("COMMIT")?;
+                    Ok(progress)
+                }
+                Err(e) => {
+                    let _ = db.0.execute_batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+        .await
     }
 }

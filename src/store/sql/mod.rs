@@ -159,43 +159,16 @@ impl Conn {
     }
 
     /// Starts the writer's transaction. SQLite takes the write lock at once
-    /// (`IMMEDIATE`), so a busy database fails here and not halfway through.
-    ///
-    /// On PostgreSQL, where several nodes' writers commit at once, every write
-    /// transaction holds the shared side of [`WRITES_LOCK`] and the counter fold takes
-    /// its exclusive side ([`Conn::exclude_other_writers`]): the fold then sees every
-    /// message whose sequence number was handed out (PostgreSQL's sequences are not
-    /// transactional) and no status change races it.
+    /// (`IMMEDIATE`), so a busy database fails here and not halfway through. PostgreSQL's
+    /// writers (one per node) run side by side; nothing they do waits for the counter
+    /// fold (`store::fold` says how it stays exact without that).
     pub fn begin(&self) -> Result<()> {
-        match self.dialect() {
-            Dialect::Sqlite => self.execute_batch("BEGIN IMMEDIATE"),
-            Dialect::Postgres => self.execute_batch(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock_shared({WRITES_LOCK})"
-            )),
-        }
-    }
-
-    /// Waits until no other write transaction is open and keeps new ones out until this
-    /// one ends (PostgreSQL; SQLite has one writer, so nothing to wait for). Fails with
-    /// a lock timeout ([`Error::is_lock_timeout`]) when others stay busy.
-    pub fn exclude_other_writers(&self) -> Result<()> {
-        match self.dialect() {
-            Dialect::Sqlite => Ok(()),
-            // At most briefly (well under PostgreSQL's deadlock_timeout): a write
-            // transaction of this one's group may hold a row another node's writer
-            // waits for, so waiting longer could deadlock; on a timeout this command
-            // alone rolls back (the writer's savepoint) and the fold tries again later.
-            Dialect::Postgres => self.execute_batch(&format!(
-                "SET LOCAL lock_timeout = '200ms'; SELECT pg_advisory_xact_lock({WRITES_LOCK}); \
-                 SET LOCAL lock_timeout = 0"
-            )),
-        }
+        self.execute_batch(match self.dialect() {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        })
     }
 }
-
-/// The advisory lock write transactions share and the fold takes alone (an arbitrary
-/// constant: "writes" in ASCII).
-pub const WRITES_LOCK: i64 = 0x0000_7772_6974_6573;
 
 /// A prepared statement.
 pub struct Statement<'c>(StatementInner<'c>);
