@@ -20,8 +20,8 @@
 //! neither is closed by making writers wait for the fold:
 //! - A sequence number is handed out before its insert commits, so a chunk must not pass
 //!   a number still held by an open transaction. The fold reads the sequence's high-water
-//!   mark, then the write transactions open at that moment ([`Horizon`]); that mark is
-//!   safe once every one of them has ended (every inserter has its transaction id before
+//!   mark, then takes a transaction id of its own ([`Horizon`]); that mark is safe once no
+//!   transaction older than that id is open (every inserter has its transaction id before
 //!   it takes a number: `messages::pg_insert_chunk`). Until then the fold goes only as far
 //!   as an earlier mark already proven safe.
 //! - A status change on an item the fold is counting must land on one side of the
@@ -75,8 +75,8 @@ impl Progress {
 }
 
 /// What the fold on PostgreSQL remembers between calls: a sequence high-water mark that
-/// becomes safe to fold through once the write transactions open when it was read have
-/// ended, and how many calls in a row found the fold's lock taken. One per folding node;
+/// becomes safe to fold through once no transaction older than the fold's at the time is
+/// open, and how many calls in a row found the fold's lock taken. One per folding node;
 /// losing it (a restart, the duties lease moving) only delays the fold by a call.
 #[derive(Debug, Default)]
 pub struct Horizon {
@@ -86,11 +86,11 @@ pub struct Horizon {
 
 #[derive(Debug)]
 struct PendingMark {
-    /// Every sequence number up to here was handed out when `open` was taken.
+    /// Every sequence number up to here was handed out before `taken_by` began.
     through: i64,
-    /// `pg_current_snapshot()` as text: its in-progress list is the transactions that
-    /// may still hold a number up to `through`.
-    open: String,
+    /// The transaction id the fold took just after reading `through`: once no older
+    /// transaction is open, every number up to `through` is committed or gone.
+    taken_by: i64,
 }
 
 /// The watermark and the newest message's `seq` (two index edges, cheap on a reader).
@@ -187,41 +187,44 @@ fn take_fold_lock(db: &Db<'_>, horizon: &mut Horizon) -> StoreResult<bool> {
 }
 
 /// PostgreSQL: the highest sequence number the fold may pass now (see the module's
-/// note). Reads the high-water mark first and the open transactions after it, in that
-/// order: a transaction holding a number up to the mark took it, and its transaction
-/// id, before the mark was read, so it is in the later list or already over.
+/// note). Reads the high-water mark, then takes this transaction's id: a transaction
+/// holding a number up to the mark took its id before that number, so before this one.
+/// The mark is safe once no transaction older than this one is open, which the oldest
+/// open id (`pg_snapshot_xmin`) tells at once, or at a later call.
+///
+/// Not the snapshot's in-progress list: it leaves out transactions newer than the latest
+/// one to end (they are past its `xmax`), which is exactly a writer whose page is the
+/// newest thing happening.
 fn safe_end(db: &Db<'_>, horizon: &mut Horizon) -> StoreResult<i64> {
-    let high: i64 =
-        db.0.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
-            .query_row([], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-    let (open, none_open): (String, bool) = db
+    let high: i64 = db
         .0
-        .prepare_cached(
-            "SELECT s::text, NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s))              FROM pg_current_snapshot() AS s",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if none_open {
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let me: i64 = db
+        .0
+        .prepare_cached("SELECT pg_current_xact_id()::text::bigint")?
+        .query_row([], |r| r.get(0))?;
+    // A later statement, so a snapshot taken after this transaction had its id.
+    let oldest_open: i64 = db
+        .0
+        .prepare_cached("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")?
+        .query_row([], |r| r.get(0))?;
+    if oldest_open >= me {
         horizon.pending = None;
         return Ok(high);
     }
     let mut safe = 0;
     if let Some(pending) = &horizon.pending {
-        let ended: bool = db
-            .0
-            .prepare_cached(
-                "SELECT NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(?1::text::pg_snapshot) AS x                  WHERE NOT pg_visible_in_snapshot(x, pg_current_snapshot()))",
-            )?
-            .query_row([pending.open.as_str()], |r| r.get(0))?;
-        if !ended {
+        if oldest_open < pending.taken_by {
             return Ok(0);
         }
         safe = pending.through;
     }
     horizon.pending = Some(PendingMark {
         through: high,
-        open,
+        taken_by: me,
     });
     Ok(safe)
 }
