@@ -21,8 +21,8 @@
 //! - A sequence number is handed out before its insert commits, so a chunk must not pass
 //!   a number still held by an open transaction. The fold reads the sequence's high-water
 //!   mark, then takes a transaction id of its own ([`Horizon`]); that mark is safe once no
-//!   transaction older than that id is open (every inserter has its transaction id before
-//!   it takes a number: `messages::pg_insert_chunk`). Until then the fold goes only as far
+//!   transaction older than that id is open (every writer has its transaction id before
+//!   it takes a number: `Conn::begin`). Until then the fold goes only as far
 //!   as an earlier mark already proven safe.
 //! - A status change on an item the fold is counting must land on one side of the
 //!   watermark: [`adjust_counters`](super::messages::adjust_counters) holds the shared
@@ -196,21 +196,18 @@ fn take_fold_lock(db: &Db<'_>, horizon: &mut Horizon) -> StoreResult<bool> {
 /// one to end (they are past its `xmax`), which is exactly a writer whose page is the
 /// newest thing happening.
 fn safe_end(db: &Db<'_>, horizon: &mut Horizon) -> StoreResult<i64> {
-    let high: i64 = db
-        .0
-        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
-    let me: i64 = db
-        .0
-        .prepare_cached("SELECT pg_current_xact_id()::text::bigint")?
-        .query_row([], |r| r.get(0))?;
+    let high: i64 =
+        db.0.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+    let me: i64 =
+        db.0.prepare_cached("SELECT pg_current_xact_id()::text::bigint")?
+            .query_row([], |r| r.get(0))?;
     // A later statement, so a snapshot taken after this transaction had its id.
-    let oldest_open: i64 = db
-        .0
-        .prepare_cached("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")?
-        .query_row([], |r| r.get(0))?;
+    let oldest_open: i64 =
+        db.0.prepare_cached("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")?
+            .query_row([], |r| r.get(0))?;
     if oldest_open >= me {
         horizon.pending = None;
         return Ok(high);

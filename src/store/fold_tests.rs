@@ -713,7 +713,7 @@ fn the_fold_passes_no_number_an_open_write_transaction_holds() {
         let cache = crate::store::feed_key_cache::FeedKeyCache::new();
         // Another node's writer takes number 31 and stays open; this node then commits 32.
         let other_writer = Db(&other, &clock, Some(&cache));
-        other.execute_batch("BEGIN").expect("begin");
+        other.begin().expect("begin");
         let held = messages::insert(
             &other_writer,
             &new_message(30, "chan", users()[0].clone(), None),

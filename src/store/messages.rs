@@ -306,6 +306,13 @@ fn stored_row(m: NewMessage, seq: i64) -> MessageRow {
 /// PostgreSQL's 65,535.
 const PG_INSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
 
+/// Rows from which a chunk is first tried as a plain `INSERT` in a savepoint
+/// ([`pg_insert_chunk`]). Below it, `ON CONFLICT DO NOTHING` at once: a delivery written
+/// one message at a time (a workflow with a batch or delay step) otherwise paid three
+/// round trips per message instead of one (+25% PostgreSQL CPU per item in the cluster
+/// bench, BENCHMARKS.md session 23).
+const PG_PLAIN_INSERT_MIN_ROWS: usize = 20;
+
 /// Parameters bound per message row of [`insert_page`]'s statements.
 const PG_ROW_PARAMS: usize = 20;
 
@@ -462,15 +469,14 @@ fn pg_insert_chunk(
             .query_map(values, |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?)
     };
-    if !db.in_write_transaction() {
+    if !db.in_write_transaction() || rows < PG_PLAIN_INSERT_MIN_ROWS {
         // Outside the writer's transaction (a test's autocommit connection) there is no
-        // savepoint to fall back to: the slower statement that never fails on a replay.
+        // savepoint to fall back to; and for a few rows the savepoint's two extra round
+        // trips cost more than the conflict check: the statement that never fails on a
+        // replay.
         return run(pg_insert_sql(rows, true));
     }
-    // The transaction's id before its first sequence number: the fold treats a number
-    // as settled once the transactions open after it was handed out have ended, which
-    // holds only if this one was among them (`store::fold`). Same round trip.
-    db.0.execute_batch("SELECT pg_current_xact_id(); SAVEPOINT message_chunk")?;
+    db.0.execute_batch("SAVEPOINT message_chunk")?;
     match run(pg_insert_sql(rows, false)) {
         Ok(inserted) => {
             db.0.execute_batch("RELEASE message_chunk")?;

@@ -251,10 +251,19 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
 
 /// Whether run `run_id` stored any recipient run (a delay, batch or other decided step);
 /// one probe of the run's unique (run, recipient) index.
+///
+/// Ordered by that index's columns so that PostgreSQL cannot plan it otherwise: with a
+/// plain `LIMIT 1`, statistics from a few large runs (500 recipient runs per run id) made
+/// a sequential scan look cheaper ("the first match is a page away"), and every new run,
+/// which has none, scanned the whole table: 3 ms a trigger at 50,000 rows, the largest
+/// statement of the cluster bench (BENCHMARKS.md, session 23).
 fn has_stored_recipient_runs(db: &Db<'_>, run_id: &str) -> StoreResult<bool> {
     Ok(db
         .0
-        .prepare_cached("SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 LIMIT 1")?
+        .prepare_cached(
+            "SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
+             ORDER BY workflow_run_id, recipient_kind, recipient_collection, recipient_id LIMIT 1",
+        )?
         .query_row([run_id], |_| Ok(()))
         .optional()?
         .is_some())

@@ -161,11 +161,14 @@ impl Conn {
     /// Starts the writer's transaction. SQLite takes the write lock at once
     /// (`IMMEDIATE`), so a busy database fails here and not halfway through. PostgreSQL's
     /// writers (one per node) run side by side; nothing they do waits for the counter
-    /// fold (`store::fold` says how it stays exact without that).
+    /// fold. Each takes its transaction id at once (same round trip), before any message
+    /// sequence number: the fold settles a number once every transaction older than its
+    /// own has ended, which covers the number's holder only if its id came first
+    /// (`store::fold`).
     pub fn begin(&self) -> Result<()> {
         self.execute_batch(match self.dialect() {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
+            Dialect::Postgres => "BEGIN; SELECT pg_current_xact_id()",
         })
     }
 }
