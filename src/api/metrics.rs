@@ -35,6 +35,13 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
                 .max(0) as f64
                 / 1e6
         });
+    // Two index edges on a reader connection.
+    let unfolded_items = state
+        .store
+        .fold_progress()
+        .await
+        .map_err(ApiError::from)?
+        .unfolded();
     let snapshot = Snapshot {
         queued_runs: backlog.queued_runs,
         queued_items: backlog.queued_items,
@@ -43,6 +50,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         runner_lag_seconds,
         hub: state.hub.stats(),
         wal_bytes: state.store.wal_bytes(),
+        unfolded_items: u64::try_from(unfolded_items).unwrap_or(0),
     };
     let text = state
         .metrics

@@ -54,6 +54,9 @@ pub struct Snapshot {
     pub hub: HubStats,
     /// The WAL file's size after the last checkpoint.
     pub wal_bytes: u64,
+    /// Messages (an upper bound: sequence numbers have gaps) past the badge counters'
+    /// watermark, which every badge read counts live.
+    pub unfolded_items: u64,
 }
 
 /// Every series of `/metrics`.
@@ -73,6 +76,7 @@ pub struct Metrics {
     topics: IntGauge,
     wal_bytes: IntGauge,
     publish_queue: IntGauge,
+    fold_lag: IntGauge,
     /// The NATS transport's series (`--nats-url`; zero on a node without it).
     bus: crate::cluster::nats::BusCounters,
     /// Scrapes copy the hub's totals into counters; one at a time, so each moves forward.
@@ -169,8 +173,15 @@ impl Metrics {
             "Committed feed items waiting for the realtime publisher (bounded; past the \
              bound a feed's items fold into one push with fresh counts).",
         )?;
+        let fold_lag = IntGauge::new(
+            "tidings_feed_fold_lag_items",
+            "Feed items past the badge counters' watermark (an upper bound), which badge \
+             reads count live; it grows and stays up only while the fold cannot run (on \
+             PostgreSQL: a long write transaction anywhere on the server).",
+        )?;
         registry.register(Box::new(wal_bytes.clone()))?;
         registry.register(Box::new(publish_queue.clone()))?;
+        registry.register(Box::new(fold_lag.clone()))?;
         registry.register(Box::new(pushes.clone()))?;
         registry.register(Box::new(sockets.clone()))?;
         registry.register(Box::new(topics.clone()))?;
@@ -231,6 +242,7 @@ impl Metrics {
             topics,
             wal_bytes,
             publish_queue,
+            fold_lag,
             bus,
             scrape: Mutex::new(()),
         })
@@ -312,6 +324,8 @@ impl Metrics {
                 .set(i64::try_from(snapshot.wal_bytes).unwrap_or(i64::MAX));
             self.publish_queue
                 .set(i64::try_from(snapshot.hub.publish_queue).unwrap_or(i64::MAX));
+            self.fold_lag
+                .set(i64::try_from(snapshot.unfolded_items).unwrap_or(i64::MAX));
             for (outcome, total) in [
                 ("sent", snapshot.hub.pushes),
                 ("dropped", snapshot.hub.dropped),
@@ -363,6 +377,7 @@ mod tests {
                 ..HubStats::default()
             },
             wal_bytes: 4096,
+            unfolded_items: 12,
         };
         let text = metrics.render(&snapshot).expect("render");
         assert_eq!(value(&text, "tidings_triggers_accepted_total"), Some(1.0));
@@ -394,6 +409,7 @@ mod tests {
             Some(7.0)
         );
         assert_eq!(value(&text, "tidings_joined_topics"), Some(5.0));
+        assert_eq!(value(&text, "tidings_feed_fold_lag_items"), Some(12.0));
         assert!(text.contains(
             "tidings_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/workflows/{key}/trigger\"} 1"
         ), "{text}");

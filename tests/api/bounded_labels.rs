@@ -96,6 +96,7 @@ async fn nothing_is_recorded_when_metrics_are_off() {
         hub: tidings::realtime::HubStats::default(),
         wal_bytes: 0,
         failed_runs: 0,
+        unfolded_items: 0,
     };
     let text = app.state.metrics.render(&snapshot).expect("render");
     let recorded: Vec<&str> = http_series(&text)

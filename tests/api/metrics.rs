@@ -163,3 +163,36 @@ async fn metrics_can_be_turned_off_and_then_answer_404_in_knocks_shape() {
         .expect("scrape");
     assert_error(res, 404, "route_missing").await;
 }
+
+/// `tidings_feed_fold_lag_items`: the items past the badge counters' watermark, which
+/// stay there while the fold is an hour away and go once a fold runs.
+#[tokio::test]
+async fn the_fold_lag_counts_the_items_the_fold_has_not_reached() {
+    let stalled = spawn_app_with(|s| s.fold_interval_ms = 3_600_000).await;
+    assert_eq!(
+        must(&scrape(&stalled).await, "tidings_feed_fold_lag_items"),
+        0.0
+    );
+    stalled
+        .trigger("new-comment", json!({"recipients": ["f1", "f2", "f3"]}))
+        .await;
+    stalled.wait_for_feed("f3", "", 1).await;
+    assert_eq!(
+        must(&scrape(&stalled).await, "tidings_feed_fold_lag_items"),
+        3.0
+    );
+
+    let folding = spawn_app().await;
+    folding
+        .trigger("new-comment", json!({"recipients": ["f1", "f2"]}))
+        .await;
+    folding.wait_for_feed("f2", "", 1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while must(&scrape(&folding).await, "tidings_feed_fold_lag_items") > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fold never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
