@@ -111,8 +111,8 @@ pub fn progress(db: &Db<'_>) -> StoreResult<Progress> {
 /// unchanged watermark with messages unfolded means "not now" (PostgreSQL: the lock was
 /// taken, or no mark is safe yet), and the caller tries again at its next tick.
 ///
-/// On PostgreSQL call it in a transaction of its own (`Store::fold_chunk`): the lock it
-/// takes lasts until that transaction ends.
+/// On PostgreSQL call it in a transaction of its own ([`fold_in_own_transaction`]): the
+/// lock it takes lasts until that transaction ends.
 pub fn fold(db: &Db<'_>, limit: i64, horizon: &mut Horizon) -> StoreResult<Progress> {
     let postgres = db.0.dialect() == Dialect::Postgres;
     if postgres && !take_fold_lock(db, horizon)? {
@@ -155,6 +155,27 @@ pub fn fold(db: &Db<'_>, limit: i64, horizon: &mut Horizon) -> StoreResult<Progr
         folded_through: end,
         newest: before.newest.max(end),
     })
+}
+
+/// PostgreSQL: [`fold`] in a read-write transaction of its own on `db`'s connection (a
+/// pooled reader's, whose default is read-only), committed, or rolled back on an error
+/// (a lock timeout ends the transaction).
+pub fn fold_in_own_transaction(
+    db: &Db<'_>,
+    limit: i64,
+    horizon: &mut Horizon,
+) -> StoreResult<Progress> {
+    db.0.execute_batch("BEGIN READ WRITE")?;
+    match fold(db, limit, horizon) {
+        Ok(progress) => {
+            db.0.execute_batch("COMMIT")?;
+            Ok(progress)
+        }
+        Err(e) => {
+            let _ = db.0.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// Takes the fold's lock for this transaction: tries, and after [`TRIES_BEFORE_WAITING`]

@@ -725,15 +725,8 @@ fn the_fold_passes_no_number_an_open_write_transaction_holds() {
             .expect("insert")
             .expect("new");
         let mut horizon = Horizon::default();
-        let fold_once = |horizon: &mut Horizon| {
-            test_db
-                .conn
-                .execute_batch("BEGIN READ WRITE")
-                .expect("begin");
-            let progress = super::fold(&db, 100, horizon).expect("fold");
-            test_db.conn.execute_batch("COMMIT").expect("commit");
-            progress
-        };
+        let fold_once =
+            |horizon: &mut Horizon| fold_in_own_transaction(&db, 100, horizon).expect("fold");
         for call in 0..3 {
             let progress = fold_once(&mut horizon);
             assert!(
@@ -781,21 +774,10 @@ fn a_status_change_in_flight_holds_the_fold_off_without_queueing_it() {
         read(&Db::on(&other), "m0000");
         let mut horizon = Horizon::default();
         for call in 0..TRIES_BEFORE_WAITING {
-            test_db
-                .conn
-                .execute_batch("BEGIN READ WRITE")
-                .expect("begin");
-            let progress = super::fold(&db, 100, &mut horizon).expect("fold");
-            test_db.conn.execute_batch("COMMIT").expect("commit");
+            let progress = fold_in_own_transaction(&db, 100, &mut horizon).expect("fold");
             assert_eq!(progress.folded_through, 15, "call {call}: held off");
         }
-        test_db
-            .conn
-            .execute_batch("BEGIN READ WRITE")
-            .expect("begin");
-        let waited = super::fold(&db, 100, &mut horizon);
-        test_db.conn.execute_batch("ROLLBACK").expect("rollback");
-        match waited {
+        match fold_in_own_transaction(&db, 100, &mut horizon) {
             Err(crate::store::StoreError::Sql(e)) => assert!(e.is_lock_timeout(), "{e}"),
             other => panic!("expected a lock timeout after waiting, got {other:?}"),
         }

@@ -260,14 +260,16 @@ pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<(
 fn has_stored_recipient_runs(db: &Db<'_>, run_id: &str) -> StoreResult<bool> {
     Ok(db
         .0
-        .prepare_cached(
-            "SELECT 1 FROM workflow_recipient_runs WHERE workflow_run_id = ?1 \
-             ORDER BY workflow_run_id, recipient_kind, recipient_collection, recipient_id LIMIT 1",
-        )?
+        .prepare_cached(HAS_STORED_RECIPIENT_RUNS_SQL)?
         .query_row([run_id], |_| Ok(()))
         .optional()?
         .is_some())
 }
+
+/// [`has_stored_recipient_runs`]' statement (named for the test that checks its plan).
+const HAS_STORED_RECIPIENT_RUNS_SQL: &str = "SELECT 1 FROM workflow_recipient_runs \
+     WHERE workflow_run_id = ?1 \
+     ORDER BY workflow_run_id, recipient_kind, recipient_collection, recipient_id LIMIT 1";
 
 /// Keeps the items whose recipient (`key`) has no recipient run in `run_id` yet, and only
 /// the first item per recipient: deduplication across a whole trigger, pages included.
@@ -580,6 +582,45 @@ pub fn put_idempotency(db: &Db<'_>, key: &str, row: &IdempotencyRow) -> StoreRes
 
 #[cfg(test)]
 mod tests {
+    /// PostgreSQL: the "any stored recipient run?" probe stays an index probe when large
+    /// runs shaped the statistics and the probed run has none (the generic plan of a plain
+    /// `LIMIT 1` was a scan of the whole table there: 3 ms a trigger at 50,000 rows).
+    #[test]
+    fn the_stored_recipient_run_probe_is_planned_on_the_index_whatever_the_statistics() {
+        for test_db in crate::store::test_engines::engines() {
+            if test_db.engine != "postgres" {
+                continue;
+            }
+            let conn = &test_db.conn;
+            conn.execute_batch(
+                "INSERT INTO workflow_recipient_runs(id, workflow_run_id, recipient_kind, \
+                 recipient_id, status, inserted_at, updated_at) \
+                 SELECT 'rr' || i, 'run' || (i / 500), 'user', 'u' || i, 'completed', '', '' \
+                 FROM generate_series(1, 20000) AS i; \
+                 ANALYZE workflow_recipient_runs; \
+                 SET plan_cache_mode = force_generic_plan",
+            )
+            .expect("seed");
+            let prepare = format!(
+                "PREPARE probe(text) AS {}",
+                super::HAS_STORED_RECIPIENT_RUNS_SQL.replace("?1", "$1")
+            );
+            conn.execute_batch(&prepare).expect("prepare");
+            let plan: Vec<String> = conn
+                .prepare("EXPLAIN EXECUTE probe('a-new-run')")
+                .expect("explain")
+                .query_map([], |r| r.get(0))
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            let plan = plan.join("\n");
+            assert!(plan.contains("Index"), "{plan}");
+            assert!(!plan.contains("Seq Scan"), "{plan}");
+            conn.execute_batch("DEALLOCATE probe; RESET plan_cache_mode")
+                .expect("reset");
+        }
+    }
+
     use serde_json::json;
 
     use super::*;

@@ -79,17 +79,7 @@ impl Store {
             let mut horizon = horizon
                 .lock()
                 .map_err(|_| StoreError::Blocking("the fold's horizon lock is poisoned".into()))?;
-            db.0.execute_batch("BEGIN READ WRITE")?;
-            match fold::fold(db, fold::CHUNK, &mut horizon) {
-                Ok(progress) => {
-                    db.0.execute_batch("COMMIT")?;
-                    Ok(progress)
-                }
-                Err(e) => {
-                    let _ = db.0.execute_batch("ROLLBACK");
-                    Err(e)
-                }
-            }
+            fold::fold_in_own_transaction(db, fold::CHUNK, &mut horizon)
         })
         .await
     }
