@@ -12,6 +12,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_schema", include_str!("0001_schema.sql")),
     ("0002_leases", include_str!("0002_leases.sql")),
     ("0003_run_positions", include_str!("0003_run_positions.sql")),
+    (
+        "0004_counter_fillfactor",
+        include_str!("0004_counter_fillfactor.sql"),
+    ),
 ];
 
 /// Nodes starting at once (issue 20) must not migrate at once: every migration runs under

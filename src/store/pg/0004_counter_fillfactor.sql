@@ -1,0 +1,12 @@
+-- The badge counters are rewritten by every fold (one update per feed that got items),
+-- so a row is updated about once per item delivered. With full pages PostgreSQL cannot
+-- keep the new version beside the old one (a HOT update): such an update moves the row
+-- to another page and adds an index entry. Half-empty pages keep the updates on their
+-- page, pruned in place. In a scratch database, 100,000 counters updated 10 times each
+-- by 10,000-row upserts: 8.6-9.1 s and 17 MB at fillfactor 50 against 14.0-15.8 s and
+-- 71 MB at 100; in the 1,000,000-item throughput bench 99% of the fold's updates were
+-- HOT against 45% (BENCHMARKS.md, session 24).
+--
+-- The setting applies to pages written from now on; an existing deployment rewrites the
+-- table once with `VACUUM FULL feed_counters` (it blocks the fold while it runs).
+ALTER TABLE feed_counters SET (fillfactor = 50);
