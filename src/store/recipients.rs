@@ -40,7 +40,9 @@ pub use tenants::{
     TenantFilter, delete_tenant, ensure_tenant, find_tenant, list_tenants, tenant_preference_set,
     upsert_tenant,
 };
-pub use users::{delete_user, get_user, list_users, merge_users, upsert_user, user_exists};
+pub use users::{
+    delete_user, get_user, list_users, merge_users, upsert_user, upsert_users, user_exists,
+};
 
 /// Loads the recipient a reference names, or `None` if it was never identified.
 pub fn find_recipient(db: &Db<'_>, r: &RecipientRef) -> StoreResult<Option<Entity>> {

@@ -57,6 +57,34 @@ pub(crate) fn upsert_inline(db: &Db<'_>, input: &RecipientInput) -> StoreResult<
     }
 }
 
+/// Upserts the inline properties of `inputs`, in order (inside the caller's write): the
+/// users in one [`recipients::upsert_users`] (a trigger to 1,000 inline recipients reads
+/// and writes them in a statement or two, not 2,000 round trips), objects one by one. A
+/// refused item fails the whole call (and the trigger), as [`upsert_inline`] would.
+fn upsert_inline_all<'a>(
+    db: &Db<'_>,
+    inputs: impl Iterator<Item = &'a RecipientInput>,
+) -> StoreResult<()> {
+    let mut users = Vec::new();
+    for input in inputs {
+        match (&input.reference, &input.inline) {
+            (RecipientRef::User(id), Some(props)) => users.push((id.as_str(), props)),
+            (RecipientRef::Object { .. }, Some(_)) => upsert_inline(db, input)?,
+            (_, None) => {}
+        }
+    }
+    if users.is_empty() {
+        return Ok(());
+    }
+    match recipients::upsert_users(db, &users)?
+        .into_iter()
+        .find_map(Result::err)
+    {
+        Some(refused) => Err(refused),
+        None => Ok(()),
+    }
+}
+
 /// Upserts a tenant given inline, or makes sure a tenant named by id exists (inside the
 /// caller's write).
 pub(crate) fn upsert_tenant(db: &Db<'_>, tenant: &TenantInput) -> StoreResult<()> {
@@ -104,12 +132,7 @@ impl Store {
             if let Some(tenant) = &accept.tenant {
                 upsert_tenant(db, tenant)?;
             }
-            if let Some(actor) = &accept.actor {
-                upsert_inline(db, actor)?;
-            }
-            for r in &accept.recipients {
-                upsert_inline(db, r)?;
-            }
+            upsert_inline_all(db, accept.actor.iter().chain(&accept.recipients))?;
             runs::insert_run(db, &accept.run)?;
             if let Some((owner, until)) = &lease {
                 crate::store::leases::lease_new_run(db, &accept.run.id, owner, until)?;

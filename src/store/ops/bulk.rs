@@ -52,6 +52,29 @@ impl BulkTarget {
     }
 }
 
+/// Bulk identify: every valid item through [`recipients::upsert_users`] (one read and
+/// one multi-row write for the lot), outcomes recorded in the request's order.
+fn upsert_users(db: &Db<'_>, mut run: BulkRun, items: &[BulkItem]) -> StoreResult<BulkOperation> {
+    let valid: Vec<(&str, &Map<String, Value>)> = items
+        .iter()
+        .filter_map(|item| item.as_ref().ok())
+        .map(|(id, props)| (id.as_str(), props.as_map()))
+        .collect();
+    let mut outcomes = recipients::upsert_users(db, &valid)?.into_iter();
+    for item in items {
+        match item {
+            // One outcome per valid item, in order; an `Err` is always `Invalid`.
+            Ok((id, _)) => match outcomes.next() {
+                Some(Err(StoreError::Invalid { message, .. })) => run.fail(id.as_str(), message),
+                Some(Err(other)) => run.fail(id.as_str(), other.to_string()),
+                Some(Ok(())) | None => run.applied(),
+            },
+            Err((id, message)) => run.fail(id.clone(), message.clone()),
+        }
+    }
+    record(db, run)
+}
+
 /// Records the finished run.
 fn record(db: &Db<'_>, run: BulkRun) -> StoreResult<BulkOperation> {
     bulk::record_completed(db, &run.name, run.applied, run.errors)
@@ -82,6 +105,9 @@ impl Store {
         items: Vec<BulkItem>,
     ) -> StoreResult<BulkOperation> {
         self.write(move |db| {
+            if target == BulkTarget::Users {
+                return upsert_users(db, run, &items);
+            }
             for item in items {
                 match item {
                     Ok((id, props)) => match target.upsert(db, id.as_str(), props.as_map()) {

@@ -518,3 +518,94 @@ fn page_reads_return_what_the_single_reads_do() {
         assert_eq!(sets.len(), 3, "only the sets asked for");
     }
 }
+
+/// Bulk identify in one call ([`super::upsert_users`]) leaves every user exactly as the
+/// same items identified one by one do: new and existing users, an id given twice (both
+/// bodies merge, in order), an item refused for size between two good ones for the same
+/// id (refused alone, the next merges into what was stored before it), and inline
+/// preferences.
+#[test]
+fn identify_in_bulk_equals_identify_one_by_one() {
+    for test_db in crate::store::test_engines::engines() {
+        eprintln!("engine: {}", test_db.engine);
+        let conn = &test_db.conn;
+        let db = Db::on(conn);
+        let big = "x".repeat(150 * 1024);
+        let items = [
+            ("new", json!({"name": "Ann", "address": {"city": "Oslo"}})),
+            ("old", json!({"plan": "pro", "address": {"zip": "0150"}})),
+            ("new", json!({"address": {"zip": "0151"}, "name": null})),
+            ("old", json!({"blob": big})),
+            ("old", json!({"blob2": big})),
+            ("old", json!({"seen": 2})),
+            (
+                "prefs",
+                json!({"preferences": {"default": {"categories": {"c": false}}}}),
+            ),
+        ]
+        .map(|(id, body)| (id, map(body)));
+        let mut one_by_one = Vec::new();
+        for prefix in ["a-", "b-"] {
+            upsert_user(
+                &db,
+                &format!("{prefix}old"),
+                &map(json!({"plan": "free", "k": 1})),
+            )
+            .expect("seed");
+        }
+        for (id, props) in &items {
+            let outcome = upsert_user(&db, &format!("a-{id}"), props);
+            one_by_one.push(match outcome {
+                Ok(_) => None,
+                Err(StoreError::Invalid { message, .. }) => Some(message),
+                Err(other) => panic!("unexpected {other}"),
+            });
+        }
+        let ids: Vec<String> = items.iter().map(|(id, _)| format!("b-{id}")).collect();
+        let bulk: Vec<(&str, &Map<String, Value>)> = ids
+            .iter()
+            .zip(&items)
+            .map(|(id, (_, props))| (id.as_str(), props))
+            .collect();
+        let in_bulk: Vec<Option<String>> = super::upsert_users(&db, &bulk)
+            .expect("bulk")
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(()) => None,
+                Err(StoreError::Invalid { message, .. }) => Some(message),
+                Err(other) => panic!("unexpected {other}"),
+            })
+            .collect();
+        assert_eq!(in_bulk, one_by_one);
+        assert_eq!(
+            in_bulk.iter().filter(|refused| refused.is_some()).count(),
+            1,
+            "the second blob is refused: {in_bulk:?}"
+        );
+        for id in ["new", "old", "prefs"] {
+            let props = |prefix: &str| {
+                let mut user = get_user(&db, &format!("{prefix}{id}"))
+                    .expect("get")
+                    .expect("stored");
+                let fields = user.as_object_mut().expect("object");
+                fields.remove("id");
+                fields.remove("updated_at");
+                fields.remove("created_at");
+                user
+            };
+            assert_eq!(props("b-"), props("a-"), "{id}");
+            let set = |prefix: &str| {
+                get_preference_set(
+                    &db,
+                    ChannelDataOwner::user(&format!("{prefix}{id}")),
+                    "default",
+                )
+                .expect("set")
+            };
+            assert_eq!(set("b-"), set("a-"), "{id}");
+        }
+        let new = get_user(&db, "b-new").expect("get").expect("stored");
+        assert_eq!(new["address"], json!({"city": "Oslo", "zip": "0151"}));
+        assert_eq!(new["name"], Value::Null);
+    }
+}
