@@ -549,14 +549,15 @@ impl CounterDelta {
 ///
 /// On PostgreSQL it first takes the shared side of the fold's lock until the
 /// transaction ends, so the watermark it reads cannot move before this change commits
-/// (several nodes' status changes share it; only a fold excludes them).
+/// (several nodes' status changes share it; only a fold excludes them): once per
+/// command ([`crate::store::sql::Conn::hold_lock_once`]), so a bulk change pays one round
+/// trip for it, not one per message.
 pub fn adjust_counters(db: &Db<'_>, m: &MessageRow, delta: CounterDelta) -> StoreResult<()> {
     if delta.is_zero() {
         return Ok(());
     }
     if db.0.dialect() == Dialect::Postgres {
-        db.0.prepare_cached(fold::SHARE_FOLD_LOCK)?
-            .query_row([], |_| Ok(()))?;
+        db.0.hold_lock_once(fold::SHARE_FOLD_LOCK)?;
     }
     db.0.prepare_cached(
         "INSERT INTO feed_counters(feed, tenant, total, unread, unseen) \

@@ -132,6 +132,26 @@ impl Conn {
         }
     }
 
+    /// Runs `lock_sql`, a statement that takes a transaction-scoped lock and returns one
+    /// row, unless it already ran in the current command: nothing went through
+    /// [`Conn::execute_batch`] since (transaction and savepoint statements all go there,
+    /// and any of them forgets the lock, the ones that release it and the ones that do
+    /// not alike). So a command that changes 1,000 messages takes the fold's shared lock
+    /// once, not 1,000 times, and a lock released by a rollback to a savepoint is taken
+    /// again. SQLite has no such locks: there it always runs the statement.
+    pub fn hold_lock_once(&self, lock_sql: &'static str) -> Result<()> {
+        if let Conn::Postgres(c) = self
+            && c.holds(lock_sql)
+        {
+            return Ok(());
+        }
+        self.prepare_cached(lock_sql)?.query_row([], |_| Ok(()))?;
+        if let Conn::Postgres(c) = self {
+            c.mark_held(lock_sql);
+        }
+        Ok(())
+    }
+
     /// Whether no transaction is open: SQLite may roll one back by itself (disk full, I/O
     /// error); a PostgreSQL transaction ends when its connection breaks.
     pub fn is_autocommit(&self) -> bool {

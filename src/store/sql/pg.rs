@@ -2,7 +2,7 @@
 //! and read from PostgreSQL's typed columns, through the synchronous `postgres` client
 //! (the store's writer and readers run on their own threads, as with SQLite).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as StdError;
 
@@ -52,6 +52,10 @@ pub struct PgConn {
     /// `None` only while being dropped.
     client: RefCell<Option<Client>>,
     cache: RefCell<HashMap<String, postgres::Statement>>,
+    /// The lock statement [`super::Conn::hold_lock_once`] ran since the last statement
+    /// sent through [`PgConn::batch_execute`] (every `BEGIN`, `COMMIT`, `SAVEPOINT`,
+    /// `RELEASE` and `ROLLBACK [TO]` goes there, and any of them forgets it).
+    held_lock: Cell<Option<&'static str>>,
 }
 
 impl Drop for PgConn {
@@ -98,6 +102,7 @@ impl PgConn {
         Ok(PgConn {
             client: RefCell::new(Some(client)),
             cache: RefCell::new(HashMap::new()),
+            held_lock: Cell::new(None),
         })
     }
 
@@ -124,7 +129,18 @@ impl PgConn {
     }
 
     pub(super) fn batch_execute(&self, sql: &str) -> Result<()> {
+        self.held_lock.set(None);
         Ok(self.client()?.batch_execute(sql)?)
+    }
+
+    /// Whether `lock_sql` ran since the last [`PgConn::batch_execute`].
+    pub(super) fn holds(&self, lock_sql: &'static str) -> bool {
+        self.held_lock.get() == Some(lock_sql)
+    }
+
+    /// Remembers that `lock_sql` just ran (see [`PgConn::holds`]).
+    pub(super) fn mark_held(&self, lock_sql: &'static str) {
+        self.held_lock.set(Some(lock_sql));
     }
 
     fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
@@ -384,5 +400,50 @@ mod tests {
             placeholders("SELECT 'it''s ?' , ?"),
             "SELECT 'it''s ?' , $1"
         );
+    }
+}
+
+#[cfg(test)]
+mod lock_once_tests {
+    /// Counts its runs: each run draws a number from a sequence.
+    const COUNTED: &str = "SELECT nextval('lock_once_runs')";
+
+    fn runs(conn: &crate::store::sql::Conn) -> i64 {
+        conn.query_row(
+            "SELECT last_value - 1 + CASE WHEN is_called THEN 1 ELSE 0 END FROM lock_once_runs",
+            [],
+            |r| r.get(0),
+        )
+        .expect("runs")
+    }
+
+    /// `hold_lock_once` runs its statement once per command and again after anything
+    /// sent through `execute_batch` (a savepoint's rollback releases a lock taken inside
+    /// it, so the memo must not outlive one).
+    #[test]
+    fn a_lock_is_taken_once_per_command_and_again_after_a_savepoint() {
+        for test_db in crate::store::test_engines::engines() {
+            if test_db.engine != "postgres" {
+                continue;
+            }
+            let conn = &test_db.conn;
+            conn.execute_batch("CREATE SEQUENCE lock_once_runs")
+                .expect("sequence");
+            conn.begin().expect("begin");
+            conn.execute_batch("SAVEPOINT cmd").expect("savepoint");
+            for _ in 0..5 {
+                conn.hold_lock_once(COUNTED).expect("lock");
+            }
+            assert_eq!(runs(conn), 1, "five calls in one command run it once");
+            conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd")
+                .expect("rollback");
+            conn.hold_lock_once(COUNTED).expect("lock");
+            assert_eq!(runs(conn), 2, "taken again after the rollback");
+            conn.execute_batch("COMMIT").expect("commit");
+            conn.begin().expect("begin");
+            conn.hold_lock_once(COUNTED).expect("lock");
+            assert_eq!(runs(conn), 3, "taken again in the next transaction");
+            conn.execute_batch("ROLLBACK").expect("end");
+        }
     }
 }
