@@ -9,9 +9,9 @@
 //! timeout (the idle sockets send no heartbeat), and `--pool-size` (default 8) reader
 //! connections per node instead of 16 (this server's `max_connections` is 100, shared with
 //! other benches; 8 readers already exceed the machine's 2 cores). For each node count it
-//! measures (with `ANALYZE` of the database every `--analyze-secs`, default 10, as
-//! autovacuum would do on a default server: this one runs with `autovacuum = off`, see
-//! BENCHMARKS.md issue 19):
+//! measures (with autovacuum's analyze checked every `--analyze-secs`, default 10: each
+//! table changed past autovacuum's threshold is analyzed, as on a default server; this
+//! one runs with `autovacuum = off`, see `support::Analyzer` and BENCHMARKS.md issue 19):
 //!
 //! 1. **At rest**: each node's RSS and CPU (% of one core) over `--rest-secs`.
 //! 2. **Committed items/s**: `--triggers` triggers of `--recipients` listed recipients

@@ -321,7 +321,10 @@ async fn run(args: Args) -> Result<Value, String> {
         if let (Some(analyzer), Some(url)) = (analyzer, &db_url) {
             let runs = analyzer.finish();
             support::on_thread(url, |c| c.batch_execute("ANALYZE"))?;
-            println!("analyzed {} times while seeding, and once after", runs);
+            println!(
+                "{} tables analyzed while seeding, and the database once after",
+                runs
+            );
         }
     }
     let n = args.requests;

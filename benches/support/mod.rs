@@ -231,12 +231,17 @@ pub fn postgres_cpu_seconds() -> Option<f64> {
     seen.then_some(ticks / 100.0)
 }
 
-/// `ANALYZE` of one database every `every`, on a thread of its own, until the returned
-/// guard is dropped: what autovacuum's analyze would do on a server that runs it (the
-/// benches' `--analyze-secs N`). PostgreSQL keeps a prepared statement's generic plan
-/// until the statistics of its tables change, so on a server with `autovacuum = off`
-/// (this machine's CI configuration) a plan made while a table was empty is kept for
-/// good; an `ANALYZE` invalidates it.
+/// Autovacuum's analyze, every `every`, on a thread of its own, until the returned guard
+/// is dropped (the benches' `--analyze-secs N`). PostgreSQL keeps a prepared statement's
+/// generic plan until the statistics of its tables change, so on a server with
+/// `autovacuum = off` (this machine's CI configuration) a plan made while a table was
+/// empty is kept for good; an `ANALYZE` invalidates it.
+///
+/// Like autovacuum, it analyzes only the tables changed past the server's own threshold
+/// (`autovacuum_analyze_threshold` + `autovacuum_analyze_scale_factor` × rows, 50 + 10% by
+/// default), not the whole database each time: a database-wide `ANALYZE` costs over a
+/// second of a core at a million items, more than a real server spends, and it showed in
+/// the cluster bench's tail latency (BENCHMARKS.md, session 24).
 #[allow(dead_code)]
 pub struct Analyzer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -257,8 +262,8 @@ impl Analyzer {
             let mut next = Instant::now() + every;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 if Instant::now() >= next {
-                    match client.batch_execute("ANALYZE") {
-                        Ok(()) => runs += 1,
+                    match analyze_changed_tables(&mut client) {
+                        Ok(tables) => runs += tables,
                         Err(e) => eprintln!("analyzer: {e}"),
                     }
                     next = Instant::now() + every;
@@ -273,11 +278,31 @@ impl Analyzer {
         }
     }
 
-    /// Stops it; how many times it analyzed.
+    /// Stops it; how many tables it analyzed.
     pub fn finish(mut self) -> u32 {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
     }
+}
+
+/// `ANALYZE` of each table of the current database whose rows changed since its last
+/// analyze by more than autovacuum's threshold; how many it analyzed.
+fn analyze_changed_tables(client: &mut postgres::Client) -> Result<u32, postgres::Error> {
+    let due = client.query(
+        "SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.relname) \
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+         WHERE s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8 \
+             + current_setting('autovacuum_analyze_scale_factor')::float8 \
+               * greatest(c.reltuples, 0)",
+        &[],
+    )?;
+    let mut analyzed = 0;
+    for row in due {
+        let table: String = row.get(0);
+        client.batch_execute(&format!("ANALYZE {table}"))?;
+        analyzed += 1;
+    }
+    Ok(analyzed)
 }
 
 impl Drop for Analyzer {

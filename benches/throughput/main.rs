@@ -199,7 +199,7 @@ async fn measure(
         )
         .await?;
         if let Some(analyzer) = analyzer {
-            eprintln!("(analyzed {} times during the run)", analyzer.finish());
+            eprintln!("({} tables analyzed during the run)", analyzer.finish());
         }
         drop(database);
         let rate = measured.rate;
