@@ -52,6 +52,37 @@ async fn bulk_identify_applies_valid_users_reports_invalid_ones_and_is_retrievab
     assert_eq!(fetched, op);
 }
 
+/// An id given twice in one bulk identify merges both bodies in order, as two identify
+/// calls would (the store writes each user once, with the merged result); an existing
+/// user named in the batch keeps what the batch does not set.
+#[tokio::test]
+async fn bulk_identify_merges_an_id_given_twice_in_order() {
+    let app = spawn_app().await;
+    app.identify("kept", json!({"plan": "free", "keep": 1}))
+        .await;
+    let (status, op) = app
+        .post_json(
+            "/v1/users/bulk/identify",
+            json!({"users": [
+                {"id": "twice", "name": "First", "address": {"city": "Oslo"}},
+                {"id": "kept", "plan": "pro"},
+                {"id": "twice", "name": "Second", "address": {"zip": "0150"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(op["success_count"], 3, "{op}");
+    assert_eq!(op["error_count"], 0, "{op}");
+    let twice = app.stored_user("twice").await;
+    assert_eq!(twice["name"], "Second");
+    assert_eq!(twice["address"], json!({"city": "Oslo", "zip": "0150"}));
+    let kept = app.stored_user("kept").await;
+    assert_eq!(
+        (kept["plan"].clone(), kept["keep"].clone()),
+        (json!("pro"), json!(1))
+    );
+}
+
 #[tokio::test]
 async fn bulk_identify_with_a_wrong_body_shape_or_over_1000_users_is_422_and_stores_nothing() {
     let app = spawn_app().await;
