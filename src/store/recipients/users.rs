@@ -1,6 +1,6 @@
 //! Users (spec §4.1), returned as [`Entity`]s: `model::entities` shapes the `User`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::store::sql::{Dialect, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -60,16 +60,15 @@ pub fn upsert_users(
         .map(|(id, (props, _))| (id, props))
         .collect();
     let mut outcomes: Vec<StoreResult<()>> = Vec::with_capacity(items.len());
-    // Ids in the order their final properties are written (first successful item).
-    let mut written: Vec<&str> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    // The ids to write, in id order: concurrent writers of the same users (two bulk
+    // identifies, a trigger's inline users) then lock the rows they share in one order
+    // on PostgreSQL, so they cannot deadlock on them.
+    let mut written: BTreeSet<&str> = BTreeSet::new();
     for (id, props) in items {
         let (custom, ..) = split(props);
         match merged(current.get(*id).cloned(), &custom) {
             Ok(props) => {
-                if seen.insert(id) {
-                    written.push(id);
-                }
+                written.insert(id);
                 current.insert((*id).to_owned(), props);
                 outcomes.push(Ok(()));
             }
