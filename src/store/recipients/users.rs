@@ -45,9 +45,11 @@ pub fn upsert_user(db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreRe
 /// one multi-row write of their merged properties on PostgreSQL, instead of two round
 /// trips per user (1,000 users cost 2,000 before). An id given twice merges both bodies
 /// in order, as two calls would. Each item's outcome is returned in order: `Err` only for
-/// [`StoreError::Invalid`] (merged properties too large, attached rows over their caps),
-/// which leaves that item's properties unwritten as [`upsert_user`] would; any other error
-/// fails the call, and the caller's transaction with it.
+/// [`StoreError::Invalid`], as [`upsert_user`] would refuse it: merged properties too
+/// large (that item's properties are not written; a later item for the id merges into
+/// what was there before it) or attached rows over their caps (the properties stay
+/// written, the attachments before the refused one too). Any other error fails the call,
+/// and the caller's transaction with it.
 pub fn upsert_users(
     db: &Db<'_>,
     items: &[(&str, &Map<String, Value>)],
