@@ -556,9 +556,7 @@ pub fn adjust_counters(db: &Db<'_>, m: &MessageRow, delta: CounterDelta) -> Stor
     if delta.is_zero() {
         return Ok(());
     }
-    if db.0.dialect() == Dialect::Postgres {
-        db.0.hold_lock_once(fold::SHARE_FOLD_LOCK)?;
-    }
+    db.0.hold_lock_once(fold::SHARE_FOLD_LOCK)?;
     db.0.prepare_cached(
         "INSERT INTO feed_counters(feed, tenant, total, unread, unseen) \
          SELECT f.id, ?5, ?6, ?7, ?8 FROM feeds f WHERE f.channel_id = ?1 AND f.recipient_kind = ?2 \

@@ -27,12 +27,33 @@ pub enum BulkTarget {
 pub type BulkItem = Result<(EntityId, RecipientProperties), (String, String)>;
 
 impl BulkTarget {
-    fn upsert(&self, db: &Db<'_>, id: &str, props: &Map<String, Value>) -> StoreResult<()> {
-        match self {
-            BulkTarget::Users => recipients::upsert_user(db, id, props).map(|_| ()),
-            BulkTarget::Objects(c) => recipients::upsert_object(db, c, id, props).map(|_| ()),
-            BulkTarget::Tenants => recipients::upsert_tenant(db, id, props).map(|_| ()),
+    /// Upserts `items` in order: one outcome per item, `Err` only for a refusal
+    /// ([`StoreError::Invalid`]); any other error fails the call. Users go through
+    /// [`recipients::upsert_users`] (one read and multi-row writes for the lot), objects
+    /// and tenants one by one.
+    fn upsert_all(
+        &self,
+        db: &Db<'_>,
+        items: &[(&str, &Map<String, Value>)],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        type UpsertOne<'a> = Box<dyn Fn(&str, &Map<String, Value>) -> StoreResult<()> + 'a>;
+        let upsert_one: UpsertOne<'_> = match self {
+            BulkTarget::Users => return recipients::upsert_users(db, items),
+            BulkTarget::Objects(c) => {
+                Box::new(move |id, props| recipients::upsert_object(db, c, id, props).map(|_| ()))
+            }
+            BulkTarget::Tenants => {
+                Box::new(move |id, props| recipients::upsert_tenant(db, id, props).map(|_| ()))
+            }
+        };
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (id, props) in items {
+            match upsert_one(id, props) {
+                Err(other) if !matches!(other, StoreError::Invalid { .. }) => return Err(other),
+                outcome => outcomes.push(outcome),
+            }
         }
+        Ok(outcomes)
     }
 
     fn delete(&self, db: &Db<'_>, id: &str) -> StoreResult<bool> {
@@ -50,29 +71,6 @@ impl BulkTarget {
             BulkTarget::Tenants => "tenant",
         }
     }
-}
-
-/// Bulk identify: every valid item through [`recipients::upsert_users`] (one read and
-/// one multi-row write for the lot), outcomes recorded in the request's order.
-fn upsert_users(db: &Db<'_>, mut run: BulkRun, items: &[BulkItem]) -> StoreResult<BulkOperation> {
-    let valid: Vec<(&str, &Map<String, Value>)> = items
-        .iter()
-        .filter_map(|item| item.as_ref().ok())
-        .map(|(id, props)| (id.as_str(), props.as_map()))
-        .collect();
-    let mut outcomes = recipients::upsert_users(db, &valid)?.into_iter();
-    for item in items {
-        match item {
-            // One outcome per valid item, in order; an `Err` is always `Invalid`.
-            Ok((id, _)) => match outcomes.next() {
-                Some(Err(StoreError::Invalid { message, .. })) => run.fail(id.as_str(), message),
-                Some(Err(other)) => run.fail(id.as_str(), other.to_string()),
-                Some(Ok(())) | None => run.applied(),
-            },
-            Err((id, message)) => run.fail(id.clone(), message.clone()),
-        }
-    }
-    record(db, run)
 }
 
 /// Records the finished run.
@@ -105,17 +103,23 @@ impl Store {
         items: Vec<BulkItem>,
     ) -> StoreResult<BulkOperation> {
         self.write(move |db| {
-            if target == BulkTarget::Users {
-                return upsert_users(db, run, &items);
-            }
-            for item in items {
+            let valid: Vec<(&str, &Map<String, Value>)> = items
+                .iter()
+                .filter_map(|item| item.as_ref().ok())
+                .map(|(id, props)| (id.as_str(), props.as_map()))
+                .collect();
+            let mut outcomes = target.upsert_all(db, &valid)?.into_iter();
+            for item in &items {
                 match item {
-                    Ok((id, props)) => match target.upsert(db, id.as_str(), props.as_map()) {
-                        Ok(()) => run.applied(),
-                        Err(StoreError::Invalid { message, .. }) => run.fail(id.as_str(), message),
-                        Err(other) => return Err(other),
+                    // One outcome per valid item, in order; an `Err` is always `Invalid`.
+                    Ok((id, _)) => match outcomes.next() {
+                        Some(Err(StoreError::Invalid { message, .. })) => {
+                            run.fail(id.as_str(), message)
+                        }
+                        Some(Err(other)) => run.fail(id.as_str(), other.to_string()),
+                        Some(Ok(())) | None => run.applied(),
                     },
-                    Err((id, message)) => run.fail(id, message),
+                    Err((id, message)) => run.fail(id.clone(), message.clone()),
                 }
             }
             record(db, run)

@@ -138,15 +138,14 @@ impl Conn {
     /// and any of them forgets the lock, the ones that release it and the ones that do
     /// not alike). So a command that changes 1,000 messages takes the fold's shared lock
     /// once, not 1,000 times, and a lock released by a rollback to a savepoint is taken
-    /// again. SQLite has no such locks: there it always runs the statement.
+    /// again. On SQLite it does nothing: its one writer holds the database's write lock
+    /// for the whole transaction, which excludes everything such a lock would.
     pub fn hold_lock_once(&self, lock_sql: &'static str) -> Result<()> {
-        if let Conn::Postgres(c) = self
-            && c.holds(lock_sql)
-        {
+        let Conn::Postgres(c) = self else {
             return Ok(());
-        }
-        self.prepare_cached(lock_sql)?.query_row([], |_| Ok(()))?;
-        if let Conn::Postgres(c) = self {
+        };
+        if !c.holds(lock_sql) {
+            self.prepare_cached(lock_sql)?.query_row([], |_| Ok(()))?;
             c.mark_held(lock_sql);
         }
         Ok(())
