@@ -12,7 +12,37 @@ use svix_ksuid::{Ksuid, KsuidLike};
 pub fn message_id() -> String {
     let mut payload = [0u8; Ksuid::PAYLOAD_BYTES];
     rand::thread_rng().fill_bytes(&mut payload);
-    Ksuid::new(None, Some(&payload)).to_string()
+    ksuid_text(Ksuid::new(None, Some(&payload)).bytes())
+}
+
+/// KSUID's base62 alphabet: digits, then upper case, then lower case.
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Characters of a KSUID's text: 62^27 > 2^160 > 62^26.
+const KSUID_CHARS: usize = 27;
+
+/// A KSUID's 20 bytes as the 27 characters `Ksuid::to_string` writes (big-endian base62,
+/// zero-padded). Why not the crate's: its generic big-number encoder (`base_encode`,
+/// a `Vec` per digit pass) was 5% of the runner's CPU at fan-out rates, one id per item
+/// (BENCHMARKS.md, session 25); this is long division over five 32-bit limbs. The tests
+/// hold it to the crate's output.
+fn ksuid_text(bytes: &[u8; 20]) -> String {
+    let mut limbs = [0u32; 5];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(4)) {
+        *limb = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    let mut text = [BASE62[0]; KSUID_CHARS];
+    for digit in text.iter_mut().rev() {
+        let mut remainder = 0u64;
+        for limb in limbs.iter_mut() {
+            let dividend = (remainder << 32) | u64::from(*limb);
+            // remainder < 62, so dividend / 62 < 2^32: the quotient fits its limb.
+            *limb = (dividend / 62) as u32;
+            remainder = dividend % 62;
+        }
+        *digit = BASE62[remainder as usize];
+    }
+    text.iter().map(|&b| char::from(b)).collect()
 }
 
 /// A new UUID v4, for run ids, channel ids, version ids and bulk operations.
@@ -82,6 +112,28 @@ mod tests {
             let age =
                 crate::clock::Clock::system().now_utc().timestamp() - parsed.timestamp_seconds();
             assert!((0..=5).contains(&age), "timestamp {age}s off");
+        }
+    }
+
+    #[test]
+    fn ksuid_text_is_what_the_ksuid_crate_writes() {
+        use rand::RngCore;
+        use svix_ksuid::{Ksuid, KsuidLike};
+        let mut edges = vec![[0u8; 20], [0xff; 20], [0x80; 20]];
+        for i in 0..20 {
+            let mut one = [0u8; 20];
+            one[i] = 1;
+            edges.push(one);
+        }
+        let mut rng = rand::thread_rng();
+        let random = (0..10_000).map(|_| {
+            let mut bytes = [0u8; 20];
+            rng.fill_bytes(&mut bytes);
+            bytes
+        });
+        for bytes in edges.into_iter().chain(random) {
+            let ksuid = Ksuid::from_bytes(bytes);
+            assert_eq!(super::ksuid_text(&bytes), ksuid.to_string(), "{bytes:?}");
         }
     }
 
