@@ -72,7 +72,7 @@ pub fn is_plain(plan: &RecipientPlan) -> bool {
         && !plan.messages.is_empty()
         && plan.events.len() == plan.messages.len()
         && plan.events.iter().zip(&plan.messages).all(|(event, m)| {
-            *event == run_records::message_created(&m.id, &m.step_ref, m.expires_at.as_deref())
+            run_records::is_message_created(event, &m.id, &m.step_ref, m.expires_at.as_deref())
         })
 }
 

@@ -515,3 +515,48 @@ fn a_rare_workflow_is_read_through_its_runs() {
         assert!(plan.contains("workflow_runs_workflow"), "{plan}");
     }
 }
+
+#[test]
+fn a_message_created_event_is_recognised_in_place_exactly_as_built() {
+    for expires in [None, Some("2027-01-01T00:00:00.000000Z")] {
+        let event = message_created("m1", "in_app", expires);
+        assert!(is_message_created(&event, "m1", "in_app", expires));
+        assert!(!is_message_created(&event, "m2", "in_app", expires));
+        assert!(!is_message_created(&event, "m1", "other", expires));
+        let other_expiry = match expires {
+            Some(_) => None,
+            None => Some("2027-01-01T00:00:00.000000Z"),
+        };
+        assert!(!is_message_created(&event, "m1", "in_app", other_expiry));
+        // Any other field or value: not the event a derived record shows.
+        for (path, value) in [
+            ("/status", json!("error")),
+            ("/event", json!("message_sent")),
+            ("/step_type", json!("batch")),
+            ("/data/message_id", json!(1)),
+        ] {
+            let mut changed = event.clone();
+            if let Some(slot) = changed.pointer_mut(path) {
+                *slot = value;
+            }
+            assert_ne!(changed, event, "{path}");
+            assert!(
+                !is_message_created(&changed, "m1", "in_app", expires),
+                "{path}"
+            );
+        }
+        let mut extra = event.clone();
+        extra["data"]["keys"] = json!([]);
+        assert!(!is_message_created(&extra, "m1", "in_app", expires));
+        let mut extra = event.clone();
+        extra["note"] = json!("x");
+        assert!(!is_message_created(&extra, "m1", "in_app", expires));
+    }
+    assert!(!is_message_created(&json!([]), "m1", "in_app", None));
+    assert!(!is_message_created(
+        &json!({"data": 1}),
+        "m1",
+        "in_app",
+        None
+    ));
+}
