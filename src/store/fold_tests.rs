@@ -697,6 +697,93 @@ fn plain_messages_in_page_order_without_replays(
     }
 }
 
+#[test]
+fn a_page_in_the_writer_reads_back_column_for_column_as_it_was_given() {
+    // PostgreSQL writes a page of 20 or more in the writer's transaction by COPY with
+    // explicit sequence numbers: every column must land where the INSERT put it.
+    for test_db in crate::store::test_engines::engines() {
+        let engine = test_db.engine;
+        let clock = crate::clock::Clock::system();
+        let cache = crate::store::feed_key_cache::FeedKeyCache::new();
+        let db = Db(&test_db.conn, &clock, Some(&cache));
+        test_db.conn.execute_batch("BEGIN").expect("begin");
+        let page: Vec<NewMessage> = (1..=24)
+            .map(|i| {
+                let mut m = new_message(i, "chan", users()[i % 3].clone(), TENANTS[i % 3]);
+                m.workflow_categories = vec![format!("cat{i}"), "all".into()];
+                m.actors = vec![RecipientRef::User(format!("actor{i}"))];
+                m.blocks = json!([{"type": "markdown", "name": "body", "content": format!("c{i}"),
+                                   "rendered": format!("<p>r{i}</p>")}])
+                .into();
+                m.inserted_at = format!("2026-01-01T00:00:{i:02}.000000Z");
+                if i % 2 == 0 {
+                    m.batch = Some(std::sync::Arc::new(json!({"activities": [i]})));
+                }
+                if i % 4 == 0 {
+                    m.expires_at = Some(format!("2027-01-01T00:00:{i:02}.000000Z"));
+                }
+                if i % 5 == 0 {
+                    m.pinned_at = Some(m.inserted_at.clone());
+                }
+                m
+            })
+            .collect();
+        let mut prepared: Vec<_> = page
+            .iter()
+            .cloned()
+            .map(|m| m.prepare().expect("prepare"))
+            .collect();
+        messages::resolve_feeds(&db, prepared.iter_mut()).expect("resolve");
+        let mut rows = Vec::new();
+        messages::insert_page(&db, prepared, &mut rows).expect("insert page");
+        test_db.conn.execute_batch("COMMIT").expect("commit");
+        assert_eq!(rows.len(), page.len(), "{engine}");
+        assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq), "{engine}");
+        for (given, row) in page.iter().zip(&rows) {
+            let stored = messages::get(&db, &given.id).expect("get").expect("stored");
+            let what = format!("{engine}: {}", given.id);
+            assert_eq!(stored.seq, row.seq, "{what}");
+            assert_eq!(stored.channel_id, given.channel_id, "{what}");
+            assert_eq!(stored.recipient, given.recipient, "{what}");
+            assert_eq!(stored.tenant, given.tenant, "{what}");
+            assert_eq!(stored.workflow_key, given.workflow_key, "{what}");
+            assert_eq!(
+                stored.workflow_version_id, given.workflow_version_id,
+                "{what}"
+            );
+            assert_eq!(
+                stored.workflow_categories, given.workflow_categories,
+                "{what}"
+            );
+            assert_eq!(stored.workflow_run_id, given.workflow_run_id, "{what}");
+            assert_eq!(
+                stored.workflow_recipient_run_id, given.workflow_recipient_run_id,
+                "{what}"
+            );
+            assert_eq!(stored.step_ref, given.step_ref, "{what}");
+            assert_eq!(stored.actors, given.actors, "{what}");
+            assert_eq!(*stored.data, **given.data.value(), "{what}");
+            assert_eq!(stored.blocks.value(), given.blocks.value(), "{what}");
+            assert_eq!(stored.metadata, json!({}), "{what}");
+            assert_eq!(stored.inserted_at, given.inserted_at, "{what}");
+            assert_eq!(stored.updated_at, given.inserted_at, "{what}");
+            assert_eq!(stored.batch.as_deref(), given.batch.as_deref(), "{what}");
+            assert_eq!(stored.expires_at, given.expires_at, "{what}");
+            assert_eq!(stored.pinned_at, given.pinned_at, "{what}");
+            assert!(
+                stored.seen_at.is_none() && stored.read_at.is_none() && !stored.expired,
+                "{what}"
+            );
+        }
+        // Badges count the page like any other (the fold reads the rows it wrote).
+        fold(&db, 1000).expect("fold");
+        let badges: i64 =
+            db.0.query_row("SELECT sum(total) FROM feed_counters", [], |r| r.get(0))
+                .expect("badges");
+        assert_eq!(badges, 24, "{engine}");
+    }
+}
+
 /// Several PostgreSQL writers: the fold never passes a sequence number an open
 /// transaction holds (its insert would commit below the watermark and be counted
 /// nowhere), never waits for that transaction, and folds the number once it commits.

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::store::sql::{Dialect, OptionalExtension, ToValue, params};
+use crate::store::sql::{CopyColumn, Dialect, OptionalExtension, ToValue, params};
 use serde_json::Value;
 
 use super::{Db, StoreError, StoreResult, feed_keys, fold};
@@ -306,59 +306,54 @@ fn stored_row(m: NewMessage, seq: i64) -> MessageRow {
 /// PostgreSQL's 65,535.
 const PG_INSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
 
-/// Rows from which a chunk is first tried as a plain `INSERT` in a savepoint
-/// ([`pg_insert_chunk`]). Below it, `ON CONFLICT DO NOTHING` at once: a delivery written
-/// one message at a time (a workflow with a batch or delay step) otherwise paid three
-/// round trips per message instead of one (+25% PostgreSQL CPU per item in the cluster
-/// bench, BENCHMARKS.md session 23).
-const PG_PLAIN_INSERT_MIN_ROWS: usize = 20;
+/// Rows from which a page is written by one binary COPY in a savepoint
+/// ([`pg_copy_page`]). Below it, `INSERT … ON CONFLICT DO NOTHING` at once: for a delivery
+/// written one message at a time (a workflow with a batch or delay step) the savepoint's
+/// two round trips cost more than the conflict check (+25% PostgreSQL CPU per item in the
+/// cluster bench, BENCHMARKS.md session 23).
+const PG_COPY_MIN_ROWS: usize = 20;
 
-/// Parameters bound per message row of [`insert_page`]'s statements.
+/// Parameters bound per message row of [`insert_page`]'s `INSERT` statements.
 const PG_ROW_PARAMS: usize = 20;
 
-/// The multi-row insert of `rows` messages (see [`PG_INSERT_SIZES`]), returning each
-/// message's `(id, seq)`; with `skip_conflicts`, the replays (a conflict on `id` or on
-/// (recipient run, step)) are left out instead of failing the statement.
-fn pg_insert_sql(rows: usize, skip_conflicts: bool) -> &'static str {
-    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+/// The multi-row `INSERT … ON CONFLICT DO NOTHING` of `rows` messages (see
+/// [`PG_INSERT_SIZES`]), returning each new message's `(id, seq)`: the replays (a
+/// conflict on `id` or on (recipient run, step)) are left out instead of failing it.
+fn pg_insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        [false, true].map(|skip| {
-            PG_INSERT_SIZES
-                .iter()
-                .map(|&n| {
-                    let mut sql = String::from(concat!("INSERT ", insert_message_head!()));
-                    for r in 0..n {
-                        let b = r * PG_ROW_PARAMS;
-                        if r > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push('(');
-                        for i in 1..=15 {
-                            sql.push_str(&format!("?{}, ", b + i));
-                        }
-                        sql.push_str(&format!(
-                            "'{{}}', ?{0}, ?{0}, ?{1}, ?{2}, ?{3}, ?{4})",
-                            b + 16,
-                            b + 17,
-                            b + 18,
-                            b + 19,
-                            b + 20
-                        ));
+        PG_INSERT_SIZES
+            .iter()
+            .map(|&n| {
+                let mut sql = String::from(concat!("INSERT ", insert_message_head!()));
+                for r in 0..n {
+                    let b = r * PG_ROW_PARAMS;
+                    if r > 0 {
+                        sql.push_str(", ");
                     }
-                    if skip {
-                        sql.push_str(" ON CONFLICT DO NOTHING");
+                    sql.push('(');
+                    for i in 1..=15 {
+                        sql.push_str(&format!("?{}, ", b + i));
                     }
-                    sql.push_str(" RETURNING id, seq");
-                    sql
-                })
-                .collect()
-        })
+                    sql.push_str(&format!(
+                        "'{{}}', ?{0}, ?{0}, ?{1}, ?{2}, ?{3}, ?{4})",
+                        b + 16,
+                        b + 17,
+                        b + 18,
+                        b + 19,
+                        b + 20
+                    ));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING RETURNING id, seq");
+                sql
+            })
+            .collect()
     });
     let at = PG_INSERT_SIZES
         .iter()
         .position(|&n| n == rows)
         .unwrap_or(PG_INSERT_SIZES.len() - 1);
-    &all[usize::from(skip_conflicts)][at]
+    &all[at]
 }
 
 /// Inserts a run of plain messages (a fan-out page's, feed keys resolved by
@@ -366,10 +361,12 @@ fn pg_insert_sql(rows: usize, skip_conflicts: bool) -> &'static str {
 /// rows that were new to `rows` (replays are left out: exactly-once after a crash).
 ///
 /// SQLite inserts them one by one (an in-process call each, and `INSERT OR IGNORE` is
-/// its cheapest form: see [`insert_prepared`]). PostgreSQL takes them in multi-row
-/// statements ([`PG_INSERT_SIZES`]): one round trip per statement instead of one per
-/// message, which bounded its fan-out at a tenth of the raw insert rate (BENCHMARKS.md,
-/// issue 19). Each row's values are in page order, so sequence numbers follow the page.
+/// its cheapest form: see [`insert_prepared`]). PostgreSQL takes a page in the writer's
+/// transaction as one binary COPY ([`pg_copy_page`]), and anything else (a few rows, a
+/// page that met a replay, a connection outside the writer) in multi-row
+/// `INSERT … ON CONFLICT DO NOTHING` statements ([`PG_INSERT_SIZES`]); one round trip
+/// per message bounded its fan-out at a tenth of the raw insert rate (BENCHMARKS.md,
+/// issue 19). Sequence numbers follow the page's order either way.
 pub fn insert_page(
     db: &Db<'_>,
     mut page: Vec<PreparedMessage>,
@@ -392,6 +389,17 @@ pub fn insert_page(
             )?);
         }
     }
+    if db.in_write_transaction()
+        && page.len() >= PG_COPY_MIN_ROWS
+        && let Some(seqs) = pg_copy_page(db, &page)?
+    {
+        rows.extend(
+            page.into_iter()
+                .zip(seqs)
+                .map(|(p, seq)| stored_row(p.message, seq)),
+        );
+        return Ok(());
+    }
     let mut seqs: Vec<Option<i64>> = Vec::with_capacity(page.len());
     let mut rest = page.as_slice();
     while !rest.is_empty() {
@@ -402,42 +410,15 @@ pub fn insert_page(
             .unwrap_or(1);
         let (chunk, after) = rest.split_at(n);
         rest = after;
-        // The values computed from a message (recipient columns, blocks' JSON), kept
-        // here for the statement to borrow.
-        let computed = chunk
-            .iter()
-            .map(|p| {
-                let r = &p.message.recipient;
-                Ok([r.kind(), r.collection(), r.id(), p.message.blocks.json()?])
-            })
-            .collect::<StoreResult<Vec<[&str; 4]>>>()?;
+        let computed = computed_columns(chunk)?;
         let mut values: Vec<&dyn ToValue> = Vec::with_capacity(n * PG_ROW_PARAMS);
-        for (p, [kind, collection, recipient_id, blocks]) in chunk.iter().zip(&computed) {
-            let m = &p.message;
-            values.extend([
-                &m.id as &dyn ToValue,
-                &m.channel_id,
-                kind,
-                collection,
-                recipient_id,
-                &m.tenant,
-                &m.workflow_key,
-                &m.workflow_version_id,
-                &p.categories,
-                &m.workflow_run_id,
-                &m.workflow_recipient_run_id,
-                &m.step_ref,
-                &p.actors,
-                &p.data,
-                blocks,
-                &m.inserted_at,
-                &p.batch,
-                &m.expires_at,
-                &m.pinned_at,
-                &p.feed,
-            ]);
+        for (p, computed) in chunk.iter().zip(&computed) {
+            values.extend(row_values(p, computed));
         }
-        let mut inserted = pg_insert_chunk(db, n, &values)?;
+        let mut inserted: HashMap<String, i64> =
+            db.0.prepare_cached(pg_insert_sql(n))?
+                .query_map(values.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
         // A message id seen twice in one chunk is stored once: `remove` hands its
         // sequence number to the first only.
         seqs.extend(chunk.iter().map(|p| inserted.remove(&p.message.id)));
@@ -450,49 +431,130 @@ pub fn insert_page(
     Ok(())
 }
 
-/// Writes one chunk of [`insert_page`] and returns the new messages' `id → seq`.
+/// The values computed from a message (recipient columns, blocks' JSON), kept for the
+/// statement to borrow.
+fn computed_columns(page: &[PreparedMessage]) -> StoreResult<Vec<[&str; 4]>> {
+    page.iter()
+        .map(|p| {
+            let r = &p.message.recipient;
+            Ok([r.kind(), r.collection(), r.id(), p.message.blocks.json()?])
+        })
+        .collect()
+}
+
+/// A message's values in [`insert_message_head!`]'s column order, less the two the
+/// statements write themselves (`metadata`, and `updated_at` = `inserted_at`).
+fn row_values<'a>(p: &'a PreparedMessage, computed: &'a [&'a str; 4]) -> [&'a dyn ToValue; 20] {
+    let m = &p.message;
+    let [kind, collection, recipient_id, blocks] = computed;
+    [
+        &m.id,
+        &m.channel_id,
+        kind,
+        collection,
+        recipient_id,
+        &m.tenant,
+        &m.workflow_key,
+        &m.workflow_version_id,
+        &p.categories,
+        &m.workflow_run_id,
+        &m.workflow_recipient_run_id,
+        &m.step_ref,
+        &p.actors,
+        &p.data,
+        blocks,
+        &m.inserted_at,
+        &p.batch,
+        &m.expires_at,
+        &m.pinned_at,
+        &p.feed,
+    ]
+}
+
+/// [`pg_copy_page`]'s statement: the `seq` it took for each row, then the columns of
+/// [`insert_message_head!`].
+const PG_COPY_SQL: &str = "COPY messages(seq, id, channel_id, recipient_kind, \
+     recipient_collection, recipient_id, tenant, workflow_key, workflow_version_id, \
+     workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, actors, data, \
+     blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) \
+     FROM STDIN (FORMAT binary)";
+
+/// The types of [`PG_COPY_SQL`]'s columns, in order.
+const PG_COPY_COLUMNS: [CopyColumn; 23] = {
+    let mut columns = [CopyColumn::Text; 23];
+    columns[0] = CopyColumn::BigInt;
+    columns[22] = CopyColumn::BigInt;
+    columns
+};
+
+/// A new message's `metadata`.
+const EMPTY_METADATA: &str = "{}";
+
+/// Writes `page` by one binary COPY inside a savepoint; each row's `seq` in page order,
+/// or `None` when a row met a unique key (a replay: the savepoint is rolled back and the
+/// caller's `ON CONFLICT` inserts leave the replays out).
 ///
-/// A chunk is first written by a plain `INSERT` inside a savepoint: the runner left out
-/// every recipient that already has its message (`runs::without_recipient_runs`), so a
-/// conflict is rare (a crash's replay racing another node's, or a single message written
-/// twice). `ON CONFLICT DO NOTHING` costs a speculative insertion per row (a pre-check of
-/// every unique index and a confirmation record: ~25% of the insert, BENCHMARKS.md issue 19)
-/// and is paid only when the plain insert met a conflict, after rolling it back.
-fn pg_insert_chunk(
-    db: &Db<'_>,
-    rows: usize,
-    values: &[&dyn ToValue],
-) -> StoreResult<HashMap<String, i64>> {
-    let run = |sql: &str| -> StoreResult<HashMap<String, i64>> {
-        let mut stmt = db.0.prepare_cached(sql)?;
-        Ok(stmt
-            .query_map(values, |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?)
-    };
-    if !db.in_write_transaction() || rows < PG_PLAIN_INSERT_MIN_ROWS {
-        // Outside the writer's transaction (a test's autocommit connection) there is no
-        // savepoint to fall back to; and for a few rows the savepoint's two extra round
-        // trips cost more than the conflict check: the statement that never fails on a
-        // replay.
-        return run(pg_insert_sql(rows, true));
-    }
-    db.0.execute_batch("SAVEPOINT message_chunk")?;
-    match run(pg_insert_sql(rows, false)) {
-        Ok(inserted) => {
-            db.0.execute_batch("RELEASE message_chunk")?;
-            Ok(inserted)
+/// Why COPY: PostgreSQL writes its rows through the bulk path (many rows per heap WAL
+/// record, no per-row expression evaluation), about half the multi-row `INSERT`'s cost
+/// (BENCHMARKS.md, session 25). COPY has no `RETURNING`, so the sequence numbers are taken
+/// first (`nextval`, after the transaction took its id in `Conn::begin`, as the identity
+/// default would: the fold's horizon, `store::fold`, holds) and written explicitly,
+/// ascending in page order. The runner already left out every recipient that has its
+/// message (`runs::without_recipient_runs`), so a conflict is rare (a crash's replay
+/// racing another node's, or one message given twice); the numbers a rolled-back COPY
+/// took stay unused, a gap like any other.
+fn pg_copy_page(db: &Db<'_>, page: &[PreparedMessage]) -> StoreResult<Option<Vec<i64>>> {
+    db.0.execute_batch("SAVEPOINT message_page")?;
+    match pg_copy_rows(db, page) {
+        Ok(seqs) => {
+            db.0.execute_batch("RELEASE message_page")?;
+            Ok(Some(seqs))
         }
         Err(StoreError::Sql(e)) if e.is_unique_violation() => {
-            db.0.execute_batch("ROLLBACK TO message_chunk; RELEASE message_chunk")?;
-            run(pg_insert_sql(rows, true))
+            db.0.execute_batch("ROLLBACK TO message_page; RELEASE message_page")?;
+            Ok(None)
         }
         Err(e) => {
             // Leave the transaction as the caller's savepoint expects it.
             let _ =
-                db.0.execute_batch("ROLLBACK TO message_chunk; RELEASE message_chunk");
+                db.0.execute_batch("ROLLBACK TO message_page; RELEASE message_page");
             Err(e)
         }
     }
+}
+
+/// [`pg_copy_page`]'s work inside its savepoint.
+fn pg_copy_rows(db: &Db<'_>, page: &[PreparedMessage]) -> StoreResult<Vec<i64>> {
+    let wanted = i64::try_from(page.len()).unwrap_or(i64::MAX);
+    let mut seqs: Vec<i64> =
+        db.0.prepare_cached("SELECT nextval('messages_seq_seq') FROM generate_series(1, ?1)")?
+            .query_map([wanted], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+    seqs.sort_unstable();
+    if seqs.len() != page.len() {
+        return Err(StoreError::Conflict(format!(
+            "took {} sequence numbers for {} messages",
+            seqs.len(),
+            page.len()
+        )));
+    }
+    let computed = computed_columns(page)?;
+    let mut values: Vec<&dyn ToValue> = Vec::with_capacity(page.len() * PG_COPY_COLUMNS.len());
+    for ((p, computed), seq) in page.iter().zip(&computed).zip(&seqs) {
+        let [head @ .., inserted_at, batch, expires_at, pinned_at, feed] = row_values(p, computed);
+        values.push(seq);
+        values.extend(head);
+        values.extend([&EMPTY_METADATA as &dyn ToValue, inserted_at, inserted_at]);
+        values.extend([batch, expires_at, pinned_at, feed]);
+    }
+    let copied = db.0.copy_in(PG_COPY_SQL, &PG_COPY_COLUMNS, &values)?;
+    if copied != page.len() as u64 {
+        return Err(StoreError::Conflict(format!(
+            "COPY wrote {copied} of {} messages",
+            page.len()
+        )));
+    }
+    Ok(seqs)
 }
 
 /// Loads one message by id.

@@ -43,6 +43,16 @@ macro_rules! params {
 }
 pub(crate) use params;
 
+/// A column's type in a binary COPY ([`Conn::copy_in`]): the binary format carries no
+/// type, so the writer must encode each value as its column's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyColumn {
+    /// `TEXT`.
+    Text,
+    /// `BIGINT`.
+    BigInt,
+}
+
 /// One open connection to either engine.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
@@ -149,6 +159,25 @@ impl Conn {
             c.mark_held(lock_sql);
         }
         Ok(())
+    }
+
+    /// PostgreSQL only: `copy_sql` (`COPY table(columns) FROM STDIN (FORMAT binary)`) fed
+    /// `values`, `columns.len()` per row in the statement's column order; the rows
+    /// written. Why: a page of rows sent as one COPY is written by PostgreSQL's bulk path
+    /// (several rows per heap WAL record, no per-row expression evaluation), about half
+    /// the cost of the same rows as a multi-row `INSERT` (BENCHMARKS.md, session 25).
+    /// A row that breaks a constraint fails the whole COPY, as it would the INSERT.
+    /// On SQLite it is an error: its in-process inserts have nothing to save.
+    pub fn copy_in(
+        &self,
+        copy_sql: &str,
+        columns: &[CopyColumn],
+        values: &[&dyn ToValue],
+    ) -> Result<u64> {
+        match self {
+            Conn::Postgres(c) => c.copy_in(copy_sql, columns, values),
+            Conn::Sqlite(_) => Err(Error::Param("COPY is PostgreSQL's".into())),
+        }
     }
 
     /// Whether no transaction is open: SQLite may roll one back by itself (disk full, I/O

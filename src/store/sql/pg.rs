@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 
 use bytes::BytesMut;
+use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 
@@ -136,6 +137,44 @@ impl PgConn {
     /// Whether `lock_sql` ran since the last [`PgConn::batch_execute`].
     pub(super) fn holds(&self, lock_sql: &'static str) -> bool {
         self.held_lock.get() == Some(lock_sql)
+    }
+
+    /// [`super::Conn::copy_in`]: the rows of `values` through a binary COPY. An error
+    /// before `finish` drops the writer, which aborts the COPY (the transaction is then
+    /// failed, as after a failed statement).
+    pub(super) fn copy_in(
+        &self,
+        copy_sql: &str,
+        columns: &[super::CopyColumn],
+        values: &[&dyn super::ToValue],
+    ) -> Result<u64> {
+        let types: Vec<Type> = columns
+            .iter()
+            .map(|c| match c {
+                super::CopyColumn::Text => Type::TEXT,
+                super::CopyColumn::BigInt => Type::INT8,
+            })
+            .collect();
+        if types.is_empty() || !values.len().is_multiple_of(types.len()) {
+            return Err(Error::Param(format!(
+                "{} values do not make rows of {} columns",
+                values.len(),
+                types.len()
+            )));
+        }
+        let mut client = self.client()?;
+        let mut writer = BinaryCopyInWriter::new(client.copy_in(copy_sql)?, &types);
+        let mut row: Vec<ValueRef<'_>> = Vec::with_capacity(types.len());
+        for values in values.chunks(types.len()) {
+            row.clear();
+            for value in values {
+                row.push(value.to_value()?);
+            }
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                row.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            writer.write(&refs)?;
+        }
+        Ok(writer.finish()?)
     }
 
     /// Remembers that `lock_sql` just ran (see [`PgConn::holds`]).
