@@ -631,8 +631,8 @@ fn an_object_is_of_a_tenant_from_its_tail_and_its_counters() {
 #[test]
 fn a_run_of_plain_messages_is_written_in_page_order_and_replays_are_left_out() {
     // Outside a transaction (PostgreSQL writes with `ON CONFLICT DO NOTHING` at once), and
-    // as the writer does, inside its transaction (a plain insert first, which meets the
-    // replays and falls back inside a savepoint).
+    // as the writer does, inside its transaction (PostgreSQL: a COPY of the page first,
+    // which meets the replays, is rolled back to its savepoint and falls back).
     for writer in [false, true] {
         for test_db in crate::store::test_engines::engines() {
             plain_messages_in_page_order_without_replays(&test_db, writer);
@@ -666,7 +666,8 @@ fn plain_messages_in_page_order_without_replays(
         let mut twin = new_message(3, "other", user, None);
         twin.workflow_recipient_run_id = "rr-twin".into();
         page.insert(4, twin);
-        // 28 messages: statements of 20, 5, 1, 1 and 1 rows on PostgreSQL.
+        // 28 messages: after the COPY's rollback, statements of 20, 5, 1, 1 and 1 rows on
+        // PostgreSQL.
         let mut prepared: Vec<_> = page
             .into_iter()
             .map(|m| m.prepare().expect("prepare"))

@@ -299,11 +299,11 @@ fn stored_row(m: NewMessage, seq: i64) -> MessageRow {
     }
 }
 
-/// Rows per multi-row message insert on PostgreSQL, largest first: a run of `n` plain
-/// messages is written with as few statements of these sizes as fit (a fan-out page of
-/// 100 or 500 targets, `engine::audience`, is one statement). Fixed sizes, so that each
-/// statement is prepared once per connection; 500 rows bind 10,000 parameters, well under
-/// PostgreSQL's 65,535.
+/// Rows per multi-row message insert on PostgreSQL (the `ON CONFLICT` path: pages under
+/// [`PG_COPY_MIN_ROWS`], a page whose COPY met a replay, writes outside the writer),
+/// largest first: `n` messages go in as few statements of these sizes as fit. Fixed
+/// sizes, so that each statement is prepared once per connection; 500 rows bind 10,000
+/// parameters, well under PostgreSQL's 65,535.
 const PG_INSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
 
 /// Rows from which a page is written by one binary COPY in a savepoint

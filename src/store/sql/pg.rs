@@ -162,17 +162,16 @@ impl PgConn {
                 types.len()
             )));
         }
+        let values = values
+            .iter()
+            .map(|v| v.to_value())
+            .collect::<Result<Vec<ValueRef<'_>>>>()?;
+        let values: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let mut client = self.client()?;
         let mut writer = BinaryCopyInWriter::new(client.copy_in(copy_sql)?, &types);
-        let mut row: Vec<ValueRef<'_>> = Vec::with_capacity(types.len());
-        for values in values.chunks(types.len()) {
-            row.clear();
-            for value in values {
-                row.push(value.to_value()?);
-            }
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                row.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            writer.write(&refs)?;
+        for row in values.chunks(types.len()) {
+            writer.write(row)?;
         }
         Ok(writer.finish()?)
     }
