@@ -471,19 +471,19 @@ fn row_values<'a>(p: &'a PreparedMessage, computed: &'a [&'a str; 4]) -> [&'a dy
     ]
 }
 
-/// [`pg_copy_page`]'s statement: the `seq` it took for each row, then the columns of
-/// [`insert_message_head!`].
-const PG_COPY_SQL: &str = "COPY messages(seq, id, channel_id, recipient_kind, \
+/// [`pg_copy_page`]'s statement: a row's [`row_values`] in their order, then the `seq`
+/// it took and the two columns the `INSERT` writes itself (`metadata`, `updated_at`).
+const PG_COPY_SQL: &str = "COPY messages(id, channel_id, recipient_kind, \
      recipient_collection, recipient_id, tenant, workflow_key, workflow_version_id, \
      workflow_categories, workflow_run_id, workflow_recipient_run_id, step_ref, actors, data, \
-     blocks, metadata, inserted_at, updated_at, batch, expires_at, pinned_at, feed) \
+     blocks, inserted_at, batch, expires_at, pinned_at, feed, seq, metadata, updated_at) \
      FROM STDIN (FORMAT binary)";
 
-/// The types of [`PG_COPY_SQL`]'s columns, in order.
+/// The types of [`PG_COPY_SQL`]'s columns, in order: text but for `feed` and `seq`.
 const PG_COPY_COLUMNS: [CopyColumn; 23] = {
     let mut columns = [CopyColumn::Text; 23];
-    columns[0] = CopyColumn::BigInt;
-    columns[22] = CopyColumn::BigInt;
+    columns[19] = CopyColumn::BigInt;
+    columns[20] = CopyColumn::BigInt;
     columns
 };
 
@@ -531,22 +531,13 @@ fn pg_copy_rows(db: &Db<'_>, page: &[PreparedMessage]) -> StoreResult<Vec<i64>> 
             .query_map([wanted], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
     seqs.sort_unstable();
-    if seqs.len() != page.len() {
-        return Err(StoreError::Conflict(format!(
-            "took {} sequence numbers for {} messages",
-            seqs.len(),
-            page.len()
-        )));
-    }
     let computed = computed_columns(page)?;
     let mut values: Vec<&dyn ToValue> = Vec::with_capacity(page.len() * PG_COPY_COLUMNS.len());
     for ((p, computed), seq) in page.iter().zip(&computed).zip(&seqs) {
-        let [head @ .., inserted_at, batch, expires_at, pinned_at, feed] = row_values(p, computed);
-        values.push(seq);
-        values.extend(head);
-        values.extend([&EMPTY_METADATA as &dyn ToValue, inserted_at, inserted_at]);
-        values.extend([batch, expires_at, pinned_at, feed]);
+        values.extend(row_values(p, computed));
+        values.extend([seq as &dyn ToValue, &EMPTY_METADATA, &p.message.inserted_at]);
     }
+    // Fewer numbers than messages would leave rows out of the zip: the count says so.
     let copied = db.0.copy_in(PG_COPY_SQL, &PG_COPY_COLUMNS, &values)?;
     if copied != page.len() as u64 {
         return Err(StoreError::Conflict(format!(
