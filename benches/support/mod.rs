@@ -61,11 +61,24 @@ impl Api {
     }
 
     /// How many items `user`'s in-app feed holds.
+    ///
+    /// A read, so a failure to send is tried twice more: a poll can pick a pooled
+    /// keep-alive connection the server is closing at that moment (hyper reports it as
+    /// "error sending request"), which says nothing about the server.
     pub async fn try_feed_total(&self, user: &str) -> Result<u64, String> {
         let path = format!("/v1/users/{user}/feeds/in-app-feed?page_size=1");
-        let body = self
-            .try_call(reqwest::Method::GET, &path, &Value::Null)
-            .await?;
+        let mut tries = 0;
+        let body = loop {
+            tries += 1;
+            match self
+                .try_call(reqwest::Method::GET, &path, &Value::Null)
+                .await
+            {
+                Ok(body) => break body,
+                Err(e) if tries < 3 && e.contains("error sending request") => continue,
+                Err(e) => return Err(e),
+            }
+        };
         Ok(body["meta"]["total_count"].as_u64().unwrap_or(0))
     }
 
