@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 use tidings::model::RecipientRef;
 use tidings::model::run_state::RecipientRunStatus;
 use tidings::store::messages::{MessageData, NewMessage};
-use tidings::store::ops::{AcceptTrigger, PageEntry, RecipientWrite};
+use tidings::store::ops::{AcceptTrigger, PageCursor, PageEntry, RecipientWrite};
 use tidings::store::runs::NewRun;
-use tidings::store::{Store, StoreResult};
+use tidings::store::{Store, StoreError, StoreResult};
 
 const PER_TX: usize = 1000;
 const RUN: &str = "00000000-0000-4000-8000-000000000001";
@@ -183,12 +183,15 @@ async fn micros_per_item(
     let warm = pages.len() - pages.len() / passes;
     let mut cpu_before = super::tidings::process_cpu_seconds();
     let mut started = Instant::now();
+    // Each run's stored cursor, which its next page moves on (as the runner's pages do).
+    let mut cursors: std::collections::HashMap<&str, String> = Default::default();
     for (n, (run, page)) in pages.into_iter().enumerate() {
         if n == warm {
             cpu_before = super::tidings::process_cpu_seconds();
             started = Instant::now();
         }
         let event = event.clone();
+        let to = format!("{{\"after\":{n}}}");
         // The inserted rows are handed back, as the runner's write does (dropped off the
         // writer thread).
         store
@@ -196,8 +199,11 @@ async fn micros_per_item(
                 PER_TX,
                 run.into(),
                 page,
-                format!("{{\"after\":{n}}}"),
-                false,
+                PageCursor {
+                    from: cursors.insert(run, to.clone()),
+                    to,
+                    last: false,
+                },
                 move |_, _, (reference, message)| {
                     Ok(RecipientWrite {
                         reference,
@@ -211,7 +217,8 @@ async fn micros_per_item(
                     })
                 },
             )
-            .await?;
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("page {n} of {run} was not written")))?;
     }
     let micros = started.elapsed().as_secs_f64() * 1e6 / items as f64;
     let cpu = cpu_before

@@ -8,11 +8,16 @@
 //!   is an [`AudienceCursor`] small enough to persist with every page (the runner stores it
 //!   in the same transaction as the page's items, so a restart resumes after the last
 //!   committed page and never re-walks it).
-//! - Deduplication across the whole trigger is the store's: a recipient run is unique per
-//!   (run, recipient), so a target that already has one in this run is dropped before it
-//!   is walked ([`crate::store::runs::existing_recipients`]). Within a page, the first
+//! - Deduplication across the whole trigger: a direct recipient listed twice is reached
+//!   once, at its first place ([`DirectRecipients`]), so a direct target can never have
+//!   been reached earlier in its run and costs the store no lookup. A subscriber may
+//!   repeat a direct recipient or another subscriber, so the store drops a subscriber
+//!   that already has a recipient run (or message) in this run before it is walked
+//!   ([`crate::store::runs::without_recipient_runs`]). Within a page, the first
 //!   occurrence wins. Direct recipients come first, so a user listed directly and also
-//!   subscribed gets the direct run (without `recipient.subscription`).
+//!   subscribed gets the direct run (without `recipient.subscription`). Behind all of
+//!   it, the unique keys (run, recipient) and (recipient run, step) keep writes
+//!   exactly-once.
 //! - The actor is never one of the subscribers reached (Knock's rule); as a direct
 //!   recipient it is kept, as Knock does.
 //! - Cycles cannot loop: the expansion is bounded by depth, not by following edges.
@@ -48,9 +53,54 @@ pub struct RecipientTarget {
     pub reference: RecipientRef,
     /// `$trigger_data` of a direct recipient (merged over `data` for it alone).
     pub trigger_data: Option<Map<String, Value>>,
-    /// For a subscriber: the subscription's properties plus `object` (the followed
-    /// object's template view) — `recipient.subscription` in templates and conditions.
+    /// For a subscriber (always, and only for one): the subscription's properties plus
+    /// `object` (the followed object's template view) — `recipient.subscription` in
+    /// templates and conditions.
     pub subscription: Option<Value>,
+}
+
+impl RecipientTarget {
+    /// Whether this target may have been reached on an earlier page of its run, so the
+    /// store must look before it is walked: a subscriber may (it can also be a direct
+    /// recipient, or follow two objects); a direct target cannot, because repeats in the
+    /// direct list are dropped at their later places ([`DirectRecipients`]) and a restart
+    /// resumes after the last committed page (its cursor is written with it).
+    pub fn may_repeat_an_earlier_page(&self) -> bool {
+        self.subscription.is_some()
+    }
+}
+
+/// A trigger's own recipients in order, and which of them repeat an earlier one.
+///
+/// Why: triggers are deduplicated when accepted (`model::trigger`), but a stored request
+/// is read back as stored; marking repeats once per run keeps "a direct target was never
+/// reached before" true without a lookup per page.
+#[derive(Debug, Default)]
+pub struct DirectRecipients {
+    list: Vec<StoredRecipient>,
+    /// `repeats[i]`: `list[i]` names the same recipient as an earlier entry.
+    repeats: Vec<bool>,
+}
+
+impl DirectRecipients {
+    pub fn new(list: Vec<StoredRecipient>) -> Self {
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        let repeats = list.iter().map(|r| !seen.insert(&r.reference)).collect();
+        Self { list, repeats }
+    }
+
+    /// The recipients as listed, repeats included.
+    pub fn as_slice(&self) -> &[StoredRecipient] {
+        &self.list
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn get(&self, index: usize) -> Option<&StoredRecipient> {
+        self.list.get(index)
+    }
 }
 
 /// Where the expansion of one run stands. Persisted as JSON with the run.
@@ -91,7 +141,7 @@ impl AudienceCursor {
 
 /// The trigger's side of the expansion: its recipients (in order) and its actor.
 pub struct Audience<'a> {
-    pub direct: &'a [StoredRecipient],
+    pub direct: &'a DirectRecipients,
     pub actor: Option<&'a RecipientRef>,
 }
 
@@ -138,6 +188,8 @@ impl Audience<'_> {
     ) -> StoreResult<(Vec<RecipientTarget>, AudienceCursor)> {
         let mut c = cursor.clone();
         let mut out: Vec<RecipientTarget> = Vec::new();
+        // Direct repeats passed over (counted toward the limit like every target).
+        let mut repeats_skipped: u64 = 0;
         let budget = MAX_AUDIENCE.saturating_sub(c.reached);
         let limit = limit.min(usize::try_from(budget).unwrap_or(usize::MAX));
         while out.len() < limit && !c.is_done() {
@@ -145,7 +197,12 @@ impl Audience<'_> {
             match c.stage {
                 Stage::Direct => {
                     let end = (c.index + room).min(self.direct.len());
-                    for direct in &self.direct[c.index.min(end)..end] {
+                    for index in c.index.min(end)..end {
+                        let direct = &self.direct.list[index];
+                        if self.direct.repeats[index] {
+                            repeats_skipped += 1;
+                            continue;
+                        }
                         out.push(RecipientTarget {
                             reference: direct.reference.clone(),
                             trigger_data: direct.trigger_data.clone(),
@@ -208,7 +265,7 @@ impl Audience<'_> {
                 Stage::Done => {}
             }
         }
-        c.reached += out.len() as u64;
+        c.reached += out.len() as u64 + repeats_skipped;
         if c.reached >= MAX_AUDIENCE && !c.is_done() {
             c.stage = Stage::Done;
             c.truncated = true;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{Audience, AudienceCursor, Stage};
+use super::{Audience, AudienceCursor, DirectRecipients, Stage};
 use crate::model::RecipientRef;
 use crate::model::stored_trigger::StoredRecipient;
 use crate::store::StoreResult;
@@ -88,13 +88,15 @@ impl AudienceReads for Graph {
     }
 }
 
-fn direct(refs: &[RecipientRef]) -> Vec<StoredRecipient> {
-    refs.iter()
-        .map(|r| StoredRecipient {
-            reference: r.clone(),
-            trigger_data: None,
-        })
-        .collect()
+fn direct(refs: &[RecipientRef]) -> DirectRecipients {
+    DirectRecipients::new(
+        refs.iter()
+            .map(|r| StoredRecipient {
+                reference: r.clone(),
+                trigger_data: None,
+            })
+            .collect(),
+    )
 }
 
 /// Every target of the expansion, page by page of `limit`, with the pages' sizes.
@@ -161,7 +163,7 @@ fn the_actor_is_never_reached_as_a_subscriber_but_stays_a_direct_recipient() {
     let list = direct(&[user("al"), project.clone()]);
     let audience = Audience {
         direct: &list,
-        actor: Some(&list[0].reference),
+        actor: Some(&list.as_slice()[0].reference),
     };
     let (all, _) = expand_all(&g, &audience, 10);
     assert_eq!(all, [user("al"), project, user("s1")]);
@@ -222,4 +224,53 @@ fn the_expansion_stops_at_the_audience_limit_and_says_so() {
         .expect("reads");
     assert_eq!(page.len(), 2);
     assert!(next.is_done() && next.truncated);
+}
+
+#[test]
+fn a_direct_recipient_listed_twice_is_reached_once_at_its_first_place() {
+    let project = object("projects", "p1");
+    let mut g = Graph::default();
+    g.subscribe(&project, user("u1"));
+    g.subscribe(&project, user("s1"));
+    let list = direct(&[
+        user("u1"),
+        user("u2"),
+        project.clone(),
+        user("u1"),
+        user("u3"),
+        user("u2"),
+    ]);
+    let audience = Audience {
+        direct: &list,
+        actor: None,
+    };
+    // Pages of two: the repeats fall on later pages than their first places.
+    let (all, _) = expand_all(&g, &audience, 2);
+    // u1 comes back as a subscriber: that is the store's to drop (it looks it up).
+    assert_eq!(
+        all,
+        [
+            user("u1"),
+            user("u2"),
+            project,
+            user("u3"),
+            user("u1"),
+            user("s1")
+        ]
+    );
+    // Direct targets need no lookup; subscribers do.
+    let mut cursor = AudienceCursor::default();
+    let mut looked_up = Vec::new();
+    while !cursor.is_done() {
+        let (page, next) = audience.next_page(&g, &cursor, 2).expect("reads");
+        looked_up.extend(
+            page.iter()
+                .filter(|t| t.may_repeat_an_earlier_page())
+                .map(|t| t.reference.clone()),
+        );
+        cursor = next;
+    }
+    assert_eq!(looked_up, [user("u1"), user("s1")]);
+    // The repeats count toward the per-trigger limit, as every listed recipient does.
+    assert_eq!(cursor.reached, 8);
 }

@@ -368,7 +368,7 @@ mod tests {
                 RecipientRef::User("u2".into()),
             ];
             assert!(
-                runs::without_recipient_runs(&db, run, items, |r| r)
+                runs::without_recipient_runs(&db, run, items, |r| r, |_| true)
                     .expect("dedup")
                     .is_empty(),
                 "{run}"

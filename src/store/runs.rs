@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::{Db, StoreResult};
 use crate::ids;
 use crate::model::RecipientRef;
+use crate::model::run_state::WorkflowRunStatus;
 
 /// A run as accepted.
 #[derive(Debug, Clone)]
@@ -238,15 +239,36 @@ pub fn set_run_status(db: &Db<'_>, id: &str, status: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Remembers where the run's fan-out stands; written in the same transaction as the
-/// page of recipient runs it follows. The run made progress: its attempts start over at
-/// this one.
-pub fn set_audience_cursor(db: &Db<'_>, id: &str, cursor: &str) -> StoreResult<()> {
-    db.0.prepare_cached(
-        "UPDATE workflow_runs SET audience_cursor = ?2, updated_at = ?3, attempts = 1 WHERE id = ?1",
-    )?
-    .execute(params![id, cursor, db.now()])?;
-    Ok(())
+/// Moves the run's fan-out from `from` (the stored cursor text the page was read at,
+/// `None` before its first page) to `to`, in the transaction that writes the page; the run
+/// made progress, so its attempts start over at this one. Whether it moved: `false` when
+/// the run is no longer queued or its cursor is no longer `from`, i.e. another runner
+/// wrote this page already (a node whose lease ran out, still running) or the run ended.
+///
+/// Why a compare-and-set: the page's writes must happen once whoever runs it, and the
+/// cursor is the page's identity, so it is the fencing token. On PostgreSQL the UPDATE
+/// waits for a concurrent writer of the same page and re-checks its row after that one
+/// commits (READ COMMITTED), so exactly one of them moves it.
+pub fn advance_audience_cursor(
+    db: &Db<'_>,
+    id: &str,
+    from: Option<&str>,
+    to: &str,
+) -> StoreResult<bool> {
+    let moved =
+        db.0.prepare_cached(
+            "UPDATE workflow_runs SET audience_cursor = ?2, updated_at = ?3, attempts = 1 \
+             WHERE id = ?1 AND status = ?5 \
+             AND (audience_cursor = ?4 OR (audience_cursor IS NULL AND ?4 IS NULL))",
+        )?
+        .execute(params![
+            id,
+            to,
+            db.now(),
+            from,
+            WorkflowRunStatus::Queued.as_str()
+        ])?;
+    Ok(moved == 1)
 }
 
 /// Whether run `run_id` stored any recipient run (a delay, batch or other decided step);
@@ -279,25 +301,34 @@ const HAS_STORED_RECIPIENT_RUNS_SQL: &str = "SELECT 1 FROM workflow_recipient_ru
 /// A plain delivery stores no recipient run, only messages carrying its deterministic id
 /// (`ids::recipient_run_id`): one more query looks those ids up in the messages' unique
 /// (recipient run, step) index, so such a recipient counts as reached too.
+///
+/// Only the items `may_repeat` names are looked up (the caller knows which items cannot
+/// have been reached before: a trigger's direct recipients, `engine::audience`); with none
+/// of them, the page costs no query at all. The unique keys keep a write exactly-once
+/// whatever this lets through.
 pub fn without_recipient_runs<T>(
     db: &Db<'_>,
     run_id: &str,
     items: Vec<T>,
     key: impl Fn(&T) -> &RecipientRef,
+    may_repeat: impl Fn(&T) -> bool,
 ) -> StoreResult<Vec<T>> {
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     let firsts: Vec<T> = items
         .into_iter()
         .filter(|item| seen.insert(key(item).clone()))
         .collect();
-    if firsts.is_empty() {
+    let probed: Vec<usize> = (0..firsts.len())
+        .filter(|&i| may_repeat(&firsts[i]))
+        .collect();
+    if probed.is_empty() {
         return Ok(firsts);
     }
     // One query per (kind, collection) among the page's recipients (a page of users is
     // one): the group's ids as one JSON array, the positions already reached back.
     let mut groups: Vec<((&str, &str), Vec<usize>)> = Vec::new();
-    for (i, item) in firsts.iter().enumerate() {
-        let r = key(item);
+    for &i in &probed {
+        let r = key(&firsts[i]);
         let group = (r.kind(), r.collection());
         match groups.iter_mut().find(|(g, _)| *g == group) {
             Some((_, positions)) => positions.push(i),
@@ -341,9 +372,9 @@ pub fn without_recipient_runs<T>(
             .optional()?;
     if let Some(started) = started {
         let started = started_ms(&started);
-        let rr_ids: Vec<String> = firsts
+        let rr_ids: Vec<String> = probed
             .iter()
-            .map(|item| ids::recipient_run_id(run_id, started, key(item)))
+            .map(|&i| ids::recipient_run_id(run_id, started, key(&firsts[i])))
             .collect();
         // PostgreSQL reads the list with its own JSON function (not the `json_each`
         // written in SQL) and probes in a lateral subquery, which `LIMIT` keeps a probe.
@@ -363,7 +394,8 @@ pub fn without_recipient_runs<T>(
         })? {
             if let Some(slot) = usize::try_from(index?)
                 .ok()
-                .and_then(|i| reached.get_mut(i))
+                .and_then(|i| probed.get(i))
+                .and_then(|&at| reached.get_mut(at))
             {
                 *slot = true;
             }
@@ -752,7 +784,7 @@ mod tests {
                 begin_attempt(&db, "r").expect("begin"),
                 Some((3, Some("disk full".into())))
             );
-            set_audience_cursor(&db, "r", "{}").expect("cursor");
+            assert!(advance_audience_cursor(&db, "r", None, "{}").expect("cursor"));
             assert_eq!(get_run(&db, "r").expect("row").map(|r| r.attempts), Some(1));
             assert!(fail_run(&db, "r", "gave up").expect("fail"));
             assert_eq!(begin_attempt(&db, "r").expect("not queued"), None);
@@ -762,6 +794,70 @@ mod tests {
                 (row.status.as_str(), row.failure_reason.as_deref()),
                 ("failed", Some("gave up"))
             );
+        }
+    }
+
+    /// A page moves its run's cursor once, whoever writes it: a replay of a written page,
+    /// a page read at an older cursor and a page of a run that ended move nothing; on
+    /// PostgreSQL, two runners writing the same page at once (a node whose lease ran out,
+    /// still running) move it once, the second after waiting for the first's commit.
+    #[test]
+    fn a_page_moves_its_runs_cursor_once_whoever_writes_it() {
+        for test_db in crate::store::test_engines::engines() {
+            eprintln!("engine: {}", test_db.engine);
+            let db = Db::on(&test_db.conn);
+            run(&db, "r");
+            let cursor = |db: &Db<'_>| get_run(db, "r").expect("row").expect("run").audience_cursor;
+            assert!(advance_audience_cursor(&db, "r", None, "p1").expect("first page"));
+            assert!(!advance_audience_cursor(&db, "r", None, "p1").expect("the first page again"));
+            assert!(!advance_audience_cursor(&db, "r", Some("p0"), "p2").expect("read at p0"));
+            assert_eq!(cursor(&db).as_deref(), Some("p1"));
+            assert!(advance_audience_cursor(&db, "r", Some("p1"), "p2").expect("second page"));
+            if let Some(other) = test_db.connect_again() {
+                other
+                    .execute_batch("SET statement_timeout = '20s'")
+                    .expect("statement timeout");
+                let watcher = test_db.connect_again().expect("a third connection");
+                test_db.conn.begin().expect("begin");
+                assert!(advance_audience_cursor(&db, "r", Some("p2"), "p3").expect("runner a"));
+                let second = std::thread::scope(|scope| {
+                    let runner_b = scope.spawn(move || {
+                        other.begin().expect("begin b");
+                        let moved =
+                            advance_audience_cursor(&Db::on(&other), "r", Some("p2"), "p3b");
+                        let end = if moved.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                        other.execute_batch(end).expect("end b");
+                        moved
+                    });
+                    // Runner b is waiting on the run's row before a commits (polled, not
+                    // slept for: the lock wait is what this case is about).
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+                    let waiting = loop {
+                        let n: i64 = watcher
+                            .query_row(
+                                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                                 AND query LIKE 'UPDATE workflow_runs SET audience_cursor%'",
+                                [],
+                                |r| r.get(0),
+                            )
+                            .expect("activity");
+                        if n > 0 || std::time::Instant::now() > deadline {
+                            break n > 0;
+                        }
+                    };
+                    let committed = test_db.conn.execute_batch("COMMIT");
+                    let second = runner_b.join().expect("runner b");
+                    committed.expect("commit a");
+                    assert!(waiting, "runner b never waited on the row");
+                    second
+                });
+                assert!(!second.expect("runner b's update"), "the page was a's");
+                assert_eq!(cursor(&db).as_deref(), Some("p3"));
+            }
+            assert!(fail_run(&db, "r", "gave up").expect("fail"));
+            let at = cursor(&db);
+            assert!(!advance_audience_cursor(&db, "r", at.as_deref(), "p9").expect("ended run"));
+            assert_eq!(cursor(&db), at);
         }
     }
 
@@ -796,7 +892,7 @@ mod tests {
                 (7, user("b")),               // a repeat of a kept one
                 (8, user("it's \"quoted\"")), // needs escaping in the JSON
             ];
-            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r)
+            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r, |_| true)
                 .expect("query")
                 .into_iter()
                 .map(|(i, _)| i)
@@ -826,24 +922,52 @@ mod tests {
             };
             crate::store::messages::insert(&db, &message).expect("message");
             let items = vec![(0, user("a")), (1, user("c")), (2, user("d"))];
-            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items.clone(), |(_, r)| r)
-                .expect("query")
-                .into_iter()
-                .map(|(i, _)| i)
-                .collect();
+            let kept: Vec<i32> =
+                without_recipient_runs(&db, "r1", items.clone(), |(_, r)| r, |_| true)
+                    .expect("query")
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .collect();
             assert_eq!(kept, vec![2], "c has a derived run in r1");
-            let kept: Vec<i32> = without_recipient_runs(&db, "r2", items, |(_, r)| r)
-                .expect("query")
-                .into_iter()
-                .map(|(i, _)| i)
-                .collect();
+            let kept: Vec<i32> =
+                without_recipient_runs(&db, "r2", items.clone(), |(_, r)| r, |_| true)
+                    .expect("query")
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .collect();
             assert_eq!(kept, vec![0, 1, 2], "but not in r2");
             let none: Vec<(i32, RecipientRef)> = Vec::new();
             assert!(
-                without_recipient_runs(&db, "r1", none, |(_, r)| r)
+                without_recipient_runs(&db, "r1", none, |(_, r)| r, |_| true)
                     .expect("empty")
                     .is_empty()
             );
+            // Items the caller says cannot repeat an earlier page are not looked up (a
+            // reached one passes: the unique keys are the write's guard), and repeats
+            // within the page still go; the others are looked up as before.
+            let mixed = vec![
+                (0, user("a")),
+                (1, user("c")),
+                (2, user("c")),
+                (3, user("d")),
+            ];
+            let kept: Vec<i32> =
+                without_recipient_runs(&db, "r1", mixed, |(_, r)| r, |(i, _)| *i != 1)
+                    .expect("query")
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .collect();
+            assert_eq!(
+                kept,
+                vec![1, 3],
+                "a reached and probed; c kept unprobed, once"
+            );
+            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r, |_| false)
+                .expect("no query")
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(kept, vec![0, 1, 2], "nothing probed, nothing dropped");
         }
     }
 }

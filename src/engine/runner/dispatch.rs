@@ -260,7 +260,7 @@ mod tests {
         d.admit(queued(run), true);
         let (slice, _) = start_slice(d, ids);
         let write = PageWrite {
-            task: tokio::spawn(async { Ok(()) }),
+            task: tokio::spawn(async { Ok(true) }),
             recipients: Arc::default(),
         };
         let end = SliceEnd::Finishing { write, attempt: 1 };

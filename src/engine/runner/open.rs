@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Ctx;
 use super::page::{ActiveRun, PageInputs};
-use crate::engine::audience::AudienceCursor;
+use crate::engine::audience::{AudienceCursor, DirectRecipients};
 use crate::engine::run_failure;
 use crate::engine::walk::RunContext;
 use crate::model::RecipientRef;
@@ -74,25 +74,36 @@ pub(super) async fn start_run(
     run_ctx.translations = ctx.registry.translations().snapshot();
     run_ctx.panic_recipient = ctx.hooks.panic_recipient.clone();
     run_ctx.started_ms = run.started_ms;
+    // A restart resumes after the last committed page (see `audience`). A stored cursor
+    // that cannot be read starts the audience over: then direct recipients may have been
+    // reached already, and every page looks them up.
+    let stored_cursor = run.audience_cursor.clone();
+    let (cursor, restarted_blind) = match run.audience_cursor.as_deref() {
+        None => (AudienceCursor::default(), false),
+        Some(stored) => match serde_json::from_str::<AudienceCursor>(stored) {
+            Ok(cursor) => (cursor, false),
+            Err(e) => {
+                tracing::warn!(run = %run_id, error = %e,
+                    "the run's stored audience cursor is unreadable; its audience starts over");
+                (AudienceCursor::default(), true)
+            }
+        },
+    };
     let page = Arc::new(PageInputs {
         run_id: run_id.to_owned(),
-        direct: request.recipients,
+        direct: DirectRecipients::new(request.recipients),
+        look_up_direct: restarted_blind,
         actor: request.actor,
         tenant: request.tenant,
         tenant_default: entities.tenant_default,
     });
-    // A restart resumes after the last committed page (see `audience`).
-    let cursor: AudienceCursor = run
-        .audience_cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or_default();
     Ok(Some(Box::new(ActiveRun {
         run_id: run_id.to_owned(),
         attempt,
         run_ctx: Arc::new(run_ctx),
         page,
         cursor,
+        stored_cursor,
         writing: None,
     })))
 }

@@ -11,16 +11,15 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 
 use super::Ctx;
-use crate::engine::audience::{self, Audience, AudienceCursor, RecipientTarget};
+use crate::engine::audience::{self, Audience, AudienceCursor, DirectRecipients, RecipientTarget};
 use crate::engine::preference_check;
 use crate::engine::waits;
 use crate::engine::walk::{
     RecipientContext, RecipientPlan, RunContext, StepPosition, walk_isolated,
 };
 use crate::model::RecipientRef;
-use crate::model::message::MessageRow;
-use crate::model::stored_trigger::StoredRecipient;
 use crate::store::StoreError;
+use crate::store::ops::PageCursor;
 
 /// A started run between its slices.
 pub(super) struct ActiveRun {
@@ -30,6 +29,9 @@ pub(super) struct ActiveRun {
     pub(super) page: Arc<PageInputs>,
     /// Where the next page starts.
     pub(super) cursor: AudienceCursor,
+    /// The stored cursor's text where the next page starts (`None` before the first
+    /// page): what the next page's write compares and moves (the page's fencing token).
+    pub(super) stored_cursor: Option<String>,
     /// The previous page's write, still committing.
     pub(super) writing: Option<PageWrite>,
 }
@@ -68,8 +70,11 @@ impl ActiveRun {
                 return Err(finish_then(self.writing, error).await);
             }
         };
-        if let Some(previous) = self.writing.take() {
-            previous.finish().await?;
+        if let Some(previous) = self.writing.take()
+            && !previous.finish().await?
+        {
+            // Another runner wrote that page (or the run ended): the run is not ours.
+            return Ok(PageEnd::Stopped);
         }
         if ctx.stopping.load(Ordering::SeqCst) {
             // Stays queued at the last committed page; the next start finishes it.
@@ -80,7 +85,14 @@ impl ActiveRun {
             tracing::warn!(run = %self.run_id, limit = audience::MAX_AUDIENCE,
                 "fan-out stopped at the per-trigger audience limit; the rest were not notified");
         }
-        let write = PageWrite::start(ctx, &self.run_id, self.run_ctx.started_ms, plans, &next)?;
+        let to = serde_json::to_string(&next)?;
+        let from = self.stored_cursor.replace(to.clone());
+        let cursor = PageCursor {
+            from,
+            to,
+            last: done,
+        };
+        let write = PageWrite::start(ctx, &self.run_id, self.run_ctx.started_ms, plans, cursor);
         if done {
             return Ok(PageEnd::Last(write));
         }
@@ -104,25 +116,25 @@ pub(super) enum PageEnd {
 /// the audience cursor (+ `completed` on the last page). Its messages are published as
 /// soon as it committed, even while its run waits for its next slice.
 pub(super) struct PageWrite {
-    pub(super) task: tokio::task::JoinHandle<Result<(), StoreError>>,
+    /// `Ok(false)`: nothing written, the page was not this runner's any more.
+    pub(super) task: tokio::task::JoinHandle<Result<bool, StoreError>>,
     pub(super) recipients: Arc<HashSet<RecipientRef>>,
 }
 
 impl PageWrite {
+    /// Starts the write of `plans`, moving the run's stored cursor as `cursor` says.
     fn start(
         ctx: &Ctx,
         run_id: &str,
         started_ms: i64,
         plans: Vec<RecipientPlan>,
-        next: &AudienceCursor,
-    ) -> Result<PageWrite, StoreError> {
-        let done = next.is_done();
+        cursor: PageCursor,
+    ) -> PageWrite {
         // A batch join can open a batch even when the run goes on (`flush_leading`).
         let paused = plans
             .iter()
             .any(|p| p.wait.is_some() || !p.batches.is_empty());
         let recipients = Arc::new(plans.iter().map(|p| p.reference.clone()).collect());
-        let cursor_json = serde_json::to_string(next)?;
         let run_id = run_id.to_owned();
         let store = ctx.store.clone();
         let bus = ctx.bus.clone();
@@ -136,27 +148,32 @@ impl PageWrite {
                 .into_iter()
                 .map(|plan| waits::prepare(plan, &run_id, started_ms))
                 .collect::<Result<Vec<_>, _>>()?;
-            let inserted: Vec<MessageRow> = store
+            let written = store
                 .write_run_page(
                     weight,
-                    run_id,
+                    run_id.clone(),
                     plans,
-                    cursor_json,
-                    done,
+                    cursor,
                     move |checks, run, plan| waits::decide_new(checks, run, plan, &now),
                 )
                 .await?;
+            let Some(inserted) = written else {
+                tracing::info!(run = %run_id,
+                    "a page was already written by another runner, or the run ended; this runner leaves the run");
+                return Ok(false);
+            };
             bus.publish(&inserted);
             if paused {
                 scheduler.wake();
             }
-            Ok(())
+            Ok(true)
         });
-        Ok(PageWrite { task, recipients })
+        PageWrite { task, recipients }
     }
 
-    /// Waits for the commit (and the push that follows it).
-    pub(super) async fn finish(self) -> Result<(), StoreError> {
+    /// Waits for the commit (and the push that follows it): whether the page was this
+    /// runner's to write (`false`: another runner had written it, nothing was written).
+    pub(super) async fn finish(self) -> Result<bool, StoreError> {
         self.task
             .await
             .map_err(|e| StoreError::Blocking(e.to_string()))?
@@ -181,7 +198,10 @@ pub(super) async fn settle(writing: Option<PageWrite>) {
 /// What every page of one run needs besides the cursor.
 pub(super) struct PageInputs {
     pub(super) run_id: String,
-    pub(super) direct: Vec<StoredRecipient>,
+    pub(super) direct: DirectRecipients,
+    /// Look direct recipients up too before walking them (the run's audience started over
+    /// because its stored cursor was unreadable, so they may have been reached).
+    pub(super) look_up_direct: bool,
     pub(super) actor: Option<RecipientRef>,
     pub(super) tenant: Option<String>,
     pub(super) tenant_default: Option<Value>,
@@ -212,9 +232,20 @@ async fn load_page(
     if let Some(writing) = writing {
         targets.retain(|t| !writing.contains(&t.reference));
     }
+    let may_repeat: fn(&RecipientTarget) -> bool = if inputs.look_up_direct {
+        |_| true
+    } else {
+        RecipientTarget::may_repeat_an_earlier_page
+    };
     let loaded = ctx
         .store
-        .load_walk_inputs(&inputs.run_id, targets, target_ref, inputs.tenant.clone())
+        .load_walk_inputs(
+            &inputs.run_id,
+            targets,
+            target_ref,
+            may_repeat,
+            inputs.tenant.clone(),
+        )
         .await?;
     let contexts = loaded
         .into_iter()

@@ -267,7 +267,8 @@ pub(super) async fn slice(ctx: Arc<Ctx>, work: Work, page_size: usize) -> SliceE
 /// Waits for a run's last page to commit; on failure, why (the run is then retried).
 async fn finish_run(run_id: String, write: PageWrite) -> Option<String> {
     match write.finish().await {
-        Ok(()) => None,
+        // Not written (`false`): the run was finished by another runner.
+        Ok(_) => None,
         Err(e) => {
             tracing::warn!(run = %run_id, error = %e, "a run's last page did not commit");
             Some(e.to_string())

@@ -46,7 +46,9 @@ pub use checkpoints::Checkpoints;
 pub use feeds::{CountJob, FeedView};
 pub use resumes::{DueResume, PausedRun};
 pub use retention::Expiry;
-pub use run_writes::{ActivityWrite, BatchClose, JoinWrite, PageEntry, RecipientWrite, Resumed};
+pub use run_writes::{
+    ActivityWrite, BatchClose, JoinWrite, PageCursor, PageEntry, RecipientWrite, Resumed,
+};
 pub use runs::{OpenedRun, RunEntities, WalkInputs};
 pub use schedules::ScheduleTx;
 pub use translations::TranslationFilter;

@@ -90,31 +90,46 @@ pub struct BatchClose<P> {
     pub others_event: Value,
 }
 
+/// How a page moves its run's audience cursor: from the stored text it was read at
+/// (`None` before the first page) to the next position's; the cursor is the page's
+/// fencing token (`runs::advance_audience_cursor`).
+#[derive(Debug, Clone)]
+pub struct PageCursor {
+    pub from: Option<String>,
+    pub to: String,
+    /// The run's last page: the run completes with it.
+    pub last: bool,
+}
+
 impl Store {
-    /// Writes one page of run `run_id`'s fan-out in ONE transaction: its entries in order
-    /// (the decided ones through `decide`), the run's audience cursor, and `completed` on
-    /// its last page. `weight` picks the writer's lane. The inserted messages.
+    /// Writes one page of run `run_id`'s fan-out in ONE transaction: the run's audience
+    /// cursor moved as `cursor` says, its entries in order (the decided ones through
+    /// `decide`), and `completed` on its last page. `weight` picks the writer's lane. The inserted messages, or `None`
+    /// (nothing written) when the cursor had moved on or the run was no longer queued:
+    /// another runner wrote this page (`runs::advance_audience_cursor`).
     pub async fn write_run_page<P, D>(
         &self,
         weight: usize,
         run_id: String,
         entries: Vec<PageEntry<P>>,
-        cursor_json: String,
-        last: bool,
+        cursor: PageCursor,
         mut decide: D,
-    ) -> StoreResult<Vec<MessageRow>>
+    ) -> StoreResult<Option<Vec<MessageRow>>>
     where
         P: Send + 'static,
         D: FnMut(&dyn Checkpoints, &str, P) -> StoreResult<RecipientWrite> + Send + 'static,
     {
         self.write_weighted(weight, move |db| {
+            // First: a page that is not ours any more writes nothing at all.
+            if !runs::advance_audience_cursor(db, &run_id, cursor.from.as_deref(), &cursor.to)? {
+                return Ok(None);
+            }
             let mut rows = Vec::new();
             write_page(db, &run_id, entries, &mut decide, &mut rows)?;
-            runs::set_audience_cursor(db, &run_id, &cursor_json)?;
-            if last {
+            if cursor.last {
                 runs::set_run_status(db, &run_id, WorkflowRunStatus::Completed.as_str())?;
             }
-            Ok(rows)
+            Ok(Some(rows))
         })
         .await
     }

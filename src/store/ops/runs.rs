@@ -141,7 +141,7 @@ impl Store {
             if !runs::fail_run(db, &id, &reason)? {
                 return Ok(false);
             }
-            let unreached = runs::without_recipient_runs(db, &id, recipients, |r| r)?;
+            let unreached = runs::without_recipient_runs(db, &id, recipients, |r| r, |_| true)?;
             for recipient in &unreached {
                 let failed = RecipientRunStatus::Failed.as_str();
                 runs::ensure_recipient_run(db, &id, recipient, failed, &events)?;
@@ -168,14 +168,16 @@ impl Store {
     }
 
     /// Loads a fan-out page of run `run_id` for walking, in one read: drops the items
-    /// whose recipient (`key`) already has a recipient run in this run (and repeats
-    /// within the page: the first wins), then reads the rest's entities and their
+    /// whose recipient (`key`) already has a recipient run in this run (looking up only
+    /// the items `may_repeat` names, see `runs::without_recipient_runs`; repeats within
+    /// the page go too: the first wins), then reads the rest's entities and their
     /// `default` and `tenant` preference sets, in page order.
     pub async fn load_walk_inputs<T>(
         &self,
         run_id: &str,
         items: Vec<T>,
         key: fn(&T) -> &RecipientRef,
+        may_repeat: fn(&T) -> bool,
         tenant: Option<String>,
     ) -> StoreResult<Vec<WalkInputs<T>>>
     where
@@ -183,7 +185,7 @@ impl Store {
     {
         let run_id = run_id.to_owned();
         self.read(move |db| {
-            let fresh = runs::without_recipient_runs(db, &run_id, items, key)?;
+            let fresh = runs::without_recipient_runs(db, &run_id, items, key, may_repeat)?;
             let refs: Vec<&RecipientRef> = fresh.iter().map(key).collect();
             let mut entities = recipients::get_recipients_by_ref(db, &refs)?;
             let mut set_ids = vec![DEFAULT_SET];
