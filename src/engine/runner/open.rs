@@ -74,25 +74,12 @@ pub(super) async fn start_run(
     run_ctx.translations = ctx.registry.translations().snapshot();
     run_ctx.panic_recipient = ctx.hooks.panic_recipient.clone();
     run_ctx.started_ms = run.started_ms;
-    // A restart resumes after the last committed page (see `audience`). A stored cursor
-    // that cannot be read starts the audience over: then direct recipients may have been
-    // reached already, and every page looks them up.
     let stored_cursor = run.audience_cursor.clone();
-    let (cursor, restarted_blind) = match run.audience_cursor.as_deref() {
-        None => (AudienceCursor::default(), false),
-        Some(stored) => match serde_json::from_str::<AudienceCursor>(stored) {
-            Ok(cursor) => (cursor, false),
-            Err(e) => {
-                tracing::warn!(run = %run_id, error = %e,
-                    "the run's stored audience cursor is unreadable; its audience starts over");
-                (AudienceCursor::default(), true)
-            }
-        },
-    };
+    let (cursor, look_up_direct) = resume_point(run_id, stored_cursor.as_deref());
     let page = Arc::new(PageInputs {
         run_id: run_id.to_owned(),
         direct: DirectRecipients::new(request.recipients),
-        look_up_direct: restarted_blind,
+        look_up_direct,
         actor: request.actor,
         tenant: request.tenant,
         tenant_default: entities.tenant_default,
@@ -116,4 +103,46 @@ pub(super) async fn fail_run(
     direct: Vec<RecipientRef>,
 ) -> Result<(), StoreError> {
     run_failure::give_up(&ctx.store, &ctx.failed, run_id, why, direct).await
+}
+
+/// Where a run's audience resumes: after its last committed page, whose cursor is stored
+/// with it (see `audience`); and whether direct recipients must be looked up before their
+/// pages: a stored cursor that cannot be read starts the audience over, so they may have
+/// been reached already.
+fn resume_point(run_id: &str, stored: Option<&str>) -> (AudienceCursor, bool) {
+    let Some(stored) = stored else {
+        return (AudienceCursor::default(), false);
+    };
+    match serde_json::from_str::<AudienceCursor>(stored) {
+        Ok(cursor) => (cursor, false),
+        Err(e) => {
+            tracing::warn!(run = %run_id, error = %e,
+                "the run's stored audience cursor is unreadable; its audience starts over");
+            (AudienceCursor::default(), true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_point;
+    use crate::engine::audience::{AudienceCursor, Stage};
+
+    #[test]
+    fn a_run_resumes_after_its_stored_cursor_and_an_unreadable_one_starts_over_looking_up() {
+        assert_eq!(resume_point("r", None), (AudienceCursor::default(), false));
+        let at = AudienceCursor {
+            stage: Stage::Subscribers,
+            index: 3,
+            position: 42,
+            reached: 503,
+            ..AudienceCursor::default()
+        };
+        let stored = serde_json::to_string(&at).expect("serializes");
+        assert_eq!(resume_point("r", Some(&stored)), (at, false));
+        assert_eq!(
+            resume_point("r", Some("{not json")),
+            (AudienceCursor::default(), true)
+        );
+    }
 }
