@@ -377,3 +377,119 @@ fn add(db: &Db<'_>, batch_id: &str, rr: &str, a: &ActivityWrite) -> StoreResult<
         &a.inserted_at,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{PageCursor, PageEntry, RecipientWrite};
+    use crate::model::RecipientRef;
+    use crate::store::messages::NewMessage;
+    use crate::store::runs::{self, NewRun};
+    use crate::store::{Store, StoreError, StoreResult};
+
+    /// A page of one plain message to `user` in run `r`.
+    fn page(user: &str) -> StoreResult<Vec<PageEntry<()>>> {
+        let recipient = RecipientRef::User(user.into());
+        let message = NewMessage {
+            id: crate::ids::message_id(),
+            channel_id: "in-app".into(),
+            workflow_recipient_run_id: crate::ids::recipient_run_id("r", 0, &recipient),
+            recipient,
+            tenant: None,
+            workflow_key: "wf".into(),
+            workflow_version_id: "v1".into(),
+            workflow_categories: Vec::new(),
+            workflow_run_id: "r".into(),
+            step_ref: "in_app_feed_1".into(),
+            actors: Vec::new(),
+            data: json!({}).into(),
+            blocks: json!([]).into(),
+            inserted_at: crate::clock::Clock::system().now(),
+            batch: None,
+            expires_at: None,
+            pinned_at: None,
+        };
+        Ok(vec![PageEntry::Plain(vec![message.prepare()?])])
+    }
+
+    /// Writes `page` of run `r`, moving its cursor from `from` to `to`; decided entries
+    /// cannot occur (the pages above are plain).
+    async fn write(
+        store: &Store,
+        entries: Vec<PageEntry<()>>,
+        from: Option<&str>,
+        to: &str,
+    ) -> StoreResult<Option<usize>> {
+        let cursor = PageCursor {
+            from: from.map(str::to_owned),
+            to: to.to_owned(),
+            last: false,
+        };
+        let written = store
+            .write_run_page(1, "r".into(), entries, cursor, |_, _, ()| {
+                Err::<RecipientWrite, _>(StoreError::Conflict(
+                    "a plain page decides nothing".into(),
+                ))
+            })
+            .await?;
+        Ok(written.map(|rows| rows.len()))
+    }
+
+    /// A page whose run's cursor moved on since it was read (another runner wrote it)
+    /// writes nothing at all: not its messages, not the cursor; the page read at the
+    /// stored cursor is written.
+    #[tokio::test]
+    async fn a_page_read_at_a_cursor_that_moved_on_writes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("t.db"), false).expect("store");
+        store
+            .write(|db| {
+                runs::insert_run(
+                    db,
+                    &NewRun {
+                        id: "r".into(),
+                        workflow_key: "wf".into(),
+                        request: json!({"recipients": []}),
+                        cancellation_key: None,
+                        tenant: None,
+                    },
+                )
+            })
+            .await
+            .expect("run");
+        let messages = || {
+            store.read(|db| {
+                Ok(db
+                    .0
+                    .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))?)
+            })
+        };
+        assert_eq!(
+            write(&store, page("u1").expect("page"), None, "p1")
+                .await
+                .expect("write"),
+            Some(1)
+        );
+        // A second runner's first page (read before the first was written), then a page
+        // read at a cursor that never was: neither writes its message.
+        for (from, to) in [(None, "p1b"), (Some("p0"), "p2")] {
+            let stale = write(&store, page("u2").expect("page"), from, to).await;
+            assert_eq!(stale.expect("no error"), None, "from {from:?}");
+        }
+        assert_eq!(messages().await.expect("count"), 1);
+        let stored = store
+            .read(|db| runs::get_run(db, "r"))
+            .await
+            .expect("read")
+            .and_then(|run| run.audience_cursor);
+        assert_eq!(stored.as_deref(), Some("p1"));
+        assert_eq!(
+            write(&store, page("u3").expect("page"), Some("p1"), "p2")
+                .await
+                .expect("write"),
+            Some(1)
+        );
+        assert_eq!(messages().await.expect("count"), 2);
+    }
+}
