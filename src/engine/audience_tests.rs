@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{Audience, AudienceCursor, DirectRecipients, Stage};
+use super::{Audience, AudienceCursor, DirectRecipients, RecipientTarget, Stage};
 use crate::model::RecipientRef;
 use crate::model::stored_trigger::StoredRecipient;
 use crate::store::StoreResult;
@@ -105,6 +105,16 @@ fn expand_all(
     audience: &Audience<'_>,
     limit: usize,
 ) -> (Vec<RecipientRef>, Vec<usize>) {
+    let (targets, pages, _) = expand_targets(graph, audience, limit);
+    (targets.into_iter().map(|t| t.reference).collect(), pages)
+}
+
+/// [`expand_all`] with the targets whole and the cursor it ended at.
+fn expand_targets(
+    graph: &Graph,
+    audience: &Audience<'_>,
+    limit: usize,
+) -> (Vec<RecipientTarget>, Vec<usize>, AudienceCursor) {
     let mut cursor = AudienceCursor::default();
     let (mut all, mut pages) = (Vec::new(), Vec::new());
     for _ in 0..100 {
@@ -113,12 +123,12 @@ fn expand_all(
             .expect("in-memory reads");
         assert!(page.len() <= limit);
         pages.push(page.len());
-        all.extend(page.into_iter().map(|t| t.reference));
+        all.extend(page);
         // The cursor round-trips through its stored JSON, as the runner persists it.
         let stored = serde_json::to_string(&next).expect("serializes");
         cursor = serde_json::from_str(&stored).expect("reads back");
         if cursor.is_done() {
-            return (all, pages);
+            return (all, pages, cursor);
         }
     }
     panic!("the expansion did not end");
@@ -245,7 +255,8 @@ fn a_direct_recipient_listed_twice_is_reached_once_at_its_first_place() {
         actor: None,
     };
     // Pages of two: the repeats fall on later pages than their first places.
-    let (all, _) = expand_all(&g, &audience, 2);
+    let (targets, _, cursor) = expand_targets(&g, &audience, 2);
+    let all: Vec<RecipientRef> = targets.iter().map(|t| t.reference.clone()).collect();
     // u1 comes back as a subscriber: that is the store's to drop (it looks it up).
     assert_eq!(
         all,
@@ -259,18 +270,12 @@ fn a_direct_recipient_listed_twice_is_reached_once_at_its_first_place() {
         ]
     );
     // Direct targets need no lookup; subscribers do.
-    let mut cursor = AudienceCursor::default();
-    let mut looked_up = Vec::new();
-    while !cursor.is_done() {
-        let (page, next) = audience.next_page(&g, &cursor, 2).expect("reads");
-        looked_up.extend(
-            page.iter()
-                .filter(|t| t.may_repeat_an_earlier_page())
-                .map(|t| t.reference.clone()),
-        );
-        cursor = next;
-    }
-    assert_eq!(looked_up, [user("u1"), user("s1")]);
+    let looked_up: Vec<&RecipientRef> = targets
+        .iter()
+        .filter(|t| t.may_repeat_an_earlier_page())
+        .map(|t| &t.reference)
+        .collect();
+    assert_eq!(looked_up, [&user("u1"), &user("s1")]);
     // The repeats count toward the per-trigger limit, as every listed recipient does.
     assert_eq!(cursor.reached, 8);
 }

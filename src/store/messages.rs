@@ -499,10 +499,11 @@ const EMPTY_METADATA: &str = "{}";
 /// (BENCHMARKS.md, session 25). COPY has no `RETURNING`, so the sequence numbers are taken
 /// first (`nextval`, after the transaction took its id in `Conn::begin`, as the identity
 /// default would: the fold's horizon, `store::fold`, holds) and written explicitly,
-/// ascending in page order. The runner already left out every recipient that has its
-/// message (`runs::without_recipient_runs`), so a conflict is rare (a crash's replay
-/// racing another node's, or one message given twice); the numbers a rolled-back COPY
-/// took stay unused, a gap like any other.
+/// ascending in page order. A page holds no recipient its run already reached (direct
+/// recipients cannot have been, subscribers were looked up: `runs::without_recipient_runs`)
+/// and a second runner of the same page is refused before it writes
+/// (`runs::advance_audience_cursor`), so a conflict is rare (one message given twice);
+/// the numbers a rolled-back COPY took stay unused, a gap like any other.
 fn pg_copy_page(db: &Db<'_>, page: &[PreparedMessage]) -> StoreResult<Option<Vec<i64>>> {
     db.0.execute_batch("SAVEPOINT message_page")?;
     match pg_copy_rows(db, page) {

@@ -867,6 +867,17 @@ mod tests {
             eprintln!("engine: {}", test_db.engine);
             let conn = &test_db.conn;
             let db = Db::on(conn);
+            // The positions `without_recipient_runs` keeps of `items` in `run`.
+            let kept_of = |run: &str,
+                           items: Vec<(i32, RecipientRef)>,
+                           may_repeat: fn(&(i32, RecipientRef)) -> bool|
+             -> Vec<i32> {
+                without_recipient_runs(&db, run, items, |(_, r)| r, may_repeat)
+                    .expect("query")
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .collect()
+            };
             run(&db, "r1");
             run(&db, "r2");
             let user = |id: &str| RecipientRef::User(id.into());
@@ -892,11 +903,7 @@ mod tests {
                 (7, user("b")),               // a repeat of a kept one
                 (8, user("it's \"quoted\"")), // needs escaping in the JSON
             ];
-            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r, |_| true)
-                .expect("query")
-                .into_iter()
-                .map(|(i, _)| i)
-                .collect();
+            let kept = kept_of("r1", items, |_| true);
             assert_eq!(kept, vec![1, 2, 4, 5, 8]);
             // A plain delivery stores no recipient run: its message, under the recipient's
             // deterministic id, is what says it was reached.
@@ -922,19 +929,9 @@ mod tests {
             };
             crate::store::messages::insert(&db, &message).expect("message");
             let items = vec![(0, user("a")), (1, user("c")), (2, user("d"))];
-            let kept: Vec<i32> =
-                without_recipient_runs(&db, "r1", items.clone(), |(_, r)| r, |_| true)
-                    .expect("query")
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .collect();
+            let kept = kept_of("r1", items.clone(), |_| true);
             assert_eq!(kept, vec![2], "c has a derived run in r1");
-            let kept: Vec<i32> =
-                without_recipient_runs(&db, "r2", items.clone(), |(_, r)| r, |_| true)
-                    .expect("query")
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .collect();
+            let kept = kept_of("r2", items.clone(), |_| true);
             assert_eq!(kept, vec![0, 1, 2], "but not in r2");
             let none: Vec<(i32, RecipientRef)> = Vec::new();
             assert!(
@@ -951,22 +948,13 @@ mod tests {
                 (2, user("c")),
                 (3, user("d")),
             ];
-            let kept: Vec<i32> =
-                without_recipient_runs(&db, "r1", mixed, |(_, r)| r, |(i, _)| *i != 1)
-                    .expect("query")
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .collect();
+            let kept = kept_of("r1", mixed, |(i, _)| *i != 1);
             assert_eq!(
                 kept,
                 vec![1, 3],
                 "a reached and probed; c kept unprobed, once"
             );
-            let kept: Vec<i32> = without_recipient_runs(&db, "r1", items, |(_, r)| r, |_| false)
-                .expect("no query")
-                .into_iter()
-                .map(|(i, _)| i)
-                .collect();
+            let kept = kept_of("r1", items, |_| false);
             assert_eq!(kept, vec![0, 1, 2], "nothing probed, nothing dropped");
         }
     }

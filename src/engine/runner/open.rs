@@ -74,8 +74,8 @@ pub(super) async fn start_run(
     run_ctx.translations = ctx.registry.translations().snapshot();
     run_ctx.panic_recipient = ctx.hooks.panic_recipient.clone();
     run_ctx.started_ms = run.started_ms;
-    let stored_cursor = run.audience_cursor.clone();
-    let (cursor, look_up_direct) = resume_point(run_id, stored_cursor.as_deref());
+    let (cursor, look_up_direct) = resume_point(run_id, run.audience_cursor.as_deref());
+    let stored_cursor = run.audience_cursor;
     let page = Arc::new(PageInputs {
         run_id: run_id.to_owned(),
         direct: DirectRecipients::new(request.recipients),

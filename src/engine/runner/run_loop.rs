@@ -275,3 +275,29 @@ async fn finish_run(run_id: String, write: PageWrite) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::finish_run;
+    use crate::engine::runner::page::PageWrite;
+    use crate::store::StoreError;
+
+    fn last_page(outcome: Result<bool, StoreError>) -> PageWrite {
+        PageWrite {
+            task: tokio::spawn(async move { outcome }),
+            recipients: Arc::default(),
+        }
+    }
+
+    /// A run's last page refused because another runner had written it is not a failed
+    /// attempt (the run is done, elsewhere); a page that did not commit is, with its why.
+    #[tokio::test]
+    async fn a_last_page_written_elsewhere_ends_the_run_without_a_failure() {
+        assert_eq!(finish_run("r".into(), last_page(Ok(true))).await, None);
+        assert_eq!(finish_run("r".into(), last_page(Ok(false))).await, None);
+        let failed = finish_run("r".into(), last_page(Err(StoreError::WriterGone))).await;
+        assert_eq!(failed.as_deref(), Some("the writer thread has stopped"));
+    }
+}
