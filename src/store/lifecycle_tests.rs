@@ -180,3 +180,39 @@ fn pinning_moves_no_count_and_keeps_the_first_pin_time() {
         );
     }
 }
+
+/// Several nodes: a wake on one node while another node's insert is still uncommitted.
+/// The woken item's new `seq` comes from the sequence, so it can neither take the number
+/// the open insert holds (a maximum over committed rows would, and then wait on that
+/// insert's key and fail when it commits) nor wait for it.
+#[test]
+fn a_wake_beside_another_nodes_open_insert_takes_a_number_of_its_own_without_waiting() {
+    for test_db in crate::store::test_engines::engines() {
+        // Needs a second connection: PostgreSQL only.
+        let Some(other_node) = test_db.connect_again() else {
+            continue;
+        };
+        let db = Db::on(&test_db.conn);
+        insert(&db, 1, None);
+        snooze(&db, "m1", &at(30), &at(2))
+            .expect("snooze")
+            .expect("known");
+        // A wait on the open insert fails this test within seconds rather than hanging it.
+        test_db
+            .conn
+            .execute_batch("SET lock_timeout = '5s'")
+            .expect("lock timeout");
+        other_node.begin().expect("begin");
+        let open = insert(&Db::on(&other_node), 2, None);
+        let woke = wake(&db, "m1", Some(&at(30)), &at(45))
+            .expect("the wake neither waits nor conflicts")
+            .expect("woke");
+        other_node
+            .execute_batch("COMMIT")
+            .expect("commit the insert");
+        assert_ne!(woke.seq, open.seq);
+        let stored = |id: &str| messages::get(&db, id).expect("get").expect("kept").seq;
+        assert_eq!((stored("m1"), stored("m2")), (woke.seq, open.seq));
+        assert_eq!(badge(&db, &at(45)), (2, 2));
+    }
+}
