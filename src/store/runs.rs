@@ -187,10 +187,13 @@ pub fn begin_attempt(db: &Db<'_>, id: &str) -> StoreResult<Option<(u32, Option<S
         .optional()?)
 }
 
-/// Remembers why the latest attempt at a run failed (shown if it is given up).
+/// Remembers why the latest attempt at a run failed (shown if it is given up). Only on a
+/// run still `queued`: one that another node completed meanwhile keeps no reason.
 pub fn note_failure(db: &Db<'_>, id: &str, reason: &str) -> StoreResult<()> {
-    db.0.prepare_cached("UPDATE workflow_runs SET failure_reason = ?2 WHERE id = ?1")?
-        .execute(params![id, reason])?;
+    db.0.prepare_cached(
+        "UPDATE workflow_runs SET failure_reason = ?2 WHERE id = ?1 AND status = 'queued'",
+    )?
+    .execute(params![id, reason])?;
     Ok(())
 }
 
@@ -789,11 +792,19 @@ mod tests {
             assert!(fail_run(&db, "r", "gave up").expect("fail"));
             assert_eq!(begin_attempt(&db, "r").expect("not queued"), None);
             assert!(!fail_run(&db, "r", "again").expect("already failed"));
+            // A late attempt's failure (a node that lost the run) changes an ended run
+            // no more than its attempt count does.
+            note_failure(&db, "r", "late").expect("note on an ended run");
             let row = get_run(&db, "r").expect("row").expect("exists");
             assert_eq!(
                 (row.status.as_str(), row.failure_reason.as_deref()),
                 ("failed", Some("gave up"))
             );
+            run(&db, "done");
+            set_run_status(&db, "done", "completed").expect("complete");
+            note_failure(&db, "done", "late").expect("note on a completed run");
+            let done = get_run(&db, "done").expect("row").expect("exists");
+            assert_eq!(done.failure_reason, None, "completed elsewhere, not failed");
         }
     }
 
