@@ -285,11 +285,14 @@ fn commit_batch(db: &Db<'_>, mut next: impl FnMut() -> Option<Job>) {
     if conn.is_autocommit() {
         forget_staged_feed_keys(db);
         tracing::error!(
-            "the write transaction was rolled back by SQLite; every command in it fails"
+            "the write transaction ended before its commit (the database rolled it back, or \
+             the connection was lost); every command in it fails"
         );
         for reply in replies {
             reply(Err(StoreError::CommitFailed(
-                "the transaction was rolled back (disk full or I/O error)".into(),
+                "the transaction was rolled back before its commit (disk full, an I/O error \
+                 or a lost database connection)"
+                    .into(),
             )));
         }
         return;
