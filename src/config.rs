@@ -33,6 +33,9 @@ pub const DEFAULT_MAX_QUEUED_RUNS: NonZeroU32 = rate(10_000);
 /// Default of `--max-queued-items`: about a minute of the writer's committed items at the
 /// reference machine's rate, and what 1,000 full 1,000-recipient triggers hold.
 pub const DEFAULT_MAX_QUEUED_ITEMS: NonZeroU32 = rate(1_000_000);
+/// The shortest a PostgreSQL session may sit idle in a transaction before the server ends
+/// it ([`Settings::idle_in_transaction_limit`]).
+pub const MIN_IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Server settings. `Application::build` takes this, so tests build it directly.
 #[derive(Debug, Clone, Args)]
@@ -514,6 +517,15 @@ impl Settings {
         self.synchronous != "normal"
     }
 
+    /// How long this node's PostgreSQL sessions may sit idle inside a transaction before
+    /// the server ends them: the lease (a frozen node's row locks are freed about when
+    /// its leases lapse and another node takes its work), but never under
+    /// [`MIN_IDLE_IN_TRANSACTION`], so a short test lease cannot end a busy writer's
+    /// transaction between two statements.
+    pub fn idle_in_transaction_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_secs).max(MIN_IDLE_IN_TRANSACTION)
+    }
+
     /// Opens the configured store: PostgreSQL when `--database-url` is set, else the
     /// SQLite file. Blocking (it connects and migrates): call it before serving.
     pub fn open_store(&self) -> crate::store::StoreResult<crate::store::Store> {
@@ -533,6 +545,7 @@ impl Settings {
                         pool_size: usize::from(self.database_pool_size),
                         synchronous_commit: self.synchronous_full(),
                         ca_file: self.database_ca_file.clone(),
+                        idle_in_transaction: Some(self.idle_in_transaction_limit()),
                     },
                     self.clock.clone(),
                 )

@@ -86,6 +86,93 @@ async fn a_node_killed_mid_fan_out_is_replaced_and_every_recipient_has_one_item(
     assert_one_item_each(&db_path, &run_id, FAN_OUT + 1);
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to node `server`'s process.
+fn signal(server: &Server, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), server.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// A node frozen mid-fan-out (SIGSTOP: a paused VM, a stalled process), most likely
+/// inside one of its page writes, holding that transaction's row locks. Its successor
+/// takes the run once the lease lapses and is not blocked for longer than the idle
+/// transaction limit (10 s here); the frozen node, woken once the run is complete,
+/// writes nothing of it again and serves on. Every recipient has exactly one item and
+/// the completed run carries no failure from the node that lost it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "three nodes: run alone by scripts/test"]
+async fn a_node_frozen_mid_fan_out_neither_blocks_its_successor_nor_writes_again_when_it_wakes() {
+    if !crate::engine::is_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path: PathBuf = dir.path().join("cluster.db");
+    let http = client(Duration::from_secs(120));
+    let (one, base_one) = node(&db_path, "node-1", &http).await;
+    let (_two, base_two) = node(&db_path, "node-2", &http).await;
+    big_project(&http, &base_one, FAN_OUT).await;
+    let run_id = trigger_big(&http, &base_one).await;
+    let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db::count(&db_path, &of_run) == 0 {
+        assert!(Instant::now() < deadline, "the fan-out never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(&one, "STOP");
+    let at_freeze = db::count(&db_path, &of_run);
+    let in_transaction = db::count(
+        &db_path,
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state LIKE 'idle in transaction%'",
+    );
+    assert_eq!(
+        db::run_status(&db_path, &run_id).as_deref(),
+        Some("queued"),
+        "the freeze must land mid-fan-out ({at_freeze} items committed)"
+    );
+    eprintln!(
+        "{at_freeze} of {} items committed at the freeze; {in_transaction} session(s) idle in a transaction",
+        FAN_OUT + 1
+    );
+    // Node 2 completes the run: within the lease, the idle limit and the fan-out itself.
+    wait_completed(&db_path, &run_id, Duration::from_secs(300)).await;
+    signal(&one, "CONT");
+    // Node 1 serves again: a new trigger through it is delivered.
+    crate::crash::wait_healthy(&http, &base_one).await;
+    post_ok(
+        &http,
+        format!("{base_one}/v1/workflows/new-comment/trigger"),
+        json!({"recipients": ["after-the-freeze"], "data": {"page_title": "Woken"}}),
+    )
+    .await;
+    wait_count(
+        &db_path,
+        "SELECT COUNT(*) FROM messages WHERE recipient_id = 'after-the-freeze'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_one_item_each(&db_path, &run_id, FAN_OUT + 1);
+    assert_eq!(
+        db::run_status(&db_path, &run_id).as_deref(),
+        Some("completed")
+    );
+    assert_eq!(
+        db::count(
+            &db_path,
+            &format!(
+                "SELECT COUNT(*) FROM workflow_runs WHERE id = '{run_id}' AND failure_reason IS NOT NULL"
+            )
+        ),
+        0,
+        "the completed run keeps no failure from the node that lost it"
+    );
+    // And node 2 still serves too.
+    crate::crash::wait_healthy(&http, &base_two).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "three nodes: run alone by scripts/test"]
 async fn delays_and_a_batch_on_a_node_that_dies_fire_once_through_the_others() {

@@ -33,6 +33,13 @@ pub struct PgConfig {
     /// CA certificates (PEM) trusted beside the system's for a TLS connection
     /// (`sslmode=require` in `url`): `--database-ca-file`.
     pub ca_file: Option<std::path::PathBuf>,
+    /// PostgreSQL ends this connection's session when it sits inside a transaction,
+    /// waiting for the next statement, longer than this
+    /// (`idle_in_transaction_session_timeout`). A node frozen mid-transaction (a stopped
+    /// process, a paused VM) would otherwise hold that transaction's row locks, and hold
+    /// back the counter fold, until it wakes: the successor that took its leases could not
+    /// write the runs it took over. `None`: the server's setting.
+    pub idle_in_transaction: Option<std::time::Duration>,
 }
 
 impl PgConfig {
@@ -43,6 +50,7 @@ impl PgConfig {
             pool_size: 16,
             synchronous_commit: true,
             ca_file: None,
+            idle_in_transaction: None,
         }
     }
 }
@@ -100,6 +108,12 @@ impl PgConn {
             "SET synchronous_commit = off; SET client_encoding = 'UTF8'; \
              SET client_min_messages = warning"
         })?;
+        if let Some(limit) = config.idle_in_transaction {
+            client.batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                limit.as_millis().max(1)
+            ))?;
+        }
         Ok(PgConn {
             client: RefCell::new(Some(client)),
             cache: RefCell::new(HashMap::new()),
