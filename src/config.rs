@@ -313,7 +313,9 @@ pub struct Settings {
     /// Several nodes on one PostgreSQL: how long (seconds) a node's claim on work (a run
     /// it completes, the cluster duties: timers, batches, schedules, fold, retention)
     /// lasts without renewal. A node renews three times per lease; a dead node's work
-    /// resumes on another within about this long. Ignored on SQLite.
+    /// resumes on another within about this long. Also how long (at least 10 s) a session
+    /// of the node may sit idle inside a transaction before PostgreSQL ends it, so a
+    /// frozen node's locks are freed as its leases lapse. Ignored on SQLite.
     #[arg(global = true, long, env = "TIDINGS_LEASE_SECS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_secs: u64,

@@ -11,7 +11,7 @@ use crate::store::sql::params_from_iter;
 
 use super::feed_sql::{self, Where};
 use super::messages::{MESSAGE_COLUMNS, MessageRow, row_to_message};
-use super::{Db, StoreError, StoreResult};
+use super::{Db, StoreResult};
 use crate::model::{FeedFilters, RecipientRef, StatusFilter};
 
 pub use crate::model::feed_counts::FeedCounts;
@@ -81,26 +81,6 @@ pub(crate) fn counts_from_counters(
     tenant_restriction: Option<&[String]>,
     now: &str,
 ) -> StoreResult<FeedCounts> {
-    let (select, all) = counters_select(channel_id, recipient, filters, tenant_restriction, now);
-    let (total, unread, unseen) = totals(db, &select, &all)?;
-    Ok(FeedCounts::from_scope(
-        filters.status,
-        total,
-        unread,
-        unseen,
-    ))
-}
-
-/// [`counts_from_counters`]' statement for one feed view and its bound values: a `SELECT`
-/// of (all, unread, unseen) whose text depends only on which filters are set, so views of
-/// one shape can share a statement ([`counts_of_many`]).
-fn counters_select(
-    channel_id: &str,
-    recipient: &RecipientRef,
-    filters: &FeedFilters,
-    tenant_restriction: Option<&[String]>,
-    now: &str,
-) -> (String, Where) {
     use crate::store::sql::Value as SqlValue;
     const WATERMARK: &str = "(SELECT folded_through FROM feed_fold)";
     let mut counted = Where::default();
@@ -137,7 +117,8 @@ fn counters_select(
         tenant_restriction,
     );
     let sql = format!(
-        "SELECT {COUNTERS_COLUMNS} FROM \
+        "SELECT c.total + t.total - l.total, c.unread + t.unread - l.unread, \
+         c.unseen + t.unseen - l.unseen FROM \
          (SELECT coalesce(sum(total), 0) AS total, coalesce(sum(unread), 0) AS unread, \
           coalesce(sum(unseen), 0) AS unseen FROM feed_counters WHERE {}) c, \
          (SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread, \
@@ -153,102 +134,13 @@ fn counters_select(
     let mut all = counted;
     all.params.extend(tail.params);
     all.params.extend(lapsed.params);
-    (sql, all)
-}
-
-/// What [`counters_select`]'s statement returns: (all, unread, unseen) of the view.
-const COUNTERS_COLUMNS: &str = "c.total + t.total - l.total, c.unread + t.unread - l.unread, \
-     c.unseen + t.unseen - l.unseen";
-
-/// One feed view to count among several ([`counts_of_many`]); the fields are
-/// [`counts`]' arguments.
-pub struct CountView<'a> {
-    pub channel_id: &'a str,
-    pub recipient: &'a RecipientRef,
-    pub filters: &'a FeedFilters,
-    pub tenant_restriction: Option<&'a [String]>,
-}
-
-/// Most views one counting statement of [`counts_of_many`] holds. A chunk takes the
-/// largest power of two that fits, so each statement shape is prepared in at most five
-/// sizes (1, 2, 4, 8, 16).
-const VIEWS_PER_STATEMENT: usize = 16;
-
-/// The counts of several feed views at `now`, in their order, each as [`counts`] returns
-/// it, in as few statements as their shapes allow: views on the counters' path whose
-/// statements read alike (the same filters set) are counted by one `UNION ALL` of their
-/// statements per chunk, one round trip instead of one per view. A push pass counts
-/// every socket it pushes to; on PostgreSQL under load each round trip was a wait in the
-/// path from a commit to its sockets. Other views are counted one by one.
-pub fn counts_of_many(
-    db: &Db<'_>,
-    views: &[CountView<'_>],
-    now: &str,
-) -> StoreResult<Vec<FeedCounts>> {
-    let mut counted: Vec<Option<FeedCounts>> = vec![None; views.len()];
-    // Views on the counters' path by statement text, in first-seen order.
-    let mut shapes: Vec<(String, Vec<(usize, Where)>)> = Vec::new();
-    for (i, view) in views.iter().enumerate() {
-        let CountView {
-            channel_id,
-            recipient,
-            filters,
-            tenant_restriction,
-        } = *view;
-        if filters.status == StatusFilter::Snoozed || !filters.counter_scope() {
-            counted[i] = Some(counts(
-                db,
-                channel_id,
-                recipient,
-                filters,
-                tenant_restriction,
-                now,
-            )?);
-            continue;
-        }
-        let (sql, values) =
-            counters_select(channel_id, recipient, filters, tenant_restriction, now);
-        match shapes.iter_mut().find(|(shape, _)| *shape == sql) {
-            Some((_, members)) => members.push((i, values)),
-            None => shapes.push((sql, vec![(i, values)])),
-        }
-    }
-    for (sql, members) in &shapes {
-        let body = sql.strip_prefix("SELECT ").unwrap_or(sql);
-        let mut rest = members.as_slice();
-        while !rest.is_empty() {
-            let arms = 1usize << rest.len().min(VIEWS_PER_STATEMENT).ilog2();
-            let (chunk, later) = rest.split_at(arms);
-            rest = later;
-            let statement = (0..arms)
-                .map(|arm| format!("SELECT {arm}, {body}"))
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            let values = chunk.iter().flat_map(|(_, w)| w.params.iter());
-            let rows =
-                db.0.prepare_cached(&statement)?
-                    .query_map(params_from_iter(values), |row| {
-                        Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                    })?
-                    .collect::<Result<Vec<(i64, i64, i64, i64)>, _>>()?;
-            for (arm, all, unread, unseen) in rows {
-                let Some((i, _)) = usize::try_from(arm).ok().and_then(|a| chunk.get(a)) else {
-                    continue;
-                };
-                counted[*i] = Some(FeedCounts::from_scope(
-                    views[*i].filters.status,
-                    all,
-                    unread,
-                    unseen,
-                ));
-            }
-        }
-    }
-    // Every arm is one aggregate row; a view without one is a defect, not a zero.
-    counted
-        .into_iter()
-        .map(|c| c.ok_or_else(|| StoreError::Conflict("a feed view was not counted".into())))
-        .collect()
+    let (total, unread, unseen) = totals(db, &sql, &all)?;
+    Ok(FeedCounts::from_scope(
+        filters.status,
+        total,
+        unread,
+        unseen,
+    ))
 }
 
 /// Fallback: one indexed `COUNT` over the feed's messages.

@@ -56,18 +56,18 @@ impl Store {
         now: String,
     ) -> StoreResult<Vec<FeedCounts>> {
         self.read(move |db| {
-            let views: Vec<feeds::CountView<'_>> = jobs
-                .iter()
-                .map(
-                    |((channel, recipient), filters, restriction)| feeds::CountView {
-                        channel_id: channel,
+            jobs.iter()
+                .map(|((channel, recipient), filters, restriction)| {
+                    feeds::counts(
+                        db,
+                        channel,
                         recipient,
                         filters,
-                        tenant_restriction: restriction.as_deref(),
-                    },
-                )
-                .collect();
-            feeds::counts_of_many(db, &views, &now)
+                        restriction.as_deref(),
+                        &now,
+                    )
+                })
+                .collect()
         })
         .await
     }
