@@ -48,6 +48,21 @@ async fn wait_count(db_path: &Path, sql: &str, want: i64, within: Duration) {
 
 const FAN_OUT: usize = 100_000;
 
+/// Subscribes [`FAN_OUT`] users to `projects/big` through `base`, triggers the fan-out
+/// there and waits for its first committed page: the run's id, and the query counting
+/// its items.
+async fn fan_out_started(db_path: &Path, http: &reqwest::Client, base: &str) -> (String, String) {
+    big_project(http, base, FAN_OUT).await;
+    let run_id = trigger_big(http, base).await;
+    let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db::count(db_path, &of_run) == 0 {
+        assert!(Instant::now() < deadline, "the fan-out never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (run_id, of_run)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "three nodes: run alone by scripts/test"]
 async fn a_node_killed_mid_fan_out_is_replaced_and_every_recipient_has_one_item() {
@@ -60,15 +75,8 @@ async fn a_node_killed_mid_fan_out_is_replaced_and_every_recipient_has_one_item(
     let (mut one, base_one) = node(&db_path, "node-1", &http).await;
     let (_two, _) = node(&db_path, "node-2", &http).await;
     let (_three, _) = node(&db_path, "node-3", &http).await;
-    big_project(&http, &base_one, FAN_OUT).await;
-    let run_id = trigger_big(&http, &base_one).await;
-    let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
     // Kill node 1 once its first pages are in (the run is its own: it accepted it).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while db::count(&db_path, &of_run) == 0 {
-        assert!(Instant::now() < deadline, "the fan-out never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (run_id, of_run) = fan_out_started(&db_path, &http, &base_one).await;
     one.0.kill().expect("SIGKILL node 1");
     let _ = one.0.wait();
     let at_kill = db::count(&db_path, &of_run);
@@ -112,14 +120,7 @@ async fn a_node_frozen_mid_fan_out_neither_blocks_its_successor_nor_writes_again
     let http = client(Duration::from_secs(120));
     let (one, base_one) = node(&db_path, "node-1", &http).await;
     let (_two, base_two) = node(&db_path, "node-2", &http).await;
-    big_project(&http, &base_one, FAN_OUT).await;
-    let run_id = trigger_big(&http, &base_one).await;
-    let of_run = format!("SELECT COUNT(*) FROM messages WHERE workflow_run_id = '{run_id}'");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while db::count(&db_path, &of_run) == 0 {
-        assert!(Instant::now() < deadline, "the fan-out never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (run_id, of_run) = fan_out_started(&db_path, &http, &base_one).await;
     signal(&one, "STOP");
     let at_freeze = db::count(&db_path, &of_run);
     let in_transaction = db::count(

@@ -99,21 +99,24 @@ impl PgConn {
         } else {
             settings.connect(NoTls)?
         };
-        // Durable before acknowledged, whatever the server's default; and text compares
-        // byte-wise below (columns are declared COLLATE "C"), as SQLite's do.
-        client.batch_execute(if config.synchronous_commit {
-            "SET synchronous_commit = on; SET client_encoding = 'UTF8'; \
-             SET client_min_messages = warning"
-        } else {
-            "SET synchronous_commit = off; SET client_encoding = 'UTF8'; \
-             SET client_min_messages = warning"
-        })?;
-        if let Some(limit) = config.idle_in_transaction {
-            client.batch_execute(&format!(
-                "SET idle_in_transaction_session_timeout = {}",
+        let idle_limit = config.idle_in_transaction.map_or(String::new(), |limit| {
+            format!(
+                "; SET idle_in_transaction_session_timeout = {}",
                 limit.as_millis().max(1)
-            ))?;
-        }
+            )
+        });
+        // Durable before acknowledged, whatever the server's default; text compares
+        // byte-wise below (columns are declared COLLATE "C"), as SQLite's do; and the
+        // idle-transaction limit, when one is set (`PgConfig::idle_in_transaction`).
+        client.batch_execute(&format!(
+            "SET synchronous_commit = {}; SET client_encoding = 'UTF8'; \
+             SET client_min_messages = warning{idle_limit}",
+            if config.synchronous_commit {
+                "on"
+            } else {
+                "off"
+            }
+        ))?;
         Ok(PgConn {
             client: RefCell::new(Some(client)),
             cache: RefCell::new(HashMap::new()),
@@ -562,6 +565,67 @@ mod text_tests {
                 Value::Blob(b) => Ok(crate::store::sql::ValueRef::Text(b)),
                 _ => Err(crate::store::sql::Error::Param("bytes expected".into())),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod idle_limit_tests {
+    use std::time::{Duration, Instant};
+
+    use crate::store::sql::{Conn, PgConfig};
+
+    fn idle_limit(conn: &Conn) -> String {
+        conn.query_row("SHOW idle_in_transaction_session_timeout", [], |r| r.get(0))
+            .expect("show")
+    }
+
+    /// A connection with an idle-transaction limit is ended by the server once it sits in
+    /// a transaction longer than that, and its transaction (with its locks) goes with it
+    /// (a frozen node's successor is not blocked); one without keeps the server's setting.
+    #[test]
+    fn a_session_idle_in_a_transaction_past_its_limit_is_ended_by_the_server() {
+        for test_db in crate::store::test_engines::engines() {
+            if test_db.engine != "postgres" {
+                continue;
+            }
+            let url = crate::store::test_engines::postgres_url();
+            let unlimited = Conn::connect_postgres(&PgConfig::at(url.clone())).expect("connect");
+            let server_default = idle_limit(&test_db.conn);
+            assert_eq!(idle_limit(&unlimited), server_default);
+            let limited = Conn::connect_postgres(&PgConfig {
+                idle_in_transaction: Some(Duration::from_millis(300)),
+                ..PgConfig::at(url)
+            })
+            .expect("connect");
+            assert_eq!(idle_limit(&limited), "300ms");
+            let pid: i64 = limited
+                .query_row("SELECT pg_backend_pid()::bigint", [], |r| r.get(0))
+                .expect("pid");
+            limited.begin().expect("begin");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let alive = |pid: i64| -> i64 {
+                unlimited
+                    .query_row(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = ?1",
+                        [pid],
+                        |r| r.get(0),
+                    )
+                    .expect("activity")
+            };
+            while alive(pid) > 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the idle session was never ended"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                limited
+                    .query_row("SELECT 1::bigint", [], |r| r.get::<_, i64>(0))
+                    .is_err(),
+                "the ended session answers nothing"
+            );
         }
     }
 }
