@@ -580,6 +580,17 @@ mod idle_limit_tests {
             .expect("show")
     }
 
+    /// Where the session's value comes from: `session` once a `SET` changed it, else the
+    /// server's configuration (`default`, `configuration file`, a role's or database's).
+    fn idle_limit_source(conn: &Conn) -> String {
+        conn.query_row(
+            "SELECT source FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("source")
+    }
+
     /// A connection with an idle-transaction limit is ended by the server once it sits in
     /// a transaction longer than that, and its transaction (with its locks) goes with it
     /// (a frozen node's successor is not blocked); one without keeps the server's setting.
@@ -593,12 +604,15 @@ mod idle_limit_tests {
             let unlimited = Conn::connect_postgres(&PgConfig::at(url.clone())).expect("connect");
             let server_default = idle_limit(&test_db.conn);
             assert_eq!(idle_limit(&unlimited), server_default);
+            // Not set to the same value either: the server's own setting is left alone.
+            assert_ne!(idle_limit_source(&unlimited), "session");
             let limited = Conn::connect_postgres(&PgConfig {
                 idle_in_transaction: Some(Duration::from_millis(300)),
                 ..PgConfig::at(url)
             })
             .expect("connect");
             assert_eq!(idle_limit(&limited), "300ms");
+            assert_eq!(idle_limit_source(&limited), "session");
             let pid: i64 = limited
                 .query_row("SELECT pg_backend_pid()::bigint", [], |r| r.get(0))
                 .expect("pid");
